@@ -1,0 +1,325 @@
+"""Command line: ``calcscope analyze | demo | phantom``.
+
+Exit codes: 0 all inputs analysed; 1 at least one input failed (the others were still
+analysed and written); 2 usage or configuration error.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from calcscope import DISCLAIMER, __version__
+from calcscope.config import Config, load_config
+from calcscope.errors import CalcscopeError, ConfigError, InputError
+
+__all__ = ["app", "main", "analyze_files", "FileResult"]
+
+app = typer.Typer(
+    name="calcscope",
+    help="Find breast calcifications on mammograms and describe them in BI-RADS terms. "
+    + DISCLAIMER,
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console(stderr=False)
+err_console = Console(stderr=True)
+
+
+@dataclass
+class FileResult:
+    path: Path
+    ok: bool
+    message: str = ""
+    json_path: Path | None = None
+    n_calcs: int = 0
+    n_macro: int = 0
+    n_clusters: int = 0
+    category: str = ""
+    follow_up: str = ""
+    seconds: float = 0.0
+    analysis: object | None = None  # the Analysis, only when asked to keep it
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        console.print(f"calcscope {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool | None,
+        typer.Option(
+            "--version", callback=_version_callback, is_eager=True, help="Print the version."
+        ),
+    ] = None,
+) -> None:
+    """calcscope: research software, not a medical device."""
+
+
+def _load(config_path: Path | None) -> Config:
+    try:
+        return load_config(config_path)
+    except ConfigError as exc:
+        err_console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from exc
+
+
+def _unique_stem(path: Path, used: set[str]) -> str:
+    stem = path.stem if path.suffix.lower() != ".gz" else Path(path.stem).stem
+    if stem in used:
+        candidate = f"{path.parent.name}_{stem}"
+        k = 2
+        while candidate in used:
+            candidate = f"{path.parent.name}_{stem}_{k}"
+            k += 1
+        stem = candidate
+    used.add(stem)
+    return stem
+
+
+def analyze_files(
+    files: list[Path],
+    out: Path,
+    *,
+    spacing_mm: float | None = None,
+    config: Config | None = None,
+    overlay: bool = True,
+    anonymize: bool = False,
+    laterality: str | None = None,
+    view: str | None = None,
+    show_progress: bool = True,
+    keep_analysis: bool = False,
+) -> list[FileResult]:
+    """Analyse ``files`` one by one into ``out``; a failure never stops the run."""
+    from calcscope.pipeline import analyze
+    from calcscope.report import write_json, write_overlay
+
+    cfg = config or Config()
+    out.mkdir(parents=True, exist_ok=True)
+    results: list[FileResult] = []
+    used: set[str] = set()
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[current]}"),
+        console=err_console,
+        disable=not show_progress,
+        transient=False,
+    )
+    with progress:
+        task = progress.add_task("analysing", total=len(files), current="")
+        for path in files:
+            progress.update(task, current=path.name)
+            t0 = time.perf_counter()
+            stem = _unique_stem(path, used)
+            try:
+                analysis = analyze(
+                    path, spacing_mm=spacing_mm, config=cfg, laterality=laterality, view=view
+                )
+                json_path = write_json(analysis, out / f"{stem}.json", anonymize=anonymize)
+                if overlay:
+                    write_overlay(analysis, out / f"{stem}.overlay.png")
+                n_macro = sum(1 for c in analysis.calcifications if c.kind.value == "macro")
+                results.append(
+                    FileResult(
+                        path=path,
+                        ok=True,
+                        json_path=json_path,
+                        n_calcs=len(analysis.calcifications),
+                        n_macro=n_macro,
+                        n_clusters=len(analysis.clusters),
+                        category=analysis.assessment.category.value,
+                        follow_up=analysis.assessment.follow_up.label,
+                        seconds=time.perf_counter() - t0,
+                        analysis=analysis if keep_analysis else None,
+                    )
+                )
+            except CalcscopeError as exc:
+                msg = str(exc) if isinstance(exc, InputError) and exc.path else f"{path}: {exc}"
+                err_console.print(f"[red]error:[/] {msg}")
+                results.append(FileResult(path=path, ok=False, message=msg))
+            except MemoryError:
+                msg = f"{path}: out of memory while analysing this image"
+                err_console.print(f"[red]error:[/] {msg}")
+                results.append(FileResult(path=path, ok=False, message=msg))
+            except Exception as exc:  # noqa: BLE001 - one bad file must not stop the run
+                msg = f"{path}: unexpected {type(exc).__name__}: {exc}"
+                err_console.print(f"[red]error:[/] {msg}")
+                results.append(FileResult(path=path, ok=False, message=msg))
+            progress.advance(task)
+    return results
+
+
+def _summary(results: list[FileResult]) -> Table:
+    table = Table(title="calcscope summary", caption=DISCLAIMER)
+    for col in ("file", "calcifications", "macro", "clusters", "BI-RADS", "follow-up", "status"):
+        table.add_column(col, overflow="fold")
+    for r in results:
+        if r.ok:
+            table.add_row(
+                r.path.name,
+                str(r.n_calcs),
+                str(r.n_macro),
+                str(r.n_clusters),
+                r.category,
+                r.follow_up,
+                f"[green]ok[/] {r.seconds:.1f}s",
+            )
+        else:
+            table.add_row(r.path.name, "", "", "", "", "", f"[red]failed[/]: {r.message}")
+    return table
+
+
+@app.command()
+def analyze(
+    inputs: Annotated[list[Path], typer.Argument(help="Mammogram files or folders (searched).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
+    spacing_mm: Annotated[
+        float | None,
+        typer.Option("--spacing-mm", help="Pixel spacing in mm for files that carry none."),
+    ] = None,
+    config_path: Annotated[
+        Path | None, typer.Option("--config", help="Configuration file (JSON or TOML).")
+    ] = None,
+    laterality: Annotated[str | None, typer.Option(help="L or R, overrides the file.")] = None,
+    view: Annotated[str | None, typer.Option(help="CC, MLO, ..., overrides the file.")] = None,
+    overlay: Annotated[bool, typer.Option(help="Write <stem>.overlay.png.")] = True,
+    anonymize: Annotated[
+        bool, typer.Option("--anonymize", help="Leave patient name, ID and birth date out.")
+    ] = False,
+) -> None:
+    """Analyse mammograms: writes <stem>.json (and an overlay PNG) per image into OUT."""
+    from calcscope.io import find_images
+
+    cfg = _load(config_path)
+    if spacing_mm is not None and not (0.01 <= spacing_mm <= 1.0):
+        err_console.print(f"[red]error:[/] --spacing-mm {spacing_mm} is outside 0.01-1 mm")
+        raise typer.Exit(2)
+    missing = [p for p in inputs if not p.exists()]
+    files = find_images([p for p in inputs if p.exists()])
+    for p in missing:
+        err_console.print(f"[red]error:[/] {p}: no such file or folder")
+    if not files and not missing:
+        err_console.print("[red]error:[/] no mammogram files found in the given inputs")
+        raise typer.Exit(1)
+    results = analyze_files(
+        files,
+        out,
+        spacing_mm=spacing_mm,
+        config=cfg,
+        overlay=overlay,
+        anonymize=anonymize,
+        laterality=laterality,
+        view=view,
+    )
+    console.print(_summary(results))
+    failed = sum(not r.ok for r in results) + len(missing)
+    if failed:
+        err_console.print(f"[red]{failed} of {len(results) + len(missing)} inputs failed[/]")
+        raise typer.Exit(1)
+
+
+@app.command()
+def phantom(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Image file: .dcm, .png, .tif, .pgm")],
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    spacing_mm: Annotated[float, typer.Option("--spacing-mm", help="Pixel spacing.")] = 0.07,
+    view: Annotated[str, typer.Option(help="CC or MLO.")] = "CC",
+    laterality: Annotated[str, typer.Option(help="L or R.")] = "L",
+) -> None:
+    """Write a synthetic mammogram and its ground truth (<file>.truth.json)."""
+    from calcscope.io import write_image
+    from calcscope.model import Laterality, View
+    from calcscope.phantom import make_phantom, truth_to_dict
+
+    if not (0.03 <= spacing_mm <= 0.3):
+        err_console.print("[red]error:[/] --spacing-mm must be within 0.03-0.3 mm")
+        raise typer.Exit(2)
+    try:
+        ph = make_phantom(
+            seed=seed,
+            spacing_mm=spacing_mm,
+            view=View(view.upper()),
+            laterality=Laterality(laterality.upper()),
+        )
+    except ValueError as exc:
+        err_console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from exc
+    try:
+        path = write_image(ph.mammogram, out)
+    except CalcscopeError as exc:
+        err_console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(1) from exc
+    truth = out.with_name(out.name + ".truth.json")
+    truth.write_text(json.dumps(truth_to_dict(ph), indent=1))
+    console.print(f"wrote {path} and {truth}")
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("demo-out"),
+    seed: Annotated[int, typer.Option(help="Phantom seed.")] = 0,
+) -> None:
+    """Make a full-field synthetic mammogram (phantom), analyse it, compare with its truth."""
+    from calcscope.io import write_image
+    from calcscope.phantom import compare_with_truth, make_phantom, truth_to_dict
+
+    out.mkdir(parents=True, exist_ok=True)
+    with console.status("making a full-field phantom mammogram..."):
+        ph = make_phantom(seed=seed)
+        image = write_image(ph.mammogram, out / "phantom.dcm")
+        (out / "phantom.truth.json").write_text(json.dumps(truth_to_dict(ph), indent=1))
+    console.print(f"phantom written to {image} (truth in phantom.truth.json)")
+    results = analyze_files([image], out, keep_analysis=True)
+    console.print(_summary(results))
+    if not results[0].ok:
+        raise typer.Exit(1)
+    analysis = results[0].analysis
+    scores = compare_with_truth(ph, analysis)
+    table = Table(title="detection against the phantom's truth")
+    table.add_column("measure")
+    table.add_column("value")
+    for k, v in scores.items():
+        table.add_row(k, f"{v:.3g}" if isinstance(v, float) else str(v))
+    console.print(table)
+    console.print(f"results in {out}/ (phantom.json, phantom.overlay.png). {DISCLAIMER}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit code (tests call it with ``argv``)."""
+    try:
+        app(args=argv, prog_name="calcscope", standalone_mode=False)
+    except typer.Exit as exc:
+        return int(exc.exit_code or 0)
+    except SystemExit as exc:  # click's usage errors
+        return int(exc.code or 0) if isinstance(exc.code, int) else 2
+    except Exception as exc:  # click.ClickException and friends
+        import click
+
+        if isinstance(exc, click.exceptions.Abort):
+            err_console.print("aborted")
+            return 130
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            return exc.exit_code
+        raise
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

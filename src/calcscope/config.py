@@ -1,0 +1,132 @@
+"""Configuration: one frozen object passed down the pipeline, never a global.
+
+Every length is in millimetres so that one configuration serves images from 0.05 to
+0.2 mm per pixel. Load overrides from JSON or TOML with :func:`load_config`.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from calcscope.errors import ConfigError
+
+__all__ = [
+    "IOConfig",
+    "PreprocessConfig",
+    "DetectConfig",
+    "ClusterConfig",
+    "DescribeConfig",
+    "Config",
+    "load_config",
+]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class IOConfig(_Frozen):
+    max_pixels: int = Field(
+        80_000_000, description="Refuse images with more pixels than this (memory guard)."
+    )
+    min_side_px: int = Field(64, description="Refuse images smaller than this on a side.")
+
+
+class PreprocessConfig(_Frozen):
+    pectoral: bool = Field(True, description="Exclude the pectoral muscle on MLO/ML views.")
+    mask_erode_mm: float = Field(
+        0.5, description="Erode the breast mask by this much to drop the skin-line edge."
+    )
+
+
+class DetectConfig(_Frozen):
+    """Spot detector parameters (all lengths in mm)."""
+
+    background_mm: float = Field(
+        6.0,
+        description="Structuring element of the background opening: bright objects "
+        "smaller than this are candidates (largest coarse calcifications).",
+    )
+    smooth_mm: float = Field(
+        0.05, description="Gaussian sigma of the matched smoothing before thresholding."
+    )
+    seed_cnr: float = Field(
+        4.0, description="A candidate needs a peak at least this many noise sigmas high."
+    )
+    grow_cnr: float = Field(2.5, description="Region growing threshold in noise sigmas.")
+    macro_seed_z: float = Field(
+        8.0, description="Top-hat residual (in its robust sigmas) that seeds a coarse deposit."
+    )
+    macro_grow_z: float = Field(4.0, description="Top-hat residual that grows a coarse deposit.")
+    score_cnr_mid: float = Field(6.0, description="Peak CNR at which the score is 0.5.")
+    score_cnr_width: float = Field(1.0, gt=0, description="Logistic width of the score in CNR.")
+    min_diameter_mm: float = Field(0.1, description="Smallest equivalent diameter kept.")
+    max_diameter_mm: float = Field(12.0, description="Largest equivalent diameter kept.")
+    operating_score: float = Field(
+        0.5,
+        ge=0.0,
+        le=1.0,
+        description="Calcifications with a score below this are dropped from reports.",
+    )
+
+
+class ClusterConfig(_Frozen):
+    """Cluster definition (CAD convention: >= 3 calcifications within 1 cm).
+
+    Source: the detection-cluster definition used by CAD FROC studies, e.g.
+    Kallergi M., "Computer-aided diagnosis of mammographic microcalcification
+    clusters", Med Phys 31(2), 2004; the BI-RADS "grouped" distribution
+    (>= 5 within 1 cm) is a description made later, in :mod:`calcscope.describe`.
+    """
+
+    min_members: int = Field(3, ge=2)
+    within_mm: float = Field(
+        10.0, description="Members lie within this distance of each other (linkage)."
+    )
+    link_mm: float = Field(
+        5.0, description="Single-linkage distance between neighbouring calcifications."
+    )
+    operating_score: float = Field(
+        0.0, ge=0.0, le=1.0, description="Clusters with a lower score are not reported."
+    )
+
+
+class DescribeConfig(_Frozen):
+    macro_threshold_mm: float = Field(
+        0.5,
+        description="Calcifications of at least this diameter are macrocalcifications "
+        "(BI-RADS atlas / Radiology Assistant: microcalcifications are < 0.5 mm; some "
+        "sources use 1 mm).",
+    )
+
+
+class Config(_Frozen):
+    """The whole configuration."""
+
+    io: IOConfig = IOConfig()
+    preprocess: PreprocessConfig = PreprocessConfig()
+    detect: DetectConfig = DetectConfig()
+    cluster: ClusterConfig = ClusterConfig()
+    describe: DescribeConfig = DescribeConfig()
+
+
+def load_config(path: str | Path | None = None, **overrides: Any) -> Config:
+    """Read a JSON or TOML file into a :class:`Config`, defaults for what is absent."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        try:
+            text = p.read_text(encoding="utf-8")
+            data = tomllib.loads(text) if p.suffix == ".toml" else json.loads(text)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"{p}: cannot read configuration: {exc}") from exc
+    data.update(overrides)
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"invalid configuration: {exc}") from exc

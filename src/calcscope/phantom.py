@@ -1,0 +1,868 @@
+"""Synthetic mammograms with exactly known calcifications (the bundled example).
+
+:func:`make_phantom` draws a compressed breast with fibroglandular texture, vessels,
+Cooper ligaments, skin-line fall-off, a pectoral muscle on oblique views and quantum
+noise, and inserts microcalcification clusters, benign macro patterns and isolated
+specks whose geometry is recorded in a :class:`PhantomTruth`.
+
+Conventions
+-----------
+* Display orientation: a RIGHT breast has its chest wall at the left image edge
+  (column 0) and the nipple pointing right; a LEFT breast is the mirror image (chest wall
+  at the right edge). On MLO views the pectoral muscle is the triangle in the upper
+  chest-wall corner. Everything is drawn in the RIGHT frame and mirrored exactly.
+* :func:`full_field_shape` gives ``(rows, cols) = (4096, 3328)`` at 0.07 mm, i.e. a
+  detector of about 287 mm (rows) x 233 mm (cols), scaled for other spacings.
+* Every calcification piece (one connected drawn shape) is rendered analytically on a
+  local grid supersampled at least 4x (finer than 0.02 mm per sub-pixel), area-averaged
+  down to the pixel grid, blurred with a Gaussian PSF (sigma 0.05 mm) and added to the
+  image. Its truth (area-equivalent diameter, longest extent, centroid) is measured on the
+  supersampled mask, so it is exact up to the sub-pixel size.
+* Added intensity of a piece is ``amplitude * profile`` where the profile is the
+  normalised projected thickness (peak 1) and ``amplitude = a * min(1, d / 0.5 mm)``
+  with ``a`` uniform in ``[0.14, 0.28]`` for microcalcifications (0.6x that for the faint
+  amorphous ones) and ``[0.22, 0.38]`` for macro patterns. ``contrast`` in the truth is
+  the peak of the added signal at the pixel level (after area averaging and PSF).
+* Quantum noise has a per-pixel standard deviation of ``0.01 * noise * 0.07 /
+  spacing_mm`` inside the breast (half that outside), plus correlated grain
+  (sigma 0.1 mm) of 0.4x that. A 0.2 mm speck at 0.07 mm has a pixel contrast of about
+  0.04-0.08, i.e. a CNR of about 4-8 against the quantum noise.
+
+The BI-RADS sizes used (punctate < 0.5 mm, round 0.5-1 mm, amorphous small and hazy,
+fine pleomorphic < 0.5 mm varying, fine linear < 0.5 mm wide, coarse heterogeneous
+0.5-1 mm, popcorn > 2-3 mm, rod-like >= 1 mm, rim 2-6 mm, skin 1-2 mm lucent centred)
+follow the ACR BI-RADS Atlas, 5th ed. (2013), as summarised by the Radiology Assistant
+("Breast - Calcifications - Differential diagnosis", radiologyassistant.nl).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+
+from calcscope.model import Distribution, Mammogram, Morphology
+
+__all__ = [
+    "TrueCalcification",
+    "TrueCluster",
+    "TrueMacro",
+    "PhantomTruth",
+    "Phantom",
+    "ClusterSpec",
+    "CLUSTER_MORPHOLOGIES",
+    "MACRO_PATTERNS",
+    "make_phantom",
+    "full_field_shape",
+    "phantom_summary",
+]
+
+Profile = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+#: Morphologies accepted in :class:`ClusterSpec`.
+CLUSTER_MORPHOLOGIES: tuple[Morphology, ...] = (
+    Morphology.AMORPHOUS,
+    Morphology.COARSE_HETEROGENEOUS,
+    Morphology.FINE_PLEOMORPHIC,
+    Morphology.FINE_LINEAR,
+    Morphology.FINE_LINEAR_BRANCHING,
+    Morphology.PUNCTATE,
+    Morphology.ROUND,
+)
+#: Benign macro patterns accepted by :func:`make_phantom` ``macros``.
+MACRO_PATTERNS: tuple[Morphology, ...] = (
+    Morphology.VASCULAR,
+    Morphology.COARSE_POPCORN,
+    Morphology.RIM_EGGSHELL,
+    Morphology.DYSTROPHIC,
+    Morphology.SKIN,
+    Morphology.LARGE_ROD_LIKE,
+    Morphology.ROUND,
+)
+
+_FULL_FIELD_PX = (4096, 3328)  # rows, cols at 0.07 mm
+_FULL_FIELD_SPACING_MM = 0.07
+_PSF_SIGMA_MM = 0.05
+_MAX_SUBPIXEL_MM = 0.02
+_GRID_MM = 0.25  # cell of the low-resolution anatomy grids
+_MICRO_AMP = (0.14, 0.28)
+_MACRO_AMP = (0.22, 0.38)
+_EDGE_MARGIN_MM = 3.0  # inserts keep this far from the skin line and the pectoral muscle
+
+
+# --------------------------------------------------------------------------- truth types
+@dataclass(frozen=True)
+class TrueCalcification:
+    """One inserted calcification: a connected drawn shape.
+
+    Attributes
+    ----------
+    id
+        1-based identifier, unique in the phantom.
+    center_rc
+        Area centroid ``(row, col)`` in pixels of the returned image.
+    diameter_mm
+        Area-equivalent diameter of the drawn shape (for a rim: the outer diameter).
+    length_mm
+        Longest extent (Feret diameter) of the drawn shape.
+    shape
+        ``"punctate"``, ``"round"``, ``"amorphous"``, ``"pleomorphic"``, ``"linear"``,
+        ``"branching"``, ``"coarse_heterogeneous"``, ``"popcorn"``, ``"rim"``,
+        ``"vascular"``, ``"rod"``, ``"dystrophic"`` or ``"skin"``.
+    cluster_id
+        Id of the :class:`TrueCluster` it belongs to, ``None`` otherwise.
+    contrast
+        Peak added intensity at the pixel level, image units.
+    """
+
+    id: int
+    center_rc: tuple[float, float]
+    diameter_mm: float
+    length_mm: float
+    shape: str
+    cluster_id: int | None
+    contrast: float
+
+
+@dataclass(frozen=True)
+class TrueCluster:
+    """An inserted group of microcalcifications with its BI-RADS description.
+
+    ``center_rc`` is the mean of the member centres; ``radius_mm`` the radius of the
+    smallest circle about it that holds every member (centre distance + half length).
+    """
+
+    id: int
+    center_rc: tuple[float, float]
+    member_ids: tuple[int, ...]
+    morphology: Morphology
+    distribution: Distribution
+    radius_mm: float
+
+
+@dataclass(frozen=True)
+class TrueMacro:
+    """A benign macro pattern made of one or more pieces (vascular: two tracks)."""
+
+    id: int
+    center_rc: tuple[float, float]
+    pattern: Morphology
+    member_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class PhantomTruth:
+    """Ground truth of a phantom.
+
+    ``breast_mask`` (bool, ``(rows, cols)``) covers all imaged tissue, pectoral muscle
+    included; ``pectoral_mask`` is the muscle on MLO/ML/LM views, ``None`` otherwise.
+    Calcifications are never placed on the muscle.
+    """
+
+    calcifications: tuple[TrueCalcification, ...]
+    clusters: tuple[TrueCluster, ...]
+    macros: tuple[TrueMacro, ...]
+    breast_mask: np.ndarray
+    pectoral_mask: np.ndarray | None
+
+
+@dataclass(frozen=True)
+class Phantom:
+    """A synthetic mammogram and its truth."""
+
+    mammogram: Mammogram
+    truth: PhantomTruth
+
+
+@dataclass(frozen=True)
+class ClusterSpec:
+    """Request for one cluster.
+
+    Parameters
+    ----------
+    morphology
+        One of :data:`CLUSTER_MORPHOLOGIES`.
+    distribution
+        GROUPED: within a circle of 4-8 mm radius (larger if ``n`` needs it); LINEAR:
+        along a 10-20 mm line; SEGMENTAL: along 3-5 ducts of a 20-40 mm wedge whose apex
+        points to the nipple; REGIONAL: scattered over a disc of 15-20 mm radius;
+        DIFFUSE: scattered over the whole breast.
+    n
+        Number of calcifications (>= 1).
+    center_rc
+        ``(row, col)`` in pixels of the returned image, or ``None`` for a random free
+        place inside the breast. Ignored for DIFFUSE.
+    """
+
+    morphology: Morphology
+    distribution: Distribution = Distribution.GROUPED
+    n: int = 8
+    center_rc: tuple[float, float] | None = None
+
+
+# ------------------------------------------------------------------------ public helpers
+def full_field_shape(spacing_mm: float) -> tuple[int, int]:
+    """Shape ``(rows, cols)`` of a full-field detector (287 x 233 mm) at this spacing.
+
+    Parameters
+    ----------
+    spacing_mm
+        Pixel spacing in mm; 0.07 gives ``(4096, 3328)``.
+    """
+    if spacing_mm <= 0:
+        raise ValueError(f"spacing_mm must be positive, got {spacing_mm}")
+    scale = _FULL_FIELD_SPACING_MM / spacing_mm
+    return (round(_FULL_FIELD_PX[0] * scale), round(_FULL_FIELD_PX[1] * scale))
+
+
+def phantom_summary(phantom: Phantom) -> dict[str, Any]:
+    """Counts describing a phantom (for logs, the CLI demo and tests).
+
+    Returns
+    -------
+    dict
+        ``n_calcifications``, ``n_micro`` (diameter < 0.5 mm), ``n_clusters``,
+        ``n_macros``, ``n_singles``, ``by_shape``, ``clusters`` (morphology,
+        distribution, n per cluster), ``macros`` (patterns), ``shape``, ``spacing_mm``,
+        ``laterality``, ``view`` and ``breast_area_cm2``.
+    """
+    truth = phantom.truth
+    mammo = phantom.mammogram
+    in_macro = {i for m in truth.macros for i in m.member_ids}
+    singles = [c for c in truth.calcifications if c.cluster_id is None and c.id not in in_macro]
+    return {
+        "n_calcifications": len(truth.calcifications),
+        "n_micro": sum(c.diameter_mm < 0.5 for c in truth.calcifications),
+        "n_clusters": len(truth.clusters),
+        "n_macros": len(truth.macros),
+        "n_singles": len(singles),
+        "by_shape": dict(Counter(c.shape for c in truth.calcifications)),
+        "clusters": [
+            {"id": k.id, "morphology": k.morphology.value, "distribution": k.distribution.value,
+             "n": len(k.member_ids)}
+            for k in truth.clusters
+        ],
+        "macros": [m.pattern.value for m in truth.macros],
+        "shape": mammo.shape,
+        "spacing_mm": mammo.spacing_mm,
+        "laterality": mammo.laterality.value if mammo.laterality else None,
+        "view": mammo.view.value if mammo.view else None,
+        "breast_area_cm2": float(truth.breast_mask.sum()) * mammo.spacing_mm[0]
+        * mammo.spacing_mm[1] / 100.0,
+    }
+
+
+# -------------------------------------------------------------------- analytic profiles
+# A profile maps local coordinates (u, v) in mm (u along the shape's axis) to the
+# normalised projected thickness in [0, 1]; it is 0 exactly outside the shape.
+def _ellipse(a: float, b: float, *, soft: bool = False, du: float = 0.0,
+             dv: float = 0.0) -> Profile:
+    def f(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+        q = np.clip(1.0 - ((u - du) / a) ** 2 - ((v - dv) / b) ** 2, 0.0, None)
+        return q if soft else np.sqrt(q)
+
+    return f
+
+
+def _star(angles: np.ndarray, radii: np.ndarray, *, du: float = 0.0,
+          dv: float = 0.0) -> Profile:
+    """Star-shaped irregular polygon, radius (mm) interpolated linearly in angle."""
+
+    def f(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+        x, y = u - du, v - dv
+        rb = np.interp(np.arctan2(y, x), angles, radii, period=2 * np.pi)
+        return np.sqrt(np.clip(1.0 - (x * x + y * y) / (rb * rb), 0.0, None))
+
+    return f
+
+
+def _polyline(points: np.ndarray, half_widths: np.ndarray) -> Profile:
+    """Chain of capsules (tube of varying radius) through ``points`` ``(k, 2)`` (u, v)."""
+
+    def f(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+        out = np.zeros(np.broadcast_shapes(u.shape, v.shape))
+        for i in range(len(points) - 1):
+            (pu, pv), (qu, qv) = points[i], points[i + 1]
+            du, dv = qu - pu, qv - pv
+            t = np.clip(((u - pu) * du + (v - pv) * dv) / max(du * du + dv * dv, 1e-12), 0, 1)
+            dist2 = (u - pu - t * du) ** 2 + (v - pv - t * dv) ** 2
+            r = half_widths[i] + t * (half_widths[i + 1] - half_widths[i])
+            np.maximum(out, np.sqrt(np.clip(1.0 - dist2 / (r * r), 0.0, None)), out=out)
+        return out
+
+    return f
+
+
+def _ring(r_out: float, thick: float, fill: float, ecc: float) -> Profile:
+    """Calcified shell seen in projection: bright rim, lucent (``fill``) centre."""
+    rm = r_out - thick / 2
+    sq = math.sqrt(ecc)
+
+    def f(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+        rr = np.hypot(u / sq, v * sq)
+        ring = np.sqrt(np.clip(1.0 - ((rr - rm) / (thick / 2)) ** 2, 0.0, None))
+        inner = fill * np.sqrt(np.clip(1.0 - (rr / rm) ** 2, 0.0, None))
+        return np.maximum(ring, inner)
+
+    return f
+
+
+def _union(parts: Sequence[Profile]) -> Profile:
+    def f(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+        return np.maximum.reduce([p(u, v) for p in parts])
+
+    return f
+
+
+def _random_star(rng: np.random.Generator, diameter_mm: float, k_range: tuple[int, int],
+                 r_low: float, du: float = 0.0, dv: float = 0.0) -> tuple[Profile, float]:
+    """Irregular polygon of area-equivalent diameter ``diameter_mm``; returns its bound."""
+    k = int(rng.integers(k_range[0], k_range[1] + 1))
+    angles = np.sort(rng.uniform(0, 2 * np.pi, k))
+    radii = rng.uniform(r_low, 1.0, k)
+    th = np.linspace(-np.pi, np.pi, 721)
+    area = 0.5 * np.trapezoid(np.interp(th, angles, radii, period=2 * np.pi) ** 2, th)
+    radii = radii * (diameter_mm / 2) / math.sqrt(area / np.pi)
+    return _star(angles, radii, du=du, dv=dv), float(radii.max())
+
+
+# ------------------------------------------------------------------------ shape library
+@dataclass(frozen=True)
+class _Shape:
+    profile: Profile  # local frame, mm
+    bound_mm: float  # radius about the local origin that holds the shape
+    label: str
+    amp: float  # amplitude before the min(1, d / 0.5 mm) size factor
+
+
+@dataclass(frozen=True)
+class _Piece:
+    shape: _Shape
+    anchor_rc: tuple[float, float]  # RIGHT-frame pixels
+    angle: float  # rad, direction of the local u axis, atan2(d_row, d_col)
+    cluster: int | None = None  # index into the cluster specs
+    macro: int | None = None  # index into the macros
+
+
+def _micro_amp(rng: np.random.Generator, factor: float = 1.0) -> float:
+    return float(rng.uniform(*_MICRO_AMP)) * factor
+
+
+def _macro_amp(rng: np.random.Generator) -> float:
+    return float(rng.uniform(*_MACRO_AMP))
+
+
+def _disc(rng: np.random.Generator, d: float, label: str, amp: float, *,
+          ecc_max: float = 1.12, soft: bool = False) -> _Shape:
+    k = rng.uniform(1.0, ecc_max)
+    a, b = d / 2 * math.sqrt(k), d / 2 / math.sqrt(k)
+    return _Shape(_ellipse(a, b, soft=soft), a, label, amp)
+
+
+def _line(rng: np.random.Generator, length: float, width: float, beaded: bool) -> _Shape:
+    half = max(length - width, 0.05) / 2
+    k = 7 if beaded else 3
+    u = np.linspace(-half, half, k)
+    sag = rng.uniform(-0.12, 0.12) * length
+    v = sag * (1 - (u / half) ** 2)
+    hw = np.full(k, width / 2)
+    if beaded:
+        hw[1:-1] *= rng.uniform(0.5, 1.0, k - 2)
+    return _Shape(_polyline(np.column_stack([u, v]), hw), half + width / 2 + abs(sag),
+                  "linear", _micro_amp(rng))
+
+
+def _branching(rng: np.random.Generator) -> _Shape:
+    w = rng.uniform(0.1, 0.3)
+    trunk = rng.uniform(0.3, 0.9)
+    pts = [np.array([[-trunk, 0.0], [0.0, 0.0]])]
+    for sign in (-1.0, 1.0):
+        ang = sign * rng.uniform(np.radians(20), np.radians(45))
+        b = rng.uniform(0.3, 0.8)
+        pts.append(np.array([[0.0, 0.0], [b * math.cos(ang), b * math.sin(ang)]]))
+    parts = [_polyline(p, np.array([w / 2, w / 2 * rng.uniform(0.75, 1.0)])) for p in pts]
+    bound = max(float(np.hypot(*p[-1])) for p in pts[1:]) + w / 2
+    return _Shape(_union(parts), max(bound, trunk + w / 2), "branching", _micro_amp(rng))
+
+
+def _member_shape(rng: np.random.Generator, morph: Morphology) -> _Shape:
+    """One cluster member of the given BI-RADS morphology (sizes in the module doc)."""
+    if morph is Morphology.PUNCTATE:
+        return _disc(rng, rng.uniform(0.15, 0.5), "punctate", _micro_amp(rng))
+    if morph is Morphology.ROUND:
+        return _disc(rng, rng.uniform(0.3, 1.0), "round", _micro_amp(rng))
+    if morph is Morphology.AMORPHOUS:
+        return _disc(rng, rng.uniform(0.1, 0.3), "amorphous", _micro_amp(rng, 0.6),
+                     ecc_max=1.4, soft=True)
+    if morph is Morphology.FINE_PLEOMORPHIC:
+        prof, bound = _random_star(rng, rng.uniform(0.15, 0.5), (4, 8), 0.4)
+        return _Shape(prof, bound, "pleomorphic", _micro_amp(rng))
+    if morph is Morphology.COARSE_HETEROGENEOUS:
+        prof, bound = _random_star(rng, rng.uniform(0.5, 1.0), (6, 11), 0.55)
+        return _Shape(prof, bound, "coarse_heterogeneous", _micro_amp(rng, 1.2))
+    if morph is Morphology.FINE_LINEAR:
+        return _line(rng, rng.uniform(0.5, 2.0), rng.uniform(0.1, 0.3), rng.random() < 0.4)
+    if morph is Morphology.FINE_LINEAR_BRANCHING:
+        if rng.random() < 0.3:  # casts are a mix of branching and straight pieces
+            return _line(rng, rng.uniform(0.5, 2.0), rng.uniform(0.1, 0.3), rng.random() < 0.4)
+        return _branching(rng)
+    raise ValueError(
+        f"cluster morphology {morph!r} is not supported; use one of "
+        f"{', '.join(m.name for m in CLUSTER_MORPHOLOGIES)}"
+    )
+
+
+# ------------------------------------------------------------------------------ anatomy
+def _power_law_field(rng: np.random.Generator, shape: tuple[int, int],
+                     beta: float) -> np.ndarray:
+    """Zero-mean unit-variance Gaussian field with a ``1/f**beta`` power spectrum."""
+    h, w = shape
+    fy = np.fft.fftfreq(h)[:, None]
+    fx = np.fft.rfftfreq(w)[None, :]
+    f = np.hypot(fy, fx)
+    f[0, 0] = np.inf
+    amp = f ** (-beta / 2)
+    spec = amp * (rng.standard_normal(amp.shape) + 1j * rng.standard_normal(amp.shape))
+    field = np.fft.irfft2(spec, s=(h, w))
+    field -= field.mean()
+    return (field / field.std()).astype(np.float32)
+
+
+def _dist_mm(mask: np.ndarray, cell_mm: float, *, border_inside: bool) -> np.ndarray:
+    """Distance (mm) from each True cell to the nearest False cell (image border as set)."""
+    pad = cv2.copyMakeBorder(mask.astype(np.uint8), 1, 1, 1, 1,
+                             cv2.BORDER_REPLICATE if border_inside else cv2.BORDER_CONSTANT,
+                             value=0)
+    d = cv2.distanceTransform(pad, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)[1:-1, 1:-1]
+    return np.clip(d - 0.5, 0, None) * cell_mm
+
+
+def _curve(rng: np.random.Generator, start: np.ndarray, heading: float, length_px: float,
+           step_px: float, wiggle: float) -> np.ndarray:
+    """Smooth random curve ``(k, 2)`` (row, col): a random walk of the heading."""
+    n = max(int(length_px / step_px), 2)
+    turn = np.convolve(rng.normal(0, wiggle, n + 8), np.ones(8) / 8, mode="valid")[:n]
+    head = heading + np.cumsum(turn)
+    steps = np.column_stack([np.sin(head), np.cos(head)]) * step_px
+    return np.vstack([start, start + np.cumsum(steps, axis=0)])
+
+
+def _draw_tube(img: np.ndarray, path_rc: np.ndarray, radius_px: float, amp: float) -> None:
+    """Add a tube of circular cross-section (projected thickness) along a path."""
+    rows, cols = img.shape
+    pad = radius_px + 3
+    r0 = max(int(path_rc[:, 0].min() - pad), 0)
+    c0 = max(int(path_rc[:, 1].min() - pad), 0)
+    r1 = min(int(path_rc[:, 0].max() + pad) + 1, rows)
+    c1 = min(int(path_rc[:, 1].max() + pad) + 1, cols)
+    if r1 <= r0 or c1 <= c0:
+        return
+    canvas = np.full((r1 - r0, c1 - c0), 255, np.uint8)
+    pts = np.round((path_rc[:, ::-1] - (c0, r0)) * 16).astype(np.int32)
+    cv2.polylines(canvas, [pts], False, 0, 1, cv2.LINE_8, shift=4)
+    d = cv2.distanceTransform(canvas, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    img[r0:r1, c0:c1] += amp * np.sqrt(np.clip(1.0 - (d / radius_px) ** 2, 0.0, None))
+
+
+@dataclass
+class _Anatomy:
+    """RIGHT-frame geometry: masks, distance maps (low-res grid), nipple."""
+
+    rows: int
+    cols: int
+    spacing: float
+    breast: np.ndarray  # full-res bool
+    pectoral: np.ndarray | None  # full-res bool
+    grid_scale: tuple[float, float]  # full-res px per low-res cell (rows, cols)
+    allowed_mm: np.ndarray  # low-res distance to skin / pectoral / image border
+    skin_mm: np.ndarray  # low-res distance to the skin line / image border
+    nipple_rc: tuple[float, float]
+    breast_low: np.ndarray  # low-res bool
+    low_rc: tuple[np.ndarray, np.ndarray]  # full-res coordinates of low-res cell centres
+    skin_grad: tuple[np.ndarray, np.ndarray]  # gradient of skin_mm (rows, cols)
+
+    def cell(self, r: float, c: float) -> tuple[int, int]:
+        i = int(np.clip((r + 0.5) / self.grid_scale[0], 0, self.allowed_mm.shape[0] - 1))
+        j = int(np.clip((c + 0.5) / self.grid_scale[1], 0, self.allowed_mm.shape[1] - 1))
+        return i, j
+
+    def allowed(self, r: float, c: float) -> float:
+        """Conservative distance (mm) of a point from anything a calcification avoids."""
+        return float(self.allowed_mm[self.cell(r, c)]) - _GRID_MM
+
+    def skin(self, r: float, c: float) -> float:
+        return float(self.skin_mm[self.cell(r, c)])
+
+    def skin_tangent(self, r: float, c: float) -> float:
+        """Direction (rad, atan2(d_row, d_col)) along the skin line near a point."""
+        i, j = self.cell(r, c)
+        return math.atan2(float(self.skin_grad[1][i, j]), -float(self.skin_grad[0][i, j]))
+
+    def to_nipple(self, r: float, c: float) -> float:
+        return math.atan2(self.nipple_rc[0] - r, self.nipple_rc[1] - c)
+
+
+def _geometry(rng: np.random.Generator, rows: int, cols: int, spacing: float,
+              oblique: bool) -> tuple[_Anatomy, np.ndarray, np.ndarray | None]:
+    """Breast outline, pectoral muscle and distance maps; returns also the low-res
+    level function of the breast and the soft pectoral map (full-res) or None."""
+    cell = max(_GRID_MM, spacing)
+    hl, wl = max(int(round(rows * spacing / cell)), 8), max(int(round(cols * spacing / cell)), 8)
+    sr, sc = rows / hl, cols / wl
+    rr = ((np.arange(hl) + 0.5) * sr - 0.5)[:, None]
+    cc = ((np.arange(wl) + 0.5) * sc - 0.5)[None, :]
+    if oblique:
+        cr, ar = rows * rng.uniform(0.34, 0.40), rows * rng.uniform(0.58, 0.64)
+    else:
+        cr, ar = rows * rng.uniform(0.47, 0.53), rows * rng.uniform(0.38, 0.44)
+    c0, ac = -0.05 * cols, cols * rng.uniform(0.68, 0.85)
+    y, x = (rr - cr) / ar, (cc - c0) / ac
+    theta = np.arctan2(y, x)
+    harm = [(k, rng.uniform(0, 0.025), rng.uniform(0, 2 * np.pi)) for k in (2, 3, 4, 5)]
+    mod = 1.0 + sum(a * np.cos(k * theta + p) for k, a, p in harm)
+    level = (np.hypot(y, x) - mod).astype(np.float32)
+    breast_low = level < 0
+    breast = cv2.resize(level, (cols, rows), interpolation=cv2.INTER_LINEAR) < 0
+    tip = 1.0 + sum(a * math.cos(p) for _, a, p in harm)
+    nipple = (cr, c0 + ac * tip - 3.0 / spacing)
+
+    pect_low = np.zeros_like(breast_low)
+    pectoral = soft = None
+    if oblique:
+        h, w = rows * rng.uniform(0.35, 0.55), cols * rng.uniform(0.22, 0.35)
+        p = rng.uniform(0.85, 1.15)
+        plevel = (np.clip(rr / h, 0, None) ** p + np.clip(cc / w, 0, None) ** p - 1.0)
+        plevel = plevel.astype(np.float32) * min(h, w) * spacing  # ~ mm near the edge
+        soft_low = 1.0 / (1.0 + np.exp(np.clip(plevel / 0.6, -30, 30)))
+        soft = cv2.resize(soft_low.astype(np.float32), (cols, rows),
+                          interpolation=cv2.INTER_LINEAR) * breast
+        pectoral = soft > 0.5
+        pect_low = (plevel < 0) & breast_low
+    allowed_mm = _dist_mm(breast_low & ~pect_low, cell, border_inside=False)
+    allowed_mm = np.minimum(allowed_mm, _dist_mm(~pect_low, cell, border_inside=True))
+    skin_mm = _dist_mm(breast_low, cell, border_inside=False)
+    gi, gj = np.gradient(cv2.GaussianBlur(skin_mm, (0, 0), 4.0))
+    anat = _Anatomy(rows, cols, spacing, breast, pectoral, (sr, sc), allowed_mm, skin_mm,
+                    nipple, breast_low, (rr, cc), (gi, gj))
+    return anat, level, soft
+
+
+def _render_anatomy(rng: np.random.Generator, anat: _Anatomy, level: np.ndarray,
+                    pect_soft: np.ndarray | None,
+                    extra_vessels: Sequence[tuple[np.ndarray, float, float]]) -> np.ndarray:
+    """Background, tissue texture, skin fall-off, vessels, ligaments, pectoral."""
+    rows, cols, s = anat.rows, anat.cols, anat.spacing
+    hl, wl = level.shape
+    cell = max(_GRID_MM, s)
+    rr, cc = anat.low_rc
+    bg = rng.uniform(0.02, 0.05)
+
+    # fibroglandular density: power-law field modulated by a central glandular envelope
+    field = _power_law_field(rng, (hl, wl), rng.uniform(2.8, 3.2))
+    fine = _power_law_field(rng, (hl, wl), 2.0)
+    gr = anat.nipple_rc[0] + rng.uniform(-0.05, 0.05) * rows
+    gc = anat.nipple_rc[1] * rng.uniform(0.35, 0.5)
+    env = np.exp(-(((rr - gr) / (0.3 * rows)) ** 2) - ((cc - gc) / (0.32 * cols)) ** 2)
+    density = rng.uniform(-1.2, 0.6)
+    gland = 1.0 / (1.0 + np.exp(-(1.4 * field + 3.0 * env - 1.8 + density) / 0.45))
+    tissue = (0.24 + 0.36 * gland + 0.02 * fine).astype(np.float32)
+
+    # thickness fall-off towards the skin line (breast continues beyond the image edge)
+    skin_low = _dist_mm(anat.breast_low, cell, border_inside=True)
+    falloff_mm = rng.uniform(6.0, 10.0)
+    u = np.clip(skin_low / falloff_mm, 0, 1)
+    thick = np.sqrt(1.0 - (1.0 - u) ** 2) * anat.breast_low
+    skin_line = 0.03 * np.exp(-skin_low / 1.2) * anat.breast_low
+    low = (bg + (tissue - bg) * thick + skin_line).astype(np.float32)
+    img = cv2.resize(low, (cols, rows), interpolation=cv2.INTER_CUBIC)
+    thick_full = cv2.resize(thick.astype(np.float32), (cols, rows),
+                            interpolation=cv2.INTER_LINEAR)
+
+    # vessels (1-2 mm tubes) and Cooper ligaments (thin curves near the skin)
+    lines = np.zeros((rows, cols), np.float32)
+    area_cm2 = float(anat.breast.sum()) * s * s / 100
+    for _ in range(int(rng.integers(3, 7))):
+        r, c = _random_inside(rng, anat, 5.0)
+        start = np.array([r, min(c, rng.uniform(0.0, 0.3) * anat.nipple_rc[1])])
+        heading = anat.to_nipple(*start) + rng.uniform(-0.6, 0.6)
+        path = _curve(rng, start, heading, rng.uniform(0.5, 1.1) * anat.nipple_rc[1],
+                      1.0 / s, 0.04)
+        _draw_tube(lines, path, rng.uniform(0.5, 1.0) / s, rng.uniform(0.03, 0.06))
+    for path, radius_px, amp in extra_vessels:
+        _draw_tube(lines, path, radius_px, amp)
+    for _ in range(int(np.clip(area_cm2 / 15, 4, 25))):
+        for _try in range(50):
+            r, c = _random_inside(rng, anat, 4.0)
+            if anat.skin(r, c) < 25.0:
+                break
+        heading = anat.skin_tangent(r, c) + rng.uniform(-0.5, 0.5) + np.pi * (
+            rng.random() < 0.5)
+        path = _curve(rng, np.array([r, c]), heading, rng.uniform(10, 30) / s, 0.5 / s, 0.08)
+        _draw_tube(lines, path, max(rng.uniform(0.1, 0.25) / s, 0.7), rng.uniform(0.02, 0.04))
+    img += lines * thick_full
+
+    if pect_soft is not None:
+        pfield = cv2.resize(_power_law_field(rng, (hl, wl), 2.5), (cols, rows),
+                            interpolation=cv2.INTER_LINEAR)
+        muscle = rng.uniform(0.7, 0.78) + 0.03 * pfield
+        img = img * (1 - pect_soft) + muscle * pect_soft
+    sigma = max(_PSF_SIGMA_MM / s, 0.5)
+    return cv2.GaussianBlur(img.astype(np.float32), (0, 0), sigma)
+
+
+def _random_inside(rng: np.random.Generator, anat: _Anatomy,
+                   min_mm: float) -> tuple[float, float]:
+    """Uniform random point at least ``min_mm`` from the skin, pectoral and border."""
+    for _ in range(5000):
+        r, c = rng.uniform(0, anat.rows - 1), rng.uniform(0, anat.cols - 1)
+        if anat.allowed(r, c) >= min_mm:
+            return float(r), float(c)
+    raise ValueError(
+        f"no room {min_mm:.1f} mm inside the breast; use a larger image shape or a finer "
+        "spacing_mm"
+    )
+
+
+# ---------------------------------------------------------------------------- placement
+class _Placer:
+    """Keeps the discs already taken; all coordinates in RIGHT-frame pixels."""
+
+    def __init__(self, anat: _Anatomy) -> None:
+        self.anat = anat
+        self.discs: list[tuple[float, float, float]] = []  # row, col, radius_mm
+
+    def free(self, r: float, c: float, radius_mm: float, gap_mm: float,
+             extra: Sequence[tuple[float, float, float]] = ()) -> bool:
+        s = self.anat.spacing
+        for dr, dc, rad in (*self.discs, *extra):
+            if math.hypot(r - dr, c - dc) * s < radius_mm + rad + gap_mm:
+                return False
+        return True
+
+    def fits(self, r: float, c: float, radius_mm: float, margin_mm: float = _EDGE_MARGIN_MM
+             ) -> bool:
+        return self.anat.allowed(r, c) >= radius_mm + margin_mm
+
+
+def _cluster_sampler(rng: np.random.Generator, spec: ClusterSpec, anat: _Anatomy,
+                     center: tuple[float, float], n_bound_mm: float
+                     ) -> tuple[Callable[[], tuple[float, float, float]], float]:
+    """Returns a sampler of member (row, col, duct angle) and the region radius (mm)."""
+    s = anat.spacing
+    cr, cc = center
+    duct = anat.to_nipple(cr, cc)
+    n = spec.n
+    dist = spec.distribution
+    if dist is Distribution.GROUPED:
+        radius = max(rng.uniform(4.0, 8.0), math.sqrt(n / 0.3) * (n_bound_mm + 0.5))
+
+        def grouped() -> tuple[float, float, float]:
+            rho, phi = radius * math.sqrt(rng.random()), rng.uniform(0, 2 * np.pi)
+            a = duct + rng.uniform(-0.5, 0.5)
+            return cr + rho * math.sin(phi) / s, cc + rho * math.cos(phi) / s, a
+
+        return grouped, radius
+    if dist is Distribution.LINEAR:
+        length = max(rng.uniform(10.0, 20.0), n * (2 * n_bound_mm + 1.0) * 1.3)
+        a0 = duct + rng.uniform(-0.35, 0.35)
+        bend = rng.uniform(-0.15, 0.15)
+
+        def linear() -> tuple[float, float, float]:
+            t = rng.uniform(-0.5, 0.5)
+            a = a0 + bend * t
+            off = rng.normal(0, 0.25)
+            along = t * length
+            return (cr + (along * math.sin(a) + off * math.cos(a) + bend * along**2 / length)
+                    / s, cc + (along * math.cos(a) - off * math.sin(a)) / s,
+                    a + rng.uniform(-0.3, 0.3))
+
+        return linear, length / 2 + 1.0
+    if dist is Distribution.SEGMENTAL:
+        length = max(rng.uniform(20.0, 40.0), math.sqrt(n) * (2 * n_bound_mm + 1.0) * 2)
+        half = rng.uniform(np.radians(12), np.radians(22))
+        axis = duct + np.pi  # from the apex (nipple side) back into the breast
+        apex = (cr - length / 2 * math.sin(axis) / s, cc - length / 2 * math.cos(axis) / s)
+        rays = axis + rng.uniform(-half, half, int(rng.integers(3, 6)))
+
+        def segmental() -> tuple[float, float, float]:
+            a = float(rays[rng.integers(len(rays))])
+            d = length * rng.uniform(0.1, 1.0)
+            off = rng.normal(0, 0.3)
+            return (apex[0] + (d * math.sin(a) + off * math.cos(a)) / s,
+                    apex[1] + (d * math.cos(a) - off * math.sin(a)) / s,
+                    a + rng.uniform(-0.3, 0.3))
+
+        return segmental, length / 2 + 1.0
+    if dist is Distribution.REGIONAL:
+        radius = max(rng.uniform(15.0, 20.0), math.sqrt(n / 0.2) * (n_bound_mm + 1.5))
+
+        def regional() -> tuple[float, float, float]:
+            rho, phi = radius * math.sqrt(rng.random()), rng.uniform(0, 2 * np.pi)
+            return cr + rho * math.sin(phi) / s, cc + rho * math.cos(phi) / s, rng.uniform(
+                -np.pi, np.pi)
+
+        return regional, radius
+    raise ValueError(f"unsupported distribution {dist!r}")  # DIFFUSE handled by the caller
+
+
+def _place_cluster(rng: np.random.Generator, k: int, spec: ClusterSpec, anat: _Anatomy,
+                   placer: _Placer, center: tuple[float, float] | None) -> list[_Piece]:
+    shapes = [_member_shape(rng, spec.morphology) for _ in range(spec.n)]
+    bound = max(sh.bound_mm for sh in shapes)
+    gap = max(0.6, 3 * anat.spacing)
+    for _attempt in range(60 if center is None else 8):
+        if spec.distribution is Distribution.DIFFUSE:
+            def sampler() -> tuple[float, float, float]:
+                r, c = _random_inside(rng, anat, _EDGE_MARGIN_MM + bound)
+                return r, c, rng.uniform(-np.pi, np.pi)
+            region, cen = None, None
+            member_gap = max(gap, 4.0)
+        else:
+            cen = center if center is not None else _random_inside(rng, anat, 6.0)
+            sampler, region = _cluster_sampler(rng, spec, anat, cen, bound)
+            if center is None and not placer.free(*cen, region, 5.0):
+                continue
+            member_gap = gap if spec.distribution is not Distribution.REGIONAL else 1.5
+        taken: list[tuple[float, float, float]] = []
+        pieces: list[_Piece] = []
+        for sh in shapes:
+            for _try in range(300):
+                r, c, a = sampler()
+                if (placer.fits(r, c, sh.bound_mm)
+                        and placer.free(r, c, sh.bound_mm, 3.0)
+                        and placer.free(r, c, sh.bound_mm, member_gap, taken)):
+                    break
+            else:
+                break
+            taken.append((r, c, sh.bound_mm))
+            pieces.append(_Piece(sh, (r, c), a, cluster=k))
+        if len(pieces) == spec.n:
+            placer.discs.extend(taken)
+            if region is not None and cen is not None:
+                placer.discs.append((cen[0], cen[1], region))
+            return pieces
+    raise ValueError(
+        f"could not place a {spec.distribution.value} cluster of {spec.n} "
+        f"{spec.morphology.value} calcifications"
+        + (f" at {center}" if center is not None else "")
+        + "; use a larger image shape, fewer inserts or another center_rc"
+    )
+
+
+def _macro_layout(rng: np.random.Generator, pattern: Morphology, anat: _Anatomy,
+                  cen: tuple[float, float]
+                  ) -> tuple[list[tuple[float, float, float, _Shape]],
+                             list[tuple[np.ndarray, float, float]]]:
+    """Pieces ``(row, col, angle, shape)`` of one macro pattern centred at ``cen``, and
+    the vessels (path, radius_px, amplitude) it sits in."""
+    s = anat.spacing
+    cr, cc = cen
+    duct = anat.to_nipple(cr, cc)
+    out: list[tuple[float, float, float, _Shape]] = []
+    vessels: list[tuple[np.ndarray, float, float]] = []
+
+    def at(dr_mm: float, dc_mm: float, angle: float, shape: _Shape) -> None:
+        out.append((cr + dr_mm / s, cc + dc_mm / s, angle, shape))
+
+    if pattern is Morphology.COARSE_POPCORN:
+        core = rng.uniform(0.7, 1.3)
+        lobes = [_ellipse(core, core * rng.uniform(0.7, 1.0))]
+        for _ in range(int(rng.integers(3, 7))):
+            lr, phi = rng.uniform(0.5, 1.2), rng.uniform(0, 2 * np.pi)
+            d = (core + lr) * rng.uniform(0.45, 0.8)
+            lobes.append(_ellipse(lr, lr * rng.uniform(0.6, 1.0), du=d * math.cos(phi),
+                                  dv=d * math.sin(phi)))
+        main_bound = 2 * core + 1.2 + 0.1
+        at(0, 0, rng.uniform(-np.pi, np.pi), _Shape(_union(lobes), main_bound, "popcorn",
+                                                    _macro_amp(rng)))
+        for phi in rng.uniform(0, 2 * np.pi, int(rng.integers(0, 3))):
+            prof, b = _random_star(rng, rng.uniform(0.6, 1.2), (5, 9), 0.55)
+            d = main_bound + b + 0.5
+            at(d * math.sin(phi), d * math.cos(phi), 0.0, _Shape(prof, b, "popcorn",
+                                                                  _macro_amp(rng)))
+    elif pattern is Morphology.RIM_EGGSHELL:
+        r_out = rng.uniform(1.0, 3.0)
+        at(0, 0, rng.uniform(-np.pi, np.pi),
+           _Shape(_ring(r_out, rng.uniform(0.3, 0.5), rng.uniform(0.15, 0.25),
+                        rng.uniform(1.0, 1.15)), r_out * 1.08, "rim", _macro_amp(rng)))
+    elif pattern is Morphology.ROUND:
+        d = rng.uniform(1.0, 3.0)
+        at(0, 0, 0.0, _disc(rng, d, "round", _macro_amp(rng), ecc_max=1.08))
+    elif pattern is Morphology.DYSTROPHIC:
+        prof, b = _random_star(rng, rng.uniform(2.0, 5.0), (9, 16), 0.35)
+        at(0, 0, 0.0, _Shape(prof, b, "dystrophic", _macro_amp(rng)))
+        for phi in rng.uniform(0, 2 * np.pi, int(rng.integers(1, 4))):
+            fprof, fb = _random_star(rng, rng.uniform(0.5, 1.5), (5, 10), 0.4)
+            d = b + fb + rng.uniform(0.6, 1.5)
+            at(d * math.sin(phi), d * math.cos(phi), 0.0,
+               _Shape(fprof, fb, "dystrophic", _macro_amp(rng)))
+    elif pattern is Morphology.LARGE_ROD_LIKE:
+        n_rods = int(rng.integers(2, 5))
+        widths = rng.uniform(1.0, 1.6, n_rods)
+        sides = np.concatenate([[0.0], np.cumsum(
+            (widths[:-1] + widths[1:]) / 2 + rng.uniform(1.5, 3.0, n_rods - 1))])
+        sides -= sides.mean()
+        for w, off in zip(widths, sides, strict=True):
+            length = rng.uniform(5.0, 10.0)
+            along = rng.uniform(-2.0, 2.0)
+            half = (length - w) / 2
+            u = np.linspace(-half, half, 4)
+            v = rng.uniform(-0.06, 0.06) * length * (1 - (u / half) ** 2)
+            hw = w / 2 * np.concatenate([[1.0], rng.uniform(0.85, 1.0, 2), [1.0]])
+            sh = _Shape(_polyline(np.column_stack([u, v]), hw), length / 2 + 0.5, "rod",
+                        _macro_amp(rng))
+            at(along * math.sin(duct) + off * math.cos(duct),
+               along * math.cos(duct) - off * math.sin(duct),
+               duct + rng.uniform(-0.08, 0.08), sh)
+    elif pattern is Morphology.SKIN:
+        tangent = anat.skin_tangent(cr, cc)
+        pos = 0.0
+        for _ in range(int(rng.integers(2, 5))):
+            r_out = rng.uniform(0.5, 1.0)
+            sh = _Shape(_ring(r_out, rng.uniform(0.2, 0.35), rng.uniform(0.1, 0.2),
+                              rng.uniform(1.0, 1.1)), r_out * 1.06, "skin", _macro_amp(rng))
+            pos += r_out
+            at(pos * math.sin(tangent), pos * math.cos(tangent), rng.uniform(-np.pi, np.pi), sh)
+            pos += r_out + rng.uniform(1.0, 3.0)
+    elif pattern is Morphology.VASCULAR:
+        length = rng.uniform(10.0, 30.0)
+        sep = rng.uniform(1.0, 2.0)
+        heading = duct + rng.uniform(-0.8, 0.8)
+        step = 0.4
+        start = np.array([cr - length / 2 * math.sin(heading) / s,
+                          cc - length / 2 * math.cos(heading) / s])
+        path = _curve(rng, start, heading, length / s, step / s, 0.03)
+        tang = np.gradient(path, axis=0)
+        tang /= np.linalg.norm(tang, axis=1, keepdims=True)
+        normal = np.column_stack([tang[:, 1], -tang[:, 0]])
+        ext = _curve(rng, path[-1], math.atan2(*tang[-1]), 15 / s, 1 / s, 0.03)
+        pre = _curve(rng, path[0], math.atan2(*(-tang[0])), 15 / s, 1 / s, 0.03)[::-1]
+        vessels.append((np.vstack([pre, path, ext]), (sep / 2 + 0.2) / s,
+                        float(rng.uniform(0.03, 0.05))))
+        for side in (-0.5, 0.5):
+            track = path + side * sep / s * normal
+            w = rng.uniform(0.3, 0.6)
+            pos = rng.uniform(0.0, 1.5)
+            while pos < length - 1.0:
+                seg = min(rng.uniform(2.0, 6.0), length - pos)
+                i0, i1 = int(pos / step), min(int((pos + seg) / step), len(track) - 1)
+                if i1 - i0 >= 2:
+                    pts = track[i0:i1 + 1]
+                    mid = pts[len(pts) // 2]
+                    local = (pts - mid)[:, ::-1] * s  # (u=d_col, v=d_row) in mm
+                    hw = w / 2 * rng.uniform(0.8, 1.0, len(pts))
+                    bound = float(np.hypot(local[:, 0], local[:, 1]).max()) + w / 2 + 0.05
+                    sh = _Shape(_polyline(local, hw), bound, "vascular", _macro_amp(rng) * 0.8)
+                    out.append((float(mid[0]), float(mid[1]), 0.0, sh))
+                pos += seg + rng.uniform(0.5, 2.0)
+    else:
+        raise ValueError(
+            f"macro pattern {pattern!r} is not supported; use one of "
+            f"{', '.join(m.name for m in MACRO_PATTERNS)}"
+        )
+    return out, vessels

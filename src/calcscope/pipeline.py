@@ -1,0 +1,157 @@
+"""The only orchestrator: ``analyze(image) -> Analysis``.
+
+io -> preprocess -> detect -> describe (size class, benign patterns) -> cluster ->
+describe (cluster morphology, distribution) -> assess. Surfaces (CLI, web, DICOM node,
+batch) call :func:`analyze` and translate its :class:`Analysis`; they do no image work.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from calcscope import __version__
+from calcscope.assess import (
+    Assessment,
+    assess_benign_macro,
+    assess_descriptors,
+    assess_image,
+)
+from calcscope.cluster import cluster_calcifications
+from calcscope.config import Config
+from calcscope.describe import (
+    ClusterDescription,
+    MacroFinding,
+    describe,
+    describe_clusters,
+)
+from calcscope.detect import Detection, detect
+from calcscope.io import from_array, read_image
+from calcscope.model import Calcification, Cluster, Laterality, Mammogram, View
+from calcscope.preprocess import Preprocessed, preprocess
+
+__all__ = ["ClusterFinding", "MacroResult", "Analysis", "analyze", "analyze_mammogram"]
+
+
+@dataclass(frozen=True)
+class ClusterFinding:
+    cluster: Cluster
+    description: ClusterDescription
+    assessment: Assessment
+
+
+@dataclass(frozen=True)
+class MacroResult:
+    finding: MacroFinding
+    assessment: Assessment
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """Everything one image's analysis found, with the settings that produced it."""
+
+    mammogram: Mammogram
+    prep: Preprocessed
+    detection: Detection
+    calcifications: tuple[Calcification, ...]
+    clusters: tuple[ClusterFinding, ...]
+    macros: tuple[MacroResult, ...]
+    assessment: Assessment
+    config: Config
+    breast_area_mm2: float
+    timings_s: dict[str, float] = field(default_factory=dict)
+    version: str = __version__
+
+    @property
+    def findings(self) -> tuple[ClusterFinding | MacroResult, ...]:
+        return (*self.clusters, *self.macros)
+
+
+def analyze(
+    image: str | Path | np.ndarray | Mammogram,
+    spacing_mm: float | tuple[float, float] | None = None,
+    config: Config | None = None,
+    *,
+    laterality: Laterality | str | None = None,
+    view: View | str | None = None,
+) -> Analysis:
+    """Analyse one mammogram: a file path, a 2-D array (needs ``spacing_mm``) or a
+    :class:`~calcscope.model.Mammogram`.
+
+    Raises :class:`~calcscope.errors.InputError` subclasses for input that cannot be
+    analysed (unreadable, not a mammogram, no spacing).
+    """
+    cfg = config or Config()
+    t0 = time.perf_counter()
+    if isinstance(image, Mammogram):
+        mammo = image
+    elif isinstance(image, np.ndarray):
+        if spacing_mm is None:
+            from calcscope.errors import MissingSpacingError
+
+            raise MissingSpacingError("an array needs spacing_mm (pixel spacing in mm)")
+        mammo = from_array(image, spacing_mm, laterality=laterality, view=view)
+    else:
+        mammo = read_image(
+            image, spacing_mm=spacing_mm, laterality=laterality, view=view, config=cfg.io
+        )
+    timings = {"read": time.perf_counter() - t0}
+    return analyze_mammogram(mammo, cfg, timings=timings)
+
+
+def analyze_mammogram(
+    mammo: Mammogram, config: Config | None = None, *, timings: dict[str, float] | None = None
+) -> Analysis:
+    """Run the pipeline on an already-read :class:`Mammogram`."""
+    cfg = config or Config()
+    timings = dict(timings or {})
+
+    def lap(name: str, t: float) -> float:
+        now = time.perf_counter()
+        timings[name] = now - t
+        return now
+
+    t = time.perf_counter()
+    prep = preprocess(mammo, cfg.preprocess)
+    t = lap("preprocess", t)
+    det = detect(mammo, prep, cfg.detect)
+    t = lap("detect", t)
+    desc = describe(det.calcifications, mammo.spacing_mm, cfg.describe, breast=prep.breast)
+    calcs = tuple(replace(c, kind=desc.kinds[c.id]) for c in det.calcifications)
+    clusterable = set(desc.clusterable_ids)
+    candidates = [c for c in calcs if c.id in clusterable]
+    t = lap("describe", t)
+    clusters = cluster_calcifications(candidates, mammo.spacing_mm, cfg.cluster)
+    t = lap("cluster", t)
+    desc = describe_clusters(desc, clusters, calcs, mammo.spacing_mm)
+    cluster_findings = []
+    for cl, cd in zip(clusters, desc.clusters, strict=True):
+        a = assess_descriptors(
+            [cd.morphology],
+            cd.distribution,
+            n_calcifications=cd.n_members,
+            morphology_confident=cd.morphology_confident,
+        )
+        cluster_findings.append(ClusterFinding(cl, cd, a))
+    macro_results = [MacroResult(m, assess_benign_macro(m.pattern, m.reasons)) for m in desc.macros]
+    image_assessment = assess_image(
+        [f.assessment for f in cluster_findings] + [m.assessment for m in macro_results]
+    )
+    lap("assess", t)
+    area = float(prep.mask.sum()) * mammo.spacing_mm[0] * mammo.spacing_mm[1]
+    timings["total"] = sum(timings.values())
+    return Analysis(
+        mammogram=mammo,
+        prep=prep,
+        detection=det,
+        calcifications=calcs,
+        clusters=tuple(cluster_findings),
+        macros=tuple(macro_results),
+        assessment=image_assessment,
+        config=cfg,
+        breast_area_mm2=area,
+        timings_s=timings,
+    )

@@ -1,0 +1,390 @@
+"""Reports: the JSON result (versioned pydantic schema) and the overlay PNG.
+
+JSON conventions: every length in millimetres (unit in the name), coordinates
+``[row, col]`` in pixels of the source image, every assessment with its rule trace,
+``score`` in [0, 1] on every calcification and cluster.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from calcscope import DISCLAIMER, __version__
+from calcscope.assess import Assessment, Category
+from calcscope.pipeline import Analysis
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "AnalysisReport",
+    "to_report",
+    "write_json",
+    "render_overlay",
+    "write_overlay",
+    "write_atomic",
+]
+
+SCHEMA_VERSION = "1.0"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CodedConcept(_Model):
+    value: str
+    scheme: str
+    meaning: str
+
+
+class RuleModel(_Model):
+    rule: str
+    reason: str
+
+
+class AssessmentModel(_Model):
+    category: str = Field(description="BI-RADS category: 0, 1, 2, 3, 4A, 4B, 4C or 5")
+    category_label: str
+    likelihood: float = Field(ge=0, le=1, description="likelihood of malignancy")
+    follow_up: str
+    follow_up_label: str
+    rules: list[RuleModel]
+    reason: str
+
+
+class SourceModel(_Model):
+    path: str | None
+    study_instance_uid: str | None = None
+    series_instance_uid: str | None = None
+    sop_instance_uid: str | None = None
+    sop_class_uid: str | None = None
+    modality: str | None = None
+    presentation_intent: str | None = None
+    photometric_interpretation: str | None = None
+    laterality: str | None = None
+    view: str | None = None
+    spacing_mm: tuple[float, float]
+    spacing_origin: str | None = None
+    shape_rc: tuple[int, int]
+
+
+class PatientModel(_Model):
+    id: str | None = None
+    name: str | None = None
+    birth_date: str | None = None
+
+
+class CalcificationModel(_Model):
+    id: int
+    kind: str
+    cluster_id: int | None
+    macro_finding_id: int | None
+    center_rc: tuple[float, float]
+    bbox_rc: tuple[int, int, int, int]
+    area_mm2: float
+    diameter_mm: float
+    max_diameter_mm: float
+    min_diameter_mm: float
+    contrast: float
+    cnr: float
+    score: float = Field(ge=0, le=1)
+    circularity: float
+    elongation: float
+    solidity: float
+    lucent_center: bool
+    contour_rc: list[tuple[int, int]]
+
+
+class ClusterModel(_Model):
+    id: int
+    center_rc: tuple[float, float]
+    bbox_rc: tuple[int, int, int, int]
+    member_ids: list[int]
+    n_members: int
+    extent_mm: float
+    area_mm2: float
+    median_diameter_mm: float
+    score: float = Field(ge=0, le=1)
+    morphology: str
+    morphology_code: CodedConcept
+    morphology_confident: bool
+    distribution: str
+    distribution_code: CodedConcept
+    description_reasons: list[str]
+    assessment: AssessmentModel
+
+
+class MacroModel(_Model):
+    id: int
+    pattern: str
+    pattern_code: CodedConcept
+    member_ids: list[int]
+    center_rc: tuple[float, float]
+    size_mm: float
+    assessment: AssessmentModel
+
+
+class SettingsModel(_Model):
+    macro_threshold_mm: float
+    cluster_definition: str
+    detect_operating_score: float
+    cluster_operating_score: float
+    config: dict[str, Any]
+
+
+class AnalysisReport(_Model):
+    """The JSON document calcscope writes per image."""
+
+    schema_name: str = "calcscope.analysis"
+    schema_version: str = SCHEMA_VERSION
+    calcscope_version: str = __version__
+    disclaimer: str = DISCLAIMER
+    source: SourceModel
+    patient: PatientModel | None
+    settings: SettingsModel
+    breast_area_mm2: float
+    assessment: AssessmentModel
+    n_calcifications: int
+    n_macrocalcifications: int
+    n_microcalcifications: int
+    calcifications: list[CalcificationModel]
+    clusters: list[ClusterModel]
+    macro_findings: list[MacroModel]
+    timings_s: dict[str, float]
+
+
+def _code(c: Any) -> CodedConcept:
+    return CodedConcept(value=c.value, scheme=c.scheme_designator, meaning=c.meaning)
+
+
+def _assessment(a: Assessment) -> AssessmentModel:
+    return AssessmentModel(
+        category=a.category.value,
+        category_label=a.category.label,
+        likelihood=round(a.likelihood, 4),
+        follow_up=a.follow_up.value,
+        follow_up_label=a.follow_up.label,
+        rules=[RuleModel(rule=r.rule, reason=r.reason) for r in a.rules],
+        reason=a.reason,
+    )
+
+
+def to_report(analysis: Analysis, *, anonymize: bool = False) -> AnalysisReport:
+    """Build the JSON report model of an analysis.
+
+    With ``anonymize`` the patient block is left out and the source path is reduced to
+    its file name.
+    """
+    m = analysis.mammogram
+    src = m.source
+    cluster_of = {i: f.cluster.id for f in analysis.clusters for i in f.cluster.member_ids}
+    macro_of = {i: r.finding.id for r in analysis.macros for i in r.finding.member_ids}
+    cfg = analysis.config
+    path = src.path
+    if anonymize and path is not None:
+        path = Path(path).name
+    calcs = [
+        CalcificationModel(
+            id=c.id,
+            kind=c.kind.value,
+            cluster_id=cluster_of.get(c.id),
+            macro_finding_id=macro_of.get(c.id),
+            center_rc=(round(c.center_rc[0], 2), round(c.center_rc[1], 2)),
+            bbox_rc=c.bbox_rc,
+            area_mm2=round(c.area_mm2, 4),
+            diameter_mm=round(c.diameter_mm, 3),
+            max_diameter_mm=round(c.max_diameter_mm, 3),
+            min_diameter_mm=round(c.min_diameter_mm, 3),
+            contrast=round(c.contrast, 4),
+            cnr=round(c.cnr, 2),
+            score=round(c.score, 4),
+            circularity=round(c.circularity, 3),
+            elongation=round(c.elongation, 3),
+            solidity=round(c.solidity, 3),
+            lucent_center=c.lucent_center,
+            contour_rc=[(int(r), int(cc)) for r, cc in c.contour_rc],
+        )
+        for c in analysis.calcifications
+    ]
+    clusters = [
+        ClusterModel(
+            id=f.cluster.id,
+            center_rc=(round(f.cluster.center_rc[0], 2), round(f.cluster.center_rc[1], 2)),
+            bbox_rc=f.cluster.bbox_rc,
+            member_ids=list(f.cluster.member_ids),
+            n_members=len(f.cluster.member_ids),
+            extent_mm=round(f.cluster.extent_mm, 2),
+            area_mm2=round(f.cluster.area_mm2, 2),
+            median_diameter_mm=round(f.description.median_diameter_mm, 3),
+            score=round(f.cluster.score, 4),
+            morphology=f.description.morphology.value,
+            morphology_code=_code(f.description.morphology.code),
+            morphology_confident=f.description.morphology_confident,
+            distribution=f.description.distribution.value,
+            distribution_code=_code(f.description.distribution.code),
+            description_reasons=list(f.description.reasons),
+            assessment=_assessment(f.assessment),
+        )
+        for f in analysis.clusters
+    ]
+    macros = [
+        MacroModel(
+            id=r.finding.id,
+            pattern=r.finding.pattern.value,
+            pattern_code=_code(r.finding.pattern.code),
+            member_ids=list(r.finding.member_ids),
+            center_rc=(round(r.finding.center_rc[0], 2), round(r.finding.center_rc[1], 2)),
+            size_mm=round(r.finding.size_mm, 2),
+            assessment=_assessment(r.assessment),
+        )
+        for r in analysis.macros
+    ]
+    n_macro = sum(1 for c in analysis.calcifications if c.kind.value == "macro")
+    patient = None
+    if not anonymize and (src.patient_id or src.patient_name or src.patient_birth_date):
+        patient = PatientModel(
+            id=src.patient_id, name=src.patient_name, birth_date=src.patient_birth_date
+        )
+    return AnalysisReport(
+        source=SourceModel(
+            path=path,
+            study_instance_uid=src.study_instance_uid,
+            series_instance_uid=src.series_instance_uid,
+            sop_instance_uid=src.sop_instance_uid,
+            sop_class_uid=src.sop_class_uid,
+            modality=src.modality,
+            presentation_intent=src.presentation_intent,
+            photometric_interpretation=src.photometric_interpretation,
+            laterality=m.laterality.value if m.laterality else None,
+            view=m.view.value if m.view else None,
+            spacing_mm=(float(m.spacing_mm[0]), float(m.spacing_mm[1])),
+            spacing_origin=src.spacing_origin,
+            shape_rc=m.shape,
+        ),
+        patient=patient,
+        settings=SettingsModel(
+            macro_threshold_mm=cfg.describe.macro_threshold_mm,
+            cluster_definition=(
+                f">= {cfg.cluster.min_members} calcifications within "
+                f"{cfg.cluster.within_mm:g} mm (CAD convention)"
+            ),
+            detect_operating_score=cfg.detect.operating_score,
+            cluster_operating_score=cfg.cluster.operating_score,
+            config=cfg.model_dump(mode="json"),
+        ),
+        breast_area_mm2=round(analysis.breast_area_mm2, 1),
+        assessment=_assessment(analysis.assessment),
+        n_calcifications=len(calcs),
+        n_macrocalcifications=n_macro,
+        n_microcalcifications=len(calcs) - n_macro,
+        calcifications=calcs,
+        clusters=clusters,
+        macro_findings=macros,
+        timings_s={k: round(v, 4) for k, v in analysis.timings_s.items()},
+    )
+
+
+def write_atomic(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` through a temporary file and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_json(analysis: Analysis, path: str | Path, *, anonymize: bool = False) -> Path:
+    """Write the JSON report (atomically)."""
+    report = to_report(analysis, anonymize=anonymize)
+    text = json.dumps(report.model_dump(mode="json"), indent=1)
+    return write_atomic(path, text.encode("utf-8"))
+
+
+_CATEGORY_BGR = {
+    Category.C1: (0, 200, 0),
+    Category.C2: (0, 200, 0),
+    Category.C3: (0, 220, 220),
+    Category.C0: (0, 165, 255),
+    Category.C4A: (0, 100, 255),
+    Category.C4B: (0, 0, 255),
+    Category.C4C: (0, 0, 230),
+    Category.C5: (200, 0, 255),
+}
+
+
+def render_overlay(analysis: Analysis, *, max_side_px: int | None = None) -> np.ndarray:
+    """The image in grey with calcifications outlined and findings boxed and numbered.
+
+    Returns an RGB uint8 array. Micro-calcifications are outlined in cyan, macro in
+    yellow; clusters and macro findings get a box coloured by category with a label
+    such as ``C1 BI-RADS 4B``. ``max_side_px`` shrinks large images (marks are drawn on
+    the shrunk image, with a minimum size so that tiny specks stay visible).
+    """
+    pix = analysis.mammogram.pixels
+    scale = 1.0
+    if max_side_px and max(pix.shape) > max_side_px:
+        scale = max_side_px / max(pix.shape)
+    grey = (np.clip(pix, 0, 1) * 255).astype(np.uint8)
+    if scale != 1.0:
+        grey = cv2.resize(
+            grey,
+            (int(pix.shape[1] * scale), int(pix.shape[0] * scale)),
+            interpolation=cv2.INTER_AREA,
+        )
+    img = cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR)
+    thick = max(1, int(round(max(img.shape) / 1500)))
+    for c in analysis.calcifications:
+        colour = (0, 255, 255) if c.kind.value == "macro" else (255, 255, 0)
+        pts = (c.contour_rc[:, ::-1].astype(np.float64) * scale).round().astype(np.int32)
+        if len(pts) >= 3 and c.max_diameter_mm / analysis.mammogram.pixel_mm * scale >= 4:
+            cv2.polylines(img, [pts.reshape(-1, 1, 2)], True, colour, 1, cv2.LINE_AA)
+        else:
+            centre = (int(c.center_rc[1] * scale), int(c.center_rc[0] * scale))
+            cv2.circle(img, centre, max(3, thick * 3), colour, 1, cv2.LINE_AA)
+    font_scale = max(0.5, max(img.shape) / 2500)
+
+    def box(bbox: tuple[int, int, int, int], label: str, colour: tuple[int, int, int]) -> None:
+        r0, c0, r1, c1 = (int(v * scale) for v in bbox)
+        pad = max(6, thick * 6)
+        p0, p1 = (c0 - pad, r0 - pad), (c1 + pad, r1 + pad)
+        cv2.rectangle(img, p0, p1, colour, thick + 1)
+        (tw, th), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, font_scale, thick)
+        org = (max(0, p0[0]), max(th + 2, p0[1] - 4))
+        cv2.rectangle(img, (org[0], org[1] - th - 2), (org[0] + tw, org[1] + 2), (0, 0, 0), -1)
+        cv2.putText(
+            img, label, org, cv2.FONT_HERSHEY_SIMPLEX, font_scale, colour, thick, cv2.LINE_AA
+        )
+
+    for f in analysis.clusters:
+        cat = f.assessment.category
+        box(f.cluster.bbox_rc, f"C{f.cluster.id} BI-RADS {cat.value}", _CATEGORY_BGR[cat])
+    by_id = {c.id: c for c in analysis.calcifications}
+    for r in analysis.macros:
+        boxes = np.array([by_id[i].bbox_rc for i in r.finding.member_ids])
+        bbox = (boxes[:, 0].min(), boxes[:, 1].min(), boxes[:, 2].max(), boxes[:, 3].max())
+        box(bbox, f"M{r.finding.id} {r.finding.pattern.value}", _CATEGORY_BGR[Category.C2])
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def write_overlay(analysis: Analysis, path: str | Path, *, max_side_px: int | None = 4096) -> Path:
+    """Write the overlay as PNG (atomically)."""
+    rgb = render_overlay(analysis, max_side_px=max_side_px)
+    ok, buf = cv2.imencode(
+        ".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 3]
+    )
+    if not ok:  # pragma: no cover - OpenCV failure
+        raise OSError(f"{path}: could not encode the overlay PNG")
+    return write_atomic(path, buf.tobytes())
