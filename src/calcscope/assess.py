@@ -2,25 +2,63 @@
 
 The rules work on *descriptors* (morphology, distribution, number, confidence), so the
 same code assesses a cluster found on an image and a radiologist's recorded description
-(``calcscope evaluate --format cbis-ddsm`` without images).
+(``calcscope evaluate --format cbis-ddsm`` without images, :mod:`calcscope.descriptors`).
+
+How a finding is assessed (each step is one small function below, returning its outcome
+and its reason):
+
+1. ``morphology``: the most suspicious recorded morphology gives the base likelihood of
+   malignancy (:data:`MORPHOLOGY_PPV`, the likelihood of a *grouped* finding of that form).
+   No morphology recorded: category 0 (``no_morphology``).
+2. ``distribution``: multiplies the odds (:data:`DISTRIBUTION_LR`, grouped = 1).
+3. ``mixed_suspicious``: two or more different suspicious forms (e.g. fine pleomorphic
+   with fine linear branching) multiply the odds by :data:`MIXED_SUSPICIOUS_OR`.
+4. ``benign_companion``: typically benign forms recorded beside the most suspicious one
+   (e.g. amorphous with punctate) multiply the odds by :data:`BENIGN_COMPANION_OR`.
+5. ``classic_malignant``: fine linear (branching) calcifications in a linear or segmental
+   distribution, the atlas' typical picture of ductal casting, multiply the odds by
+   :data:`DUCTAL_CASTING_OR`.
+6. The likelihood falls in one BI-RADS band (:class:`AssessThresholds`) which gives the
+   category; then the overrides: diffuse benign forms are benign (``diffuse_benign``),
+   typically benign forms other than punctate are at most probably benign
+   (``benign_form``), fewer than 3 benign-looking calcifications are benign
+   (``few_benign``), and a shape that the image cannot show sends a suspicious finding to
+   magnification views first (``needs_magnification``, category 0).
 
 Sources
 -------
 * Categories, their likelihood bands and management: ACR BI-RADS Atlas, 5th edition,
   2013 (category 3: <= 2 % malignant, short-interval follow-up at 6 months; 4A > 2 to
   <= 10 %; 4B > 10 to <= 50 %; 4C > 50 to < 95 %; 5: >= 95 %; 0: needs additional
-  imaging evaluation, e.g. spot compression and magnification views).
-* Positive predictive values per morphology and distribution: Bent CK, Bassett LW,
-  D'Orsi CJ, Sayre JW, "The positive predictive value of BI-RADS microcalcification
-  descriptors and final assessment categories", AJR 2010;194:1378-1383, and the atlas'
-  own figures (amorphous about 21 %, coarse heterogeneous about 13 %, fine pleomorphic
-  about 29 %, fine linear or fine-linear branching about 70 %).
+  imaging evaluation, e.g. spot compression and magnification views); the Radiology
+  Assistant's summary "BI-RADS for mammography and ultrasound 2013" (Radiology Assistant,
+  radiologyassistant.nl) for the typically benign forms and the ductal (linear,
+  segmental) distributions.
+* Literature priors (:data:`LITERATURE_MORPHOLOGY_PPV`, :data:`LITERATURE_DISTRIBUTION_LR`):
+  Bent CK, Bassett LW, D'Orsi CJ, Sayre JW, "The positive predictive value of BI-RADS
+  microcalcification descriptors and final assessment categories", AJR 2010;194:1378-1383
+  (amorphous about 21 %, coarse heterogeneous about 13 %, fine pleomorphic about 29 %,
+  fine linear or fine-linear branching about 70 %; diffuse about 0 %, regional about 10 %,
+  grouped about 31 %, linear about 60 %, segmental about 62 %); Burnside ES et al., "Use
+  of microcalcification descriptors in BI-RADS 4th edition to stratify risk of
+  malignancy", Radiology 2007;242:388-395 (22.8 % malignant among biopsied
+  calcifications overall); Kim D, Kim J, Jung HK, Kim S, "Assessment of malignant risk
+  stratification for microcalcifications interpreted as amorphous morphology", Eur J
+  Radiol 2023;162:110795 (amorphous with coexisting punctate forms 2.8 % vs pure
+  amorphous 23.3 % malignant).
+* Fitted values: on the CBIS-DDSM calcification training set (Sawyer-Lee R et al., The
+  Cancer Imaging Archive 2016, CC BY 3.0; 1,546 findings, 602 women), penalised towards
+  the literature priors, by ``scripts/calibrate_descriptors.py``; its grouped
+  cross-validation and the resulting figures are in the README. CBIS-DDSM is a
+  cancer-enriched set (35 % of its calcification findings are malignant), so the fitted
+  likelihoods are those of findings that came to work-up, higher than in screening.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from calcscope.model import Distribution, Morphology
@@ -31,8 +69,15 @@ __all__ = [
     "RuleHit",
     "Assessment",
     "AssessThresholds",
+    "LikelihoodModel",
     "MORPHOLOGY_PPV",
     "DISTRIBUTION_LR",
+    "LITERATURE_MORPHOLOGY_PPV",
+    "LITERATURE_DISTRIBUTION_LR",
+    "UNSPECIFIED_PPV",
+    "MIXED_SUSPICIOUS_OR",
+    "BENIGN_COMPANION_OR",
+    "DUCTAL_CASTING_OR",
     "assess_descriptors",
     "assess_benign_macro",
     "assess_image",
@@ -139,18 +184,33 @@ class Assessment:
 
 @dataclass(frozen=True)
 class AssessThresholds:
-    """Likelihood bands of the BI-RADS categories (ACR BI-RADS Atlas, 5th ed., 2013)."""
+    """Likelihood bands of the BI-RADS categories.
+
+    Source: ACR BI-RADS Atlas, 5th edition, 2013, "Guidance: assessment categories"
+    (summarised by the Radiology Assistant, "BI-RADS for mammography and ultrasound 2013").
+    """
 
     benign_max: float = 0.005
+    """Category 2 (benign) up to this likelihood. The atlas gives "essentially 0 %"; we
+    allow 0.5 % so that the typically benign forms (about 0.1-0.3 %) fall in it."""
     probably_benign_max: float = 0.02
+    """Category 3 (probably benign) up to 2 % (atlas: "> 0 % but <= 2 %")."""
     c4a_max: float = 0.10
+    """Category 4A (low suspicion) up to 10 % (atlas: "> 2 % to <= 10 %")."""
     c4b_max: float = 0.50
+    """Category 4B (moderate suspicion) up to 50 % (atlas: "> 10 % to <= 50 %")."""
     c5_min: float = 0.95
+    """Category 5 (highly suggestive) from 95 % (atlas: ">= 95 %"); 4C below."""
 
 
-#: Likelihood of malignancy of a cluster of each morphology (Bent et al. AJR 2010 and
-#: the BI-RADS atlas). Typically benign morphologies are below 0.5 %.
-MORPHOLOGY_PPV: dict[Morphology, float] = {
+# --- likelihood tables -------------------------------------------------------------------
+
+#: Literature prior: likelihood of malignancy of a grouped finding of each morphology.
+#: Suspicious forms: Bent et al. AJR 2010 (fine linear branching: the atlas' "about 70 %"
+#: with the branching form a little above it). Typically benign forms: "essentially 0 %"
+#: (atlas); round and punctate: under 2 % when isolated and grouped (atlas, category 3 of
+#: a group of punctate calcifications).
+LITERATURE_MORPHOLOGY_PPV: Mapping[Morphology, float] = {
     Morphology.SKIN: 0.001,
     Morphology.VASCULAR: 0.001,
     Morphology.COARSE_POPCORN: 0.001,
@@ -169,15 +229,96 @@ MORPHOLOGY_PPV: dict[Morphology, float] = {
     Morphology.FINE_LINEAR_BRANCHING: 0.78,
 }
 
-#: Odds multipliers of each distribution relative to a grouped one (Bent et al. AJR 2010:
-#: PPV diffuse ~0 %, regional ~10 %, grouped ~31 %, linear ~60 %, segmental ~62 %).
-DISTRIBUTION_LR: dict[Distribution, float] = {
+#: Literature prior: odds multiplier of each distribution relative to a grouped one
+#: (Bent et al. AJR 2010: diffuse ~0 %, regional ~10 %, grouped ~31 %, linear ~60 %,
+#: segmental ~62 %).
+LITERATURE_DISTRIBUTION_LR: Mapping[Distribution, float] = {
     Distribution.DIFFUSE: 0.05,
     Distribution.REGIONAL: 0.35,
     Distribution.GROUPED: 1.0,
     Distribution.LINEAR: 4.0,
     Distribution.SEGMENTAL: 5.0,
 }
+
+# The tables used. "fitted" = fitted on the CBIS-DDSM calcification training set,
+# penalised towards the literature prior above; see scripts/calibrate_descriptors.py,
+# which prints these lines.
+
+#: Likelihood of malignancy of a grouped finding of each morphology (the most suspicious
+#: recorded one).
+MORPHOLOGY_PPV: Mapping[Morphology, float] = {
+    **LITERATURE_MORPHOLOGY_PPV,  # typically benign forms, round: literature
+    Morphology.PUNCTATE: 0.015,  # fitted (literature 1.5 %)
+    Morphology.AMORPHOUS: 0.21,  # fitted (literature 21 %)
+    Morphology.COARSE_HETEROGENEOUS: 0.13,  # amorphous x literature odds ratio 13/21 %
+    Morphology.FINE_PLEOMORPHIC: 0.29,  # fitted (literature 29 %)
+    Morphology.FINE_LINEAR: 0.78,  # = fine linear branching (one BI-RADS 5th ed. term)
+    Morphology.FINE_LINEAR_BRANCHING: 0.78,  # fitted (literature 78 %)
+}
+
+#: Odds multiplier of each distribution relative to a grouped one.
+DISTRIBUTION_LR: Mapping[Distribution, float] = {
+    Distribution.DIFFUSE: 0.05,  # fitted (literature 0.05)
+    Distribution.REGIONAL: 0.35,  # fitted (literature 0.35)
+    Distribution.GROUPED: 1.0,  # reference
+    Distribution.LINEAR: 4.0,  # fitted (literature 4.0)
+    Distribution.SEGMENTAL: 5.0,  # fitted (literature 5.0)
+}
+
+#: Likelihood of malignancy when no morphology is recorded: calcifications that came to
+#: biopsy overall (Burnside et al. Radiology 2007: 22.8 %).
+UNSPECIFIED_PPV = 0.228
+
+#: Odds multiplier for two or more different suspicious forms in one finding
+#: (heterogeneous, pleomorphic calcifications). Fitted (prior 1).
+MIXED_SUSPICIOUS_OR = 1.0
+
+#: Odds multiplier when typically benign forms are recorded beside the most suspicious
+#: one. Fitted (prior 0.1: Kim et al. Eur J Radiol 2023, amorphous with coexisting
+#: punctate forms 2.8 % vs pure amorphous 23.3 % malignant, odds ratio about 0.1).
+BENIGN_COMPANION_OR = 0.1
+
+#: Odds multiplier of fine linear (branching) forms in a linear or segmental distribution,
+#: beyond the morphology and the distribution on their own. Fitted (prior 1).
+DUCTAL_CASTING_OR = 1.0
+
+
+@dataclass(frozen=True)
+class LikelihoodModel:
+    """The likelihood tables; the defaults are the module's tables above.
+
+    ``scripts/calibrate_descriptors.py`` builds other instances to fit and cross-validate
+    them; :meth:`literature` gives the literature priors alone.
+    """
+
+    morphology_ppv: Mapping[Morphology, float] = field(
+        default_factory=lambda: dict(MORPHOLOGY_PPV)
+    )
+    distribution_lr: Mapping[Distribution, float] = field(
+        default_factory=lambda: dict(DISTRIBUTION_LR)
+    )
+    unspecified_ppv: float = UNSPECIFIED_PPV
+    mixed_suspicious_or: float = MIXED_SUSPICIOUS_OR
+    benign_companion_or: float = BENIGN_COMPANION_OR
+    ductal_casting_or: float = DUCTAL_CASTING_OR
+
+    @classmethod
+    def literature(cls) -> LikelihoodModel:
+        """The literature priors without any fitted value (modifiers at their priors)."""
+        return cls(
+            morphology_ppv=dict(LITERATURE_MORPHOLOGY_PPV),
+            distribution_lr=dict(LITERATURE_DISTRIBUTION_LR),
+            unspecified_ppv=UNSPECIFIED_PPV,
+            mixed_suspicious_or=1.0,
+            benign_companion_or=0.1,
+            ductal_casting_or=1.0,
+        )
+
+
+_DEFAULT_MODEL = LikelihoodModel()
+
+_DUCTAL = (Distribution.LINEAR, Distribution.SEGMENTAL)
+_CASTING = (Morphology.FINE_LINEAR, Morphology.FINE_LINEAR_BRANCHING)
 
 
 def category_from_likelihood(p: float, t: AssessThresholds | None = None) -> Category:
@@ -205,50 +346,148 @@ def _prob(o: float) -> float:
     return o / (1 + o)
 
 
-def _rule_morphology(morphs: Sequence[Morphology]) -> tuple[float, RuleHit]:
+def _times(p: float, factor: float) -> float:
+    """``p`` with its odds multiplied by ``factor``."""
+    return _prob(_odds(p) * factor)
+
+
+def _labels(ms: Sequence[Morphology]) -> str:
+    return " and ".join(m.label for m in ms)
+
+
+# --- rules: each returns its outcome and its reason --------------------------------------
+
+
+def _rule_morphology(
+    morphs: Sequence[Morphology], model: LikelihoodModel
+) -> tuple[float, Morphology, RuleHit]:
     """The most suspicious recorded morphology sets the base likelihood."""
-    worst = max(morphs, key=lambda m: MORPHOLOGY_PPV[m])
-    p = MORPHOLOGY_PPV[worst]
-    others = [m.label for m in morphs if m is not worst]
-    extra = f" (with {', '.join(others)})" if others else ""
-    kind = "typically benign" if worst.typically_benign else "suspicious"
-    return p, RuleHit(
-        "morphology",
-        f"{worst.label} morphology{extra}, {kind}: about {p:.0%} malignant in published series",
+    worst = max(morphs, key=lambda m: model.morphology_ppv[m])
+    p = model.morphology_ppv[worst]
+    kind = "a typically benign form" if worst.typically_benign else "a suspicious form"
+    return (
+        p,
+        worst,
+        RuleHit(
+            "morphology",
+            f"{worst.label} calcifications, {kind}: about {p:.0%} malignant when grouped",
+        ),
     )
 
 
-def _rule_distribution(dist: Distribution | None, p: float) -> tuple[float, RuleHit | None]:
+def _rule_distribution(
+    dist: Distribution | None, p: float, model: LikelihoodModel
+) -> tuple[float, RuleHit | None]:
+    """The distribution multiplies the odds: ductal (linear, segmental) raise concern."""
     if dist is None:
         return p, None
-    lr = DISTRIBUTION_LR[dist]
-    q = _prob(_odds(p) * lr)
-    if lr > 1:
+    lr = model.distribution_lr[dist]
+    q = _times(p, lr)
+    if dist in _DUCTAL:
         why = f"{dist.label} distribution, which follows a duct, raises concern"
     elif lr < 1:
-        why = f"{dist.label} distribution lowers concern"
+        why = f"{dist.label} distribution, more often benign, lowers concern"
     else:
         why = f"{dist.label} distribution"
-    return q, RuleHit("distribution", f"{why} (likelihood {p:.0%} -> {q:.0%})")
+    return q, RuleHit("distribution", f"{why} ({p:.0%} -> {q:.0%})")
+
+
+def _rule_mixed_suspicious(
+    morphs: Sequence[Morphology], p: float, model: LikelihoodModel
+) -> tuple[float, RuleHit | None]:
+    """Two or more different suspicious forms in one finding raise concern."""
+    suspicious = [m for m in morphs if not m.typically_benign]
+    if len(suspicious) < 2 or model.mixed_suspicious_or == 1.0:
+        return p, None
+    q = _times(p, model.mixed_suspicious_or)
+    return q, RuleHit(
+        "mixed_suspicious",
+        f"more than one suspicious form ({_labels(suspicious)}): heterogeneous "
+        f"calcifications ({p:.0%} -> {q:.0%})",
+    )
+
+
+def _rule_benign_companion(
+    morphs: Sequence[Morphology], worst: Morphology, p: float, model: LikelihoodModel
+) -> tuple[float, RuleHit | None]:
+    """Typically benign forms beside the most suspicious one lower concern."""
+    benign = [m for m in morphs if m.typically_benign and m is not worst]
+    if not benign or model.benign_companion_or == 1.0:
+        return p, None
+    q = _times(p, model.benign_companion_or)
+    return q, RuleHit(
+        "benign_companion",
+        f"{worst.label} forms mixed with typically benign {_labels(benign)} calcifications "
+        f"lower concern ({p:.0%} -> {q:.0%})",
+    )
 
 
 def _rule_classic_malignant(
-    morphs: Sequence[Morphology], dist: Distribution | None
-) -> RuleHit | None:
+    morphs: Sequence[Morphology], dist: Distribution | None, p: float, model: LikelihoodModel
+) -> tuple[float, RuleHit | None]:
     """Fine-linear (branching) calcifications in a linear or segmental distribution.
 
-    The BI-RADS atlas' typical picture of category 5: casting calcifications filling a
-    duct and its branches (Radiology Assistant; atlas examples).
+    The BI-RADS atlas' typical picture of malignancy: casting calcifications filling a
+    duct and its branches (Radiology Assistant; atlas examples of category 5).
     """
-    linear_morph = {Morphology.FINE_LINEAR, Morphology.FINE_LINEAR_BRANCHING} & set(morphs)
-    if linear_morph and dist in (Distribution.LINEAR, Distribution.SEGMENTAL):
-        m = max(linear_morph, key=lambda x: MORPHOLOGY_PPV[x])
-        return RuleHit(
-            "classic_malignant",
-            f"{m.label} morphology in a {dist.label} distribution: casting calcifications "
-            "filling a duct, highly suggestive of malignancy",
+    casting = [m for m in _CASTING if m in morphs]
+    if not casting or dist not in _DUCTAL:
+        return p, None
+    q = _times(p, model.ductal_casting_or)
+    assert dist is not None
+    return q, RuleHit(
+        "classic_malignant",
+        f"{casting[-1].label} calcifications in a {dist.label} distribution: casting "
+        f"calcifications filling a duct, the classic picture of malignancy ({q:.0%})",
+    )
+
+
+def _rule_no_morphology(
+    dist: Distribution | None, model: LikelihoodModel
+) -> tuple[float, list[RuleHit]]:
+    """No morphology recorded: the form must be seen on magnification views first."""
+    p = model.unspecified_ppv
+    hits = [
+        RuleHit(
+            "no_morphology",
+            "the form of the calcifications is not described: magnification views are "
+            "needed to characterise them before a final assessment",
         )
-    return None
+    ]
+    p, dhit = _rule_distribution(dist, p, model)
+    if dhit:
+        hits.append(dhit)
+    return p, hits
+
+
+def _rule_diffuse_benign(
+    morphs: Sequence[Morphology], dist: Distribution | None, p: float, t: AssessThresholds
+) -> tuple[float, RuleHit | None]:
+    """Diffuse typically benign calcifications (round, punctate) are benign (atlas)."""
+    if dist is not Distribution.DIFFUSE or not all(m.typically_benign for m in morphs):
+        return p, None
+    return min(p, t.benign_max), RuleHit(
+        "diffuse_benign", f"diffuse {_labels(morphs)} calcifications are benign"
+    )
+
+
+def _rule_benign_form(
+    worst: Morphology, p: float, t: AssessThresholds
+) -> tuple[float, RuleHit | None]:
+    """Typically benign forms other than punctate are at most probably benign.
+
+    The atlas lists them as typically benign; punctate is the exception, since a group
+    that is new, increasing, linear or segmental warrants biopsy (atlas; Radiology
+    Assistant), so punctate findings keep their likelihood.
+    """
+    if not worst.typically_benign or worst is Morphology.PUNCTATE:
+        return p, None
+    if p <= t.probably_benign_max:
+        return p, None
+    return t.probably_benign_max, RuleHit(
+        "benign_form",
+        f"{worst.label} calcifications are typically benign: at most probably benign",
+    )
 
 
 def assess_descriptors(
@@ -258,43 +497,61 @@ def assess_descriptors(
     n_calcifications: int | None = None,
     morphology_confident: bool = True,
     thresholds: AssessThresholds | None = None,
+    model: LikelihoodModel | None = None,
 ) -> Assessment:
     """Assess one calcification finding from its BI-RADS descriptors.
 
     Parameters
     ----------
     morphologies
-        One or more morphologies (a compound description such as "pleomorphic and fine
+        The recorded morphologies (a compound description such as "pleomorphic and fine
         linear branching" passes both); the most suspicious sets the base likelihood.
+        Empty when none was recorded: category 0, magnification views first.
     distribution
         BI-RADS distribution, ``None`` when not recorded.
     n_calcifications
         Number of calcifications in the finding, when known.
     morphology_confident
         False when the image cannot show the shape (too few pixels per calcification):
-        a suspicious finding is then category 0, additional imaging first.
+        a finding of category 3 or above is then category 0, additional imaging first.
+    thresholds
+        Likelihood bands of the categories.
+    model
+        Likelihood tables; the module's tables by default.
+
+    Returns
+    -------
+    Assessment
+        Category, likelihood of malignancy (0-1), follow-up, and the rules that fired.
     """
     t = thresholds or AssessThresholds()
-    if not morphologies:
-        raise ValueError("at least one morphology is needed")
-    p, hit = _rule_morphology(morphologies)
-    rules = [hit]
-    p, dhit = _rule_distribution(distribution, p)
-    if dhit:
-        rules.append(dhit)
-    classic = _rule_classic_malignant(morphologies, distribution)
-    if classic:
-        p = max(p, t.c5_min)
-        rules.append(classic)
-    all_benign = all(m.typically_benign for m in morphologies)
-    if all_benign and distribution is Distribution.DIFFUSE:
+    mdl = model or _DEFAULT_MODEL
+    morphs = tuple(dict.fromkeys(morphologies))
+    if not morphs:
+        p, rules = _rule_no_morphology(distribution, mdl)
+        cat = Category.C0
         rules.append(
-            RuleHit("diffuse_benign", "diffuse round or punctate calcifications are benign")
+            RuleHit("category", f"likelihood {p:.1%}: BI-RADS {cat.value} ({cat.label})")
         )
-        p = min(p, t.benign_max)
+        return Assessment(cat, float(p), _FOLLOWUP_OF[cat], tuple(rules))
+
+    p, worst, hit = _rule_morphology(morphs, mdl)
+    rules = [hit]
+    p, h = _rule_distribution(distribution, p, mdl)
+    rules += [h] if h else []
+    p, h = _rule_mixed_suspicious(morphs, p, mdl)
+    rules += [h] if h else []
+    p, h = _rule_benign_companion(morphs, worst, p, mdl)
+    rules += [h] if h else []
+    p, h = _rule_classic_malignant(morphs, distribution, p, mdl)
+    rules += [h] if h else []
+    p, h = _rule_diffuse_benign(morphs, distribution, p, t)
+    rules += [h] if h else []
+    p, h = _rule_benign_form(worst, p, t)
+    rules += [h] if h else []
+
     cat = category_from_likelihood(p, t)
-    if all_benign and cat not in (Category.C2, Category.C3):
-        cat = Category.C3
+    all_benign = all(m.typically_benign for m in morphs)
     if all_benign and cat is Category.C3 and n_calcifications is not None and n_calcifications < 3:
         cat = Category.C2
         rules.append(RuleHit("few_benign", "fewer than 3 benign-looking calcifications"))
@@ -342,3 +599,8 @@ def assess_image(findings: Sequence[Assessment]) -> Assessment:
         worst.follow_up,
         (RuleHit("worst_finding", f"most concerning finding: {worst.reason}"),),
     )
+
+
+def log_odds(p: float) -> float:
+    """Natural log-odds of a probability (clipped to 1e-6 .. 1 - 1e-6)."""
+    return math.log(_odds(p))

@@ -20,7 +20,7 @@ Conventions
   supersampled mask, so it is exact up to the sub-pixel size.
 * Added intensity of a piece is ``amplitude * profile`` where the profile is the
   normalised projected thickness (peak 1) and ``amplitude = a * min(1, d / 0.5 mm)``
-  with ``a`` uniform in ``[0.14, 0.28]`` for microcalcifications (0.6x that for the faint
+  with ``a`` uniform in ``[0.17, 0.32]`` for microcalcifications (0.7x that for the faint
   amorphous ones) and ``[0.22, 0.38]`` for macro patterns. ``contrast`` in the truth is
   the peak of the added signal at the pixel level (after area averaging and PSF).
 * Quantum noise has a per-pixel standard deviation of ``0.01 * noise * 0.07 /
@@ -46,7 +46,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from calcscope.model import Distribution, Mammogram, Morphology
+from calcscope.model import Distribution, Laterality, Mammogram, Morphology, Source, View
 
 __all__ = [
     "TrueCalcification",
@@ -90,7 +90,7 @@ _FULL_FIELD_SPACING_MM = 0.07
 _PSF_SIGMA_MM = 0.05
 _MAX_SUBPIXEL_MM = 0.02
 _GRID_MM = 0.25  # cell of the low-resolution anatomy grids
-_MICRO_AMP = (0.14, 0.28)
+_MICRO_AMP = (0.17, 0.32)
 _MACRO_AMP = (0.22, 0.38)
 _EDGE_MARGIN_MM = 3.0  # inserts keep this far from the skin line and the pectoral muscle
 
@@ -260,11 +260,9 @@ def phantom_summary(phantom: Phantom) -> dict[str, Any]:
 # -------------------------------------------------------------------- analytic profiles
 # A profile maps local coordinates (u, v) in mm (u along the shape's axis) to the
 # normalised projected thickness in [0, 1]; it is 0 exactly outside the shape.
-def _ellipse(a: float, b: float, *, soft: bool = False, du: float = 0.0,
-             dv: float = 0.0) -> Profile:
+def _ellipse(a: float, b: float, *, du: float = 0.0, dv: float = 0.0) -> Profile:
     def f(u: np.ndarray, v: np.ndarray) -> np.ndarray:
-        q = np.clip(1.0 - ((u - du) / a) ** 2 - ((v - dv) / b) ** 2, 0.0, None)
-        return q if soft else np.sqrt(q)
+        return np.sqrt(np.clip(1.0 - ((u - du) / a) ** 2 - ((v - dv) / b) ** 2, 0.0, None))
 
     return f
 
@@ -358,10 +356,10 @@ def _macro_amp(rng: np.random.Generator) -> float:
 
 
 def _disc(rng: np.random.Generator, d: float, label: str, amp: float, *,
-          ecc_max: float = 1.12, soft: bool = False) -> _Shape:
+          ecc_max: float = 1.12) -> _Shape:
     k = rng.uniform(1.0, ecc_max)
     a, b = d / 2 * math.sqrt(k), d / 2 / math.sqrt(k)
-    return _Shape(_ellipse(a, b, soft=soft), a, label, amp)
+    return _Shape(_ellipse(a, b), a, label, amp)
 
 
 def _line(rng: np.random.Generator, length: float, width: float, beaded: bool) -> _Shape:
@@ -397,8 +395,8 @@ def _member_shape(rng: np.random.Generator, morph: Morphology) -> _Shape:
     if morph is Morphology.ROUND:
         return _disc(rng, rng.uniform(0.3, 1.0), "round", _micro_amp(rng))
     if morph is Morphology.AMORPHOUS:
-        return _disc(rng, rng.uniform(0.1, 0.3), "amorphous", _micro_amp(rng, 0.6),
-                     ecc_max=1.4, soft=True)
+        return _disc(rng, rng.uniform(0.1, 0.3), "amorphous", _micro_amp(rng, 0.7),
+                     ecc_max=1.4)
     if morph is Morphology.FINE_PLEOMORPHIC:
         prof, bound = _random_star(rng, rng.uniform(0.15, 0.5), (4, 8), 0.4)
         return _Shape(prof, bound, "pleomorphic", _micro_amp(rng))
@@ -418,13 +416,14 @@ def _member_shape(rng: np.random.Generator, morph: Morphology) -> _Shape:
 
 
 # ------------------------------------------------------------------------------ anatomy
-def _power_law_field(rng: np.random.Generator, shape: tuple[int, int],
-                     beta: float) -> np.ndarray:
-    """Zero-mean unit-variance Gaussian field with a ``1/f**beta`` power spectrum."""
+def _power_law_field(rng: np.random.Generator, shape: tuple[int, int], beta: float,
+                     stretch: float = 1.0) -> np.ndarray:
+    """Zero-mean unit-variance Gaussian field with a ``1/f**beta`` power spectrum;
+    ``stretch > 1`` elongates its structures along the columns (towards the nipple)."""
     h, w = shape
     fy = np.fft.fftfreq(h)[:, None]
     fx = np.fft.rfftfreq(w)[None, :]
-    f = np.hypot(fy, fx)
+    f = np.hypot(fy, fx * stretch)
     f[0, 0] = np.inf
     amp = f ** (-beta / 2)
     spec = amp * (rng.standard_normal(amp.shape) + 1j * rng.standard_normal(amp.shape))
@@ -438,7 +437,7 @@ def _dist_mm(mask: np.ndarray, cell_mm: float, *, border_inside: bool) -> np.nda
     pad = cv2.copyMakeBorder(mask.astype(np.uint8), 1, 1, 1, 1,
                              cv2.BORDER_REPLICATE if border_inside else cv2.BORDER_CONSTANT,
                              value=0)
-    d = cv2.distanceTransform(pad, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)[1:-1, 1:-1]
+    d = cv2.distanceTransform(pad, cv2.DIST_L2, cv2.DIST_MASK_5)[1:-1, 1:-1]
     return np.clip(d - 0.5, 0, None) * cell_mm
 
 
@@ -558,12 +557,11 @@ def _render_anatomy(rng: np.random.Generator, anat: _Anatomy, level: np.ndarray,
     """Background, tissue texture, skin fall-off, vessels, ligaments, pectoral."""
     rows, cols, s = anat.rows, anat.cols, anat.spacing
     hl, wl = level.shape
-    cell = max(_GRID_MM, s)
     rr, cc = anat.low_rc
     bg = rng.uniform(0.02, 0.05)
 
     # fibroglandular density: power-law field modulated by a central glandular envelope
-    field = _power_law_field(rng, (hl, wl), rng.uniform(2.8, 3.2))
+    field = _power_law_field(rng, (hl, wl), rng.uniform(2.8, 3.2), rng.uniform(1.2, 1.8))
     fine = _power_law_field(rng, (hl, wl), 2.0)
     gr = anat.nipple_rc[0] + rng.uniform(-0.05, 0.05) * rows
     gc = anat.nipple_rc[1] * rng.uniform(0.35, 0.5)
@@ -573,15 +571,11 @@ def _render_anatomy(rng: np.random.Generator, anat: _Anatomy, level: np.ndarray,
     tissue = (0.24 + 0.36 * gland + 0.02 * fine).astype(np.float32)
 
     # thickness fall-off towards the skin line (breast continues beyond the image edge)
-    skin_low = _dist_mm(anat.breast_low, cell, border_inside=True)
-    falloff_mm = rng.uniform(6.0, 10.0)
-    u = np.clip(skin_low / falloff_mm, 0, 1)
-    thick = np.sqrt(1.0 - (1.0 - u) ** 2) * anat.breast_low
-    skin_line = 0.03 * np.exp(-skin_low / 1.2) * anat.breast_low
-    low = (bg + (tissue - bg) * thick + skin_line).astype(np.float32)
-    img = cv2.resize(low, (cols, rows), interpolation=cv2.INTER_CUBIC)
-    thick_full = cv2.resize(thick.astype(np.float32), (cols, rows),
-                            interpolation=cv2.INTER_LINEAR)
+    skin = _dist_mm(anat.breast, s, border_inside=True)
+    u = np.clip(skin / rng.uniform(6.0, 10.0), 0, 1)
+    thick_full = np.sqrt(1.0 - (1.0 - u) ** 2) * anat.breast
+    tissue_full = cv2.resize(tissue, (cols, rows), interpolation=cv2.INTER_CUBIC)
+    img = bg + (tissue_full - bg) * thick_full + 0.03 * np.exp(-skin / 1.2) * anat.breast
 
     # vessels (1-2 mm tubes) and Cooper ligaments (thin curves near the skin)
     lines = np.zeros((rows, cols), np.float32)
@@ -866,3 +860,259 @@ def _macro_layout(rng: np.random.Generator, pattern: Morphology, anat: _Anatomy,
             f"{', '.join(m.name for m in MACRO_PATTERNS)}"
         )
     return out, vessels
+
+
+def _place_macro(rng: np.random.Generator, k: int, pattern: Morphology, anat: _Anatomy,
+                 placer: _Placer
+                 ) -> tuple[list[_Piece], list[tuple[np.ndarray, float, float]],
+                            tuple[float, float]]:
+    skin = pattern is Morphology.SKIN
+    for _attempt in range(200):
+        if skin:
+            cen = _random_inside(rng, anat, 1.5)
+            if not 2.0 <= anat.skin(*cen) <= 4.0:
+                continue
+        else:
+            cen = _random_inside(rng, anat, 6.0)
+        layout, vessels = _macro_layout(rng, pattern, anat, cen)
+        ok = all(
+            placer.fits(r, c, sh.bound_mm, 0.8 if skin else _EDGE_MARGIN_MM)
+            and placer.free(r, c, sh.bound_mm, 3.0)
+            and (not skin or anat.skin(r, c) <= sh.bound_mm + 4.5)
+            for r, c, _a, sh in layout
+        )
+        if ok:
+            placer.discs.extend((r, c, sh.bound_mm) for r, c, _a, sh in layout)
+            return [_Piece(sh, (r, c), a, macro=k) for r, c, a, sh in layout], vessels, cen
+    raise ValueError(
+        f"could not place a {pattern.value} macro pattern; use a larger image shape or "
+        "fewer inserts"
+    )
+
+
+def _place_single(rng: np.random.Generator, anat: _Anatomy, placer: _Placer) -> _Piece:
+    if rng.random() < 0.7:
+        sh = _disc(rng, rng.uniform(0.15, 0.5), "punctate", _micro_amp(rng))
+    else:
+        sh = _disc(rng, rng.uniform(0.5, 1.0), "round", _micro_amp(rng))
+    for gap in (12.0, 8.0, 5.0):  # isolated: no CAD cluster (>= 3 within 1 cm) with others
+        for _try in range(400):
+            r, c = _random_inside(rng, anat, _EDGE_MARGIN_MM + sh.bound_mm)
+            if placer.free(r, c, sh.bound_mm, gap):
+                placer.discs.append((r, c, sh.bound_mm))
+                return _Piece(sh, (r, c), 0.0)
+    raise ValueError("no room for an isolated calcification; use a larger image shape")
+
+
+# ---------------------------------------------------------------------------- rendering
+def _render_piece(img: np.ndarray, piece: _Piece, spacing: float, ss: int,
+                  psf_px: float) -> tuple[tuple[float, float], float, float, float]:
+    """Add one piece to ``img``; returns centroid (row, col), diameter, length, contrast."""
+    ar, ac = piece.anchor_rc
+    reach = piece.shape.bound_mm / spacing + 3 * psf_px + 2
+    r0, c0 = math.floor(ar - reach), math.floor(ac - reach)
+    h, w = math.ceil(ar + reach) + 1 - r0, math.ceil(ac + reach) + 1 - c0
+    sub = spacing / ss
+    rows_sub = r0 - 0.5 + (np.arange(h * ss) + 0.5) / ss
+    cols_sub = c0 - 0.5 + (np.arange(w * ss) + 0.5) / ss
+    dy = ((rows_sub - ar) * spacing)[:, None]
+    dx = ((cols_sub - ac) * spacing)[None, :]
+    ca, sa = math.cos(piece.angle), math.sin(piece.angle)
+    prof = piece.shape.profile(dx * ca + dy * sa, -dx * sa + dy * ca)
+    mask = prof > 0
+    idx = np.argwhere(mask)
+    if len(idx) == 0:
+        raise RuntimeError("empty calcification piece")  # programming error
+    area_mm2 = len(idx) * sub * sub
+    diameter = 2 * math.sqrt(area_mm2 / math.pi)
+    hull = cv2.convexHull(idx[:, ::-1].astype(np.int32)).reshape(-1, 2).astype(float)
+    feret = np.sqrt(((hull[:, None, :] - hull[None, :, :]) ** 2).sum(-1)).max()
+    length = (feret + 1.0) * sub
+    cen_r = float(rows_sub[idx[:, 0]].mean())
+    cen_c = float(cols_sub[idx[:, 1]].mean())
+
+    amp = piece.shape.amp * min(1.0, diameter / 0.5)
+    down = prof.reshape(h, ss, w, ss).mean(axis=(1, 3)).astype(np.float32)
+    add = amp * cv2.GaussianBlur(down, (0, 0), psf_px, borderType=cv2.BORDER_CONSTANT)
+    rr0, cc0 = max(r0, 0), max(c0, 0)
+    rr1, cc1 = min(r0 + h, img.shape[0]), min(c0 + w, img.shape[1])
+    img[rr0:rr1, cc0:cc1] += add[rr0 - r0:rr1 - r0, cc0 - c0:cc1 - c0]
+    return (cen_r, cen_c), diameter, float(length), float(add.max())
+
+
+def _add_noise(rng: np.random.Generator, img: np.ndarray, breast: np.ndarray,
+               spacing: float, noise: float) -> np.ndarray:
+    """Quantum noise (mildly signal dependent) plus correlated grain."""
+    if noise <= 0:
+        return img
+    std = 0.01 * noise * _FULL_FIELD_SPACING_MM / spacing
+    quantum = rng.standard_normal(img.shape, dtype=np.float32)
+    grain = cv2.GaussianBlur(rng.standard_normal(img.shape, dtype=np.float32), (0, 0),
+                             max(0.1 / spacing, 0.7))
+    grain *= 0.4 / max(float(grain[::7, ::7].std()), 1e-6)
+    scale = std * (0.7 + 0.6 * np.clip(img, 0, 1)) * np.where(breast, 1.0, 0.5)
+    return img + (quantum + grain) * scale.astype(np.float32)
+
+
+# --------------------------------------------------------------------------------- main
+_DEFAULT_CLUSTERS = (
+    ClusterSpec(Morphology.FINE_PLEOMORPHIC, Distribution.GROUPED, 8),
+    ClusterSpec(Morphology.PUNCTATE, Distribution.GROUPED, 6),
+    ClusterSpec(Morphology.FINE_LINEAR_BRANCHING, Distribution.LINEAR, 7),
+)
+_DEFAULT_MACROS = (Morphology.COARSE_POPCORN, Morphology.VASCULAR, Morphology.RIM_EGGSHELL)
+
+
+def make_phantom(
+    *,
+    seed: int = 0,
+    spacing_mm: float = 0.07,
+    shape: tuple[int, int] | None = None,
+    laterality: Laterality = Laterality.LEFT,
+    view: View = View.CC,
+    clusters: Sequence[ClusterSpec] | None = None,
+    macros: Sequence[Morphology] | None = None,
+    n_singles: int = 5,
+    noise: float = 1.0,
+) -> Phantom:
+    """Generate a synthetic mammogram with known calcifications.
+
+    Parameters
+    ----------
+    seed
+        Seed of :func:`numpy.random.default_rng`; the same arguments give the same image.
+    spacing_mm
+        Isotropic pixel spacing in mm (0.05-0.2 are typical).
+    shape
+        ``(rows, cols)``; ``None`` gives :func:`full_field_shape` of ``spacing_mm``.
+    laterality
+        RIGHT: chest wall at the left edge; LEFT: mirrored (chest wall at the right).
+    view
+        MLO, ML and LM views get a pectoral muscle in the upper chest-wall corner.
+    clusters
+        Clusters to insert; ``None`` gives fine pleomorphic (grouped, 8), punctate
+        (grouped, 6) and fine-linear branching (linear, 7).
+    macros
+        Benign macro patterns from :data:`MACRO_PATTERNS`; ``None`` gives popcorn,
+        vascular and rim.
+    n_singles
+        Isolated punctate (0.15-0.5 mm) or round (0.5-1 mm) calcifications, at least
+        5 mm (12 mm where room allows) from every other insert.
+    noise
+        Scale of the quantum noise; 1 gives a per-pixel std of 0.01 at 0.07 mm.
+
+    Returns
+    -------
+    Phantom
+        Pixels float32 ``(rows, cols)`` in ``[0, 1]`` and the truth (pixel coordinates
+        of the returned, possibly mirrored, image).
+
+    Raises
+    ------
+    ValueError
+        For an invalid argument, an unsupported morphology or pattern, or inserts that
+        do not fit in the breast.
+    """
+    if spacing_mm <= 0:
+        raise ValueError(f"spacing_mm must be positive, got {spacing_mm}")
+    rows, cols = full_field_shape(spacing_mm) if shape is None else shape
+    if rows < 64 or cols < 64:
+        raise ValueError(f"shape must be at least 64 x 64 pixels, got {(rows, cols)}")
+    if n_singles < 0 or noise < 0:
+        raise ValueError("n_singles and noise must be non-negative")
+    specs = tuple(_DEFAULT_CLUSTERS if clusters is None else clusters)
+    patterns = tuple(_DEFAULT_MACROS if macros is None else macros)
+    for spec in specs:
+        if spec.morphology not in CLUSTER_MORPHOLOGIES:
+            _member_shape(np.random.default_rng(0), spec.morphology)  # raises
+        if spec.n < 1:
+            raise ValueError(f"a cluster needs n >= 1 calcifications, got {spec.n}")
+    for pattern in patterns:
+        if pattern not in MACRO_PATTERNS:
+            raise ValueError(
+                f"macro pattern {pattern!r} is not supported; use one of "
+                f"{', '.join(m.name for m in MACRO_PATTERNS)}"
+            )
+    laterality, view = Laterality(laterality), View(view)
+    mirror = laterality is Laterality.LEFT
+
+    def flip(rc: tuple[float, float]) -> tuple[float, float]:
+        return (rc[0], cols - 1 - rc[1]) if mirror else (rc[0], rc[1])
+
+    rng = np.random.default_rng(seed)
+    anat, level, pect_soft = _geometry(rng, rows, cols, spacing_mm, view.is_oblique_or_lateral)
+    placer = _Placer(anat)
+
+    cluster_pieces: dict[int, list[_Piece]] = {}
+    order = sorted(range(len(specs)), key=lambda i: specs[i].distribution is Distribution.DIFFUSE)
+    for k in (i for i in order if specs[i].distribution is not Distribution.DIFFUSE):
+        center = specs[k].center_rc
+        if center is not None:
+            center = flip(center)
+            if not anat.breast[int(round(center[0])) % rows, int(round(center[1])) % cols] or \
+                    anat.allowed(*center) < _EDGE_MARGIN_MM:
+                raise ValueError(f"cluster center_rc {specs[k].center_rc} is not well inside "
+                                 "the breast (away from the skin and the pectoral muscle)")
+        cluster_pieces[k] = _place_cluster(rng, k, specs[k], anat, placer, center)
+    macro_pieces: list[list[_Piece]] = []
+    macro_centers: list[tuple[float, float]] = []
+    vessels: list[tuple[np.ndarray, float, float]] = []
+    for k, pattern in enumerate(patterns):
+        pcs, ves, cen = _place_macro(rng, k, pattern, anat, placer)
+        macro_pieces.append(pcs)
+        macro_centers.append(cen)
+        vessels.extend(ves)
+    for k in (i for i in order if specs[i].distribution is Distribution.DIFFUSE):
+        cluster_pieces[k] = _place_cluster(rng, k, specs[k], anat, placer, None)
+    singles = [_place_single(rng, anat, placer) for _ in range(n_singles)]
+
+    img = _render_anatomy(rng, anat, level, pect_soft, vessels)
+    ss = max(4, math.ceil(spacing_mm / _MAX_SUBPIXEL_MM))
+    psf_px = _PSF_SIGMA_MM / spacing_mm
+    calcs: list[TrueCalcification] = []
+
+    def render(piece: _Piece, cluster_id: int | None) -> int:
+        cen, d, length, contrast = _render_piece(img, piece, spacing_mm, ss, psf_px)
+        calcs.append(TrueCalcification(len(calcs) + 1, flip(cen), d, length,
+                                       piece.shape.label, cluster_id, contrast))
+        return len(calcs)
+
+    true_clusters = []
+    for k, spec in enumerate(specs):
+        ids = tuple(render(p, k + 1) for p in cluster_pieces[k])
+        centers = np.array([calcs[i - 1].center_rc for i in ids])
+        mean = centers.mean(axis=0)
+        radius = max(
+            float(np.hypot(*(centers[j] - mean))) * spacing_mm + calcs[i - 1].length_mm / 2
+            for j, i in enumerate(ids)
+        )
+        true_clusters.append(TrueCluster(k + 1, (float(mean[0]), float(mean[1])), ids,
+                                         spec.morphology, spec.distribution, radius))
+    true_macros = []
+    for k, (pattern, pcs) in enumerate(zip(patterns, macro_pieces, strict=True)):
+        ids = tuple(render(p, None) for p in pcs)
+        cen = flip(macro_centers[k])
+        true_macros.append(TrueMacro(k + 1, (float(cen[0]), float(cen[1])), pattern, ids))
+    for piece in singles:
+        render(piece, None)
+
+    img = np.clip(_add_noise(rng, img, anat.breast, spacing_mm, noise), 0.0, 1.0)
+    breast, pectoral = anat.breast, anat.pectoral
+    if mirror:
+        img, breast = img[:, ::-1], breast[:, ::-1]
+        pectoral = None if pectoral is None else pectoral[:, ::-1]
+    mammogram = Mammogram(
+        pixels=np.ascontiguousarray(img, dtype=np.float32),
+        spacing_mm=(spacing_mm, spacing_mm),
+        laterality=laterality,
+        view=view,
+        source=Source(path=None, modality="MG"),
+    )
+    truth = PhantomTruth(
+        calcifications=tuple(calcs),
+        clusters=tuple(true_clusters),
+        macros=tuple(true_macros),
+        breast_mask=np.ascontiguousarray(breast),
+        pectoral_mask=None if pectoral is None else np.ascontiguousarray(pectoral),
+    )
+    return Phantom(mammogram, truth)
