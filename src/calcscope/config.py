@@ -63,9 +63,9 @@ class DetectConfig(_Frozen):
         8.0, description="Top-hat residual (in its robust sigmas) that seeds a coarse deposit."
     )
     macro_grow_z: float = Field(4.0, description="Top-hat residual that grows a coarse deposit.")
-    score_cnr_mid: float = Field(6.0, description="Peak CNR at which the score is 0.5.")
+    score_cnr_mid: float = Field(8.0, description="Peak CNR at which the score is 0.5.")
     score_cnr_width: float = Field(1.0, gt=0, description="Logistic width of the score in CNR.")
-    min_diameter_mm: float = Field(0.1, description="Smallest equivalent diameter kept.")
+    min_diameter_mm: float = Field(0.05, description="Smallest equivalent diameter kept.")
     max_diameter_mm: float = Field(12.0, description="Largest equivalent diameter kept.")
     operating_score: float = Field(
         0.5,

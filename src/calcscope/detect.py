@@ -39,6 +39,7 @@ __all__ = ["Candidates", "Detection", "detect", "score_candidates", "BAND_SIGMAS
 
 BAND_SIGMAS_MM: tuple[float, ...] = (0.05, 0.15, 0.45, 1.35)
 _MAD_TO_SIGMA = 1.4826
+_SEED_BANDS = 2  # bands 0 and 1 (sharp detail up to about 1 mm) may seed a candidate
 
 
 @dataclass(frozen=True)
@@ -174,6 +175,7 @@ def detect(
     # 1. band-pass stack normalised by noise
     blurred = [_blur(img, s / pixel_mm) for s in BAND_SIGMAS_MM]
     cnr = np.full(img.shape, -np.inf, dtype=np.float32)
+    seed_map = np.full(img.shape, -np.inf, dtype=np.float32)
     band_noise: list[float] = []
     band_maps: list[np.ndarray] = []
     for k in range(len(BAND_SIGMAS_MM) - 1):
@@ -183,6 +185,8 @@ def detect(
         band_cnr = band * np.float32(1.0 / sigma)
         band_maps.append(band_cnr)
         np.maximum(cnr, band_cnr, out=cnr)
+        if k < _SEED_BANDS:
+            np.maximum(seed_map, band_cnr, out=seed_map)
     background_level = blurred[-1]
     del blurred
 
@@ -192,8 +196,10 @@ def detect(
     rz = residual * np.float32(1.0 / r_sigma)
 
     # 3. hysteresis regions holding a seed
+    # seeds need a sharp (fine-band) peak: smooth bright tissue never seeds, however
+    # bright; coarse deposits seed on their sharp edges and grow through the top-hat
     grow = ((cnr >= cfg.grow_cnr) | (rz >= cfg.macro_grow_z)) & mask
-    seeds = ((cnr >= cfg.seed_cnr) | (rz >= cfg.macro_seed_z)) & grow
+    seeds = (seed_map >= cfg.seed_cnr) & grow
     n_lab, labels, stats, _ = cv2.connectedComponentsWithStats(
         grow.view(np.uint8), connectivity=8, ltype=cv2.CV_32S
     )

@@ -24,9 +24,10 @@ Conventions
   amorphous ones) and ``[0.22, 0.38]`` for macro patterns. ``contrast`` in the truth is
   the peak of the added signal at the pixel level (after area averaging and PSF).
 * Quantum noise has a per-pixel standard deviation of ``0.01 * noise * 0.07 /
-  spacing_mm`` inside the breast (half that outside), plus correlated grain
-  (sigma 0.1 mm) of 0.4x that. A 0.2 mm speck at 0.07 mm has a pixel contrast of about
-  0.04-0.08, i.e. a CNR of about 4-8 against the quantum noise.
+  spacing_mm`` inside the breast, times ``0.7 + 0.6 * intensity`` (about 1 in the
+  breast; half that outside it), plus correlated grain (sigma 0.1 mm) of 0.4x that.
+  A 0.2 mm speck at 0.07 mm has a pixel contrast of about 0.04-0.08, i.e. a CNR of
+  about 4-8 against the quantum noise.
 
 The BI-RADS sizes used (punctate < 0.5 mm, round 0.5-1 mm, amorphous small and hazy,
 fine pleomorphic < 0.5 mm varying, fine linear < 0.5 mm wide, coarse heterogeneous
@@ -46,6 +47,16 @@ from typing import Any
 import cv2
 import numpy as np
 
+from calcscope._phantom_shapes import (
+    CLUSTER_MORPHOLOGIES,
+    MACRO_PATTERNS,
+    Shape,
+    curve,
+    disc,
+    macro_layout,
+    member_shape,
+    micro_amp,
+)
 from calcscope.model import Distribution, Laterality, Mammogram, Morphology, Source, View
 
 __all__ = [
@@ -62,36 +73,11 @@ __all__ = [
     "phantom_summary",
 ]
 
-Profile = Callable[[np.ndarray, np.ndarray], np.ndarray]
-
-#: Morphologies accepted in :class:`ClusterSpec`.
-CLUSTER_MORPHOLOGIES: tuple[Morphology, ...] = (
-    Morphology.AMORPHOUS,
-    Morphology.COARSE_HETEROGENEOUS,
-    Morphology.FINE_PLEOMORPHIC,
-    Morphology.FINE_LINEAR,
-    Morphology.FINE_LINEAR_BRANCHING,
-    Morphology.PUNCTATE,
-    Morphology.ROUND,
-)
-#: Benign macro patterns accepted by :func:`make_phantom` ``macros``.
-MACRO_PATTERNS: tuple[Morphology, ...] = (
-    Morphology.VASCULAR,
-    Morphology.COARSE_POPCORN,
-    Morphology.RIM_EGGSHELL,
-    Morphology.DYSTROPHIC,
-    Morphology.SKIN,
-    Morphology.LARGE_ROD_LIKE,
-    Morphology.ROUND,
-)
-
 _FULL_FIELD_PX = (4096, 3328)  # rows, cols at 0.07 mm
 _FULL_FIELD_SPACING_MM = 0.07
 _PSF_SIGMA_MM = 0.05
 _MAX_SUBPIXEL_MM = 0.02
 _GRID_MM = 0.25  # cell of the low-resolution anatomy grids
-_MICRO_AMP = (0.17, 0.32)
-_MACRO_AMP = (0.22, 0.38)
 _EDGE_MARGIN_MM = 3.0  # inserts keep this far from the skin line and the pectoral muscle
 
 
@@ -257,162 +243,13 @@ def phantom_summary(phantom: Phantom) -> dict[str, Any]:
     }
 
 
-# -------------------------------------------------------------------- analytic profiles
-# A profile maps local coordinates (u, v) in mm (u along the shape's axis) to the
-# normalised projected thickness in [0, 1]; it is 0 exactly outside the shape.
-def _ellipse(a: float, b: float, *, du: float = 0.0, dv: float = 0.0) -> Profile:
-    def f(u: np.ndarray, v: np.ndarray) -> np.ndarray:
-        return np.sqrt(np.clip(1.0 - ((u - du) / a) ** 2 - ((v - dv) / b) ** 2, 0.0, None))
-
-    return f
-
-
-def _star(angles: np.ndarray, radii: np.ndarray, *, du: float = 0.0,
-          dv: float = 0.0) -> Profile:
-    """Star-shaped irregular polygon, radius (mm) interpolated linearly in angle."""
-
-    def f(u: np.ndarray, v: np.ndarray) -> np.ndarray:
-        x, y = u - du, v - dv
-        rb = np.interp(np.arctan2(y, x), angles, radii, period=2 * np.pi)
-        return np.sqrt(np.clip(1.0 - (x * x + y * y) / (rb * rb), 0.0, None))
-
-    return f
-
-
-def _polyline(points: np.ndarray, half_widths: np.ndarray) -> Profile:
-    """Chain of capsules (tube of varying radius) through ``points`` ``(k, 2)`` (u, v)."""
-
-    def f(u: np.ndarray, v: np.ndarray) -> np.ndarray:
-        out = np.zeros(np.broadcast_shapes(u.shape, v.shape))
-        for i in range(len(points) - 1):
-            (pu, pv), (qu, qv) = points[i], points[i + 1]
-            du, dv = qu - pu, qv - pv
-            t = np.clip(((u - pu) * du + (v - pv) * dv) / max(du * du + dv * dv, 1e-12), 0, 1)
-            dist2 = (u - pu - t * du) ** 2 + (v - pv - t * dv) ** 2
-            r = half_widths[i] + t * (half_widths[i + 1] - half_widths[i])
-            np.maximum(out, np.sqrt(np.clip(1.0 - dist2 / (r * r), 0.0, None)), out=out)
-        return out
-
-    return f
-
-
-def _ring(r_out: float, thick: float, fill: float, ecc: float) -> Profile:
-    """Calcified shell seen in projection: bright rim, lucent (``fill``) centre."""
-    rm = r_out - thick / 2
-    sq = math.sqrt(ecc)
-
-    def f(u: np.ndarray, v: np.ndarray) -> np.ndarray:
-        rr = np.hypot(u / sq, v * sq)
-        ring = np.sqrt(np.clip(1.0 - ((rr - rm) / (thick / 2)) ** 2, 0.0, None))
-        inner = fill * np.sqrt(np.clip(1.0 - (rr / rm) ** 2, 0.0, None))
-        return np.maximum(ring, inner)
-
-    return f
-
-
-def _union(parts: Sequence[Profile]) -> Profile:
-    def f(u: np.ndarray, v: np.ndarray) -> np.ndarray:
-        return np.maximum.reduce([p(u, v) for p in parts])
-
-    return f
-
-
-def _random_star(rng: np.random.Generator, diameter_mm: float, k_range: tuple[int, int],
-                 r_low: float, du: float = 0.0, dv: float = 0.0) -> tuple[Profile, float]:
-    """Irregular polygon of area-equivalent diameter ``diameter_mm``; returns its bound."""
-    k = int(rng.integers(k_range[0], k_range[1] + 1))
-    angles = np.sort(rng.uniform(0, 2 * np.pi, k))
-    radii = rng.uniform(r_low, 1.0, k)
-    th = np.linspace(-np.pi, np.pi, 721)
-    area = 0.5 * np.trapezoid(np.interp(th, angles, radii, period=2 * np.pi) ** 2, th)
-    radii = radii * (diameter_mm / 2) / math.sqrt(area / np.pi)
-    return _star(angles, radii, du=du, dv=dv), float(radii.max())
-
-
-# ------------------------------------------------------------------------ shape library
-@dataclass(frozen=True)
-class _Shape:
-    profile: Profile  # local frame, mm
-    bound_mm: float  # radius about the local origin that holds the shape
-    label: str
-    amp: float  # amplitude before the min(1, d / 0.5 mm) size factor
-
-
 @dataclass(frozen=True)
 class _Piece:
-    shape: _Shape
+    shape: Shape
     anchor_rc: tuple[float, float]  # RIGHT-frame pixels
     angle: float  # rad, direction of the local u axis, atan2(d_row, d_col)
     cluster: int | None = None  # index into the cluster specs
     macro: int | None = None  # index into the macros
-
-
-def _micro_amp(rng: np.random.Generator, factor: float = 1.0) -> float:
-    return float(rng.uniform(*_MICRO_AMP)) * factor
-
-
-def _macro_amp(rng: np.random.Generator) -> float:
-    return float(rng.uniform(*_MACRO_AMP))
-
-
-def _disc(rng: np.random.Generator, d: float, label: str, amp: float, *,
-          ecc_max: float = 1.12) -> _Shape:
-    k = rng.uniform(1.0, ecc_max)
-    a, b = d / 2 * math.sqrt(k), d / 2 / math.sqrt(k)
-    return _Shape(_ellipse(a, b), a, label, amp)
-
-
-def _line(rng: np.random.Generator, length: float, width: float, beaded: bool) -> _Shape:
-    half = max(length - width, 0.05) / 2
-    k = 7 if beaded else 3
-    u = np.linspace(-half, half, k)
-    sag = rng.uniform(-0.12, 0.12) * length
-    v = sag * (1 - (u / half) ** 2)
-    hw = np.full(k, width / 2)
-    if beaded:
-        hw[1:-1] *= rng.uniform(0.5, 1.0, k - 2)
-    return _Shape(_polyline(np.column_stack([u, v]), hw), half + width / 2 + abs(sag),
-                  "linear", _micro_amp(rng))
-
-
-def _branching(rng: np.random.Generator) -> _Shape:
-    w = rng.uniform(0.1, 0.3)
-    trunk = rng.uniform(0.3, 0.9)
-    pts = [np.array([[-trunk, 0.0], [0.0, 0.0]])]
-    for sign in (-1.0, 1.0):
-        ang = sign * rng.uniform(np.radians(20), np.radians(45))
-        b = rng.uniform(0.3, 0.8)
-        pts.append(np.array([[0.0, 0.0], [b * math.cos(ang), b * math.sin(ang)]]))
-    parts = [_polyline(p, np.array([w / 2, w / 2 * rng.uniform(0.75, 1.0)])) for p in pts]
-    bound = max(float(np.hypot(*p[-1])) for p in pts[1:]) + w / 2
-    return _Shape(_union(parts), max(bound, trunk + w / 2), "branching", _micro_amp(rng))
-
-
-def _member_shape(rng: np.random.Generator, morph: Morphology) -> _Shape:
-    """One cluster member of the given BI-RADS morphology (sizes in the module doc)."""
-    if morph is Morphology.PUNCTATE:
-        return _disc(rng, rng.uniform(0.15, 0.5), "punctate", _micro_amp(rng))
-    if morph is Morphology.ROUND:
-        return _disc(rng, rng.uniform(0.3, 1.0), "round", _micro_amp(rng))
-    if morph is Morphology.AMORPHOUS:
-        return _disc(rng, rng.uniform(0.1, 0.3), "amorphous", _micro_amp(rng, 0.7),
-                     ecc_max=1.4)
-    if morph is Morphology.FINE_PLEOMORPHIC:
-        prof, bound = _random_star(rng, rng.uniform(0.15, 0.5), (4, 8), 0.4)
-        return _Shape(prof, bound, "pleomorphic", _micro_amp(rng))
-    if morph is Morphology.COARSE_HETEROGENEOUS:
-        prof, bound = _random_star(rng, rng.uniform(0.5, 1.0), (6, 11), 0.55)
-        return _Shape(prof, bound, "coarse_heterogeneous", _micro_amp(rng, 1.2))
-    if morph is Morphology.FINE_LINEAR:
-        return _line(rng, rng.uniform(0.5, 2.0), rng.uniform(0.1, 0.3), rng.random() < 0.4)
-    if morph is Morphology.FINE_LINEAR_BRANCHING:
-        if rng.random() < 0.3:  # casts are a mix of branching and straight pieces
-            return _line(rng, rng.uniform(0.5, 2.0), rng.uniform(0.1, 0.3), rng.random() < 0.4)
-        return _branching(rng)
-    raise ValueError(
-        f"cluster morphology {morph!r} is not supported; use one of "
-        f"{', '.join(m.name for m in CLUSTER_MORPHOLOGIES)}"
-    )
 
 
 # ------------------------------------------------------------------------------ anatomy
@@ -439,16 +276,6 @@ def _dist_mm(mask: np.ndarray, cell_mm: float, *, border_inside: bool) -> np.nda
                              value=0)
     d = cv2.distanceTransform(pad, cv2.DIST_L2, cv2.DIST_MASK_5)[1:-1, 1:-1]
     return np.clip(d - 0.5, 0, None) * cell_mm
-
-
-def _curve(rng: np.random.Generator, start: np.ndarray, heading: float, length_px: float,
-           step_px: float, wiggle: float) -> np.ndarray:
-    """Smooth random curve ``(k, 2)`` (row, col): a random walk of the heading."""
-    n = max(int(length_px / step_px), 2)
-    turn = np.convolve(rng.normal(0, wiggle, n + 8), np.ones(8) / 8, mode="valid")[:n]
-    head = heading + np.cumsum(turn)
-    steps = np.column_stack([np.sin(head), np.cos(head)]) * step_px
-    return np.vstack([start, start + np.cumsum(steps, axis=0)])
 
 
 def _draw_tube(img: np.ndarray, path_rc: np.ndarray, radius_px: float, amp: float) -> None:
@@ -584,7 +411,7 @@ def _render_anatomy(rng: np.random.Generator, anat: _Anatomy, level: np.ndarray,
         r, c = _random_inside(rng, anat, 5.0)
         start = np.array([r, min(c, rng.uniform(0.0, 0.3) * anat.nipple_rc[1])])
         heading = anat.to_nipple(*start) + rng.uniform(-0.6, 0.6)
-        path = _curve(rng, start, heading, rng.uniform(0.5, 1.1) * anat.nipple_rc[1],
+        path = curve(rng, start, heading, rng.uniform(0.5, 1.1) * anat.nipple_rc[1],
                       1.0 / s, 0.04)
         _draw_tube(lines, path, rng.uniform(0.5, 1.0) / s, rng.uniform(0.03, 0.06))
     for path, radius_px, amp in extra_vessels:
@@ -596,7 +423,7 @@ def _render_anatomy(rng: np.random.Generator, anat: _Anatomy, level: np.ndarray,
                 break
         heading = anat.skin_tangent(r, c) + rng.uniform(-0.5, 0.5) + np.pi * (
             rng.random() < 0.5)
-        path = _curve(rng, np.array([r, c]), heading, rng.uniform(10, 30) / s, 0.5 / s, 0.08)
+        path = curve(rng, np.array([r, c]), heading, rng.uniform(10, 30) / s, 0.5 / s, 0.08)
         _draw_tube(lines, path, max(rng.uniform(0.1, 0.25) / s, 0.7), rng.uniform(0.02, 0.04))
     img += lines * thick_full
 
@@ -706,7 +533,7 @@ def _cluster_sampler(rng: np.random.Generator, spec: ClusterSpec, anat: _Anatomy
 
 def _place_cluster(rng: np.random.Generator, k: int, spec: ClusterSpec, anat: _Anatomy,
                    placer: _Placer, center: tuple[float, float] | None) -> list[_Piece]:
-    shapes = [_member_shape(rng, spec.morphology) for _ in range(spec.n)]
+    shapes = [member_shape(rng, spec.morphology) for _ in range(spec.n)]
     bound = max(sh.bound_mm for sh in shapes)
     gap = max(0.6, 3 * anat.spacing)
     for _attempt in range(60 if center is None else 8):
@@ -748,120 +575,6 @@ def _place_cluster(rng: np.random.Generator, k: int, spec: ClusterSpec, anat: _A
     )
 
 
-def _macro_layout(rng: np.random.Generator, pattern: Morphology, anat: _Anatomy,
-                  cen: tuple[float, float]
-                  ) -> tuple[list[tuple[float, float, float, _Shape]],
-                             list[tuple[np.ndarray, float, float]]]:
-    """Pieces ``(row, col, angle, shape)`` of one macro pattern centred at ``cen``, and
-    the vessels (path, radius_px, amplitude) it sits in."""
-    s = anat.spacing
-    cr, cc = cen
-    duct = anat.to_nipple(cr, cc)
-    out: list[tuple[float, float, float, _Shape]] = []
-    vessels: list[tuple[np.ndarray, float, float]] = []
-
-    def at(dr_mm: float, dc_mm: float, angle: float, shape: _Shape) -> None:
-        out.append((cr + dr_mm / s, cc + dc_mm / s, angle, shape))
-
-    if pattern is Morphology.COARSE_POPCORN:
-        core = rng.uniform(0.7, 1.3)
-        lobes = [_ellipse(core, core * rng.uniform(0.7, 1.0))]
-        for _ in range(int(rng.integers(3, 7))):
-            lr, phi = rng.uniform(0.5, 1.2), rng.uniform(0, 2 * np.pi)
-            d = (core + lr) * rng.uniform(0.45, 0.8)
-            lobes.append(_ellipse(lr, lr * rng.uniform(0.6, 1.0), du=d * math.cos(phi),
-                                  dv=d * math.sin(phi)))
-        main_bound = 2 * core + 1.2 + 0.1
-        at(0, 0, rng.uniform(-np.pi, np.pi), _Shape(_union(lobes), main_bound, "popcorn",
-                                                    _macro_amp(rng)))
-        for phi in rng.uniform(0, 2 * np.pi, int(rng.integers(0, 3))):
-            prof, b = _random_star(rng, rng.uniform(0.6, 1.2), (5, 9), 0.55)
-            d = main_bound + b + 0.5
-            at(d * math.sin(phi), d * math.cos(phi), 0.0, _Shape(prof, b, "popcorn",
-                                                                  _macro_amp(rng)))
-    elif pattern is Morphology.RIM_EGGSHELL:
-        r_out = rng.uniform(1.0, 3.0)
-        at(0, 0, rng.uniform(-np.pi, np.pi),
-           _Shape(_ring(r_out, rng.uniform(0.3, 0.5), rng.uniform(0.15, 0.25),
-                        rng.uniform(1.0, 1.15)), r_out * 1.08, "rim", _macro_amp(rng)))
-    elif pattern is Morphology.ROUND:
-        d = rng.uniform(1.0, 3.0)
-        at(0, 0, 0.0, _disc(rng, d, "round", _macro_amp(rng), ecc_max=1.08))
-    elif pattern is Morphology.DYSTROPHIC:
-        prof, b = _random_star(rng, rng.uniform(2.0, 5.0), (9, 16), 0.35)
-        at(0, 0, 0.0, _Shape(prof, b, "dystrophic", _macro_amp(rng)))
-        for phi in rng.uniform(0, 2 * np.pi, int(rng.integers(1, 4))):
-            fprof, fb = _random_star(rng, rng.uniform(0.5, 1.5), (5, 10), 0.4)
-            d = b + fb + rng.uniform(0.6, 1.5)
-            at(d * math.sin(phi), d * math.cos(phi), 0.0,
-               _Shape(fprof, fb, "dystrophic", _macro_amp(rng)))
-    elif pattern is Morphology.LARGE_ROD_LIKE:
-        n_rods = int(rng.integers(2, 5))
-        widths = rng.uniform(1.0, 1.6, n_rods)
-        sides = np.concatenate([[0.0], np.cumsum(
-            (widths[:-1] + widths[1:]) / 2 + rng.uniform(1.5, 3.0, n_rods - 1))])
-        sides -= sides.mean()
-        for w, off in zip(widths, sides, strict=True):
-            length = rng.uniform(5.0, 10.0)
-            along = rng.uniform(-2.0, 2.0)
-            half = (length - w) / 2
-            u = np.linspace(-half, half, 4)
-            v = rng.uniform(-0.06, 0.06) * length * (1 - (u / half) ** 2)
-            hw = w / 2 * np.concatenate([[1.0], rng.uniform(0.85, 1.0, 2), [1.0]])
-            sh = _Shape(_polyline(np.column_stack([u, v]), hw), length / 2 + 0.5, "rod",
-                        _macro_amp(rng))
-            at(along * math.sin(duct) + off * math.cos(duct),
-               along * math.cos(duct) - off * math.sin(duct),
-               duct + rng.uniform(-0.08, 0.08), sh)
-    elif pattern is Morphology.SKIN:
-        tangent = anat.skin_tangent(cr, cc)
-        pos = 0.0
-        for _ in range(int(rng.integers(2, 5))):
-            r_out = rng.uniform(0.5, 1.0)
-            sh = _Shape(_ring(r_out, rng.uniform(0.2, 0.35), rng.uniform(0.1, 0.2),
-                              rng.uniform(1.0, 1.1)), r_out * 1.06, "skin", _macro_amp(rng))
-            pos += r_out
-            at(pos * math.sin(tangent), pos * math.cos(tangent), rng.uniform(-np.pi, np.pi), sh)
-            pos += r_out + rng.uniform(1.0, 3.0)
-    elif pattern is Morphology.VASCULAR:
-        length = rng.uniform(10.0, 30.0)
-        sep = rng.uniform(1.0, 2.0)
-        heading = duct + rng.uniform(-0.8, 0.8)
-        step = 0.4
-        start = np.array([cr - length / 2 * math.sin(heading) / s,
-                          cc - length / 2 * math.cos(heading) / s])
-        path = _curve(rng, start, heading, length / s, step / s, 0.03)
-        tang = np.gradient(path, axis=0)
-        tang /= np.linalg.norm(tang, axis=1, keepdims=True)
-        normal = np.column_stack([tang[:, 1], -tang[:, 0]])
-        ext = _curve(rng, path[-1], math.atan2(*tang[-1]), 15 / s, 1 / s, 0.03)
-        pre = _curve(rng, path[0], math.atan2(*(-tang[0])), 15 / s, 1 / s, 0.03)[::-1]
-        vessels.append((np.vstack([pre, path, ext]), (sep / 2 + 0.2) / s,
-                        float(rng.uniform(0.03, 0.05))))
-        for side in (-0.5, 0.5):
-            track = path + side * sep / s * normal
-            w = rng.uniform(0.3, 0.6)
-            pos = rng.uniform(0.0, 1.5)
-            while pos < length - 1.0:
-                seg = min(rng.uniform(2.0, 6.0), length - pos)
-                i0, i1 = int(pos / step), min(int((pos + seg) / step), len(track) - 1)
-                if i1 - i0 >= 2:
-                    pts = track[i0:i1 + 1]
-                    mid = pts[len(pts) // 2]
-                    local = (pts - mid)[:, ::-1] * s  # (u=d_col, v=d_row) in mm
-                    hw = w / 2 * rng.uniform(0.8, 1.0, len(pts))
-                    bound = float(np.hypot(local[:, 0], local[:, 1]).max()) + w / 2 + 0.05
-                    sh = _Shape(_polyline(local, hw), bound, "vascular", _macro_amp(rng) * 0.8)
-                    out.append((float(mid[0]), float(mid[1]), 0.0, sh))
-                pos += seg + rng.uniform(0.5, 2.0)
-    else:
-        raise ValueError(
-            f"macro pattern {pattern!r} is not supported; use one of "
-            f"{', '.join(m.name for m in MACRO_PATTERNS)}"
-        )
-    return out, vessels
-
-
 def _place_macro(rng: np.random.Generator, k: int, pattern: Morphology, anat: _Anatomy,
                  placer: _Placer
                  ) -> tuple[list[_Piece], list[tuple[np.ndarray, float, float]],
@@ -874,7 +587,8 @@ def _place_macro(rng: np.random.Generator, k: int, pattern: Morphology, anat: _A
                 continue
         else:
             cen = _random_inside(rng, anat, 6.0)
-        layout, vessels = _macro_layout(rng, pattern, anat, cen)
+        layout, vessels = macro_layout(rng, pattern, anat.spacing, cen, anat.to_nipple(*cen),
+                                       anat.skin_tangent(*cen))
         ok = all(
             placer.fits(r, c, sh.bound_mm, 0.8 if skin else _EDGE_MARGIN_MM)
             and placer.free(r, c, sh.bound_mm, 3.0)
@@ -892,9 +606,9 @@ def _place_macro(rng: np.random.Generator, k: int, pattern: Morphology, anat: _A
 
 def _place_single(rng: np.random.Generator, anat: _Anatomy, placer: _Placer) -> _Piece:
     if rng.random() < 0.7:
-        sh = _disc(rng, rng.uniform(0.15, 0.5), "punctate", _micro_amp(rng))
+        sh = disc(rng, rng.uniform(0.15, 0.5), "punctate", micro_amp(rng))
     else:
-        sh = _disc(rng, rng.uniform(0.5, 1.0), "round", _micro_amp(rng))
+        sh = disc(rng, rng.uniform(0.5, 1.0), "round", micro_amp(rng))
     for gap in (12.0, 8.0, 5.0):  # isolated: no CAD cluster (>= 3 within 1 cm) with others
         for _try in range(400):
             r, c = _random_inside(rng, anat, _EDGE_MARGIN_MM + sh.bound_mm)
@@ -949,9 +663,12 @@ def _add_noise(rng: np.random.Generator, img: np.ndarray, breast: np.ndarray,
     quantum = rng.standard_normal(img.shape, dtype=np.float32)
     grain = cv2.GaussianBlur(rng.standard_normal(img.shape, dtype=np.float32), (0, 0),
                              max(0.1 / spacing, 0.7))
-    grain *= 0.4 / max(float(grain[::7, ::7].std()), 1e-6)
-    scale = std * (0.7 + 0.6 * np.clip(img, 0, 1)) * np.where(breast, 1.0, 0.5)
-    return img + (quantum + grain) * scale.astype(np.float32)
+    grain *= np.float32(0.4 / max(float(grain[::7, ::7].std()), 1e-6))
+    quantum += grain
+    scale = np.clip(img, 0, 1) * np.float32(0.6 * std) + np.float32(0.7 * std)
+    scale[~breast] *= np.float32(0.5)
+    quantum *= scale
+    return img + quantum
 
 
 # --------------------------------------------------------------------------------- main
@@ -1024,7 +741,7 @@ def make_phantom(
     patterns = tuple(_DEFAULT_MACROS if macros is None else macros)
     for spec in specs:
         if spec.morphology not in CLUSTER_MORPHOLOGIES:
-            _member_shape(np.random.default_rng(0), spec.morphology)  # raises
+            member_shape(np.random.default_rng(0), spec.morphology)  # raises
         if spec.n < 1:
             raise ValueError(f"a cluster needs n >= 1 calcifications, got {spec.n}")
     for pattern in patterns:
