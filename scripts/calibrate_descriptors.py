@@ -145,9 +145,7 @@ def design(rows: Sequence[DescriptorRow]) -> np.ndarray:
     return x
 
 
-def fit(
-    x: np.ndarray, y: np.ndarray, lam: float, free: np.ndarray | None = None
-) -> np.ndarray:
+def fit(x: np.ndarray, y: np.ndarray, lam: float, free: np.ndarray | None = None) -> np.ndarray:
     """Penalised logistic regression: mean log-loss + lam/n * |theta - prior|^2."""
     theta0 = prior_theta()
     free = np.ones(len(theta0), bool) if free is None else free
@@ -187,18 +185,18 @@ def model_from(theta: np.ndarray, *, rounded: bool = False) -> LikelihoodModel:
     # coarse heterogeneous: amorphous times the literature odds ratio of the two;
     # fine linear: the same BI-RADS 5th edition descriptor as fine linear branching
     lit = LITERATURE_MORPHOLOGY_PPV
-    ch = theta[FITTED_MORPHS.index(Morphology.AMORPHOUS)] + logit(
-        lit[Morphology.COARSE_HETEROGENEOUS]
-    ) - logit(lit[Morphology.AMORPHOUS])
+    ch = (
+        theta[FITTED_MORPHS.index(Morphology.AMORPHOUS)]
+        + logit(lit[Morphology.COARSE_HETEROGENEOUS])
+        - logit(lit[Morphology.AMORPHOUS])
+    )
     ppv[Morphology.COARSE_HETEROGENEOUS] = sig(ch)
     ppv[Morphology.FINE_LINEAR] = ppv[Morphology.FINE_LINEAR_BRANCHING]
     lr = dict(LITERATURE_DISTRIBUTION_LR)
     for j, d in enumerate(FITTED_DISTS):
         lr[d] = ex(theta[nm + j])
     mods = {k: ex(theta[nm + nd + k_i]) for k_i, k in enumerate(MODIFIERS)}
-    return LikelihoodModel(
-        morphology_ppv=ppv, distribution_lr=lr, ductal_casting_or=1.0, **mods
-    )
+    return LikelihoodModel(morphology_ppv=ppv, distribution_lr=lr, ductal_casting_or=1.0, **mods)
 
 
 def check_order(model: LikelihoodModel) -> None:
@@ -258,9 +256,7 @@ def cross_validate(
 
 
 def per_category_md(ev: DescriptorEvaluation) -> str:
-    return ", ".join(
-        f"{c.category}: {c.n_malignant}/{c.n} ({c.rate:.1%})" for c in ev.per_category
-    )
+    return ", ".join(f"{c.category}: {c.n_malignant}/{c.n} ({c.rate:.1%})" for c in ev.per_category)
 
 
 def table_lines(model: LikelihoodModel, lam: float) -> str:
@@ -332,14 +328,13 @@ def main(argv: list[str] | None = None) -> int:
 
     # the module's own tables, on all rows
     module_model = LikelihoodModel()
-    same = all(
-        abs(module_model.morphology_ppv[m] - full.morphology_ppv[m]) < 1e-9
-        for m in Morphology
-    ) and all(
-        abs(getattr(module_model, k_) - getattr(full, k_)) < 1e-9 for k_ in MODIFIERS
-    ) and all(
-        abs(module_model.distribution_lr[d] - full.distribution_lr[d]) < 1e-9
-        for d in Distribution
+    same = (
+        all(abs(module_model.morphology_ppv[m] - full.morphology_ppv[m]) < 1e-9 for m in Morphology)
+        and all(abs(getattr(module_model, k_) - getattr(full, k_)) < 1e-9 for k_ in MODIFIERS)
+        and all(
+            abs(module_model.distribution_lr[d] - full.distribution_lr[d]) < 1e-9
+            for d in Distribution
+        )
     )
     if not same:
         print(
@@ -361,7 +356,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def _cat_table(cv: DescriptorEvaluation, full: DescriptorEvaluation) -> list[str]:
     cats = [c.category for c in full.per_category] + [
-        c.category for c in cv.per_category if c.category not in {d.category for d in full.per_category}
+        c.category
+        for c in cv.per_category
+        if c.category not in {d.category for d in full.per_category}
     ]
     order = ("1", "2", "3", "0", "4A", "4B", "4C", "5")
     cats = [c for c in order if c in cats]
@@ -379,7 +376,9 @@ def _cat_table(cv: DescriptorEvaluation, full: DescriptorEvaluation) -> list[str
     for cat in cats:
         r = rec.get("4") if cat == "4A" else None
         rec_cell = cell(rec.get(cat)) if cat in rec else (cell(r) + " (all 4)" if r else "")
-        lines.append(f"| {cat} | {cell(cv.rate_of(cat))} | {cell(full.rate_of(cat))} | {rec_cell} |")
+        lines.append(
+            f"| {cat} | {cell(cv.rate_of(cat))} | {cell(full.rate_of(cat))} | {rec_cell} |"
+        )
     return lines
 
 

@@ -7,9 +7,12 @@ same code assesses a cluster found on an image and a radiologist's recorded desc
 How a finding is assessed (each step is one small function below, returning its outcome
 and its reason):
 
+0. ``typically_benign``: skin, vascular, coarse, rod-like, rim, lucent-centred,
+   dystrophic, milk of calcium or suture forms with nothing suspicious beside them are
+   benign whatever their distribution: category 2, and steps 1-6 are skipped.
+   ``no_morphology``: none recorded, category 0 (magnification views first).
 1. ``morphology``: the most suspicious recorded morphology gives the base likelihood of
    malignancy (:data:`MORPHOLOGY_PPV`, the likelihood of a *grouped* finding of that form).
-   No morphology recorded: category 0 (``no_morphology``).
 2. ``distribution``: multiplies the odds (:data:`DISTRIBUTION_LR`, grouped = 1).
 3. ``mixed_suspicious``: two or more different suspicious forms (e.g. fine pleomorphic
    with fine linear branching) multiply the odds by :data:`MIXED_SUSPICIOUS_OR`.
@@ -19,11 +22,12 @@ and its reason):
    distribution, the atlas' typical picture of ductal casting, multiply the odds by
    :data:`DUCTAL_CASTING_OR`.
 6. The likelihood falls in one BI-RADS band (:class:`AssessThresholds`) which gives the
-   category; then the overrides: diffuse benign forms are benign (``diffuse_benign``),
-   typically benign forms are benign, round ones alone at most probably benign, punctate
-   ones keep their likelihood (``benign_form``), fewer than 3 benign-looking calcifications are benign
-   (``few_benign``), and a shape that the image cannot show sends a suspicious finding to
-   magnification views first (``needs_magnification``, category 0).
+   category; then the overrides: diffuse round or punctate forms are benign
+   (``diffuse_benign``); round forms alone are at most probably benign
+   (``round_probably_benign``; punctate ones keep their likelihood); fewer than 3
+   benign-looking calcifications are benign (``few_benign``); and a shape that the image
+   cannot show sends a suspicious finding to magnification views first
+   (``needs_magnification``, category 0).
 
 Sources
 -------
@@ -297,9 +301,7 @@ class LikelihoodModel:
     them; :meth:`literature` gives the literature priors alone.
     """
 
-    morphology_ppv: Mapping[Morphology, float] = field(
-        default_factory=lambda: dict(MORPHOLOGY_PPV)
-    )
+    morphology_ppv: Mapping[Morphology, float] = field(default_factory=lambda: dict(MORPHOLOGY_PPV))
     distribution_lr: Mapping[Distribution, float] = field(
         default_factory=lambda: dict(DISTRIBUTION_LR)
     )
@@ -369,13 +371,26 @@ def _labels(ms: Sequence[Morphology]) -> str:
 # --- rules: each returns its outcome and its reason --------------------------------------
 
 
+_KIND = {
+    Morphology.PUNCTATE: "benign when diffuse, not reliably so when grouped",
+    Morphology.ROUND: "a typically benign form",
+}
+
+#: Typically benign forms that make a finding benign whatever its distribution (atlas):
+#: all of them except round and punctate, which can be suspicious in some patterns.
+_CLEARLY_BENIGN = frozenset(
+    m for m in Morphology if m.typically_benign and m not in (Morphology.ROUND, Morphology.PUNCTATE)
+)
+
+
 def _rule_morphology(
     morphs: Sequence[Morphology], model: LikelihoodModel
 ) -> tuple[float, Morphology, RuleHit]:
     """The most suspicious recorded morphology sets the base likelihood."""
     worst = max(morphs, key=lambda m: model.morphology_ppv[m])
     p = model.morphology_ppv[worst]
-    kind = "a typically benign form" if worst.typically_benign else "a suspicious form"
+    kind = _KIND.get(worst, "a typically benign form" if worst.typically_benign else "")
+    kind = kind or "a suspicious form"
     others = [m for m in morphs if m is not worst]
     extra = f" (with {_labels(others)})" if others else ""
     return (
@@ -401,6 +416,8 @@ def _rule_distribution(
         why = f"{dist.label} distribution, which follows a duct, raises concern"
     elif lr < 1:
         why = f"{dist.label} distribution, more often benign, lowers concern"
+    elif lr == 1:
+        return q, RuleHit("distribution", f"{dist.label} distribution (the reference)")
     else:
         why = f"{dist.label} distribution"
     return q, RuleHit("distribution", f"{why} ({_pct(p)} -> {_pct(q)})")
@@ -485,34 +502,40 @@ def _rule_diffuse_benign(
     )
 
 
-def _rule_benign_form(
+def _rule_typically_benign(
+    morphs: Sequence[Morphology], model: LikelihoodModel
+) -> tuple[float, RuleHit] | None:
+    """Skin, vascular, coarse, rod-like, rim, lucent-centred, dystrophic, milk of calcium
+    or suture calcifications, with nothing suspicious beside them, are benign whatever
+    their distribution (atlas: typically benign; vascular calcifications *are* linear).
+    Round or punctate forms beside them do not change that.
+    """
+    clear = [m for m in morphs if m in _CLEARLY_BENIGN]
+    if not clear or not all(m.typically_benign for m in morphs):
+        return None
+    p = max(model.morphology_ppv[m] for m in clear)
+    others = [m for m in morphs if m not in clear]
+    extra = f" (with {_labels(others)})" if others else ""
+    return p, RuleHit(
+        "typically_benign",
+        f"{_labels(clear)} calcifications{extra}: typically benign forms, benign whatever "
+        f"their distribution (about {_pct(p)} malignant)",
+    )
+
+
+def _rule_round_probably_benign(
     morphs: Sequence[Morphology], p: float, t: AssessThresholds
 ) -> tuple[float, RuleHit | None]:
-    """Findings made only of typically benign forms are benign or probably benign.
+    """Round calcifications (without punctate ones) are at most probably benign (atlas).
 
-    The atlas lists skin, vascular, coarse, large rod-like, rim, lucent-centred,
-    dystrophic, milk of calcium and suture calcifications as typically benign, whatever
-    their distribution (vascular calcifications *are* linear): with any of them the
-    finding is benign (category 2). Round forms alone are at most probably benign
-    (category 3). Punctate forms without those keep their likelihood, since a group of
-    punctate calcifications that is new, increasing, linear or segmental warrants
-    biopsy (atlas; Radiology Assistant).
+    Punctate forms keep their likelihood: a group of punctate calcifications that is new,
+    increasing, linear or segmental warrants biopsy (atlas; Radiology Assistant).
     """
-    if not all(m.typically_benign for m in morphs):
-        return p, None
-    clear = [m for m in morphs if m not in (Morphology.ROUND, Morphology.PUNCTATE)]
-    if clear:
-        if p <= t.benign_max:
-            return p, None
-        return t.benign_max, RuleHit(
-            "benign_form",
-            f"{_labels(clear)} calcifications are typically benign, whatever their "
-            "distribution: benign",
-        )
-    if Morphology.PUNCTATE in morphs or p <= t.probably_benign_max:
+    if set(morphs) != {Morphology.ROUND} or p <= t.probably_benign_max:
         return p, None
     return t.probably_benign_max, RuleHit(
-        "benign_form", "round calcifications are typically benign: at most probably benign"
+        "round_probably_benign",
+        "round calcifications are typically benign: at most probably benign",
     )
 
 
@@ -556,25 +579,28 @@ def assess_descriptors(
     if not morphs:
         p, rules = _rule_no_morphology(distribution, mdl)
         cat = Category.C0
-        rules.append(
-            RuleHit("category", f"likelihood {p:.1%}: BI-RADS {cat.value} ({cat.label})")
-        )
+        rules.append(RuleHit("category", f"likelihood {p:.1%}: BI-RADS {cat.value} ({cat.label})"))
         return Assessment(cat, float(p), _FOLLOWUP_OF[cat], tuple(rules))
 
-    p, worst, hit = _rule_morphology(morphs, mdl)
-    rules = [hit]
-    p, h = _rule_distribution(distribution, p, mdl)
-    rules += [h] if h else []
-    p, h = _rule_mixed_suspicious(morphs, p, mdl)
-    rules += [h] if h else []
-    p, h = _rule_benign_companion(morphs, worst, p, mdl)
-    rules += [h] if h else []
-    p, h = _rule_classic_malignant(morphs, distribution, p, mdl)
-    rules += [h] if h else []
-    p, h = _rule_diffuse_benign(morphs, distribution, p, t)
-    rules += [h] if h else []
-    p, h = _rule_benign_form(morphs, p, t)
-    rules += [h] if h else []
+    benign = _rule_typically_benign(morphs, mdl)
+    if benign is not None:
+        p, hit = benign
+        rules = [hit]
+    else:
+        p, worst, hit = _rule_morphology(morphs, mdl)
+        rules = [hit]
+        p, h = _rule_distribution(distribution, p, mdl)
+        rules += [h] if h else []
+        p, h = _rule_mixed_suspicious(morphs, p, mdl)
+        rules += [h] if h else []
+        p, h = _rule_benign_companion(morphs, worst, p, mdl)
+        rules += [h] if h else []
+        p, h = _rule_classic_malignant(morphs, distribution, p, mdl)
+        rules += [h] if h else []
+        p, h = _rule_diffuse_benign(morphs, distribution, p, t)
+        rules += [h] if h else []
+        p, h = _rule_round_probably_benign(morphs, p, t)
+        rules += [h] if h else []
 
     cat = category_from_likelihood(p, t)
     all_benign = all(m.typically_benign for m in morphs)

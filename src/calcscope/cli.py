@@ -276,8 +276,9 @@ def demo(
     seed: Annotated[int, typer.Option(help="Phantom seed.")] = 0,
 ) -> None:
     """Make a full-field synthetic mammogram (phantom), analyse it, compare with its truth."""
+    from calcscope.evaluate import compare_with_truth
     from calcscope.io import write_image
-    from calcscope.phantom import compare_with_truth, make_phantom, truth_to_dict
+    from calcscope.phantom import make_phantom, truth_to_dict
 
     out.mkdir(parents=True, exist_ok=True)
     with console.status("making a full-field phantom mammogram..."):

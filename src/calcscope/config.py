@@ -59,10 +59,12 @@ class DetectConfig(_Frozen):
         4.0, description="A candidate needs a peak at least this many noise sigmas high."
     )
     grow_cnr: float = Field(2.5, description="Region growing threshold in noise sigmas.")
-    macro_seed_z: float = Field(
-        8.0, description="Top-hat residual (in its robust sigmas) that seeds a coarse deposit."
-    )
     macro_grow_z: float = Field(4.0, description="Top-hat residual that grows a coarse deposit.")
+    model: str = Field(
+        "cnr",
+        description="Candidate scorer: 'cnr' (logistic in the peak contrast-to-noise "
+        "ratio) or the name of a shipped LightGBM model in calcscope/models.",
+    )
     score_cnr_mid: float = Field(8.0, description="Peak CNR at which the score is 0.5.")
     score_cnr_width: float = Field(1.0, gt=0, description="Logistic width of the score in CNR.")
     min_diameter_mm: float = Field(0.05, description="Smallest equivalent diameter kept.")

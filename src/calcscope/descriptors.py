@@ -314,9 +314,7 @@ class DescriptorEvaluation:
         categories with fewer than ``min_rows`` rows.
         """
         rates = [
-            c.rate
-            for c in self.per_category
-            if c.category != Category.C0.value and c.n >= min_rows
+            c.rate for c in self.per_category if c.category != Category.C0.value and c.n >= min_rows
         ]
         return all(a <= b for a, b in zip(rates, rates[1:], strict=False))
 
@@ -437,17 +435,17 @@ def format_evaluation(ev: DescriptorEvaluation) -> str:
         f"ROC AUC of the recorded assessment vs pathology: {ev.recorded_auc:.3f}",
         "",
         "malignancy per category",
-        f"{'':10}{'ours':>22}   {'recorded':>22}",
+        f"{'':10}{'ours':>21}   {'recorded':>21}",
     ]
     ours = {c.category: c for c in ev.per_category}
     rec = {c.category: c for c in ev.per_recorded}
 
     def cell(c: CategoryRate | None) -> str:
         if c is None:
-            return f"{'-':>22}"
-        return f"{c.n_malignant:>5} / {c.n:<5} {c.rate:>7.1%}  "
+            return f"{'-':>21}"
+        return f"{c.n_malignant:>5} / {c.n:<5} {c.rate:>7.1%}"
 
-    for cat in _OUR_ORDER:
+    for cat in ("1", "2", "3", "0", "4", "4A", "4B", "4C", "5"):
         if cat in ours or cat in rec:
             lines.append(f"{cat:10}{cell(ours.get(cat))}   {cell(rec.get(cat))}")
     if not ev.monotonic():

@@ -25,17 +25,30 @@ Python loop is over kept calcifications, to trace their outlines.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 from scipy import ndimage
 
 from calcscope.config import DetectConfig
+from calcscope.errors import ConfigError
 from calcscope.model import Calcification, Mammogram
 from calcscope.preprocess import Preprocessed
 
-__all__ = ["Candidates", "Detection", "detect", "score_candidates", "BAND_SIGMAS_MM"]
+__all__ = [
+    "Candidates",
+    "Detection",
+    "detect",
+    "score_candidates",
+    "load_model",
+    "BAND_SIGMAS_MM",
+    "MODEL_DIR",
+]
 
 BAND_SIGMAS_MM: tuple[float, ...] = (0.05, 0.15, 0.45, 1.35)
 _MAD_TO_SIGMA = 1.4826
@@ -59,6 +72,7 @@ class Candidates:
     minor_mm: np.ndarray
     mean_intensity: np.ndarray  # local tissue brightness (background estimate)
     score: np.ndarray
+    pixel_mm: float = 0.1
 
     def __len__(self) -> int:
         return int(self.label.shape[0])
@@ -77,6 +91,7 @@ class Candidates:
                 self.minor_mm,
                 1.0 - self.minor_mm / np.maximum(self.major_mm, 1e-6),
                 self.mean_intensity,
+                np.full(self.label.shape, self.pixel_mm),
             ]
         ).astype(np.float32)
 
@@ -93,6 +108,7 @@ class Candidates:
         "minor_mm",
         "elongation",
         "mean_intensity",
+        "pixel_mm",
     )
 
 
@@ -147,14 +163,35 @@ def _background(img: np.ndarray, pixel_mm: float, size_mm: float) -> np.ndarray:
     return opened
 
 
-def score_candidates(peak_cnr: np.ndarray, config: DetectConfig) -> np.ndarray:
-    """Detector confidence in [0, 1]: logistic in the peak CNR.
+MODEL_DIR = Path(__file__).resolve().parent / "models"
 
-    0.5 at ``score_cnr_mid``; ``score_cnr_width`` sets how quickly it rises. The
+
+@functools.lru_cache(maxsize=4)
+def load_model(name: str) -> Any:
+    """The LightGBM candidate classifier shipped as ``models/<name>.lgb.txt``."""
+    import lightgbm
+
+    path = MODEL_DIR / f"{name}.lgb.txt"
+    if not path.is_file():
+        raise ConfigError(f"detector model {name!r} not found at {path}")
+    return lightgbm.Booster(model_file=str(path))
+
+
+def score_candidates(cands: Candidates, config: DetectConfig) -> np.ndarray:
+    """Detector confidence in [0, 1] of every candidate.
+
+    With ``config.model == "cnr"`` a logistic function of the peak CNR (0.5 at
+    ``score_cnr_mid``); otherwise the probability given by the shipped LightGBM
+    candidate classifier of that name (trained by ``scripts/train_detector.py``). The
     operating point (``operating_score``) is a threshold on this score.
     """
-    z = (peak_cnr - config.score_cnr_mid) / config.score_cnr_width
-    return (1.0 / (1.0 + np.exp(-z))).astype(np.float64)
+    if len(cands) == 0:
+        return np.zeros(0)
+    if config.model == "cnr":
+        z = (cands.peak_cnr - config.score_cnr_mid) / config.score_cnr_width
+        return (1.0 / (1.0 + np.exp(-z))).astype(np.float64)
+    booster = load_model(config.model)
+    return np.asarray(booster.predict(cands.feature_matrix()), dtype=np.float64)
 
 
 def detect(
@@ -273,9 +310,6 @@ def detect(
             st[:, cv2.CC_STAT_LEFT] + st[:, cv2.CC_STAT_WIDTH],
         ]
     ).astype(np.int64)
-    score = score_candidates(peak_cnr, cfg)
-    size_ok = (diameter_mm >= cfg.min_diameter_mm) & (diameter_mm <= cfg.max_diameter_mm)
-    score = np.where(size_ok, score, 0.0)
     cands = Candidates(
         label=kept,
         center_rc=np.column_stack([cr, cc]),
@@ -289,8 +323,12 @@ def detect(
         major_mm=major_mm,
         minor_mm=minor_mm,
         mean_intensity=mean_int,
-        score=score,
+        score=np.zeros(m),
+        pixel_mm=pixel_mm,
     )
+    score = score_candidates(cands, cfg)
+    size_ok = (diameter_mm >= cfg.min_diameter_mm) & (diameter_mm <= cfg.max_diameter_mm)
+    cands = dataclasses.replace(cands, score=np.where(size_ok, score, 0.0))
     calcs = _outline(mammogram, labels, residual, cands, half, cfg.operating_score)
     return Detection(calcs, cands, tuple(band_noise), r_sigma)
 

@@ -69,6 +69,7 @@ __all__ = [
     "CLUSTER_MORPHOLOGIES",
     "MACRO_PATTERNS",
     "make_phantom",
+    "truth_to_dict",
     "full_field_shape",
     "phantom_summary",
 ]
@@ -229,8 +230,12 @@ def phantom_summary(phantom: Phantom) -> dict[str, Any]:
         "n_singles": len(singles),
         "by_shape": dict(Counter(c.shape for c in truth.calcifications)),
         "clusters": [
-            {"id": k.id, "morphology": k.morphology.value, "distribution": k.distribution.value,
-             "n": len(k.member_ids)}
+            {
+                "id": k.id,
+                "morphology": k.morphology.value,
+                "distribution": k.distribution.value,
+                "n": len(k.member_ids),
+            }
             for k in truth.clusters
         ],
         "macros": [m.pattern.value for m in truth.macros],
@@ -238,8 +243,10 @@ def phantom_summary(phantom: Phantom) -> dict[str, Any]:
         "spacing_mm": mammo.spacing_mm,
         "laterality": mammo.laterality.value if mammo.laterality else None,
         "view": mammo.view.value if mammo.view else None,
-        "breast_area_cm2": float(truth.breast_mask.sum()) * mammo.spacing_mm[0]
-        * mammo.spacing_mm[1] / 100.0,
+        "breast_area_cm2": float(truth.breast_mask.sum())
+        * mammo.spacing_mm[0]
+        * mammo.spacing_mm[1]
+        / 100.0,
     }
 
 
@@ -253,8 +260,9 @@ class _Piece:
 
 
 # ------------------------------------------------------------------------------ anatomy
-def _power_law_field(rng: np.random.Generator, shape: tuple[int, int], beta: float,
-                     stretch: float = 1.0) -> np.ndarray:
+def _power_law_field(
+    rng: np.random.Generator, shape: tuple[int, int], beta: float, stretch: float = 1.0
+) -> np.ndarray:
     """Zero-mean unit-variance Gaussian field with a ``1/f**beta`` power spectrum;
     ``stretch > 1`` elongates its structures along the columns (towards the nipple)."""
     h, w = shape
@@ -271,9 +279,15 @@ def _power_law_field(rng: np.random.Generator, shape: tuple[int, int], beta: flo
 
 def _dist_mm(mask: np.ndarray, cell_mm: float, *, border_inside: bool) -> np.ndarray:
     """Distance (mm) from each True cell to the nearest False cell (image border as set)."""
-    pad = cv2.copyMakeBorder(mask.astype(np.uint8), 1, 1, 1, 1,
-                             cv2.BORDER_REPLICATE if border_inside else cv2.BORDER_CONSTANT,
-                             value=0)
+    pad = cv2.copyMakeBorder(
+        mask.astype(np.uint8),
+        1,
+        1,
+        1,
+        1,
+        cv2.BORDER_REPLICATE if border_inside else cv2.BORDER_CONSTANT,
+        value=0,
+    )
     d = cv2.distanceTransform(pad, cv2.DIST_L2, cv2.DIST_MASK_5)[1:-1, 1:-1]
     return np.clip(d - 0.5, 0, None) * cell_mm
 
@@ -333,8 +347,9 @@ class _Anatomy:
         return math.atan2(self.nipple_rc[0] - r, self.nipple_rc[1] - c)
 
 
-def _geometry(rng: np.random.Generator, rows: int, cols: int, spacing: float,
-              oblique: bool) -> tuple[_Anatomy, np.ndarray, np.ndarray | None]:
+def _geometry(
+    rng: np.random.Generator, rows: int, cols: int, spacing: float, oblique: bool
+) -> tuple[_Anatomy, np.ndarray, np.ndarray | None]:
     """Breast outline, pectoral muscle and distance maps; returns also the low-res
     level function of the breast and the soft pectoral map (full-res) or None."""
     cell = max(_GRID_MM, spacing)
@@ -362,25 +377,43 @@ def _geometry(rng: np.random.Generator, rows: int, cols: int, spacing: float,
     if oblique:
         h, w = rows * rng.uniform(0.35, 0.55), cols * rng.uniform(0.22, 0.35)
         p = rng.uniform(0.85, 1.15)
-        plevel = (np.clip(rr / h, 0, None) ** p + np.clip(cc / w, 0, None) ** p - 1.0)
+        plevel = np.clip(rr / h, 0, None) ** p + np.clip(cc / w, 0, None) ** p - 1.0
         plevel = plevel.astype(np.float32) * min(h, w) * spacing  # ~ mm near the edge
         soft_low = 1.0 / (1.0 + np.exp(np.clip(plevel / 0.6, -30, 30)))
-        soft = cv2.resize(soft_low.astype(np.float32), (cols, rows),
-                          interpolation=cv2.INTER_LINEAR) * breast
+        soft = (
+            cv2.resize(soft_low.astype(np.float32), (cols, rows), interpolation=cv2.INTER_LINEAR)
+            * breast
+        )
         pectoral = soft > 0.5
         pect_low = (plevel < 0) & breast_low
     allowed_mm = _dist_mm(breast_low & ~pect_low, cell, border_inside=False)
     allowed_mm = np.minimum(allowed_mm, _dist_mm(~pect_low, cell, border_inside=True))
     skin_mm = _dist_mm(breast_low, cell, border_inside=False)
     gi, gj = np.gradient(cv2.GaussianBlur(skin_mm, (0, 0), 4.0))
-    anat = _Anatomy(rows, cols, spacing, breast, pectoral, (sr, sc), allowed_mm, skin_mm,
-                    nipple, breast_low, (rr, cc), (gi, gj))
+    anat = _Anatomy(
+        rows,
+        cols,
+        spacing,
+        breast,
+        pectoral,
+        (sr, sc),
+        allowed_mm,
+        skin_mm,
+        nipple,
+        breast_low,
+        (rr, cc),
+        (gi, gj),
+    )
     return anat, level, soft
 
 
-def _render_anatomy(rng: np.random.Generator, anat: _Anatomy, level: np.ndarray,
-                    pect_soft: np.ndarray | None,
-                    extra_vessels: Sequence[tuple[np.ndarray, float, float]]) -> np.ndarray:
+def _render_anatomy(
+    rng: np.random.Generator,
+    anat: _Anatomy,
+    level: np.ndarray,
+    pect_soft: np.ndarray | None,
+    extra_vessels: Sequence[tuple[np.ndarray, float, float]],
+) -> np.ndarray:
     """Background, tissue texture, skin fall-off, vessels, ligaments, pectoral."""
     rows, cols, s = anat.rows, anat.cols, anat.spacing
     hl, wl = level.shape
@@ -411,8 +444,7 @@ def _render_anatomy(rng: np.random.Generator, anat: _Anatomy, level: np.ndarray,
         r, c = _random_inside(rng, anat, 5.0)
         start = np.array([r, min(c, rng.uniform(0.0, 0.3) * anat.nipple_rc[1])])
         heading = anat.to_nipple(*start) + rng.uniform(-0.6, 0.6)
-        path = curve(rng, start, heading, rng.uniform(0.5, 1.1) * anat.nipple_rc[1],
-                      1.0 / s, 0.04)
+        path = curve(rng, start, heading, rng.uniform(0.5, 1.1) * anat.nipple_rc[1], 1.0 / s, 0.04)
         _draw_tube(lines, path, rng.uniform(0.5, 1.0) / s, rng.uniform(0.03, 0.06))
     for path, radius_px, amp in extra_vessels:
         _draw_tube(lines, path, radius_px, amp)
@@ -421,31 +453,29 @@ def _render_anatomy(rng: np.random.Generator, anat: _Anatomy, level: np.ndarray,
             r, c = _random_inside(rng, anat, 4.0)
             if anat.skin(r, c) < 25.0:
                 break
-        heading = anat.skin_tangent(r, c) + rng.uniform(-0.5, 0.5) + np.pi * (
-            rng.random() < 0.5)
+        heading = anat.skin_tangent(r, c) + rng.uniform(-0.5, 0.5) + np.pi * (rng.random() < 0.5)
         path = curve(rng, np.array([r, c]), heading, rng.uniform(10, 30) / s, 0.5 / s, 0.08)
         _draw_tube(lines, path, max(rng.uniform(0.1, 0.25) / s, 0.7), rng.uniform(0.02, 0.04))
     img += lines * thick_full
 
     if pect_soft is not None:
-        pfield = cv2.resize(_power_law_field(rng, (hl, wl), 2.5), (cols, rows),
-                            interpolation=cv2.INTER_LINEAR)
+        pfield = cv2.resize(
+            _power_law_field(rng, (hl, wl), 2.5), (cols, rows), interpolation=cv2.INTER_LINEAR
+        )
         muscle = rng.uniform(0.7, 0.78) + 0.03 * pfield
         img = img * (1 - pect_soft) + muscle * pect_soft
     sigma = max(_PSF_SIGMA_MM / s, 0.5)
     return cv2.GaussianBlur(img.astype(np.float32), (0, 0), sigma)
 
 
-def _random_inside(rng: np.random.Generator, anat: _Anatomy,
-                   min_mm: float) -> tuple[float, float]:
+def _random_inside(rng: np.random.Generator, anat: _Anatomy, min_mm: float) -> tuple[float, float]:
     """Uniform random point at least ``min_mm`` from the skin, pectoral and border."""
     for _ in range(5000):
         r, c = rng.uniform(0, anat.rows - 1), rng.uniform(0, anat.cols - 1)
         if anat.allowed(r, c) >= min_mm:
             return float(r), float(c)
     raise ValueError(
-        f"no room {min_mm:.1f} mm inside the breast; use a larger image shape or a finer "
-        "spacing_mm"
+        f"no room {min_mm:.1f} mm inside the breast; use a larger image shape or a finer spacing_mm"
     )
 
 
@@ -457,22 +487,33 @@ class _Placer:
         self.anat = anat
         self.discs: list[tuple[float, float, float]] = []  # row, col, radius_mm
 
-    def free(self, r: float, c: float, radius_mm: float, gap_mm: float,
-             extra: Sequence[tuple[float, float, float]] = ()) -> bool:
+    def free(
+        self,
+        r: float,
+        c: float,
+        radius_mm: float,
+        gap_mm: float,
+        extra: Sequence[tuple[float, float, float]] = (),
+    ) -> bool:
         s = self.anat.spacing
         for dr, dc, rad in (*self.discs, *extra):
             if math.hypot(r - dr, c - dc) * s < radius_mm + rad + gap_mm:
                 return False
         return True
 
-    def fits(self, r: float, c: float, radius_mm: float, margin_mm: float = _EDGE_MARGIN_MM
-             ) -> bool:
+    def fits(
+        self, r: float, c: float, radius_mm: float, margin_mm: float = _EDGE_MARGIN_MM
+    ) -> bool:
         return self.anat.allowed(r, c) >= radius_mm + margin_mm
 
 
-def _cluster_sampler(rng: np.random.Generator, spec: ClusterSpec, anat: _Anatomy,
-                     center: tuple[float, float], n_bound_mm: float
-                     ) -> tuple[Callable[[], tuple[float, float, float]], float]:
+def _cluster_sampler(
+    rng: np.random.Generator,
+    spec: ClusterSpec,
+    anat: _Anatomy,
+    center: tuple[float, float],
+    n_bound_mm: float,
+) -> tuple[Callable[[], tuple[float, float, float]], float]:
     """Returns a sampler of member (row, col, duct angle) and the region radius (mm)."""
     s = anat.spacing
     cr, cc = center
@@ -498,9 +539,11 @@ def _cluster_sampler(rng: np.random.Generator, spec: ClusterSpec, anat: _Anatomy
             a = a0 + bend * t
             off = rng.normal(0, 0.25)
             along = t * length
-            return (cr + (along * math.sin(a) + off * math.cos(a) + bend * along**2 / length)
-                    / s, cc + (along * math.cos(a) - off * math.sin(a)) / s,
-                    a + rng.uniform(-0.3, 0.3))
+            return (
+                cr + (along * math.sin(a) + off * math.cos(a) + bend * along**2 / length) / s,
+                cc + (along * math.cos(a) - off * math.sin(a)) / s,
+                a + rng.uniform(-0.3, 0.3),
+            )
 
         return linear, length / 2 + 1.0
     if dist is Distribution.SEGMENTAL:
@@ -514,9 +557,11 @@ def _cluster_sampler(rng: np.random.Generator, spec: ClusterSpec, anat: _Anatomy
             a = float(rays[rng.integers(len(rays))])
             d = length * rng.uniform(0.1, 1.0)
             off = rng.normal(0, 0.3)
-            return (apex[0] + (d * math.sin(a) + off * math.cos(a)) / s,
-                    apex[1] + (d * math.cos(a) - off * math.sin(a)) / s,
-                    a + rng.uniform(-0.3, 0.3))
+            return (
+                apex[0] + (d * math.sin(a) + off * math.cos(a)) / s,
+                apex[1] + (d * math.cos(a) - off * math.sin(a)) / s,
+                a + rng.uniform(-0.3, 0.3),
+            )
 
         return segmental, length / 2 + 1.0
     if dist is Distribution.REGIONAL:
@@ -524,23 +569,34 @@ def _cluster_sampler(rng: np.random.Generator, spec: ClusterSpec, anat: _Anatomy
 
         def regional() -> tuple[float, float, float]:
             rho, phi = radius * math.sqrt(rng.random()), rng.uniform(0, 2 * np.pi)
-            return cr + rho * math.sin(phi) / s, cc + rho * math.cos(phi) / s, rng.uniform(
-                -np.pi, np.pi)
+            return (
+                cr + rho * math.sin(phi) / s,
+                cc + rho * math.cos(phi) / s,
+                rng.uniform(-np.pi, np.pi),
+            )
 
         return regional, radius
     raise ValueError(f"unsupported distribution {dist!r}")  # DIFFUSE handled by the caller
 
 
-def _place_cluster(rng: np.random.Generator, k: int, spec: ClusterSpec, anat: _Anatomy,
-                   placer: _Placer, center: tuple[float, float] | None) -> list[_Piece]:
+def _place_cluster(
+    rng: np.random.Generator,
+    k: int,
+    spec: ClusterSpec,
+    anat: _Anatomy,
+    placer: _Placer,
+    center: tuple[float, float] | None,
+) -> list[_Piece]:
     shapes = [member_shape(rng, spec.morphology) for _ in range(spec.n)]
     bound = max(sh.bound_mm for sh in shapes)
     gap = max(0.6, 3 * anat.spacing)
     for _attempt in range(60 if center is None else 8):
         if spec.distribution is Distribution.DIFFUSE:
+
             def sampler() -> tuple[float, float, float]:
                 r, c = _random_inside(rng, anat, _EDGE_MARGIN_MM + bound)
                 return r, c, rng.uniform(-np.pi, np.pi)
+
             region, cen = None, None
             member_gap = max(gap, 4.0)
         else:
@@ -554,9 +610,11 @@ def _place_cluster(rng: np.random.Generator, k: int, spec: ClusterSpec, anat: _A
         for sh in shapes:
             for _try in range(300):
                 r, c, a = sampler()
-                if (placer.fits(r, c, sh.bound_mm)
-                        and placer.free(r, c, sh.bound_mm, 3.0)
-                        and placer.free(r, c, sh.bound_mm, member_gap, taken)):
+                if (
+                    placer.fits(r, c, sh.bound_mm)
+                    and placer.free(r, c, sh.bound_mm, 3.0)
+                    and placer.free(r, c, sh.bound_mm, member_gap, taken)
+                ):
                     break
             else:
                 break
@@ -575,10 +633,9 @@ def _place_cluster(rng: np.random.Generator, k: int, spec: ClusterSpec, anat: _A
     )
 
 
-def _place_macro(rng: np.random.Generator, k: int, pattern: Morphology, anat: _Anatomy,
-                 placer: _Placer
-                 ) -> tuple[list[_Piece], list[tuple[np.ndarray, float, float]],
-                            tuple[float, float]]:
+def _place_macro(
+    rng: np.random.Generator, k: int, pattern: Morphology, anat: _Anatomy, placer: _Placer
+) -> tuple[list[_Piece], list[tuple[np.ndarray, float, float]], tuple[float, float]]:
     skin = pattern is Morphology.SKIN
     for _attempt in range(200):
         if skin:
@@ -587,8 +644,9 @@ def _place_macro(rng: np.random.Generator, k: int, pattern: Morphology, anat: _A
                 continue
         else:
             cen = _random_inside(rng, anat, 6.0)
-        layout, vessels = macro_layout(rng, pattern, anat.spacing, cen, anat.to_nipple(*cen),
-                                       anat.skin_tangent(*cen))
+        layout, vessels = macro_layout(
+            rng, pattern, anat.spacing, cen, anat.to_nipple(*cen), anat.skin_tangent(*cen)
+        )
         ok = all(
             placer.fits(r, c, sh.bound_mm, 0.8 if skin else _EDGE_MARGIN_MM)
             and placer.free(r, c, sh.bound_mm, 3.0)
@@ -619,8 +677,9 @@ def _place_single(rng: np.random.Generator, anat: _Anatomy, placer: _Placer) -> 
 
 
 # ---------------------------------------------------------------------------- rendering
-def _render_piece(img: np.ndarray, piece: _Piece, spacing: float, ss: int,
-                  psf_px: float) -> tuple[tuple[float, float], float, float, float]:
+def _render_piece(
+    img: np.ndarray, piece: _Piece, spacing: float, ss: int, psf_px: float
+) -> tuple[tuple[float, float], float, float, float]:
     """Add one piece to ``img``; returns centroid (row, col), diameter, length, contrast."""
     ar, ac = piece.anchor_rc
     reach = piece.shape.bound_mm / spacing + 3 * psf_px + 2
@@ -650,19 +709,21 @@ def _render_piece(img: np.ndarray, piece: _Piece, spacing: float, ss: int,
     add = amp * cv2.GaussianBlur(down, (0, 0), psf_px, borderType=cv2.BORDER_CONSTANT)
     rr0, cc0 = max(r0, 0), max(c0, 0)
     rr1, cc1 = min(r0 + h, img.shape[0]), min(c0 + w, img.shape[1])
-    img[rr0:rr1, cc0:cc1] += add[rr0 - r0:rr1 - r0, cc0 - c0:cc1 - c0]
+    img[rr0:rr1, cc0:cc1] += add[rr0 - r0 : rr1 - r0, cc0 - c0 : cc1 - c0]
     return (cen_r, cen_c), diameter, float(length), float(add.max())
 
 
-def _add_noise(rng: np.random.Generator, img: np.ndarray, breast: np.ndarray,
-               spacing: float, noise: float) -> np.ndarray:
+def _add_noise(
+    rng: np.random.Generator, img: np.ndarray, breast: np.ndarray, spacing: float, noise: float
+) -> np.ndarray:
     """Quantum noise (mildly signal dependent) plus correlated grain."""
     if noise <= 0:
         return img
     std = 0.01 * noise * _FULL_FIELD_SPACING_MM / spacing
     quantum = rng.standard_normal(img.shape, dtype=np.float32)
-    grain = cv2.GaussianBlur(rng.standard_normal(img.shape, dtype=np.float32), (0, 0),
-                             max(0.1 / spacing, 0.7))
+    grain = cv2.GaussianBlur(
+        rng.standard_normal(img.shape, dtype=np.float32), (0, 0), max(0.1 / spacing, 0.7)
+    )
     grain *= np.float32(0.4 / max(float(grain[::7, ::7].std()), 1e-6))
     quantum += grain
     scale = np.clip(img, 0, 1) * np.float32(0.6 * std) + np.float32(0.7 * std)
@@ -766,10 +827,14 @@ def make_phantom(
         center = specs[k].center_rc
         if center is not None:
             center = flip(center)
-            if not anat.breast[int(round(center[0])) % rows, int(round(center[1])) % cols] or \
-                    anat.allowed(*center) < _EDGE_MARGIN_MM:
-                raise ValueError(f"cluster center_rc {specs[k].center_rc} is not well inside "
-                                 "the breast (away from the skin and the pectoral muscle)")
+            if (
+                not anat.breast[int(round(center[0])) % rows, int(round(center[1])) % cols]
+                or anat.allowed(*center) < _EDGE_MARGIN_MM
+            ):
+                raise ValueError(
+                    f"cluster center_rc {specs[k].center_rc} is not well inside "
+                    "the breast (away from the skin and the pectoral muscle)"
+                )
         cluster_pieces[k] = _place_cluster(rng, k, specs[k], anat, placer, center)
     macro_pieces: list[list[_Piece]] = []
     macro_centers: list[tuple[float, float]] = []
@@ -790,8 +855,11 @@ def make_phantom(
 
     def render(piece: _Piece, cluster_id: int | None) -> int:
         cen, d, length, contrast = _render_piece(img, piece, spacing_mm, ss, psf_px)
-        calcs.append(TrueCalcification(len(calcs) + 1, flip(cen), d, length,
-                                       piece.shape.label, cluster_id, contrast))
+        calcs.append(
+            TrueCalcification(
+                len(calcs) + 1, flip(cen), d, length, piece.shape.label, cluster_id, contrast
+            )
+        )
         return len(calcs)
 
     true_clusters = []
@@ -803,8 +871,16 @@ def make_phantom(
             float(np.hypot(*(centers[j] - mean))) * spacing_mm + calcs[i - 1].length_mm / 2
             for j, i in enumerate(ids)
         )
-        true_clusters.append(TrueCluster(k + 1, (float(mean[0]), float(mean[1])), ids,
-                                         spec.morphology, spec.distribution, radius))
+        true_clusters.append(
+            TrueCluster(
+                k + 1,
+                (float(mean[0]), float(mean[1])),
+                ids,
+                spec.morphology,
+                spec.distribution,
+                radius,
+            )
+        )
     true_macros = []
     for k, (pattern, pcs) in enumerate(zip(patterns, macro_pieces, strict=True)):
         ids = tuple(render(p, None) for p in pcs)
@@ -833,3 +909,50 @@ def make_phantom(
         pectoral_mask=None if pectoral is None else np.ascontiguousarray(pectoral),
     )
     return Phantom(mammogram, truth)
+
+
+def truth_to_dict(phantom: Phantom) -> dict[str, Any]:
+    """The phantom's truth as JSON-ready data (coordinates ``[row, col]``, lengths in mm)."""
+    t = phantom.truth
+    m = phantom.mammogram
+    return {
+        "schema_name": "calcscope.phantom_truth",
+        "schema_version": "1.0",
+        "spacing_mm": list(m.spacing_mm),
+        "shape_rc": list(m.shape),
+        "laterality": m.laterality.value if m.laterality else None,
+        "view": m.view.value if m.view else None,
+        "calcifications": [
+            {
+                "id": c.id,
+                "center_rc": [round(c.center_rc[0], 2), round(c.center_rc[1], 2)],
+                "diameter_mm": round(c.diameter_mm, 4),
+                "length_mm": round(c.length_mm, 4),
+                "shape": c.shape,
+                "cluster_id": c.cluster_id,
+                "contrast": round(c.contrast, 4),
+            }
+            for c in t.calcifications
+        ],
+        "clusters": [
+            {
+                "id": k.id,
+                "center_rc": [round(k.center_rc[0], 2), round(k.center_rc[1], 2)],
+                "member_ids": list(k.member_ids),
+                "morphology": k.morphology.value,
+                "distribution": k.distribution.value,
+                "radius_mm": round(k.radius_mm, 3),
+            }
+            for k in t.clusters
+        ],
+        "macros": [
+            {
+                "id": k.id,
+                "center_rc": [round(k.center_rc[0], 2), round(k.center_rc[1], 2)],
+                "pattern": k.pattern.value,
+                "member_ids": list(k.member_ids),
+            }
+            for k in t.macros
+        ],
+        "summary": phantom_summary(phantom),
+    }

@@ -112,13 +112,15 @@ def chest_wall_side(breast: np.ndarray) -> str:
 def pectoral_mask(
     pixels: np.ndarray, breast: np.ndarray, pixel_mm: float, chest_wall: str
 ) -> np.ndarray:
-    """Pectoral muscle on an MLO view: a bright triangle in the upper chest-wall corner.
+    """Pectoral muscle on an MLO view: the bright band along the upper chest wall.
 
-    The image is mirrored so the chest wall is on the left; the muscle is the bright
-    region connected to the top-left corner, thresholded by Otsu inside the upper
-    chest-wall quarter of the breast, and replaced by its convex hull. A candidate that
-    does not touch both the top and the chest-wall edge, or covers less than 1 % or more
-    than 40 % of the breast, is rejected (no muscle shown).
+    The image is mirrored so the chest wall is on the left. The muscle is brighter than
+    the breast tissue beside it: a threshold halfway between the tissue's median and the
+    brightness of the top chest-wall corner is applied, and per row the run of bright
+    pixels that starts at the chest wall gives the muscle's width. Widths are forced to
+    shrink down the image (the muscle is a triangle with its base at the top) and a
+    trimmed quadratic fit smooths the edge. A candidate covering less than 1 % or more
+    than 40 % of the breast, or not touching the top edge, is rejected (no muscle).
     """
     small, _ = _reduce(pixels, pixel_mm)
     bsmall = cv2.resize(
@@ -126,33 +128,49 @@ def pectoral_mask(
     ).astype(bool)
     if chest_wall == "right":
         small, bsmall = small[:, ::-1], bsmall[:, ::-1]
+    small = np.ascontiguousarray(small)
     rows, cols = small.shape
-    small = cv2.GaussianBlur(small, (0, 0), 2.0)
-    quad = np.zeros_like(bsmall)
-    quad[: rows // 2, : cols // 2] = True
-    region = bsmall & quad
     empty = np.zeros(breast.shape, dtype=bool)
-    if region.sum() < 50:
+    small = cv2.GaussianBlur(small, (0, 0), 2.0)
+    corner = small[: max(2, rows // 20), : max(2, cols // 10)]
+    corner_mask = bsmall[: max(2, rows // 20), : max(2, cols // 10)]
+    if corner_mask.sum() < 10:
         return empty
-    thr = _otsu(small[region])
-    bright = (small > thr) & bsmall
-    n, labels = cv2.connectedComponents(bright.astype(np.uint8), connectivity=8)
-    # the component touching the chest-wall edge nearest the top
-    top_edge = labels[: rows // 2, 0]
-    ids = top_edge[top_edge > 0]
-    if ids.size == 0:
+    v0 = float(np.percentile(corner[corner_mask], 75))
+    tissue = float(np.median(small[bsmall]))
+    if v0 <= tissue + 0.02:
         return empty
-    muscle = labels == int(ids[0])
+    thr = tissue + 0.5 * (v0 - tissue)
+    top = int(rows * 0.75)
+    bright = (small[:top] > thr) & bsmall[:top]
+    # run of bright pixels starting at the chest wall (first column inside the breast)
+    run = np.cumprod(bright, axis=1).sum(axis=1).astype(np.float64)
+    run = np.minimum.accumulate(run)
+    r_idx = np.flatnonzero(run > 0)
+    if r_idx.size < 5 or run[0] <= 0:
+        return empty
+    x, y = r_idx.astype(np.float64), run[r_idx]
+    # extend the fit to the row where the width reaches zero
+    end_row = float(r_idx[-1] + 1)
+    x = np.append(x, end_row)
+    y = np.append(y, 0.0)
+    keep = np.ones_like(x, dtype=bool)
+    coef = np.polyfit(x, y, 2)
+    for _ in range(3):
+        resid = y - np.polyval(coef, x)
+        mad = np.median(np.abs(resid - np.median(resid))) + 1e-6
+        keep = np.abs(resid) <= 3.0 * 1.4826 * mad + 2.0
+        if keep.sum() < 5:
+            break
+        coef = np.polyfit(x[keep], y[keep], 2)
+    rr = np.arange(rows, dtype=np.float64)
+    width = np.clip(np.polyval(coef, rr), 0, cols)
+    width[rr > end_row + 0.1 * rows] = 0
+    muscle = np.arange(cols)[None, :] < width[:, None]
+    muscle &= bsmall
     area = muscle.sum()
-    if not (0.01 * bsmall.sum() <= area <= 0.4 * bsmall.sum()):
+    if not (0.01 * bsmall.sum() <= area <= 0.4 * bsmall.sum()) or not muscle[0].any():
         return empty
-    if not muscle[0].any():
-        return empty
-    pts = np.argwhere(muscle)[:, ::-1].astype(np.int32)  # (x, y)
-    hull = cv2.convexHull(pts)
-    filled = np.zeros(small.shape, dtype=np.uint8)
-    cv2.fillConvexPoly(filled, hull, 1)
-    muscle = filled.astype(bool) & bsmall
     if chest_wall == "right":
         muscle = muscle[:, ::-1]
     return _enlarge(np.ascontiguousarray(muscle), pixels.shape)

@@ -1,0 +1,90 @@
+"""Clustering: CAD convention, order invariance, extent in mm."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from calcscope.cluster import cluster_calcifications, cluster_score
+from calcscope.config import ClusterConfig
+from calcscope.model import Calcification
+
+
+def calc(i: int, r: float, c: float, score: float = 0.9, d: float = 0.3) -> Calcification:
+    return Calcification(
+        id=i,
+        center_rc=(r, c),
+        contour_rc=np.array([[int(r), int(c)]]),
+        bbox_rc=(int(r) - 2, int(c) - 2, int(r) + 3, int(c) + 3),
+        area_mm2=np.pi * d * d / 4,
+        diameter_mm=d,
+        max_diameter_mm=d,
+        min_diameter_mm=d,
+        contrast=0.1,
+        cnr=10.0,
+        score=score,
+        circularity=1.0,
+        elongation=0.0,
+        solidity=1.0,
+        lucent_center=False,
+    )
+
+
+SPACING = (0.1, 0.1)  # 10 px per mm
+
+
+def test_three_within_a_centimetre_make_a_cluster():
+    calcs = [calc(1, 100, 100), calc(2, 130, 100), calc(3, 100, 140)]
+    (cl,) = cluster_calcifications(calcs, SPACING)
+    assert cl.member_ids == (1, 2, 3)
+    assert cl.id == 1
+    # span 5 mm between (130,100) and (100,140) plus the 0.3 mm mean size
+    assert abs(cl.extent_mm - (5.0 + 0.3)) < 1e-6
+    assert 0 < cl.score <= 1
+
+
+def test_two_are_not_a_cluster_and_far_ones_stay_apart():
+    assert cluster_calcifications([calc(1, 0, 0), calc(2, 10, 10)], SPACING) == ()
+    calcs = [
+        calc(1, 0, 0),
+        calc(2, 30, 0),
+        calc(3, 0, 30),
+        calc(4, 1000, 1000),
+        calc(5, 1030, 1000),
+    ]
+    (cl,) = cluster_calcifications(calcs, SPACING)
+    assert cl.member_ids == (1, 2, 3)
+
+
+def test_min_members_is_configurable():
+    calcs = [calc(i, 100 + 20 * i, 100) for i in range(1, 5)]
+    assert len(cluster_calcifications(calcs, SPACING, ClusterConfig(min_members=4))) == 1
+    assert cluster_calcifications(calcs, SPACING, ClusterConfig(min_members=5)) == ()
+
+
+def test_two_groups_are_two_clusters_ordered_by_score():
+    a = [calc(i, 100 + 15 * i, 100, score=0.6) for i in range(1, 5)]
+    b = [calc(i, 2000 + 15 * i, 2000, score=0.95) for i in range(5, 9)]
+    cls = cluster_calcifications(a + b, SPACING)
+    assert [c.member_ids for c in cls] == [(5, 6, 7, 8), (1, 2, 3, 4)]
+    assert cls[0].score > cls[1].score
+
+
+def test_cluster_score_rises_with_member_scores():
+    assert cluster_score(np.array([0.9, 0.9, 0.9])) > cluster_score(np.array([0.5, 0.5, 0.5]))
+    assert cluster_score(np.array([0.9] * 10)) > cluster_score(np.array([0.9] * 3))
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(st.tuples(st.floats(0, 400), st.floats(0, 400)), min_size=3, max_size=25, unique=True),
+    st.randoms(use_true_random=False),
+)
+def test_clusters_do_not_depend_on_input_order(points, rnd):
+    calcs = [calc(i + 1, r, c) for i, (r, c) in enumerate(points)]
+    shuffled = calcs[:]
+    rnd.shuffle(shuffled)
+    a = {cl.member_ids for cl in cluster_calcifications(calcs, SPACING)}
+    b = {cl.member_ids for cl in cluster_calcifications(shuffled, SPACING)}
+    assert a == b

@@ -1,0 +1,34 @@
+"""Breast mask and pectoral muscle on phantoms with known masks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from calcscope.model import Laterality, View
+from calcscope.phantom import make_phantom
+from calcscope.preprocess import preprocess
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    return float((a & b).sum() / max((a | b).sum(), 1))
+
+
+@pytest.mark.parametrize("lat", [Laterality.LEFT, Laterality.RIGHT])
+def test_breast_mask_matches_truth(lat):
+    ph = make_phantom(seed=4, spacing_mm=0.2, laterality=lat, view=View.CC)
+    prep = preprocess(ph.mammogram)
+    assert iou(prep.breast, ph.truth.breast_mask) > 0.95
+    assert prep.chest_wall == ("right" if lat is Laterality.LEFT else "left")
+    assert not prep.pectoral.any(), "no pectoral muscle on a CC view"
+
+
+@pytest.mark.parametrize("seed", [5, 6, 7])
+def test_pectoral_muscle_found_on_mlo(seed):
+    ph = make_phantom(seed=seed, spacing_mm=0.2, view=View.MLO)
+    prep = preprocess(ph.mammogram)
+    truth = ph.truth.pectoral_mask
+    assert truth is not None and truth.any()
+    assert iou(prep.pectoral, truth) > 0.7
+    # the analysable mask excludes the muscle
+    assert (prep.mask & truth).sum() < 0.1 * truth.sum()
