@@ -52,7 +52,6 @@ import numpy as np
 from scipy.optimize import minimize
 from sklearn.model_selection import StratifiedGroupKFold
 
-from calcscope import assess
 from calcscope.assess import (
     LITERATURE_DISTRIBUTION_LR,
     LITERATURE_MORPHOLOGY_PPV,
@@ -61,10 +60,12 @@ from calcscope.assess import (
     assess_descriptors,
 )
 from calcscope.descriptors import (
+    CategoryRate,
     DescriptorEvaluation,
     DescriptorRow,
     evaluate_assessments,
     read_cbis_calc_csv,
+    roc_auc,
 )
 from calcscope.model import Distribution, Morphology
 
@@ -347,37 +348,34 @@ def main(argv: list[str] | None = None) -> int:
     print(f"kappa {ev_full.kappa:.3f}  AUC {ev_full.auc:.3f}  recorded {ev_full.recorded_auc:.3f}")
     print(per_category_md(ev_full))
 
-    figures = _figures_md(args, rows, md, cv_final, ev_full, assess.__name__)
+    other = [
+        (sd, cross_validate(rows, variants[-1], args.folds, sd)[0])
+        for sd in (args.seed + 1, args.seed + 2)
+    ]
+    figures = _figures_md(args, rows, md, cv_final, ev_full, other)
     print("\n" + figures)
     if args.figures:
         args.figures.write_text(figures, encoding="utf-8")
     return 0
 
 
+def _cell(c: CategoryRate | None) -> str:
+    return "none" if c is None else f"{c.n_malignant}/{c.n} ({c.rate:.1%})"
+
+
 def _cat_table(cv: DescriptorEvaluation, full: DescriptorEvaluation) -> list[str]:
-    cats = [c.category for c in full.per_category] + [
-        c.category
-        for c in cv.per_category
-        if c.category not in {d.category for d in full.per_category}
-    ]
-    order = ("1", "2", "3", "0", "4A", "4B", "4C", "5")
-    cats = [c for c in order if c in cats]
     rec = {c.category: c for c in full.per_recorded}
     lines = [
         "| category | ours, cross-validated | ours, full data | radiologists (recorded) |",
         "|---|---|---|---|",
     ]
-
-    def cell(c: object) -> str:
-        if c is None:
-            return "-"
-        return f"{c.n_malignant}/{c.n} ({c.rate:.1%})"  # type: ignore[attr-defined]
-
-    for cat in cats:
-        r = rec.get("4") if cat == "4A" else None
-        rec_cell = cell(rec.get(cat)) if cat in rec else (cell(r) + " (all 4)" if r else "")
+    for cat in ("2", "3", "0", "4A", "4B", "4C", "5"):
+        if cat.startswith("4"):
+            rec_cell = f"{_cell(rec.get('4'))}, all of 4" if cat == "4A" else "(in 4)"
+        else:
+            rec_cell = _cell(rec.get(cat))
         lines.append(
-            f"| {cat} | {cell(cv.rate_of(cat))} | {cell(full.rate_of(cat))} | {rec_cell} |"
+            f"| {cat} | {_cell(cv.rate_of(cat))} | {_cell(full.rate_of(cat))} | {rec_cell} |"
         )
     return lines
 
@@ -388,23 +386,29 @@ def _figures_md(
     md: list[str],
     cv: DescriptorEvaluation,
     full: DescriptorEvaluation,
-    module: str,
+    other_seeds: list[tuple[int, DescriptorEvaluation]],
 ) -> str:
     n_pat = len({r.patient_id for r in rows})
+    y = [r.malignant for r in rows]
+    numeric = roc_auc(y, [float(r.recorded_assessment[:1]) for r in rows])
+    seeds = ", ".join(f"{e.auc:.3f} (seed {s})" for s, e in other_seeds)
     parts = [
         "### Assessment rules against radiologists' calls (CBIS-DDSM descriptors)",
         "",
-        f"Data: CBIS-DDSM calcification training set (Sawyer-Lee R et al., The Cancer Imaging "
+        "Data: CBIS-DDSM calcification training set (Sawyer-Lee R et al., The Cancer Imaging "
         f"Archive 2016, CC BY 3.0): {len(rows)} findings (one row per finding and view), "
-        f"{sum(r.malignant for r in rows)} malignant, {n_pat} women. Our category and likelihood "
-        f"come from the recorded calc type and distribution only, through `{module}`. "
+        f"{sum(y)} malignant, {n_pat} women. Our category and likelihood come from the "
+        "recorded calc type and distribution only, through `calcscope.assess`. "
         f"Cross-validated: {args.folds}-fold, grouped by patient, stratified by pathology "
         f"(seed {args.seed}); each finding is assessed with tables fitted on the other folds. "
         "Kappa: linearly weighted, scale of concern 1 < 2 < 3 < 0 < 4 < 5 (our 4A/4B/4C = 4). "
         "AUC: malignant vs benign (BENIGN and BENIGN_WITHOUT_CALLBACK); the recorded "
-        "assessment is scored on the same scale of concern.",
+        "assessment is scored on the same scale of concern (on the plain 0-5 scale, with 0 "
+        f"lowest, its AUC is {numeric:.3f}).",
         "",
         *md,
+        "",
+        f"Other fold seeds, final tables, cross-validated AUC: {seeds}.",
         "",
         f"Full data (tables in `assess.py`, fitted on all rows): kappa {full.kappa:.3f}, "
         f"our AUC {full.auc:.3f}, recorded AUC {full.recorded_auc:.3f}.",

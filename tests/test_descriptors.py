@@ -18,6 +18,8 @@ from calcscope.descriptors import (
     parse_calc_type,
     parse_distribution,
     read_cbis_calc_csv,
+    roc_auc,
+    weighted_kappa,
 )
 from calcscope.errors import InputError, UnreadableFileError
 from calcscope.model import Distribution as D
@@ -299,3 +301,17 @@ def test_real_table(cbis: DescriptorEvaluation):
     assert cbis.rate_of("2").rate <= 0.01
     text = format_evaluation(cbis)
     assert "kappa" in text and "ROC AUC" in text
+
+
+def test_auc_and_kappa_by_hand():
+    # 2 malignant, 3 benign: pairs won 5 of 6, one tie -> (5 + 0.5) / 6
+    assert roc_auc([1, 1, 0, 0, 0], [0.9, 0.5, 0.5, 0.1, 0.2]) == pytest.approx(5.5 / 6)
+    assert roc_auc([1, 1], [0.1, 0.2]) != roc_auc([1, 1], [0.1, 0.2])  # NaN: one class
+    labels = ("a", "b", "c")
+    assert weighted_kappa(["a", "b", "c"], ["a", "b", "c"], labels) == pytest.approx(1.0)
+    # observed [[0,1],[1,0]] on two labels: kappa = 1 - 2/1 = -1
+    assert weighted_kappa(["a", "b"], ["b", "a"], labels[:2]) == pytest.approx(-1.0)
+    # linear weights: a near miss costs less than a far one
+    near = weighted_kappa(["a", "b", "c", "c"], ["a", "b", "b", "c"], labels)
+    far = weighted_kappa(["a", "b", "c", "c"], ["a", "b", "a", "c"], labels)
+    assert near > far

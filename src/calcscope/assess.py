@@ -503,7 +503,7 @@ def _rule_diffuse_benign(
 
 
 def _rule_typically_benign(
-    morphs: Sequence[Morphology], model: LikelihoodModel
+    morphs: Sequence[Morphology], model: LikelihoodModel, t: AssessThresholds
 ) -> tuple[float, RuleHit] | None:
     """Skin, vascular, coarse, rod-like, rim, lucent-centred, dystrophic, milk of calcium
     or suture calcifications, with nothing suspicious beside them, are benign whatever
@@ -513,7 +513,7 @@ def _rule_typically_benign(
     clear = [m for m in morphs if m in _CLEARLY_BENIGN]
     if not clear or not all(m.typically_benign for m in morphs):
         return None
-    p = max(model.morphology_ppv[m] for m in clear)
+    p = min(max(model.morphology_ppv[m] for m in clear), t.benign_max)
     others = [m for m in morphs if m not in clear]
     extra = f" (with {_labels(others)})" if others else ""
     return p, RuleHit(
@@ -582,7 +582,7 @@ def assess_descriptors(
         rules.append(RuleHit("category", f"likelihood {p:.1%}: BI-RADS {cat.value} ({cat.label})"))
         return Assessment(cat, float(p), _FOLLOWUP_OF[cat], tuple(rules))
 
-    benign = _rule_typically_benign(morphs, mdl)
+    benign = _rule_typically_benign(morphs, mdl, t)
     if benign is not None:
         p, hit = benign
         rules = [hit]

@@ -10,6 +10,7 @@ import json
 import sys
 import time
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -299,6 +300,82 @@ def demo(
         table.add_row(k, f"{v:.3g}" if isinstance(v, float) else str(v))
     console.print(table)
     console.print(f"results in {out}/ (phantom.json, phantom.overlay.png). {DISCLAIMER}")
+
+
+class EvalFormat(str, Enum):
+    mias = "mias"
+    cbis_ddsm = "cbis-ddsm"
+    inbreast = "inbreast"
+
+
+@app.command()
+def evaluate(
+    fmt: Annotated[EvalFormat, typer.Option("--format", help="Ground-truth format.")],
+    truth: Annotated[Path, typer.Option("--truth", help="Ground-truth file or folder.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
+    images: Annotated[
+        Path | None, typer.Option("--images", help="Image folder (omit for CBIS-DDSM descriptors).")
+    ] = None,
+    spacing_mm: Annotated[
+        float | None, typer.Option("--spacing-mm", help="Pixel spacing for files without one.")
+    ] = None,
+    config_path: Annotated[Path | None, typer.Option("--config")] = None,
+) -> None:
+    """Score calcscope on a public data set: FROC of clusters, or CBIS-DDSM descriptor rules."""
+    out.mkdir(parents=True, exist_ok=True)
+    if not truth.exists():
+        err_console.print(f"[red]error:[/] {truth}: no such file or folder")
+        raise typer.Exit(2)
+    if images is None:
+        if fmt is not EvalFormat.cbis_ddsm:
+            err_console.print("[red]error:[/] --images is needed for this format")
+            raise typer.Exit(2)
+        from calcscope.descriptors import assess_cbis_csv, format_evaluation
+
+        try:
+            ev = assess_cbis_csv(truth, out)
+        except CalcscopeError as exc:
+            err_console.print(f"[red]error:[/] {exc}")
+            raise typer.Exit(1) from exc
+        console.print(format_evaluation(ev))
+        console.print(f"rows written to {out / 'descriptor_assessment.csv'}")
+        return
+    from calcscope.evalrun import evaluate_images
+
+    cfg = _load(config_path)
+    with Progress(
+        TextColumn("[bold]evaluating"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[current]}"),
+        console=err_console,
+    ) as progress:
+        task = progress.add_task("evaluating", total=None, current="")
+
+        def on_image(key: str, i: int, n: int) -> None:
+            progress.update(task, total=n, completed=i, current=key)
+
+        try:
+            res = evaluate_images(
+                fmt.value, images, truth, out, spacing_mm=spacing_mm, config=cfg, on_image=on_image
+            )
+        except CalcscopeError as exc:
+            err_console.print(f"[red]error:[/] {exc}")
+            raise typer.Exit(1) from exc
+        progress.update(task, completed=progress.tasks[0].total)
+    table = Table(title=f"cluster FROC on {fmt.value} ({res.n_images} images, "
+                  f"{res.cluster_curve.n_true} true clusters)")
+    table.add_column("false positives / image")
+    table.add_column("cluster sensitivity")
+    for fp, sens in res.sensitivities().items():
+        table.add_row(f"{fp:g}", f"{sens:.3f}")
+    console.print(table)
+    for key, reason in sorted(res.excluded.items()):
+        console.print(f"left out {key}: {reason}")
+    for key, reason in sorted(res.failed.items()):
+        err_console.print(f"[red]failed[/] {key}: {reason}")
+    console.print(f"FROC written to {out / 'froc_clusters.csv'} and {out / 'froc_clusters.png'}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -56,7 +56,8 @@ def cluster_calcifications(
     sr, sc = spacing_mm
     centres_mm = np.array([(c.center_rc[0] * sr, c.center_rc[1] * sc) for c in calcs])
     tree = cKDTree(centres_mm)
-    radius = cfg.within_mm / 2.0
+    radius = cfg.within_mm
+    link = cfg.link_mm
     neighbours = tree.query_ball_point(centres_mm, r=radius)
     counts = np.array([len(nb) for nb in neighbours])  # includes the point itself
     core = counts >= cfg.min_members
@@ -78,7 +79,7 @@ def cluster_calcifications(
     core_tree = cKDTree(centres_mm[core_idx])
     dist, nearest = core_tree.query(centres_mm[~core], k=1)
     border = np.flatnonzero(~core)
-    ok = dist <= radius
+    ok = dist <= link
     assign[border[ok]] = comp[nearest[ok]]
 
     clusters: list[tuple[float, Cluster]] = []

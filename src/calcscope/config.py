@@ -61,12 +61,17 @@ class DetectConfig(_Frozen):
     grow_cnr: float = Field(2.5, description="Region growing threshold in noise sigmas.")
     macro_grow_z: float = Field(4.0, description="Top-hat residual that grows a coarse deposit.")
     model: str = Field(
-        "cnr",
+        "candidates-v1",
         description="Candidate scorer: 'cnr' (logistic in the peak contrast-to-noise "
         "ratio) or the name of a shipped LightGBM model in calcscope/models.",
     )
     score_cnr_mid: float = Field(8.0, description="Peak CNR at which the score is 0.5.")
     score_cnr_width: float = Field(1.0, gt=0, description="Logistic width of the score in CNR.")
+    split_mm: float = Field(
+        0.35,
+        description="Neighbouring calcifications whose peaks are this far apart are split "
+        "at the valley between them.",
+    )
     min_diameter_mm: float = Field(0.05, description="Smallest equivalent diameter kept.")
     max_diameter_mm: float = Field(12.0, description="Largest equivalent diameter kept.")
     operating_score: float = Field(

@@ -29,6 +29,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from calcscope.assess import Assessment, AssessThresholds, Category, assess_descriptors
 from calcscope.errors import InputError, UnreadableFileError
 from calcscope.model import Distribution, Morphology
@@ -44,6 +46,8 @@ __all__ = [
     "read_cbis_calc_csv",
     "assess_row",
     "evaluate_assessments",
+    "roc_auc",
+    "weighted_kappa",
     "assess_cbis_csv",
     "format_evaluation",
     "OUTPUT_COLUMNS",
@@ -319,6 +323,34 @@ class DescriptorEvaluation:
         return all(a <= b for a, b in zip(rates, rates[1:], strict=False))
 
 
+def roc_auc(y: Sequence[bool], score: Sequence[float]) -> float:
+    """ROC AUC (Mann-Whitney U / (n1 n0), ties counted one half); NaN with one class."""
+    yy = np.asarray(y, bool)
+    s = np.asarray(score, float)
+    n1 = int(yy.sum())
+    n0 = len(yy) - n1
+    if n1 == 0 or n0 == 0:
+        return float("nan")
+    order = np.argsort(s, kind="mergesort")
+    _, first, counts = np.unique(s[order], return_index=True, return_counts=True)
+    ranks = np.empty(len(s))
+    ranks[order] = np.repeat(first + (counts + 1) / 2, counts)  # 1-based mean ranks
+    return float((ranks[yy].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+
+
+def weighted_kappa(a: Sequence[str], b: Sequence[str], labels: Sequence[str]) -> float:
+    """Cohen's kappa with linear weights ``|i - j|`` over the ordered ``labels``."""
+    k = len(labels)
+    idx = {lab: i for i, lab in enumerate(labels)}
+    observed = np.zeros((k, k))
+    for x, z in zip(a, b, strict=True):
+        observed[idx[x], idx[z]] += 1
+    expected = np.outer(observed.sum(1), observed.sum(0)) / observed.sum()
+    w = np.abs(np.arange(k)[:, None] - np.arange(k)[None, :])
+    denom = float((w * expected).sum())
+    return 1.0 - float((w * observed).sum()) / denom if denom else float("nan")
+
+
 def _kappa_label(c: str) -> str:
     """Our category on the recorded 0-5 scale: 4A, 4B and 4C count as 4."""
     return "4" if c.startswith("4") else c
@@ -347,8 +379,6 @@ def evaluate_assessments(
     output_csv: Path | None = None,
 ) -> DescriptorEvaluation:
     """Kappa, AUCs and malignancy rates of ``assessments`` of ``rows`` (same order)."""
-    from sklearn.metrics import cohen_kappa_score, roc_auc_score
-
     if len(rows) != len(assessments):
         raise ValueError("one assessment per row is needed")
     if not rows:
@@ -359,17 +389,11 @@ def evaluate_assessments(
     bad = sorted({c for c in recorded if _kappa_label(c) not in CONCERN_ORDER})
     if bad:
         raise InputError(f"recorded assessment(s) {bad} are not BI-RADS 0-5")
-    kappa = float(
-        cohen_kappa_score(
-            [_kappa_label(c) for c in ours],
-            [_kappa_label(c) for c in recorded],
-            labels=list(CONCERN_ORDER),
-            weights="linear",
-        )
+    kappa = weighted_kappa(
+        [_kappa_label(c) for c in ours], [_kappa_label(c) for c in recorded], CONCERN_ORDER
     )
-    both = len(set(y)) == 2
-    auc = float(roc_auc_score(y, [a.likelihood for a in assessments])) if both else float("nan")
-    rec_auc = float(roc_auc_score(y, [_concern(c) for c in recorded])) if both else float("nan")
+    auc = roc_auc(y, [a.likelihood for a in assessments])
+    rec_auc = roc_auc(y, [_concern(c) for c in recorded])
     return DescriptorEvaluation(
         n=len(rows),
         n_malignant=sum(y),
@@ -448,6 +472,7 @@ def format_evaluation(ev: DescriptorEvaluation) -> str:
     for cat in ("1", "2", "3", "0", "4", "4A", "4B", "4C", "5"):
         if cat in ours or cat in rec:
             lines.append(f"{cat:10}{cell(ours.get(cat))}   {cell(rec.get(cat))}")
+    lines.append("(0 = incomplete, needs imaging; the recorded DDSM assessments have no 4A/4B/4C)")
     if not ev.monotonic():
         lines.append("warning: malignancy does not rise with our category (>= 20 rows each)")
     if ev.warnings:

@@ -252,13 +252,37 @@ def detect(
     if kept.size == 0:
         return Detection((), empty, tuple(band_noise), r_sigma)
 
-    # remap kept labels to 1..m and work on their pixels only
+    # 4. split each region into its calcifications: a pixel belongs to an object when it
+    # reaches half the height of the brightest pixel within ``split_mm`` (so neighbours
+    # closer than a region's extent separate at the valley between them) and a quarter
+    # of its region's peak (so a lucent centre stays out of a rim)
     remap = np.zeros(n_lab, dtype=np.int32)
     remap[kept] = np.arange(1, kept.size + 1, dtype=np.int32)
-    flat_idx = np.flatnonzero(remap[labels.ravel()])
-    lab = remap[labels.ravel()[flat_idx]]
-    index = np.arange(1, kept.size + 1)
-    m = kept.size
+    parent = remap[labels]
+    p_idx = np.flatnonzero(parent)
+    p_lab = parent.ravel()[p_idx]
+    p_index = np.arange(1, kept.size + 1)
+    p_r = residual.ravel()[p_idx]
+    base_parent = np.maximum(np.asarray(ndimage.minimum(p_r, p_lab, p_index)), 0.0)
+    peak_parent = np.asarray(ndimage.maximum(p_r, p_lab, p_index))
+    k = 2 * max(1, int(round(cfg.split_mm / pixel_mm))) + 1
+    local_peak = cv2.dilate(residual, cv2.getStructuringElement(cv2.MORPH_RECT, (k, k)))
+    b = base_parent[p_lab - 1]
+    in_obj = (p_r - b >= 0.5 * (local_peak.ravel()[p_idx] - b)) & (
+        p_r - b >= 0.25 * (peak_parent[p_lab - 1] - b)
+    )
+    obj_mask = np.zeros(img.shape, dtype=np.uint8)
+    obj_mask.ravel()[p_idx[in_obj]] = 1
+    n_obj, labels, stats, _ = cv2.connectedComponentsWithStats(
+        obj_mask, connectivity=8, ltype=cv2.CV_32S
+    )
+    m = n_obj - 1
+    if m <= 0:
+        return Detection((), empty, tuple(band_noise), r_sigma)
+    flat_idx = np.flatnonzero(labels)
+    lab = labels.ravel()[flat_idx]
+    index = np.arange(1, m + 1)
+    kept = index.astype(np.int32)
 
     def per(values: np.ndarray, fn: str) -> np.ndarray:
         return np.asarray(getattr(ndimage, fn)(values, lab, index), dtype=np.float64)
@@ -269,16 +293,16 @@ def detect(
     band_peaks = np.column_stack([per(b.ravel()[flat_idx], "maximum") for b in band_maps])
     tophat_z = per(rz.ravel()[flat_idx], "maximum")
     peak_r = per(r_vals, "maximum")
-    base_r = np.maximum(per(r_vals, "minimum"), 0.0)
-    half = base_r + 0.5 * (peak_r - base_r)
-    in_half = r_vals >= half[lab - 1]
-    weights = np.where(in_half, r_vals - base_r[lab - 1], 0.0)
+    obj_parent = per(parent.ravel()[flat_idx].astype(np.float64), "maximum").astype(np.int64)
+    base_r = base_parent[obj_parent - 1]
+    in_half = np.ones(flat_idx.shape, dtype=bool)
+    weights = np.maximum(r_vals - base_r[lab - 1], 0.0) + 1e-9
     rows_all, cols_all = np.divmod(flat_idx, img.shape[1])
     wsum = np.bincount(lab, weights, minlength=m + 1)[1:]
     wsum = np.maximum(wsum, 1e-12)
     cr = np.bincount(lab, weights * rows_all, minlength=m + 1)[1:] / wsum
     cc = np.bincount(lab, weights * cols_all, minlength=m + 1)[1:] / wsum
-    half_px = np.bincount(lab, in_half.astype(np.float64), minlength=m + 1)[1:]
+    half_px = stats[1:, cv2.CC_STAT_AREA].astype(np.float64)
     area_mm2 = half_px * px_area_mm2
     diameter_mm = 2.0 * np.sqrt(area_mm2 / np.pi)
     # second moments of the half-maximum region, in mm
@@ -301,7 +325,7 @@ def detect(
     contrast = peak_r - base_r
     mean_int = per(background_level.ravel()[flat_idx], "mean")
 
-    st = stats[kept]
+    st = stats[1:]
     bbox = np.column_stack(
         [
             st[:, cv2.CC_STAT_TOP],
@@ -329,8 +353,18 @@ def detect(
     score = score_candidates(cands, cfg)
     size_ok = (diameter_mm >= cfg.min_diameter_mm) & (diameter_mm <= cfg.max_diameter_mm)
     cands = dataclasses.replace(cands, score=np.where(size_ok, score, 0.0))
-    calcs = _outline(mammogram, labels, residual, cands, half, cfg.operating_score)
+    keep_obj = peak_cnr >= cfg.seed_cnr
+    cands = _subset(cands, keep_obj)
+    calcs = _outline(mammogram, labels, cands, cfg.operating_score)
     return Detection(calcs, cands, tuple(band_noise), r_sigma)
+
+
+def _subset(c: Candidates, keep: np.ndarray) -> Candidates:
+    fields = {
+        f.name: (getattr(c, f.name)[keep] if isinstance(getattr(c, f.name), np.ndarray) else getattr(c, f.name))
+        for f in dataclasses.fields(c)
+    }
+    return Candidates(**fields)
 
 
 def _empty_candidates(n_bands: int) -> Candidates:
@@ -355,9 +389,7 @@ def _empty_candidates(n_bands: int) -> Candidates:
 def _outline(
     mammogram: Mammogram,
     labels: np.ndarray,
-    residual: np.ndarray,
     cands: Candidates,
-    half: np.ndarray,
     operating_score: float,
 ) -> tuple[Calcification, ...]:
     """Trace outlines and shape descriptors of the candidates kept at the operating point."""
@@ -369,7 +401,7 @@ def _outline(
         if cands.score[i] < operating_score or cands.score[i] <= 0.0:
             break
         r0, c0, r1, c1 = (int(v) for v in cands.bbox_rc[i])
-        patch = (labels[r0:r1, c0:c1] == cands.label[i]) & (residual[r0:r1, c0:c1] >= half[i])
+        patch = labels[r0:r1, c0:c1] == cands.label[i]
         if not patch.any():
             continue
         patch_u8 = np.pad(patch, 1).astype(np.uint8)
