@@ -364,8 +364,10 @@ def evaluate(
             err_console.print(f"[red]error:[/] {exc}")
             raise typer.Exit(1) from exc
         progress.update(task, completed=progress.tasks[0].total)
-    table = Table(title=f"cluster FROC on {fmt.value} ({res.n_images} images, "
-                  f"{res.cluster_curve.n_true} true clusters)")
+    table = Table(
+        title=f"cluster FROC on {fmt.value} ({res.n_images} images, "
+        f"{res.cluster_curve.n_true} true clusters)"
+    )
     table.add_column("false positives / image")
     table.add_column("cluster sensitivity")
     for fp, sens in res.sensitivities().items():

@@ -96,7 +96,9 @@ class ClusterConfig(_Frozen):
         10.0, description="Members lie within this distance of each other (linkage)."
     )
     link_mm: float = Field(
-        5.0, description="Single-linkage distance between neighbouring calcifications."
+        10.0,
+        description="A calcification this close to a core calcification (one with "
+        ">= min_members - 1 others within within_mm) joins its cluster.",
     )
     operating_score: float = Field(
         0.0, ge=0.0, le=1.0, description="Clusters with a lower score are not reported."

@@ -34,6 +34,7 @@ from typing import Any
 import cv2
 import numpy as np
 from scipy import ndimage
+from scipy.spatial import cKDTree
 
 from calcscope.config import DetectConfig
 from calcscope.errors import ConfigError
@@ -71,6 +72,8 @@ class Candidates:
     major_mm: np.ndarray  # second-moment major axis length
     minor_mm: np.ndarray
     mean_intensity: np.ndarray  # local tissue brightness (background estimate)
+    local_rms: np.ndarray  # rms of the finest band's CNR within about 2 mm (texture, grain)
+    neighbours: np.ndarray  # other candidates within 5 mm
     score: np.ndarray
     pixel_mm: float = 0.1
 
@@ -91,6 +94,9 @@ class Candidates:
                 self.minor_mm,
                 1.0 - self.minor_mm / np.maximum(self.major_mm, 1e-6),
                 self.mean_intensity,
+                self.local_rms,
+                self.peak_cnr / np.maximum(self.local_rms, 0.1),
+                self.neighbours,
                 np.full(self.label.shape, self.pixel_mm),
             ]
         ).astype(np.float32)
@@ -108,6 +114,9 @@ class Candidates:
         "minor_mm",
         "elongation",
         "mean_intensity",
+        "local_rms",
+        "local_cnr",
+        "neighbours",
         "pixel_mm",
     )
 
@@ -168,10 +177,14 @@ MODEL_DIR = Path(__file__).resolve().parent / "models"
 
 @functools.lru_cache(maxsize=4)
 def load_model(name: str) -> Any:
-    """The LightGBM candidate classifier shipped as ``models/<name>.lgb.txt``."""
+    """The LightGBM candidate classifier shipped as ``models/<name>.lgb.txt``.
+
+    ``name`` may also be the path of a LightGBM text model (ending in ``.txt``), as
+    written by ``scripts/train_detector.py`` during cross-validation.
+    """
     import lightgbm
 
-    path = MODEL_DIR / f"{name}.lgb.txt"
+    path = Path(name) if name.endswith(".txt") else MODEL_DIR / f"{name}.lgb.txt"
     if not path.is_file():
         raise ConfigError(f"detector model {name!r} not found at {path}")
     return lightgbm.Booster(model_file=str(path))
@@ -347,21 +360,50 @@ def detect(
         major_mm=major_mm,
         minor_mm=minor_mm,
         mean_intensity=mean_int,
+        local_rms=np.zeros(m),
+        neighbours=np.zeros(m),
         score=np.zeros(m),
         pixel_mm=pixel_mm,
     )
-    score = score_candidates(cands, cfg)
-    size_ok = (diameter_mm >= cfg.min_diameter_mm) & (diameter_mm <= cfg.max_diameter_mm)
-    cands = dataclasses.replace(cands, score=np.where(size_ok, score, 0.0))
     keep_obj = peak_cnr >= cfg.seed_cnr
     cands = _subset(cands, keep_obj)
+    cands = _context_features(cands, band_maps[0], pixel_mm, mammogram.spacing_mm)
+    score = score_candidates(cands, cfg)
+    size_ok = (cands.diameter_mm >= cfg.min_diameter_mm) & (
+        cands.diameter_mm <= cfg.max_diameter_mm
+    )
+    cands = dataclasses.replace(cands, score=np.where(size_ok, score, 0.0))
     calcs = _outline(mammogram, labels, cands, cfg.operating_score)
     return Detection(calcs, cands, tuple(band_noise), r_sigma)
 
 
+def _context_features(
+    c: Candidates, band0: np.ndarray, pixel_mm: float, spacing_mm: tuple[float, float]
+) -> Candidates:
+    """Local texture (rms of the finest band within about 2 mm) and crowding (candidates
+    within 5 mm) of each candidate: film grain and dense tissue raise the first, clusters
+    the second."""
+    if len(c) == 0:
+        return c
+    k = 2 * max(1, int(round(1.0 / pixel_mm))) + 1
+    rows, cols = band0.shape
+    rr = np.clip(np.round(c.center_rc[:, 0]).astype(np.int64), 0, rows - 1)
+    cc = np.clip(np.round(c.center_rc[:, 1]).astype(np.int64), 0, cols - 1)
+    sq = cv2.boxFilter(np.minimum(band0, 20.0) ** 2, -1, (k, k))
+    local_rms = np.sqrt(np.maximum(sq[rr, cc], 0.0)).astype(np.float64)
+    pts = c.center_rc * np.asarray(spacing_mm)
+    tree = cKDTree(pts)
+    counts = np.array([len(n) - 1 for n in tree.query_ball_point(pts, r=5.0)], dtype=np.float64)
+    return dataclasses.replace(c, local_rms=local_rms, neighbours=counts)
+
+
 def _subset(c: Candidates, keep: np.ndarray) -> Candidates:
     fields = {
-        f.name: (getattr(c, f.name)[keep] if isinstance(getattr(c, f.name), np.ndarray) else getattr(c, f.name))
+        f.name: (
+            getattr(c, f.name)[keep]
+            if isinstance(getattr(c, f.name), np.ndarray)
+            else getattr(c, f.name)
+        )
         for f in dataclasses.fields(c)
     }
     return Candidates(**fields)
@@ -382,6 +424,8 @@ def _empty_candidates(n_bands: int) -> Candidates:
         major_mm=z,
         minor_mm=z,
         mean_intensity=z,
+        local_rms=z,
+        neighbours=z,
         score=z,
     )
 
