@@ -103,8 +103,18 @@ def analyze_files(
     view: str | None = None,
     show_progress: bool = True,
     keep_analysis: bool = False,
+    sr: bool = False,
+    html: bool = False,
+    letter: bool = False,
 ) -> list[FileResult]:
-    """Analyse ``files`` one by one into ``out``; a failure never stops the run."""
+    """Analyse ``files`` one by one into ``out``; a failure never stops the run.
+
+    Beside ``<stem>.json`` (and ``<stem>.overlay.png`` with ``overlay``): ``sr`` writes the
+    DICOM Mammography CAD SR ``<stem>.sr.dcm`` and the presentation state with the
+    outlines ``<stem>.gsps.dcm``; ``html`` the report ``<stem>.html``; ``letter`` the
+    patient letter ``<stem>.letter.html`` and ``<stem>.letter.txt``. ``anonymize``
+    applies to every file written.
+    """
     from calcscope.pipeline import analyze
     from calcscope.report import write_json, write_overlay
 
@@ -135,6 +145,9 @@ def analyze_files(
                 json_path = write_json(analysis, out / f"{stem}.json", anonymize=anonymize)
                 if overlay:
                     write_overlay(analysis, out / f"{stem}.overlay.png")
+                _write_extra_reports(
+                    analysis, out / stem, anonymize=anonymize, sr=sr, html=html, letter=letter
+                )
                 n_macro = sum(1 for c in analysis.calcifications if c.kind.value == "macro")
                 results.append(
                     FileResult(
@@ -164,6 +177,26 @@ def analyze_files(
                 results.append(FileResult(path=path, ok=False, message=msg))
             progress.advance(task)
     return results
+
+
+def _write_extra_reports(
+    analysis: object, stem: Path, *, anonymize: bool, sr: bool, html: bool, letter: bool
+) -> None:
+    """The optional outputs of :func:`analyze_files` for one image."""
+    if sr:
+        from calcscope.dicom_gsps import write_gsps
+        from calcscope.dicom_sr import write_sr
+
+        write_sr(analysis, stem.with_name(stem.name + ".sr.dcm"), anonymize=anonymize)  # type: ignore[arg-type]
+        write_gsps(analysis, stem.with_name(stem.name + ".gsps.dcm"), anonymize=anonymize)  # type: ignore[arg-type]
+    if html:
+        from calcscope.html_report import write_html
+
+        write_html(analysis, stem.with_name(stem.name + ".html"), anonymize=anonymize)  # type: ignore[arg-type]
+    if letter:
+        from calcscope.letter import write_letter
+
+        write_letter(analysis, stem, anonymize=anonymize)  # type: ignore[arg-type]
 
 
 def _summary(results: list[FileResult]) -> Table:
@@ -201,7 +234,28 @@ def analyze(
     view: Annotated[str | None, typer.Option(help="CC, MLO, ..., overrides the file.")] = None,
     overlay: Annotated[bool, typer.Option(help="Write <stem>.overlay.png.")] = True,
     anonymize: Annotated[
-        bool, typer.Option("--anonymize", help="Leave patient name, ID and birth date out.")
+        bool,
+        typer.Option(
+            "--anonymize", help="Leave patient name, ID and birth date out of every output."
+        ),
+    ] = False,
+    sr: Annotated[
+        bool,
+        typer.Option(
+            "--sr", help="Write the DICOM Mammography CAD SR <stem>.sr.dcm and <stem>.gsps.dcm."
+        ),
+    ] = False,
+    html: Annotated[
+        bool, typer.Option("--html", help="Write the HTML report <stem>.html.")
+    ] = False,
+    letter: Annotated[
+        bool,
+        typer.Option(
+            "--letter", help="Write the patient letter <stem>.letter.html and .letter.txt."
+        ),
+    ] = False,
+    all_reports: Annotated[
+        bool, typer.Option("--all-reports", help="Same as --sr --html --letter.")
     ] = False,
 ) -> None:
     """Analyse mammograms: writes <stem>.json (and an overlay PNG) per image into OUT."""
@@ -227,6 +281,9 @@ def analyze(
         anonymize=anonymize,
         laterality=laterality,
         view=view,
+        sr=sr or all_reports,
+        html=html or all_reports,
+        letter=letter or all_reports,
     )
     console.print(_summary(results))
     failed = sum(not r.ok for r in results) + len(missing)

@@ -97,7 +97,8 @@ def cluster_calcifications(
             hull_area = 0.0
         boxes = np.array([calcs[i].bbox_rc for i in members])
         score = cluster_score(np.array([calcs[i].score for i in members]))
-        centre = pts.mean(axis=0)
+        w = np.array([calcs[i].score for i in members]) + 1e-6
+        centre = (pts * w[:, None]).sum(axis=0) / w.sum()  # confident members weigh more
         clusters.append(
             (
                 score,

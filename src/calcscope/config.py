@@ -60,6 +60,12 @@ class DetectConfig(_Frozen):
     )
     grow_cnr: float = Field(2.5, description="Region growing threshold in noise sigmas.")
     macro_grow_z: float = Field(4.0, description="Top-hat residual that grows a coarse deposit.")
+    macro_object_z: float = Field(
+        8.0, description="Top-hat residual (robust sigmas) inside a coarse deposit's outline."
+    )
+    macro_min_mm: float = Field(
+        1.0, description="Coarse deposits outlined by the top-hat are at least this wide."
+    )
     model: str = Field(
         "candidates-v1",
         description="Candidate scorer: 'cnr' (logistic in the peak contrast-to-noise "

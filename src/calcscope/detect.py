@@ -265,25 +265,20 @@ def detect(
     if kept.size == 0:
         return Detection((), empty, tuple(band_noise), r_sigma)
 
-    # 4. split each region into its calcifications: a pixel belongs to an object when it
-    # reaches half the height of the brightest pixel within ``split_mm`` (so neighbours
-    # closer than a region's extent separate at the valley between them) and a quarter
-    # of its region's peak (so a lucent centre stays out of a rim)
+    # 4. split each region into its calcifications: a pixel belongs to an object when its
+    # fine-band CNR reaches half the highest within ``split_mm`` (neighbours separate at the
+    # valley between them, specks on bright tissue stay specks, a lucent centre stays
+    # out of its rim), or when it is part of a coarse deposit (top-hat above
+    # ``macro_object_z``)
     remap = np.zeros(n_lab, dtype=np.int32)
     remap[kept] = np.arange(1, kept.size + 1, dtype=np.int32)
     parent = remap[labels]
     p_idx = np.flatnonzero(parent)
-    p_lab = parent.ravel()[p_idx]
-    p_index = np.arange(1, kept.size + 1)
-    p_r = residual.ravel()[p_idx]
-    base_parent = np.maximum(np.asarray(ndimage.minimum(p_r, p_lab, p_index)), 0.0)
-    peak_parent = np.asarray(ndimage.maximum(p_r, p_lab, p_index))
     k = 2 * max(1, int(round(cfg.split_mm / pixel_mm))) + 1
-    local_peak = cv2.dilate(residual, cv2.getStructuringElement(cv2.MORPH_RECT, (k, k)))
-    b = base_parent[p_lab - 1]
-    in_obj = (p_r - b >= 0.5 * (local_peak.ravel()[p_idx] - b)) & (
-        p_r - b >= 0.25 * (peak_parent[p_lab - 1] - b)
-    )
+    local_peak = cv2.dilate(seed_map, cv2.getStructuringElement(cv2.MORPH_RECT, (k, k)))
+    p_cnr = seed_map.ravel()[p_idx]
+    in_obj = (p_cnr >= cfg.grow_cnr) & (p_cnr >= 0.5 * local_peak.ravel()[p_idx])
+    in_obj |= _coarse_deposits(rz, mask, pixel_mm, cfg).ravel()[p_idx]
     obj_mask = np.zeros(img.shape, dtype=np.uint8)
     obj_mask.ravel()[p_idx[in_obj]] = 1
     n_obj, labels, stats, _ = cv2.connectedComponentsWithStats(
@@ -306,8 +301,7 @@ def detect(
     band_peaks = np.column_stack([per(b.ravel()[flat_idx], "maximum") for b in band_maps])
     tophat_z = per(rz.ravel()[flat_idx], "maximum")
     peak_r = per(r_vals, "maximum")
-    obj_parent = per(parent.ravel()[flat_idx].astype(np.float64), "maximum").astype(np.int64)
-    base_r = base_parent[obj_parent - 1]
+    base_r = np.maximum(per(r_vals, "minimum"), 0.0)
     in_half = np.ones(flat_idx.shape, dtype=bool)
     weights = np.maximum(r_vals - base_r[lab - 1], 0.0) + 1e-9
     rows_all, cols_all = np.divmod(flat_idx, img.shape[1])
@@ -375,6 +369,28 @@ def detect(
     cands = dataclasses.replace(cands, score=np.where(size_ok, score, 0.0))
     calcs = _outline(mammogram, labels, cands, cfg.operating_score)
     return Detection(calcs, cands, tuple(band_noise), r_sigma)
+
+
+def _coarse_deposits(
+    rz: np.ndarray, mask: np.ndarray, pixel_mm: float, cfg: DetectConfig
+) -> np.ndarray:
+    """Whole outlines of coarse deposits: top-hat regions above ``macro_object_z`` at
+    least ``macro_min_mm`` across and bright throughout (mean above 1.5 x the level).
+    Smaller bright regions are left to the band-pass, which keeps specks on bright
+    tissue apart."""
+    high = ((rz >= cfg.macro_object_z) & mask).view(np.uint8)
+    n, lab, stats, _ = cv2.connectedComponentsWithStats(high, connectivity=8, ltype=cv2.CV_32S)
+    if n <= 1:
+        return np.zeros(rz.shape, dtype=bool)
+    min_px = np.pi * (cfg.macro_min_mm / 2) ** 2 / pixel_mm**2
+    idx = np.flatnonzero(lab)
+    ll = lab.ravel()[idx]
+    mean_z = np.bincount(ll, rz.ravel()[idx], minlength=n) / np.maximum(
+        np.bincount(ll, minlength=n), 1
+    )
+    ok = (stats[:, cv2.CC_STAT_AREA] >= min_px) & (mean_z >= 1.5 * cfg.macro_object_z)
+    ok[0] = False
+    return ok[lab]
 
 
 def _context_features(
