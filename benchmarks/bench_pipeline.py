@@ -15,6 +15,7 @@ import resource
 import statistics
 import time
 import tracemalloc
+from pathlib import Path
 
 from calcscope.config import Config
 from calcscope.phantom import make_phantom
@@ -26,6 +27,12 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--spacing-mm", type=float, default=0.07)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--real",
+        type=Path,
+        default=Path(__file__).resolve().parents[2] / "shared" / "data" / "mini-mias" / "images",
+        help="folder of real images for the per-image timing (mini-MIAS)",
+    )
     args = ap.parse_args()
 
     t0 = time.perf_counter()
@@ -57,6 +64,26 @@ def main() -> None:
     print(f"peak traced (numpy) memory during analysis: {peak / 2**20:.0f} MiB")
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"process max RSS: {rss:.0f} MiB")
+    real_set(args.real)
+
+
+def real_set(folder: Path) -> None:
+    """Per-image time on the real mini-MIAS images (1024 x 1024 at 0.2 mm), if present."""
+    from calcscope.pipeline import analyze
+
+    images = sorted(folder.glob("mdb*.pgm")) if folder.is_dir() else []
+    if not images:
+        print(f"real set: {folder} not found, skipped")
+        return
+    times = []
+    for p in images:
+        t = time.perf_counter()
+        analyze(p, spacing_mm=0.2)
+        times.append(time.perf_counter() - t)
+    print(
+        f"real set (mini-MIAS, {len(images)} images 1024 x 1024 at 0.2 mm): "
+        f"median {statistics.median(times):.3f} s/image, max {max(times):.3f} s"
+    )
 
 
 if __name__ == "__main__":

@@ -545,6 +545,7 @@ def assess_descriptors(
     *,
     n_calcifications: int | None = None,
     morphology_confident: bool = True,
+    detection_confident: bool = True,
     thresholds: AssessThresholds | None = None,
     model: LikelihoodModel | None = None,
 ) -> Assessment:
@@ -560,6 +561,9 @@ def assess_descriptors(
         BI-RADS distribution, ``None`` when not recorded.
     n_calcifications
         Number of calcifications in the finding, when known.
+    detection_confident
+        False when the detector is unsure the finding is real (a low cluster score): a
+        finding that would need follow-up is then category 0, confirmation first.
     morphology_confident
         False when the image cannot show the shape (too few pixels per calcification):
         a finding of category 3 or above is then category 0, additional imaging first.
@@ -613,6 +617,15 @@ def assess_descriptors(
                 "needs_magnification",
                 "the calcifications are too small for their shape to be judged on this image: "
                 "diagnostic magnification views come before any decision",
+            )
+        )
+        cat = Category.C0
+    elif not detection_confident and cat.rank >= Category.C3.rank:
+        rules.append(
+            RuleHit(
+                "uncertain_detection",
+                "the detector is not sure these specks are calcifications (possible cluster): "
+                "diagnostic mammography with magnification views to confirm them first",
             )
         )
         cat = Category.C0

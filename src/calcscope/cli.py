@@ -1,4 +1,4 @@
-"""Command line: ``calcscope analyze | demo | phantom``.
+"""Command line: ``calcscope analyze | demo | phantom | evaluate | node | batch``.
 
 Exit codes: 0 all inputs analysed; 1 at least one input failed (the others were still
 analysed and written); 2 usage or configuration error.
@@ -10,7 +10,7 @@ import json
 import sys
 import time
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -359,7 +359,7 @@ def demo(
     console.print(f"results in {out}/ (phantom.json, phantom.overlay.png). {DISCLAIMER}")
 
 
-class EvalFormat(str, Enum):
+class EvalFormat(StrEnum):
     mias = "mias"
     cbis_ddsm = "cbis-ddsm"
     inbreast = "inbreast"
@@ -437,24 +437,202 @@ def evaluate(
     console.print(f"FROC written to {out / 'froc_clusters.csv'} and {out / 'froc_clusters.png'}")
 
 
+@app.command()
+def node(
+    out: Annotated[Path, typer.Option("--out", "-o", help="The node's folder.")],
+    ae_title: Annotated[
+        str, typer.Option("--ae-title", help="This node's AE title.")
+    ] = "CALCSCOPE",
+    port: Annotated[int, typer.Option(help="TCP port to listen on.")] = 11112,
+    forward: Annotated[
+        str | None,
+        typer.Option("--forward", help="Send the SR and GSPS to this PACS: HOST:PORT:AET."),
+    ] = None,
+    host: Annotated[str, typer.Option(help="Address to listen on (default: all).")] = "",
+    workers: Annotated[int, typer.Option(help="Analysis threads.")] = 1,
+    queue_size: Annotated[
+        int, typer.Option("--queue-size", help="Received images waiting for analysis, at most.")
+    ] = 64,
+    dicom_reports: Annotated[
+        bool, typer.Option(help="Write (and forward) the SR and GSPS, not only the JSON.")
+    ] = True,
+    config_path: Annotated[
+        Path | None, typer.Option("--config", help="Configuration file (JSON or TOML).")
+    ] = None,
+) -> None:
+    """DICOM Storage SCP: analyse each received mammogram once, write JSON and SR to OUT."""
+    import signal
+    import threading
+
+    from calcscope.dicomnode import Forward, StorageNode
+
+    cfg = _load(config_path)
+    try:
+        fwd = Forward.parse(forward) if forward else None
+        node_ = StorageNode(
+            ae_title,
+            port,
+            out,
+            forward=fwd,
+            workers=workers,
+            queue_size=queue_size,
+            config=cfg,
+            host=host,
+            dicom_reports=dicom_reports,
+        )
+    except ConfigError as exc:
+        err_console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from exc
+    except ImportError as exc:
+        err_console.print(f"[red]error:[/] {exc}: pip install 'calcscope[dicom]'")
+        raise typer.Exit(2) from exc
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        node_.start()
+    except OSError as exc:
+        err_console.print(f"[red]error:[/] cannot listen on port {port}: {exc}")
+        raise typer.Exit(2) from exc
+    console.print(
+        f"calcscope node {ae_title} listening on port {node_.port}; results in {out}/ "
+        f"(log {out / 'node.log'}); forward: {fwd or 'none'}. Ctrl-C stops. {DISCLAIMER}"
+    )
+    try:
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        node_.stop()
+    s = node_.stats
+    console.print(
+        f"stopped: {s.received} received, {s.analysed} analysed, {s.failed} failed, "
+        f"{s.rejected} refused, {s.forwarded} forwarded"
+    )
+
+
+@app.command()
+def batch(
+    input_dir: Annotated[Path, typer.Argument(help="Folder of mammograms (searched).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
+    scheduler: Annotated[
+        str | None,
+        typer.Option("--scheduler", help="Existing Dask scheduler, e.g. tcp://host:8786."),
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option("--workers", help="Local worker processes (default: CPUs).")
+    ] = None,
+    spacing_mm: Annotated[
+        float | None,
+        typer.Option("--spacing-mm", help="Pixel spacing in mm for files that carry none."),
+    ] = None,
+    retry_failed: Annotated[
+        bool, typer.Option("--retry-failed", help="Redo images whose earlier attempt failed.")
+    ] = False,
+    config_path: Annotated[
+        Path | None, typer.Option("--config", help="Configuration file (JSON or TOML).")
+    ] = None,
+) -> None:
+    """Analyse an archive with Dask: one folder per image, resumable, summary.csv at the end."""
+    from calcscope.batch import run_batch
+
+    cfg = _load(config_path)
+    if scheduler and workers:
+        err_console.print("[red]error:[/] give --scheduler or --workers, not both")
+        raise typer.Exit(2)
+    if workers is not None and workers < 1:
+        err_console.print("[red]error:[/] --workers must be at least 1")
+        raise typer.Exit(2)
+    try:
+        res = run_batch(
+            input_dir,
+            out,
+            scheduler=scheduler,
+            workers=workers,
+            config=cfg,
+            spacing_mm=spacing_mm,
+            retry_failed=retry_failed,
+        )
+    except ConfigError as exc:
+        err_console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from exc
+    console.print(
+        f"{res.n_images} images: {res.n_analysed} analysed, {res.n_failed} failed, "
+        f"{res.n_skipped} already done; {res.images_per_second:.2f} images/s. "
+        f"Summary: {res.summary_csv} (per image: {res.images_csv}). {DISCLAIMER}"
+    )
+    if res.n_failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def serve(
+    results: Annotated[
+        Path | None,
+        typer.Argument(
+            metavar="[DIR]", help="Results folder written by 'calcscope analyze --out'."
+        ),
+    ] = None,
+    host: Annotated[
+        str, typer.Option(help="Address to listen on; 127.0.0.1 keeps it on this machine.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    uploads: Annotated[
+        Path | None,
+        typer.Option("--uploads", help="Folder for uploads and their reports (default: temp)."),
+    ] = None,
+    max_upload_mb: Annotated[
+        float, typer.Option("--max-upload-mb", help="Refuse larger uploads.")
+    ] = 200.0,
+    config_path: Annotated[
+        Path | None, typer.Option("--config", help="Configuration file for uploads.")
+    ] = None,
+) -> None:
+    """Start the web viewer: study list, zoomable image with the findings, patient letter."""
+    try:
+        import uvicorn
+
+        from calcscope.web.app import LOOPBACK_HOSTS, create_app
+    except ModuleNotFoundError as exc:
+        err_console.print(
+            f"[red]error:[/] the web viewer needs the 'web' extra ({exc.name} is missing): "
+            "pip install 'calcscope[web]'"
+        )
+        raise typer.Exit(2) from exc
+    if results is not None and not results.is_dir():
+        err_console.print(f"[red]error:[/] {results}: no such folder")
+        raise typer.Exit(2)
+    if not (0 < port < 65536) or max_upload_mb <= 0:
+        err_console.print("[red]error:[/] --port must be 1-65535 and --max-upload-mb positive")
+        raise typer.Exit(2)
+    cfg = _load(config_path)
+    loopback = host in ("127.0.0.1", "localhost", "::1")
+    if not loopback:
+        err_console.print(
+            f"[yellow]warning:[/] listening on {host}: anyone who can reach this address "
+            "can see these images and upload files (there is no login)"
+        )
+    web = create_app(
+        results,
+        uploads_dir=uploads,
+        config=cfg,
+        max_upload_bytes=int(max_upload_mb * 2**20),
+        allowed_hosts=LOOPBACK_HOSTS if loopback else None,
+    )
+    shown = f"[{host}]" if ":" in host else host
+    console.print(f"calcscope viewer on http://{shown}:{port}/ (Ctrl+C stops it). {DISCLAIMER}")
+    console.print(f"uploads are written to {web.state.uploads_dir}")
+    uvicorn.run(web, host=host, port=port, log_level="warning")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code (tests call it with ``argv``)."""
     try:
-        app(args=argv, prog_name="calcscope", standalone_mode=False)
-    except typer.Exit as exc:
-        return int(exc.exit_code or 0)
-    except SystemExit as exc:  # click's usage errors
-        return int(exc.code or 0) if isinstance(exc.code, int) else 2
-    except Exception as exc:  # click.ClickException and friends
-        import click
-
-        if isinstance(exc, click.exceptions.Abort):
-            err_console.print("aborted")
-            return 130
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            return exc.exit_code
-        raise
+        app(args=argv, prog_name="calcscope")
+    except SystemExit as exc:
+        if exc.code is None:
+            return 0
+        return exc.code if isinstance(exc.code, int) else 2
     return 0
 
 

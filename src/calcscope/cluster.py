@@ -29,15 +29,15 @@ __all__ = ["cluster_calcifications", "cluster_score"]
 def cluster_score(member_scores: np.ndarray) -> float:
     """Cluster confidence in [0, 1] from its members' scores.
 
-    The mean of the three best member scores, so a cluster is as sure as its clearest
-    members, times a factor rising from 0.85 (3 members) to 1 (10 or more).
+    ``1 - exp(-S / 2)`` where ``S`` is the sum of the member scores (the expected number
+    of true calcifications among the members): three sure members give 0.78, eight
+    give 0.98, and many faint possible members of a real cluster add up, while a few
+    faint specks of film grain do not. Chosen on the leave-one-woman-out FROC of
+    mini-MIAS (see ``scripts/train_detector.py``), where it beat the mean of the best
+    three members.
     """
-    s = np.sort(np.asarray(member_scores, dtype=np.float64))[::-1]
-    if s.size == 0:
-        return 0.0
-    top = float(s[:3].mean())
-    bonus = 0.85 + 0.15 * (min(s.size, 10) - 3) / 7 if s.size >= 3 else 0.85
-    return float(np.clip(top * bonus, 0.0, 1.0))
+    s = float(np.sum(np.asarray(member_scores, dtype=np.float64)))
+    return float(1.0 - np.exp(-max(s, 0.0) / 2.0))
 
 
 def cluster_calcifications(

@@ -84,7 +84,16 @@ class DetectConfig(_Frozen):
         0.5,
         ge=0.0,
         le=1.0,
-        description="Calcifications with a score below this are dropped from reports.",
+        description="Operating point: calcifications scoring at least this are reported as "
+        "detected (overlay, macro patterns, false-positive counts).",
+    )
+    min_score: float = Field(
+        0.01,
+        ge=0.0,
+        le=1.0,
+        description="Candidates scoring at least this are kept as possible calcifications: "
+        "listed with their score and allowed to join clusters, whose score sums their "
+        "members' scores (faint members of a real cluster add up).",
     )
 
 
@@ -102,12 +111,25 @@ class ClusterConfig(_Frozen):
         10.0, description="Members lie within this distance of each other (linkage)."
     )
     link_mm: float = Field(
-        10.0,
+        5.0,
         description="A calcification this close to a core calcification (one with "
         ">= min_members - 1 others within within_mm) joins its cluster.",
     )
     operating_score: float = Field(
-        0.0, ge=0.0, le=1.0, description="Clusters with a lower score are not reported."
+        0.3,
+        ge=0.0,
+        le=1.0,
+        description="Clusters with a lower score are not reported. Default chosen from the "
+        "leave-one-woman-out FROC on mini-MIAS (about 1 false cluster per image there, "
+        "so a sweep of the reported scores covers the range up to 1 FP/image).",
+    )
+    confident_score: float = Field(
+        0.5,
+        ge=0.0,
+        le=1.0,
+        description="Reported clusters scoring below this are possible clusters: a "
+        "suspicious one is assessed BI-RADS 0 (magnification views to confirm) rather "
+        "than sent to biopsy.",
     )
 
 

@@ -212,8 +212,9 @@ def detect(
 ) -> Detection:
     """Find calcifications in ``mammogram`` inside ``prep.mask``.
 
-    Returns every candidate's features and the calcifications whose score reaches
-    ``config.operating_score``, ids numbered from 1 in descending score order.
+    Returns every candidate's features and the (possible) calcifications whose score
+    reaches ``config.min_score``, ids numbered from 1 in descending score order; those
+    at ``config.operating_score`` or above are the detections proper.
     """
     cfg = config or DetectConfig()
     img = mammogram.pixels.astype(np.float32, copy=False)
@@ -367,7 +368,7 @@ def detect(
         cands.diameter_mm <= cfg.max_diameter_mm
     )
     cands = dataclasses.replace(cands, score=np.where(size_ok, score, 0.0))
-    calcs = _outline(mammogram, labels, cands, cfg.operating_score)
+    calcs = _outline(mammogram, labels, cands, min(cfg.min_score, cfg.operating_score))
     return Detection(calcs, cands, tuple(band_noise), r_sigma)
 
 

@@ -56,12 +56,18 @@ class PhantomScore:
 def score_phantom(
     phantom: Phantom, analysis: Analysis, *, min_diameter_mm: float = 0.2
 ) -> PhantomScore:
-    """Score ``analysis`` of ``phantom.mammogram`` against ``phantom.truth``."""
+    """Score ``analysis`` of ``phantom.mammogram`` against ``phantom.truth``.
+
+    Calcifications count as detected at the analysis' operating point
+    (``config.detect.operating_score``); clusters as reported.
+    """
     truth = phantom.truth
     sr, sc = phantom.mammogram.spacing_mm
     scale = np.array([sr, sc])
-    det = np.array([c.center_rc for c in analysis.calcifications]).reshape(-1, 2) * scale
-    boxes = np.array([c.bbox_rc for c in analysis.calcifications]).reshape(-1, 4)
+    op = analysis.config.detect.operating_score
+    detected = [c for c in analysis.calcifications if c.score >= op]
+    det = np.array([c.center_rc for c in detected]).reshape(-1, 2) * scale
+    boxes = np.array([c.bbox_rc for c in detected]).reshape(-1, 4)
     tc = np.array([t.center_rc for t in truth.calcifications]).reshape(-1, 2)
     tlen = np.array([t.length_mm for t in truth.calcifications])
     found_ids, missed = [], []

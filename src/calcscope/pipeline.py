@@ -24,7 +24,9 @@ from calcscope.cluster import cluster_calcifications
 from calcscope.config import Config
 from calcscope.describe import (
     ClusterDescription,
+    DescribeThresholds,
     MacroFinding,
+    classify_kind,
     describe,
     describe_clusters,
 )
@@ -119,10 +121,18 @@ def analyze_mammogram(
     t = lap("preprocess", t)
     det = detect(mammo, prep, cfg.detect)
     t = lap("detect", t)
-    desc = describe(det.calcifications, mammo.spacing_mm, cfg.describe, breast=prep.breast)
-    calcs = tuple(replace(c, kind=desc.kinds[c.id]) for c in det.calcifications)
-    clusterable = set(desc.clusterable_ids)
-    candidates = [c for c in calcs if c.id in clusterable]
+    detected = [c for c in det.calcifications if c.score >= cfg.detect.operating_score]
+    desc = describe(detected, mammo.spacing_mm, cfg.describe, breast=prep.breast)
+    in_pattern = {i for m in desc.macros for i in m.member_ids}
+    kinds = {c.id: classify_kind(c, cfg.describe) for c in det.calcifications}
+    calcs = tuple(replace(c, kind=kinds[c.id]) for c in det.calcifications)
+    # possible calcifications (score >= detect.min_score) may join clusters, except the
+    # pieces of benign macro patterns and deposits too coarse for a cluster member
+    candidates = [
+        c
+        for c in calcs
+        if c.id not in in_pattern and c.diameter_mm < DescribeThresholds().cluster_max_member_mm
+    ]
     t = lap("describe", t)
     clusters = cluster_calcifications(candidates, mammo.spacing_mm, cfg.cluster)
     t = lap("cluster", t)
@@ -134,6 +144,7 @@ def analyze_mammogram(
             cd.distribution,
             n_calcifications=cd.n_members,
             morphology_confident=cd.morphology_confident,
+            detection_confident=cl.score >= cfg.cluster.confident_score,
         )
         cluster_findings.append(ClusterFinding(cl, cd, a))
     macro_results = [MacroResult(m, assess_benign_macro(m.pattern, m.reasons)) for m in desc.macros]

@@ -346,7 +346,11 @@ def render_overlay(analysis: Analysis, *, max_side_px: int | None = None) -> np.
         )
     img = cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR)
     thick = max(1, int(round(max(img.shape) / 1500)))
+    in_finding = {i for f in analysis.clusters for i in f.cluster.member_ids}
+    op = analysis.config.detect.operating_score
     for c in analysis.calcifications:
+        if c.score < op and c.id not in in_finding:
+            continue  # possible calcifications below the operating point are not drawn
         colour = (0, 255, 255) if c.kind.value == "macro" else (255, 255, 0)
         pts = (c.contour_rc[:, ::-1].astype(np.float64) * scale).round().astype(np.int32)
         if len(pts) >= 3 and c.max_diameter_mm / analysis.mammogram.pixel_mm * scale >= 4:

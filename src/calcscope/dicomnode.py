@@ -1,0 +1,805 @@
+"""DICOM node: a Storage SCP that analyses every received mammogram exactly once.
+
+The node (``calcscope node``) stands beside a PACS. Modalities or the PACS send it
+mammograms by C-STORE; it answers C-ECHO; each image is analysed by
+:func:`calcscope.pipeline.analyze`, and the JSON report, the Mammography CAD SR and the
+presentation state (GSPS) with the outlines are written to the output folder and, with
+``forward``, sent back to a PACS by C-STORE.
+
+Accepted SOP classes: Digital Mammography X-Ray Image Storage For Presentation and For
+Processing, and Secondary Capture Image Storage whose Modality is ``MG``; transfer
+syntaxes: implicit and explicit VR little endian, deflated, JPEG 2000, JPEG-LS, RLE and
+JPEG (lossless and baseline).
+
+Durability and exactly-once
+---------------------------
+The received file is the unit of work, and the disk is the queue::
+
+    OUT/node.log                      the log
+    OUT/incoming/<SOPInstanceUID>.dcm received, not yet analysed
+    OUT/results/<SOPInstanceUID>/     analysis.json, sr.dcm, gsps.dcm (or error.json)
+    OUT/done/<SOPInstanceUID>         commit marker (one line of JSON)
+    OUT/received/<SOPInstanceUID>.dcm analysed images
+    OUT/failed/<SOPInstanceUID>.dcm   images whose analysis failed
+
+1. The C-STORE handler checks the data set (a mammogram, pixel data present and complete),
+   writes it through a temporary file, ``fsync`` and ``os.replace`` to ``incoming/``, and
+   only then answers success: a crash after the answer loses nothing.
+2. The path goes on a bounded :class:`queue.Queue`. When the queue stays full for
+   ``put_timeout_s`` (the sender is slowed down meanwhile), the file is dropped and the
+   sender gets ``0xA700`` (out of resources) and may retry.
+3. Worker threads, apart from the association threads, take the images one by one. The
+   results are written into a temporary folder renamed to ``results/<uid>``; the ``done``
+   marker is the commit; then the image moves to ``received/``. An image whose marker
+   exists is never analysed again (a second C-STORE of it is answered with success).
+4. On start, the node deletes half-received temporary files and half-written result
+   folders, and queues every file left in ``incoming/`` and every result whose forwarding
+   had not succeeded.
+
+Failure statuses: ``0xA900`` data set does not match the SOP class (not a mammogram, UID
+mismatch), ``0xC000`` cannot understand (undecodable or truncated data set), ``0x0117``
+invalid SOP Instance UID, ``0xA700`` out of resources (queue full, disk full, stopping).
+An image that passes these checks but cannot be analysed is logged and recorded in
+``results/<uid>/error.json``. Research software, not a medical device.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import re
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from calcscope import DISCLAIMER
+from calcscope.config import Config
+from calcscope.errors import CalcscopeError, ConfigError
+
+__all__ = [
+    "ACCEPTED_SOP_CLASSES",
+    "REPORT_SOP_CLASSES",
+    "TRANSFER_SYNTAXES",
+    "Forward",
+    "ForwardError",
+    "NodeStats",
+    "StorageNode",
+    "analysed_counts",
+    "check_dataset",
+    "run_node",
+    "send_files",
+]
+
+DM_FOR_PRESENTATION = "1.2.840.10008.5.1.4.1.1.1.2"
+DM_FOR_PROCESSING = "1.2.840.10008.5.1.4.1.1.1.2.1"
+SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
+ACCEPTED_SOP_CLASSES: tuple[str, ...] = (DM_FOR_PRESENTATION, DM_FOR_PROCESSING, SECONDARY_CAPTURE)
+
+MAMMOGRAPHY_CAD_SR = "1.2.840.10008.5.1.4.1.1.88.50"
+COMPREHENSIVE_SR = "1.2.840.10008.5.1.4.1.1.88.33"
+GSPS = "1.2.840.10008.5.1.4.1.1.11.1"
+SEGMENTATION = "1.2.840.10008.5.1.4.1.1.66.4"
+REPORT_SOP_CLASSES: tuple[str, ...] = (MAMMOGRAPHY_CAD_SR, COMPREHENSIVE_SR, GSPS, SEGMENTATION)
+
+TRANSFER_SYNTAXES: tuple[str, ...] = (
+    "1.2.840.10008.1.2.1",  # Explicit VR Little Endian
+    "1.2.840.10008.1.2",  # Implicit VR Little Endian
+    "1.2.840.10008.1.2.1.99",  # Deflated Explicit VR Little Endian
+    "1.2.840.10008.1.2.4.90",  # JPEG 2000 lossless
+    "1.2.840.10008.1.2.4.91",  # JPEG 2000
+    "1.2.840.10008.1.2.4.80",  # JPEG-LS lossless
+    "1.2.840.10008.1.2.4.81",  # JPEG-LS near-lossless
+    "1.2.840.10008.1.2.5",  # RLE lossless
+    "1.2.840.10008.1.2.4.70",  # JPEG lossless, first-order prediction (SV1)
+    "1.2.840.10008.1.2.4.57",  # JPEG lossless
+    "1.2.840.10008.1.2.4.50",  # JPEG baseline (8 bit)
+    "1.2.840.10008.1.2.4.51",  # JPEG extended (12 bit)
+)
+_NATIVE = {"1.2.840.10008.1.2.1", "1.2.840.10008.1.2", "1.2.840.10008.1.2.1.99"}
+
+SUCCESS = 0x0000
+OUT_OF_RESOURCES = 0xA700
+DATASET_MISMATCH = 0xA900
+CANNOT_UNDERSTAND = 0xC000
+INVALID_SOP_INSTANCE = 0x0117
+
+_UID_RE = re.compile(r"[0-9]+(\.[0-9]+)*")
+_TMP = ".tmp-"
+log = logging.getLogger("calcscope.node")
+
+
+class ForwardError(CalcscopeError):
+    """The results could not be sent to the PACS (no association, or a failure status)."""
+
+
+@dataclass(frozen=True)
+class Forward:
+    """Where to send the SR and the presentation state: ``HOST:PORT:AET``."""
+
+    host: str
+    port: int
+    ae_title: str
+
+    @classmethod
+    def parse(cls, text: str) -> Forward:
+        """Parse ``HOST:PORT:AET`` (an IPv6 host in brackets: ``[::1]:104:PACS``)."""
+        host, sep, rest = text.rpartition(":")
+        host2, sep2, port_text = host.rpartition(":")
+        if not sep or not sep2 or not host2 or not rest:
+            raise ConfigError(f"--forward {text!r}: expected HOST:PORT:AET, e.g. pacs:104:ORTHANC")
+        try:
+            port = int(port_text)
+        except ValueError:
+            port = -1
+        if not 0 < port < 65536:
+            raise ConfigError(f"--forward {text!r}: the port must be a number in 1-65535")
+        if len(rest) > 16:
+            raise ConfigError(f"--forward {text!r}: an AE title has at most 16 characters")
+        return cls(host2.strip("[]"), port, rest)
+
+    def __str__(self) -> str:
+        return f"{self.ae_title}@{self.host}:{self.port}"
+
+
+@dataclass
+class NodeStats:
+    """Counters of one node's life (thread-safe through :meth:`add`)."""
+
+    received: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    busy: int = 0
+    analysed: int = 0
+    failed: int = 0
+    forwarded: int = 0
+    forward_failed: int = 0
+    recovered: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add(self, name: str, n: int = 1) -> None:
+        with self._lock:
+            setattr(self, name, getattr(self, name) + n)
+
+
+# --- files --------------------------------------------------------------------------------
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # pragma: no cover - platforms without directory fds
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(fd)
+
+
+def _write_durable(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file, ``fsync`` and ``os.replace``."""
+    fd, tmp = tempfile.mkstemp(prefix=f"{_TMP}{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _json_bytes(obj: Any) -> bytes:
+    return (json.dumps(obj, indent=1) + "\n").encode("utf-8")
+
+
+# --- checks on received data sets ------------------------------------------------------------
+
+
+def check_dataset(ds: Any, sop_class: str, sop_instance: str) -> tuple[int, str] | None:
+    """Why a received data set is refused, as ``(status, reason)``; ``None`` when accepted.
+
+    Cheap structural checks only (the pixels are decoded by the analysis): SOP class and
+    instance as announced, a mammogram (Modality ``MG``; Secondary Capture only with
+    ``MG``), one frame, pixel data present and, for native transfer syntaxes, complete.
+    """
+    ds_class = str(ds.get("SOPClassUID", "") or "")
+    ds_uid = str(ds.get("SOPInstanceUID", "") or "")
+    if ds_class and ds_class != sop_class:
+        return DATASET_MISMATCH, f"SOP Class UID {ds_class} differs from the request's {sop_class}"
+    if ds_uid != sop_instance:
+        return DATASET_MISMATCH, f"SOP Instance UID {ds_uid!r} differs from the request's"
+    if sop_class not in ACCEPTED_SOP_CLASSES:
+        return DATASET_MISMATCH, f"SOP class {sop_class} is not a mammography image class"
+    modality = str(ds.get("Modality", "") or "").strip().upper()
+    if modality != "MG":
+        what = f"modality {modality}" if modality else "no modality"
+        return DATASET_MISMATCH, f"not a mammogram: {what} (Modality MG is required)"
+    try:
+        frames = int(ds.get("NumberOfFrames", 1) or 1)
+    except (TypeError, ValueError):
+        frames = 1
+    if frames > 1:
+        return DATASET_MISMATCH, f"multi-frame image ({frames} frames); one 2-D view is expected"
+    rows, cols = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
+    if "PixelData" not in ds or rows <= 0 or cols <= 0:
+        return CANNOT_UNDERSTAND, "no pixel data or no image size"
+    pixel_data = ds.PixelData
+    meta = getattr(ds, "file_meta", None)
+    ts = str(meta.get("TransferSyntaxUID", "")) if meta is not None else ""
+    if ts in _NATIVE or not ts:
+        bits = int(ds.get("BitsAllocated", 16) or 16)
+        spp = int(ds.get("SamplesPerPixel", 1) or 1)
+        expected = rows * cols * spp * ((bits + 7) // 8) if bits >= 8 else 0
+        if len(pixel_data) < expected:
+            return CANNOT_UNDERSTAND, (
+                f"truncated pixel data: {len(pixel_data)} bytes for {rows} x {cols} x {bits} bit"
+            )
+    else:
+        from pydicom.encaps import generate_frames
+
+        try:
+            frame = next(generate_frames(pixel_data, number_of_frames=1))
+        except Exception as exc:  # noqa: BLE001 - any parse failure is "cannot understand"
+            return CANNOT_UNDERSTAND, f"unreadable encapsulated pixel data: {exc}"
+        if len(frame) == 0:
+            return CANNOT_UNDERSTAND, "empty compressed frame"
+    return None
+
+
+# --- sending ------------------------------------------------------------------------------------
+
+
+def send_files(
+    files: Sequence[str | Path],
+    forward: Forward,
+    *,
+    calling_ae_title: str = "CALCSCOPE",
+    timeout_s: float = 30.0,
+) -> None:
+    """Send DICOM files by C-STORE on one association; raise :class:`ForwardError`."""
+    import pydicom
+    from pynetdicom import AE
+
+    datasets = [pydicom.dcmread(f) for f in files]
+    ae = AE(ae_title=calling_ae_title)
+    ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = timeout_s
+    for cls in sorted({str(ds.SOPClassUID) for ds in datasets}):
+        ae.add_requested_context(cls, ["1.2.840.10008.1.2.1", "1.2.840.10008.1.2"])
+    assoc = ae.associate(forward.host, forward.port, ae_title=forward.ae_title)
+    if not assoc.is_established:
+        raise ForwardError(f"no association with {forward} (rejected, aborted or unreachable)")
+    try:
+        for f, ds in zip(files, datasets, strict=True):
+            try:
+                status = assoc.send_c_store(ds)
+            except (ValueError, RuntimeError) as exc:
+                raise ForwardError(f"{forward} refused {Path(f).name}: {exc}") from exc
+            code = int(status.Status) if status and "Status" in status else None
+            if code is None:
+                raise ForwardError(f"no answer from {forward} for {Path(f).name}")
+            if code != SUCCESS and not 0xB000 <= code <= 0xBFFF:
+                raise ForwardError(f"{forward} answered 0x{code:04X} for {Path(f).name}")
+    finally:
+        if assoc.is_established:
+            assoc.release()
+
+
+# --- the node -----------------------------------------------------------------------------------
+
+
+class StorageNode:
+    """The Storage SCP with its analysis workers (see the module docstring).
+
+    Parameters
+    ----------
+    ae_title
+        This node's AE title (at most 16 characters).
+    port
+        TCP port to listen on; 0 picks a free one (read :attr:`port` after :meth:`start`).
+    out_dir
+        The node's folder (incoming, results, done markers, log).
+    forward
+        PACS to send the SR and GSPS to, or ``None``.
+    workers
+        Analysis threads.
+    queue_size
+        Bound of the in-memory queue of received images waiting for a worker.
+    config
+        Analysis configuration; default :class:`~calcscope.config.Config`.
+    host
+        Address to listen on (``""``: every interface).
+    dicom_reports
+        Write (and forward) the SR and GSPS; ``False`` writes the JSON only.
+    put_timeout_s
+        How long a C-STORE waits for room in the queue before answering ``0xA700``.
+    max_associations
+        Concurrent associations accepted.
+    forward_retries
+        Attempts to send one result before leaving it for the next start.
+    processes
+        Analyse in a pool of ``workers`` processes (spawned), apart from the association
+        threads and their interpreter lock; ``False`` analyses in the worker threads.
+    """
+
+    def __init__(
+        self,
+        ae_title: str,
+        port: int,
+        out_dir: str | Path,
+        *,
+        forward: Forward | str | None = None,
+        workers: int = 1,
+        queue_size: int = 64,
+        config: Config | None = None,
+        host: str = "",
+        dicom_reports: bool = True,
+        put_timeout_s: float = 30.0,
+        max_associations: int = 64,
+        forward_retries: int = 3,
+        processes: bool = True,
+    ) -> None:
+        if not ae_title or len(ae_title) > 16:
+            raise ConfigError(f"AE title {ae_title!r}: 1-16 characters")
+        if workers < 1 or queue_size < 1:
+            raise ConfigError("workers and queue_size must be at least 1")
+        self.ae_title = ae_title
+        self.requested_port = port
+        self.host = host
+        self.out = Path(out_dir)
+        self.forward = Forward.parse(forward) if isinstance(forward, str) else forward
+        self.n_workers = workers
+        self.config = config or Config()
+        self.dicom_reports = dicom_reports
+        self.put_timeout_s = put_timeout_s
+        self.max_associations = max_associations
+        self.forward_retries = forward_retries
+        self.processes = processes
+        self._pool: Any = None
+        self.stats = NodeStats()
+        self._queue: queue.Queue[tuple[str, str]] = queue.Queue(maxsize=queue_size)
+        self._pending: set[str] = set()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._busy = 0
+        self._threads: list[threading.Thread] = []
+        self._server: Any = None
+        self._log_handler: logging.Handler | None = None
+        for sub in ("incoming", "results", "done", "received", "failed"):
+            (self.out / sub).mkdir(parents=True, exist_ok=True)
+
+    # paths
+    def _incoming(self, uid: str) -> Path:
+        return self.out / "incoming" / f"{uid}.dcm"
+
+    def _done(self, uid: str) -> Path:
+        return self.out / "done" / uid
+
+    def _results(self, uid: str) -> Path:
+        return self.out / "results" / uid
+
+    @property
+    def port(self) -> int:
+        """The port listened on (the chosen one when started with port 0)."""
+        if self._server is None:
+            return self.requested_port
+        return int(self._server.server_address[1])
+
+    # lifecycle
+    def start(self) -> StorageNode:
+        """Recover leftovers, start the workers and the SCP (non-blocking)."""
+        from pynetdicom import AE, evt
+        from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
+
+        self._attach_log()
+        log.info(
+            "starting node %s on port %s, output %s, forward %s, %d worker(s), queue %d. %s",
+            self.ae_title,
+            self.requested_port,
+            self.out,
+            self.forward or "none",
+            self.n_workers,
+            self._queue.maxsize,
+            DISCLAIMER,
+        )
+        leftovers = self._recover()
+        if self.processes:
+            self._pool = self._new_pool()
+        for i in range(self.n_workers):
+            t = threading.Thread(target=self._work, name=f"calcscope-worker-{i}", daemon=True)
+            t.start()
+            self._threads.append(t)
+        if leftovers:
+            feeder = threading.Thread(
+                target=self._feed, args=(leftovers,), name="calcscope-recover", daemon=True
+            )
+            feeder.start()
+            self._threads.append(feeder)
+        ae = AE(ae_title=self.ae_title)
+        ae.maximum_associations = self.max_associations
+        ae.network_timeout = 60
+        ae.dimse_timeout = max(60.0, self.put_timeout_s + 30)
+        for cls in ACCEPTED_SOP_CLASSES:
+            ae.add_supported_context(cls, list(TRANSFER_SYNTAXES))
+        ae.add_supported_context(Verification)
+        handlers = [(evt.EVT_C_STORE, self._on_store), (evt.EVT_C_ECHO, self._on_echo)]
+        self._server = ae.start_server(
+            (self.host, self.requested_port), block=False, evt_handlers=handlers
+        )
+        log.info("listening on port %d", self.port)
+        return self
+
+    def stop(self, *, drain: bool = False, timeout_s: float | None = None) -> None:
+        """Stop accepting, let each worker finish its current image, and return.
+
+        Images still queued stay in ``incoming/`` and are analysed at the next start;
+        ``drain`` waits for the queue to empty first.
+        """
+        if self._server is not None:
+            self._server.shutdown()
+        if drain:
+            self.wait_idle(timeout_s)
+        self._stop.set()
+        for t in self._threads:
+            t.join(timeout_s)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+        log.info("node stopped: %s", self.stats)
+        self._detach_log()
+
+    def __enter__(self) -> StorageNode:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def wait_idle(self, timeout_s: float | None = None) -> bool:
+        """Wait until nothing is queued or being analysed; ``False`` on timeout."""
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while True:
+            with self._lock:
+                idle = not self._pending and self._busy == 0
+            if idle and self._queue.unfinished_tasks == 0:
+                return True
+            if deadline is not None and time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
+
+    def _attach_log(self) -> None:
+        handler = logging.FileHandler(self.out / "node.log", encoding="utf-8")
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)s %(threadName)s %(name)s: %(message)s")
+        )
+        handler.setLevel(logging.INFO)
+        log.addHandler(handler)
+        logging.getLogger("pynetdicom").addHandler(handler)
+        if log.level == logging.NOTSET or log.level > logging.INFO:
+            log.setLevel(logging.INFO)
+        self._log_handler = handler
+
+    def _detach_log(self) -> None:
+        if self._log_handler is not None:
+            log.removeHandler(self._log_handler)
+            logging.getLogger("pynetdicom").removeHandler(self._log_handler)
+            self._log_handler.close()
+            self._log_handler = None
+
+    def _recover(self) -> list[tuple[str, str]]:
+        """Clean half-written files; list the received-but-unanalysed and unforwarded."""
+        for tmp in (self.out / "incoming").glob(f"{_TMP}*"):
+            tmp.unlink(missing_ok=True)
+        for sub in ("results", "done"):
+            for tmp in (self.out / sub).glob(f"{_TMP}*"):
+                shutil.rmtree(tmp) if tmp.is_dir() else tmp.unlink(missing_ok=True)
+        files = sorted((self.out / "incoming").glob("*.dcm"), key=lambda p: p.stat().st_mtime)
+        jobs = [("analyse", p.stem) for p in files]
+        if self.forward is not None:
+            jobs += [
+                ("forward", d.name)
+                for d in sorted((self.out / "results").iterdir())
+                if (d / "forward_pending").exists() and self._done(d.name).exists()
+            ]
+        with self._lock:
+            self._pending.update(uid for kind, uid in jobs if kind == "analyse")
+        if jobs:
+            self.stats.add("recovered", len(jobs))
+            log.info(
+                "recovering %d image(s) and %d unsent result(s) from the last run",
+                sum(k == "analyse" for k, _ in jobs),
+                sum(k == "forward" for k, _ in jobs),
+            )
+        return jobs
+
+    def _feed(self, jobs: Iterable[tuple[str, str]]) -> None:
+        for job in jobs:
+            while not self._stop.is_set():
+                try:
+                    self._queue.put(job, timeout=0.2)
+                    break
+                except queue.Full:
+                    continue
+
+    # DICOM handlers (association threads)
+    def _on_echo(self, event: Any) -> int:
+        log.info("C-ECHO from %s", event.assoc.requestor.ae_title)
+        return SUCCESS
+
+    def _on_store(self, event: Any) -> int:
+        req = event.request
+        sop_class = str(req.AffectedSOPClassUID)
+        uid = str(req.AffectedSOPInstanceUID)
+        sender = f"{event.assoc.requestor.ae_title}@{event.assoc.requestor.address}"
+        if self._stop.is_set():
+            self.stats.add("busy")
+            return OUT_OF_RESOURCES
+        if len(uid) > 64 or not _UID_RE.fullmatch(uid):
+            self.stats.add("rejected")
+            log.warning("refused from %s: invalid SOP Instance UID %r", sender, uid)
+            return INVALID_SOP_INSTANCE
+        try:
+            ds = event.dataset
+            ds.file_meta = event.file_meta
+            problem = check_dataset(ds, sop_class, uid)
+        except Exception as exc:  # noqa: BLE001 - a corrupt data set must not take the node down
+            problem = (CANNOT_UNDERSTAND, f"corrupt data set: {type(exc).__name__}: {exc}")
+        if problem is not None:
+            self.stats.add("rejected")
+            log.warning("refused %s from %s (0x%04X): %s", uid, sender, problem[0], problem[1])
+            return problem[0]
+        if self._done(uid).exists():
+            self.stats.add("duplicates")
+            log.info("%s from %s was already analysed; not again", uid, sender)
+            return SUCCESS
+        try:
+            raw = event.encoded_dataset(include_meta=True)
+            _write_durable(self._incoming(uid), raw)
+        except OSError as exc:
+            self.stats.add("busy")
+            log.error("cannot store %s from %s: %s", uid, sender, exc)
+            return OUT_OF_RESOURCES
+        with self._lock:
+            queued = uid in self._pending
+            self._pending.add(uid)
+        if queued:
+            self.stats.add("duplicates")
+            log.info("%s from %s is already waiting for analysis; file replaced", uid, sender)
+            return SUCCESS
+        try:
+            self._queue.put(("analyse", uid), timeout=self.put_timeout_s)
+        except queue.Full:
+            with self._lock:
+                self._pending.discard(uid)
+            self._incoming(uid).unlink(missing_ok=True)
+            self.stats.add("busy")
+            log.warning(
+                "queue full for %.0f s: refused %s from %s (0xA700)",
+                self.put_timeout_s,
+                uid,
+                sender,
+            )
+            return OUT_OF_RESOURCES
+        self.stats.add("received")
+        log.info("received %s from %s", uid, sender)
+        return SUCCESS
+
+    # workers
+    def _work(self) -> None:
+        while not self._stop.is_set():
+            try:
+                kind, uid = self._queue.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            with self._lock:
+                self._busy += 1
+            try:
+                if kind == "analyse":
+                    self._analyse(uid)
+                else:
+                    self._forward_results(uid)
+            except Exception:  # noqa: BLE001 - a worker never dies
+                log.exception("unexpected error on %s", uid)
+            finally:
+                with self._lock:
+                    self._busy -= 1
+                    if kind == "analyse":
+                        self._pending.discard(uid)
+                self._queue.task_done()
+
+    def _move(self, src: Path, folder: str) -> None:
+        if src.exists():
+            os.replace(src, self.out / folder / src.name)
+
+    def _analyse(self, uid: str) -> None:
+        src = self._incoming(uid)
+        done = self._done(uid)
+        if done.exists():  # committed before a crash; only the move was missing
+            self._move(src, "received")
+            return
+        if not src.exists():
+            return
+        t0 = time.perf_counter()
+        tmp = self.out / "results" / f"{_TMP}{uid}-{uuid.uuid4().hex[:8]}"
+        tmp.mkdir()
+        try:
+            try:
+                summary = self._run_job(src, tmp)
+            except Exception as exc:  # noqa: BLE001 - recorded, the node stays up
+                self._fail(uid, src, tmp, exc)
+                return
+            if self.forward is not None and self.dicom_reports:
+                (tmp / "forward_pending").write_text(str(self.forward))
+            self._commit(uid, tmp, {"status": "ok", "seconds": time.perf_counter() - t0})
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+        self._move(src, "received")
+        self.stats.add("analysed")
+        log.info(
+            "analysed %s in %.2f s: %d calcification(s), %d cluster(s), BI-RADS %s",
+            uid,
+            time.perf_counter() - t0,
+            summary["n_calcifications"],
+            summary["n_clusters"],
+            summary["category"],
+        )
+        if self.forward is not None and self.dicom_reports:
+            self._forward_results(uid)
+
+    def _run_job(self, src: Path, tmp: Path) -> dict[str, Any]:
+        """Analyse ``src`` into ``tmp`` in the process pool (or in this thread)."""
+        args = (str(src), str(tmp), self.config, self.dicom_reports)
+        pool = self._pool
+        if pool is None:
+            return _analyse_job(*args)
+        from concurrent.futures.process import BrokenProcessPool
+
+        try:
+            return pool.submit(_analyse_job, *args).result()
+        except BrokenProcessPool as exc:
+            with self._lock:
+                if self._pool is pool and not self._stop.is_set():
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    self._pool = self._new_pool()
+            raise RuntimeError("the analysis process died (out of memory, or killed)") from exc
+
+    def _new_pool(self) -> Any:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        pool = ProcessPoolExecutor(
+            max_workers=self.n_workers, mp_context=multiprocessing.get_context("spawn")
+        )
+        for _ in range(self.n_workers):
+            pool.submit(_warm_up)
+        return pool
+
+    def _commit(self, uid: str, tmp: Path, record: dict[str, Any]) -> None:
+        final = self._results(uid)
+        if final.exists():  # an attempt interrupted before its commit
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+        _write_durable(self._done(uid), _json_bytes({"sop_instance_uid": uid, **record}))
+
+    def _fail(self, uid: str, src: Path, tmp: Path, exc: BaseException) -> None:
+        msg = str(exc) if isinstance(exc, CalcscopeError) else f"{type(exc).__name__}: {exc}"
+        record = {"status": "failed", "error": type(exc).__name__, "message": msg}
+        (tmp / "error.json").write_bytes(_json_bytes({"sop_instance_uid": uid, **record}))
+        self._commit(uid, tmp, record)
+        self._move(src, "failed")
+        self.stats.add("failed")
+        log.error("analysis of %s failed: %s", uid, msg)
+
+    def _forward_results(self, uid: str) -> None:
+        assert self.forward is not None
+        folder = self._results(uid)
+        marker = folder / "forward_pending"
+        if not marker.exists():
+            return
+        files = [f for f in (folder / "sr.dcm", folder / "gsps.dcm") if f.exists()]
+        for attempt in range(1, self.forward_retries + 1):
+            try:
+                send_files(files, self.forward, calling_ae_title=self.ae_title)
+            except Exception as exc:  # noqa: BLE001 - network trouble; retried
+                log.warning("forwarding %s to %s, attempt %d: %s", uid, self.forward, attempt, exc)
+                if self._stop.wait(min(2.0**attempt, 10.0)):
+                    break
+                continue
+            marker.unlink(missing_ok=True)
+            self.stats.add("forwarded")
+            log.info("forwarded SR and GSPS of %s to %s", uid, self.forward)
+            return
+        self.stats.add("forward_failed")
+        log.error("could not forward %s to %s; will retry at the next start", uid, self.forward)
+
+
+def _analyze(path: Path, config: Config) -> Any:
+    """The pipeline call (a seam for tests)."""
+    from calcscope.pipeline import analyze
+
+    return analyze(path, config=config)
+
+
+def _warm_up() -> None:
+    """Import the pipeline in a fresh worker process before the first image arrives."""
+    import calcscope.dicom_gsps  # noqa: F401
+    import calcscope.dicom_sr  # noqa: F401
+    import calcscope.pipeline  # noqa: F401
+    import calcscope.report  # noqa: F401
+
+
+def _analyse_job(src: str, tmp: str, config: Config, dicom_reports: bool) -> dict[str, Any]:
+    """Analyse one image and write its reports into the folder ``tmp`` (a worker's job).
+
+    Returns a few counts for the log; raises what :func:`calcscope.pipeline.analyze`
+    raises.
+    """
+    from calcscope.report import write_json
+
+    analysis = _analyze(Path(src), config)
+    out = Path(tmp)
+    write_json(analysis, out / "analysis.json")
+    if dicom_reports:
+        from calcscope.dicom_gsps import write_gsps
+        from calcscope.dicom_sr import write_sr
+
+        write_sr(analysis, out / "sr.dcm")
+        write_gsps(analysis, out / "gsps.dcm")
+    return {
+        "n_calcifications": len(analysis.calcifications),
+        "n_clusters": len(analysis.clusters),
+        "category": analysis.assessment.category.value,
+    }
+
+
+def analysed_counts(out_dir: str | Path) -> Counter[str]:
+    """How many times the node's log says each SOP Instance UID was analysed."""
+    counts: Counter[str] = Counter()
+    pattern = re.compile(r": analysed ([0-9.]+) in ")
+    log_path = Path(out_dir) / "node.log"
+    if log_path.exists():
+        for line in log_path.read_text(encoding="utf-8").splitlines():
+            m = pattern.search(line)
+            if m:
+                counts[m.group(1)] += 1
+    return counts
+
+
+def run_node(
+    ae_title: str,
+    port: int,
+    out_dir: str | Path,
+    forward: Forward | str | None = None,
+    workers: int = 1,
+    queue_size: int = 64,
+    stop_event: threading.Event | None = None,
+    **kwargs: Any,
+) -> NodeStats:
+    """Run a :class:`StorageNode` until ``stop_event`` is set (or for ever); return its stats.
+
+    Extra keyword arguments go to :class:`StorageNode` (``config``, ``host``,
+    ``dicom_reports``, ``put_timeout_s``, ...). Usable from a thread in tests.
+    """
+    stop = stop_event or threading.Event()
+    node = StorageNode(
+        ae_title, port, out_dir, forward=forward, workers=workers, queue_size=queue_size, **kwargs
+    )
+    node.start()
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        node.stop()
+    return node.stats

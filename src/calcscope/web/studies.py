@@ -1,0 +1,242 @@
+"""The studies the web viewer shows: result folders written by ``calcscope analyze --out``
+and the images uploaded to the viewer.
+
+A study is one ``<stem>.json`` report (schema ``calcscope.analysis``) with, beside it,
+``<stem>.overlay.png`` and optionally ``<stem>.letter.html``. Study ids are opaque
+URL-safe strings looked up in an index built from the folders, never joined to a path,
+so a request cannot reach a file outside them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import cv2
+import numpy as np
+
+from calcscope.errors import CalcscopeError
+from calcscope.web.tiles import Pyramid, to_uint8
+
+__all__ = ["Study", "StudyStore", "SCHEMA_NAME", "load_base_image", "letter_from_report"]
+
+SCHEMA_NAME = "calcscope.analysis"
+_SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+@dataclass(frozen=True)
+class Study:
+    """One report on disk. ``origin`` is ``"results"`` or ``"upload"``."""
+
+    id: str
+    json_path: Path
+    origin: str
+    name: str
+
+    @property
+    def stem(self) -> Path:
+        return self.json_path.with_suffix("")
+
+    @property
+    def overlay_path(self) -> Path:
+        return self.stem.with_name(self.stem.name + ".overlay.png")
+
+    @property
+    def letter_path(self) -> Path:
+        return self.stem.with_name(self.stem.name + ".letter.html")
+
+
+def _study_id(stem: str) -> str:
+    if _SAFE_ID.match(stem) and not stem.endswith("."):
+        return stem
+    return "s-" + hashlib.sha1(stem.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        with path.open("rb") as fh:
+            data = json.load(fh)
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+class StudyStore:
+    """Index of the studies in a results folder and an uploads folder.
+
+    The folders are rescanned (cheaply: parsed reports are cached by modification
+    time) each time the list is asked for.
+    """
+
+    def __init__(self, results_dir: Path | None, uploads_dir: Path | None) -> None:
+        self.results_dir = results_dir
+        self.uploads_dir = uploads_dir
+        self._lock = threading.Lock()
+        self._studies: dict[str, Study] = {}
+        self._reports: dict[Path, tuple[float, dict[str, Any]]] = {}
+
+    def scan(self) -> list[Study]:
+        """Rescan the folders; returns the studies, results first, then uploads (newest
+        first)."""
+        found: dict[str, Study] = {}
+        for folder, origin in ((self.results_dir, "results"), (self.uploads_dir, "upload")):
+            if folder is None or not folder.is_dir():
+                continue
+            paths = sorted(folder.glob("*.json"))
+            if origin == "upload":
+                paths.sort(key=lambda p: p.stat().st_mtime if p.exists() else 0, reverse=True)
+            for path in paths:
+                if path.name.endswith((".meta.json", ".truth.json")) or not path.is_file():
+                    continue
+                report = self.report_at(path)
+                if report is None:
+                    continue
+                sid = _study_id(path.stem)
+                if sid in found:
+                    continue
+                found[sid] = Study(sid, path, origin, self._display_name(path, report, origin))
+        with self._lock:
+            self._studies = found
+        return list(found.values())
+
+    def get(self, study_id: str) -> Study | None:
+        """The study with this id, or ``None`` (rescanning once on a miss)."""
+        if not _SAFE_ID.match(study_id):
+            return None
+        with self._lock:
+            study = self._studies.get(study_id)
+        if study is None or not study.json_path.is_file():
+            self.scan()
+            with self._lock:
+                study = self._studies.get(study_id)
+        return study
+
+    def report_at(self, path: Path) -> dict[str, Any] | None:
+        """The parsed report at ``path`` if it is a calcscope analysis, else ``None``."""
+        try:
+            mtime = path.stat().st_mtime
+        except OSError:
+            return None
+        with self._lock:
+            cached = self._reports.get(path)
+        if cached is not None and cached[0] == mtime:
+            return cached[1]
+        data = _read_json(path)
+        if data is None or data.get("schema_name") != SCHEMA_NAME or "source" not in data:
+            return None
+        with self._lock:
+            self._reports[path] = (mtime, data)
+        return data
+
+    def report(self, study: Study) -> dict[str, Any] | None:
+        return self.report_at(study.json_path)
+
+    @staticmethod
+    def _display_name(path: Path, report: dict[str, Any], origin: str) -> str:
+        if origin == "upload":
+            meta = _read_json(path.with_name(path.stem + ".meta.json")) or {}
+            name = meta.get("original_name")
+            if isinstance(name, str) and name:
+                return name
+        return path.stem
+
+
+def summary(study: Study, report: dict[str, Any]) -> dict[str, Any]:
+    """The fields of the study list."""
+    src = report.get("source") or {}
+    a = report.get("assessment") or {}
+    return {
+        "id": study.id,
+        "name": study.name,
+        "origin": study.origin,
+        "laterality": src.get("laterality"),
+        "view": src.get("view"),
+        "shape_rc": src.get("shape_rc"),
+        "category": a.get("category"),
+        "follow_up_label": a.get("follow_up_label"),
+        "n_calcifications": report.get("n_calcifications"),
+        "n_clusters": len(report.get("clusters") or []),
+    }
+
+
+def _source_candidates(study: Study, src_path: str) -> list[Path]:
+    p = Path(src_path)
+    out = [p] if p.is_absolute() else []
+    out += [study.json_path.parent / p, study.json_path.parent / p.name]
+    return out
+
+
+def load_base_image(study: Study, report: dict[str, Any]) -> Pyramid:
+    """The pixels to tile: the source image (read again with :func:`calcscope.io.read_image`
+    at the report's spacing), or else the overlay PNG written beside the report.
+
+    Returns the pyramid, with its ``kind`` (``"source"`` or ``"overlay"``) and a ``note``
+    for the user.
+    Raises ``FileNotFoundError`` when neither can be read.
+    """
+    from calcscope.io import read_image
+
+    src = report.get("source") or {}
+    shape = tuple(int(v) for v in src.get("shape_rc") or (0, 0))
+    spacing = src.get("spacing_mm")
+    spacing_t = (float(spacing[0]), float(spacing[1])) if spacing else None
+    problem = "the report names no source image"
+    if isinstance(src.get("path"), str) and src["path"]:
+        problem = f"the source image {Path(src['path']).name} was not found"
+        for cand in _source_candidates(study, src["path"]):
+            if not cand.is_file():
+                continue
+            try:
+                mammo = read_image(cand, spacing_mm=spacing_t)
+            except CalcscopeError as exc:
+                problem = f"the source image cannot be read ({exc})"
+                continue
+            if tuple(mammo.pixels.shape) != shape:
+                problem = (
+                    f"the source image has changed ({mammo.pixels.shape[0]} x "
+                    f"{mammo.pixels.shape[1]} pixels, the report says {shape[0]} x {shape[1]})"
+                )
+                continue
+            return Pyramid(to_uint8(mammo.pixels), kind="source")
+    if study.overlay_path.is_file():
+        bgr = cv2.imread(str(study.overlay_path), cv2.IMREAD_COLOR)
+        if bgr is not None:
+            rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+            if shape[0] > 0 and rgb.shape[:2] != shape:
+                rgb = cv2.resize(rgb, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
+            note = f"{problem}: showing the overlay PNG (marks drawn in)"
+            return Pyramid(np.ascontiguousarray(rgb), kind="overlay", note=note)
+    raise FileNotFoundError(f"{problem}, and there is no overlay PNG beside the report")
+
+
+def letter_from_report(report: dict[str, Any]) -> str:
+    """The patient letter (:func:`calcscope.letter.letter_html`) rebuilt from a JSON
+    report, for result folders written without ``--letter``.
+
+    The letter needs only the category, follow-up, laterality and the counts; they are
+    handed over in a stand-in with the attributes of an ``Analysis`` the letter reads.
+    """
+    from calcscope.assess import Category, FollowUp
+    from calcscope.letter import letter_html
+    from calcscope.model import CalcKind, Laterality
+
+    a = report["assessment"]
+    lat = (report.get("source") or {}).get("laterality")
+    stand_in = SimpleNamespace(
+        assessment=SimpleNamespace(
+            category=Category(a["category"]), follow_up=FollowUp(a["follow_up"])
+        ),
+        mammogram=SimpleNamespace(laterality=Laterality(lat) if lat else None),
+        calcifications=[
+            SimpleNamespace(kind=CalcKind(c["kind"])) for c in report.get("calcifications", [])
+        ],
+        clusters=list(report.get("clusters", [])),
+        macros=list(report.get("macro_findings", [])),
+    )
+    return letter_html(stand_in)  # type: ignore[arg-type]

@@ -1,0 +1,446 @@
+"""The DICOM node: C-STORE in, analysis exactly once, SR out to a real PACS (Orthanc).
+
+Orthanc (Debian package ``orthanc``) is started on loopback with its own configuration
+in a temporary folder; the Orthanc test skips when the ``Orthanc`` program is absent.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections import Counter
+from io import BytesIO
+from pathlib import Path
+
+import pydicom
+import pytest
+from pydicom.uid import generate_uid
+
+pytest.importorskip("pynetdicom", reason="pynetdicom missing: pip install 'calcscope[dicom]'")
+
+from pynetdicom import AE  # noqa: E402
+from pynetdicom.sop_class import (  # noqa: E402  # type: ignore[attr-defined]
+    DigitalMammographyXRayImageStorageForPresentation,
+    SecondaryCaptureImageStorage,
+    Verification,
+)
+
+import calcscope.dicomnode as dicomnode  # noqa: E402
+from calcscope.dicom_sr import read_sr  # noqa: E402
+from calcscope.dicomnode import Forward, StorageNode, analysed_counts, run_node  # noqa: E402
+from calcscope.errors import ConfigError  # noqa: E402
+from calcscope.io import write_image  # noqa: E402
+from calcscope.phantom import make_phantom  # noqa: E402
+
+AET = "CALCSCOPE"
+SHAPE = (600, 480)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def base_images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A phantom with clusters and one without inserts (fast to analyse and report)."""
+    d = tmp_path_factory.mktemp("phantoms")
+    full = make_phantom(seed=1, spacing_mm=0.2, shape=SHAPE)
+    empty = make_phantom(seed=2, spacing_mm=0.2, shape=SHAPE, clusters=[], macros=[], n_singles=0)
+    return {
+        "full": write_image(full.mammogram, d / "full.dcm"),
+        "empty": write_image(empty.mammogram, d / "empty.dcm"),
+    }
+
+
+def _clones(path: Path, n: int) -> list[pydicom.Dataset]:
+    """``n`` copies of a DICOM file, each a new instance (and a new study)."""
+    base = pydicom.dcmread(path)
+    out = []
+    for _ in range(n):
+        ds = copy.deepcopy(base)
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+        ds.StudyInstanceUID = generate_uid()
+        ds.SeriesInstanceUID = generate_uid()
+        out.append(ds)
+    return out
+
+
+def _scu(port: int, contexts: list[str] | None = None) -> object:
+    ae = AE(ae_title="SENDER")
+    for cls in contexts or [DigitalMammographyXRayImageStorageForPresentation]:
+        ae.add_requested_context(cls)
+    assoc = ae.associate("127.0.0.1", port, ae_title=AET)
+    assert assoc.is_established, "no association with the node"
+    return assoc
+
+
+def _send(port: int, datasets: list[pydicom.Dataset], **kw: object) -> list[int]:
+    assoc = _scu(port, **kw)  # type: ignore[arg-type]
+    try:
+        return [int(assoc.send_c_store(ds).Status) for ds in datasets]  # type: ignore[attr-defined]
+    finally:
+        assoc.release()  # type: ignore[attr-defined]
+
+
+def _wait(cond: object, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if cond():  # type: ignore[operator]
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+
+
+def _done(out: Path) -> set[str]:
+    return {p.name for p in (out / "done").iterdir() if not p.name.startswith(".")}
+
+
+# --- unit ---------------------------------------------------------------------------------
+
+
+def test_forward_parse() -> None:
+    assert Forward.parse("pacs.local:104:ORTHANC") == Forward("pacs.local", 104, "ORTHANC")
+    assert Forward.parse("[::1]:4242:PACS") == Forward("::1", 4242, "PACS")
+    for bad in ("pacs:104", "pacs:x:AET", "pacs:0:AET", ":104:AET", "h:1:" + "A" * 17):
+        with pytest.raises(ConfigError):
+            Forward.parse(bad)
+
+
+# --- node without a PACS --------------------------------------------------------------------
+
+
+def test_echo_store_and_failure_statuses(tmp_path: Path, base_images: dict[str, Path]) -> None:
+    out = tmp_path / "node"
+    with StorageNode(AET, 0, out, dicom_reports=True) as node:
+        ae = AE(ae_title="SENDER")
+        ae.add_requested_context(Verification)
+        assoc = ae.associate("127.0.0.1", node.port, ae_title=AET)
+        assert int(assoc.send_c_echo().Status) == 0
+        assoc.release()
+
+        good = _clones(base_images["full"], 1)[0]
+        ct = _clones(base_images["empty"], 1)[0]
+        ct.Modality = "CT"
+        truncated = _clones(base_images["empty"], 1)[0]
+        truncated.PixelData = truncated.PixelData[:1000]
+        mismatch = _clones(base_images["empty"], 1)[0]
+        sc_ot = _clones(base_images["empty"], 1)[0]
+        sc_ot.SOPClassUID = SecondaryCaptureImageStorage
+        sc_ot.Modality = "OT"
+        sc_mg = _clones(base_images["empty"], 1)[0]
+        sc_mg.SOPClassUID = SecondaryCaptureImageStorage
+        assoc = _scu(
+            node.port,
+            contexts=[
+                DigitalMammographyXRayImageStorageForPresentation,
+                SecondaryCaptureImageStorage,
+            ],
+        )
+        statuses = [int(assoc.send_c_store(ds).Status) for ds in (ct, truncated)]  # type: ignore[attr-defined]
+        # a data set whose SOP Instance UID differs from the request's
+        status_uid = dicomnode.check_dataset(mismatch, str(mismatch.SOPClassUID), generate_uid())
+        statuses += [int(assoc.send_c_store(ds).Status) for ds in (sc_ot, sc_mg, good)]  # type: ignore[attr-defined]
+        assoc.release()  # type: ignore[attr-defined]
+        assert statuses == [0xA900, 0xC000, 0xA900, 0x0000, 0x0000]
+        assert status_uid is not None and status_uid[0] == 0xA900
+        assert node.wait_idle(60)
+        # a second C-STORE of an analysed image is answered but not analysed again
+        assert _send(node.port, [good]) == [0]
+        assert node.wait_idle(10)
+        assert node.stats.rejected == 3 and node.stats.duplicates == 1
+    uid = str(good.SOPInstanceUID)
+    assert _done(out) == {uid, str(sc_mg.SOPInstanceUID)}
+    res = out / "results" / uid
+    assert {p.name for p in res.iterdir()} == {"analysis.json", "sr.dcm", "gsps.dcm"}
+    report = json.loads((res / "analysis.json").read_text())
+    sr = read_sr(res / "sr.dcm")
+    assert sr.study_instance_uid == str(good.StudyInstanceUID)
+    assert len(sr.clusters) == len(report["clusters"]) >= 1
+    assert (out / "received" / f"{uid}.dcm").exists()
+    assert not list((out / "incoming").iterdir())
+    assert analysed_counts(out)[uid] == 1
+    text = (out / "node.log").read_text()
+    assert "not a mammogram: modality CT" in text and "truncated pixel data" in text
+
+
+def test_queue_full_answers_out_of_resources(
+    tmp_path: Path, base_images: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = dicomnode._analyze
+
+    def slow(path: Path, config: object) -> object:
+        time.sleep(1.0)
+        return real(path, config)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(dicomnode, "_analyze", slow)
+    out = tmp_path / "node"
+    with StorageNode(AET, 0, out, queue_size=1, put_timeout_s=0.2, dicom_reports=False) as node:
+        images = _clones(base_images["empty"], 4)
+        statuses = _send(node.port, images)
+        assert statuses[:2] == [0, 0] and 0xA700 in statuses
+        assert node.wait_idle(30)
+    accepted = {str(ds.SOPInstanceUID) for ds, s in zip(images, statuses, strict=True) if s == 0}
+    assert _done(out) == accepted
+    refused = [ds for ds, s in zip(images, statuses, strict=True) if s == 0xA700]
+    assert not any((out / "incoming" / f"{ds.SOPInstanceUID}.dcm").exists() for ds in refused)
+
+
+def test_200_images_over_20_associations_each_analysed_once(
+    tmp_path: Path, base_images: dict[str, Path]
+) -> None:
+    out = tmp_path / "node"
+    images = _clones(base_images["empty"], 200)
+    with StorageNode(AET, 0, out, workers=2, queue_size=32, dicom_reports=False) as node:
+        results: dict[int, list[int]] = {}
+
+        def sender(k: int) -> None:
+            results[k] = _send(node.port, images[k::20])
+
+        threads = [threading.Thread(target=sender, args=(k,)) for k in range(20)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        assert sorted(results) == list(range(20))
+        assert all(s == 0 for r in results.values() for s in r)
+        assert node.wait_idle(120)
+        assert node.stats.analysed == 200 and node.stats.received == 200
+    uids = {str(ds.SOPInstanceUID) for ds in images}
+    assert _done(out) == uids
+    assert {p.name for p in (out / "results").iterdir()} == uids
+    assert all((out / "results" / u / "analysis.json").exists() for u in uids)
+    assert {p.stem for p in (out / "received").iterdir()} == uids
+    counts = analysed_counts(out)
+    assert set(counts) == uids and set(counts.values()) == {1}
+
+
+def test_stop_with_queued_work_then_restart(
+    tmp_path: Path, base_images: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: Counter[str] = Counter()
+    real = dicomnode._analyze
+
+    def slow(path: Path, config: object) -> object:
+        calls[Path(path).stem] += 1
+        time.sleep(0.3)
+        return real(path, config)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(dicomnode, "_analyze", slow)
+    out = tmp_path / "node"
+    images = _clones(base_images["empty"], 12)
+    stop = threading.Event()
+    port = _free_port()
+    thread = threading.Thread(
+        target=run_node,
+        args=(AET, port, out),
+        kwargs={"stop_event": stop, "dicom_reports": False, "host": "127.0.0.1"},
+    )
+    thread.start()
+    _wait(
+        lambda: (out / "node.log").exists() and "listening" in (out / "node.log").read_text(),
+        20,
+        "the node to listen",
+    )
+    assert _send(port, images) == [0] * 12
+    _wait(lambda: len(_done(out)) >= 2, 30, "two analyses")
+    stop.set()
+    thread.join(30)
+    left = {p.stem for p in (out / "incoming").glob("*.dcm")}
+    assert left and len(_done(out)) + len(left) == 12
+    # half-written leftovers of a crash are cleaned at the next start
+    (out / "incoming" / ".tmp-junk.dcm.x").write_bytes(b"partial")
+    (out / "results" / ".tmp-1.2.3-deadbeef").mkdir()
+    with StorageNode(AET, 0, out, dicom_reports=False) as node:
+        assert node.wait_idle(60)
+        assert node.stats.recovered == len(left)
+    uids = {str(ds.SOPInstanceUID) for ds in images}
+    assert _done(out) == uids
+    assert set(calls) == uids and set(calls.values()) == {1}
+    assert not list((out / "incoming").iterdir())
+    assert {p.name for p in (out / "results").iterdir()} == uids
+
+
+def test_killed_node_loses_no_received_image(tmp_path: Path, base_images: dict[str, Path]) -> None:
+    """SIGKILL the node process with work queued; a restart analyses the rest once."""
+    out = tmp_path / "node"
+    port = _free_port()
+    images = _clones(base_images["full"], 16)
+    cmd = [
+        sys.executable, "-m", "calcscope.cli", "node", "--out", str(out), "--port", str(port),
+        "--ae-title", AET, "--host", "127.0.0.1", "--no-dicom-reports",
+    ]  # fmt: skip
+
+    def start() -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        ae = AE(ae_title="SENDER")
+        ae.add_requested_context(Verification)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            assoc = ae.associate("127.0.0.1", port, ae_title=AET)
+            if assoc.is_established:
+                assoc.release()
+                return proc
+            time.sleep(0.2)
+        proc.kill()
+        raise AssertionError("the node did not start")
+
+    proc = start()
+    try:
+        assert _send(port, images) == [0] * 16
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+        analysed_before = len(_done(out))
+        assert analysed_before < 16, "the node was too fast to be killed mid-run"
+        proc = start()
+        _wait(lambda: len(_done(out)) == 16, 90, "all 16 images analysed after the restart")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    uids = {str(ds.SOPInstanceUID) for ds in images}
+    assert _done(out) == uids
+    assert {p.stem for p in (out / "received").iterdir()} == uids
+    assert not list((out / "incoming").glob("*.dcm"))
+    counts = analysed_counts(out)
+    assert set(counts) == uids and max(counts.values()) == 1
+
+
+# --- against a real PACS -----------------------------------------------------------------------
+
+
+def _orthanc_program() -> str | None:
+    return shutil.which("Orthanc", path=os.environ.get("PATH", "") + ":/usr/sbin:/usr/bin")
+
+
+class _Orthanc:
+    def __init__(self, dicom_port: int, http_port: int) -> None:
+        self.dicom_port = dicom_port
+        self.url = f"http://127.0.0.1:{http_port}"
+
+    def get(self, path: str) -> object:
+        with urllib.request.urlopen(self.url + path, timeout=10) as r:
+            body = r.read()
+        return json.loads(body) if r.headers.get_content_type() == "application/json" else body
+
+    def post(self, path: str, data: bytes) -> object:
+        req = urllib.request.Request(self.url + path, data=data, method="POST")
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return json.loads(r.read())
+
+
+@pytest.fixture
+def orthanc(tmp_path: Path) -> object:
+    program = _orthanc_program()
+    if program is None:
+        pytest.skip("Orthanc is not installed (Debian: apt-get install orthanc)")
+    dicom_port, http_port = _free_port(), _free_port()
+    root = tmp_path / "orthanc"
+    (root / "db").mkdir(parents=True)
+    cfg = {
+        "Name": "calcscope-test",
+        "StorageDirectory": str(root / "db"),
+        "IndexDirectory": str(root / "db"),
+        "DicomAet": "ORTHANC",
+        "DicomPort": dicom_port,
+        "HttpPort": http_port,
+        "RemoteAccessAllowed": False,
+        "AuthenticationEnabled": False,
+        "DicomModalities": {"calcscope": [AET, "127.0.0.1", 11112]},
+        "Plugins": [],
+        "StorageCompression": False,
+    }
+    (root / "orthanc.json").write_text(json.dumps(cfg, indent=1))
+    log = (root / "orthanc.log").open("wb")
+    proc = subprocess.Popen([program, str(root / "orthanc.json")], stdout=log, stderr=log)
+    pacs = _Orthanc(dicom_port, http_port)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                pacs.get("/system")
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    log.flush()
+                    pytest.fail(
+                        "Orthanc did not start:\n" + (root / "orthanc.log").read_text()[-2000:]
+                    )
+                time.sleep(0.2)
+        yield pacs
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def test_sr_arrives_in_orthanc_under_the_same_study(
+    tmp_path: Path, base_images: dict[str, Path], orthanc: _Orthanc
+) -> None:
+    image = _clones(base_images["full"], 1)[0]
+    study_uid, uid = str(image.StudyInstanceUID), str(image.SOPInstanceUID)
+    out = tmp_path / "node"
+    fwd = Forward("127.0.0.1", orthanc.dicom_port, "ORTHANC")
+    with StorageNode(AET, 0, out, forward=fwd, host="127.0.0.1") as node:
+        # the modality sends the study to the PACS and to calcscope
+        send_image = tmp_path / "image.dcm"
+        image.save_as(send_image, enforce_file_format=True)
+        dicomnode.send_files([send_image], fwd, calling_ae_title="MODALITY")
+        assert _send(node.port, [image]) == [0]
+
+        def sr_series() -> list[dict[str, object]]:
+            found = orthanc.post("/tools/lookup", study_uid.encode())
+            studies = [f["ID"] for f in found if f["Type"] == "Study"]  # type: ignore[attr-defined]
+            if not studies:
+                return []
+            series = orthanc.get(f"/studies/{studies[0]}/series")
+            return [s for s in series if s["MainDicomTags"].get("Modality") == "SR"]  # type: ignore[attr-defined]
+
+        _wait(lambda: sr_series() and node.stats.forwarded == 1, 60, "the SR in Orthanc")
+    study = orthanc.post("/tools/lookup", study_uid.encode())[0]["ID"]  # type: ignore[index]
+    modalities = {
+        s["MainDicomTags"]["Modality"]
+        for s in orthanc.get(f"/studies/{study}/series")  # type: ignore[attr-defined]
+    }
+    assert modalities == {"MG", "SR", "PR"}
+    (series,) = sr_series()
+    (instance,) = series["Instances"]  # type: ignore[misc]
+    sr_bytes = orthanc.get(f"/instances/{instance}/file")
+    ds = pydicom.dcmread(BytesIO(sr_bytes))  # type: ignore[arg-type]
+    assert ds.SOPClassUID == dicomnode.MAMMOGRAPHY_CAD_SR
+    assert ds.StudyInstanceUID == study_uid
+    sr = read_sr(ds)
+    report = json.loads((out / "results" / uid / "analysis.json").read_text())
+    assert uid in sr.referenced_sop_instance_uids
+    assert sr.category == report["assessment"]["category"]
+    assert len(sr.clusters) == len(report["clusters"]) >= 1
+    by_n = sorted(
+        (c.n_calcifications, c.calcification_type[0], c.distribution[0], c.category)  # type: ignore[index]
+        for c in sr.clusters
+    )
+    expected = sorted(
+        (
+            c["n_members"],
+            c["morphology_code"]["value"],
+            c["distribution_code"]["value"],
+            c["assessment"]["category"],
+        )
+        for c in report["clusters"]
+    )
+    assert by_n == expected
+    assert not (out / "results" / uid / "forward_pending").exists()

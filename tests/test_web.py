@@ -1,0 +1,478 @@
+"""The web viewer (``calcscope serve``): the API through FastAPI's test client, and the
+page in a real headless Chromium driven by Playwright.
+
+The browser test needs Debian's ``chromium`` (``.ci/run`` installs it) and the Python
+``playwright`` package (the ``dev`` extra); Playwright's own browser download is not
+used. Screenshots go to ``$CALCSCOPE_ARTIFACTS`` (or a temporary folder, printed).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import shutil
+import socket
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("fastapi")
+pytest.importorskip("multipart")
+pytest.importorskip("httpx")
+
+import cv2  # noqa: E402
+from fastapi.testclient import TestClient  # noqa: E402
+
+from calcscope.cli import analyze_files  # noqa: E402
+from calcscope.config import Config, DetectConfig  # noqa: E402
+from calcscope.io import write_image  # noqa: E402
+from calcscope.phantom import make_phantom  # noqa: E402
+from calcscope.web.app import LOOPBACK_HOSTS, create_app  # noqa: E402
+from calcscope.web.tiles import TILE_PX, Pyramid, TileCache, level_shapes  # noqa: E402
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+# the spot-contrast detector: the web surface is under test here, not the trained model
+CONFIG = Config(detect=DetectConfig(model="cnr"))
+SHAPE = (1400, 1100)
+HEADERS = {"X-Calcscope": "1"}
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A results folder: ``case`` (source DICOM, overlay, letter), ``nolinks`` (same
+    report, no overlay, no letter) and ``moved`` (source gone: overlay fallback)."""
+    root = tmp_path_factory.mktemp("web")
+    ph = make_phantom(seed=3, spacing_mm=0.1, shape=SHAPE)
+    dicom = write_image(ph.mammogram, root / "case.dcm")
+    write_image(ph.mammogram, root / "case.png")
+    out = root / "results"
+    res = analyze_files([dicom], out, config=CONFIG, show_progress=False, letter=True)
+    assert res[0].ok, res[0].message
+    report = json.loads((out / "case.json").read_text())
+    (out / "nolinks.json").write_text(json.dumps(report))
+    moved = dict(report, source=dict(report["source"], path=str(root / "gone.dcm")))
+    (out / "moved.json").write_text(json.dumps(moved))
+    shutil.copy(out / "case.overlay.png", out / "moved.overlay.png")
+    (out / "notes.json").write_text('{"not": "a report"}')
+    return out
+
+
+@pytest.fixture()
+def client(results: Path, tmp_path: Path) -> TestClient:
+    app = create_app(
+        results, uploads_dir=tmp_path / "uploads", config=CONFIG, max_upload_bytes=4 * 2**20
+    )
+    return TestClient(app)
+
+
+def _png_bytes(shape: tuple[int, int] = (400, 300)) -> bytes:
+    rng = np.random.default_rng(0)
+    img = (rng.random(shape) * 50 + 100).astype(np.uint8)
+    return cv2.imencode(".png", img)[1].tobytes()
+
+
+# ---------------------------------------------------------------------------- tiles
+
+
+def test_level_shapes_halve_down_to_one_tile() -> None:
+    shapes = level_shapes((4096, 3328))
+    assert shapes[0] == (4096, 3328)
+    assert shapes[1] == (2048, 1664)
+    assert max(shapes[-1]) <= TILE_PX < max(shapes[-2])
+    assert level_shapes((100, 80)) == [(100, 80)]
+
+
+def test_pyramid_tiles_cover_the_image_and_cache_is_bounded() -> None:
+    base = (np.arange(600 * 700) % 251).astype(np.uint8).reshape(600, 700)
+    pyr = Pyramid(base)
+    n_r, n_c = pyr.n_tiles(0)
+    assert (n_r, n_c) == (3, 3)
+    assert pyr.tile(0, 2, 2).shape == (600 - 512, 700 - 512)
+    np.testing.assert_array_equal(pyr.tile(0, 1, 2), base[256:512, 512:700])
+    assert pyr.level(1).shape == (300, 350)
+    with pytest.raises(IndexError):
+        pyr.tile(0, 3, 0)
+    cache = TileCache(max_pyramids=1, max_tile_bytes=10_000)
+    loads = []
+    for key in ("a", "a", "b"):
+        cache.pyramid(key, lambda k=key: loads.append(k) or Pyramid(base))
+    assert loads == ["a", "b"]
+    for c in range(3):
+        cache.tile_png("b", pyr, 0, 0, c)
+    assert cache._tile_bytes <= 10_000
+
+
+# ------------------------------------------------------------------------------ API
+
+
+def test_study_list(client: TestClient) -> None:
+    r = client.get("/api/studies")
+    assert r.status_code == 200
+    rows = {s["id"]: s for s in r.json()["studies"]}
+    assert set(rows) == {"case", "nolinks", "moved"}  # notes.json is not a report
+    assert rows["case"]["name"] == "case"
+    assert rows["case"]["category"]
+    assert rows["case"]["shape_rc"] == list(SHAPE)
+
+
+def test_study_json_and_tiles(client: TestClient) -> None:
+    r = client.get("/api/studies/case")
+    assert r.status_code == 200
+    st = r.json()
+    assert st["image"]["kind"] == "source"
+    assert st["image"]["levels"][0] == list(SHAPE)
+    assert st["report"]["schema_name"] == "calcscope.analysis"
+    assert st["has_overlay"] is True
+    t = client.get("/api/studies/case/tiles/0/0/0.png")
+    assert t.status_code == 200 and t.headers["content-type"] == "image/png"
+    tile = cv2.imdecode(np.frombuffer(t.content, np.uint8), cv2.IMREAD_UNCHANGED)
+    assert tile.shape == (TILE_PX, TILE_PX)
+    # the last tile of level 0 is cut to the image: 1400 = 5 * 256 + 120, 1100 = 4 * 256 + 76
+    edge = client.get("/api/studies/case/tiles/0/5/4.png")
+    tile = cv2.imdecode(np.frombuffer(edge.content, np.uint8), cv2.IMREAD_UNCHANGED)
+    assert tile.shape == (120, 76)
+    top = len(st["image"]["levels"]) - 1
+    small = client.get(f"/api/studies/case/tiles/{top}/0/0.png")
+    tile = cv2.imdecode(np.frombuffer(small.content, np.uint8), cv2.IMREAD_UNCHANGED)
+    assert tile.shape == tuple(st["image"]["levels"][top])
+    assert client.get("/api/studies/case/tiles/0/6/0.png").status_code == 404
+    assert client.get("/api/studies/case/tiles/9/0/0.png").status_code == 404
+
+
+def test_overlay_fallback_and_letters(client: TestClient) -> None:
+    moved = client.get("/api/studies/moved").json()
+    assert moved["image"]["kind"] == "overlay"
+    assert "gone.dcm" in moved["image"]["note"]
+    tile = client.get("/api/studies/moved/tiles/0/0/0.png")
+    img = cv2.imdecode(np.frombuffer(tile.content, np.uint8), cv2.IMREAD_UNCHANGED)
+    assert img.shape == (TILE_PX, TILE_PX, 3)
+    letter = client.get("/api/studies/case/letter")
+    assert letter.status_code == 200 and "research software" in letter.text
+    assert letter.headers["content-security-policy"].startswith("sandbox")
+    rebuilt = client.get("/api/studies/nolinks/letter")  # no letter file: rebuilt
+    assert rebuilt.status_code == 200 and "<h1>Your mammogram" in rebuilt.text
+    assert client.get("/api/studies/nolinks/overlay.png").status_code == 404
+    assert client.get("/api/studies/case/overlay.png").headers["content-type"] == "image/png"
+
+
+def test_page_and_static_files_are_served_locally(client: TestClient) -> None:
+    r = client.get("/")
+    assert r.status_code == 200
+    assert "default-src 'self'" in r.headers["content-security-policy"]
+    # every script, style sheet and image the page names is served by the app itself
+    links = re.findall(r'(?:src|href)="([^"]*)"', r.text)
+    assert links and all(u.startswith(("/", "#", "data:")) for u in links), links
+    assert "//" not in "".join(links)
+    for name in ("viewer.js", "viewer.css"):
+        s = client.get(f"/static/{name}")
+        assert s.status_code == 200
+        text = s.text.replace("http://www.w3.org/2000/svg", "")
+        assert "http://" not in text and "https://" not in text and "@import" not in text
+
+
+@pytest.mark.parametrize(
+    "bad_id",
+    ["..", "../results/case", "..%2Fcase", "%2e%2e%2fcase", "case.json", "/etc/passwd", "nope"],
+)
+def test_unknown_or_hostile_ids_are_404(client: TestClient, bad_id: str) -> None:
+    for suffix in ("", "/letter", "/report.json", "/tiles/0/0/0.png"):
+        r = client.get(f"/api/studies/{bad_id}{suffix}")
+        assert r.status_code == 404, (bad_id, suffix, r.status_code)
+
+
+def test_upload_png_with_spacing_becomes_a_study(client: TestClient, results: Path) -> None:
+    png = (results.parent / "case.png").read_bytes()
+    r = client.post(
+        "/api/upload",
+        files={"file": ("../../evil name.png", png, "image/png")},
+        data={"spacing_mm": "0.1", "laterality": "R", "view": "MLO"},
+        headers=HEADERS,
+    )
+    assert r.status_code == 201, r.text
+    row = r.json()
+    assert row["id"].startswith("u-") and row["name"] == "evil name.png"
+    stored = {p.name for p in (client.app.state.uploads_dir).iterdir()}  # type: ignore[attr-defined]
+    assert all(n.startswith(row["id"]) for n in stored)
+    assert f"{row['id']}.png" in stored and f"{row['id']}.json" in stored
+    ids = [s["id"] for s in client.get("/api/studies").json()["studies"]]
+    assert row["id"] in ids
+    st = client.get(f"/api/studies/{row['id']}").json()
+    assert st["image"]["kind"] == "source"
+    assert st["report"]["source"]["laterality"] == "R"
+    assert st["report"]["source"]["spacing_mm"] == [0.1, 0.1]
+    assert client.get(f"/api/studies/{row['id']}/tiles/0/0/0.png").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "data", "status", "words"),
+    [
+        ("junk.png", b"this is not an image at all", {}, 415, "not a supported image"),
+        ("empty.dcm", b"", {}, 400, "empty"),
+        ("scan.png", _png_bytes(), {}, 400, "pixel spacing"),
+        ("scan.png", _png_bytes(), {"spacing_mm": "abc"}, 400, "not a number"),
+        ("scan.png", _png_bytes(), {"spacing_mm": "5"}, 400, "outside"),
+        ("scan.png", _png_bytes(), {"spacing_mm": "0.1", "view": "XX"}, 400, "view"),
+        ("trunc.png", _png_bytes()[:200], {"spacing_mm": "0.1"}, 400, "trunc.png"),
+    ],
+)
+def test_bad_uploads_get_a_readable_message(
+    client: TestClient, name: str, content: bytes, data: dict, status: int, words: str
+) -> None:
+    r = client.post(
+        "/api/upload", files={"file": (name, content, "image/png")}, data=data, headers=HEADERS
+    )
+    assert r.status_code == status, r.text
+    detail = r.json()["detail"]
+    assert words in detail
+    assert str(client.app.state.uploads_dir) not in detail  # type: ignore[attr-defined]
+    assert client.get("/api/health").json()["status"] == "ok"
+    assert list(client.app.state.uploads_dir.iterdir()) == []  # type: ignore[attr-defined]
+
+
+def test_upload_limits(client: TestClient) -> None:
+    big = b"\x89PNG\r\n\x1a\n" + bytes(5 * 2**20)
+    r = client.post("/api/upload", files={"file": ("big.png", big)}, headers=HEADERS)
+    assert r.status_code == 413 and "too large" in r.json()["detail"]
+    # no Content-Length: the bytes are counted as they arrive
+
+    def chunks():  # type: ignore[no-untyped-def]
+        boundary = b"--xyz"
+        yield boundary + b"\r\n"
+        yield b'Content-Disposition: form-data; name="file"; filename="b.png"\r\n\r\n'
+        for _ in range(6):
+            yield bytes(2**20)
+        yield b"\r\n" + boundary + b"--\r\n"
+
+    r = client.post(
+        "/api/upload",
+        content=chunks(),
+        headers={**HEADERS, "Content-Type": "multipart/form-data; boundary=xyz"},
+    )
+    assert r.status_code == 413
+    no_header = client.post("/api/upload", files={"file": ("a.png", _png_bytes())})
+    assert no_header.status_code == 403
+    assert client.post("/api/upload", data={"x": "1"}, headers=HEADERS).status_code == 400
+    assert client.get("/api/health").status_code == 200
+
+
+def test_trusted_hosts(results: Path, tmp_path: Path) -> None:
+    app = create_app(results, uploads_dir=tmp_path, allowed_hosts=LOOPBACK_HOSTS)
+    assert TestClient(app, base_url="http://127.0.0.1").get("/api/health").status_code == 200
+    assert TestClient(app, base_url="http://evil.example").get("/api/health").status_code == 400
+
+
+def test_missing_results_folder(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        create_app(tmp_path / "nope")
+    app = create_app(None, uploads_dir=tmp_path)
+    assert TestClient(app).get("/api/studies").json() == {"studies": []}
+
+
+# -------------------------------------------------------------------------- browser
+
+_CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+]
+
+
+def _chromium() -> str:
+    for name in (os.environ.get("CALCSCOPE_CHROMIUM", ""), "chromium", "chromium-browser"):
+        path = shutil.which(name) if name else None
+        if path:
+            return path
+    pytest.skip("no chromium on this machine (Debian: apt-get install chromium)")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture()
+def server(results: Path, tmp_path: Path):  # type: ignore[no-untyped-def]
+    uvicorn = pytest.importorskip("uvicorn")
+    app = create_app(
+        results, uploads_dir=tmp_path / "uploads", config=CONFIG, allowed_hosts=LOOPBACK_HOSTS
+    )
+    port = _free_port()
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not srv.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            pytest.fail("uvicorn did not start")
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    srv.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture()
+def artifacts(tmp_path: Path) -> Path:
+    folder = Path(os.environ.get("CALCSCOPE_ARTIFACTS") or tmp_path / "artifacts") / "web"
+    folder.mkdir(parents=True, exist_ok=True)
+    print(f"browser screenshots in {folder}")
+    return folder
+
+
+def test_browser(server: str, artifacts: Path) -> None:
+    sync_api = pytest.importorskip("playwright.sync_api")
+    chromium = _chromium()
+    requests: list[str] = []
+    problems: list[str] = []
+    with sync_api.sync_playwright() as pw, tempfile.TemporaryDirectory() as profile:
+        try:
+            ctx = pw.chromium.launch_persistent_context(
+                profile,
+                executable_path=chromium,
+                headless=True,
+                args=_CHROMIUM_ARGS,
+                viewport={"width": 1280, "height": 900},
+                timeout=60_000,
+            )
+        except Exception as exc:  # noqa: BLE001 - a broken browser install is a skip
+            pytest.skip(f"chromium at {chromium} does not start under Playwright: {exc}")
+        try:
+            page = ctx.new_page()
+            page.set_default_timeout(20_000)
+            page.on("request", lambda req: requests.append(req.url))
+            page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
+            page.on(
+                "console",
+                lambda m: problems.append(f"console: {m.text}") if m.type == "error" else None,
+            )
+
+            # the page and the study list
+            page.goto(server + "/")
+            page.wait_for_selector("body[data-ready='1']")
+            page.wait_for_selector("#study-list button.study[data-id='case']")
+            assert "not a medical device" in page.text_content("#disclaimer")
+            page.screenshot(path=str(artifacts / "1-study-list.png"))
+
+            # open a study: tiles load, marks are drawn, findings listed, letter shown
+            page.click("#study-list button.study[data-id='case']")
+            page.wait_for_selector("body[data-study='case']")
+            page.wait_for_function(
+                "() => Array.from(document.querySelectorAll('#tiles-base img'))"
+                ".every(i => i.complete && i.naturalWidth > 0)"
+            )
+            n_rows = page.locator("#findings tr.finding").count()
+            assert n_rows >= 1
+            assert page.locator("#marks g.finding").count() == n_rows
+            assert page.locator("#marks .calc").count() > 0
+            assert page.is_visible("#marks")
+            letter = page.frame_locator("#letter").locator("h1")
+            assert "Your mammogram" in letter.text_content()
+            page.screenshot(path=str(artifacts / "2-study.png"))
+
+            # toggle the overlay
+            page.uncheck("#overlay-toggle")
+            assert page.is_hidden("#marks")
+            page.screenshot(path=str(artifacts / "3-overlay-off.png"))
+            page.check("#overlay-toggle")
+            assert page.is_visible("#marks")
+
+            # click a finding: the view centres on it and zooms in, full-resolution tiles
+            before = page.eval_on_selector("#world", "e => e.style.transform")
+            scale_before = float(page.get_attribute("#stage", "data-scale"))
+            row = page.locator("#findings tr.finding").first
+            centre = [float(v) for v in row.get_attribute("data-center").split(",")]
+            row.click()
+            page.wait_for_function(
+                "b => document.getElementById('world').style.transform !== b", arg=before
+            )
+            assert float(page.get_attribute("#stage", "data-scale")) > scale_before
+            got = [float(v) for v in page.get_attribute("#stage", "data-centre").split(",")]
+            assert abs(got[0] - centre[0]) < 60 and abs(got[1] - centre[1]) < 60
+            assert "selected" in (row.get_attribute("class") or "")
+            page.wait_for_selector("#tiles img[data-level='0']")
+            page.wait_for_function(
+                "() => Array.from(document.querySelectorAll('#tiles img'))"
+                ".every(i => i.complete && i.naturalWidth > 0)"
+            )
+            page.screenshot(path=str(artifacts / "4-finding.png"), full_page=True)
+
+            # wheel zoom and drag pan change the view
+            page.locator("#stage").scroll_into_view_if_needed()
+            box = page.locator("#stage").bounding_box()
+            assert box is not None
+            cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+            t0 = page.eval_on_selector("#world", "e => e.style.transform")
+            page.mouse.move(cx, cy)
+            page.mouse.down()
+            page.mouse.move(cx + 120, cy + 40, steps=5)
+            page.mouse.up()
+            page.wait_for_function(
+                "b => document.getElementById('world').style.transform !== b", arg=t0
+            )
+            s0 = float(page.get_attribute("#stage", "data-scale"))
+            page.mouse.wheel(0, 300)
+            page.wait_for_function(
+                "s => parseFloat(document.getElementById('stage').dataset.scale) < s", arg=s0
+            )
+
+            # a bad upload: a readable message in the page, the server still answers
+            page.set_input_files(
+                "#upload-file",
+                files=[{"name": "bad.png", "mimeType": "image/png", "buffer": b"no image here"}],
+            )
+            page.click("#upload-submit")
+            page.wait_for_selector("#upload-status.error")
+            message = page.text_content("#upload-status")
+            assert "Upload failed" in message and "bad.png" in message
+            assert "DICOM" in message
+            page.screenshot(path=str(artifacts / "5-bad-upload.png"))
+            health = page.request.get(server + "/api/health")
+            assert health.ok
+        finally:
+            ctx.close()
+    outside = [u for u in requests if not u.startswith((server, "data:", "about:"))]
+    assert outside == [], outside
+    assert [p for p in problems if "415" not in p] == []
+    assert sorted(f.name for f in artifacts.glob("*.png"))[:5] == [
+        "1-study-list.png",
+        "2-study.png",
+        "3-overlay-off.png",
+        "4-finding.png",
+        "5-bad-upload.png",
+    ]
+    assert io.BytesIO((artifacts / "2-study.png").read_bytes()).getbuffer().nbytes > 10_000
+
+
+# ------------------------------------------------------------------------------ CLI
+
+
+def test_serve_command(results: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    uvicorn = pytest.importorskip("uvicorn")
+    from calcscope.cli import main
+
+    calls: list[tuple[object, dict]] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.append((app, kw)))
+    assert main(["serve", str(tmp_path / "nope")]) == 2
+    assert calls == []
+    up = tmp_path / "up"
+    assert main(["serve", str(results), "--port", "8123", "--uploads", str(up)]) == 0
+    app, kw = calls[0]
+    assert kw == {"host": "127.0.0.1", "port": 8123, "log_level": "warning"}
+    assert app.state.uploads_dir == up  # type: ignore[attr-defined]
+    ids = {
+        s["id"]
+        for s in TestClient(app, base_url="http://localhost").get("/api/studies").json()["studies"]
+    }
+    assert "case" in ids
+    assert TestClient(app, base_url="http://example.org").get("/api/studies").status_code == 400
