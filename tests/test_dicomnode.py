@@ -244,7 +244,12 @@ def test_stop_with_queued_work_then_restart(
     thread = threading.Thread(
         target=run_node,
         args=(AET, port, out),
-        kwargs={"stop_event": stop, "dicom_reports": False, "host": "127.0.0.1"},
+        kwargs={
+            "stop_event": stop,
+            "dicom_reports": False,
+            "host": "127.0.0.1",
+            "processes": False,
+        },
     )
     thread.start()
     _wait(
@@ -261,7 +266,7 @@ def test_stop_with_queued_work_then_restart(
     # half-written leftovers of a crash are cleaned at the next start
     (out / "incoming" / ".tmp-junk.dcm.x").write_bytes(b"partial")
     (out / "results" / ".tmp-1.2.3-deadbeef").mkdir()
-    with StorageNode(AET, 0, out, dicom_reports=False) as node:
+    with StorageNode(AET, 0, out, dicom_reports=False, processes=False) as node:
         assert node.wait_idle(60)
         assert node.stats.recovered == len(left)
     uids = {str(ds.SOPInstanceUID) for ds in images}

@@ -17,6 +17,7 @@ import socket
 import tempfile
 import threading
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +28,10 @@ pytest.importorskip("multipart")
 pytest.importorskip("httpx")
 
 import cv2  # noqa: E402
-from fastapi.testclient import TestClient  # noqa: E402
+
+with warnings.catch_warnings():  # starlette's note about httpx2
+    warnings.simplefilter("ignore")
+    from fastapi.testclient import TestClient  # noqa: E402
 
 from calcscope.cli import analyze_files  # noqa: E402
 from calcscope.config import Config, DetectConfig  # noqa: E402

@@ -31,7 +31,10 @@ class PhantomScore:
     * A detection is *false* when its centre lies farther than ``length / 2 + 1 mm``
       from every true calcification's centre.
     * A true cluster is *found* when a detected cluster's centre lies within its radius
-      plus 2 mm; its detected member count is that cluster's size.
+      plus 2 mm. Its true member count counts the members of at least
+      ``min_diameter_mm`` (the detectability limit the sensitivity is stated for); its
+      detected member count counts the members detected at the operating point
+      (possible calcifications below it join clusters but are not counted).
     """
 
     n_true: int  # true calcifications of diameter >= min_diameter_mm
@@ -96,8 +99,10 @@ def score_phantom(
             n_false += 1
     found, true_n, det_n = [], [], []
     centres = np.array([f.cluster.center_rc for f in analysis.clusters]).reshape(-1, 2) * scale
+    score_of = {c.id: c.score for c in analysis.calcifications}
+    size_of = {t.id: t.diameter_mm for t in truth.calcifications}
     for k in truth.clusters:
-        true_n.append(len(k.member_ids))
+        true_n.append(sum(size_of[i] >= min_diameter_mm for i in k.member_ids))
         if len(centres):
             d = np.sqrt(((centres - np.array(k.center_rc) * scale) ** 2).sum(1))
             j = int(np.argmin(d))
@@ -105,7 +110,8 @@ def score_phantom(
         else:
             ok, j = False, -1
         found.append(ok)
-        det_n.append(len(analysis.clusters[j].cluster.member_ids) if ok else 0)
+        members = analysis.clusters[j].cluster.member_ids if ok else ()
+        det_n.append(sum(score_of[i] >= op for i in members))
     area_cm2 = float(truth.breast_mask.sum()) * sr * sc / 100.0
     return PhantomScore(
         n_true=n_true,
