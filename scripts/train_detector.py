@@ -34,7 +34,7 @@ from pathlib import Path
 import lightgbm as lgb
 import numpy as np
 
-from calcscope.config import Config, DetectConfig
+from calcscope.config import ClusterConfig, Config, DetectConfig
 from calcscope.detect import Candidates, detect
 from calcscope.evaluate import label_candidates
 from calcscope.model import Distribution, Laterality, View
@@ -187,7 +187,11 @@ def lowo_cv(px, py, mf, ml, meta, out: Path) -> None:
             )
             model_path = Path(tmp) / f"fold{w}.lgb.txt"
             train(x, y, wt).save_model(str(model_path))
-            cfg = Config(detect=DetectConfig(model=str(model_path)))
+            # every cluster, whatever its score, so the FROC runs its full length
+            cfg = Config(
+                detect=DetectConfig(model=str(model_path)),
+                cluster=ClusterConfig(operating_score=0.0),
+            )
             for k in held:
                 a = analyze(meta["images"][k], spacing_mm=0.2, config=cfg)
                 jp = out / "images" / f"{k}.json"

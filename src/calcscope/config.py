@@ -111,7 +111,7 @@ class ClusterConfig(_Frozen):
         10.0, description="Members lie within this distance of each other (linkage)."
     )
     link_mm: float = Field(
-        5.0,
+        10.0,
         description="A calcification this close to a core calcification (one with "
         ">= min_members - 1 others within within_mm) joins its cluster.",
     )

@@ -680,7 +680,9 @@ class StorageNode:
         from concurrent.futures import ProcessPoolExecutor
 
         pool = ProcessPoolExecutor(
-            max_workers=self.n_workers, mp_context=multiprocessing.get_context("spawn")
+            max_workers=self.n_workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_watch_parent,
         )
         for _ in range(self.n_workers):
             pool.submit(_warm_up)
@@ -730,6 +732,22 @@ def _analyze(path: Path, config: Config) -> Any:
     from calcscope.pipeline import analyze
 
     return analyze(path, config=config)
+
+
+def _watch_parent() -> None:
+    """In a worker process: exit when the node process dies (even by SIGKILL)."""
+    import multiprocessing
+    from multiprocessing.connection import wait
+
+    parent = multiprocessing.parent_process()
+    if parent is None:  # pragma: no cover - not a child process
+        return
+
+    def watch() -> None:
+        wait([parent.sentinel])
+        os._exit(0)
+
+    threading.Thread(target=watch, name="calcscope-parent-watch", daemon=True).start()
 
 
 def _warm_up() -> None:

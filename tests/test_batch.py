@@ -1,0 +1,161 @@
+"""Batch over an archive with Dask: atomic per-image folders, resumable, same summary."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip(
+    "distributed", reason="Dask distributed missing: pip install 'calcscope[batch]'"
+)
+
+from calcscope.batch import (  # noqa: E402
+    DONE,
+    IMAGE_COLUMNS,
+    SUMMARY_COLUMNS,
+    image_id,
+    run_batch,
+)
+from calcscope.cli import main  # noqa: E402
+from calcscope.io import write_image  # noqa: E402
+from calcscope.phantom import make_phantom  # noqa: E402
+
+N_DISTINCT = 6
+N_COPIES = 4  # 24 images
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """24 small phantom DICOMs in two sub-folders, plus a corrupt file."""
+    root = tmp_path_factory.mktemp("archive")
+    for seed in range(N_DISTINCT):
+        ph = make_phantom(seed=seed, spacing_mm=0.2, shape=(600, 480))
+        first = write_image(ph.mammogram, root / "a" / f"p{seed}.dcm")
+        for k in range(1, N_COPIES):
+            target = root / ("a" if k % 2 else "b") / f"p{seed}_{k}.dcm"
+            target.parent.mkdir(exist_ok=True)
+            shutil.copy(first, target)
+    (root / "b" / "broken.dcm").write_bytes(b"\0" * 128 + b"DICM" + b"\x02\x00" * 10)
+    return root
+
+
+def _read(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+@pytest.fixture(scope="module")
+def clean_run(archive: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("clean")
+    res = run_batch(archive, out, workers=2, processes=False, show_progress=False)
+    assert res.n_images == N_DISTINCT * N_COPIES + 1
+    assert res.n_analysed == N_DISTINCT * N_COPIES and res.n_failed == 1
+    return out
+
+
+def test_layout_summary_and_error_record(clean_run: Path, archive: Path) -> None:
+    out = clean_run
+    rows = _read(out / "summary.csv")
+    assert rows and tuple(rows[0]) == SUMMARY_COLUMNS
+    images = _read(out / "images.csv")
+    assert tuple(images[0]) == IMAGE_COLUMNS and len(images) == N_DISTINCT * N_COPIES + 1
+    keys = [r["image"] for r in images]
+    assert keys == sorted(keys) and "a__p0.dcm" in keys and "b__p1_2.dcm" in keys
+    # one row per cluster, matching each image's JSON report
+    for img in images:
+        folder = out / img["image"]
+        assert (folder / DONE).exists()
+        if img["status"] == "ok":
+            report = json.loads((folder / "analysis.json").read_text())
+            mine = [r for r in rows if r["image"] == img["image"]]
+            assert len(mine) == len(report["clusters"]) == int(img["n_clusters"])
+            assert [r["category"] for r in mine] == [
+                c["assessment"]["category"] for c in report["clusters"]
+            ]
+    broken = out / "b__broken.dcm"
+    error = json.loads((broken / "error.json").read_text())
+    assert error["error"] == "UnreadableFileError" and "broken.dcm" in error["message"]
+    assert not (broken / "analysis.json").exists()
+    assert not list(out.glob(".tmp-*"))
+    # copies of the same image give the same clusters
+    same = [[(r["cluster_id"], r["category"]) for r in rows if r["image"] == k]
+            for k in ("a__p0.dcm", "a__p0_1.dcm", "b__p0_2.dcm")]  # fmt: skip
+    assert same[0] == same[1] == same[2]
+
+
+def test_rerun_skips_done_and_redoes_half_written(
+    clean_run: Path, archive: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    shutil.copytree(clean_run, out)
+    assert run_batch(archive, out, processes=False, show_progress=False).n_analysed == 0
+    # a half-written folder (no _done), a temporary folder and a missing folder
+    (out / "a__p1.dcm" / DONE).unlink()
+    (out / "a__p1.dcm" / "analysis.json").write_text("{ half")
+    shutil.rmtree(out / "b__p2_2.dcm")
+    (out / ".tmp-a__p3.dcm-1234abcd").mkdir()
+    (out / "summary.csv").unlink()
+    res = run_batch(archive, out, workers=1, processes=False, show_progress=False)
+    assert (res.n_analysed, res.n_failed) == (2, 0)
+    assert res.n_skipped == N_DISTINCT * N_COPIES + 1 - 2
+    assert not list(out.glob(".tmp-*"))
+    assert (out / "summary.csv").read_bytes() == (clean_run / "summary.csv").read_bytes()
+    assert (out / "images.csv").read_bytes() == (clean_run / "images.csv").read_bytes()
+    # --retry-failed redoes the failed image (still failing: same summary)
+    res = run_batch(archive, out, retry_failed=True, processes=False, show_progress=False)
+    assert (res.n_analysed, res.n_failed) == (0, 1)
+
+
+def test_killed_batch_rerun_gives_the_same_summary(
+    clean_run: Path, archive: Path, tmp_path: Path
+) -> None:
+    """SIGKILL ``calcscope batch`` (and its Dask workers) mid-run, rerun, compare."""
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "calcscope.cli", "batch", str(archive), "--out", str(out),
+           "--workers", "1"]  # fmt: skip
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and proc.poll() is None:
+            if out.is_dir() and len(list(out.glob(f"*/{DONE}"))) >= 3:
+                break
+            time.sleep(0.02)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+    n_before = len(list(out.glob(f"*/{DONE}")))
+    assert 3 <= n_before < N_DISTINCT * N_COPIES + 1, "the batch was not killed mid-run"
+    assert not (out / "summary.csv").exists()
+    res = run_batch(archive, out, workers=2, processes=False, show_progress=False)
+    assert res.n_skipped == n_before
+    assert (out / "summary.csv").read_bytes() == (clean_run / "summary.csv").read_bytes()
+    assert (out / "images.csv").read_bytes() == (clean_run / "images.csv").read_bytes()
+
+
+def test_cli_batch_on_local_cluster(archive: Path, tmp_path: Path) -> None:
+    sub = tmp_path / "in"
+    sub.mkdir()
+    for name in ("p0.dcm", "p1.dcm"):
+        shutil.copy(archive / "a" / name, sub / name)
+    out = tmp_path / "out"
+    assert main(["batch", str(sub), "--out", str(out), "--workers", "2"]) == 0
+    assert [r["status"] for r in _read(out / "images.csv")] == ["ok", "ok"]
+    assert main(["batch", str(sub), "--out", str(out), "--scheduler", "tcp://x:1",
+                 "--workers", "2"]) == 2  # fmt: skip
+
+
+def test_image_id(tmp_path: Path) -> None:
+    assert image_id(tmp_path / "x" / "y.dcm", tmp_path) == "x__y.dcm"
+    assert image_id(Path("/elsewhere/z.png"), tmp_path) == "z.png"
