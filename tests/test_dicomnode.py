@@ -53,13 +53,18 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def base_images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """A phantom with clusters and one without inserts (fast to analyse and report)."""
+    """A phantom with clusters, one without inserts (fast to analyse and report), and a
+    smaller one (fast to send and analyse)."""
     d = tmp_path_factory.mktemp("phantoms")
     full = make_phantom(seed=1, spacing_mm=0.2, shape=SHAPE)
     empty = make_phantom(seed=2, spacing_mm=0.2, shape=SHAPE, clusters=[], macros=[], n_singles=0)
+    small = make_phantom(
+        seed=2, spacing_mm=0.2, shape=(300, 240), clusters=[], macros=[], n_singles=0
+    )
     return {
         "full": write_image(full.mammogram, d / "full.dcm"),
         "empty": write_image(empty.mammogram, d / "empty.dcm"),
+        "small": write_image(small.mammogram, d / "small.dcm"),
     }
 
 
@@ -164,6 +169,7 @@ def test_echo_store_and_failure_statuses(tmp_path: Path, base_images: dict[str, 
     res = out / "results" / uid
     assert {p.name for p in res.iterdir()} == {"analysis.json", "sr.dcm", "gsps.dcm"}
     report = json.loads((res / "analysis.json").read_text())
+    assert report["source"]["path"] == str(out / "received" / f"{uid}.dcm")
     sr = read_sr(res / "sr.dcm")
     assert sr.study_instance_uid == str(good.StudyInstanceUID)
     assert len(sr.clusters) == len(report["clusters"]) >= 1
@@ -200,7 +206,7 @@ def test_200_images_over_20_associations_each_analysed_once(
     tmp_path: Path, base_images: dict[str, Path]
 ) -> None:
     out = tmp_path / "node"
-    images = _clones(base_images["empty"], 200)
+    images = _clones(base_images["small"], 200)
     with StorageNode(AET, 0, out, workers=2, queue_size=32, dicom_reports=False) as node:
         results: dict[int, list[int]] = {}
 

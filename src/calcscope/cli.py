@@ -486,6 +486,13 @@ def node(
     except ImportError as exc:
         err_console.print(f"[red]error:[/] {exc}: pip install 'calcscope[dicom]'")
         raise typer.Exit(2) from exc
+    import logging
+
+    if fwd is not None and not dicom_reports:
+        err_console.print("[yellow]warning:[/] --no-dicom-reports: nothing will be forwarded")
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    logging.getLogger("calcscope.node").addHandler(handler)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:

@@ -434,7 +434,10 @@ class StorageNode:
         for cls in ACCEPTED_SOP_CLASSES:
             ae.add_supported_context(cls, list(TRANSFER_SYNTAXES))
         ae.add_supported_context(Verification)
-        handlers = [(evt.EVT_C_STORE, self._on_store), (evt.EVT_C_ECHO, self._on_echo)]
+        handlers: list[Any] = [
+            (evt.EVT_C_STORE, self._on_store),
+            (evt.EVT_C_ECHO, self._on_echo),
+        ]
         self._server = ae.start_server(
             (self.host, self.requested_port), block=False, evt_handlers=handlers
         )
@@ -660,7 +663,8 @@ class StorageNode:
 
     def _run_job(self, src: Path, tmp: Path) -> dict[str, Any]:
         """Analyse ``src`` into ``tmp`` in the process pool (or in this thread)."""
-        args = (str(src), str(tmp), self.config, self.dicom_reports)
+        final = str(self.out / "received" / src.name)
+        args = (str(src), str(tmp), self.config, self.dicom_reports, final)
         pool = self._pool
         if pool is None:
             return _analyse_job(*args)
@@ -758,17 +762,25 @@ def _warm_up() -> None:
     import calcscope.report  # noqa: F401
 
 
-def _analyse_job(src: str, tmp: str, config: Config, dicom_reports: bool) -> dict[str, Any]:
+def _analyse_job(
+    src: str, tmp: str, config: Config, dicom_reports: bool, final_path: str | None = None
+) -> dict[str, Any]:
     """Analyse one image and write its reports into the folder ``tmp`` (a worker's job).
+
+    ``final_path`` is the image's path after the commit, written as the JSON's source.
 
     Returns a few counts for the log; raises what :func:`calcscope.pipeline.analyze`
     raises.
     """
-    from calcscope.report import write_json
+    from calcscope.report import to_report, write_atomic
 
     analysis = _analyze(Path(src), config)
     out = Path(tmp)
-    write_json(analysis, out / "analysis.json")
+    report = to_report(analysis)
+    if final_path is not None:  # where the image will be once analysed
+        report.source.path = final_path
+    text = json.dumps(report.model_dump(mode="json"), indent=1)
+    write_atomic(out / "analysis.json", text.encode("utf-8"))
     if dicom_reports:
         from calcscope.dicom_gsps import write_gsps
         from calcscope.dicom_sr import write_sr

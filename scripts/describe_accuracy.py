@@ -1,0 +1,257 @@
+"""Measure how often ``calcscope.describe`` names phantom findings as they were inserted.
+
+Usage::
+
+    python scripts/describe_accuracy.py [--seeds 100-109] [--spacing 0.07 0.1]
+        [--shape 1500 1200] [--jobs 2] [--cache .cache/describe-accuracy]
+
+What it does
+------------
+For every requested spacing and seed it makes synthetic mammograms
+(:func:`calcscope.phantom.make_phantom`) and runs the whole pipeline
+(:func:`calcscope.pipeline.analyze_mammogram`) on each:
+
+* morphology cases: one GROUPED cluster of each of the 7 ``CLUSTER_MORPHOLOGIES``, no
+  macro patterns, no isolated specks;
+* distribution cases: one cluster in each of the GROUPED, LINEAR, SEGMENTAL and REGIONAL
+  distributions (the member morphology cycles over the cluster morphologies with the
+  seed; 12 members, 20 for REGIONAL and SEGMENTAL);
+* macro cases: one phantom per pattern of ``MACRO_PATTERNS``, no clusters.
+
+Matching
+--------
+* A true cluster is matched by the detected cluster nearest its centre when that centre
+  lies within the cluster's radius + 2 mm (the rule of :func:`calcscope.evaluate.score_phantom`).
+* A true macro pattern is matched by the reported :class:`~calcscope.describe.MacroFinding`
+  objects whose centres lie within ``max(extent, 5 mm)`` of its centre (extent: farthest
+  piece end from the centre). Their majority pattern (ties: the nearest finding) is the
+  answer. A macro pattern whose pieces were grouped as a cluster instead is reported as
+  ``cluster:<morphology>``.
+
+Output: a confusion table per task (rows: truth, columns: answer; ``missed`` when nothing
+was matched) and the per-class accuracy, counting a missed finding as wrong and, in
+brackets, the accuracy among the matched ones. PUNCTATE and ROUND are also scored merged,
+as the BI-RADS 5th edition does (punctate = round < 0.5 mm).
+
+The seeds of ``tests/test_describe.py`` are 0-9; keep these disjoint (default 100-109).
+``--cache`` keeps the detector's output per phantom (keyed by the model file's hash) so
+that changes to the description rules can be measured in seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import pickle
+import sys
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+import calcscope.pipeline as pipeline
+from calcscope.config import Config
+from calcscope.model import Distribution, Morphology
+from calcscope.phantom import (
+    CLUSTER_MORPHOLOGIES,
+    MACRO_PATTERNS,
+    ClusterSpec,
+    Phantom,
+    make_phantom,
+)
+
+DISTRIBUTIONS = (
+    Distribution.GROUPED,
+    Distribution.LINEAR,
+    Distribution.SEGMENTAL,
+    Distribution.REGIONAL,
+)
+MERGED = {Morphology.PUNCTATE: Morphology.ROUND}
+
+
+@dataclass(frozen=True)
+class Case:
+    task: str  # "morphology", "distribution" or "macro"
+    truth: str  # the inserted class
+    seed: int
+    spacing_mm: float
+    shape: tuple[int, int]
+
+    @property
+    def key(self) -> str:
+        return f"{self.task}-{self.truth}-{self.seed}-{self.spacing_mm}-{self.shape[0]}x{self.shape[1]}"
+
+
+def make_case(case: Case) -> Phantom:
+    """The phantom of one case (deterministic in the case's fields)."""
+    common = dict(
+        seed=case.seed, spacing_mm=case.spacing_mm, shape=case.shape, n_singles=0, macros=[]
+    )
+    if case.task == "morphology":
+        spec = ClusterSpec(Morphology(case.truth), Distribution.GROUPED, n=8 + case.seed % 5)
+        return make_phantom(clusters=[spec], **common)
+    if case.task == "distribution":
+        dist = Distribution(case.truth)
+        morph = CLUSTER_MORPHOLOGIES[case.seed % len(CLUSTER_MORPHOLOGIES)]
+        n = 20 if dist in (Distribution.REGIONAL, Distribution.SEGMENTAL) else 12
+        return make_phantom(clusters=[ClusterSpec(morph, dist, n=n)], **common)
+    common["macros"] = [Morphology(case.truth)]
+    return make_phantom(clusters=[], **common)
+
+
+def _model_hash() -> str:
+    path = Path(pipeline.__file__).parent / "models" / "candidates-v1.lgb.txt"
+    return hashlib.sha1(path.read_bytes()).hexdigest()[:12] if path.exists() else "none"
+
+
+def _cached_detect(cache: Path | None, key: str):  # noqa: ANN202 - wraps pipeline.detect
+    real = pipeline.detect
+
+    def detect(mammo, prep, cfg):  # noqa: ANN001, ANN202
+        if cache is None:
+            return real(mammo, prep, cfg)
+        path = cache / f"{key}-{_model_hash()}.pkl"
+        if path.exists():
+            return pickle.loads(path.read_bytes())
+        det = real(mammo, prep, cfg)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(pickle.dumps(det))
+        return det
+
+    return detect
+
+
+def run_case(case: Case, cache: Path | None = None) -> tuple[Case, str, list[str]]:
+    """Analyse one case; returns it, the answer and the reasons given for it."""
+    phantom = make_case(case)
+    real = pipeline.detect
+    pipeline.detect = _cached_detect(cache, case.key)
+    try:
+        analysis = pipeline.analyze_mammogram(phantom.mammogram, Config())
+    finally:
+        pipeline.detect = real
+    scale = np.array(phantom.mammogram.spacing_mm)
+    if case.task in ("morphology", "distribution"):
+        k = phantom.truth.clusters[0]
+        if not analysis.clusters:
+            return case, "missed", []
+        centres = np.array([f.cluster.center_rc for f in analysis.clusters]) * scale
+        d = np.sqrt(((centres - np.array(k.center_rc) * scale) ** 2).sum(1))
+        j = int(np.argmin(d))
+        if d[j] > k.radius_mm + 2.0:
+            return case, "missed", []
+        desc = analysis.clusters[j].description
+        answer = desc.morphology if case.task == "morphology" else desc.distribution
+        return case, answer.value, list(desc.reasons)
+    m = phantom.truth.macros[0]
+    centre = np.array(m.center_rc) * scale
+    by_id = {t.id: t for t in phantom.truth.calcifications}
+    extent = max(
+        float(np.sqrt(((np.array(by_id[i].center_rc) * scale - centre) ** 2).sum()))
+        + by_id[i].length_mm / 2
+        for i in m.member_ids
+    )
+    radius = max(extent, 5.0)
+    near = []
+    for r in analysis.macros:
+        dist = float(np.sqrt(((np.array(r.finding.center_rc) * scale - centre) ** 2).sum()))
+        if dist <= radius:
+            near.append((dist, r.finding))
+    if near:
+        votes = Counter(f.pattern for _, f in near)
+        top = max(votes.values())
+        best = min((dd, f.pattern.value) for dd, f in near if votes[f.pattern] == top)
+        nearest = min(near, key=lambda x: x[0])[1]
+        return case, best[1], list(nearest.reasons)
+    for f in analysis.clusters:
+        c = np.array(f.cluster.center_rc) * scale
+        if float(np.sqrt(((c - centre) ** 2).sum())) <= radius:
+            return case, f"cluster:{f.description.morphology.value}", list(f.description.reasons)
+    return case, "missed", []
+
+
+def _run(args: tuple[Case, Path | None]) -> tuple[Case, str, list[str]]:
+    return run_case(*args)
+
+
+def confusion(results: Sequence[tuple[Case, str, list[str]]], task: str, spacing: float) -> str:
+    rows = [(c.truth, a) for c, a, _ in results if c.task == task and c.spacing_mm == spacing]
+    if not rows:
+        return ""
+    truths = list(dict.fromkeys(t for t, _ in rows))
+    answers = sorted({a for _, a in rows} | set(truths), key=lambda a: (a not in truths, a))
+    table: dict[str, Counter] = defaultdict(Counter)
+    for t, a in rows:
+        table[t][a] += 1
+    w = max(len(a) for a in answers + truths) + 1
+    out = [f"\n{task} at {spacing} mm/pixel (rows: inserted, columns: answer)"]
+    short = [a[:10] for a in answers]
+    out.append(" " * w + " ".join(f"{s:>10}" for s in short) + "   accuracy (among found)")
+    total = ok_all = 0
+    for t in truths:
+        n = sum(table[t].values())
+        ok = table[t][t]
+        found = n - table[t]["missed"]
+        total += n
+        ok_all += ok
+        acc_found = f"{ok / found:.0%}" if found else "-"
+        cells = " ".join(f"{table[t][a] or '.':>10}" for a in answers)
+        out.append(f"{t:<{w}}{cells}   {ok}/{n} = {ok / n:.0%} ({acc_found})")
+    out.append(f"{'overall':<{w}}{'':>{11 * len(answers)}}  {ok_all}/{total} = {ok_all / total:.0%}")
+    if task == "morphology":
+        merged = sum(
+            MERGED.get(Morphology(t), Morphology(t)).value
+            == (MERGED.get(Morphology(a), Morphology(a)).value if a in Morphology else a)
+            for t, a in rows
+        )
+        out.append(f"{'(punctate = round)':<{w}}{'':>{11 * len(answers)}}  {merged}/{total}")
+    return "\n".join(out)
+
+
+def _seed_range(text: str) -> list[int]:
+    if "-" in text:
+        a, b = text.split("-")
+        return list(range(int(a), int(b) + 1))
+    return [int(s) for s in text.split(",")]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--seeds", default="100-109", help="seed range a-b or list a,b,c")
+    p.add_argument("--spacing", type=float, nargs="+", default=[0.07, 0.1])
+    p.add_argument("--shape", type=int, nargs=2, default=None, help="rows cols (default by spacing)")
+    p.add_argument("--tasks", nargs="+", default=["morphology", "distribution", "macro"])
+    p.add_argument("--jobs", type=int, default=2)
+    p.add_argument("--cache", type=Path, default=None)
+    p.add_argument("--verbose", action="store_true", help="print the reasons of wrong answers")
+    args = p.parse_args(argv)
+    seeds = _seed_range(args.seeds)
+    cases = []
+    for sp in args.spacing:
+        shape = tuple(args.shape) if args.shape else (round(150 / sp), round(120 / sp))
+        classes = {
+            "morphology": [m.value for m in CLUSTER_MORPHOLOGIES],
+            "distribution": [d.value for d in DISTRIBUTIONS],
+            "macro": [m.value for m in MACRO_PATTERNS],
+        }
+        for task in args.tasks:
+            for truth in classes[task]:
+                cases += [Case(task, truth, s, sp, shape) for s in seeds]  # type: ignore[arg-type]
+    with ProcessPoolExecutor(args.jobs) as pool:
+        results = list(pool.map(_run, [(c, args.cache) for c in cases], chunksize=2))
+    for sp in args.spacing:
+        for task in args.tasks:
+            print(confusion(results, task, sp))
+    if args.verbose:
+        print("\nwrong answers:")
+        for c, a, reasons in results:
+            if a != c.truth:
+                print(f"  {c.key}: {a}: {' | '.join(reasons)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
