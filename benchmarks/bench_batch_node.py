@@ -54,7 +54,11 @@ def bench_batch(folder: Path, n: int, workers: list[int], work: Path) -> None:
     for w in workers:
         with (
             LocalCluster(
-                n_workers=w, threads_per_worker=1, processes=True, dashboard_address=None
+                n_workers=w,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+                env={"OPENCV_FOR_THREADS_NUM": "1"},  # as calcscope batch's local cluster
             ) as cluster,
             Client(cluster) as client,
         ):

@@ -329,6 +329,38 @@ def test_killed_node_loses_no_received_image(tmp_path: Path, base_images: dict[s
     assert set(counts) == uids and max(counts.values()) == 1
 
 
+@pytest.mark.skipif(
+    not all(shutil.which(t) for t in ("storescu", "dcmcjpls", "dcmcrle", "dcmodify")),
+    reason="dcmtk's storescu/dcmcjpls/dcmcrle missing (Debian: apt-get install dcmtk)",
+)
+def test_dcmtk_storescu_with_compressed_transfer_syntaxes(
+    tmp_path: Path, base_images: dict[str, Path]
+) -> None:
+    """JPEG-LS and RLE sent by dcmtk's storescu give the same analysis as the raw file."""
+    files = {}
+    for name, tool, propose in (
+        ("jls", "dcmcjpls", "--propose-jls-lossless"),
+        ("rle", "dcmcrle", "--propose-rle"),
+    ):
+        f = tmp_path / f"{name}.dcm"
+        subprocess.run([tool, str(base_images["empty"]), str(f)], check=True)
+        subprocess.run(["dcmodify", "-nb", "-gin", str(f)], check=True)  # a new instance
+        files[name] = (f, propose)
+    out = tmp_path / "node"
+    with StorageNode(AET, 0, out, dicom_reports=False, processes=False) as node:
+        for f, propose in files.values():
+            cmd = ["storescu", "-aec", AET, propose, "127.0.0.1", str(node.port), str(f)]
+            subprocess.run(cmd, check=True, capture_output=True)
+        assert node.wait_idle(60)
+    raw = dicomnode._analyze(base_images["empty"], dicomnode.Config())
+    for f, _ in files.values():
+        ds = pydicom.dcmread(f, stop_before_pixels=True)
+        assert ds.file_meta.TransferSyntaxUID.is_compressed
+        uid = str(ds.SOPInstanceUID)
+        report = json.loads((out / "results" / uid / "analysis.json").read_text())
+        assert report["n_calcifications"] == len(raw.calcifications)
+
+
 # --- against a real PACS -----------------------------------------------------------------------
 
 

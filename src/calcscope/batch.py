@@ -295,12 +295,16 @@ def _open_client(
             raise ConfigError(f"cannot reach the Dask scheduler {scheduler}: {exc}") from exc
         return client, client.close
     n = workers or max(1, (os.cpu_count() or 1))
+    kwargs: dict[str, Any] = {}
+    if processes:  # one image per worker process, one core each (OpenCV's pool too)
+        kwargs["env"] = {"OPENCV_FOR_THREADS_NUM": "1"}
     cluster = LocalCluster(
         n_workers=n,
         threads_per_worker=1,
         processes=processes,
         dashboard_address=None,
         memory_limit=0 if not processes else "auto",
+        **kwargs,
     )
     client = Client(cluster)
 

@@ -438,9 +438,14 @@ class StorageNode:
             (evt.EVT_C_STORE, self._on_store),
             (evt.EVT_C_ECHO, self._on_echo),
         ]
-        self._server = ae.start_server(
-            (self.host, self.requested_port), block=False, evt_handlers=handlers
-        )
+        try:
+            self._server = ae.start_server(
+                (self.host, self.requested_port), block=False, evt_handlers=handlers
+            )
+        except BaseException:
+            log.error("cannot listen on port %s", self.requested_port)
+            self.stop()
+            raise
         log.info("listening on port %d", self.port)
         return self
 

@@ -103,10 +103,22 @@ def breast_mask(pixels: np.ndarray, pixel_mm: float) -> np.ndarray:
 
 
 def chest_wall_side(breast: np.ndarray) -> str:
-    """``"left"`` or ``"right"``: the side where the breast touches the image edge most."""
-    left = int(breast[:, : max(1, breast.shape[1] // 20)].sum())
-    right = int(breast[:, -max(1, breast.shape[1] // 20) :].sum())
-    return "left" if left >= right else "right"
+    """``"left"`` or ``"right"``: the image side of the chest wall.
+
+    The chest wall is the breast's straight edge: per row, the breast's first and last
+    columns are taken, and the side whose extreme column varies least down the image is
+    the chest wall (the other side is the curved skin line). This works when films have
+    black margins, where the breast does not touch the image edge.
+    """
+    rows_with = breast.any(axis=1)
+    if rows_with.sum() < 3:
+        return "left"
+    b = breast[rows_with]
+    first = np.argmax(b, axis=1)
+    last = b.shape[1] - 1 - np.argmax(b[:, ::-1], axis=1)
+    spread_left = float(np.percentile(first, 90) - np.percentile(first, 10))
+    spread_right = float(np.percentile(last, 90) - np.percentile(last, 10))
+    return "left" if spread_left <= spread_right else "right"
 
 
 def pectoral_mask(
@@ -132,20 +144,28 @@ def pectoral_mask(
     rows, cols = small.shape
     empty = np.zeros(breast.shape, dtype=bool)
     small = cv2.GaussianBlur(small, (0, 0), 2.0)
-    corner = small[: max(2, rows // 20), : max(2, cols // 10)]
-    corner_mask = bsmall[: max(2, rows // 20), : max(2, cols // 10)]
+    cols_idx = np.arange(cols)[None, :]
+    # the chest wall is the first breast column of each row (films have black margins)
+    has = bsmall.any(axis=1)
+    first = np.where(has, np.argmax(bsmall, axis=1), cols)
+    rel = cols_idx - first[:, None]
+    corner_mask = bsmall & (rel >= 0) & (rel < max(2, cols // 10))
+    corner_mask[max(2, rows // 20) :] = False
     if corner_mask.sum() < 10:
         return empty
-    v0 = float(np.percentile(corner[corner_mask], 75))
+    v0 = float(np.percentile(small[corner_mask], 75))
     tissue = float(np.median(small[bsmall]))
     if v0 <= tissue + 0.02:
         return empty
     thr = tissue + 0.5 * (v0 - tissue)
     top = int(rows * 0.75)
-    bright = (small[:top] > thr) & bsmall[:top]
-    # run of bright pixels starting at the chest wall (first column inside the breast)
-    run = np.cumprod(bright, axis=1).sum(axis=1).astype(np.float64)
-    run = np.minimum.accumulate(run)
+    # a few mm at the film's edge may be dim (blurred border): they do not stop the run
+    edge = max(2, int(round(3.0 / _WORK_MM)))
+    bright = ((small[:top] > thr) & bsmall[:top]) | (rel[:top] < edge)
+    # run of bright pixels starting at the chest wall
+    run = np.cumprod(bright, axis=1).sum(axis=1).astype(np.float64) - np.minimum(first[:top], cols)
+    run[run <= edge] = 0.0  # nothing bright beyond the film edge: no muscle in this row
+    run = np.minimum.accumulate(np.maximum(run, 0.0))
     r_idx = np.flatnonzero(run > 0)
     if r_idx.size < 5 or run[0] <= 0:
         return empty
@@ -166,7 +186,7 @@ def pectoral_mask(
     rr = np.arange(rows, dtype=np.float64)
     width = np.clip(np.polyval(coef, rr), 0, cols)
     width[rr > end_row + 0.1 * rows] = 0
-    muscle = np.arange(cols)[None, :] < width[:, None]
+    muscle = (rel >= 0) & (rel < width[:, None])
     muscle &= bsmall
     area = muscle.sum()
     if not (0.01 * bsmall.sum() <= area <= 0.4 * bsmall.sum()) or not muscle[0].any():
@@ -184,7 +204,9 @@ def preprocess(mammogram: Mammogram, config: PreprocessConfig | None = None) -> 
     side = chest_wall_side(breast)
     pect = np.zeros_like(breast)
     view = mammogram.view
-    if cfg.pectoral and view is not None and view.is_oblique_or_lateral:
+    # MLO/ML/LM views show the muscle; with the view unknown (plain images) it is looked
+    # for too, and only taken when its shape passes the checks in pectoral_mask
+    if cfg.pectoral and (view is None or view.is_oblique_or_lateral):
         pect = pectoral_mask(mammogram.pixels, breast, pixel_mm, side)
     mask = breast & ~pect
     erode_px = int(round(cfg.mask_erode_mm / pixel_mm))
