@@ -8,8 +8,6 @@ JSON conventions: every length in millimetres (unit in the name), coordinates
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from calcscope import DISCLAIMER, __version__
 from calcscope.assess import Assessment, Category
+from calcscope.io import atomic_path
 from calcscope.pipeline import Analysis
 
 __all__ = [
@@ -293,17 +292,9 @@ def to_report(analysis: Analysis, *, anonymize: bool = False) -> AnalysisReport:
 
 def write_atomic(path: str | Path, data: bytes) -> Path:
     """Write ``data`` to ``path`` through a temporary file and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    with atomic_path(path) as tmp:
+        Path(tmp).write_bytes(data)
+    return Path(path)
 
 
 def write_json(analysis: Analysis, path: str | Path, *, anonymize: bool = False) -> Path:
