@@ -34,8 +34,9 @@ brackets, the accuracy among the matched ones. PUNCTATE and ROUND are also score
 as the BI-RADS 5th edition does (punctate = round < 0.5 mm).
 
 The seeds of ``tests/test_describe.py`` are 0-9; keep these disjoint (default 100-109).
-``--cache`` keeps the detector's output per phantom (keyed by the model file's hash) so
-that changes to the description rules can be measured in seconds.
+``--cache DIR`` keeps each phantom's truth and its preprocessing and detector outputs
+(keyed by the detector model file's hash), so that changes to the description rules can be
+measured again in seconds; the stages after detection always run.
 """
 
 from __future__ import annotations
@@ -44,24 +45,27 @@ import argparse
 import hashlib
 import pickle
 import sys
+import zlib
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 import calcscope.pipeline as pipeline
 from calcscope.config import Config
-from calcscope.model import Distribution, Morphology
+from calcscope.model import Distribution, Mammogram, Morphology
 from calcscope.phantom import (
     CLUSTER_MORPHOLOGIES,
     MACRO_PATTERNS,
     ClusterSpec,
     Phantom,
+    PhantomTruth,
     make_phantom,
 )
+from calcscope.pipeline import Analysis
 
 DISTRIBUTIONS = (
     Distribution.GROUPED,
@@ -107,35 +111,39 @@ def _model_hash() -> str:
     return hashlib.sha1(path.read_bytes()).hexdigest()[:12] if path.exists() else "none"
 
 
-def _cached_detect(cache: Path | None, key: str):  # noqa: ANN202 - wraps pipeline.detect
-    real = pipeline.detect
-
-    def detect(mammo, prep, cfg):  # noqa: ANN001, ANN202
-        if cache is None:
-            return real(mammo, prep, cfg)
-        path = cache / f"{key}-{_model_hash()}.pkl"
-        if path.exists():
-            return pickle.loads(path.read_bytes())
-        det = real(mammo, prep, cfg)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(pickle.dumps(det))
-        return det
-
-    return detect
+def _analyze(case: Case, cache: Path | None) -> tuple[PhantomTruth, Mammogram, Analysis]:
+    """Make and analyse the phantom of ``case``; with ``cache``, the phantom's truth and
+    the preprocessing and detector outputs are read from (or written to) it, so only the
+    stages after detection run again."""
+    path = cache / f"{case.key}-{_model_hash()}.pkl.gz" if cache else None
+    if path is not None and path.exists():
+        truth, mammo, prep, det = pickle.loads(zlib.decompress(path.read_bytes()))
+    else:
+        phantom = make_case(case)
+        mammo = phantom.mammogram
+        truth = replace(phantom.truth, breast_mask=None, pectoral_mask=None)
+        prep = pipeline.preprocess(mammo, Config().preprocess)
+        det = pipeline.detect(mammo, prep, Config().detect)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            light = replace(mammo, pixels=np.zeros((1, 1), np.float32))
+            path.write_bytes(zlib.compress(pickle.dumps((truth, light, prep, det))))
+    real = pipeline.preprocess, pipeline.detect
+    pipeline.preprocess = lambda *_a, **_k: prep
+    pipeline.detect = lambda *_a, **_k: det
+    try:
+        analysis = pipeline.analyze_mammogram(mammo, Config())
+    finally:
+        pipeline.preprocess, pipeline.detect = real
+    return truth, mammo, analysis
 
 
 def run_case(case: Case, cache: Path | None = None) -> tuple[Case, str, list[str]]:
     """Analyse one case; returns it, the answer and the reasons given for it."""
-    phantom = make_case(case)
-    real = pipeline.detect
-    pipeline.detect = _cached_detect(cache, case.key)
-    try:
-        analysis = pipeline.analyze_mammogram(phantom.mammogram, Config())
-    finally:
-        pipeline.detect = real
-    scale = np.array(phantom.mammogram.spacing_mm)
+    truth, mammo, analysis = _analyze(case, cache)
+    scale = np.array(mammo.spacing_mm)
     if case.task in ("morphology", "distribution"):
-        k = phantom.truth.clusters[0]
+        k = truth.clusters[0]
         if not analysis.clusters:
             return case, "missed", []
         centres = np.array([f.cluster.center_rc for f in analysis.clusters]) * scale
@@ -146,9 +154,9 @@ def run_case(case: Case, cache: Path | None = None) -> tuple[Case, str, list[str
         desc = analysis.clusters[j].description
         answer = desc.morphology if case.task == "morphology" else desc.distribution
         return case, answer.value, list(desc.reasons)
-    m = phantom.truth.macros[0]
+    m = truth.macros[0]
     centre = np.array(m.center_rc) * scale
-    by_id = {t.id: t for t in phantom.truth.calcifications}
+    by_id = {t.id: t for t in truth.calcifications}
     extent = max(
         float(np.sqrt(((np.array(by_id[i].center_rc) * scale - centre) ** 2).sum()))
         + by_id[i].length_mm / 2
@@ -200,15 +208,18 @@ def confusion(results: Sequence[tuple[Case, str, list[str]]], task: str, spacing
         acc_found = f"{ok / found:.0%}" if found else "-"
         cells = " ".join(f"{table[t][a] or '.':>10}" for a in answers)
         out.append(f"{t:<{w}}{cells}   {ok}/{n} = {ok / n:.0%} ({acc_found})")
-    out.append(f"{'overall':<{w}}{'':>{11 * len(answers)}}  {ok_all}/{total} = {ok_all / total:.0%}")
+    out.append(
+        f"{'overall':<{w}}{'':>{11 * len(answers)}}  {ok_all}/{total} = {ok_all / total:.0%}"
+    )
     if task == "morphology":
-        merged = sum(
-            MERGED.get(Morphology(t), Morphology(t)).value
-            == (MERGED.get(Morphology(a), Morphology(a)).value if a in Morphology else a)
-            for t, a in rows
-        )
+        merged = sum(_merged(t) == _merged(a) for t, a in rows)
         out.append(f"{'(punctate = round)':<{w}}{'':>{11 * len(answers)}}  {merged}/{total}")
     return "\n".join(out)
+
+
+def _merged(value: str) -> str:
+    values = {m.value for m in Morphology}
+    return MERGED.get(Morphology(value), Morphology(value)).value if value in values else value
 
 
 def _seed_range(text: str) -> list[int]:
@@ -222,7 +233,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seeds", default="100-109", help="seed range a-b or list a,b,c")
     p.add_argument("--spacing", type=float, nargs="+", default=[0.07, 0.1])
-    p.add_argument("--shape", type=int, nargs=2, default=None, help="rows cols (default by spacing)")
+    p.add_argument(
+        "--shape", type=int, nargs=2, default=None, help="rows cols (default by spacing)"
+    )
     p.add_argument("--tasks", nargs="+", default=["morphology", "distribution", "macro"])
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--cache", type=Path, default=None)
