@@ -358,7 +358,7 @@ def test_dcmtk_storescu_with_compressed_transfer_syntaxes(
         assert ds.file_meta.TransferSyntaxUID.is_compressed
         uid = str(ds.SOPInstanceUID)
         report = json.loads((out / "results" / uid / "analysis.json").read_text())
-        assert report["n_calcifications"] == len(raw.calcifications)
+        assert report["n_calcifications"] == len(raw.detected)
 
 
 # --- against a real PACS -----------------------------------------------------------------------

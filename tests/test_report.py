@@ -46,7 +46,10 @@ def test_json_round_trips_through_the_schema(analysis, tmp_path):
     data = json.loads(path.read_text())
     again = AnalysisReport.model_validate(data)
     assert again.schema_version == "1.0"
-    assert data["n_calcifications"] == len(data["calcifications"])
+    assert data["n_calcifications"] == sum(c["detected"] for c in data["calcifications"])
+    assert data["n_calcifications"] + data["n_possible_calcifications"] == len(
+        data["calcifications"]
+    )
     ids = {c["id"] for c in data["calcifications"]}
     for cl in data["clusters"]:
         assert set(cl["member_ids"]) <= ids

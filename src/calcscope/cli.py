@@ -148,13 +148,13 @@ def analyze_files(
                 _write_extra_reports(
                     analysis, out / stem, anonymize=anonymize, sr=sr, html=html, letter=letter
                 )
-                n_macro = sum(1 for c in analysis.calcifications if c.kind.value == "macro")
+                n_macro = sum(1 for c in analysis.detected if c.kind.value == "macro")
                 results.append(
                     FileResult(
                         path=path,
                         ok=True,
                         json_path=json_path,
-                        n_calcs=len(analysis.calcifications),
+                        n_calcs=len(analysis.detected),
                         n_macro=n_macro,
                         n_clusters=len(analysis.clusters),
                         category=analysis.assessment.category.value,

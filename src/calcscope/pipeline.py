@@ -68,6 +68,13 @@ class Analysis:
     version: str = __version__
 
     @property
+    def detected(self) -> tuple[Calcification, ...]:
+        """Calcifications at the operating point (``config.detect.operating_score``);
+        the others in :attr:`calcifications` are possible ones (cluster members)."""
+        op = self.config.detect.operating_score
+        return tuple(c for c in self.calcifications if c.score >= op)
+
+    @property
     def findings(self) -> tuple[ClusterFinding | MacroResult, ...]:
         return (*self.clusters, *self.macros)
 

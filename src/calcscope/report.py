@@ -94,6 +94,7 @@ class CalcificationModel(_Model):
     contrast: float
     cnr: float
     score: float = Field(ge=0, le=1)
+    detected: bool = Field(description="score at or above the operating point")
     circularity: float
     elongation: float
     solidity: float
@@ -150,9 +151,12 @@ class AnalysisReport(_Model):
     settings: SettingsModel
     breast_area_mm2: float
     assessment: AssessmentModel
-    n_calcifications: int
+    n_calcifications: int = Field(description="calcifications at the operating point")
     n_macrocalcifications: int
     n_microcalcifications: int
+    n_possible_calcifications: int = Field(
+        description="listed calcifications below the operating point (possible ones)"
+    )
     calcifications: list[CalcificationModel]
     clusters: list[ClusterModel]
     macro_findings: list[MacroModel]
@@ -204,6 +208,7 @@ def to_report(analysis: Analysis, *, anonymize: bool = False) -> AnalysisReport:
             contrast=round(c.contrast, 4),
             cnr=round(c.cnr, 2),
             score=round(c.score, 4),
+            detected=c.score >= cfg.detect.operating_score,
             circularity=round(c.circularity, 3),
             elongation=round(c.elongation, 3),
             solidity=round(c.solidity, 3),
@@ -245,7 +250,8 @@ def to_report(analysis: Analysis, *, anonymize: bool = False) -> AnalysisReport:
         )
         for r in analysis.macros
     ]
-    n_macro = sum(1 for c in analysis.calcifications if c.kind.value == "macro")
+    detected = analysis.detected
+    n_macro = sum(1 for c in detected if c.kind.value == "macro")
     patient = None
     if not anonymize and (src.patient_id or src.patient_name or src.patient_birth_date):
         patient = PatientModel(
@@ -280,9 +286,10 @@ def to_report(analysis: Analysis, *, anonymize: bool = False) -> AnalysisReport:
         ),
         breast_area_mm2=round(analysis.breast_area_mm2, 1),
         assessment=_assessment(analysis.assessment),
-        n_calcifications=len(calcs),
+        n_calcifications=len(detected),
         n_macrocalcifications=n_macro,
-        n_microcalcifications=len(calcs) - n_macro,
+        n_microcalcifications=len(detected) - n_macro,
+        n_possible_calcifications=len(calcs) - len(detected),
         calcifications=calcs,
         clusters=clusters,
         macro_findings=macros,
