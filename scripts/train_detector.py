@@ -186,7 +186,7 @@ def lowo_cv(px, py, mf, ml, meta, out: Path) -> None:
                 [np.ones(len(py))] + [np.full(len(ml[k]), MIAS_WEIGHT) for k in train_ids]
             )
             model_path = Path(tmp) / f"fold{w}.lgb.txt"
-            train(x, y, wt).save_model(str(model_path))
+            train(x, y, wt, threads=1).save_model(str(model_path))
             # every cluster, whatever its score, so the FROC runs its full length
             cfg = Config(
                 detect=DetectConfig(model=str(model_path)),

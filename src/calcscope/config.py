@@ -116,12 +116,13 @@ class ClusterConfig(_Frozen):
         ">= min_members - 1 others within within_mm) joins its cluster.",
     )
     operating_score: float = Field(
-        0.3,
+        0.1,
         ge=0.0,
         le=1.0,
         description="Clusters with a lower score are not reported. Default chosen from the "
-        "leave-one-woman-out FROC on mini-MIAS (about 1 false cluster per image there, "
-        "so a sweep of the reported scores covers the range up to 1 FP/image).",
+        "leave-one-woman-out FROC on mini-MIAS: about 1 false cluster per image there "
+        "(README), so a sweep of the reported scores covers the range up to 1 FP/image; "
+        "clusters under confident_score are reported as possible (BI-RADS 0).",
     )
     confident_score: float = Field(
         0.5,
