@@ -86,7 +86,8 @@ class Case:
 
     @property
     def key(self) -> str:
-        return f"{self.task}-{self.truth}-{self.seed}-{self.spacing_mm}-{self.shape[0]}x{self.shape[1]}"
+        rows, cols = self.shape
+        return f"{self.task}-{self.truth}-{self.seed}-{self.spacing_mm}-{rows}x{cols}"
 
 
 def make_case(case: Case) -> Phantom:

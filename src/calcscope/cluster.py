@@ -60,7 +60,10 @@ def cluster_calcifications(
     link = cfg.link_mm
     neighbours = tree.query_ball_point(centres_mm, r=radius)
     counts = np.array([len(nb) for nb in neighbours])  # includes the point itself
-    core = counts >= cfg.min_members
+    scores = np.array([c.score for c in calcs])
+    # faint possible calcifications may join a cluster but never extend it: a chain of
+    # them would otherwise swell a cluster across the breast
+    core = (counts >= cfg.min_members) & (scores >= cfg.core_min_score)
     if not core.any():
         return ()
     core_idx = np.flatnonzero(core)

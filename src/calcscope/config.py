@@ -115,6 +115,13 @@ class ClusterConfig(_Frozen):
         description="A calcification this close to a core calcification (one with "
         ">= min_members - 1 others within within_mm) joins its cluster.",
     )
+    core_min_score: float = Field(
+        0.1,
+        ge=0.0,
+        le=1.0,
+        description="Only calcifications scoring at least this can be cluster cores "
+        "(fainter ones join a core's cluster but do not extend it).",
+    )
     operating_score: float = Field(
         0.1,
         ge=0.0,

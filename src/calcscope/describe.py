@@ -15,8 +15,9 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+from skimage.morphology import skeletonize
 
-from calcscope.config import DescribeConfig
+from calcscope.config import DescribeConfig, DetectConfig
 from calcscope.model import Calcification, CalcKind, Cluster, Distribution, Morphology
 
 __all__ = [
@@ -26,21 +27,33 @@ __all__ = [
     "Description",
     "classify_kind",
     "describe",
+    "describe_clusters",
+    "cluster_morphology",
+    "cluster_distribution",
+    "judged_members",
 ]
 
 
 @dataclass(frozen=True)
 class DescribeThresholds:
-    """Thresholds of the description rules, in millimetres.
+    """Thresholds of the description rules; lengths in millimetres.
+
+    Sizes are measured on the detector's outline, which is drawn where the calcification
+    stands out of the noise; for blurred 0.5-1 mm calcifications it runs about 20 % short
+    of the true size (phantom measurement, ``scripts/describe_accuracy.py``). The size
+    thresholds below are the atlas figures, lowered by that margin only where it says so.
 
     Attributes
     ----------
     popcorn_mm
         Coarse or popcorn-like calcifications are > 2-3 mm (BI-RADS atlas; Radiology
-        Assistant: "coarse or popcorn-like ... larger than 2-3 mm"); we use 2.5 mm.
+        Assistant: "coarse or popcorn-like ... larger than 2-3 mm"); we use 2.5 mm, on the
+        greatest dimension of the deposit (its lobes together).
     rod_width_mm
         Large rod-like calcifications are >= 1 mm in diameter (BI-RADS atlas). Measured
-        widths of blurred rods fall a little short, so 0.8 mm is accepted.
+        widths of blurred rods fall about 20 % short, so 0.75 mm is accepted. Rods are
+        told from vessel walls by this width: calcified arterial walls are thin tracks
+        (< 1 mm) on both sides of a lumen (Radiology Assistant, "vascular").
     rod_length_mm, vascular_length_mm
         Minimum length of a rod, and of a single vessel-wall track without its parallel
         partner (vascular calcifications are long parallel tracks, BI-RADS atlas).
@@ -48,34 +61,84 @@ class DescribeThresholds:
         Two parallel tracks this far apart are the two walls of one vessel (breast
         arteries are about 1-4 mm wide).
     skin_mm
-        Skin (dermal) calcifications lie within the skin, at most a few mm from the skin
-        line, and have lucent centres (BI-RADS atlas).
-    coarse_heterogeneous_mm
-        Coarse heterogeneous calcifications are irregular, generally 0.5-1 mm (BI-RADS
-        atlas); clusters whose median member exceeds 0.5 mm are called so.
-    amorphous_mm
-        Amorphous calcifications are so small and hazy that their shape cannot be
-        determined (BI-RADS atlas); members under 0.3 mm with low contrast.
-    fine_linear_width_mm
+        Skin (dermal) calcifications lie in the skin (normally under 3 mm thick) and have
+        lucent centres (BI-RADS atlas; Radiology Assistant: "typically lucent-centred
+        ... located in the skin"); seen en face they project just inside the skin line,
+        so a lucent-centred calcification within 5 mm of the breast outline is called
+        skin. Tangential views confirm it (the report says so).
+    skin_max_mm
+        Dermal calcifications are small (typically 1-2 mm, Radiology Assistant); larger
+        lucent-centred shells are rim (oil cyst) calcifications wherever they lie.
+    rim_mm
+        Rim (eggshell) calcifications are the thin walls of oil cysts, a few mm across
+        (BI-RADS atlas: "thin calcifications on the surface of spheres"); a lucent centre
+        needs 1 mm across to be seen.
+    coarse_heterogeneous_mm, irregular_circularity
+        Coarse heterogeneous calcifications are irregular, conspicuous and generally
+        0.5-1 mm (BI-RADS atlas). A cluster whose median member measures >= 0.55 mm
+        (0.5 mm plus a margin, so round 0.5 mm members are not drawn in) and whose
+        median circularity (4 pi area / perimeter^2) is below 0.86 is called so.
+    round_mm
+        Round calcifications are >= 0.5 mm; under 0.5 mm they are punctate (BI-RADS 5th
+        ed.). A cluster is round when its upper quartile reaches 0.5 mm (the larger
+        members are the ones that show the shape; the sizes run short, see above).
+    amorphous_mm, amorphous_cnr
+        Amorphous calcifications are "so small and/or hazy in appearance that a more
+        specific particle shape cannot be determined" (BI-RADS atlas): median greatest
+        dimension under 0.35 mm and median contrast-to-noise ratio under 9 (faint: the
+        detector's seed level is 4).
+    pleomorphic_cv, pleomorphic_circularity
+        Fine pleomorphic calcifications vary in size and shape and are < 0.5 mm (BI-RADS
+        atlas); a size variation (coefficient of variation of the greatest dimension)
+        above 35 % or a median circularity under 0.8 is taken as varying. At 0.07-0.1 mm
+        pixels a 0.3 mm calcification spans 3-4 pixels, so the shape is rarely resolved:
+        magnification views decide (the report says so when a shape is not confident).
+    fine_linear_width_mm, linear_elongation, linear_min_length_mm
         Fine linear or fine-linear branching calcifications are thin (< 0.5 mm) linear
-        casts of a duct (BI-RADS atlas).
-    linear_ratio
-        A cluster is in a linear distribution when its long axis is at least this many
-        times its short axis (arranged in a line, BI-RADS atlas).
+        casts of a duct (BI-RADS atlas): width < 0.5 mm, elongation (1 - width / length)
+        >= 0.55, at least 0.5 mm long.
+    linear_fraction, branching_fraction
+        A cluster is of the fine linear family when 30 % of its members are such casts,
+        and branching when 15 % of the casts branch (a skeleton with >= 3 ends): the
+        atlas calls the form when it is present, not only when it dominates.
+    linear_ratio, linear_width_mm
+        A cluster is in a linear distribution when its long axis is at least 3 times its
+        short axis and its short axis (4 standard deviations) is under 5 mm: one duct
+        (BI-RADS atlas, "arranged in a line").
+    segmental_ratio
+        Segmental: deposits in a duct and its branches, a wedge or triangle (BI-RADS
+        atlas) longer than 2 cm; elongated (long axis >= 1.6 x short axis) but wider
+        than one duct.
     regional_mm
-        Regional: spread over more than 2 cm in greatest dimension (BI-RADS atlas).
+        Regional: spread over more than 2 cm in greatest dimension (BI-RADS atlas);
+        grouped: up to 2 cm.
+    cluster_max_member_mm
+        Deposits of 1 mm or more are macrocalcifications that are not cluster members.
     """
 
     popcorn_mm: float = 2.5
-    rod_width_mm: float = 0.8
+    rod_width_mm: float = 0.75
     rod_length_mm: float = 3.0
     vascular_length_mm: float = 10.0
     vascular_gap_mm: tuple[float, float] = (0.5, 4.0)
-    skin_mm: float = 3.0
-    coarse_heterogeneous_mm: float = 0.5
-    amorphous_mm: float = 0.3
+    skin_mm: float = 5.0
+    skin_max_mm: float = 2.5
+    rim_mm: float = 1.0
+    coarse_heterogeneous_mm: float = 0.55
+    irregular_circularity: float = 0.86
+    round_mm: float = 0.5
+    amorphous_mm: float = 0.35
+    amorphous_cnr: float = 9.0
+    pleomorphic_cv: float = 0.35
+    pleomorphic_circularity: float = 0.8
     fine_linear_width_mm: float = 0.5
+    linear_elongation: float = 0.55
+    linear_min_length_mm: float = 0.5
+    linear_fraction: float = 0.3
+    branching_fraction: float = 0.15
     linear_ratio: float = 3.0
+    linear_width_mm: float = 5.0
+    segmental_ratio: float = 1.6
     regional_mm: float = 20.0
     cluster_max_member_mm: float = 1.0
 
@@ -163,28 +226,30 @@ def _macro_pattern(
     t: DescribeThresholds,
 ) -> tuple[Morphology, list[str]] | None:
     d = c.diameter_mm
-    if c.lucent_center and skin_distance_mm <= t.skin_mm:
+    if c.lucent_center and skin_distance_mm <= t.skin_mm and c.max_diameter_mm <= t.skin_max_mm:
         return Morphology.SKIN, [
-            f"lucent-centred {d:.1f} mm calcification {skin_distance_mm:.1f} mm from the skin "
-            "line: skin (dermal) calcification"
+            f"lucent-centred {c.max_diameter_mm:.1f} mm calcification {skin_distance_mm:.1f} mm "
+            f"from the skin line (<= {t.skin_mm:.0f} mm): skin (dermal) calcification; a "
+            "tangential view confirms it if needed"
         ]
-    if c.lucent_center and d >= 1.0:
+    if c.lucent_center and c.max_diameter_mm >= t.rim_mm:
         return Morphology.RIM_EGGSHELL, [
-            f"thin calcified rim around a lucent centre, {d:.1f} mm across: rim (eggshell) "
-            "calcification, as in an oil cyst or fat necrosis"
+            f"thin calcified rim around a lucent centre, {c.max_diameter_mm:.1f} mm across: rim "
+            "(eggshell) calcification, as in an oil cyst or fat necrosis"
         ]
     if _is_elongated(c):
+        if c.min_diameter_mm >= t.rod_width_mm and c.max_diameter_mm >= t.rod_length_mm:
+            return Morphology.LARGE_ROD_LIKE, [
+                f"solid rod {c.max_diameter_mm:.1f} mm long and {c.min_diameter_mm:.1f} mm wide "
+                f"(>= {t.rod_width_mm} mm, thicker than a vessel wall): large rod-like "
+                "(secretory) calcification along a duct"
+            ]
         partner = _parallel_partner(c, macros, spacing, t)
         if partner is not None:
             return Morphology.VASCULAR, [
-                f"two parallel tubular tracks ({c.max_diameter_mm:.0f} and "
-                f"{partner.max_diameter_mm:.0f} mm long): vascular calcification of an ageing "
-                "artery"
-            ]
-        if c.min_diameter_mm >= t.rod_width_mm and c.max_diameter_mm >= t.rod_length_mm:
-            return Morphology.LARGE_ROD_LIKE, [
-                f"solid rod {c.max_diameter_mm:.1f} mm long and {c.min_diameter_mm:.1f} mm wide: "
-                "large rod-like (secretory) calcification along a duct"
+                f"two parallel thin tubular tracks ({c.max_diameter_mm:.0f} and "
+                f"{partner.max_diameter_mm:.0f} mm long, {c.min_diameter_mm:.1f} mm wide): "
+                "vascular calcification of an ageing artery"
             ]
         if c.max_diameter_mm >= t.vascular_length_mm:
             return Morphology.VASCULAR, [
@@ -213,10 +278,47 @@ def _skin_distance_mm(breast: np.ndarray | None, calc: Calcification, pixel_mm: 
     R0, C0 = max(0, r0 - pad), max(0, c0 - pad)
     R1, C1 = min(breast.shape[0], r1 + pad), min(breast.shape[1], c1 + pad)
     patch = np.pad(breast[R0:R1, C0:C1].astype(np.uint8), 0)
+    if patch.all():  # no skin line within the padded box
+        return float("inf")
     dist = cv2.distanceTransform(patch, cv2.DIST_L2, 3)
     r = int(np.clip(round(calc.center_rc[0]) - R0, 0, patch.shape[0] - 1))
     c = int(np.clip(round(calc.center_rc[1]) - C0, 0, patch.shape[1] - 1))
     return float(dist[r, c]) * pixel_mm
+
+
+def _skeleton_ends(calc: Calcification) -> tuple[int, float]:
+    """End points of the outline's skeleton (2 for a line, >= 3 when it branches) and the
+    outline's greatest width in pixels (twice its largest inscribed radius).
+
+    Spurs shorter than about half the outline's width are pruned first, so a blob with a
+    ragged outline does not count as branching.
+    """
+    pts = calc.contour_rc.astype(np.int64)
+    if len(pts) < 3:
+        return 0, float(len(pts))
+    lo = pts.min(0) - 2
+    size = pts.max(0) - lo + 3
+    mask = np.zeros((int(size[0]), int(size[1])), np.uint8)
+    cv2.drawContours(mask, [(pts - lo)[:, None, ::-1].astype(np.int32)], -1, 1, -1)
+    skel = skeletonize(mask > 0).astype(np.uint8)
+    kernel = np.ones((3, 3), np.float32)
+    radius_px = float(cv2.distanceTransform(mask, cv2.DIST_L2, 3).max())
+    for _ in range(max(1, int(radius_px))):  # prune short spurs
+        nb = cv2.filter2D(skel, -1, kernel, borderType=cv2.BORDER_CONSTANT) - skel
+        ends = (skel == 1) & (nb == 1)
+        if ends.sum() <= 2:
+            break
+        skel[ends] = 0
+    nb = cv2.filter2D(skel, -1, kernel, borderType=cv2.BORDER_CONSTANT) - skel
+    return int(((skel == 1) & (nb == 1)).sum()), 2.0 * radius_px
+
+
+def judged_members(members: Sequence[Calcification], operating_score: float) -> list[Calcification]:
+    """The members whose shape describes a cluster: those detected at the operating point
+    (``score >= operating_score``) when there are at least 3 of them, else all members
+    (possible calcifications included)."""
+    sure = [m for m in members if m.score >= operating_score]
+    return sure if len(sure) >= 3 else list(members)
 
 
 def cluster_morphology(
@@ -224,54 +326,79 @@ def cluster_morphology(
 ) -> tuple[Morphology, bool, list[str], float, float]:
     """BI-RADS morphology of a cluster from its members' sizes and shapes.
 
-    Returns (morphology, confident, reasons, median diameter in mm, size variation).
+    ``members`` are the calcifications to judge (see :func:`judged_members`). Sizes are
+    greatest dimensions (``max_diameter_mm``), as a radiologist measures them.
+
+    Returns (morphology, confident, reasons, median greatest dimension in mm, size
+    variation: coefficient of variation of the greatest dimensions).
     """
-    diam = np.array([m.diameter_mm for m in members])
-    width = np.array([m.min_diameter_mm for m in members])
     length = np.array([m.max_diameter_mm for m in members])
+    width = np.array([m.min_diameter_mm for m in members])
     elong = np.array([m.elongation for m in members])
     circ = np.array([m.circularity for m in members])
-    solid = np.array([m.solidity for m in members])
     cnr = np.array([m.cnr for m in members])
-    med = float(np.median(diam))
-    cv = float(diam.std() / max(diam.mean(), 1e-6))
+    med = float(np.median(length))
+    upper = float(np.percentile(length, 75))
+    cv = float(length.std() / max(length.mean(), 1e-6))
+    med_circ = float(np.median(circ))
     # a shape needs a few pixels across to be judged
-    confident = bool(med / pixel_mm >= 3.0)
+    confident = bool(med / pixel_mm >= 4.0)
     reasons: list[str] = []
-    linear = (elong >= 0.55) & (width < t.fine_linear_width_mm) & (length >= 3 * pixel_mm)
-    frac_linear = float(linear.mean())
-    if frac_linear >= 0.3:
-        branching = bool(((solid < 0.7) & linear).sum() >= 1)
+    thin = width < t.fine_linear_width_mm
+    long_enough = length >= max(t.linear_min_length_mm, 4 * pixel_mm)
+    linear = thin & long_enough & (elong >= t.linear_elongation)
+    shapes = [
+        _skeleton_ends(m) if lg else (0, 0.0) for m, lg in zip(members, long_enough, strict=True)
+    ]
+    branched = np.array(
+        [ends >= 3 and w * pixel_mm < t.fine_linear_width_mm for ends, w in shapes], dtype=bool
+    )
+    casts = linear | branched
+    frac_casts = float(casts.mean())
+    if frac_casts >= t.linear_fraction:
+        frac_branch = float(branched.sum() / max(casts.sum(), 1))
+        is_branching = frac_branch >= t.branching_fraction
         reasons.append(
-            f"{int(linear.sum())} of {len(members)} calcifications are thin "
-            f"(< {t.fine_linear_width_mm} mm wide) linear casts"
-            + (", some branching" if branching else "")
+            f"{int(casts.sum())} of {len(members)} calcifications are thin (< "
+            f"{t.fine_linear_width_mm} mm wide) linear casts"
+            + (
+                f", {int(branched.sum())} of them branching: fine-linear branching"
+                if is_branching
+                else f" ({int(branched.sum())} branching): fine linear"
+            )
         )
-        morph = Morphology.FINE_LINEAR_BRANCHING if branching else Morphology.FINE_LINEAR
-    elif med >= t.coarse_heterogeneous_mm and (np.median(circ) < 0.8 or cv > 0.3):
+        morph = Morphology.FINE_LINEAR_BRANCHING if is_branching else Morphology.FINE_LINEAR
+    elif med >= t.coarse_heterogeneous_mm and med_circ < t.irregular_circularity:
         morph = Morphology.COARSE_HETEROGENEOUS
         reasons.append(
-            f"irregular, conspicuous calcifications, median {med:.2f} mm "
-            f"(>= {t.coarse_heterogeneous_mm} mm): coarse heterogeneous"
+            f"irregular (median circularity {med_circ:.2f}), conspicuous calcifications, "
+            f"median {med:.2f} mm (>= {t.coarse_heterogeneous_mm} mm): coarse heterogeneous"
         )
-    elif med < t.amorphous_mm and float(np.median(cnr)) < 7.0:
+    elif med < t.amorphous_mm and float(np.median(cnr)) < t.amorphous_cnr:
         morph = Morphology.AMORPHOUS
         reasons.append(
-            f"small (median {med:.2f} mm) and faint calcifications whose shape cannot be "
-            "defined: amorphous"
+            f"small (median {med:.2f} mm) and faint (median contrast-to-noise "
+            f"{float(np.median(cnr)):.1f} < {t.amorphous_cnr:.0f}) calcifications whose shape "
+            "cannot be defined: amorphous"
         )
-    elif cv > 0.35 or float(np.median(circ)) < 0.7:
+    elif upper >= t.round_mm:
+        morph = Morphology.ROUND
+        reasons.append(
+            f"smooth round calcifications, a quarter or more {t.round_mm} mm or larger (upper "
+            f"quartile {upper:.2f} mm): round"
+        )
+    elif cv > t.pleomorphic_cv or med_circ < t.pleomorphic_circularity:
         morph = Morphology.FINE_PLEOMORPHIC
         reasons.append(
-            f"calcifications under 0.5 mm varying in size (variation {cv:.0%}) and shape: "
-            "fine pleomorphic"
+            f"calcifications under {t.round_mm} mm varying in size (variation {cv:.0%}) and "
+            f"shape (median circularity {med_circ:.2f}): fine pleomorphic"
         )
-    elif med < 0.5:
-        morph = Morphology.PUNCTATE
-        reasons.append(f"uniform round calcifications under 0.5 mm (median {med:.2f} mm): punctate")
     else:
-        morph = Morphology.ROUND
-        reasons.append(f"uniform round calcifications (median {med:.2f} mm): round")
+        morph = Morphology.PUNCTATE
+        reasons.append(
+            f"uniform round calcifications under {t.round_mm} mm (median {med:.2f} mm, "
+            f"variation {cv:.0%}): punctate (round, < 0.5 mm)"
+        )
     if not confident:
         reasons.append(
             f"members span about {med / pixel_mm:.1f} pixels at {pixel_mm:.2f} mm/pixel: the shape "
@@ -286,33 +413,44 @@ def cluster_distribution(
     spacing_mm: tuple[float, float],
     t: DescribeThresholds,
 ) -> tuple[Distribution, list[str]]:
-    """BI-RADS distribution of a cluster from the geometry of its member centres."""
+    """BI-RADS distribution of a cluster from the geometry of its member centres.
+
+    ``members`` are the calcifications to judge (see :func:`judged_members`); the extent
+    is the longest distance between two of them plus their half sizes (``cluster`` gives
+    it only when ``members`` is empty).
+    """
     pts = np.array(
         [(m.center_rc[0] * spacing_mm[0], m.center_rc[1] * spacing_mm[1]) for m in members]
-    )
+    ).reshape(-1, 2)
+    if len(pts) < 2:
+        return Distribution.GROUPED, [f"{len(pts)} calcification(s): grouped"]
+    size = np.array([m.max_diameter_mm for m in members])
+    gaps = np.sqrt(((pts[:, None, :] - pts[None, :, :]) ** 2).sum(-1))
+    extent = float((gaps + (size[:, None] + size[None, :]) / 2).max())
     pts = pts - pts.mean(0)
-    w = np.sort(np.linalg.eigvalsh(pts.T @ pts / max(len(pts), 1)))[::-1]
+    w = np.sort(np.linalg.eigvalsh(pts.T @ pts / len(pts)))[::-1]
     major = 4 * np.sqrt(max(w[0], 0.0))
-    minor = 4 * np.sqrt(max(w[1], 0.0)) if len(w) > 1 else 0.0
+    minor = 4 * np.sqrt(max(w[1], 0.0))
     ratio = major / max(minor, 0.5)
-    extent = cluster.extent_mm
-    if ratio >= t.linear_ratio and major >= 5.0:
-        if extent > t.regional_mm and minor >= 4.0:
-            return Distribution.SEGMENTAL, [
-                f"calcifications along a wedge {extent:.0f} mm long pointing along the ducts: "
-                "segmental distribution (a duct and its branches)"
-            ]
+    if ratio >= t.linear_ratio and minor < t.linear_width_mm and major >= 5.0:
         return Distribution.LINEAR, [
-            f"calcifications arranged in a line ({major:.0f} x {minor:.1f} mm): linear "
-            "distribution, suggesting deposits in one duct"
+            f"calcifications arranged in a line ({major:.0f} x {minor:.1f} mm, axes "
+            f"{ratio:.1f} : 1): linear distribution, suggesting deposits in one duct"
+        ]
+    if extent > t.regional_mm and ratio >= t.segmental_ratio:
+        return Distribution.SEGMENTAL, [
+            f"calcifications in an elongated area {major:.0f} x {minor:.0f} mm (> "
+            f"{t.regional_mm:.0f} mm long, wider than one duct): segmental distribution, "
+            "a duct and its branches"
         ]
     if extent > t.regional_mm:
         return Distribution.REGIONAL, [
-            f"calcifications scattered over {extent:.0f} mm (> {t.regional_mm:.0f} mm): regional"
+            f"calcifications scattered over {extent:.0f} mm (> {t.regional_mm:.0f} mm), "
+            "not along a duct: regional"
         ]
     return Distribution.GROUPED, [
-        f"{len(members)} calcifications within {extent:.0f} mm: grouped"
-        + ("" if len(members) >= 5 else " (fewer than the 5 the BI-RADS term asks for)")
+        f"{len(members)} calcifications within {extent:.0f} mm (<= {t.regional_mm:.0f} mm): "
+        "grouped" + ("" if len(members) >= 5 else " (fewer than the 5 the BI-RADS term asks for)")
     ]
 
 
@@ -379,16 +517,30 @@ def describe_clusters(
     spacing_mm: tuple[float, float],
     *,
     thresholds: DescribeThresholds | None = None,
+    operating_score: float | None = None,
 ) -> Description:
-    """Add the morphology and distribution of each cluster to ``description``."""
+    """Add the morphology and distribution of each cluster to ``description``.
+
+    Morphology and distribution are judged on the members detected at
+    ``operating_score`` (default: ``DetectConfig().operating_score``) when a cluster has
+    at least 3 of them, else on all its members (see :func:`judged_members`).
+    """
     t = thresholds or DescribeThresholds()
+    default = float(DetectConfig.model_fields["operating_score"].default)
+    op = default if operating_score is None else operating_score
     pixel_mm = float(np.sqrt(spacing_mm[0] * spacing_mm[1]))
     by_id = {c.id: c for c in calcs}
     out = []
     for cl in clusters:
         members = [by_id[i] for i in cl.member_ids]
-        morph, confident, m_reasons, med, cv = cluster_morphology(members, pixel_mm, t)
-        dist, d_reasons = cluster_distribution(cl, members, spacing_mm, t)
+        judged = judged_members(members, op)
+        morph, confident, m_reasons, med, cv = cluster_morphology(judged, pixel_mm, t)
+        dist, d_reasons = cluster_distribution(cl, judged, spacing_mm, t)
+        if len(judged) < len(members):
+            m_reasons.append(
+                f"judged on the {len(judged)} calcifications detected at the operating point "
+                f"(score >= {op:g}); {len(members) - len(judged)} possible ones also belong"
+            )
         out.append(
             ClusterDescription(
                 cluster_id=cl.id,

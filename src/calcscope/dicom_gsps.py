@@ -95,7 +95,7 @@ def build_gsps(
             graphic_data=_closed_xy(outline_rc(c)),
             units=AnnotationUnitsValues.PIXEL,
         )
-        for c in analysis.calcifications
+        for c in analysis.reported_calcifications
     ]
     pad = max(6.0, 1.0 / mammo.pixel_mm)  # 1 mm around the finding
     boxes: list[GraphicObject] = []

@@ -592,13 +592,13 @@ def _content(analysis: Analysis, ref: Dataset) -> Dataset:
             for c in members
         ]
         impressions.append(_impression(False, findings))
-    rest = [c for c in analysis.calcifications if c.id not in used]
+    rest = [c for c in analysis.reported_calcifications if c.id not in used]
     if rest:
         impressions.append(
             _impression(False, [_calc_finding(c, ref, _R.CONTAINS, required=False) for c in rest])
         )
     summary = _code(
-        CAD_SUMMARY, WITH_FINDINGS if analysis.calcifications else WITHOUT_FINDINGS, _R.CONTAINS
+        CAD_SUMMARY, WITH_FINDINGS if analysis.reported_calcifications else WITHOUT_FINDINGS, _R.CONTAINS
     )
     overall = analysis.assessment
     summary_kids = [
@@ -607,7 +607,7 @@ def _content(analysis: Analysis, ref: Dataset) -> Dataset:
             f"Image: BI-RADS {overall.category.value} ({overall.category.label}); "
             f"{overall.follow_up.label}. {len(analysis.clusters)} cluster(s), "
             f"{len(analysis.macros)} benign macro finding(s), "
-            f"{len(analysis.calcifications)} calcification(s). {description_text()}",
+            f"{len(analysis.detected)} calcification(s). {description_text()}",
         ),
         _code(ASSESSMENT_CATEGORY, category_code(overall.category)),
         _code(RECOMMENDED_FOLLOW_UP, FOLLOW_UP_CODE[overall.follow_up]),

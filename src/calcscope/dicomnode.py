@@ -793,7 +793,7 @@ def _analyse_job(
         write_sr(analysis, out / "sr.dcm")
         write_gsps(analysis, out / "gsps.dcm")
     return {
-        "n_calcifications": len(analysis.calcifications),
+        "n_calcifications": len(analysis.detected),
         "n_clusters": len(analysis.clusters),
         "category": analysis.assessment.category.value,
     }

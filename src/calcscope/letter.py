@@ -104,10 +104,10 @@ def letter_paragraphs(analysis: Analysis) -> list[list[str]]:
     """The letter as paragraphs of sentences (plain text)."""
     a = analysis.assessment
     side = _side(analysis.mammogram.laterality)
-    n_macro = sum(1 for c in analysis.calcifications if c.kind is CalcKind.MACRO)
+    n_macro = sum(1 for c in analysis.detected if c.kind is CalcKind.MACRO)
     n_clusters = len(analysis.clusters)
     seen: list[str] = []
-    if not analysis.calcifications:
+    if not analysis.detected and not analysis.clusters:
         seen.append(f"The computer found no calcium spots{side}.")
     else:
         seen.append(

@@ -75,6 +75,15 @@ class Analysis:
         return tuple(c for c in self.calcifications if c.score >= op)
 
     @property
+    def reported_calcifications(self) -> tuple[Calcification, ...]:
+        """Detections at the operating point plus every member of a reported finding:
+        what the reports (SR, GSPS, letter, viewer) show."""
+        op = self.config.detect.operating_score
+        members = {i for f in self.clusters for i in f.cluster.member_ids}
+        members |= {i for m in self.macros for i in m.finding.member_ids}
+        return tuple(c for c in self.calcifications if c.score >= op or c.id in members)
+
+    @property
     def findings(self) -> tuple[ClusterFinding | MacroResult, ...]:
         return (*self.clusters, *self.macros)
 
@@ -143,7 +152,9 @@ def analyze_mammogram(
     t = lap("describe", t)
     clusters = cluster_calcifications(candidates, mammo.spacing_mm, cfg.cluster)
     t = lap("cluster", t)
-    desc = describe_clusters(desc, clusters, calcs, mammo.spacing_mm)
+    desc = describe_clusters(
+        desc, clusters, calcs, mammo.spacing_mm, operating_score=cfg.detect.operating_score
+    )
     cluster_findings = []
     for cl, cd in zip(clusters, desc.clusters, strict=True):
         a = assess_descriptors(

@@ -486,6 +486,6 @@ def _analyse_upload(
         "json": json_path.name,
         "category": a.category.value,
         "follow_up_label": a.follow_up.label,
-        "n_calcifications": len(analysis.calcifications),
+        "n_calcifications": len(analysis.detected),
         "n_clusters": len(analysis.clusters),
     }

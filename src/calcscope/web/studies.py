@@ -236,6 +236,11 @@ def letter_from_report(report: dict[str, Any]) -> str:
         calcifications=[
             SimpleNamespace(kind=CalcKind(c["kind"])) for c in report.get("calcifications", [])
         ],
+        detected=[
+            SimpleNamespace(kind=CalcKind(c["kind"]))
+            for c in report.get("calcifications", [])
+            if c.get("detected", True)
+        ],
         clusters=list(report.get("clusters", [])),
         macros=list(report.get("macro_findings", [])),
     )

@@ -1,0 +1,413 @@
+"""Tests of calcscope.describe: rule functions on hand-made calcifications, and per-class
+accuracy of the whole pipeline on phantoms made for each BI-RADS class.
+
+Accuracy bound: each class is inserted on ``SEEDS`` (3 phantoms, 0.1 mm pixels,
+1200 x 1000) and must be described as inserted on at least ``MIN_CORRECT`` (2 of 3) of
+them. Classes that the rules cannot yet tell apart at this resolution are marked
+``xfail`` with the accuracy measured by ``scripts/describe_accuracy.py`` (seeds 100-109,
+disjoint from these), so that they show in every run. PUNCTATE counts as correct when
+called ROUND: the BI-RADS 5th edition files punctate under round (round < 0.5 mm).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import pytest
+
+from calcscope.config import DescribeConfig
+from calcscope.describe import (
+    DescribeThresholds,
+    classify_kind,
+    cluster_distribution,
+    cluster_morphology,
+    describe,
+    describe_clusters,
+    judged_members,
+)
+from calcscope.model import Calcification, CalcKind, Cluster, Distribution, Mammogram, Morphology
+from calcscope.phantom import CLUSTER_MORPHOLOGIES, MACRO_PATTERNS, ClusterSpec, make_phantom
+from calcscope.pipeline import Analysis, analyze_mammogram
+
+SEEDS = (0, 1, 2)
+MIN_CORRECT = 2
+SPACING_MM = 0.1
+SHAPE = (1200, 1000)
+T = DescribeThresholds()
+
+# measured on seeds 100-109 at 0.1 mm (scripts/describe_accuracy.py): below 2 of 3
+KNOWN_WEAK = {
+    Morphology.AMORPHOUS: "8/10 at 0.1 mm, 6/10 at 0.07 mm; on these seeds the faint "
+    "clusters are missed or merged with false detections by detection and clustering",
+    Morphology.FINE_PLEOMORPHIC: "0/10: 0.15-0.5 mm irregular specks span 2-5 pixels at "
+    "0.1 mm, their outlines are indistinguishable from punctate ones (called punctate)",
+    Morphology.COARSE_POPCORN: "2/10: the detector splits a popcorn deposit into 1-2 mm "
+    "lobes, which are called dystrophic",
+    Distribution.REGIONAL: "5/10: false detections linked into the cluster stretch it and "
+    "it is called segmental",
+}
+ACCEPT = {Morphology.PUNCTATE: {Morphology.PUNCTATE, Morphology.ROUND}}
+
+
+# ------------------------------------------------------------------------- helpers
+def _calc(
+    id: int,
+    center_rc: tuple[float, float],
+    *,
+    length_mm: float = 0.3,
+    width_mm: float | None = None,
+    circularity: float = 0.95,
+    solidity: float = 1.0,
+    cnr: float = 15.0,
+    score: float = 0.9,
+    lucent: bool = False,
+    spacing_mm: float = 0.1,
+    angle: float = 0.0,
+) -> Calcification:
+    """A calcification drawn as a filled ellipse (outline in pixels) with given features."""
+    width_mm = length_mm if width_mm is None else width_mm
+    a, b = length_mm / 2 / spacing_mm, width_mm / 2 / spacing_mm
+    th = np.linspace(0, 2 * np.pi, 64, endpoint=False)
+    u, v = a * np.cos(th), b * np.sin(th)
+    rr = center_rc[0] + u * np.sin(angle) + v * np.cos(angle)
+    cc = center_rc[1] + u * np.cos(angle) - v * np.sin(angle)
+    contour = np.unique(np.round(np.column_stack([rr, cc])).astype(np.int32), axis=0)
+    r0, c0 = contour.min(0)
+    r1, c1 = contour.max(0) + 1
+    d_eq = float(np.sqrt(length_mm * width_mm))
+    return Calcification(
+        id=id,
+        center_rc=center_rc,
+        contour_rc=contour,
+        bbox_rc=(int(r0), int(c0), int(r1), int(c1)),
+        area_mm2=float(np.pi * length_mm * width_mm / 4),
+        diameter_mm=d_eq,
+        max_diameter_mm=length_mm,
+        min_diameter_mm=width_mm,
+        contrast=0.1,
+        cnr=cnr,
+        score=score,
+        circularity=circularity,
+        elongation=1.0 - width_mm / length_mm,
+        solidity=solidity,
+        lucent_center=lucent,
+    )
+
+
+def _cluster(members: list[Calcification]) -> Cluster:
+    pts = np.array([m.center_rc for m in members])
+    return Cluster(
+        id=1,
+        member_ids=tuple(m.id for m in members),
+        center_rc=(float(pts[:, 0].mean()), float(pts[:, 1].mean())),
+        bbox_rc=(0, 0, 1, 1),
+        extent_mm=10.0,
+        area_mm2=1.0,
+        score=5.0,
+    )
+
+
+def _grid(n: int, spacing_px: float = 25.0, **kw: object) -> list[Calcification]:
+    """``n`` calcifications on a compact grid (grouped, ~2.5 mm apart at 0.1 mm)."""
+    side = int(np.ceil(np.sqrt(n)))
+    return [
+        _calc(i + 1, (500 + spacing_px * (i // side), 500 + spacing_px * (i % side)), **kw)  # type: ignore[arg-type]
+        for i in range(n)
+    ]
+
+
+# --------------------------------------------------------------------- rule units
+def test_classify_kind_uses_config_threshold():
+    c = _calc(1, (10, 10), length_mm=0.7)
+    assert classify_kind(c, DescribeConfig()) is CalcKind.MACRO
+    assert classify_kind(c, DescribeConfig(macro_threshold_mm=1.0)) is CalcKind.MICRO
+
+
+@pytest.mark.parametrize(
+    ("kw", "expected"),
+    [
+        (dict(length_mm=0.3, cnr=15.0), Morphology.PUNCTATE),
+        (dict(length_mm=0.25, cnr=6.0), Morphology.AMORPHOUS),
+        (dict(length_mm=0.7, cnr=18.0), Morphology.ROUND),
+        (dict(length_mm=0.7, cnr=18.0, circularity=0.7), Morphology.COARSE_HETEROGENEOUS),
+        (dict(length_mm=0.3, circularity=0.6), Morphology.FINE_PLEOMORPHIC),
+        (dict(length_mm=1.5, width_mm=0.2), Morphology.FINE_LINEAR),
+    ],
+)
+def test_cluster_morphology_rules(kw: dict, expected: Morphology):
+    members = _grid(8, **kw)
+    morph, _, reasons, med, cv = cluster_morphology(members, 0.1, T)
+    assert morph is expected, reasons
+    assert reasons and all(r.strip() for r in reasons)
+    assert med == pytest.approx(kw["length_mm"])
+    assert cv == pytest.approx(0.0, abs=1e-9)
+
+
+def test_varying_sizes_are_pleomorphic():
+    sizes = [0.1, 0.15, 0.2, 0.3, 0.35, 0.4, 0.45, 0.12]
+    members = [
+        _calc(i + 1, (500 + 25 * i, 500), length_mm=s, cnr=14.0) for i, s in enumerate(sizes)
+    ]
+    morph, _, reasons, _, cv = cluster_morphology(members, 0.1, T)
+    assert cv > T.pleomorphic_cv
+    assert morph is Morphology.FINE_PLEOMORPHIC, reasons
+
+
+def test_branching_casts_are_fine_linear_branching():
+    """Y-shaped outlines (skeleton with 3 ends) among linear casts."""
+    members = _grid(6, length_mm=1.5, width_mm=0.2)
+    ys = []
+    for k in range(3):
+        r, c = 800 + 30 * k, 800
+        arms = [
+            _calc(0, (r, c + 5), length_mm=1.0, width_mm=0.2),
+            _calc(0, (r - 4, c - 4), length_mm=1.0, width_mm=0.2, angle=np.pi / 4),
+            _calc(0, (r + 4, c - 4), length_mm=1.0, width_mm=0.2, angle=-np.pi / 4),
+        ]
+        mask = np.zeros((80, 80), np.uint8)
+        import cv2
+
+        for a in arms:
+            pts = (a.contour_rc - [r - 40, c - 40])[:, None, ::-1].astype(np.int32)
+            cv2.fillPoly(mask, [cv2.convexHull(pts)], 1)
+        cnts, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+        outline = cnts[0][:, 0, ::-1] + np.array([r - 40, c - 40])
+        base = _calc(100 + k, (float(r), float(c)), length_mm=1.5, width_mm=0.2)
+        ys.append(
+            Calcification(
+                **{
+                    **base.__dict__,
+                    "contour_rc": outline.astype(np.int32),
+                    "min_diameter_mm": 1.0,
+                    "elongation": 0.3,
+                    "solidity": 0.5,
+                }
+            )
+        )
+    morph, _, reasons, _, _ = cluster_morphology(members + ys, 0.1, T)
+    assert morph is Morphology.FINE_LINEAR_BRANCHING, reasons
+
+
+def test_judged_members_prefer_detected_ones():
+    sure = _grid(4)
+    possible = [_calc(10 + i, (900.0, 900.0 + 30 * i), length_mm=0.9, score=0.1) for i in range(6)]
+    assert judged_members(sure + possible, 0.5) == sure
+    assert judged_members(sure[:2] + possible, 0.5) == sure[:2] + possible
+
+
+@pytest.mark.parametrize(
+    ("layout", "expected"),
+    [
+        ("grouped", Distribution.GROUPED),
+        ("line", Distribution.LINEAR),
+        ("wide", Distribution.REGIONAL),
+        ("wedge", Distribution.SEGMENTAL),
+    ],
+)
+def test_cluster_distribution_rules(layout: str, expected: Distribution):
+    rng = np.random.default_rng(1)
+    if layout == "grouped":  # 12 within a 5 mm radius
+        pts = rng.uniform(-35, 35, (12, 2))
+    elif layout == "line":  # 10 along 18 mm, 1 mm wide
+        pts = np.column_stack([rng.uniform(-5, 5, 10), np.linspace(-90, 90, 10)])
+    elif layout == "wide":  # 20 over a 35 mm disc
+        ang, rad = rng.uniform(0, 2 * np.pi, 20), 175 * np.sqrt(rng.uniform(0, 1, 20))
+        pts = np.column_stack([rad * np.sin(ang), rad * np.cos(ang)])
+    else:  # 20 in a 30 mm long wedge, 12 mm wide at its base
+        u = rng.uniform(0, 300, 20)
+        pts = np.column_stack([(u / 300) * rng.uniform(-60, 60, 20), u])
+    members = [_calc(i + 1, (500 + p[0], 500 + p[1])) for i, p in enumerate(pts)]
+    dist, reasons = cluster_distribution(_cluster(members), members, (0.1, 0.1), T)
+    assert dist is expected, reasons
+    assert reasons and all(r.strip() for r in reasons)
+
+
+def test_describe_clusters_gives_reasons_for_every_cluster():
+    members = _grid(8)
+    desc = describe(members, (0.1, 0.1))
+    desc = describe_clusters(desc, [_cluster(members)], members, (0.1, 0.1))
+    (cd,) = desc.clusters
+    assert cd.n_members == 8
+    assert len(cd.reasons) >= 2 and all(r.strip() for r in cd.reasons)
+
+
+def _breast(shape: tuple[int, int] = (400, 400)) -> np.ndarray:
+    breast = np.zeros(shape, bool)
+    breast[:, :300] = True  # skin line at column 300
+    return breast
+
+
+@pytest.mark.parametrize(
+    ("calcs", "expected"),
+    [
+        ([_calc(1, (200, 285), length_mm=1.4, lucent=True)], Morphology.SKIN),
+        ([_calc(1, (200, 100), length_mm=3.0, lucent=True)], Morphology.RIM_EGGSHELL),
+        ([_calc(1, (200, 100), length_mm=4.0, circularity=0.6)], Morphology.COARSE_POPCORN),
+        ([_calc(1, (200, 100), length_mm=1.8, circularity=0.4)], Morphology.DYSTROPHIC),
+        ([_calc(1, (200, 100), length_mm=1.8)], Morphology.ROUND),
+        ([_calc(1, (200, 100), length_mm=7.0, width_mm=1.2)], Morphology.LARGE_ROD_LIKE),
+        (
+            [
+                _calc(1, (200, 100), length_mm=8.0, width_mm=0.4),
+                _calc(2, (215, 100), length_mm=7.0, width_mm=0.4),
+            ],
+            Morphology.VASCULAR,
+        ),
+    ],
+    ids=["skin", "rim", "popcorn", "dystrophic", "round", "rod", "vascular"],
+)
+def test_macro_patterns_on_hand_made_calcifications(calcs, expected: Morphology):
+    desc = describe(calcs, (0.1, 0.1), breast=_breast())
+    assert [m.pattern for m in desc.macros][:1] == [expected], [m.reasons for m in desc.macros]
+    for m in desc.macros:
+        assert m.reasons and all(r.strip() for r in m.reasons)
+    if expected is Morphology.VASCULAR:
+        assert desc.macros[0].member_ids == (1, 2)
+
+
+def test_lucent_calcification_far_from_skin_is_not_skin():
+    c = _calc(1, (200, 100), length_mm=1.4, lucent=True)
+    desc = describe([c], (0.1, 0.1), breast=_breast())
+    assert desc.macros[0].pattern is Morphology.RIM_EGGSHELL
+
+
+# ------------------------------------------------------------- phantom accuracy
+@functools.cache
+def _analysis(task: str, value: str, seed: int, flip: bool = False) -> tuple[object, Analysis]:
+    common = dict(seed=seed, spacing_mm=SPACING_MM, shape=SHAPE, n_singles=0, macros=[])
+    if task == "morphology":
+        spec = ClusterSpec(Morphology(value), Distribution.GROUPED, n=8 + seed % 5)
+        ph = make_phantom(clusters=[spec], **common)
+    elif task == "distribution":
+        dist = Distribution(value)
+        morph = CLUSTER_MORPHOLOGIES[seed % len(CLUSTER_MORPHOLOGIES)]
+        n = 20 if dist in (Distribution.REGIONAL, Distribution.SEGMENTAL) else 12
+        ph = make_phantom(clusters=[ClusterSpec(morph, dist, n=n)], **common)
+    else:
+        common["macros"] = [Morphology(value)]
+        ph = make_phantom(clusters=[], **common)
+    mammo = ph.mammogram
+    if flip:
+        mammo = Mammogram(
+            np.ascontiguousarray(mammo.pixels[:, ::-1]),
+            mammo.spacing_mm,
+            mammo.laterality,
+            mammo.view,
+        )
+    return ph.truth, analyze_mammogram(mammo)
+
+
+def _cluster_answer(truth, analysis: Analysis, flip: bool = False):
+    k = truth.clusters[0]
+    centre = np.array(k.center_rc)
+    if flip:
+        centre[1] = SHAPE[1] - 1 - centre[1]
+    best, best_d = None, np.inf
+    for f in analysis.clusters:
+        d = float(np.hypot(*(np.array(f.cluster.center_rc) - centre))) * SPACING_MM
+        if d < best_d:
+            best, best_d = f.description, d
+    return best if best is not None and best_d <= k.radius_mm + 2.0 else None
+
+
+def _macro_answer(truth, analysis: Analysis) -> Morphology | None:
+    m = truth.macros[0]
+    by_id = {t.id: t for t in truth.calcifications}
+    centre = np.array(m.center_rc)
+    extent = max(
+        float(np.hypot(*(np.array(by_id[i].center_rc) - centre))) * SPACING_MM
+        + by_id[i].length_mm / 2
+        for i in m.member_ids
+    )
+    near = [
+        (float(np.hypot(*(np.array(r.finding.center_rc) - centre))) * SPACING_MM, r.finding)
+        for r in analysis.macros
+    ]
+    near = [(d, f) for d, f in near if d <= max(extent, 5.0)]
+    if not near:
+        return None
+    votes: dict[Morphology, int] = {}
+    for _, f in near:
+        votes[f.pattern] = votes.get(f.pattern, 0) + 1
+    top = max(votes.values())
+    return min((d, f.pattern.value) for d, f in near if votes[f.pattern] == top)[1]
+
+
+def _param(value, weak=KNOWN_WEAK):
+    marks = [pytest.mark.xfail(reason=weak[value], strict=False)] if value in weak else []
+    return pytest.param(value, id=value.value, marks=marks)
+
+
+@pytest.mark.parametrize("morphology", [_param(m) for m in CLUSTER_MORPHOLOGIES])
+def test_cluster_morphology_accuracy(morphology: Morphology):
+    accept = ACCEPT.get(morphology, {morphology})
+    answers = []
+    for seed in SEEDS:
+        truth, analysis = _analysis("morphology", morphology.value, seed)
+        d = _cluster_answer(truth, analysis)
+        answers.append(None if d is None else d.morphology)
+        if d is not None:
+            assert d.reasons and all(r.strip() for r in d.reasons)
+    correct = sum(a in accept for a in answers)
+    assert correct >= MIN_CORRECT, f"{morphology.value}: {correct}/{len(SEEDS)}: {answers}"
+
+
+@pytest.mark.parametrize(
+    "distribution",
+    [
+        _param(d)
+        for d in (
+            Distribution.GROUPED,
+            Distribution.LINEAR,
+            Distribution.SEGMENTAL,
+            Distribution.REGIONAL,
+        )
+    ],
+)
+def test_cluster_distribution_accuracy(distribution: Distribution):
+    answers = []
+    for seed in SEEDS:
+        truth, analysis = _analysis("distribution", distribution.value, seed)
+        d = _cluster_answer(truth, analysis)
+        answers.append(None if d is None else d.distribution)
+    correct = sum(a is distribution for a in answers)
+    assert correct >= MIN_CORRECT, f"{distribution.value}: {correct}/{len(SEEDS)}: {answers}"
+
+
+@pytest.mark.parametrize("pattern", [_param(p) for p in MACRO_PATTERNS])
+def test_macro_pattern_accuracy(pattern: Morphology):
+    answers = []
+    for seed in SEEDS:
+        truth, analysis = _analysis("macro", pattern.value, seed)
+        answers.append(_macro_answer(truth, analysis))
+        for r in analysis.macros:
+            assert r.finding.reasons and all(x.strip() for x in r.finding.reasons)
+    correct = sum(a == pattern.value for a in answers)
+    assert correct >= MIN_CORRECT, f"{pattern.value}: {correct}/{len(SEEDS)}: {answers}"
+
+
+@pytest.mark.parametrize(
+    ("task", "value"),
+    [
+        ("morphology", Morphology.FINE_LINEAR_BRANCHING.value),
+        ("morphology", Morphology.ROUND.value),
+        ("distribution", Distribution.LINEAR.value),
+    ],
+)
+def test_left_right_flip_keeps_description(task: str, value: str):
+    """Mirroring the image leaves every cluster's morphology and distribution unchanged."""
+    _, plain = _analysis(task, value, SEEDS[1])
+    _, flipped = _analysis(task, value, SEEDS[1], flip=True)
+    assert plain.clusters
+    for f in plain.clusters:
+        r, c = f.cluster.center_rc
+        mirrored = np.array([r, SHAPE[1] - 1 - c])
+        match = [
+            g
+            for g in flipped.clusters
+            if np.hypot(*(np.array(g.cluster.center_rc) - mirrored)) * SPACING_MM < 1.0
+        ]
+        assert len(match) == 1
+        a, b = f.description, match[0].description
+        assert (a.morphology, a.distribution) == (b.morphology, b.distribution)
