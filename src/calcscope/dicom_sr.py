@@ -598,7 +598,9 @@ def _content(analysis: Analysis, ref: Dataset) -> Dataset:
             _impression(False, [_calc_finding(c, ref, _R.CONTAINS, required=False) for c in rest])
         )
     summary = _code(
-        CAD_SUMMARY, WITH_FINDINGS if analysis.reported_calcifications else WITHOUT_FINDINGS, _R.CONTAINS
+        CAD_SUMMARY,
+        WITH_FINDINGS if analysis.reported_calcifications else WITHOUT_FINDINGS,
+        _R.CONTAINS,
     )
     overall = analysis.assessment
     summary_kids = [
