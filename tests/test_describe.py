@@ -42,8 +42,6 @@ KNOWN_WEAK = {
     "clusters are missed or merged with false detections by detection and clustering",
     Morphology.FINE_PLEOMORPHIC: "0/10: 0.15-0.5 mm irregular specks span 2-5 pixels at "
     "0.1 mm, their outlines are indistinguishable from punctate ones (called punctate)",
-    Morphology.COARSE_POPCORN: "2/10: the detector splits a popcorn deposit into 1-2 mm "
-    "lobes, which are called dystrophic",
     Distribution.REGIONAL: "5/10: false detections linked into the cluster stretch it and "
     "it is called segmental",
 }

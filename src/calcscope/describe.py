@@ -49,6 +49,11 @@ class DescribeThresholds:
         Coarse or popcorn-like calcifications are > 2-3 mm (BI-RADS atlas; Radiology
         Assistant: "coarse or popcorn-like ... larger than 2-3 mm"); we use 2.5 mm, on the
         greatest dimension of the deposit (its lobes together).
+    lobe_gap_mm
+        Coarse lobes whose outlines lie this close belong to one deposit: a popcorn
+        calcification is a clump of coarse lobes (BI-RADS atlas), which the detector
+        outlines one by one. At least ``popcorn_min_lobes`` lobes make a clump; two
+        fragments are more often a dystrophic deposit.
     rod_width_mm
         Large rod-like calcifications are >= 1 mm in diameter (BI-RADS atlas). Measured
         widths of blurred rods fall about 20 % short, so 0.75 mm is accepted. Rods are
@@ -117,6 +122,8 @@ class DescribeThresholds:
     """
 
     popcorn_mm: float = 2.5
+    lobe_gap_mm: float = 0.5
+    popcorn_min_lobes: int = 3
     rod_width_mm: float = 0.75
     rod_length_mm: float = 3.0
     vascular_length_mm: float = 10.0
@@ -454,6 +461,49 @@ def cluster_distribution(
     ]
 
 
+def _popcorn_lobes(
+    macros: Sequence[Calcification], spacing_mm: tuple[float, float], t: DescribeThresholds
+) -> list[list[Calcification]]:
+    """Groups of coarse lobes that make one popcorn deposit.
+
+    The detector outlines a lobulated deposit as several touching lobes; solid,
+    non-lucent, non-tubular macro pieces whose outlines lie within ``lobe_gap_mm`` of
+    each other are one deposit when, together, they span more than ``popcorn_mm``.
+    """
+    pieces = [c for c in macros if not c.lucent_center and not _is_elongated(c)]
+    if len(pieces) < 2:
+        return []
+    sr, sc = spacing_mm
+    boxes = np.array([c.bbox_rc for c in pieces], dtype=np.float64) * np.array([sr, sc, sr, sc])
+    n = len(pieces)
+    parent = list(range(n))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i in range(n):
+        for j in range(i + 1, n):
+            gap_r = max(boxes[j, 0] - boxes[i, 2], boxes[i, 0] - boxes[j, 2], 0.0)
+            gap_c = max(boxes[j, 1] - boxes[i, 3], boxes[i, 1] - boxes[j, 3], 0.0)
+            if max(gap_r, gap_c) <= t.lobe_gap_mm:
+                parent[find(i)] = find(j)
+    groups: dict[int, list[Calcification]] = {}
+    for i in range(n):
+        groups.setdefault(find(i), []).append(pieces[i])
+    out = []
+    for g in groups.values():
+        if len(g) < t.popcorn_min_lobes:
+            continue
+        b = np.array([c.bbox_rc for c in g], dtype=np.float64)
+        extent = max((b[:, 2].max() - b[:, 0].min()) * sr, (b[:, 3].max() - b[:, 1].min()) * sc)
+        if extent > t.popcorn_mm:
+            out.append(g)
+    return out
+
+
 def describe(
     calcs: Sequence[Calcification],
     spacing_mm: tuple[float, float],
@@ -475,6 +525,31 @@ def describe(
     macros = [c for c in calcs if kinds[c.id] is CalcKind.MACRO]
     findings: list[MacroFinding] = []
     in_pattern: set[int] = set()
+    for lobes in _popcorn_lobes(macros, spacing_mm, t):
+        ids = sorted(c.id for c in lobes)
+        boxes = np.array([c.bbox_rc for c in lobes], dtype=np.float64)
+        extent = float(
+            max(
+                (boxes[:, 2].max() - boxes[:, 0].min()) * spacing_mm[0],
+                (boxes[:, 3].max() - boxes[:, 1].min()) * spacing_mm[1],
+            )
+        )
+        centre = tuple(float(v) for v in np.mean([c.center_rc for c in lobes], axis=0))
+        in_pattern.update(ids)
+        findings.append(
+            MacroFinding(
+                id=len(findings) + 1,
+                member_ids=tuple(ids),
+                pattern=Morphology.COARSE_POPCORN,
+                center_rc=(centre[0], centre[1]),
+                size_mm=extent,
+                reasons=(
+                    f"{len(lobes)} coarse lobes clumped within {extent:.1f} mm "
+                    f"(> {t.popcorn_mm} mm): coarse or popcorn-like calcification, as in an "
+                    "involuting fibroadenoma",
+                ),
+            )
+        )
     for c in sorted(macros, key=lambda c: -c.diameter_mm):
         if c.id in in_pattern:
             continue
