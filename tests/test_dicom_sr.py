@@ -17,7 +17,7 @@ import pydicom
 import pytest
 
 from calcscope.cli import analyze_files
-from calcscope.config import Config, DetectConfig
+from calcscope.config import Config
 from calcscope.dicom_gsps import GSPS_STORAGE, build_gsps
 from calcscope.dicom_sr import (
     FOLLOW_UP_CODE,
@@ -58,7 +58,7 @@ def case(tmp_path_factory) -> dict:
     ds.PatientBirthDate = BIRTH_DATE
     ds.save_as(path)
     out = d / "out"
-    cfg = Config(detect=DetectConfig(model="cnr"))
+    cfg = Config()
     (res,) = analyze_files(
         [path], out, config=cfg, sr=True, keep_analysis=True, show_progress=False
     )

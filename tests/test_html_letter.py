@@ -24,7 +24,7 @@ import pytest
 
 from calcscope.assess import Assessment, Category, FollowUp, RuleHit
 from calcscope.cli import analyze_files, main
-from calcscope.config import Config, DetectConfig
+from calcscope.config import Config
 from calcscope.io import write_image
 from calcscope.letter import EXPLAINED_TERMS, letter_text
 from calcscope.model import Morphology
@@ -71,14 +71,14 @@ def outputs(tmp_path_factory) -> dict:
     ds.PatientBirthDate = BIRTH_DATE
     ds.save_as(path)
     cfg = d / "cfg.json"
-    cfg.write_text(json.dumps({"detect": {"model": "cnr"}}))
+    cfg.write_text(json.dumps({}))
     out = d / "out"
     argv = ["analyze", str(path), "--out", str(out), "--config", str(cfg)]
     assert main([*argv, "--all-reports", "--anonymize"]) == 0
     (res,) = analyze_files(
         [path],
         d / "plain",
-        config=Config(detect=DetectConfig(model="cnr")),
+        config=Config(),
         html=True,
         keep_analysis=True,
         show_progress=False,

@@ -34,7 +34,7 @@ with warnings.catch_warnings():  # starlette's note about httpx2
     from fastapi.testclient import TestClient  # noqa: E402
 
 from calcscope.cli import analyze_files  # noqa: E402
-from calcscope.config import Config, DetectConfig  # noqa: E402
+from calcscope.config import Config  # noqa: E402
 from calcscope.io import write_image  # noqa: E402
 from calcscope.phantom import make_phantom  # noqa: E402
 from calcscope.web.app import LOOPBACK_HOSTS, create_app  # noqa: E402
@@ -43,7 +43,7 @@ from calcscope.web.tiles import TILE_PX, Pyramid, TileCache, level_shapes  # noq
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 # the spot-contrast detector: the web surface is under test here, not the trained model
-CONFIG = Config(detect=DetectConfig(model="cnr"))
+CONFIG = Config()
 SHAPE = (1400, 1100)
 HEADERS = {"X-Calcscope": "1"}
 
