@@ -329,8 +329,18 @@ def test_killed_node_loses_no_received_image(tmp_path: Path, base_images: dict[s
     assert set(counts) == uids and max(counts.values()) == 1
 
 
+def _dcmtk(tool: str) -> str | None:
+    """dcmtk's ``tool``, not a same-named console script of the active virtualenv
+    (pynetdicom installs its own ``storescu`` there, with other options)."""
+    venv_bin = os.path.join(sys.prefix, "bin")
+    path = os.pathsep.join(
+        p for p in os.environ.get("PATH", "").split(os.pathsep) if os.path.abspath(p) != venv_bin
+    )
+    return shutil.which(tool, path=path + os.pathsep + "/usr/bin")
+
+
 @pytest.mark.skipif(
-    not all(shutil.which(t) for t in ("storescu", "dcmcjpls", "dcmcrle", "dcmodify")),
+    not all(_dcmtk(t) for t in ("storescu", "dcmcjpls", "dcmcrle", "dcmodify")),
     reason="dcmtk's storescu/dcmcjpls/dcmcrle missing (Debian: apt-get install dcmtk)",
 )
 def test_dcmtk_storescu_with_compressed_transfer_syntaxes(
@@ -343,13 +353,13 @@ def test_dcmtk_storescu_with_compressed_transfer_syntaxes(
         ("rle", "dcmcrle", "--propose-rle"),
     ):
         f = tmp_path / f"{name}.dcm"
-        subprocess.run([tool, str(base_images["empty"]), str(f)], check=True)
-        subprocess.run(["dcmodify", "-nb", "-gin", str(f)], check=True)  # a new instance
+        subprocess.run([_dcmtk(tool), str(base_images["empty"]), str(f)], check=True)
+        subprocess.run([_dcmtk("dcmodify"), "-nb", "-gin", str(f)], check=True)  # new instance
         files[name] = (f, propose)
     out = tmp_path / "node"
     with StorageNode(AET, 0, out, dicom_reports=False, processes=False) as node:
         for f, propose in files.values():
-            cmd = ["storescu", "-aec", AET, propose, "127.0.0.1", str(node.port), str(f)]
+            cmd = [_dcmtk("storescu"), "-aec", AET, propose, "127.0.0.1", str(node.port), str(f)]
             run = subprocess.run(cmd, capture_output=True, text=True)
             if run.returncode != 0:  # seen once under heavy load: one retry, then fail loudly
                 time.sleep(1.0)
