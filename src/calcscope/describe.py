@@ -52,8 +52,9 @@ class DescribeThresholds:
     lobe_gap_mm
         Coarse lobes whose outlines lie this close belong to one deposit: a popcorn
         calcification is a clump of coarse lobes (BI-RADS atlas), which the detector
-        outlines one by one. At least ``popcorn_min_lobes`` lobes make a clump; two
-        fragments are more often a dystrophic deposit.
+        outlines one by one (``vessel_gap_mm``: likewise, segments of a calcified
+        artery this close belong to one vessel). At least ``popcorn_min_lobes``
+        lobes make a clump; two fragments are more often a dystrophic deposit.
     rod_width_mm
         Large rod-like calcifications are >= 1 mm in diameter (BI-RADS atlas). Measured
         widths of blurred rods fall about 20 % short, so 0.75 mm is accepted. Rods are
@@ -123,6 +124,7 @@ class DescribeThresholds:
 
     popcorn_mm: float = 2.5
     lobe_gap_mm: float = 0.5
+    vessel_gap_mm: float = 3.0
     popcorn_min_lobes: int = 3
     rod_width_mm: float = 0.75
     rod_length_mm: float = 3.0
@@ -504,6 +506,72 @@ def _popcorn_lobes(
     return out
 
 
+def _merge_vessel_segments(
+    findings: list[MacroFinding],
+    by_id: dict[int, Calcification],
+    spacing_mm: tuple[float, float],
+    t: DescribeThresholds,
+) -> list[MacroFinding]:
+    """One vascular finding per vessel: segments whose outlines lie within
+    ``vessel_gap_mm`` of each other are pieces of one calcified artery."""
+    vessels = [f for f in findings if f.pattern is Morphology.VASCULAR]
+    if len(vessels) < 2:
+        return findings
+    sr, sc = spacing_mm
+
+    def box(f: MacroFinding) -> np.ndarray:
+        b = np.array([by_id[i].bbox_rc for i in f.member_ids], dtype=np.float64)
+        return np.array(
+            [b[:, 0].min() * sr, b[:, 1].min() * sc, b[:, 2].max() * sr, b[:, 3].max() * sc]
+        )
+
+    boxes = [box(f) for f in vessels]
+    parent = list(range(len(vessels)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i in range(len(vessels)):
+        for j in range(i + 1, len(vessels)):
+            a, b = boxes[i], boxes[j]
+            gap = max(b[0] - a[2], a[0] - b[2], b[1] - a[3], a[1] - b[3], 0.0)
+            if gap <= t.vessel_gap_mm:
+                parent[find(i)] = find(j)
+    groups: dict[int, list[MacroFinding]] = {}
+    for i, f in enumerate(vessels):
+        groups.setdefault(find(i), []).append(f)
+    merged: list[MacroFinding] = [f for f in findings if f.pattern is not Morphology.VASCULAR]
+    for g in groups.values():
+        ids = tuple(sorted(i for f in g for i in f.member_ids))
+        b = np.array([box(f) for f in g])
+        extent = float(max(b[:, 2].max() - b[:, 0].min(), b[:, 3].max() - b[:, 1].min()))
+        centre = np.mean([by_id[i].center_rc for i in ids], axis=0)
+        reasons = g[0].reasons
+        if len(g) > 1:
+            reasons = (
+                *reasons,
+                f"{len(g)} segments along one vessel over {extent:.0f} mm: one calcified artery",
+            )
+        merged.append(
+            MacroFinding(
+                id=0,
+                member_ids=ids,
+                pattern=Morphology.VASCULAR,
+                center_rc=(float(centre[0]), float(centre[1])),
+                size_mm=extent,
+                reasons=reasons,
+            )
+        )
+    merged.sort(key=lambda f: min(f.member_ids))
+    return [
+        MacroFinding(k, f.member_ids, f.pattern, f.center_rc, f.size_mm, f.reasons)
+        for k, f in enumerate(merged, start=1)
+    ]
+
+
 def describe(
     calcs: Sequence[Calcification],
     spacing_mm: tuple[float, float],
@@ -573,6 +641,7 @@ def describe(
                 reasons=tuple(reasons),
             )
         )
+    findings = _merge_vessel_segments(findings, {c.id: c for c in calcs}, spacing_mm, t)
     clusterable = tuple(
         c.id for c in calcs if c.id not in in_pattern and c.diameter_mm < t.cluster_max_member_mm
     )
