@@ -579,18 +579,21 @@ def describe(
     *,
     breast: np.ndarray | None = None,
     thresholds: DescribeThresholds | None = None,
+    operating_score: float = 0.0,
 ) -> Description:
     """Size class of every calcification and benign macro patterns.
 
-    Cluster descriptions are added by :func:`describe_clusters` once clusters are known;
-    ``clusterable_ids`` lists the calcifications that may belong to a cluster (micro, and
-    macro up to ``cluster_max_member_mm`` that is not a benign pattern).
+    Benign macro patterns are looked for among the calcifications scoring at least
+    ``operating_score`` (the detections proper); size classes and ``clusterable_ids`` cover
+    all of them. Cluster descriptions are added by :func:`describe_clusters` once clusters
+    are known; ``clusterable_ids`` lists the calcifications that may belong to a cluster
+    (micro, and macro up to ``cluster_max_member_mm`` that is not a benign pattern).
     """
     cfg = config or DescribeConfig()
     t = thresholds or DescribeThresholds()
     pixel_mm = float(np.sqrt(spacing_mm[0] * spacing_mm[1]))
     kinds = {c.id: classify_kind(c, cfg) for c in calcs}
-    macros = [c for c in calcs if kinds[c.id] is CalcKind.MACRO]
+    macros = [c for c in calcs if kinds[c.id] is CalcKind.MACRO and c.score >= operating_score]
     findings: list[MacroFinding] = []
     in_pattern: set[int] = set()
     for lobes in _popcorn_lobes(macros, spacing_mm, t):

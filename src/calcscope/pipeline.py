@@ -24,9 +24,7 @@ from calcscope.cluster import cluster_calcifications
 from calcscope.config import Config
 from calcscope.describe import (
     ClusterDescription,
-    DescribeThresholds,
     MacroFinding,
-    classify_kind,
     describe,
     describe_clusters,
 )
@@ -137,18 +135,18 @@ def analyze_mammogram(
     t = lap("preprocess", t)
     det = detect(mammo, prep, cfg.detect)
     t = lap("detect", t)
-    detected = [c for c in det.calcifications if c.score >= cfg.detect.operating_score]
-    desc = describe(detected, mammo.spacing_mm, cfg.describe, breast=prep.breast)
-    in_pattern = {i for m in desc.macros for i in m.member_ids}
-    kinds = {c.id: classify_kind(c, cfg.describe) for c in det.calcifications}
-    calcs = tuple(replace(c, kind=kinds[c.id]) for c in det.calcifications)
+    desc = describe(
+        det.calcifications,
+        mammo.spacing_mm,
+        cfg.describe,
+        breast=prep.breast,
+        operating_score=cfg.detect.operating_score,
+    )
+    calcs = tuple(replace(c, kind=desc.kinds[c.id]) for c in det.calcifications)
     # possible calcifications (score >= detect.min_score) may join clusters, except the
     # pieces of benign macro patterns and deposits too coarse for a cluster member
-    candidates = [
-        c
-        for c in calcs
-        if c.id not in in_pattern and c.diameter_mm < DescribeThresholds().cluster_max_member_mm
-    ]
+    clusterable = set(desc.clusterable_ids)
+    candidates = [c for c in calcs if c.id in clusterable]
     t = lap("describe", t)
     clusters = cluster_calcifications(candidates, mammo.spacing_mm, cfg.cluster)
     t = lap("cluster", t)
