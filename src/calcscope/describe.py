@@ -38,17 +38,20 @@ __all__ = [
 class DescribeThresholds:
     """Thresholds of the description rules; lengths in millimetres.
 
-    Sizes are measured on the detector's outline, which is drawn where the calcification
-    stands out of the noise; for blurred 0.5-1 mm calcifications it runs about 20 % short
-    of the true size (phantom measurement, ``scripts/describe_accuracy.py``). The size
-    thresholds below are the atlas figures, lowered by that margin only where it says so.
+    Sizes are measured to the calcification's visible edge (see ``detect._EXTENT_FRACTION``):
+    on phantoms the greatest dimension comes within about 5-12 % of the drawn size and the
+    area-equivalent diameter within 5-15 % (``tests/test_accuracy_phantom.py``).
+    The size thresholds below are therefore the atlas figures, with a margin only where
+    it says so.
 
     Attributes
     ----------
     popcorn_mm
         Coarse or popcorn-like calcifications are > 2-3 mm (BI-RADS atlas; Radiology
-        Assistant: "coarse or popcorn-like ... larger than 2-3 mm"); we use 2.5 mm, on the
-        greatest dimension of the deposit (its lobes together).
+        Assistant: "coarse or popcorn-like ... larger than 2-3 mm"); we use the upper end,
+        3 mm, on the area-equivalent diameter of a single deposit and on the greatest
+        dimension of a clump of lobes (chosen on phantoms among 2.5 and 3 mm: smaller
+        irregular deposits are more often dystrophic).
     lobe_gap_mm
         Coarse lobes whose outlines lie this close belong to one deposit: a popcorn
         calcification is a clump of coarse lobes (BI-RADS atlas), which the detector
@@ -56,10 +59,14 @@ class DescribeThresholds:
         artery this close belong to one vessel). At least ``popcorn_min_lobes``
         lobes make a clump; two fragments are more often a dystrophic deposit.
     rod_width_mm
-        Large rod-like calcifications are >= 1 mm in diameter (BI-RADS atlas). Measured
-        widths of blurred rods fall about 20 % short, so 0.75 mm is accepted. Rods are
+        Large rod-like calcifications are >= 1 mm in diameter (BI-RADS atlas), measured
+        as the least width (the widest inscribed disc for curved shapes). Rods are
         told from vessel walls by this width: calcified arterial walls are thin tracks
         (< 1 mm) on both sides of a lumen (Radiology Assistant, "vascular").
+    rod_solidity
+        Rods are smooth solid casts of a duct (BI-RADS atlas: "smooth, solid"); an
+        elongated deposit whose outline fills less than 60 % of its convex hull is jagged,
+        which is dystrophic (phantom rods: 0.59-0.88, dystrophic stars: 0.38-0.59).
     rod_length_mm, vascular_length_mm
         Minimum length of a rod, and of a single vessel-wall track without its parallel
         partner (vascular calcifications are long parallel tracks, BI-RADS atlas).
@@ -81,13 +88,15 @@ class DescribeThresholds:
         needs 1 mm across to be seen.
     coarse_heterogeneous_mm, irregular_circularity
         Coarse heterogeneous calcifications are irregular, conspicuous and generally
-        0.5-1 mm (BI-RADS atlas). A cluster whose median member measures >= 0.55 mm
-        (0.5 mm plus a margin, so round 0.5 mm members are not drawn in) and whose
-        median circularity (4 pi area / perimeter^2) is below 0.86 is called so.
+        0.5-1 mm (BI-RADS atlas). A cluster whose median member measures >= 0.7 mm
+        (conspicuous: the middle of that range, so clusters of round 0.5 mm members
+        whose small outlines look irregular are not drawn in; chosen on phantoms among
+        0.55 and 0.7 mm) and whose median circularity (4 pi area / perimeter^2) is below
+        0.86 is called so.
     round_mm
         Round calcifications are >= 0.5 mm; under 0.5 mm they are punctate (BI-RADS 5th
         ed.). A cluster is round when its upper quartile reaches 0.5 mm (the larger
-        members are the ones that show the shape; the sizes run short, see above).
+        members are the ones that show the shape).
     amorphous_mm, amorphous_cnr
         Amorphous calcifications are "so small and/or hazy in appearance that a more
         specific particle shape cannot be determined" (BI-RADS atlas): median greatest
@@ -119,21 +128,24 @@ class DescribeThresholds:
         Regional: spread over more than 2 cm in greatest dimension (BI-RADS atlas);
         grouped: up to 2 cm.
     cluster_max_member_mm
-        Deposits of 1 mm or more are macrocalcifications that are not cluster members.
+        Deposits of 1 mm or more are macrocalcifications that are not cluster members;
+        the limit is 1.25 mm so that 1 mm members measured a little large stay in their
+        cluster (chosen on phantoms among 1, 1.25 and 1.5 mm).
     """
 
-    popcorn_mm: float = 2.5
+    popcorn_mm: float = 3.0
     lobe_gap_mm: float = 0.5
     vessel_gap_mm: float = 3.0
     popcorn_min_lobes: int = 3
-    rod_width_mm: float = 0.75
+    rod_width_mm: float = 1.0
+    rod_solidity: float = 0.6
     rod_length_mm: float = 3.0
     vascular_length_mm: float = 10.0
     vascular_gap_mm: tuple[float, float] = (0.5, 4.0)
     skin_mm: float = 5.0
     skin_max_mm: float = 2.5
     rim_mm: float = 1.0
-    coarse_heterogeneous_mm: float = 0.55
+    coarse_heterogeneous_mm: float = 0.7
     irregular_circularity: float = 0.86
     round_mm: float = 0.5
     amorphous_mm: float = 0.35
@@ -149,7 +161,7 @@ class DescribeThresholds:
     linear_width_mm: float = 5.0
     segmental_ratio: float = 1.6
     regional_mm: float = 20.0
-    cluster_max_member_mm: float = 1.0
+    cluster_max_member_mm: float = 1.25
 
 
 @dataclass(frozen=True)
@@ -247,7 +259,11 @@ def _macro_pattern(
             "(eggshell) calcification, as in an oil cyst or fat necrosis"
         ]
     if _is_elongated(c):
-        if c.min_diameter_mm >= t.rod_width_mm and c.max_diameter_mm >= t.rod_length_mm:
+        if (
+            c.min_diameter_mm >= t.rod_width_mm
+            and c.max_diameter_mm >= t.rod_length_mm
+            and c.solidity >= t.rod_solidity
+        ):
             return Morphology.LARGE_ROD_LIKE, [
                 f"solid rod {c.max_diameter_mm:.1f} mm long and {c.min_diameter_mm:.1f} mm wide "
                 f"(>= {t.rod_width_mm} mm, thicker than a vessel wall): large rod-like "

@@ -368,7 +368,9 @@ def detect(
         cands.diameter_mm <= cfg.max_diameter_mm
     )
     cands = dataclasses.replace(cands, score=np.where(size_ok, score, 0.0))
-    calcs = _outline(mammogram, labels, cands, min(cfg.min_score, cfg.operating_score))
+    calcs = _outline(
+        mammogram, labels, cands, min(cfg.min_score, cfg.operating_score), residual, r_sigma
+    )
     return Detection(calcs, cands, tuple(band_noise), r_sigma)
 
 
@@ -447,13 +449,68 @@ def _empty_candidates(n_bands: int) -> Candidates:
     )
 
 
+_EXTENT_FRACTION = 0.2
+"""Fraction of a calcification's peak (above the surrounding tissue) at which its size is
+measured. The object outline is taken at half the fine-band peak, which keeps neighbours
+apart and shapes sharp but runs inside the visible edge: a projected sphere is only 87 %
+of its diameter wide at half height, and blur narrows the band-pass response further
+(sizes came out 25-30 % short on phantoms). Radiologists measure the visible edge, so
+the size is measured where the calcification meets the tissue: at 20 % of its height in
+the top-hat residual, and never below 2 noise sigmas."""
+
+
+def _extent(
+    residual: np.ndarray,
+    labels: np.ndarray,
+    label: int,
+    bbox: tuple[int, int, int, int],
+    pixel_mm: float,
+    r_sigma: float,
+) -> tuple[np.ndarray, int, int]:
+    """Region of one calcification out to its visible edge (see ``_EXTENT_FRACTION``).
+
+    Grows the object ``label`` through connected pixels of ``residual`` above the edge
+    level, by at most half its inscribed radius (and 0.3 mm). Returns the region and its origin.
+    """
+    rows, cols = residual.shape
+    r0, c0, r1, c1 = bbox
+    m = max(2, int(round(0.3 / pixel_mm)))
+    ra, ca, rb, cb = max(r0 - m, 0), max(c0 - m, 0), min(r1 + m, rows), min(c1 + m, cols)
+    obj = labels[ra:rb, ca:cb] == label
+    res = residual[ra:rb, ca:cb]
+    near = cv2.dilate(obj.view(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    others = (labels[ra:rb, ca:cb] > 0) & ~obj
+    around = res[~near & ~others]
+    base = float(np.median(around)) if around.size else 0.0
+    peak = float(res[obj].max())
+    level = base + max(_EXTENT_FRACTION * (peak - base), 2.0 * r_sigma)
+    # grow by at most half the object's inscribed radius: the edge lies just outside the
+    # half-peak outline, and a thin wall must not bridge to its neighbour through the
+    # soft tissue between them
+    obj_u8 = np.pad(obj, 1).view(np.uint8)
+    inscribed = float(cv2.distanceTransform(obj_u8, cv2.DIST_L2, 3).max())
+    reach = max(1, int(round(0.5 * inscribed)))
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1, 2 * reach + 1))
+    within = cv2.dilate(obj_u8, disc)[1:-1, 1:-1].astype(bool)
+    grown = ((res >= level) & within & ~others) | obj
+    _, comp = cv2.connectedComponents(grown.view(np.uint8), connectivity=8)
+    ids = np.unique(comp[obj])
+    return np.isin(comp, ids[ids > 0]), ra, ca
+
+
 def _outline(
     mammogram: Mammogram,
     labels: np.ndarray,
     cands: Candidates,
     operating_score: float,
+    residual: np.ndarray | None = None,
+    r_sigma: float = 1.0,
 ) -> tuple[Calcification, ...]:
-    """Trace outlines and shape descriptors of the candidates kept at the operating point."""
+    """Trace outlines and shape descriptors of the candidates kept at the operating point.
+
+    The outline (shape descriptors) is the half-peak object; sizes are measured on its
+    region grown to the visible edge in ``residual`` (see :func:`_extent`).
+    """
     sr, sc = mammogram.spacing_mm
     pixel_mm = mammogram.pixel_mm
     order = np.argsort(-cands.score, kind="stable")
@@ -479,17 +536,40 @@ def _outline(
         perimeter_px = max(cv2.arcLength(cnt, True), 1e-6)
         hull = cv2.convexHull(cnt)
         hull_area = max(float(cv2.contourArea(hull)), 1e-6)
-        pts = hull[:, 0, :].astype(np.float64) * np.array([sc, sr])
+        area_mm2 = float(cands.area_mm2[i])
+        # whole (filled) outline area gives the size of a rim calcification too
+        filled_mm2 = (filled_px + perimeter_px / 2 + 1) * sr * sc
+        size_cnt, size_hull = cnt, hull
+        if residual is not None:
+            ext, ra, ca = _extent(
+                residual, labels, int(cands.label[i]), (r0, c0, r1, c1), pixel_mm, r_sigma
+            )
+            e_cnts, _ = cv2.findContours(
+                np.pad(ext, 1).astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE
+            )
+            if e_cnts:
+                size_cnt = max(e_cnts, key=cv2.contourArea)
+                size_hull = cv2.convexHull(size_cnt)
+                e_px = max(float(cv2.contourArea(size_cnt)), 0.5)
+                e_mm2 = (e_px + cv2.arcLength(size_cnt, True) / 2 + 1) * sr * sc
+                filled_mm2 = max(filled_mm2, e_mm2)
+                area_mm2 = max(area_mm2, float(ext.sum()) * sr * sc)
+        pts = size_hull[:, 0, :].astype(np.float64) * np.array([sc, sr])
         if len(pts) > 1:
             d = np.sqrt(((pts[:, None, :] - pts[None, :, :]) ** 2).sum(-1))
             feret_mm = float(d.max()) + pixel_mm
         else:
             feret_mm = pixel_mm
-        (_, _), (w, h), _ = cv2.minAreaRect(cnt)
+        # least width: the bounding rectangle's for compact shapes, the widest inscribed
+        # disc's for curved or bent ones (a curved vessel segment is thin however wide
+        # its rectangle)
+        (_, _), (w, h), _ = cv2.minAreaRect(size_cnt)
         min_d_mm = float(min(w, h)) * pixel_mm + pixel_mm
-        # whole (filled) outline area gives the size of a rim calcification too
-        filled_mm2 = (filled_px + perimeter_px / 2 + 1) * sr * sc
-        area_mm2 = float(cands.area_mm2[i])
+        x0, y0, bw, bh = cv2.boundingRect(size_cnt)
+        solid = np.zeros((bh + 2, bw + 2), np.uint8)
+        cv2.drawContours(solid, [size_cnt - np.array([x0 - 1, y0 - 1])], -1, 1, thickness=-1)
+        inscribed = float(cv2.distanceTransform(solid, cv2.DIST_L2, 3).max())
+        min_d_mm = min(min_d_mm, max(2.0 * inscribed - 1.0, 1.0) * pixel_mm)
         diameter = float(max(2 * np.sqrt(filled_mm2 / np.pi), cands.diameter_mm[i]))
         circ = float(min(1.0, 4 * np.pi * filled_px / perimeter_px**2)) if filled_px > 2 else 1.0
         lucent = bool(hole_px >= max(2.0, 0.1 * filled_px))
