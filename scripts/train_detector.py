@@ -26,6 +26,7 @@ Deterministic: fixed seeds, deterministic LightGBM, single-threaded CV folds.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import tempfile
 import time
@@ -92,10 +93,29 @@ def phantom_candidates(k: int) -> tuple[np.ndarray, np.ndarray]:
     return cands.feature_matrix(), label_candidates(ph, cands)
 
 
+def _code_key() -> str:
+    """Hash of the sources that shape the phantom candidates: a cache made by other code
+    is rebuilt (a stale cache once trained a model the script could not reproduce)."""
+    import calcscope
+
+    root = Path(calcscope.__file__).resolve().parent
+    h = hashlib.sha256()
+    for name in ("phantom.py", "_phantom_shapes.py", "preprocess.py", "detect.py", "io.py"):
+        h.update((root / name).read_bytes())
+    h.update(Path(__file__).read_bytes())
+    return h.hexdigest()[:16]
+
+
 def phantom_dataset(n: int, cache: Path) -> tuple[np.ndarray, np.ndarray]:
+    key = _code_key()
     if cache.is_file():
         z = np.load(cache)
-        if z["x"].shape[1] == len(Candidates.FEATURE_NAMES) and int(z["n"]) == n:
+        if (
+            z["x"].shape[1] == len(Candidates.FEATURE_NAMES)
+            and int(z["n"]) == n
+            and "key" in z
+            and str(z["key"]) == key
+        ):
             return z["x"], z["y"]
     xs, ys = [], []
     t0 = time.time()
@@ -111,7 +131,7 @@ def phantom_dataset(n: int, cache: Path) -> tuple[np.ndarray, np.ndarray]:
         )
     x, y = np.concatenate(xs), np.concatenate(ys)
     cache.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(cache, x=x, y=y, n=n)
+    np.savez(cache, x=x, y=y, n=n, key=key)
     return x, y
 
 

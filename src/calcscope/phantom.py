@@ -325,6 +325,7 @@ class _Anatomy:
     breast_low: np.ndarray  # low-res bool
     low_rc: tuple[np.ndarray, np.ndarray]  # full-res coordinates of low-res cell centres
     skin_grad: tuple[np.ndarray, np.ndarray]  # gradient of skin_mm (rows, cols)
+    skin_line_mm: np.ndarray  # low-res distance to the skin line only (not the image border)
 
     def cell(self, r: float, c: float) -> tuple[int, int]:
         i = int(np.clip((r + 0.5) / self.grid_scale[0], 0, self.allowed_mm.shape[0] - 1))
@@ -337,6 +338,11 @@ class _Anatomy:
 
     def skin(self, r: float, c: float) -> float:
         return float(self.skin_mm[self.cell(r, c)])
+
+    def skin_line(self, r: float, c: float) -> float:
+        """Distance (mm) to the skin line; where the breast leaves the image (chest wall,
+        axilla) there is no skin."""
+        return float(self.skin_line_mm[self.cell(r, c)])
 
     def skin_tangent(self, r: float, c: float) -> float:
         """Direction (rad, atan2(d_row, d_col)) along the skin line near a point."""
@@ -403,6 +409,7 @@ def _geometry(
         breast_low,
         (rr, cc),
         (gi, gj),
+        _dist_mm(breast_low, cell, border_inside=True),
     )
     return anat, level, soft
 
@@ -477,6 +484,26 @@ def _random_inside(rng: np.random.Generator, anat: _Anatomy, min_mm: float) -> t
     raise ValueError(
         f"no room {min_mm:.1f} mm inside the breast; use a larger image shape or a finer spacing_mm"
     )
+
+
+def _random_near_skin(
+    rng: np.random.Generator, anat: _Anatomy, lo_mm: float, hi_mm: float, min_mm: float
+) -> tuple[float, float]:
+    """Uniform random point between ``lo_mm`` and ``hi_mm`` from the skin line (the image
+    border is not skin) and at least ``min_mm`` from anything a calcification avoids."""
+    ok = (
+        (anat.skin_line_mm >= lo_mm)
+        & (anat.skin_line_mm <= hi_mm)
+        & (anat.allowed_mm - _GRID_MM >= min_mm)
+    )
+    cells = np.flatnonzero(ok)
+    if cells.size == 0:
+        raise ValueError("no skin line inside the image; use a larger image shape")
+    i, j = np.unravel_index(int(rng.choice(cells)), ok.shape)
+    gr, gc = anat.grid_scale
+    r = (i + rng.uniform(0.0, 1.0)) * gr - 0.5  # inverse of _Anatomy.cell
+    c = (j + rng.uniform(0.0, 1.0)) * gc - 0.5
+    return float(np.clip(r, 0, anat.rows - 1)), float(np.clip(c, 0, anat.cols - 1))
 
 
 # ---------------------------------------------------------------------------- placement
@@ -639,9 +666,7 @@ def _place_macro(
     skin = pattern is Morphology.SKIN
     for _attempt in range(200):
         if skin:
-            cen = _random_inside(rng, anat, 1.5)
-            if not 2.0 <= anat.skin(*cen) <= 4.0:
-                continue
+            cen = _random_near_skin(rng, anat, 2.0, 4.0, 1.5)
         else:
             cen = _random_inside(rng, anat, 6.0)
         layout, vessels = macro_layout(
@@ -650,7 +675,7 @@ def _place_macro(
         ok = all(
             placer.fits(r, c, sh.bound_mm, 0.8 if skin else _EDGE_MARGIN_MM)
             and placer.free(r, c, sh.bound_mm, 3.0)
-            and (not skin or anat.skin(r, c) <= sh.bound_mm + 4.5)
+            and (not skin or anat.skin_line(r, c) <= sh.bound_mm + 4.5)
             for r, c, _a, sh in layout
         )
         if ok:
