@@ -106,9 +106,14 @@ def _check_inside(p: Phantom) -> None:
     allowed = t.breast_mask.copy()
     if t.pectoral_mask is not None:
         allowed &= ~t.pectoral_mask
-    dist_mm = cv2.distanceTransform(
-        cv2.copyMakeBorder(allowed.astype(np.uint8), 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0),
-        cv2.DIST_L2, 5)[1:-1, 1:-1] * s
+    dist_mm = (
+        cv2.distanceTransform(
+            cv2.copyMakeBorder(allowed.astype(np.uint8), 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0),
+            cv2.DIST_L2,
+            5,
+        )[1:-1, 1:-1]
+        * s
+    )
     for c in t.calcifications:
         r, col = (int(round(v)) for v in c.center_rc)
         assert allowed[r, col], c
@@ -230,8 +235,9 @@ def test_cluster_center_is_honoured() -> None:
     (cluster,) = p.truth.clusters
     assert np.hypot(cluster.center_rc[0] - center[0], cluster.center_rc[1] - center[1]) < 100
     with pytest.raises(ValueError, match="inside"):
-        make_phantom(seed=9, clusters=[ClusterSpec(Morphology.PUNCTATE, center_rc=(600.0, 5.0))],
-                     **SMALL)
+        make_phantom(
+            seed=9, clusters=[ClusterSpec(Morphology.PUNCTATE, center_rc=(600.0, 5.0))], **SMALL
+        )
 
 
 def test_unsupported_inputs_raise() -> None:
@@ -254,18 +260,20 @@ def test_calcifications_brighter_than_local_background(noise: float) -> None:
         r, col = (int(round(v)) for v in c.center_rc)
         reach = int(c.length_mm / s / 2) + 2
         ring = int(c.length_mm / s) + 8
-        local = pix[r - ring:r + ring + 1, col - ring:col + ring + 1]
+        local = pix[r - ring : r + ring + 1, col - ring : col + ring + 1]
         kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 3,) * 2)
         tophat = cv2.morphologyEx(local, cv2.MORPH_TOPHAT, kernel)
-        peak = tophat[ring - reach:ring + reach + 1, ring - reach:ring + reach + 1].max()
+        peak = tophat[ring - reach : ring + reach + 1, ring - reach : ring + reach + 1].max()
         if noise == 0:
             # the added signal stands out of the (noise-free) anatomy by most of its contrast
             assert peak > 0.5 * c.contrast, c
             if c.shape in ("punctate", "round", "pleomorphic", "coarse_heterogeneous"):
                 assert tophat[ring, ring] > 0.4 * c.contrast, c
         elif c.diameter_mm >= 0.3:
-            assert pix[r - reach:r + reach + 1, col - reach:col + reach + 1].max() > np.median(
-                local) + 0.5 * c.contrast, c
+            assert (
+                pix[r - reach : r + reach + 1, col - reach : col + reach + 1].max()
+                > np.median(local) + 0.5 * c.contrast
+            ), c
     assert all(c.contrast > 0 for c in p.truth.calcifications)
 
 
@@ -277,8 +285,9 @@ def test_noise_does_not_move_the_truth(small: Phantom) -> None:
 def test_contrast_to_noise_of_small_specks() -> None:
     """0.2-0.3 mm specks at 0.07 mm: pixel contrast about 4-8x the quantum noise."""
     spec = ClusterSpec(Morphology.PUNCTATE, Distribution.REGIONAL, n=12)
-    p = make_phantom(seed=10, spacing_mm=0.07, shape=(1200, 1000), clusters=[spec], macros=[],
-                     n_singles=0)
+    p = make_phantom(
+        seed=10, spacing_mm=0.07, shape=(1200, 1000), clusters=[spec], macros=[], n_singles=0
+    )
     noise_std = 0.01
     small_specks = [c for c in p.truth.calcifications if c.diameter_mm < 0.3]
     for c in small_specks:

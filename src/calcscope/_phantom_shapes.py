@@ -52,8 +52,7 @@ def _ellipse(a: float, b: float, *, du: float = 0.0, dv: float = 0.0) -> Profile
     return f
 
 
-def _star(angles: np.ndarray, radii: np.ndarray, *, du: float = 0.0,
-          dv: float = 0.0) -> Profile:
+def _star(angles: np.ndarray, radii: np.ndarray, *, du: float = 0.0, dv: float = 0.0) -> Profile:
     """Star-shaped irregular polygon, radius (mm) interpolated linearly in angle."""
 
     def f(u: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -102,8 +101,14 @@ def _union(parts: Sequence[Profile]) -> Profile:
     return f
 
 
-def _random_star(rng: np.random.Generator, diameter_mm: float, k_range: tuple[int, int],
-                 r_low: float, du: float = 0.0, dv: float = 0.0) -> tuple[Profile, float]:
+def _random_star(
+    rng: np.random.Generator,
+    diameter_mm: float,
+    k_range: tuple[int, int],
+    r_low: float,
+    du: float = 0.0,
+    dv: float = 0.0,
+) -> tuple[Profile, float]:
     """Irregular polygon of area-equivalent diameter ``diameter_mm``; returns its bound."""
     k = int(rng.integers(k_range[0], k_range[1] + 1))
     angles = np.sort(rng.uniform(0, 2 * np.pi, k))
@@ -131,8 +136,9 @@ def macro_amp(rng: np.random.Generator) -> float:
     return float(rng.uniform(*_MACRO_AMP))
 
 
-def disc(rng: np.random.Generator, d: float, label: str, amp: float, *,
-          ecc_max: float = 1.12) -> Shape:
+def disc(
+    rng: np.random.Generator, d: float, label: str, amp: float, *, ecc_max: float = 1.12
+) -> Shape:
     k = rng.uniform(1.0, ecc_max)
     a, b = d / 2 * math.sqrt(k), d / 2 / math.sqrt(k)
     return Shape(_ellipse(a, b), a, label, amp)
@@ -147,8 +153,12 @@ def _line(rng: np.random.Generator, length: float, width: float, beaded: bool) -
     hw = np.full(k, width / 2)
     if beaded:
         hw[1:-1] *= rng.uniform(0.5, 1.0, k - 2)
-    return Shape(_polyline(np.column_stack([u, v]), hw), half + width / 2 + abs(sag),
-                  "linear", micro_amp(rng))
+    return Shape(
+        _polyline(np.column_stack([u, v]), hw),
+        half + width / 2 + abs(sag),
+        "linear",
+        micro_amp(rng),
+    )
 
 
 def _branching(rng: np.random.Generator) -> Shape:
@@ -171,8 +181,7 @@ def member_shape(rng: np.random.Generator, morph: Morphology) -> Shape:
     if morph is Morphology.ROUND:
         return disc(rng, rng.uniform(0.3, 1.0), "round", micro_amp(rng))
     if morph is Morphology.AMORPHOUS:
-        return disc(rng, rng.uniform(0.1, 0.3), "amorphous", micro_amp(rng, 0.7),
-                     ecc_max=1.4)
+        return disc(rng, rng.uniform(0.1, 0.3), "amorphous", micro_amp(rng, 0.7), ecc_max=1.4)
     if morph is Morphology.FINE_PLEOMORPHIC:
         prof, bound = _random_star(rng, rng.uniform(0.15, 0.5), (4, 8), 0.4)
         return Shape(prof, bound, "pleomorphic", micro_amp(rng))
@@ -191,8 +200,14 @@ def member_shape(rng: np.random.Generator, morph: Morphology) -> Shape:
     )
 
 
-def curve(rng: np.random.Generator, start: np.ndarray, heading: float, length_px: float,
-           step_px: float, wiggle: float) -> np.ndarray:
+def curve(
+    rng: np.random.Generator,
+    start: np.ndarray,
+    heading: float,
+    length_px: float,
+    step_px: float,
+    wiggle: float,
+) -> np.ndarray:
     """Smooth random curve ``(k, 2)`` (row, col): a random walk of the heading."""
     n = max(int(length_px / step_px), 2)
     turn = np.convolve(rng.normal(0, wiggle, n + 8), np.ones(8) / 8, mode="valid")[:n]
@@ -201,12 +216,14 @@ def curve(rng: np.random.Generator, start: np.ndarray, heading: float, length_px
     return np.vstack([start, start + np.cumsum(steps, axis=0)])
 
 
-
-
-def macro_layout(rng: np.random.Generator, pattern: Morphology, spacing: float,
-                 cen: tuple[float, float], duct: float, tangent: float
-                 ) -> tuple[list[tuple[float, float, float, Shape]],
-                            list[tuple[np.ndarray, float, float]]]:
+def macro_layout(
+    rng: np.random.Generator,
+    pattern: Morphology,
+    spacing: float,
+    cen: tuple[float, float],
+    duct: float,
+    tangent: float,
+) -> tuple[list[tuple[float, float, float, Shape]], list[tuple[np.ndarray, float, float]]]:
     """Lay out one benign macro pattern.
 
     Parameters
@@ -240,21 +257,35 @@ def macro_layout(rng: np.random.Generator, pattern: Morphology, spacing: float,
         for _ in range(int(rng.integers(3, 7))):
             lr, phi = rng.uniform(0.5, 1.2), rng.uniform(0, 2 * np.pi)
             d = (core + lr) * rng.uniform(0.45, 0.8)
-            lobes.append(_ellipse(lr, lr * rng.uniform(0.6, 1.0), du=d * math.cos(phi),
-                                  dv=d * math.sin(phi)))
+            lobes.append(
+                _ellipse(lr, lr * rng.uniform(0.6, 1.0), du=d * math.cos(phi), dv=d * math.sin(phi))
+            )
         main_bound = 2 * core + 1.2 + 0.1
-        at(0, 0, rng.uniform(-np.pi, np.pi), Shape(_union(lobes), main_bound, "popcorn",
-                                                    macro_amp(rng)))
+        at(
+            0,
+            0,
+            rng.uniform(-np.pi, np.pi),
+            Shape(_union(lobes), main_bound, "popcorn", macro_amp(rng)),
+        )
         for phi in rng.uniform(0, 2 * np.pi, int(rng.integers(0, 3))):
             prof, b = _random_star(rng, rng.uniform(0.6, 1.2), (5, 9), 0.55)
             d = main_bound + b + 0.5
-            at(d * math.sin(phi), d * math.cos(phi), 0.0, Shape(prof, b, "popcorn",
-                                                                  macro_amp(rng)))
+            at(d * math.sin(phi), d * math.cos(phi), 0.0, Shape(prof, b, "popcorn", macro_amp(rng)))
     elif pattern is Morphology.RIM_EGGSHELL:
         r_out = rng.uniform(1.0, 3.0)
-        at(0, 0, rng.uniform(-np.pi, np.pi),
-           Shape(_ring(r_out, rng.uniform(0.3, 0.5), rng.uniform(0.15, 0.25),
-                        rng.uniform(1.0, 1.15)), r_out * 1.08, "rim", macro_amp(rng)))
+        at(
+            0,
+            0,
+            rng.uniform(-np.pi, np.pi),
+            Shape(
+                _ring(
+                    r_out, rng.uniform(0.3, 0.5), rng.uniform(0.15, 0.25), rng.uniform(1.0, 1.15)
+                ),
+                r_out * 1.08,
+                "rim",
+                macro_amp(rng),
+            ),
+        )
     elif pattern is Morphology.ROUND:
         d = rng.uniform(1.0, 3.0)
         at(0, 0, 0.0, disc(rng, d, "round", macro_amp(rng), ecc_max=1.08))
@@ -264,13 +295,18 @@ def macro_layout(rng: np.random.Generator, pattern: Morphology, spacing: float,
         for phi in rng.uniform(0, 2 * np.pi, int(rng.integers(1, 4))):
             fprof, fb = _random_star(rng, rng.uniform(0.5, 1.5), (5, 10), 0.4)
             d = b + fb + rng.uniform(0.6, 1.5)
-            at(d * math.sin(phi), d * math.cos(phi), 0.0,
-               Shape(fprof, fb, "dystrophic", macro_amp(rng)))
+            at(
+                d * math.sin(phi),
+                d * math.cos(phi),
+                0.0,
+                Shape(fprof, fb, "dystrophic", macro_amp(rng)),
+            )
     elif pattern is Morphology.LARGE_ROD_LIKE:
         n_rods = int(rng.integers(2, 5))
         widths = rng.uniform(1.0, 1.6, n_rods)
-        sides = np.concatenate([[0.0], np.cumsum(
-            (widths[:-1] + widths[1:]) / 2 + rng.uniform(1.5, 3.0, n_rods - 1))])
+        sides = np.concatenate(
+            [[0.0], np.cumsum((widths[:-1] + widths[1:]) / 2 + rng.uniform(1.5, 3.0, n_rods - 1))]
+        )
         sides -= sides.mean()
         for w, off in zip(widths, sides, strict=True):
             length = rng.uniform(5.0, 10.0)
@@ -279,17 +315,25 @@ def macro_layout(rng: np.random.Generator, pattern: Morphology, spacing: float,
             u = np.linspace(-half, half, 4)
             v = rng.uniform(-0.06, 0.06) * length * (1 - (u / half) ** 2)
             hw = w / 2 * np.concatenate([[1.0], rng.uniform(0.85, 1.0, 2), [1.0]])
-            sh = Shape(_polyline(np.column_stack([u, v]), hw), length / 2 + 0.5, "rod",
-                        macro_amp(rng))
-            at(along * math.sin(duct) + off * math.cos(duct),
-               along * math.cos(duct) - off * math.sin(duct),
-               duct + rng.uniform(-0.08, 0.08), sh)
+            sh = Shape(
+                _polyline(np.column_stack([u, v]), hw), length / 2 + 0.5, "rod", macro_amp(rng)
+            )
+            at(
+                along * math.sin(duct) + off * math.cos(duct),
+                along * math.cos(duct) - off * math.sin(duct),
+                duct + rng.uniform(-0.08, 0.08),
+                sh,
+            )
     elif pattern is Morphology.SKIN:
         pos = 0.0
         for _ in range(int(rng.integers(2, 5))):
             r_out = rng.uniform(0.5, 1.0)
-            sh = Shape(_ring(r_out, rng.uniform(0.2, 0.35), rng.uniform(0.1, 0.2),
-                              rng.uniform(1.0, 1.1)), r_out * 1.06, "skin", macro_amp(rng))
+            sh = Shape(
+                _ring(r_out, rng.uniform(0.2, 0.35), rng.uniform(0.1, 0.2), rng.uniform(1.0, 1.1)),
+                r_out * 1.06,
+                "skin",
+                macro_amp(rng),
+            )
             pos += r_out
             at(pos * math.sin(tangent), pos * math.cos(tangent), rng.uniform(-np.pi, np.pi), sh)
             pos += r_out + rng.uniform(1.0, 3.0)
@@ -298,16 +342,18 @@ def macro_layout(rng: np.random.Generator, pattern: Morphology, spacing: float,
         sep = rng.uniform(1.0, 2.0)
         heading = duct + rng.uniform(-0.8, 0.8)
         step = 0.4
-        start = np.array([cr - length / 2 * math.sin(heading) / s,
-                          cc - length / 2 * math.cos(heading) / s])
+        start = np.array(
+            [cr - length / 2 * math.sin(heading) / s, cc - length / 2 * math.cos(heading) / s]
+        )
         path = curve(rng, start, heading, length / s, step / s, 0.03)
         tang = np.gradient(path, axis=0)
         tang /= np.linalg.norm(tang, axis=1, keepdims=True)
         normal = np.column_stack([tang[:, 1], -tang[:, 0]])
         ext = curve(rng, path[-1], math.atan2(*tang[-1]), 15 / s, 1 / s, 0.03)
         pre = curve(rng, path[0], math.atan2(*(-tang[0])), 15 / s, 1 / s, 0.03)[::-1]
-        vessels.append((np.vstack([pre, path, ext]), (sep / 2 + 0.2) / s,
-                        float(rng.uniform(0.03, 0.05))))
+        vessels.append(
+            (np.vstack([pre, path, ext]), (sep / 2 + 0.2) / s, float(rng.uniform(0.03, 0.05)))
+        )
         for side in (-0.5, 0.5):
             track = path + side * sep / s * normal
             w = rng.uniform(0.3, 0.6)
@@ -316,7 +362,7 @@ def macro_layout(rng: np.random.Generator, pattern: Morphology, spacing: float,
                 seg = min(rng.uniform(2.0, 6.0), length - pos)
                 i0, i1 = int(pos / step), min(int((pos + seg) / step), len(track) - 1)
                 if i1 - i0 >= 2:
-                    pts = track[i0:i1 + 1]
+                    pts = track[i0 : i1 + 1]
                     mid = pts[len(pts) // 2]
                     local = (pts - mid)[:, ::-1] * s  # (u=d_col, v=d_row) in mm
                     hw = w / 2 * rng.uniform(0.8, 1.0, len(pts))
@@ -330,4 +376,3 @@ def macro_layout(rng: np.random.Generator, pattern: Morphology, spacing: float,
             f"{', '.join(m.name for m in MACRO_PATTERNS)}"
         )
     return out, vessels
-
