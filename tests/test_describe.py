@@ -411,3 +411,43 @@ def test_left_right_flip_keeps_description(task: str, value: str):
         assert len(match) == 1
         a, b = f.description, match[0].description
         assert (a.morphology, a.distribution) == (b.morphology, b.distribution)
+
+
+def test_thresholds_come_from_the_config_file(tmp_path):
+    """``describe.thresholds`` and ``assess.thresholds`` in a TOML file reach the rules."""
+    from calcscope.config import load_config
+    from calcscope.errors import ConfigError
+
+    ph = make_phantom(
+        seed=3,
+        spacing_mm=0.1,
+        shape=(1200, 1000),
+        clusters=[ClusterSpec(Morphology.FINE_LINEAR_BRANCHING, Distribution.LINEAR, 8)],
+        macros=[Morphology.COARSE_POPCORN],
+        n_singles=0,
+    )
+    centre = np.array(ph.truth.clusters[0].center_rc)
+
+    def inserted(config=None):
+        found = analyze_mammogram(ph.mammogram, config=config).clusters
+        return min(found, key=lambda f: np.hypot(*(np.array(f.cluster.center_rc) - centre)))
+
+    top = inserted()
+    assert top.description.morphology is Morphology.FINE_LINEAR_BRANCHING
+    assert top.assessment.category.value == "4C"
+
+    path = tmp_path / "rules.toml"
+    path.write_text("[describe.thresholds]\nlinear_fraction = 1.01\n")
+    top = inserted(load_config(path))
+    assert top.description.morphology not in {
+        Morphology.FINE_LINEAR_BRANCHING,
+        Morphology.FINE_LINEAR,
+    }
+
+    path.write_text("[assess.thresholds]\nc4b_max = 0.95\nc5_min = 0.99\n")
+    top = inserted(load_config(path))
+    assert top.assessment.category.value == "4B"
+
+    path.write_text("[describe.thresholds]\npopcorn_size = 2.0\n")
+    with pytest.raises(ConfigError, match="popcorn_size"):
+        load_config(path)

@@ -65,6 +65,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from calcscope.model import Distribution, Morphology
+from calcscope.thresholds import AssessThresholds
 
 __all__ = [
     "Category",
@@ -183,27 +184,6 @@ class Assessment:
     @property
     def reason(self) -> str:
         return "; ".join(r.reason for r in self.rules)
-
-
-@dataclass(frozen=True)
-class AssessThresholds:
-    """Likelihood bands of the BI-RADS categories.
-
-    Source: ACR BI-RADS Atlas, 5th edition, 2013, "Guidance: assessment categories"
-    (summarised by the Radiology Assistant, "BI-RADS for mammography and ultrasound 2013").
-    """
-
-    benign_max: float = 0.005
-    """Category 2 (benign) up to this likelihood. The atlas gives "essentially 0 %"; we
-    allow 0.5 % so that the typically benign forms (about 0.1-0.3 %) fall in it."""
-    probably_benign_max: float = 0.02
-    """Category 3 (probably benign) up to 2 % (atlas: "> 0 % but <= 2 %")."""
-    c4a_max: float = 0.10
-    """Category 4A (low suspicion) up to 10 % (atlas: "> 2 % to <= 10 %")."""
-    c4b_max: float = 0.50
-    """Category 4B (moderate suspicion) up to 50 % (atlas: "> 10 % to <= 50 %")."""
-    c5_min: float = 0.95
-    """Category 5 (highly suggestive) from 95 % (atlas: ">= 95 %"); 4C below."""
 
 
 # --- likelihood tables -------------------------------------------------------------------

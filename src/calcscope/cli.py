@@ -390,7 +390,7 @@ def evaluate(
         from calcscope.descriptors import assess_cbis_csv, format_evaluation
 
         try:
-            ev = assess_cbis_csv(truth, out)
+            ev = assess_cbis_csv(truth, out, thresholds=_load(config_path).assess.thresholds)
         except CalcscopeError as exc:
             err_console.print(f"[red]error:[/] {exc}")
             raise typer.Exit(1) from exc

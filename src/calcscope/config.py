@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from calcscope.errors import ConfigError
+from calcscope.thresholds import AssessThresholds, DescribeThresholds
 
 __all__ = [
     "IOConfig",
@@ -148,6 +149,19 @@ class DescribeConfig(_Frozen):
         "(BI-RADS atlas / Radiology Assistant: microcalcifications are < 0.5 mm; some "
         "sources use 1 mm).",
     )
+    thresholds: DescribeThresholds = Field(
+        default_factory=DescribeThresholds,
+        description="Size, shape and distribution limits of the BI-RADS description rules, "
+        "each with its source (calcscope.thresholds.DescribeThresholds).",
+    )
+
+
+class AssessConfig(_Frozen):
+    thresholds: AssessThresholds = Field(
+        default_factory=AssessThresholds,
+        description="Likelihood bands of the BI-RADS categories (ACR atlas, 5th ed.; "
+        "calcscope.thresholds.AssessThresholds).",
+    )
 
 
 class Config(_Frozen):
@@ -158,6 +172,7 @@ class Config(_Frozen):
     detect: DetectConfig = DetectConfig()
     cluster: ClusterConfig = ClusterConfig()
     describe: DescribeConfig = DescribeConfig()
+    assess: AssessConfig = AssessConfig()
 
 
 def load_config(path: str | Path | None = None, **overrides: Any) -> Config:

@@ -4,7 +4,9 @@ Rules and thresholds follow the ACR BI-RADS Atlas, 5th edition (2013), mammograp
 section "Calcifications", as summarised by the Radiology Assistant (Kopans/Hofvind-era
 review: "Breast - Calcifications: differential diagnosis and BI-RADS", radiologyassistant.nl)
 and by Demetri-Lewis A, Slanetz PJ, Eisenberg RL, "Breast calcifications: the focal group",
-AJR 2012;198:W325-W343. Each threshold lives in :class:`DescribeThresholds` with its source.
+AJR 2012;198:W325-W343. Each threshold lives in
+:class:`calcscope.thresholds.DescribeThresholds` with its source, and can be set in the
+configuration (``describe.thresholds``).
 Every description carries the reasons it was chosen, in a radiologist's words.
 """
 
@@ -19,6 +21,7 @@ from skimage.morphology import skeletonize
 
 from calcscope.config import DescribeConfig, DetectConfig
 from calcscope.model import Calcification, CalcKind, Cluster, Distribution, Morphology
+from calcscope.thresholds import DescribeThresholds
 
 __all__ = [
     "DescribeThresholds",
@@ -32,136 +35,6 @@ __all__ = [
     "cluster_distribution",
     "judged_members",
 ]
-
-
-@dataclass(frozen=True)
-class DescribeThresholds:
-    """Thresholds of the description rules; lengths in millimetres.
-
-    Sizes are measured to the calcification's visible edge (see ``detect._EXTENT_FRACTION``):
-    on phantoms the greatest dimension comes within about 5-12 % of the drawn size and the
-    area-equivalent diameter within 5-15 % (``tests/test_accuracy_phantom.py``).
-    The size thresholds below are therefore the atlas figures, with a margin only where
-    it says so.
-
-    Attributes
-    ----------
-    popcorn_mm
-        Coarse or popcorn-like calcifications are > 2-3 mm (BI-RADS atlas; Radiology
-        Assistant: "coarse or popcorn-like ... larger than 2-3 mm"); we use the upper end,
-        3 mm, on the area-equivalent diameter of a single deposit and on the greatest
-        dimension of a clump of lobes (chosen on phantoms among 2.5 and 3 mm: smaller
-        irregular deposits are more often dystrophic).
-    lobe_gap_mm
-        Coarse lobes whose outlines lie this close belong to one deposit: a popcorn
-        calcification is a clump of coarse lobes (BI-RADS atlas), which the detector
-        outlines one by one (``vessel_gap_mm``: likewise, segments of a calcified
-        artery this close belong to one vessel). At least ``popcorn_min_lobes``
-        lobes make a clump; two fragments are more often a dystrophic deposit.
-    rod_width_mm
-        Large rod-like calcifications are >= 1 mm in diameter (BI-RADS atlas), measured
-        as the least width (the widest inscribed disc for curved shapes). Rods are
-        told from vessel walls by this width: calcified arterial walls are thin tracks
-        (< 1 mm) on both sides of a lumen (Radiology Assistant, "vascular").
-    rod_solidity
-        Rods are smooth solid casts of a duct (BI-RADS atlas: "smooth, solid"); an
-        elongated deposit whose outline fills less than 60 % of its convex hull is jagged,
-        which is dystrophic (phantom rods: 0.59-0.88, dystrophic stars: 0.38-0.59).
-    rod_length_mm, vascular_length_mm
-        Minimum length of a rod, and of a single vessel-wall track without its parallel
-        partner (vascular calcifications are long parallel tracks, BI-RADS atlas).
-    vascular_gap_mm
-        Two parallel tracks this far apart are the two walls of one vessel (breast
-        arteries are about 1-4 mm wide).
-    skin_mm
-        Skin (dermal) calcifications lie in the skin (normally under 3 mm thick) and have
-        lucent centres (BI-RADS atlas; Radiology Assistant: "typically lucent-centred
-        ... located in the skin"); seen en face they project just inside the skin line,
-        so a lucent-centred calcification within 5 mm of the breast outline is called
-        skin. Tangential views confirm it (the report says so).
-    skin_max_mm
-        Dermal calcifications are small (typically 1-2 mm, Radiology Assistant); larger
-        lucent-centred shells are rim (oil cyst) calcifications wherever they lie.
-    rim_mm
-        Rim (eggshell) calcifications are the thin walls of oil cysts, a few mm across
-        (BI-RADS atlas: "thin calcifications on the surface of spheres"); a lucent centre
-        needs 1 mm across to be seen.
-    coarse_heterogeneous_mm, irregular_circularity
-        Coarse heterogeneous calcifications are irregular, conspicuous and generally
-        0.5-1 mm (BI-RADS atlas). A cluster whose median member measures >= 0.7 mm
-        (conspicuous: the middle of that range, so clusters of round 0.5 mm members
-        whose small outlines look irregular are not drawn in; chosen on phantoms among
-        0.55 and 0.7 mm) and whose median circularity (4 pi area / perimeter^2) is below
-        0.86 is called so.
-    round_mm
-        Round calcifications are >= 0.5 mm; under 0.5 mm they are punctate (BI-RADS 5th
-        ed.). A cluster is round when its upper quartile reaches 0.5 mm (the larger
-        members are the ones that show the shape).
-    amorphous_mm, amorphous_cnr
-        Amorphous calcifications are "so small and/or hazy in appearance that a more
-        specific particle shape cannot be determined" (BI-RADS atlas): median greatest
-        dimension under 0.35 mm and median contrast-to-noise ratio under 9 (faint: the
-        detector's seed level is 4).
-    pleomorphic_cv, pleomorphic_circularity
-        Fine pleomorphic calcifications vary in size and shape and are < 0.5 mm (BI-RADS
-        atlas); a size variation (coefficient of variation of the greatest dimension)
-        above 35 % or a median circularity under 0.8 is taken as varying. At 0.07-0.1 mm
-        pixels a 0.3 mm calcification spans 3-4 pixels, so the shape is rarely resolved:
-        magnification views decide (the report says so when a shape is not confident).
-    fine_linear_width_mm, linear_elongation, linear_min_length_mm
-        Fine linear or fine-linear branching calcifications are thin (< 0.5 mm) linear
-        casts of a duct (BI-RADS atlas): width < 0.5 mm, elongation (1 - width / length)
-        >= 0.55, at least 0.5 mm long.
-    linear_fraction, branching_fraction
-        A cluster is of the fine linear family when 30 % of its members are such casts,
-        and branching when 15 % of the casts branch (a skeleton with >= 3 ends): the
-        atlas calls the form when it is present, not only when it dominates.
-    linear_ratio, linear_width_mm
-        A cluster is in a linear distribution when its long axis is at least 3 times its
-        short axis and its short axis (4 standard deviations) is under 5 mm: one duct
-        (BI-RADS atlas, "arranged in a line").
-    segmental_ratio
-        Segmental: deposits in a duct and its branches, a wedge or triangle (BI-RADS
-        atlas) longer than 2 cm; elongated (long axis >= 1.6 x short axis) but wider
-        than one duct.
-    regional_mm
-        Regional: spread over more than 2 cm in greatest dimension (BI-RADS atlas);
-        grouped: up to 2 cm.
-    cluster_max_member_mm
-        Deposits of 1 mm or more are macrocalcifications that are not cluster members;
-        the limit is 1.25 mm so that 1 mm members measured a little large stay in their
-        cluster (chosen on phantoms among 1, 1.25 and 1.5 mm).
-    """
-
-    popcorn_mm: float = 3.0
-    lobe_gap_mm: float = 0.5
-    vessel_gap_mm: float = 3.0
-    popcorn_min_lobes: int = 3
-    rod_width_mm: float = 1.0
-    rod_solidity: float = 0.6
-    rod_length_mm: float = 3.0
-    vascular_length_mm: float = 10.0
-    vascular_gap_mm: tuple[float, float] = (0.5, 4.0)
-    skin_mm: float = 5.0
-    skin_max_mm: float = 2.5
-    rim_mm: float = 1.0
-    coarse_heterogeneous_mm: float = 0.7
-    irregular_circularity: float = 0.86
-    round_mm: float = 0.5
-    amorphous_mm: float = 0.35
-    amorphous_cnr: float = 9.0
-    pleomorphic_cv: float = 0.35
-    pleomorphic_circularity: float = 0.8
-    fine_linear_width_mm: float = 0.5
-    linear_elongation: float = 0.55
-    linear_min_length_mm: float = 0.5
-    linear_fraction: float = 0.3
-    branching_fraction: float = 0.15
-    linear_ratio: float = 3.0
-    linear_width_mm: float = 5.0
-    segmental_ratio: float = 1.6
-    regional_mm: float = 20.0
-    cluster_max_member_mm: float = 1.25
 
 
 @dataclass(frozen=True)

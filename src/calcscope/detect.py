@@ -459,6 +459,10 @@ the size is measured where the calcification meets the tissue: at 20 % of its he
 the top-hat residual, and never below 2 noise sigmas."""
 
 
+_LONG_MM = 3.0
+"""Deposits at least this long are measured across by their widest inscribed disc."""
+
+
 def _extent(
     residual: np.ndarray,
     labels: np.ndarray,
@@ -560,16 +564,18 @@ def _outline(
             feret_mm = float(d.max()) + pixel_mm
         else:
             feret_mm = pixel_mm
-        # least width: the bounding rectangle's for compact shapes, the widest inscribed
-        # disc's for curved or bent ones (a curved vessel segment is thin however wide
-        # its rectangle)
+        # least width: the bounding rectangle's, or for long deposits (>= 3 mm) the
+        # widest inscribed disc's, since a curved vessel segment is thin however wide its
+        # rectangle (small irregular specks keep the rectangle: their inscribed disc
+        # would make them look like thin casts)
         (_, _), (w, h), _ = cv2.minAreaRect(size_cnt)
         min_d_mm = float(min(w, h)) * pixel_mm + pixel_mm
-        x0, y0, bw, bh = cv2.boundingRect(size_cnt)
-        solid = np.zeros((bh + 2, bw + 2), np.uint8)
-        cv2.drawContours(solid, [size_cnt - np.array([x0 - 1, y0 - 1])], -1, 1, thickness=-1)
-        inscribed = float(cv2.distanceTransform(solid, cv2.DIST_L2, 3).max())
-        min_d_mm = min(min_d_mm, max(2.0 * inscribed - 1.0, 1.0) * pixel_mm)
+        if feret_mm >= _LONG_MM:
+            x0, y0, bw, bh = cv2.boundingRect(size_cnt)
+            solid = np.zeros((bh + 2, bw + 2), np.uint8)
+            cv2.drawContours(solid, [size_cnt - np.array([x0 - 1, y0 - 1])], -1, 1, thickness=-1)
+            inscribed = float(cv2.distanceTransform(solid, cv2.DIST_L2, 3).max())
+            min_d_mm = min(min_d_mm, max(2.0 * inscribed - 1.0, 1.0) * pixel_mm)
         diameter = float(max(2 * np.sqrt(filled_mm2 / np.pi), cands.diameter_mm[i]))
         circ = float(min(1.0, 4 * np.pi * filled_px / perimeter_px**2)) if filled_px > 2 else 1.0
         lucent = bool(hole_px >= max(2.0, 0.1 * filled_px))

@@ -140,6 +140,7 @@ def analyze_mammogram(
         mammo.spacing_mm,
         cfg.describe,
         breast=prep.breast,
+        thresholds=cfg.describe.thresholds,
         operating_score=cfg.detect.operating_score,
     )
     calcs = tuple(replace(c, kind=desc.kinds[c.id]) for c in det.calcifications)
@@ -151,7 +152,12 @@ def analyze_mammogram(
     clusters = cluster_calcifications(candidates, mammo.spacing_mm, cfg.cluster)
     t = lap("cluster", t)
     desc = describe_clusters(
-        desc, clusters, calcs, mammo.spacing_mm, operating_score=cfg.detect.operating_score
+        desc,
+        clusters,
+        calcs,
+        mammo.spacing_mm,
+        thresholds=cfg.describe.thresholds,
+        operating_score=cfg.detect.operating_score,
     )
     cluster_findings = []
     for cl, cd in zip(clusters, desc.clusters, strict=True):
@@ -161,6 +167,7 @@ def analyze_mammogram(
             n_calcifications=cd.n_members,
             morphology_confident=cd.morphology_confident,
             detection_confident=cl.score >= cfg.cluster.confident_score,
+            thresholds=cfg.assess.thresholds,
         )
         cluster_findings.append(ClusterFinding(cl, cd, a))
     macro_results = [MacroResult(m, assess_benign_macro(m.pattern, m.reasons)) for m in desc.macros]
