@@ -11,9 +11,11 @@ Method
    residual ``R = image - background`` shows whole coarse calcifications up to that size,
    whose centres a band-pass alone would miss.
 3. *Hysteresis.* Pixels above ``grow_cnr`` form regions; a region is a candidate when it
-   holds a seed pixel above ``seed_cnr``. Each candidate's outline is taken at half its
-   peak height in ``R`` above its own base (a full-width-at-half-maximum outline), so its
-   size in millimetres does not depend on the detection threshold.
+   holds a seed pixel above ``seed_cnr``. Each region is split into its calcifications
+   at half the local fine-band peak (the outline, which keeps neighbours and shapes
+   apart); sizes are measured on that outline grown to the visible edge, 20 % of the
+   peak height in ``R`` above the surrounding tissue (``_EXTENT_FRACTION``), so they do
+   not depend on the detection threshold.
 4. *Features and score.* Per-candidate features are computed for all candidates at once
    with label-indexed reductions; the score in [0, 1] is a logistic function of the peak
    CNR (see :func:`score_candidates`). Outlines and shape descriptors are computed only for
@@ -470,11 +472,12 @@ def _extent(
     bbox: tuple[int, int, int, int],
     pixel_mm: float,
     r_sigma: float,
-) -> tuple[np.ndarray, int, int]:
-    """Region of one calcification out to its visible edge (see ``_EXTENT_FRACTION``).
+) -> np.ndarray:
+    """Region of one calcification out to its visible edge (see ``_EXTENT_FRACTION``), in
+    a window around ``bbox``.
 
     Grows the object ``label`` through connected pixels of ``residual`` above the edge
-    level, by at most half its inscribed radius (and 0.3 mm). Returns the region and its origin.
+    level, by at most half its inscribed radius (and 0.3 mm).
     """
     rows, cols = residual.shape
     r0, c0, r1, c1 = bbox
@@ -499,7 +502,7 @@ def _extent(
     grown = ((res >= level) & within & ~others) | obj
     _, comp = cv2.connectedComponents(grown.view(np.uint8), connectivity=8)
     ids = np.unique(comp[obj])
-    return np.isin(comp, ids[ids > 0]), ra, ca
+    return np.isin(comp, ids[ids > 0])
 
 
 def _outline(
@@ -545,7 +548,7 @@ def _outline(
         filled_mm2 = (filled_px + perimeter_px / 2 + 1) * sr * sc
         size_cnt, size_hull = cnt, hull
         if residual is not None:
-            ext, ra, ca = _extent(
+            ext = _extent(
                 residual, labels, int(cands.label[i]), (r0, c0, r1, c1), pixel_mm, r_sigma
             )
             e_cnts, _ = cv2.findContours(
