@@ -65,6 +65,7 @@ __all__ = [
     "from_array",
     "find_images",
     "write_image",
+    "sniff_format",
 ]
 
 #: File name suffixes (lower case) that :func:`find_images` collects from folders.
@@ -439,6 +440,20 @@ def _parse_view(value: View | str | None, name: str | None) -> View | None:
 # ---------------------------------------------------------------------------------------
 
 
+def sniff_format(head: bytes) -> str | None:
+    """Image format from a file's first 132 bytes by its signature: ``"dicom"`` (128-byte
+    preamble then ``DICM``), ``"png"``, ``"tiff"``, ``"pnm"`` (PGM/PPM/PBM), or None."""
+    if head[128:132] == b"DICM":
+        return "dicom"
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    if head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+        return "tiff"
+    if head[:1] == b"P" and head[1:2] in b"123456" and head[1:2]:
+        return "pnm"
+    return None
+
+
 def _sniff(p: Path) -> str:
     name = str(p)
     if not p.exists():
@@ -452,15 +467,10 @@ def _sniff(p: Path) -> str:
         raise UnreadableFileError(f"cannot open: {_one_line(exc)}", name) from exc
     if not head:
         raise UnreadableFileError("the file is empty", name)
+    kind = sniff_format(head)
+    if kind is not None:
+        return kind
     suffix = p.suffix.lower()
-    if head[128:132] == b"DICM":
-        return "dicom"
-    if head.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "png"
-    if head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
-        return "tiff"
-    if head[:1] == b"P" and head[1:2] in b"123456" and head[1:2]:
-        return "pnm"
     if suffix in (".dcm", ".dicom"):
         return "dicom"
     if suffix in (".png", ".tif", ".tiff", ".pgm", ".ppm", ".pnm"):

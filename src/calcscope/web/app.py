@@ -48,6 +48,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from calcscope import DISCLAIMER, __version__
 from calcscope.config import Config
 from calcscope.errors import CalcscopeError, InputError
+from calcscope.io import sniff_format
 from calcscope.web.studies import (
     Study,
     StudyStore,
@@ -159,19 +160,6 @@ async def _send_json(send: Send, status: int, detail: str) -> None:
 
 def _too_large_message(limit: int) -> str:
     return f"the file is too large: the limit is {limit / 2**20:.0f} MB"
-
-
-def _sniff(head: bytes) -> str | None:
-    """The image format from the first 132 bytes, as :func:`calcscope.io.read_image` does."""
-    if head[128:132] == b"DICM":
-        return "dicom"
-    if head.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "png"
-    if head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
-        return "tiff"
-    if len(head) >= 2 and head[:1] == b"P" and head[1:2] in (b"1", b"2", b"3", b"4", b"5", b"6"):
-        return "pnm"
-    return None
 
 
 def _display_name(filename: str | None) -> str:
@@ -377,7 +365,7 @@ def create_app(
         await file.seek(0)
         if not head:
             raise HTTPException(400, f"{name}: the file is empty")
-        kind = _sniff(head)
+        kind = sniff_format(head)
         if kind is None:
             raise HTTPException(
                 415,
