@@ -330,11 +330,17 @@ def test_killed_node_loses_no_received_image(tmp_path: Path, base_images: dict[s
 
 
 def _dcmtk(tool: str) -> str | None:
-    """dcmtk's ``tool``, not a same-named console script of the active virtualenv
-    (pynetdicom installs its own ``storescu`` there, with other options)."""
-    venv_bin = os.path.join(sys.prefix, "bin")
+    """dcmtk's ``tool``, not a same-named console script of a virtualenv on PATH, active
+    or not (pynetdicom installs its own ``storescu`` there, with other options)."""
+
+    def in_venv(d: str) -> bool:
+        d = os.path.abspath(d)
+        return d == os.path.join(sys.prefix, "bin") or os.path.isfile(
+            os.path.join(os.path.dirname(d), "pyvenv.cfg")
+        )
+
     path = os.pathsep.join(
-        p for p in os.environ.get("PATH", "").split(os.pathsep) if os.path.abspath(p) != venv_bin
+        p for p in os.environ.get("PATH", "").split(os.pathsep) if p and not in_venv(p)
     )
     return shutil.which(tool, path=path + os.pathsep + "/usr/bin")
 
