@@ -7,7 +7,7 @@ import pytest
 
 from calcscope.model import Laterality, View
 from calcscope.phantom import make_phantom
-from calcscope.preprocess import preprocess
+from calcscope.preprocess import nipple_position, preprocess
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -32,3 +32,15 @@ def test_pectoral_muscle_found_on_mlo(seed):
     assert iou(prep.pectoral, truth) > 0.7
     # the analysable mask excludes the muscle
     assert (prep.mask & truth).sum() < 0.1 * truth.sum()
+
+
+@pytest.mark.parametrize("chest_wall", ["left", "right"])
+def test_nipple_is_the_most_anterior_point(chest_wall: str) -> None:
+    rows, cols = np.indices((400, 300))
+    breast = (rows - 220) ** 2 / 180**2 + cols**2 / 250**2 <= 1  # half ellipse, wall left
+    if chest_wall == "right":
+        breast = breast[:, ::-1]
+    r, c = nipple_position(breast, chest_wall)
+    assert abs(r - 220) <= 3
+    assert abs(c - (247 if chest_wall == "left" else 52)) <= 4
+    assert nipple_position(np.zeros((5, 5), bool), "left") is None

@@ -310,12 +310,14 @@ def cluster_distribution(
     members: Sequence[Calcification],
     spacing_mm: tuple[float, float],
     t: DescribeThresholds,
+    nipple_rc: tuple[float, float] | None = None,
 ) -> tuple[Distribution, list[str]]:
     """BI-RADS distribution of a cluster from the geometry of its member centres.
 
     ``members`` are the calcifications to judge (see :func:`judged_members`); the extent
     is the longest distance between two of them plus their half sizes (``cluster`` gives
-    it only when ``members`` is empty).
+    it only when ``members`` is empty). With ``nipple_rc`` (pixels) a segmental spread
+    must point at the nipple.
     """
     pts = np.array(
         [(m.center_rc[0] * spacing_mm[0], m.center_rc[1] * spacing_mm[1]) for m in members]
@@ -325,26 +327,41 @@ def cluster_distribution(
     size = np.array([m.max_diameter_mm for m in members])
     gaps = np.sqrt(((pts[:, None, :] - pts[None, :, :]) ** 2).sum(-1))
     extent = float((gaps + (size[:, None] + size[None, :]) / 2).max())
-    pts = pts - pts.mean(0)
-    w = np.sort(np.linalg.eigvalsh(pts.T @ pts / len(pts)))[::-1]
-    major = 4 * np.sqrt(max(w[0], 0.0))
-    minor = 4 * np.sqrt(max(w[1], 0.0))
+    centre = pts.mean(0)
+    pts = pts - centre
+    w, vecs = np.linalg.eigh(pts.T @ pts / len(pts))
+    major = 4 * np.sqrt(max(w[1], 0.0))
+    minor = 4 * np.sqrt(max(w[0], 0.0))
     ratio = major / max(minor, 0.5)
+    off_axis = None  # angle (deg) between the long axis and the line to the nipple
+    if nipple_rc is not None:
+        to_nipple = np.array(nipple_rc) * np.array(spacing_mm) - centre
+        if np.hypot(*to_nipple) > 1e-6:
+            cos = abs(float(vecs[:, 1] @ to_nipple)) / float(np.hypot(*to_nipple))
+            off_axis = float(np.degrees(np.arccos(min(cos, 1.0))))
     if ratio >= t.linear_ratio and minor < t.linear_width_mm and major >= 5.0:
         return Distribution.LINEAR, [
             f"calcifications arranged in a line ({major:.0f} x {minor:.1f} mm, axes "
             f"{ratio:.1f} : 1): linear distribution, suggesting deposits in one duct"
         ]
-    if extent > t.regional_mm and ratio >= t.segmental_ratio:
+    towards_nipple = off_axis is None or off_axis <= t.segmental_axis_deg
+    if extent > t.regional_mm and ratio >= t.segmental_ratio and towards_nipple:
         return Distribution.SEGMENTAL, [
             f"calcifications in an elongated area {major:.0f} x {minor:.0f} mm (> "
-            f"{t.regional_mm:.0f} mm long, wider than one duct): segmental distribution, "
-            "a duct and its branches"
+            f"{t.regional_mm:.0f} mm long, wider than one duct"
+            + ("" if off_axis is None else f", long axis {off_axis:.0f} deg off the nipple")
+            + "): segmental distribution, a duct and its branches"
         ]
     if extent > t.regional_mm:
+        why = "not along a duct"
+        if ratio >= t.segmental_ratio and off_axis is not None:
+            why = (
+                f"elongated, but its long axis turns {off_axis:.0f} deg (> "
+                f"{t.segmental_axis_deg:.0f} deg) away from the nipple, so not a segment"
+            )
         return Distribution.REGIONAL, [
             f"calcifications scattered over {extent:.0f} mm (> {t.regional_mm:.0f} mm), "
-            "not along a duct: regional"
+            f"{why}: regional"
         ]
     return Distribution.GROUPED, [
         f"{len(members)} calcifications within {extent:.0f} mm (<= {t.regional_mm:.0f} mm): "
@@ -554,8 +571,12 @@ def describe_clusters(
     *,
     thresholds: DescribeThresholds | None = None,
     operating_score: float | None = None,
+    nipple_rc: tuple[float, float] | None = None,
 ) -> Description:
     """Add the morphology and distribution of each cluster to ``description``.
+
+    ``nipple_rc`` (pixels; see :func:`calcscope.preprocess.nipple_position`) lets the
+    distribution tell a segment, which points at the nipple, from a regional spread.
 
     Morphology and distribution are judged on the members detected at
     ``operating_score`` (default: ``DetectConfig().operating_score``) when a cluster has
@@ -571,7 +592,7 @@ def describe_clusters(
         members = [by_id[i] for i in cl.member_ids]
         judged = judged_members(members, op)
         morph, confident, m_reasons, med, cv = cluster_morphology(judged, pixel_mm, t)
-        dist, d_reasons = cluster_distribution(cl, judged, spacing_mm, t)
+        dist, d_reasons = cluster_distribution(cl, judged, spacing_mm, t, nipple_rc)
         if len(judged) < len(members):
             m_reasons.append(
                 f"judged on the {len(judged)} calcifications detected at the operating point "

@@ -158,6 +158,7 @@ def analyze_mammogram(
         mammo.spacing_mm,
         thresholds=cfg.describe.thresholds,
         operating_score=cfg.detect.operating_score,
+        nipple_rc=prep.nipple_rc,
     )
     cluster_findings = []
     for cl, cd in zip(clusters, desc.clusters, strict=True):

@@ -15,7 +15,14 @@ import numpy as np
 from calcscope.config import PreprocessConfig
 from calcscope.model import Mammogram
 
-__all__ = ["Preprocessed", "preprocess", "breast_mask", "pectoral_mask", "chest_wall_side"]
+__all__ = [
+    "Preprocessed",
+    "preprocess",
+    "breast_mask",
+    "pectoral_mask",
+    "chest_wall_side",
+    "nipple_position",
+]
 
 _WORK_MM = 0.5  # working resolution of the segmentation
 
@@ -33,6 +40,11 @@ class Preprocessed:
     breast: np.ndarray
     pectoral: np.ndarray
     chest_wall: str
+
+    @property
+    def nipple_rc(self) -> tuple[float, float] | None:
+        """Estimated nipple position (see :func:`nipple_position`)."""
+        return nipple_position(self.breast, self.chest_wall)
 
     @property
     def breast_area_mm2_per_px(self) -> float:  # pragma: no cover - convenience
@@ -119,6 +131,30 @@ def chest_wall_side(breast: np.ndarray) -> str:
     spread_left = float(np.percentile(first, 90) - np.percentile(first, 10))
     spread_right = float(np.percentile(last, 90) - np.percentile(last, 10))
     return "left" if spread_left <= spread_right else "right"
+
+
+def nipple_position(breast: np.ndarray, chest_wall: str) -> tuple[float, float] | None:
+    """Estimated nipple ``(row, col)``: the breast's most anterior point.
+
+    The nipple is taken as the point of the skin line farthest from the chest wall (the
+    usual estimate when it is not marked, and where the ducts converge): the mean row of
+    the breast pixels in the 2 % of columns nearest the far end. ``None`` for an empty
+    mask.
+    """
+    cols = np.flatnonzero(breast.any(axis=0))
+    if cols.size == 0:
+        return None
+    band = max(1, int(round(0.02 * breast.shape[1])))
+    if chest_wall == "right":
+        c0 = int(cols[0])
+        window = breast[:, c0 : c0 + band]
+        offset = c0
+    else:
+        c1 = int(cols[-1]) + 1
+        window = breast[:, max(c1 - band, 0) : c1]
+        offset = max(c1 - band, 0)
+    rr, cc = np.nonzero(window)
+    return float(rr.mean()), float(cc.mean() + offset)
 
 
 def pectoral_mask(

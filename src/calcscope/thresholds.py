@@ -105,6 +105,12 @@ class DescribeThresholds:
         Segmental: deposits in a duct and its branches, a wedge or triangle (BI-RADS
         atlas) longer than 2 cm; elongated (long axis >= 1.6 x short axis) but wider
         than one duct.
+    segmental_axis_deg
+        A segment is a lobe's ducts, which converge on the nipple: its wedge points at
+        the nipple (BI-RADS atlas, "triangular, apex at the nipple"; Radiology
+        Assistant). Where the nipple can be located, an elongated spread whose long axis
+        turns more than 30 degrees away from the line to the nipple is regional, not
+        segmental.
     regional_mm
         Regional: spread over more than 2 cm in greatest dimension (BI-RADS atlas);
         grouped: up to 2 cm.
@@ -141,6 +147,7 @@ class DescribeThresholds:
     linear_ratio: float = 3.0
     linear_width_mm: float = 5.0
     segmental_ratio: float = 1.6
+    segmental_axis_deg: float = 30.0
     regional_mm: float = 20.0
     cluster_max_member_mm: float = 1.25
 
