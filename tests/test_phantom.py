@@ -13,6 +13,7 @@ from calcscope.phantom import (
     ClusterSpec,
     Phantom,
     full_field_shape,
+    insert_clusters,
     make_phantom,
     phantom_summary,
 )
@@ -315,3 +316,43 @@ def test_zero_noise_is_smooth() -> None:
     p = make_phantom(seed=1, noise=0.0, macros=[], clusters=[], n_singles=0, **SMALL)
     pix = p.mammogram.pixels
     assert float(np.abs(np.diff(pix, axis=1)).mean()) < 0.003
+
+
+def test_insert_clusters_into_a_real_looking_image() -> None:
+    rng = np.random.default_rng(5)
+    pixels = np.clip(
+        0.5
+        + 0.02 * cv2.GaussianBlur(rng.standard_normal((500, 400)).astype(np.float32), (0, 0), 3),
+        0,
+        1,
+    ).astype(np.float32)
+    pixels = np.round(pixels * 255) / 255
+    base = Mammogram(pixels=pixels.astype(np.float32), spacing_mm=(0.2, 0.2))
+    region = np.zeros(pixels.shape, dtype=bool)
+    region[0:450, 40:400] = True  # touches the image border
+    avoid = [(250.0, 200.0, 40.0)]
+    ph = insert_clusters(base, region, seed=9, n_clusters=2, avoid_rc=avoid, levels=255)
+    again = insert_clusters(base, region, seed=9, n_clusters=2, avoid_rc=avoid, levels=255)
+    assert np.array_equal(ph.mammogram.pixels, again.mammogram.pixels)
+    assert np.array_equal(base.pixels, pixels)  # the input is not modified
+    out = ph.mammogram.pixels
+    assert out.dtype == np.float32 and 0 <= out.min() and out.max() <= 1
+    assert np.allclose(out * 255, np.round(out * 255), atol=1e-3)  # stays on the 8-bit grid
+    assert len(ph.truth.clusters) == 2
+    assert all(cl.distribution is Distribution.GROUPED for cl in ph.truth.clusters)
+    changed = np.abs(out - pixels) > 0.5 / 255
+    assert not changed[~region].any()  # nothing outside the region
+    for c in ph.truth.calcifications:
+        r, col = c.center_rc
+        assert 0 <= r < 500 and 0 <= col < 400 and region[int(round(r)), int(round(col))]
+        assert np.hypot(r - 250, col - 200) > 40  # keeps clear of the known finding
+        assert 0.006 <= c.contrast <= 0.12
+        # the pixel at the centre got brighter by about the drawn contrast
+        win = (out - pixels)[int(r) - 2 : int(r) + 3, int(col) - 2 : int(col) + 3]
+        assert win.max() >= 0.5 * c.contrast
+    members = {i for cl in ph.truth.clusters for i in cl.member_ids}
+    assert members == {c.id for c in ph.truth.calcifications}
+    for cl in ph.truth.clusters:
+        assert 3 <= len(cl.member_ids) <= 12 and cl.radius_mm <= 7.0 + 2.5
+    with pytest.raises(ValueError, match="region shape"):
+        insert_clusters(base, region[:10], seed=1)
