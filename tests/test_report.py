@@ -45,7 +45,7 @@ def test_json_round_trips_through_the_schema(analysis, tmp_path):
     path = write_json(analysis, tmp_path / "x.json")
     data = json.loads(path.read_text())
     again = AnalysisReport.model_validate(data)
-    assert again.schema_version == "1.0"
+    assert again.schema_version == "1.1"
     assert data["n_calcifications"] == sum(c["detected"] for c in data["calcifications"])
     assert data["n_calcifications"] + data["n_possible_calcifications"] == len(
         data["calcifications"]
@@ -56,6 +56,12 @@ def test_json_round_trips_through_the_schema(analysis, tmp_path):
         for i in cl["member_ids"]:
             member = next(c for c in data["calcifications"] if c["id"] == i)
             assert member["cluster_id"] == cl["id"]
+        detected = [
+            c for c in data["calcifications"] if c["id"] in cl["member_ids"] and c["detected"]
+        ]
+        assert cl["n_detected"] == len(detected) <= cl["n_members"]
+    # the branching cluster counts its pieces as detected, its faint neighbours as possible
+    assert any(0 < cl["n_detected"] < cl["n_members"] for cl in data["clusters"])
     assert data["settings"]["macro_threshold_mm"] == 0.5
 
 

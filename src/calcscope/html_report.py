@@ -82,7 +82,7 @@ def _findings_rows(rep: AnalysisReport) -> list[str]:
             f'<tr class="finding" id="C{c.id}">'
             + _cell(f"C{c.id}")
             + _cell("cluster of microcalcifications")
-            + _cell(c.n_members)
+            + _cell(f"{c.n_detected} + {c.n_members - c.n_detected} possible")
             + _cell(f"{c.extent_mm:.1f}")
             + _cell(f"{c.median_diameter_mm:.2f}")
             + _cell(c.morphology.replace("_", " ") + ("" if c.morphology_confident else " (?)"))

@@ -30,7 +30,7 @@ __all__ = [
     "write_atomic",
 ]
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 
 
 class _Model(BaseModel):
@@ -108,6 +108,10 @@ class ClusterModel(_Model):
     bbox_rc: tuple[int, int, int, int]
     member_ids: list[int]
     n_members: int
+    n_detected: int = Field(
+        description="Members detected at the operating point; the others are possible "
+        "calcifications (faint members that add to the cluster's score)."
+    )
     extent_mm: float
     area_mm2: float
     median_diameter_mm: float
@@ -217,6 +221,7 @@ def to_report(analysis: Analysis, *, anonymize: bool = False) -> AnalysisReport:
         )
         for c in analysis.calcifications
     ]
+    detected = {c.id for c in analysis.detected}
     clusters = [
         ClusterModel(
             id=f.cluster.id,
@@ -224,6 +229,7 @@ def to_report(analysis: Analysis, *, anonymize: bool = False) -> AnalysisReport:
             bbox_rc=f.cluster.bbox_rc,
             member_ids=list(f.cluster.member_ids),
             n_members=len(f.cluster.member_ids),
+            n_detected=sum(i in detected for i in f.cluster.member_ids),
             extent_mm=round(f.cluster.extent_mm, 2),
             area_mm2=round(f.cluster.area_mm2, 2),
             median_diameter_mm=round(f.description.median_diameter_mm, 3),

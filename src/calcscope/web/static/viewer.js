@@ -361,7 +361,7 @@
       if (f.cluster) {
         var cl = f.cluster;
         cell(tr, 'cluster');
-        cell(tr, cl.n_members);
+        cell(tr, cl.n_detected + ' + ' + (cl.n_members - cl.n_detected) + ' possible');
         cell(tr, Number(cl.extent_mm).toFixed(1));
         cell(tr, words(cl.morphology) + (cl.morphology_confident ? '' : ' (?)'));
         cell(tr, words(cl.distribution));
