@@ -14,6 +14,10 @@ Training data
   candidates inside a calcification circle (radius at least 2 mm) are positive, all
   others negative (normal images give clean negatives); images without coordinates or
   with circles off the breast are left out.
+* With ``--mias`` and ``--hybrids N`` (default 4): synthetic clusters inserted N times
+  (3 clusters each) into every normal mini-MIAS image
+  (:func:`calcscope.phantom.insert_clusters`): positives on real tissue and real film
+  grain. In ``--cv`` each fold uses only the other women's.
 
 ``--cv`` runs leave-one-woman-out cross-validation on mini-MIAS (mdb(2k-1) and mdb(2k)
 are one woman): for each woman a model is trained on the phantoms and the other women,
@@ -59,6 +63,8 @@ PARAMS = {
 }
 N_ROUNDS = 250
 MIAS_WEIGHT = 3.0  # real candidates count more than synthetic ones
+HYBRID_VARIANTS = 4  # synthetic-cluster insertions per normal mini-MIAS image
+HYBRID_WEIGHT = 1.0
 CANDIDATES = DetectConfig(model="cnr", operating_score=1.0)
 
 
@@ -170,13 +176,51 @@ def mias_dataset(root: Path) -> tuple[dict[str, np.ndarray], dict[str, np.ndarra
     )
 
 
+def hybrid_dataset(meta: dict, variants: int, cache: Path) -> dict[str, np.ndarray]:
+    """Per normal image, the features of candidates on clusters inserted into it.
+
+    Real film grain, real tissue, synthetic calcifications of known position
+    (:func:`calcscope.phantom.insert_clusters`): positives whose surroundings are
+    real. Only the positives are kept; the image's own candidates are its negatives.
+    """
+    from calcscope.io import read_image
+    from calcscope.phantom import insert_clusters
+
+    key = _code_key() + f"-{variants}"
+    if cache.is_file():
+        z = np.load(cache, allow_pickle=False)
+        if "key" in z and str(z["key"]) == key:
+            return {k[2:]: z[k] for k in z.files if k.startswith("x_")}
+    out: dict[str, np.ndarray] = {}
+    t0 = time.time()
+    for k in sorted(meta["usable"]):
+        if meta["truth"][k].clusters:
+            continue  # normal images only: inserts never sit on a real finding
+        m = read_image(meta["images"][k], spacing_mm=0.2)
+        prep = preprocess(m, Config().preprocess)
+        xs = []
+        for v in range(variants):
+            ph = insert_clusters(m, prep.mask, seed=int(k[3:]) * 100 + v, n_clusters=3, levels=255)
+            c = detect(ph.mammogram, prep, CANDIDATES).candidates
+            xs.append(c.feature_matrix()[label_candidates(ph, c) == 1])
+        out[k] = np.concatenate(xs)
+    print(
+        f"hybrids: {sum(len(v) for v in out.values())} positives on {len(out)} normal "
+        f"images ({time.time() - t0:.0f} s)",
+        flush=True,
+    )
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(cache, key=key, **{f"x_{k}": v for k, v in out.items()})
+    return out
+
+
 def train(x: np.ndarray, y: np.ndarray, w: np.ndarray, threads: int = 2) -> lgb.Booster:
     params = dict(PARAMS, num_threads=threads)
     ds = lgb.Dataset(x, y, weight=w, feature_name=list(Candidates.FEATURE_NAMES))
     return lgb.train(params, ds, N_ROUNDS)
 
 
-def lowo_cv(px, py, mf, ml, meta, out: Path) -> None:
+def lowo_cv(px, py, mf, ml, hf, meta, out: Path) -> None:
     """Leave-one-woman-out cluster FROC on mini-MIAS with the full pipeline."""
     from calcscope.froc import (
         FROC_MARKS,
@@ -200,10 +244,15 @@ def lowo_cv(px, py, mf, ml, meta, out: Path) -> None:
         for w in women:
             held = [k for k in usable if woman_of(k) == w]
             train_ids = [k for k in usable if woman_of(k) != w]
-            x = np.concatenate([px] + [mf[k] for k in train_ids])
-            y = np.concatenate([py] + [ml[k] for k in train_ids])
+            hyb = [hf[k] for k in train_ids if k in hf]
+            x = np.concatenate([px] + [mf[k] for k in train_ids] + hyb)
+            y = np.concatenate(
+                [py] + [ml[k] for k in train_ids] + [np.ones(len(h), np.int8) for h in hyb]
+            )
             wt = np.concatenate(
-                [np.ones(len(py))] + [np.full(len(ml[k]), MIAS_WEIGHT) for k in train_ids]
+                [np.ones(len(py))]
+                + [np.full(len(ml[k]), MIAS_WEIGHT) for k in train_ids]
+                + [np.full(len(h), HYBRID_WEIGHT) for h in hyb]
             )
             model_path = Path(tmp) / f"fold{w}.lgb.txt"
             train(x, y, wt, threads=1).save_model(str(model_path))
@@ -246,6 +295,13 @@ def main() -> None:
     ap.add_argument("--phantoms", type=int, default=48)
     ap.add_argument("--mias", type=Path, default=None, help="mini-MIAS folder")
     ap.add_argument("--cv", action="store_true", help="leave-one-woman-out CV on mini-MIAS")
+    ap.add_argument(
+        "--hybrids",
+        type=int,
+        default=HYBRID_VARIANTS,
+        help="insertions of synthetic clusters per normal mini-MIAS image (0: none)",
+    )
+    ap.add_argument("--hybrid-cache", type=Path, default=Path(".cache/mias_hybrids.npz"))
     ap.add_argument("--cv-out", type=Path, default=Path("benchmarks/results/mias-lowo"))
     ap.add_argument("--cache", type=Path, default=Path(".cache/phantom_candidates.npz"))
     ap.add_argument("--out", type=Path, default=Path("src/calcscope/models/candidates-v1.lgb.txt"))
@@ -260,12 +316,17 @@ def main() -> None:
             f"mini-MIAS: {len(mf)} usable images, {sum(len(v) for v in ml.values())} "
             f"candidates, {n_pos} inside calcification circles"
         )
+        hf = hybrid_dataset(meta, args.hybrids, args.hybrid_cache) if args.hybrids else {}
         if args.cv:
-            lowo_cv(px, py, mf, ml, meta, args.cv_out)
+            lowo_cv(px, py, mf, ml, hf, meta, args.cv_out)
         for k in sorted(mf):
             xs.append(mf[k])
             ys.append(ml[k])
             ws.append(np.full(len(ml[k]), MIAS_WEIGHT))
+        for h in hf.values():
+            xs.append(h)
+            ys.append(np.ones(len(h), np.int8))
+            ws.append(np.full(len(h), HYBRID_WEIGHT))
     booster = train(np.concatenate(xs), np.concatenate(ys), np.concatenate(ws))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     booster.save_model(str(args.out))
