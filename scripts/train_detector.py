@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import inspect
 import json
 import tempfile
 import time
@@ -100,15 +101,19 @@ def phantom_candidates(k: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _code_key() -> str:
-    """Hash of the sources that shape the phantom candidates: a cache made by other code
-    is rebuilt (a stale cache once trained a model the script could not reproduce)."""
+    """Hash of the sources that shape the candidates: a cache made by other code is
+    rebuilt (a stale cache once trained a model the script could not reproduce). Only the
+    package modules and this script's candidate-making functions count, so editing the
+    training or CV code keeps the cache."""
     import calcscope
 
     root = Path(calcscope.__file__).resolve().parent
     h = hashlib.sha256()
     for name in ("phantom.py", "_phantom_shapes.py", "preprocess.py", "detect.py", "io.py"):
         h.update((root / name).read_bytes())
-    h.update(Path(__file__).read_bytes())
+    for fn in (phantom_candidates, hybrid_candidates):
+        h.update(inspect.getsource(fn).encode())
+    h.update(repr(CANDIDATES).encode())
     return h.hexdigest()[:16]
 
 
@@ -176,6 +181,23 @@ def mias_dataset(root: Path) -> tuple[dict[str, np.ndarray], dict[str, np.ndarra
     )
 
 
+def hybrid_candidates(path: Path, image_id: str, variants: int) -> np.ndarray:
+    """Features of the candidates on synthetic clusters inserted into one normal image."""
+    from calcscope.io import read_image
+    from calcscope.phantom import insert_clusters
+
+    m = read_image(path, spacing_mm=0.2)
+    prep = preprocess(m, Config().preprocess)
+    xs = []
+    for v in range(variants):
+        ph = insert_clusters(
+            m, prep.mask, seed=int(image_id[3:]) * 100 + v, n_clusters=3, levels=255
+        )
+        c = detect(ph.mammogram, prep, CANDIDATES).candidates
+        xs.append(c.feature_matrix()[label_candidates(ph, c) == 1])
+    return np.concatenate(xs)
+
+
 def hybrid_dataset(meta: dict, variants: int, cache: Path) -> dict[str, np.ndarray]:
     """Per normal image, the features of candidates on clusters inserted into it.
 
@@ -183,9 +205,6 @@ def hybrid_dataset(meta: dict, variants: int, cache: Path) -> dict[str, np.ndarr
     (:func:`calcscope.phantom.insert_clusters`): positives whose surroundings are
     real. Only the positives are kept; the image's own candidates are its negatives.
     """
-    from calcscope.io import read_image
-    from calcscope.phantom import insert_clusters
-
     key = _code_key() + f"-{variants}"
     if cache.is_file():
         z = np.load(cache, allow_pickle=False)
@@ -196,14 +215,7 @@ def hybrid_dataset(meta: dict, variants: int, cache: Path) -> dict[str, np.ndarr
     for k in sorted(meta["usable"]):
         if meta["truth"][k].clusters:
             continue  # normal images only: inserts never sit on a real finding
-        m = read_image(meta["images"][k], spacing_mm=0.2)
-        prep = preprocess(m, Config().preprocess)
-        xs = []
-        for v in range(variants):
-            ph = insert_clusters(m, prep.mask, seed=int(k[3:]) * 100 + v, n_clusters=3, levels=255)
-            c = detect(ph.mammogram, prep, CANDIDATES).candidates
-            xs.append(c.feature_matrix()[label_candidates(ph, c) == 1])
-        out[k] = np.concatenate(xs)
+        out[k] = hybrid_candidates(meta["images"][k], k, variants)
     print(
         f"hybrids: {sum(len(v) for v in out.values())} positives on {len(out)} normal "
         f"images ({time.time() - t0:.0f} s)",
@@ -220,7 +232,7 @@ def train(x: np.ndarray, y: np.ndarray, w: np.ndarray, threads: int = 2) -> lgb.
     return lgb.train(params, ds, N_ROUNDS)
 
 
-def lowo_cv(px, py, mf, ml, hf, meta, out: Path) -> None:
+def lowo_cv(px, py, mf, ml, hf, meta, out: Path, hybrid_weight: float = HYBRID_WEIGHT) -> None:
     """Leave-one-woman-out cluster FROC on mini-MIAS with the full pipeline."""
     from calcscope.froc import (
         FROC_MARKS,
@@ -252,7 +264,7 @@ def lowo_cv(px, py, mf, ml, hf, meta, out: Path) -> None:
             wt = np.concatenate(
                 [np.ones(len(py))]
                 + [np.full(len(ml[k]), MIAS_WEIGHT) for k in train_ids]
-                + [np.full(len(h), HYBRID_WEIGHT) for h in hyb]
+                + [np.full(len(h), hybrid_weight) for h in hyb]
             )
             model_path = Path(tmp) / f"fold{w}.lgb.txt"
             train(x, y, wt, threads=1).save_model(str(model_path))
@@ -301,6 +313,7 @@ def main() -> None:
         default=HYBRID_VARIANTS,
         help="insertions of synthetic clusters per normal mini-MIAS image (0: none)",
     )
+    ap.add_argument("--hybrid-weight", type=float, default=HYBRID_WEIGHT)
     ap.add_argument("--hybrid-cache", type=Path, default=Path(".cache/mias_hybrids.npz"))
     ap.add_argument("--cv-out", type=Path, default=Path("benchmarks/results/mias-lowo"))
     ap.add_argument("--cache", type=Path, default=Path(".cache/phantom_candidates.npz"))
@@ -318,7 +331,7 @@ def main() -> None:
         )
         hf = hybrid_dataset(meta, args.hybrids, args.hybrid_cache) if args.hybrids else {}
         if args.cv:
-            lowo_cv(px, py, mf, ml, hf, meta, args.cv_out)
+            lowo_cv(px, py, mf, ml, hf, meta, args.cv_out, args.hybrid_weight)
         for k in sorted(mf):
             xs.append(mf[k])
             ys.append(ml[k])
@@ -326,7 +339,7 @@ def main() -> None:
         for h in hf.values():
             xs.append(h)
             ys.append(np.ones(len(h), np.int8))
-            ws.append(np.full(len(h), HYBRID_WEIGHT))
+            ws.append(np.full(len(h), args.hybrid_weight))
     booster = train(np.concatenate(xs), np.concatenate(ys), np.concatenate(ws))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     booster.save_model(str(args.out))

@@ -768,6 +768,25 @@ _DEFAULT_CLUSTERS = (
 _DEFAULT_MACROS = (Morphology.COARSE_POPCORN, Morphology.VASCULAR, Morphology.RIM_EGGSHELL)
 
 
+def _true_cluster(
+    cid: int,
+    calcs: Sequence[TrueCalcification],
+    ids: tuple[int, ...],
+    morphology: Morphology,
+    distribution: Distribution,
+    spacing_mm: float,
+) -> TrueCluster:
+    """The truth of a cluster of the (1-based) calcifications ``ids``: centre the mean of
+    their centres, radius to the farthest member's far end."""
+    centers = np.array([calcs[i - 1].center_rc for i in ids])
+    mean = centers.mean(axis=0)
+    radius = max(
+        float(np.hypot(*(centers[j] - mean))) * spacing_mm + calcs[i - 1].length_mm / 2
+        for j, i in enumerate(ids)
+    )
+    return TrueCluster(cid, (float(mean[0]), float(mean[1])), ids, morphology, distribution, radius)
+
+
 def make_phantom(
     *,
     seed: int = 0,
@@ -892,21 +911,8 @@ def make_phantom(
     true_clusters = []
     for k, spec in enumerate(specs):
         ids = tuple(render(p, k + 1) for p in cluster_pieces[k])
-        centers = np.array([calcs[i - 1].center_rc for i in ids])
-        mean = centers.mean(axis=0)
-        radius = max(
-            float(np.hypot(*(centers[j] - mean))) * spacing_mm + calcs[i - 1].length_mm / 2
-            for j, i in enumerate(ids)
-        )
         true_clusters.append(
-            TrueCluster(
-                k + 1,
-                (float(mean[0]), float(mean[1])),
-                ids,
-                spec.morphology,
-                spec.distribution,
-                radius,
-            )
+            _true_cluster(k + 1, calcs, ids, spec.morphology, spec.distribution, spacing_mm)
         )
     true_macros = []
     for k, (pattern, pcs) in enumerate(zip(patterns, macro_pieces, strict=True)):
@@ -1051,21 +1057,8 @@ def insert_clusters(
                 TrueCalcification(len(calcs) + 1, cen, d, length, piece.shape.label, k + 1, target)
             )
             ids.append(len(calcs))
-        centers = np.array([calcs[i - 1].center_rc for i in ids])
-        mean = centers.mean(axis=0)
-        extent = max(
-            float(np.hypot(*(centers[j] - mean))) * spacing + calcs[i - 1].length_mm / 2
-            for j, i in enumerate(ids)
-        )
         clusters.append(
-            TrueCluster(
-                k + 1,
-                (float(mean[0]), float(mean[1])),
-                tuple(ids),
-                morph,
-                Distribution.GROUPED,
-                extent,
-            )
+            _true_cluster(k + 1, calcs, tuple(ids), morph, Distribution.GROUPED, spacing)
         )
         blocked.append((float(cr), float(cc), reach_px + 5.0 / spacing))
     out = np.clip(img + layer, 0.0, 1.0)
