@@ -25,9 +25,8 @@ from calcscope.dicom_sr import (
     build_sr,
     read_sr,
 )
-from calcscope.io import write_image
-from calcscope.model import Morphology, Source
-from calcscope.phantom import ClusterSpec, make_phantom
+from calcscope.model import Source
+from helpers import phantom_case_dicom
 
 PATIENT = {"PatientName": "Quixotica^Zebulonia", "PatientID": "PID-424242-XYZ"}
 BIRTH_DATE = "19610203"
@@ -43,20 +42,8 @@ def _tool(name: str, package: str) -> str:
 @pytest.fixture(scope="module")
 def case(tmp_path_factory) -> dict:
     """A small phantom written as DICOM with a patient identity, analysed with --sr."""
-    ph = make_phantom(
-        seed=5,
-        spacing_mm=0.1,
-        shape=(1400, 1100),
-        clusters=[ClusterSpec(Morphology.FINE_PLEOMORPHIC, n=8)],
-        macros=[Morphology.COARSE_POPCORN],
-    )
     d = tmp_path_factory.mktemp("sr")
-    path = write_image(ph.mammogram, d / "x.dcm")
-    ds = pydicom.dcmread(path)
-    for k, v in PATIENT.items():
-        setattr(ds, k, v)
-    ds.PatientBirthDate = BIRTH_DATE
-    ds.save_as(path)
+    path = phantom_case_dicom(d / "x.dcm", **PATIENT, PatientBirthDate=BIRTH_DATE)
     out = d / "out"
     cfg = Config()
     (res,) = analyze_files(

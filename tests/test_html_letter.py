@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import json
 import re
-import shutil
 import subprocess
 from dataclasses import replace
 from html.parser import HTMLParser
@@ -25,10 +24,8 @@ import pytest
 from calcscope.assess import Assessment, Category, FollowUp, RuleHit
 from calcscope.cli import analyze_files, main
 from calcscope.config import Config
-from calcscope.io import write_image
 from calcscope.letter import EXPLAINED_TERMS, letter_text
-from calcscope.model import Morphology
-from calcscope.phantom import ClusterSpec, make_phantom
+from helpers import CHROMIUM_ARGS, chromium_path, phantom_case_dicom
 
 NAME, FAMILY = "Zebulonia", "Quixotica"
 PATIENT_ID = "PID-424242-XYZ"
@@ -56,20 +53,13 @@ JARGON = (
 
 @pytest.fixture(scope="module")
 def outputs(tmp_path_factory) -> dict:
-    ph = make_phantom(
-        seed=5,
-        spacing_mm=0.1,
-        shape=(1400, 1100),
-        clusters=[ClusterSpec(Morphology.FINE_PLEOMORPHIC, n=8)],
-        macros=[Morphology.COARSE_POPCORN],
-    )
     d = tmp_path_factory.mktemp("reports")
-    path = write_image(ph.mammogram, d / "case.dcm")
-    ds = pydicom.dcmread(path)
-    ds.PatientName = f"{FAMILY}^{NAME}"
-    ds.PatientID = PATIENT_ID
-    ds.PatientBirthDate = BIRTH_DATE
-    ds.save_as(path)
+    path = phantom_case_dicom(
+        d / "case.dcm",
+        PatientName=f"{FAMILY}^{NAME}",
+        PatientID=PATIENT_ID,
+        PatientBirthDate=BIRTH_DATE,
+    )
     cfg = d / "cfg.json"
     cfg.write_text(json.dumps({}))
     out = d / "out"
@@ -194,18 +184,10 @@ def test_html_has_findings_table_image_and_settings(outputs):
 
 
 def _chromium(tmp_path: Path, url: str, *args: str) -> subprocess.CompletedProcess:
-    exe = shutil.which("chromium") or shutil.which("chromium-browser")
-    if exe is None:
-        pytest.skip("chromium not installed (Debian package chromium: apt-get install chromium)")
     cmd = [
-        exe,
+        chromium_path(),
         "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
+        *CHROMIUM_ARGS,
         f"--user-data-dir={tmp_path / 'chromium-profile'}",
         "--window-size=1280,2000",
         *args,

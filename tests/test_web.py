@@ -39,6 +39,7 @@ from calcscope.io import write_image  # noqa: E402
 from calcscope.phantom import make_phantom  # noqa: E402
 from calcscope.web.app import LOOPBACK_HOSTS, create_app  # noqa: E402
 from calcscope.web.tiles import TILE_PX, Pyramid, TileCache, level_shapes  # noqa: E402
+from helpers import CHROMIUM_ARGS, chromium_path  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -281,24 +282,6 @@ def test_missing_results_folder(tmp_path: Path) -> None:
 
 # -------------------------------------------------------------------------- browser
 
-_CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-]
-
-
-def _chromium() -> str:
-    for name in (os.environ.get("CALCSCOPE_CHROMIUM", ""), "chromium", "chromium-browser"):
-        path = shutil.which(name) if name else None
-        if path:
-            return path
-    pytest.skip("no chromium on this machine (Debian: apt-get install chromium)")
-
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -336,7 +319,7 @@ def artifacts(tmp_path: Path) -> Path:
 
 def test_browser(server: str, artifacts: Path) -> None:
     sync_api = pytest.importorskip("playwright.sync_api")
-    chromium = _chromium()
+    chromium = chromium_path()
     requests: list[str] = []
     problems: list[str] = []
     with sync_api.sync_playwright() as pw, tempfile.TemporaryDirectory() as profile:
@@ -345,7 +328,7 @@ def test_browser(server: str, artifacts: Path) -> None:
                 profile,
                 executable_path=chromium,
                 headless=True,
-                args=_CHROMIUM_ARGS,
+                args=list(CHROMIUM_ARGS),
                 viewport={"width": 1280, "height": 900},
                 timeout=60_000,
             )
