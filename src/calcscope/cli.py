@@ -25,6 +25,15 @@ from calcscope.errors import CalcscopeError, ConfigError, InputError
 
 __all__ = ["app", "main", "analyze_files", "FileResult"]
 
+# options shared by several commands
+ConfigOption = Annotated[
+    Path | None, typer.Option("--config", help="Configuration file (JSON or TOML).")
+]
+SpacingOption = Annotated[
+    float | None,
+    typer.Option("--spacing-mm", help="Pixel spacing in mm for files that carry none."),
+]
+
 app = typer.Typer(
     name="calcscope",
     help="Find breast calcifications on mammograms and describe them in BI-RADS terms. "
@@ -223,13 +232,8 @@ def _summary(results: list[FileResult]) -> Table:
 def analyze(
     inputs: Annotated[list[Path], typer.Argument(help="Mammogram files or folders (searched).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
-    spacing_mm: Annotated[
-        float | None,
-        typer.Option("--spacing-mm", help="Pixel spacing in mm for files that carry none."),
-    ] = None,
-    config_path: Annotated[
-        Path | None, typer.Option("--config", help="Configuration file (JSON or TOML).")
-    ] = None,
+    spacing_mm: SpacingOption = None,
+    config_path: ConfigOption = None,
     laterality: Annotated[str | None, typer.Option(help="L or R, overrides the file.")] = None,
     view: Annotated[str | None, typer.Option(help="CC, MLO, ..., overrides the file.")] = None,
     overlay: Annotated[bool, typer.Option(help="Write <stem>.overlay.png.")] = True,
@@ -373,10 +377,8 @@ def evaluate(
     images: Annotated[
         Path | None, typer.Option("--images", help="Image folder (omit for CBIS-DDSM descriptors).")
     ] = None,
-    spacing_mm: Annotated[
-        float | None, typer.Option("--spacing-mm", help="Pixel spacing for files without one.")
-    ] = None,
-    config_path: Annotated[Path | None, typer.Option("--config")] = None,
+    spacing_mm: SpacingOption = None,
+    config_path: ConfigOption = None,
 ) -> None:
     """Score calcscope on a public data set: FROC of clusters, or CBIS-DDSM descriptor rules."""
     out.mkdir(parents=True, exist_ok=True)
@@ -456,9 +458,7 @@ def node(
     dicom_reports: Annotated[
         bool, typer.Option(help="Write (and forward) the SR and GSPS, not only the JSON.")
     ] = True,
-    config_path: Annotated[
-        Path | None, typer.Option("--config", help="Configuration file (JSON or TOML).")
-    ] = None,
+    config_path: ConfigOption = None,
 ) -> None:
     """DICOM Storage SCP: analyse each received mammogram once, write JSON and SR to OUT."""
     import signal
@@ -529,16 +529,11 @@ def batch(
     workers: Annotated[
         int | None, typer.Option("--workers", help="Local worker processes (default: CPUs).")
     ] = None,
-    spacing_mm: Annotated[
-        float | None,
-        typer.Option("--spacing-mm", help="Pixel spacing in mm for files that carry none."),
-    ] = None,
+    spacing_mm: SpacingOption = None,
     retry_failed: Annotated[
         bool, typer.Option("--retry-failed", help="Redo images whose earlier attempt failed.")
     ] = False,
-    config_path: Annotated[
-        Path | None, typer.Option("--config", help="Configuration file (JSON or TOML).")
-    ] = None,
+    config_path: ConfigOption = None,
 ) -> None:
     """Analyse an archive with Dask: one folder per image, resumable, summary.csv at the end."""
     from calcscope.batch import run_batch
