@@ -24,6 +24,7 @@ from calcscope.dicom_sr import (
     MAMMOGRAPHY_CAD_SR_STORAGE,
     build_sr,
     read_sr,
+    view_code,
 )
 from calcscope.model import Source
 from helpers import phantom_case_dicom
@@ -226,3 +227,11 @@ def test_non_dicom_input_references_a_synthetic_instance(case, tmp_path):
         one.save_as(path, enforce_file_format=True)
         res = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True)
         assert not [ln for ln in (res.stdout + res.stderr).splitlines() if ln.startswith("Error")]
+
+
+def test_view_codes_are_the_cid_4014_ones() -> None:
+    from calcscope.model import View
+
+    assert view_code(View.XCCL) == ("399192008", "cranio-caudal exaggerated laterally")
+    assert view_code(View.MLO) == ("399368009", "medio-lateral oblique")
+    assert view_code(View.OTHER) is None and view_code(None) is None

@@ -647,3 +647,20 @@ def test_real_mini_mias_pgm(shared_data: Path) -> None:
     assert m.pixels.dtype == np.float32
     assert m.pixels.max() > 0.5
     assert (m.laterality, m.view) == (None, None)
+
+
+@pytest.mark.parametrize("view", [v for v in View if v is not View.OTHER])
+def test_view_code_written_and_read_back(tmp_path: Path, view: View) -> None:
+    from pydicom.sr.codedict import codes
+
+    m = Mammogram(np.full((96, 80), 0.5, np.float32), (0.1, 0.1), Laterality.LEFT, view)
+    path = write_image(m, tmp_path / "v.dcm")
+    item = pydicom.dcmread(path).ViewCodeSequence[0]
+    # the code is the CID 4014 one (XCCL was once written with latero-medial oblique's code)
+    expected = {
+        c.value
+        for c in (getattr(codes.CID4014, k) for k in dir(codes.CID4014))
+        if hasattr(c, "value")
+    }
+    assert item.CodeValue in expected and item.CodeValue == view.code.value
+    assert read_image(path).view is view

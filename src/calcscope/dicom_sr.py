@@ -157,14 +157,6 @@ _IDENTIFYING = (
     "AccessionNumber",
 )
 
-_VIEW_CODE = {
-    View.CC: ("399162004", "cranio-caudal"),
-    View.MLO: ("399368009", "medio-lateral oblique"),
-    View.ML: ("399260004", "medial-lateral"),
-    View.LM: ("399352003", "lateral-medial"),
-    View.XCCL: ("399099002", "cranio-caudal exaggerated laterally"),
-}
-
 
 def derived_uid(*parts: object) -> str:
     """A UID derived from ``parts`` (same parts, same UID), under pydicom's root."""
@@ -210,7 +202,7 @@ def _synthetic_source(mammo: Mammogram) -> Dataset:
     ds.PixelRepresentation = 0
     lat = mammo.laterality
     ds.ImageLaterality = lat.value if lat is not None else "U"
-    ds.ViewPosition = mammo.view.value if mammo.view in _VIEW_CODE else ""
+    ds.ViewPosition = mammo.view.value if mammo.view is not None and mammo.view.code else ""
     ds.PixelSpacing = [f"{v:.6g}" for v in mammo.spacing_mm]
     return ds
 
@@ -280,7 +272,8 @@ def description_text() -> str:
 
 def view_code(view: View | None) -> tuple[str, str] | None:
     """SNOMED CT code (value, meaning) of a view (CID 4014), or None."""
-    return _VIEW_CODE.get(view) if view is not None else None
+    code = view.code if view is not None else None
+    return None if code is None else (code.value, code.meaning)
 
 
 def laterality_code(lat: Laterality | None) -> tuple[str, str] | None:

@@ -104,14 +104,6 @@ _VIEW_MEANINGS: dict[str, View] = {
     "lateromedial": View.LM,
     "craniocaudalexaggeratedlaterally": View.XCCL,
 }
-# Code written by write_image for each view.
-_VIEW_TO_CODE: dict[View, tuple[str, str]] = {
-    View.CC: ("399162004", "cranio-caudal"),
-    View.MLO: ("399368009", "medio-lateral oblique"),
-    View.ML: ("399260004", "medial-lateral"),
-    View.LM: ("399352003", "latero-medial"),
-    View.XCCL: ("399192008", "cranio-caudal exaggerated laterally"),
-}
 _PATIENT_ID_SIDE = re.compile(r"(?:^|_)(LEFT|RIGHT)(?:_|$)")
 _PATIENT_ID_VIEW = re.compile(r"(?:^|_)(CC|MLO|ML|LM|XCCL)(?:_|$)")
 
@@ -972,10 +964,11 @@ def _mammography_dataset(data: np.ndarray, mammogram: Mammogram) -> Dataset:
     view = mammogram.view
     ds.ViewPosition = view.value if view is not None and view is not View.OTHER else ""
     ds.ViewCodeSequence = []
-    if view in _VIEW_TO_CODE:
+    code = view.code if view is not None else None
+    if code is not None:
         item = Dataset()
-        item.CodeValue, item.CodeMeaning = _VIEW_TO_CODE[view]
-        item.CodingSchemeDesignator = "SCT"
+        item.CodeValue, item.CodeMeaning = code.value, code.meaning
+        item.CodingSchemeDesignator = code.scheme_designator
         item.ViewModifierCodeSequence = []
         ds.ViewCodeSequence = [item]
     spacing = [f"{v:.6g}" for v in mammogram.spacing_mm]

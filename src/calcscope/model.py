@@ -55,6 +55,21 @@ class View(StrEnum):
         """True for views where the pectoral muscle usually shows in a corner."""
         return self in (View.MLO, View.ML, View.LM)
 
+    @property
+    def code(self) -> Code | None:
+        """SNOMED CT code of the view (DICOM CID 4014); ``None`` for OTHER."""
+        keyword = _CID4014_KEYWORD.get(self)
+        return None if keyword is None else getattr(codes.CID4014, keyword)
+
+
+_CID4014_KEYWORD = {
+    View.CC: "CranioCaudal",
+    View.MLO: "MedioLateralObliqueProjection",
+    View.ML: "MedioLateralProjection",
+    View.LM: "LateroMedial",
+    View.XCCL: "CranioCaudalExaggeratedLaterally",
+}
+
 
 def _cid6011(keyword: str) -> Code:
     return getattr(codes.CID6011, keyword)
