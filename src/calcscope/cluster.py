@@ -9,8 +9,8 @@ as in DBSCAN: a calcification scoring at least ``core_min_score`` with at least
 The centre is the score-weighted mean of the members scoring at least ``core_min_score``:
 the faint possible members, mostly film grain or noise around a real cluster, do not pull
 it off the cluster (on the leave-one-woman-out FROC of mini-MIAS this moved sensitivity
-at 1 FP/image from 0.75 to 0.83). The BI-RADS "grouped" distribution (>= 5 calcifications within
-1 cm) is a description made later, in :mod:`calcscope.describe`.
+at 1 FP/image from 0.75 to 0.83). The BI-RADS "grouped" distribution (>= 5
+calcifications within 1 cm) is a description made later, in :mod:`calcscope.describe`.
 
 Clustering depends only on the set of centres, not on their order.
 """
