@@ -159,3 +159,17 @@ def test_cli_batch_on_local_cluster(archive: Path, tmp_path: Path) -> None:
 def test_image_id(tmp_path: Path) -> None:
     assert image_id(tmp_path / "x" / "y.dcm", tmp_path) == "x__y.dcm"
     assert image_id(Path("/elsewhere/z.png"), tmp_path) == "z.png"
+
+
+def test_clean_removes_leftovers_of_a_killed_run(tmp_path) -> None:
+    from calcscope.batch import DONE, _clean
+
+    (tmp_path / ".tmp-a-1234").mkdir()  # an image folder being written
+    (tmp_path / ".summary.csv.x1y2.tmp").write_text("partial")  # a summary being written
+    (tmp_path / "b").mkdir()  # an image folder without its completion marker
+    done = tmp_path / "c"
+    done.mkdir()
+    (done / DONE).write_text("ok\n")
+    todo = _clean(tmp_path, {"a", "b", "c"}, retry_failed=False)
+    assert todo == ["a", "b"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c"]

@@ -45,6 +45,7 @@ from typing import Any
 
 from calcscope.config import Config
 from calcscope.errors import CalcscopeError, ConfigError
+from calcscope.io import atomic_path
 
 __all__ = [
     "SUMMARY_COLUMNS",
@@ -240,14 +241,15 @@ def write_summaries(out_dir: str | Path, keys: list[str]) -> tuple[Path, Path]:
     """Write ``summary.csv`` (one row per cluster) and ``images.csv`` from the folders.
 
     Streams the per-image files in the order of ``keys`` (sorted by the caller), through
-    temporary files renamed at the end.
+    temporary files renamed at the end (:func:`calcscope.io.atomic_path`).
     """
     out = Path(out_dir)
     summary, images = out / "summary.csv", out / "images.csv"
-    tmp_s, tmp_i = out / f"{_TMP}summary.csv", out / f"{_TMP}images.csv"
     with (
-        tmp_s.open("w", newline="") as fs,
-        tmp_i.open("w", newline="") as fi,
+        atomic_path(summary) as tmp_s,
+        atomic_path(images) as tmp_i,
+        open(tmp_s, "w", newline="") as fs,
+        open(tmp_i, "w", newline="") as fi,
     ):
         ws = csv.DictWriter(fs, fieldnames=SUMMARY_COLUMNS, lineterminator="\n")
         wi = csv.DictWriter(fi, fieldnames=IMAGE_COLUMNS, lineterminator="\n")
@@ -261,8 +263,6 @@ def write_summaries(out_dir: str | Path, keys: list[str]) -> tuple[Path, Path]:
             with (folder / "clusters.csv").open(newline="") as fh:
                 ws.writerows(csv.DictReader(fh))
             wi.writerow(json.loads((folder / "image.json").read_text()))
-    os.replace(tmp_s, summary)
-    os.replace(tmp_i, images)
     return summary, images
 
 
@@ -270,6 +270,8 @@ def _clean(out: Path, keys: set[str], retry_failed: bool) -> list[str]:
     """Delete temporary and half-written folders; return the keys still to do."""
     for tmp in out.glob(f"{_TMP}*"):
         shutil.rmtree(tmp, ignore_errors=True) if tmp.is_dir() else tmp.unlink(missing_ok=True)
+    for tmp in out.glob(".*.csv.*.tmp"):  # summaries of a run killed while writing them
+        tmp.unlink(missing_ok=True)
     todo = []
     for key in sorted(keys):
         folder = out / key
