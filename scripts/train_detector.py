@@ -100,25 +100,24 @@ def phantom_candidates(k: int) -> tuple[np.ndarray, np.ndarray]:
     return cands.feature_matrix(), label_candidates(ph, cands)
 
 
-def _code_key() -> str:
-    """Hash of the sources that shape the candidates: a cache made by other code is
-    rebuilt (a stale cache once trained a model the script could not reproduce). Only the
-    package modules and this script's candidate-making functions count, so editing the
-    training or CV code keeps the cache."""
+def _code_key(maker: object) -> str:
+    """Hash of the sources that shape a cache: the package modules and this script's
+    function ``maker`` that makes the cached candidates. A cache made by other code is
+    rebuilt (a stale cache once trained a model the script could not reproduce); editing
+    the training or CV code keeps it."""
     import calcscope
 
     root = Path(calcscope.__file__).resolve().parent
     h = hashlib.sha256()
     for name in ("phantom.py", "_phantom_shapes.py", "preprocess.py", "detect.py", "io.py"):
         h.update((root / name).read_bytes())
-    for fn in (phantom_candidates, hybrid_candidates):
-        h.update(inspect.getsource(fn).encode())
+    h.update(inspect.getsource(maker).encode())  # type: ignore[arg-type]
     h.update(repr(CANDIDATES).encode())
     return h.hexdigest()[:16]
 
 
 def phantom_dataset(n: int, cache: Path) -> tuple[np.ndarray, np.ndarray]:
-    key = _code_key()
+    key = _code_key(phantom_candidates)
     if cache.is_file():
         z = np.load(cache)
         if (
@@ -205,7 +204,7 @@ def hybrid_dataset(meta: dict, variants: int, cache: Path) -> dict[str, np.ndarr
     (:func:`calcscope.phantom.insert_clusters`): positives whose surroundings are
     real. Only the positives are kept; the image's own candidates are its negatives.
     """
-    key = _code_key() + f"-{variants}"
+    key = _code_key(hybrid_candidates) + f"-{variants}"
     if cache.is_file():
         z = np.load(cache, allow_pickle=False)
         if "key" in z and str(z["key"]) == key:
