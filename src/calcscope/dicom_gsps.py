@@ -38,7 +38,7 @@ from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
 from calcscope import __version__
-from calcscope.dicom_sr import (
+from calcscope.dicom_source import (
     deidentify,
     derived_uid,
     outline_rc,
