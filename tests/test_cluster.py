@@ -88,3 +88,11 @@ def test_clusters_do_not_depend_on_input_order(points, rnd):
     a = {cl.member_ids for cl in cluster_calcifications(calcs, SPACING)}
     b = {cl.member_ids for cl in cluster_calcifications(shuffled, SPACING)}
     assert a == b
+
+
+def test_centre_ignores_faint_possible_members():
+    sure = [calc(1, 100, 100), calc(2, 110, 100), calc(3, 100, 110)]
+    faint = [calc(4, 160, 150, score=0.05), calc(5, 150, 165, score=0.05)]
+    (cl,) = cluster_calcifications(sure + faint, SPACING, ClusterConfig(operating_score=0.0))
+    assert cl.member_ids == (1, 2, 3, 4, 5)  # the faint ones belong to it...
+    assert np.allclose(cl.center_rc, (310 / 3, 310 / 3))  # ...but do not move its centre
