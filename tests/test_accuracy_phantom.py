@@ -7,6 +7,7 @@ within +-20 %. Pooled over seeds per spacing so one unlucky speck does not decid
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from calcscope.evaluate import score_phantom
@@ -87,3 +88,25 @@ def test_sizes_measured_to_the_visible_edge(spacing):
         equivalent = float(np.median(r[sel, 2] / r[sel, 0]))
         assert 0.85 <= greatest <= 1.15, f"{lo}-{hi} mm: greatest dimension x{greatest:.2f}"
         assert 0.8 <= equivalent <= 1.1, f"{lo}-{hi} mm: equivalent diameter x{equivalent:.2f}"
+
+
+def test_a_reported_cluster_far_from_every_inserted_one_is_false():
+    from dataclasses import replace
+
+    ph = make_phantom(seed=3, spacing_mm=0.1, shape=(1200, 1000))
+    a = analyze_mammogram(ph.mammogram)
+    s = score_phantom(ph, a)
+    assert all(s.cluster_found)
+    assert s.n_false_clusters == sum(
+        all(
+            np.hypot(*(np.array(f.cluster.center_rc) - np.array(k.center_rc))) * 0.1
+            > k.radius_mm + 2.0
+            for k in ph.truth.clusters
+        )
+        for f in a.clusters
+    )
+    # a copy of a found cluster moved to a corner, far from every inserted one, is false
+    moved = replace(a.clusters[0], cluster=replace(a.clusters[0].cluster, center_rc=(5.0, 5.0)))
+    again = score_phantom(ph, replace(a, clusters=(*a.clusters, moved)))
+    assert again.n_false_clusters == s.n_false_clusters + 1
+    assert again.cluster_found == s.cluster_found

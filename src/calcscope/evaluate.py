@@ -37,6 +37,8 @@ class PhantomScore:
       detected cluster (possible calcifications below the operating point included:
       they are members of the reported cluster), so a branching cast split into
       several pieces counts once.
+    * A reported cluster is *false* when its centre lies farther than radius + 2 mm from
+      every true cluster.
     """
 
     n_true: int  # true calcifications of diameter >= min_diameter_mm
@@ -48,6 +50,7 @@ class PhantomScore:
     cluster_true_n: tuple[int, ...]
     cluster_detected_n: tuple[int, ...]
     missed: tuple[int, ...]  # ids of missed true calcifications
+    n_false_clusters: int = 0
 
     @property
     def sensitivity(self) -> float:
@@ -114,6 +117,11 @@ def score_phantom(
         found.append(ok)
         members = analysis.clusters[j].cluster.member_ids if ok else ()
         det_n.append(_members_found(k, members, truth, by_id, scale, min_diameter_mm))
+    true_centres = np.array([k.center_rc for k in truth.clusters]).reshape(-1, 2) * scale
+    reach = np.array([k.radius_mm + 2.0 for k in truth.clusters])
+    n_false_clusters = sum(
+        not bool((np.sqrt(((true_centres - c) ** 2).sum(1)) <= reach).any()) for c in centres
+    )
     area_cm2 = float(truth.breast_mask.sum()) * sr * sc / 100.0
     return PhantomScore(
         n_true=n_true,
@@ -125,6 +133,7 @@ def score_phantom(
         cluster_true_n=tuple(true_n),
         cluster_detected_n=tuple(det_n),
         missed=tuple(missed),
+        n_false_clusters=n_false_clusters,
     )
 
 
@@ -168,6 +177,7 @@ def compare_with_truth(phantom: Phantom, analysis: Analysis) -> dict[str, float 
         "false detections": s.n_false,
         "false per 10 cm2 of breast": round(s.false_per_10cm2, 3),
         "clusters found": f"{sum(s.cluster_found)} of {len(s.cluster_found)}",
+        "false clusters": s.n_false_clusters,
         "cluster members (true -> detected)": ", ".join(
             f"{a}->{b}" for a, b in zip(s.cluster_true_n, s.cluster_detected_n, strict=True)
         ),
