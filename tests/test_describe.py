@@ -11,6 +11,7 @@ called ROUND: the BI-RADS 5th edition files punctate under round (round < 0.5 mm
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import numpy as np
@@ -471,3 +472,20 @@ def test_thresholds_come_from_the_config_file(tmp_path):
     path.write_text("[describe.thresholds]\npopcorn_size = 2.0\n")
     with pytest.raises(ConfigError, match="popcorn_size"):
         load_config(path)
+
+
+def test_fragments_beside_a_benign_pattern_are_not_cluster_members():
+    rim = _calc(1, (500, 500), length_mm=3.0, lucent=True, cnr=30.0)
+    near = _calc(2, (500, 530), length_mm=0.3)  # 1.5 mm beyond the rim's box edge (1.5 mm)
+    far = _calc(3, (500, 600), length_mm=0.3)  # 8.5 mm beyond it
+    desc = describe([rim, near, far], (0.1, 0.1), operating_score=0.5)
+    assert [f.pattern for f in desc.macros] == [Morphology.RIM_EGGSHELL]
+    assert set(desc.clusterable_ids) == {3}
+    # with the rule off, the near fragment may join a cluster again
+    off = describe(
+        [rim, near, far],
+        (0.1, 0.1),
+        operating_score=0.5,
+        thresholds=dataclasses.replace(T, pattern_fragment_mm=0.0),
+    )
+    assert set(off.clusterable_ids) == {2, 3}

@@ -478,6 +478,33 @@ def _merge_vessel_segments(
     ]
 
 
+def _pattern_fragments(
+    calcs: Sequence[Calcification],
+    findings: Sequence[MacroFinding],
+    spacing_mm: tuple[float, float],
+    gap_mm: float,
+) -> set[int]:
+    """Ids of the calcifications lying within ``gap_mm`` of a benign macro finding's
+    pieces (their bounding boxes): fragments of the same deposit, not cluster members."""
+    if not findings or gap_mm <= 0:
+        return set()
+    by_id = {c.id: c for c in calcs}
+    boxes = np.array(
+        [by_id[i].bbox_rc for f in findings for i in f.member_ids], dtype=np.float64
+    ) * np.array([spacing_mm[0], spacing_mm[1], spacing_mm[0], spacing_mm[1]])
+    members = {i for f in findings for i in f.member_ids}
+    out = set()
+    for c in calcs:
+        if c.id in members:
+            continue
+        r, col = c.center_rc[0] * spacing_mm[0], c.center_rc[1] * spacing_mm[1]
+        dr = np.maximum(np.maximum(boxes[:, 0] - r, r - boxes[:, 2]), 0.0)
+        dc = np.maximum(np.maximum(boxes[:, 1] - col, col - boxes[:, 3]), 0.0)
+        if bool((np.hypot(dr, dc) <= gap_mm).any()):
+            out.add(c.id)
+    return out
+
+
 def describe(
     calcs: Sequence[Calcification],
     spacing_mm: tuple[float, float],
@@ -551,8 +578,13 @@ def describe(
             )
         )
     findings = _merge_vessel_segments(findings, {c.id: c for c in calcs}, spacing_mm, t)
+    fragments = _pattern_fragments(calcs, findings, spacing_mm, t.pattern_fragment_mm)
     clusterable = tuple(
-        c.id for c in calcs if c.id not in in_pattern and c.diameter_mm < t.cluster_max_member_mm
+        c.id
+        for c in calcs
+        if c.id not in in_pattern
+        and c.id not in fragments
+        and c.diameter_mm < t.cluster_max_member_mm
     )
     return Description(
         kinds=kinds,

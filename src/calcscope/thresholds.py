@@ -118,6 +118,10 @@ class DescribeThresholds:
         Deposits of 1 mm or more are macrocalcifications that are not cluster members;
         the limit is 1.25 mm so that 1 mm members measured a little large stay in their
         cluster (chosen on phantoms among 1, 1.25 and 1.5 mm).
+    pattern_fragment_mm
+        Calcifications within 2 mm of a recognised benign macro pattern are fragments of
+        the same deposit (the broken-up rim of an oil cyst, the satellites of a popcorn
+        deposit, a vessel's beads), not members of a cluster of microcalcifications.
     """
 
     popcorn_mm: float = 3.0
@@ -150,6 +154,7 @@ class DescribeThresholds:
     segmental_axis_deg: float = 30.0
     regional_mm: float = 20.0
     cluster_max_member_mm: float = 1.25
+    pattern_fragment_mm: float = 2.0
 
 
 @dataclass(frozen=True)
