@@ -705,9 +705,18 @@ def _place_single(rng: np.random.Generator, anat: _Anatomy, placer: _Placer) -> 
 
 # ---------------------------------------------------------------------------- rendering
 def _render_piece(
-    img: np.ndarray, piece: _Piece, spacing: float, ss: int, psf_px: float
+    img: np.ndarray,
+    piece: _Piece,
+    spacing: float,
+    ss: int,
+    psf_px: float,
+    peak: float | None = None,
 ) -> tuple[tuple[float, float], float, float, float]:
-    """Add one piece to ``img``; returns centroid (row, col), diameter, length, contrast."""
+    """Add one piece to ``img``; returns centroid (row, col), diameter, length, contrast.
+
+    The added signal is ``amplitude * min(1, d / 0.5 mm)`` times the blurred profile, or,
+    with ``peak``, the blurred profile scaled so that its maximum is ``peak``.
+    """
     ar, ac = piece.anchor_rc
     reach = piece.shape.bound_mm / spacing + 3 * psf_px + 2
     r0, c0 = math.floor(ar - reach), math.floor(ac - reach)
@@ -734,6 +743,8 @@ def _render_piece(
     amp = piece.shape.amp * min(1.0, diameter / 0.5)
     down = prof.reshape(h, ss, w, ss).mean(axis=(1, 3)).astype(np.float32)
     add = amp * cv2.GaussianBlur(down, (0, 0), psf_px, borderType=cv2.BORDER_CONSTANT)
+    if peak is not None:
+        add *= np.float32(peak / max(float(add.max()), 1e-9))
     rr0, cc0 = max(r0, 0), max(c0, 0)
     rr1, cc1 = min(r0 + h, img.shape[0]), min(c0 + w, img.shape[1])
     img[rr0:rr1, cc0:cc1] += add[rr0 - r0 : rr1 - r0, cc0 - c0 : cc1 - c0]
@@ -1015,7 +1026,6 @@ def insert_clusters(
     rows, cols = np.indices(img.shape, sparse=True)
     blocked = [(float(r), float(c), float(rad)) for r, c, rad in avoid_rc]
     layer = np.zeros(img.shape, dtype=np.float32)
-    scratch = np.zeros(img.shape, dtype=np.float32)
     calcs: list[TrueCalcification] = []
     clusters: list[TrueCluster] = []
     for k in range(n_clusters):
@@ -1048,11 +1058,8 @@ def insert_clusters(
             pieces.append(_Piece(shape, (r, c), rng.uniform(-np.pi, np.pi)))
         ids = []
         for piece in pieces:
-            cen, d, length, peak = _render_piece(scratch, piece, spacing, ss, psf_px)
-            hit = scratch > 0
             target = level * float(rng.uniform(0.6, 1.4))
-            layer[hit] += scratch[hit] * np.float32(target / max(peak, 1e-9))
-            scratch[hit] = 0.0
+            cen, d, length, _ = _render_piece(layer, piece, spacing, ss, psf_px, peak=target)
             calcs.append(
                 TrueCalcification(len(calcs) + 1, cen, d, length, piece.shape.label, k + 1, target)
             )
