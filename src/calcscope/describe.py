@@ -493,16 +493,15 @@ def _pattern_fragments(
         [by_id[i].bbox_rc for f in findings for i in f.member_ids], dtype=np.float64
     ) * np.array([spacing_mm[0], spacing_mm[1], spacing_mm[0], spacing_mm[1]])
     members = {i for f in findings for i in f.member_ids}
-    out = set()
-    for c in calcs:
-        if c.id in members:
-            continue
-        r, col = c.center_rc[0] * spacing_mm[0], c.center_rc[1] * spacing_mm[1]
-        dr = np.maximum(np.maximum(boxes[:, 0] - r, r - boxes[:, 2]), 0.0)
-        dc = np.maximum(np.maximum(boxes[:, 1] - col, col - boxes[:, 3]), 0.0)
-        if bool((np.hypot(dr, dc) <= gap_mm).any()):
-            out.add(c.id)
-    return out
+    others = [c for c in calcs if c.id not in members]
+    if not others:
+        return set()
+    centres = np.array([c.center_rc for c in others], dtype=np.float64) * np.array(spacing_mm)
+    r, col = centres[:, :1], centres[:, 1:]  # (n, 1) against the (m,) boxes
+    dr = np.maximum(np.maximum(boxes[:, 0] - r, r - boxes[:, 2]), 0.0)
+    dc = np.maximum(np.maximum(boxes[:, 1] - col, col - boxes[:, 3]), 0.0)
+    near = (np.hypot(dr, dc) <= gap_mm).any(axis=1)
+    return {c.id for c, n in zip(others, near, strict=True) if n}
 
 
 def describe(
