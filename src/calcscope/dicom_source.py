@@ -25,6 +25,7 @@ from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
 from calcscope import DISCLAIMER, __version__
+from calcscope.io import DIGITAL_MAMMOGRAPHY_PRESENTATION
 from calcscope.model import Calcification, Laterality, Mammogram, View
 
 __all__ = [
@@ -40,7 +41,6 @@ __all__ = [
     "laterality_code",
 ]
 
-DIGITAL_MAMMOGRAPHY_PRESENTATION = "1.2.840.10008.5.1.4.1.1.1.2"
 
 #: Patient name written in de-identified exports.
 ANONYMOUS_NAME = "ANONYMOUS^"

@@ -65,6 +65,11 @@ from calcscope import DISCLAIMER
 from calcscope.config import Config
 from calcscope.dicom_send import SUCCESS, Forward, ForwardError, send_files
 from calcscope.errors import CalcscopeError, ConfigError
+from calcscope.io import (
+    DIGITAL_MAMMOGRAPHY_PRESENTATION,
+    DIGITAL_MAMMOGRAPHY_PROCESSING,
+    SECONDARY_CAPTURE,
+)
 
 __all__ = [
     "ACCEPTED_SOP_CLASSES",
@@ -80,10 +85,11 @@ __all__ = [
     "send_files",
 ]
 
-DM_FOR_PRESENTATION = "1.2.840.10008.5.1.4.1.1.1.2"
-DM_FOR_PROCESSING = "1.2.840.10008.5.1.4.1.1.1.2.1"
-SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
-ACCEPTED_SOP_CLASSES: tuple[str, ...] = (DM_FOR_PRESENTATION, DM_FOR_PROCESSING, SECONDARY_CAPTURE)
+ACCEPTED_SOP_CLASSES: tuple[str, ...] = (
+    DIGITAL_MAMMOGRAPHY_PRESENTATION,
+    DIGITAL_MAMMOGRAPHY_PROCESSING,
+    SECONDARY_CAPTURE,
+)
 
 MAMMOGRAPHY_CAD_SR = "1.2.840.10008.5.1.4.1.1.88.50"
 COMPREHENSIVE_SR = "1.2.840.10008.5.1.4.1.1.88.33"
