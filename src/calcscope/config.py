@@ -124,6 +124,13 @@ class ClusterConfig(_Frozen):
         "(fainter ones join a core's cluster but do not extend it; chosen on the "
         "leave-one-woman-out FROC of mini-MIAS among 0.1-0.5).",
     )
+    centre_bandwidth_mm: float = Field(
+        2.5,
+        ge=0.0,
+        description="A cluster's centre is the densest point of its core members' "
+        "score-weighted density, smoothed with a Gaussian of this width (0: their "
+        "score-weighted mean).",
+    )
     operating_score: float = Field(
         0.43,
         ge=0.0,
