@@ -93,17 +93,44 @@ def _otsu(values: np.ndarray) -> float:
     return float(t) / 255.0
 
 
+def _separation(values: np.ndarray, t: float) -> float:
+    """Otsu's separability of ``values`` split at ``t``: between-class over total
+    variance (1 for two spikes; about 0.64 for one Gaussian split at its mean)."""
+    total = float(values.var())
+    if total <= 0:
+        return 0.0
+    lo, hi = values[values < t], values[values >= t]
+    if lo.size == 0 or hi.size == 0:
+        return 0.0
+    w = lo.size / values.size
+    return float(w * (1 - w) * (hi.mean() - lo.mean()) ** 2 / total)
+
+
+_BIMODAL = 0.8
+"""Separability above which the darker class of Otsu's split is itself two classes."""
+
+
 def breast_mask(pixels: np.ndarray, pixel_mm: float) -> np.ndarray:
     """Whole-breast mask (bool, source grid) by thresholding the background out.
 
     The threshold sits between the background (air, film base) and the faintest tissue:
-    a fraction of Otsu's threshold, which keeps the thin breast edge near the skin line.
-    Film labels and markers are dropped by keeping the largest connected component.
+    35 % of the way from the background level to Otsu's threshold, which keeps the thin
+    breast edge near the skin line. The background level is the median of the darkest
+    class: when a bright pectoral muscle or dense tissue draws Otsu's split between fatty
+    and dense tissue, the pixels under it hold the fat as well as the background, well
+    apart (separability over :data:`_BIMODAL`), and their median would be the fat's
+    level, which cut the fatty breast away; their own Otsu split then separates the
+    background. Film labels and markers are dropped by keeping the largest connected
+    component.
     """
     small, _ = _reduce(pixels, pixel_mm)
     small = cv2.GaussianBlur(small, (0, 0), 1.0)
     otsu = _otsu(small)
     background = small[small < otsu]
+    if background.size > 16:
+        inner = _otsu(background)
+        if _separation(background, inner) > _BIMODAL:
+            background = background[background < inner]
     bg_level = float(np.percentile(background, 50)) if background.size else 0.0
     thr = bg_level + 0.35 * (otsu - bg_level)
     mask = small > thr
