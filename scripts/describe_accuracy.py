@@ -56,6 +56,7 @@ import numpy as np
 
 import calcscope.pipeline as pipeline
 from calcscope.config import Config
+from calcscope.detect import model_files
 from calcscope.model import Distribution, Mammogram, Morphology
 from calcscope.phantom import (
     CLUSTER_MORPHOLOGIES,
@@ -108,8 +109,10 @@ def make_case(case: Case) -> Phantom:
 
 
 def _model_hash() -> str:
-    path = Path(pipeline.__file__).parent / "models" / "candidates-v1.lgb.txt"
-    return hashlib.sha1(path.read_bytes()).hexdigest()[:12] if path.exists() else "none"
+    h = hashlib.sha1()
+    for path in model_files(Config().detect.model):
+        h.update(path.read_bytes())
+    return h.hexdigest()[:12]
 
 
 def _analyze(case: Case, cache: Path | None) -> tuple[PhantomTruth, Mammogram, Analysis]:

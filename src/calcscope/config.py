@@ -68,9 +68,9 @@ class DetectConfig(_Frozen):
         1.0, description="Coarse deposits outlined by the top-hat are at least this wide."
     )
     model: str = Field(
-        "candidates-v1",
+        "candidates-v2",
         description="Candidate scorer: 'cnr' (logistic in the peak contrast-to-noise "
-        "ratio) or the name of a shipped LightGBM model in calcscope/models.",
+        "ratio) or the name of a shipped LightGBM model (or ensemble) in calcscope/models.",
     )
     score_cnr_mid: float = Field(8.0, description="Peak CNR at which the score is 0.5.")
     score_cnr_width: float = Field(1.0, gt=0, description="Logistic width of the score in CNR.")
@@ -132,11 +132,11 @@ class ClusterConfig(_Frozen):
         "score-weighted mean).",
     )
     operating_score: float = Field(
-        0.43,
+        0.4,
         ge=0.0,
         le=1.0,
         description="Clusters with a lower score are not reported. Default chosen from the "
-        "leave-one-woman-out FROC on mini-MIAS: 1.0 false cluster per image there "
+        "leave-one-woman-out FROC on mini-MIAS: 0.97 false clusters per image there "
         "(README), so a sweep of the reported scores covers the range up to 1 FP/image; "
         "clusters under confident_score are reported as possible (BI-RADS 0).",
     )
@@ -145,7 +145,7 @@ class ClusterConfig(_Frozen):
         ge=0.0,
         le=1.0,
         description="Reported clusters scoring below this are possible clusters (0.8: about "
-        "0.25 false clusters per image on the leave-one-woman-out FROC of mini-MIAS): a "
+        "0.2 false clusters per image on the leave-one-woman-out FROC of mini-MIAS): a "
         "suspicious one is assessed BI-RADS 0 (magnification views to confirm) rather "
         "than sent to biopsy.",
     )

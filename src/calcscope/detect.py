@@ -49,6 +49,7 @@ __all__ = [
     "detect",
     "score_candidates",
     "load_model",
+    "model_files",
     "BAND_SIGMAS_MM",
     "MODEL_DIR",
 ]
@@ -177,19 +178,34 @@ def _background(img: np.ndarray, pixel_mm: float, size_mm: float) -> np.ndarray:
 MODEL_DIR = Path(__file__).resolve().parent / "models"
 
 
-@functools.lru_cache(maxsize=4)
-def load_model(name: str) -> Any:
-    """The LightGBM candidate classifier shipped as ``models/<name>.lgb.txt``.
+def model_files(name: str) -> list[Path]:
+    """The LightGBM text files of the candidate model ``name``.
 
-    ``name`` may also be the path of a LightGBM text model (ending in ``.txt``), as
-    written by ``scripts/train_detector.py`` during cross-validation.
+    A shipped name (``"candidates-v2"``) is looked up in ``calcscope/models``; a name with
+    a directory part is a path without its suffix, as written by
+    ``scripts/train_detector.py`` during cross-validation. The model is the single file
+    ``<name>.lgb.txt`` or, for an ensemble, the files ``<name>.1.lgb.txt``,
+    ``<name>.2.lgb.txt``, ...; a name ending in ``.txt`` is one file.
     """
+    if name.endswith(".txt"):
+        return [Path(name)]
+    base = Path(name) if Path(name).name != name else MODEL_DIR / name
+    single = base.with_name(base.name + ".lgb.txt")
+    if single.is_file():
+        return [single]
+    return sorted(base.parent.glob(base.name + ".*.lgb.txt"))
+
+
+@functools.lru_cache(maxsize=4)
+def load_model(name: str) -> tuple[Any, ...]:
+    """The LightGBM candidate classifier(s) of ``name`` (see :func:`model_files`): one
+    booster, or the members of an ensemble whose predictions are averaged."""
     import lightgbm
 
-    path = Path(name) if name.endswith(".txt") else MODEL_DIR / f"{name}.lgb.txt"
-    if not path.is_file():
-        raise ConfigError(f"detector model {name!r} not found at {path}")
-    return lightgbm.Booster(model_file=str(path))
+    paths = model_files(name)
+    if not paths or not all(p.is_file() for p in paths):
+        raise ConfigError(f"detector model {name!r} not found (looked for {name}.lgb.txt)")
+    return tuple(lightgbm.Booster(model_file=str(p)) for p in paths)
 
 
 def score_candidates(cands: Candidates, config: DetectConfig) -> np.ndarray:
@@ -197,16 +213,18 @@ def score_candidates(cands: Candidates, config: DetectConfig) -> np.ndarray:
 
     With ``config.model == "cnr"`` a logistic function of the peak CNR (0.5 at
     ``score_cnr_mid``); otherwise the probability given by the shipped LightGBM
-    candidate classifier of that name (trained by ``scripts/train_detector.py``). The
-    operating point (``operating_score``) is a threshold on this score.
+    candidate classifier of that name (trained by ``scripts/train_detector.py``; for an
+    ensemble, the mean of its members' probabilities). The operating point
+    (``operating_score``) is a threshold on this score.
     """
     if len(cands) == 0:
         return np.zeros(0)
     if config.model == "cnr":
         z = (cands.peak_cnr - config.score_cnr_mid) / config.score_cnr_width
         return (1.0 / (1.0 + np.exp(-z))).astype(np.float64)
-    booster = load_model(config.model)
-    return np.asarray(booster.predict(cands.feature_matrix()), dtype=np.float64)
+    x = cands.feature_matrix()
+    members = load_model(config.model)
+    return np.mean([np.asarray(b.predict(x), dtype=np.float64) for b in members], axis=0)
 
 
 def detect(
