@@ -39,14 +39,15 @@ T = DescribeThresholds()
 
 # measured on seeds 100-109 at 0.1 mm (scripts/describe_accuracy.py): below 2 of 3
 KNOWN_WEAK = {
-    Morphology.AMORPHOUS: "7/10 at 0.1 and 0.07 mm; on these seeds the faint "
-    "clusters are missed or merged with false detections by detection and clustering",
+    Morphology.AMORPHOUS: "7/10 at 0.1 mm, 4/10 at 0.07 mm, the rest missed: faint clusters "
+    "are missed or merged with false detections by detection and clustering (passes on "
+    "these seeds)",
     Morphology.FINE_PLEOMORPHIC: "2/10 at 0.1 mm, 3/10 at 0.07 mm: 0.15-0.5 mm irregular "
     "specks span 2-5 pixels, their outlines are hardly told from punctate or round ones",
-    Distribution.REGIONAL: "7/10 at 0.07 and 0.1 mm (scripts/describe_accuracy.py), 1/3 "
-    "on these seeds: a spread that happens to be elongated towards the nipple is called "
-    "segmental, a sparsely detected one grouped",
-    Morphology.DYSTROPHIC: "7/10 at 0.07 mm, 8/10 at 0.1 mm, 1/3 on these seeds: irregular "
+    Distribution.REGIONAL: "6/10 at 0.1 mm, 7/10 at 0.07 mm (passes on these seeds): a "
+    "spread that happens to be elongated towards the nipple is called segmental, a sparsely "
+    "detected one grouped",
+    Morphology.DYSTROPHIC: "7/10 at 0.1 mm, 6/10 at 0.07 mm, 1/3 on these seeds: irregular "
     "deposits over 3 mm with fragments nearby are called popcorn, small ones round",
 }
 ACCEPT = {Morphology.PUNCTATE: {Morphology.PUNCTATE, Morphology.ROUND}}
