@@ -160,6 +160,14 @@ def woman_of(image_id: str) -> int:
     return (int(image_id[3:]) + 1) // 2
 
 
+def inside_circle(center_rc: np.ndarray, cluster) -> np.ndarray:
+    """Which of the ``(n, 2)`` pixel positions lie inside a mini-MIAS truth circle, its
+    radius taken as at least 10 px (2 mm), as the FROC metric does."""
+    r = max(cluster.radius_px or 0.0, 10.0)
+    d = np.hypot(center_rc[:, 0] - cluster.center_rc[0], center_rc[:, 1] - cluster.center_rc[1])
+    return d <= r
+
+
 def mias_dataset(root: Path) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict]:
     """Per-image candidate features and labels of the usable mini-MIAS images."""
     from calcscope.io import read_image
@@ -178,9 +186,7 @@ def mias_dataset(root: Path) -> tuple[dict[str, np.ndarray], dict[str, np.ndarra
         for cl in t.clusters:
             if cl.center_rc is None:
                 continue
-            r = max(cl.radius_px or 0.0, 10.0)
-            d = np.hypot(c.center_rc[:, 0] - cl.center_rc[0], c.center_rc[:, 1] - cl.center_rc[1])
-            y[d <= r] = 1
+            y[inside_circle(c.center_rc, cl)] = 1
         feats[p.stem], labels[p.stem] = c.feature_matrix(), y
     truth = mark_off_breast(truth, masks)
     usable = {k for k, t in truth.items() if not t.excluded_reason}
@@ -221,12 +227,9 @@ def hybrid_dataset(meta: dict, variants: int, cache: Path) -> dict[str, list[np.
     if cache.is_file():
         z = np.load(cache, allow_pickle=False)
         if "key" in z and str(z["key"]) == key:
-            out: dict[str, list[np.ndarray]] = {}
-            names = [n for n in z.files if n.startswith("x_")]
-            for name in sorted(names, key=lambda n: (n.rsplit("_", 1)[0], _variant(n))):
-                out.setdefault(name[2:].rsplit("_", 1)[0], []).append(z[name])
-            return out
-    out = {}
+            images = sorted({n[2:].rsplit("_", 1)[0] for n in z.files if n.startswith("x_")})
+            return {k: [z[f"x_{k}_{i}"] for i in range(variants)] for k in images}
+    out: dict[str, list[np.ndarray]] = {}
     t0 = time.time()
     for k in sorted(meta["usable"]):
         if meta["truth"][k].clusters:
@@ -240,10 +243,6 @@ def hybrid_dataset(meta: dict, variants: int, cache: Path) -> dict[str, list[np.
     cache.parent.mkdir(parents=True, exist_ok=True)
     np.savez(cache, key=key, **{f"x_{k}_{i}": x for k, v in out.items() for i, x in enumerate(v)})
     return out
-
-
-def _variant(name: str) -> int:
-    return int(name.rsplit("_", 1)[1])
 
 
 def member_hybrids(hf: dict[str, list[np.ndarray]], member: int, per: int) -> dict:
@@ -297,8 +296,7 @@ def third_member_margin(reports: Path, truth: dict) -> dict:
         if not t.clusters:
             normal.append(scores)
         for i, cl in enumerate(t.clusters):
-            inside = np.hypot(*(rc - np.asarray(cl.center_rc)).T) <= max(cl.radius_px or 0, 10)
-            top = np.sort(scores[inside])[::-1]
+            top = np.sort(scores[inside_circle(rc, cl)])[::-1]
             third[f"{path.stem}#{i + 1}"] = float(top[2]) if top.size >= 3 else 0.0
     neg = np.concatenate(normal) if normal else np.zeros(0)
     rate = {k: max(float((neg >= s).sum()), 0.5) / max(len(normal), 1) for k, s in third.items()}

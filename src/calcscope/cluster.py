@@ -57,9 +57,8 @@ def _densest_point(pts_mm: np.ndarray, weights: np.ndarray, bandwidth_mm: float)
     w = np.asarray(weights, dtype=np.float64)
     if not (w > 0).any():
         w = np.ones(len(pts_mm))
-    mean = (pts_mm * w[:, None]).sum(axis=0) / w.sum()
     if bandwidth_mm <= 0:
-        return mean
+        return (pts_mm * w[:, None]).sum(axis=0) / w.sum()
     p = pts_mm[w > 0]
     wp = w[w > 0]
     inv = 1.0 / (2.0 * bandwidth_mm**2)
@@ -134,9 +133,11 @@ def cluster_calcifications(
         except QhullError:
             hull_area = 0.0
         boxes = np.array([calcs[i].bbox_rc for i in members])
-        score = cluster_score(np.array([calcs[i].score for i in members]))
-        w = np.array([calcs[i].score for i in members])
-        centre = _densest_point(pts, np.where(core[members], w, 0.0), cfg.centre_bandwidth_mm)
+        member_scores = scores[members]
+        score = cluster_score(member_scores)
+        centre = _densest_point(
+            pts, np.where(core[members], member_scores, 0.0), cfg.centre_bandwidth_mm
+        )
         clusters.append(
             (
                 score,
