@@ -294,6 +294,42 @@ def test_lucent_calcification_far_from_skin_is_not_skin():
     assert desc.macros[0].pattern is Morphology.RIM_EGGSHELL
 
 
+def _solitary(calcs: list[Calcification], clusters: list[Cluster]) -> list:
+    desc = describe(calcs, (0.1, 0.1), breast=_breast(), operating_score=0.5)
+    desc = describe_clusters(desc, clusters, calcs, (0.1, 0.1), operating_score=0.5)
+    return list(desc.macros)
+
+
+@pytest.mark.parametrize(
+    ("kw", "expected"),
+    [
+        (dict(length_mm=1.1), Morphology.ROUND),
+        (dict(length_mm=1.1, circularity=0.45), Morphology.DYSTROPHIC),
+        (dict(length_mm=0.8), None),  # under 1 mm: a single speck, not a finding
+        (dict(length_mm=1.1, score=0.3), None),  # below the operating point
+    ],
+    ids=["round", "dystrophic", "small", "faint"],
+)
+def test_solitary_coarse_deposit_is_a_macro_finding(kw: dict, expected: Morphology | None):
+    """A 1-1.25 mm deposit may be a cluster member; when no cluster takes it, it is a
+    round (or dystrophic) macrocalcification of its own, with its reason."""
+    lone = _calc(1, (200, 100), **kw)  # type: ignore[arg-type]
+    found = _solitary([lone], [])
+    assert [m.pattern for m in found] == ([expected] if expected else [])
+    for m in found:
+        assert m.member_ids == (1,) and "in no cluster" in m.reasons[0]
+
+
+def test_solitary_rule_skips_cluster_members_and_pattern_satellites():
+    members = [_calc(i + 2, (300 + 15 * i, 100), length_mm=0.3) for i in range(4)]
+    big = _calc(1, (300, 115), length_mm=1.1)
+    assert _solitary([big, *members], [_cluster([big, *members])]) == []
+    popcorn = _calc(10, (100, 100), length_mm=4.0, circularity=0.6)
+    satellite = _calc(11, (100, 140), length_mm=1.1)  # 4 mm from the deposit's centre
+    found = _solitary([popcorn, satellite], [])
+    assert [m.pattern for m in found] == [Morphology.COARSE_POPCORN]
+
+
 # ------------------------------------------------------------- phantom accuracy
 @functools.cache
 def _analysis(task: str, value: str, seed: int, flip: bool = False) -> tuple[object, Analysis]:

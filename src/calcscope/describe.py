@@ -159,7 +159,7 @@ def _macro_pattern(
             "calcification, as in an involuting fibroadenoma"
         ]
     if d >= t.cluster_max_member_mm:
-        if c.solidity < 0.8 or c.circularity < 0.6:
+        if c.solidity < t.dystrophic_solidity or c.circularity < t.dystrophic_circularity:
             return Morphology.DYSTROPHIC, [
                 f"coarse irregular deposit {d:.1f} mm across: dystrophic calcification, as after "
                 "surgery, radiation or injury"
@@ -594,6 +594,60 @@ def describe(
     )
 
 
+def _solitary_macros(
+    description: Description,
+    clusters: Sequence[Cluster],
+    calcs: Sequence[Calcification],
+    spacing_mm: tuple[float, float],
+    operating_score: float,
+    t: DescribeThresholds,
+) -> tuple[MacroFinding, ...]:
+    """Coarse deposits of ``solitary_macro_mm`` up to ``cluster_max_member_mm`` that no
+    reported cluster took: macrocalcifications in their own right (round when smooth,
+    dystrophic when irregular). Larger ones are judged by :func:`describe` already; those
+    within ``solitary_gap_mm`` of a benign macro finding are its satellites."""
+    in_cluster = {i for cl in clusters for i in cl.member_ids}
+    clusterable = set(description.clusterable_ids)
+    near_pattern = _pattern_fragments(
+        calcs, description.macros, spacing_mm, t.solitary_gap_mm
+    )
+    found: list[MacroFinding] = []
+    start = len(description.macros) + 1
+    for c in sorted(calcs, key=lambda c: c.id):
+        if (
+            c.id in in_cluster
+            or c.id in near_pattern
+            or c.id not in clusterable
+            or c.score < operating_score
+            or description.kinds.get(c.id) is not CalcKind.MACRO
+            or c.diameter_mm < t.solitary_macro_mm
+        ):
+            continue
+        if c.solidity < t.dystrophic_solidity or c.circularity < t.dystrophic_circularity:
+            pattern = Morphology.DYSTROPHIC
+            reason = (
+                f"solitary coarse irregular deposit {c.diameter_mm:.1f} mm across, in no "
+                "cluster: dystrophic calcification, as after surgery, radiation or injury"
+            )
+        else:
+            pattern = Morphology.ROUND
+            reason = (
+                f"solitary smooth round deposit {c.diameter_mm:.1f} mm across "
+                f"(>= {t.solitary_macro_mm:g} mm), in no cluster: round calcification"
+            )
+        found.append(
+            MacroFinding(
+                id=start + len(found),
+                member_ids=(c.id,),
+                pattern=pattern,
+                center_rc=c.center_rc,
+                size_mm=c.max_diameter_mm,
+                reasons=(reason,),
+            )
+        )
+    return tuple(found)
+
+
 def describe_clusters(
     description: Description,
     clusters: Sequence[Cluster],
@@ -643,7 +697,7 @@ def describe_clusters(
         )
     return Description(
         kinds=description.kinds,
-        macros=description.macros,
+        macros=description.macros + _solitary_macros(description, clusters, calcs, spacing_mm, op, t),
         clusters=tuple(out),
         clusterable_ids=description.clusterable_ids,
         macro_threshold_mm=description.macro_threshold_mm,

@@ -118,6 +118,19 @@ class DescribeThresholds:
         Deposits of 1 mm or more are macrocalcifications that are not cluster members;
         the limit is 1.25 mm so that 1 mm members measured a little large stay in their
         cluster (chosen on phantoms among 1, 1.25 and 1.5 mm).
+    solitary_macro_mm
+        A deposit of 1 mm or more (up to ``cluster_max_member_mm``) that no reported
+        cluster takes is a macrocalcification on its own, described as round or
+        dystrophic (BI-RADS atlas: round calcifications, when larger than 1 mm, are
+        typically benign; isolated coarse deposits need no cluster to be reported).
+    solitary_gap_mm
+        Coarse deposits within 5 mm of a recognised benign macro pattern are its
+        satellites (the fragments around a dystrophic or popcorn deposit, a vessel's
+        beads), reported with it rather than as findings of their own.
+    dystrophic_solidity, dystrophic_circularity
+        A coarse deposit is irregular (dystrophic) when its solidity is under 0.8 or its
+        circularity under 0.6, else round: dystrophic calcifications are "irregular in
+        shape", round ones smooth (BI-RADS atlas; Radiology Assistant).
     pattern_fragment_mm
         Calcifications within 2 mm of a recognised benign macro pattern are fragments of
         the same deposit (the broken-up rim of an oil cyst, the satellites of a popcorn
@@ -154,6 +167,10 @@ class DescribeThresholds:
     segmental_axis_deg: float = 30.0
     regional_mm: float = 20.0
     cluster_max_member_mm: float = 1.25
+    solitary_macro_mm: float = 1.0
+    solitary_gap_mm: float = 5.0
+    dystrophic_solidity: float = 0.8
+    dystrophic_circularity: float = 0.6
     pattern_fragment_mm: float = 2.0
 
 
