@@ -608,9 +608,7 @@ def _solitary_macros(
     within ``solitary_gap_mm`` of a benign macro finding are its satellites."""
     in_cluster = {i for cl in clusters for i in cl.member_ids}
     clusterable = set(description.clusterable_ids)
-    near_pattern = _pattern_fragments(
-        calcs, description.macros, spacing_mm, t.solitary_gap_mm
-    )
+    near_pattern = _pattern_fragments(calcs, description.macros, spacing_mm, t.solitary_gap_mm)
     found: list[MacroFinding] = []
     start = len(description.macros) + 1
     for c in sorted(calcs, key=lambda c: c.id):
@@ -697,7 +695,8 @@ def describe_clusters(
         )
     return Description(
         kinds=description.kinds,
-        macros=description.macros + _solitary_macros(description, clusters, calcs, spacing_mm, op, t),
+        macros=description.macros
+        + _solitary_macros(description, clusters, calcs, spacing_mm, op, t),
         clusters=tuple(out),
         clusterable_ids=description.clusterable_ids,
         macro_threshold_mm=description.macro_threshold_mm,
