@@ -147,6 +147,17 @@ def test_cluster_morphology_rules(kw: dict, expected: Morphology):
     assert cv == pytest.approx(0.0, abs=1e-9)
 
 
+@pytest.mark.parametrize(("pixel_mm", "confident"), [(0.1, False), (0.07, False), (0.05, True)])
+def test_shape_needs_six_pixels_to_be_confident(pixel_mm: float, confident: bool):
+    """0.4 mm specks span 4 and 5.7 pixels at 0.1 and 0.07 mm, where punctate and fine
+    pleomorphic outlines are a coin toss: magnification views are asked for; at 0.05 mm
+    (8 pixels) the call stands."""
+    members = _grid(8, length_mm=0.4, spacing_mm=pixel_mm)
+    morph, conf, reasons, _, _ = cluster_morphology(members, pixel_mm, T)
+    assert conf is confident
+    assert any("magnification" in r for r in reasons) is not confident
+
+
 def test_varying_sizes_are_pleomorphic():
     sizes = [0.1, 0.15, 0.2, 0.3, 0.35, 0.4, 0.45, 0.12]
     members = [

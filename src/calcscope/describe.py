@@ -240,7 +240,7 @@ def cluster_morphology(
     cv = float(length.std() / max(length.mean(), 1e-6))
     med_circ = float(np.median(circ))
     # a shape needs a few pixels across to be judged
-    confident = bool(med / pixel_mm >= 4.0)
+    confident = bool(med / pixel_mm >= t.shape_min_px)
     reasons: list[str] = []
     thin = width < t.fine_linear_width_mm
     long_enough = length >= max(t.linear_min_length_mm, 4 * pixel_mm)
