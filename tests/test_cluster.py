@@ -76,6 +76,24 @@ def test_cluster_score_rises_with_member_scores():
     assert cluster_score(np.array([0.9] * 10)) > cluster_score(np.array([0.9] * 3))
 
 
+def test_compact_cluster_scores_higher_than_a_spread_one():
+    """Same member scores: the group packed into 2 mm outranks the one spread over 9 mm
+    (chance grain rarely packs that tight); with ``compact_mm`` 0 they tie."""
+    scores = [0.6, 0.4, 0.3]
+    tight = [calc(i + 1, 100 + 5 * i, 100, s) for i, s in enumerate(scores)]  # 1 mm apart
+    wide = [calc(i + 11, 500 + 22 * i, 500, s) for i, s in enumerate(scores)]  # 4.4 mm apart
+    cls = cluster_calcifications(tight + wide, (0.2, 0.2), ClusterConfig(core_min_score=0.3))
+    by_first = {c.member_ids[0]: c for c in cls}
+    assert by_first[1].extent_mm < 3 < 8 < by_first[11].extent_mm
+    assert by_first[1].score > by_first[11].score
+    assert by_first[11].score == cluster_score(np.array(scores))  # beyond compact_mm: the sum
+    off = cluster_calcifications(
+        tight + wide, (0.2, 0.2), ClusterConfig(core_min_score=0.3, compact_mm=0.0)
+    )
+    assert off[0].score == off[1].score
+    assert cluster_score(np.array(scores), 0.0, 8.0) == cluster_score(np.array(scores) * 2)
+
+
 @settings(max_examples=40, deadline=None)
 @given(
     st.lists(st.tuples(st.floats(0, 400), st.floats(0, 400)), min_size=3, max_size=25, unique=True),
