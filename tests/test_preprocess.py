@@ -64,3 +64,22 @@ def test_nipple_is_the_most_anterior_point(chest_wall: str) -> None:
     assert abs(r - 220) <= 3
     assert abs(c - (247 if chest_wall == "left" else 52)) <= 4
     assert nipple_position(np.zeros((5, 5), bool), "left") is None
+
+
+@pytest.mark.parametrize("border_mm", [1.0, 0.0])
+def test_image_edges_are_left_out_of_the_analysis(border_mm: float) -> None:
+    """Where the breast runs off the image (chest wall, top of an MLO), a margin of
+    ``border_mm`` along the edge is not analysed: film and detector edges carry
+    artefacts. The breast itself still reaches the edge."""
+    from calcscope.config import PreprocessConfig
+
+    ph = make_phantom(seed=3, spacing_mm=0.2, shape=(600, 480), clusters=[], n_singles=0)
+    prep = preprocess(ph.mammogram, PreprocessConfig(border_mm=border_mm))
+    b = int(round(border_mm / 0.2))
+    chest = slice(None, 20) if prep.chest_wall == "left" else slice(-20, None)
+    assert prep.breast[:, chest].any()  # the breast touches the chest-wall edge
+    if b:
+        for edge in (prep.mask[:b], prep.mask[-b:], prep.mask[:, :b], prep.mask[:, -b:]):
+            assert not edge.any()
+    col = b if prep.chest_wall == "left" else -1 - b
+    assert prep.mask[:, col].any()  # just inside the margin the breast is analysed

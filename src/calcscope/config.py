@@ -43,6 +43,14 @@ class PreprocessConfig(_Frozen):
     mask_erode_mm: float = Field(
         0.5, description="Erode the breast mask by this much to drop the skin-line edge."
     )
+    border_mm: float = Field(
+        1.0,
+        ge=0.0,
+        description="Leave this margin along the image edges out of the analysis: film and "
+        "detector edges carry bright lines and specks (scanner and collimator artefacts), "
+        "which otherwise pass for calcifications or vessels where the breast runs off the "
+        "image.",
+    )
 
 
 class DetectConfig(_Frozen):

@@ -260,7 +260,8 @@ def pectoral_mask(
 
 
 def preprocess(mammogram: Mammogram, config: PreprocessConfig | None = None) -> Preprocessed:
-    """Breast mask, minus the pectoral muscle on MLO/ML views and a thin skin rim."""
+    """Breast mask, minus the pectoral muscle on MLO/ML views, a thin skin rim and a
+    margin along the image edges (``border_mm``)."""
     cfg = config or PreprocessConfig()
     pixel_mm = mammogram.pixel_mm
     breast = breast_mask(mammogram.pixels, pixel_mm)
@@ -281,6 +282,12 @@ def preprocess(mammogram: Mammogram, config: PreprocessConfig | None = None) -> 
             if erode_px <= 15
             else _erode_fast(mask, erode_px)
         )
+    border_px = int(round(cfg.border_mm / pixel_mm))
+    if border_px > 0:  # film and detector edges: artefacts, not tissue
+        mask[:border_px] = False
+        mask[-border_px:] = False
+        mask[:, :border_px] = False
+        mask[:, -border_px:] = False
     return Preprocessed(mask=mask, breast=breast, pectoral=pect, chest_wall=side)
 
 
