@@ -44,7 +44,7 @@ KNOWN_WEAK = {
     "these seeds)",
     Morphology.FINE_PLEOMORPHIC: "2/10 at 0.1 mm, 3/10 at 0.07 mm: 0.15-0.5 mm irregular "
     "specks span 2-5 pixels, their outlines are hardly told from punctate or round ones",
-    Distribution.REGIONAL: "6/10 at 0.1 mm, 7/10 at 0.07 mm (passes on these seeds): a "
+    Distribution.REGIONAL: "7/10 at 0.1 mm, 7/10 at 0.07 mm (passes on these seeds): a "
     "spread that happens to be elongated towards the nipple is called segmental, a sparsely "
     "detected one grouped",
     Morphology.DYSTROPHIC: "7/10 at 0.1 mm, 6/10 at 0.07 mm, 1/3 on these seeds: irregular "
