@@ -14,14 +14,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import cv2
 import numpy as np
+from scipy.sparse import csr_matrix
+from scipy.sparse.csgraph import connected_components
 from skimage.morphology import skeletonize
 
 from calcscope.config import DescribeConfig, DetectConfig
 from calcscope.model import Calcification, CalcKind, Cluster, Distribution, Morphology
 from calcscope.thresholds import DescribeThresholds
+
+_T = TypeVar("_T")
 
 __all__ = [
     "DescribeThresholds",
@@ -369,6 +374,21 @@ def cluster_distribution(
     ]
 
 
+def _box_groups(boxes_mm: np.ndarray, gap_mm: float, items: Sequence[_T]) -> list[list[_T]]:
+    """``items`` grouped by their boxes (row0, col0, row1, col1 in mm): boxes within
+    ``gap_mm`` of each other (along rows or columns, whichever is farther) chain into one
+    group. Groups come in the order of their first item."""
+    b = np.asarray(boxes_mm, dtype=np.float64)
+    gap_r = np.maximum(b[None, :, 0] - b[:, None, 2], b[:, None, 0] - b[None, :, 2])
+    gap_c = np.maximum(b[None, :, 1] - b[:, None, 3], b[:, None, 1] - b[None, :, 3])
+    near = np.maximum(np.maximum(gap_r, gap_c), 0.0) <= gap_mm
+    _, labels = connected_components(csr_matrix(near), directed=False)
+    groups: dict[int, list[_T]] = {}
+    for item, label in zip(items, labels, strict=True):
+        groups.setdefault(int(label), []).append(item)
+    return list(groups.values())
+
+
 def _popcorn_lobes(
     macros: Sequence[Calcification], spacing_mm: tuple[float, float], t: DescribeThresholds
 ) -> list[list[Calcification]]:
@@ -383,26 +403,9 @@ def _popcorn_lobes(
         return []
     sr, sc = spacing_mm
     boxes = np.array([c.bbox_rc for c in pieces], dtype=np.float64) * np.array([sr, sc, sr, sc])
-    n = len(pieces)
-    parent = list(range(n))
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    for i in range(n):
-        for j in range(i + 1, n):
-            gap_r = max(boxes[j, 0] - boxes[i, 2], boxes[i, 0] - boxes[j, 2], 0.0)
-            gap_c = max(boxes[j, 1] - boxes[i, 3], boxes[i, 1] - boxes[j, 3], 0.0)
-            if max(gap_r, gap_c) <= t.lobe_gap_mm:
-                parent[find(i)] = find(j)
-    groups: dict[int, list[Calcification]] = {}
-    for i in range(n):
-        groups.setdefault(find(i), []).append(pieces[i])
+    groups = _box_groups(boxes, t.lobe_gap_mm, pieces)
     out = []
-    for g in groups.values():
+    for g in groups:
         if len(g) < t.popcorn_min_lobes:
             continue
         b = np.array([c.bbox_rc for c in g], dtype=np.float64)
@@ -431,26 +434,9 @@ def _merge_vessel_segments(
             [b[:, 0].min() * sr, b[:, 1].min() * sc, b[:, 2].max() * sr, b[:, 3].max() * sc]
         )
 
-    boxes = [box(f) for f in vessels]
-    parent = list(range(len(vessels)))
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    for i in range(len(vessels)):
-        for j in range(i + 1, len(vessels)):
-            a, b = boxes[i], boxes[j]
-            gap = max(b[0] - a[2], a[0] - b[2], b[1] - a[3], a[1] - b[3], 0.0)
-            if gap <= t.vessel_gap_mm:
-                parent[find(i)] = find(j)
-    groups: dict[int, list[MacroFinding]] = {}
-    for i, f in enumerate(vessels):
-        groups.setdefault(find(i), []).append(f)
+    groups = _box_groups(np.array([box(f) for f in vessels]), t.vessel_gap_mm, vessels)
     merged: list[MacroFinding] = [f for f in findings if f.pattern is not Morphology.VASCULAR]
-    for g in groups.values():
+    for g in groups:
         ids = tuple(sorted(i for f in g for i in f.member_ids))
         b = np.array([box(f) for f in g])
         extent = float(max(b[:, 2].max() - b[:, 0].min(), b[:, 3].max() - b[:, 1].min()))
