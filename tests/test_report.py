@@ -97,3 +97,23 @@ def test_overlay_marks_the_findings(analysis):
     assert changed.sum() > 100
     r0, c0, r1, c1 = analysis.clusters[0].cluster.bbox_rc
     assert changed[max(0, r0 - 20) : r1 + 20, max(0, c0 - 20) : c1 + 20].any()
+
+
+def test_json_schema_explains_every_size_and_shape_feature() -> None:
+    """A reader of the JSON learns what each per-calcification measure means."""
+    from calcscope.report import CalcificationModel
+
+    props = CalcificationModel.model_json_schema()["properties"]
+    for name in (
+        "area_mm2",
+        "diameter_mm",
+        "max_diameter_mm",
+        "min_diameter_mm",
+        "contrast",
+        "circularity",
+        "elongation",
+        "solidity",
+        "lucent_center",
+    ):
+        assert props[name].get("description", "").strip(), name
+    assert "irregular" in props["solidity"]["description"]

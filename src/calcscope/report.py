@@ -87,18 +87,27 @@ class CalcificationModel(_Model):
     macro_finding_id: int | None
     center_rc: tuple[float, float]
     bbox_rc: tuple[int, int, int, int]
-    area_mm2: float
-    diameter_mm: float
-    max_diameter_mm: float
-    min_diameter_mm: float
-    contrast: float
-    cnr: float
+    area_mm2: float = Field(description="area inside the outline, mm2")
+    diameter_mm: float = Field(description="diameter of the circle of the same area, mm")
+    max_diameter_mm: float = Field(
+        description="greatest dimension (the size a radiologist measures), mm"
+    )
+    min_diameter_mm: float = Field(description="width across the greatest dimension, mm")
+    contrast: float = Field(description="peak brightness above the surrounding tissue")
+    cnr: float = Field(description="contrast-to-noise ratio")
     score: float = Field(ge=0, le=1)
     detected: bool = Field(description="score at or above the operating point")
-    circularity: float
-    elongation: float
-    solidity: float
-    lucent_center: bool
+    circularity: float = Field(
+        description="4 pi area / perimeter^2: 1 for a disc, lower for an irregular outline"
+    )
+    elongation: float = Field(description="1 - width / length: 0 round, near 1 linear")
+    solidity: float = Field(
+        description="area / convex-hull area: 1 convex, lower for an irregular (angular, "
+        "branching) outline"
+    )
+    lucent_center: bool = Field(
+        description="centre darker than its rim (rim or eggshell, skin calcification)"
+    )
     contour_rc: list[tuple[int, int]]
 
 
