@@ -75,6 +75,34 @@ class DetectConfig(_Frozen):
     macro_min_mm: float = Field(
         1.0, description="Coarse deposits outlined by the top-hat are at least this wide."
     )
+    coarse_min_mm: float = Field(
+        1.5,
+        description="Sharp-edged coarse deposits (promoted after the classifier) are at "
+        "least this wide (equivalent diameter).",
+    )
+    coarse_peak_mm: float = Field(
+        1.5, description="Radius of the local peak whose quarter outlines a coarse deposit."
+    )
+    coarse_edge_mm: float = Field(
+        0.7,
+        description="Largest edge width (peak height / upper-quartile gradient on the "
+        "outline) of a sharp coarse deposit; tissue fades out over 0.7-2 mm.",
+    )
+    coarse_edge_ratio: float = Field(
+        0.8, description="Largest edge width of a sharp coarse deposit, in equivalent radii."
+    )
+    coarse_score: float = Field(
+        0.9,
+        ge=0.0,
+        le=1.0,
+        description="Score given to a sharp-edged coarse deposit the classifier missed (a "
+        "rule: the classifier has seen few coarse deposits).",
+    )
+    coarse_max_pixel_mm: float = Field(
+        0.12,
+        description="Sharp coarse deposits are looked for only at pixels up to this size: "
+        "coarser pixels blur every edge.",
+    )
     model: str = Field(
         "candidates-v2",
         description="Candidate scorer: 'cnr' (logistic in the peak contrast-to-noise "

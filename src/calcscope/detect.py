@@ -416,6 +416,187 @@ def _coarse_deposits(
     return ok[lab]
 
 
+def _sharp_deposits(
+    fine: np.ndarray,
+    residual: np.ndarray,
+    rz: np.ndarray,
+    mask: np.ndarray,
+    pixel_mm: float,
+    cfg: DetectConfig,
+) -> np.ndarray:
+    """Outlines of coarse deposits told from tissue by their sharp edge.
+
+    A calcification is far denser than the tissue around it, so its edge is as sharp as
+    the imaging blur allows, while a bright patch of fibroglandular tissue of the same
+    size and contrast fades out over millimetres. Objects are the top-hat regions
+    (``residual``) above a quarter of their local peak (within ``coarse_peak_mm``) and
+    above ``macro_grow_z``, at least ``coarse_min_mm`` across (equivalent diameter).
+    Their *edge width* is the peak height divided by the upper-quartile gradient on the
+    outline (mm; about 2.5 blur sigmas for a blurred step, the object's size for a
+    smooth bump). An object is a sharp coarse deposit when its edge width is at most
+    ``coarse_edge_mm`` and at most ``coarse_edge_ratio`` times its equivalent radius;
+    the largest connected part of it above half the local peak is the deposit. Returns
+    the deposits as a label image (0: none, 1..n). ``fine`` is the image lightly
+    smoothed (the finest band's blur).
+    """
+    rows, cols = residual.shape
+    factor = max(1, int(round(0.25 / pixel_mm)))
+    small = (
+        cv2.resize(residual, (cols // factor, rows // factor), interpolation=cv2.INTER_AREA)
+        if factor > 1
+        else residual
+    )
+    k = 2 * max(1, int(round(cfg.coarse_peak_mm / (pixel_mm * factor)))) + 1
+    peak = cv2.dilate(small, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
+    if factor > 1:
+        peak = cv2.resize(peak, (cols, rows), interpolation=cv2.INTER_LINEAR)
+    obj = (rz >= cfg.macro_grow_z) & (residual >= 0.25 * peak) & mask
+    n, lab, stats, _ = cv2.connectedComponentsWithStats(
+        obj.view(np.uint8), connectivity=8, ltype=cv2.CV_32S
+    )
+    none = np.zeros(residual.shape, dtype=np.int32)
+    min_px = np.pi * (cfg.coarse_min_mm / 2) ** 2 / pixel_mm**2
+    big = np.flatnonzero(stats[:, cv2.CC_STAT_AREA] >= min_px)
+    big = big[big > 0]
+    if big.size == 0:
+        return none
+    is_big = np.zeros(n, dtype=bool)
+    is_big[big] = True
+    # outline pixels of the large objects, away from the image border
+    inner = cv2.erode(obj.view(np.uint8), np.ones((3, 3), np.uint8), borderValue=0)
+    edge = obj & (inner == 0) & is_big[lab]
+    edge[0, :] = edge[-1, :] = edge[:, 0] = edge[:, -1] = False
+    r, c = np.nonzero(edge)
+    if r.size == 0:
+        return none
+    f = fine
+
+    def at(dr: int, dc: int) -> np.ndarray:
+        return f[r + dr, c + dc].astype(np.float64)
+
+    gx = (at(-1, 1) + 2 * at(0, 1) + at(1, 1)) - (at(-1, -1) + 2 * at(0, -1) + at(1, -1))
+    gy = (at(1, -1) + 2 * at(1, 0) + at(1, 1)) - (at(-1, -1) + 2 * at(-1, 0) + at(-1, 1))
+    grad = np.hypot(gx, gy) / (8.0 * pixel_mm)  # intensity per mm
+    lab_e = lab[r, c]
+    # upper quartile of the gradient per object (sort by object, then gradient)
+    order = np.lexsort((grad, lab_e))
+    lab_s, grad_s = lab_e[order], grad[order]
+    starts = np.searchsorted(lab_s, big, side="left")
+    ends = np.searchsorted(lab_s, big, side="right")
+    valid = ends > starts
+    q = np.where(valid, starts + (0.75 * (ends - starts - 1)).astype(np.int64), 0)
+    g75 = np.where(valid, grad_s[np.minimum(q, grad_s.size - 1)], 0.0)
+    in_big = np.flatnonzero(is_big[lab])  # the large objects' pixels only
+    peak_r = np.full(n, -np.inf)
+    np.maximum.at(peak_r, lab.ravel()[in_big], residual.ravel()[in_big].astype(np.float64))
+    peak_r = peak_r[big]
+    width_mm = peak_r / np.maximum(g75, 1e-12)
+    radius_mm = np.sqrt(stats[big, cv2.CC_STAT_AREA] / np.pi) * pixel_mm
+    ok_obj = (
+        valid & (width_mm <= cfg.coarse_edge_mm) & (width_mm <= cfg.coarse_edge_ratio * radius_mm)
+    )
+    # each deposit is the largest connected part of its accepted object above half the
+    # local peak (its shape); few objects pass, so this works in their boxes
+    out = np.zeros(residual.shape, dtype=np.int32)
+    for j, k in enumerate(big[ok_obj], start=1):
+        x, y, w, h = (int(v) for v in stats[k, :4])
+        box = (slice(y, y + h), slice(x, x + w))
+        half = (lab[box] == k) & (residual[box] >= 0.5 * peak[box])
+        m, parts, part_stats, _ = cv2.connectedComponentsWithStats(
+            half.view(np.uint8), connectivity=8, ltype=cv2.CV_32S
+        )
+        if m > 1:
+            largest = 1 + int(np.argmax(part_stats[1:, cv2.CC_STAT_AREA]))
+            out[box][parts == largest] = j
+    return out
+
+
+def promote_coarse_deposits(
+    mammogram: Mammogram, prep: Preprocessed, det: Detection, config: DetectConfig | None = None
+) -> Detection:
+    """Add the sharp-edged coarse deposits that the classifier missed.
+
+    The candidate classifier learnt mostly from specks; a large, faint, smooth deposit
+    (a round calcification of 2-3 mm, the body of a dystrophic one) can score as tissue,
+    or break into pieces of its rim. A calcification is far denser than the tissue around
+    it, so its edge is as sharp as the imaging blur allows, while a bright patch of tissue
+    of the same size fades out over millimetres (:func:`_sharp_deposits`). Each sharp
+    deposit that no calcification at ``operating_score`` already covers becomes one
+    calcification scoring ``coarse_score``, and the possible calcifications (pieces of its
+    rim) inside it are dropped. Only at pixels up to ``coarse_max_pixel_mm``: coarser
+    pixels blur every edge (film at 0.2 mm passed about two sharp objects per image,
+    mostly at the mask boundary).
+    """
+    cfg = config or DetectConfig()
+    pixel_mm = mammogram.pixel_mm
+    if pixel_mm > cfg.coarse_max_pixel_mm:
+        return det
+    img = mammogram.pixels.astype(np.float32, copy=False)
+    residual = img - _background(img, pixel_mm, cfg.background_mm)
+    r_sigma = det.tophat_noise
+    rz = residual * np.float32(1.0 / r_sigma)
+    fine = _blur(img, BAND_SIGMAS_MM[0] / pixel_mm)
+    lab = _sharp_deposits(fine, residual, rz, prep.mask, pixel_mm, cfg)
+    n = int(lab.max()) + 1
+    if n == 1:
+        return det
+    op = cfg.operating_score
+    covered = np.zeros(n, dtype=bool)
+    for c in det.calcifications:
+        if c.score < op:
+            continue
+        r0, c0, r1, c1 = c.bbox_rc
+        covered[np.unique(lab[r0:r1, c0:c1])] = True
+    sr, sc = mammogram.spacing_mm
+    # the half-peak body must be a coarse deposit too (half the width of its object)
+    body_mm2 = np.bincount(lab.ravel(), minlength=n).astype(np.float64) * sr * sc
+    big = body_mm2 >= np.pi * (cfg.coarse_min_mm / 4) ** 2
+    new = [k for k in range(1, n) if big[k] and not covered[k]]
+    if not new:
+        return det
+    remap = np.zeros(n, dtype=np.int32)
+    remap[new] = np.arange(1, len(new) + 1, dtype=np.int32)
+    labels = remap[lab]
+    m = len(new)
+    index = np.arange(1, m + 1)
+    boxes = ndimage.find_objects(labels, max_label=m)
+    bbox = np.array([[b[0].start, b[1].start, b[0].stop, b[1].stop] for b in boxes], np.int64)
+    centre = np.array(ndimage.center_of_mass(labels > 0, labels, index), dtype=np.float64)
+    area_mm2 = np.bincount(labels.ravel(), minlength=m + 1)[1:].astype(np.float64) * sr * sc
+    peak_r = np.asarray(ndimage.maximum(residual, labels, index), dtype=np.float64)
+    cands = Candidates(
+        label=index.astype(np.int32),
+        center_rc=centre.reshape(m, 2),
+        bbox_rc=bbox,
+        peak_cnr=peak_r / r_sigma,
+        band_cnr=np.zeros((m, len(BAND_SIGMAS_MM) - 1)),
+        tophat_z=peak_r / r_sigma,
+        contrast=peak_r,
+        area_mm2=area_mm2,
+        diameter_mm=2.0 * np.sqrt(area_mm2 / np.pi),
+        major_mm=np.zeros(m),
+        minor_mm=np.zeros(m),
+        mean_intensity=np.zeros(m),
+        local_rms=np.zeros(m),
+        neighbours=np.zeros(m),
+        score=np.full(m, cfg.coarse_score),
+        pixel_mm=pixel_mm,
+    )
+    added = _outline(mammogram, labels, cands, 0.0, residual, r_sigma)
+    inside = labels > 0
+    kept = [
+        c
+        for c in det.calcifications
+        if not inside[
+            int(np.clip(round(c.center_rc[0]), 0, inside.shape[0] - 1)),
+            int(np.clip(round(c.center_rc[1]), 0, inside.shape[1] - 1)),
+        ]
+    ]
+    merged = sorted([*kept, *added], key=lambda c: -c.score)
+    calcs = tuple(dataclasses.replace(c, id=i) for i, c in enumerate(merged, start=1))
+    return dataclasses.replace(det, calcifications=calcs)
+
+
 def _context_features(
     c: Candidates, band0: np.ndarray, pixel_mm: float, spacing_mm: tuple[float, float]
 ) -> Candidates:
