@@ -35,8 +35,9 @@ as the BI-RADS 5th edition does (punctate = round < 0.5 mm).
 
 The seeds of ``tests/test_describe.py`` are 0-9; keep these disjoint (default 100-109).
 ``--cache DIR`` keeps each phantom's truth and its preprocessing and detector outputs
-(keyed by the detector model file's hash), so that changes to the description rules can be
-measured again in seconds; the stages after detection always run.
+(keyed by a hash of the detector models and of the detection and preprocessing code), so
+that changes to the description rules can be measured again in seconds; the stages after
+detection always run.
 """
 
 from __future__ import annotations
@@ -109,9 +110,15 @@ def make_case(case: Case) -> Phantom:
 
 
 def _model_hash() -> str:
+    """Hash of what the cached stages depend on: the detector models and code."""
+    import calcscope.detect as detect_module
+    import calcscope.preprocess as preprocess_module
+
     h = hashlib.sha1()
     for path in model_files(Config().detect.model):
         h.update(path.read_bytes())
+    for module in (detect_module, preprocess_module):
+        h.update(Path(str(module.__file__)).read_bytes())
     return h.hexdigest()[:12]
 
 
@@ -128,17 +135,19 @@ def _analyze(case: Case, cache: Path | None) -> tuple[PhantomTruth, Mammogram, A
         truth = replace(phantom.truth, breast_mask=None, pectoral_mask=None)
         prep = pipeline.preprocess(mammo, Config().preprocess)
         det = pipeline.detect(mammo, prep, Config().detect)
+        det = pipeline.promote_coarse_deposits(mammo, prep, det, Config().detect)
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
             light = replace(mammo, pixels=np.zeros((1, 1), np.float32))
             path.write_bytes(zlib.compress(pickle.dumps((truth, light, prep, det))))
-    real = pipeline.preprocess, pipeline.detect
+    real = pipeline.preprocess, pipeline.detect, pipeline.promote_coarse_deposits
     pipeline.preprocess = lambda *_a, **_k: prep
     pipeline.detect = lambda *_a, **_k: det
+    pipeline.promote_coarse_deposits = lambda _m, _p, d, *_a, **_k: d  # done above
     try:
         analysis = pipeline.analyze_mammogram(mammo, Config())
     finally:
-        pipeline.preprocess, pipeline.detect = real
+        pipeline.preprocess, pipeline.detect, pipeline.promote_coarse_deposits = real
     return truth, mammo, analysis
 
 
