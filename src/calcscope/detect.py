@@ -469,10 +469,9 @@ def _sharp_deposits(
     r, c = np.nonzero(edge)
     if r.size == 0:
         return none
-    f = fine
 
-    def at(dr: int, dc: int) -> np.ndarray:
-        return f[r + dr, c + dc].astype(np.float64)
+    def at(dr: int, dc: int) -> np.ndarray:  # the smoothed image beside the outline
+        return fine[r + dr, c + dc].astype(np.float64)
 
     gx = (at(-1, 1) + 2 * at(0, 1) + at(1, 1)) - (at(-1, -1) + 2 * at(0, -1) + at(1, -1))
     gy = (at(1, -1) + 2 * at(1, 0) + at(1, 1)) - (at(-1, -1) + 2 * at(-1, 0) + at(-1, 1))
@@ -498,10 +497,10 @@ def _sharp_deposits(
     # each deposit is the largest connected part of its accepted object above half the
     # local peak (its shape); few objects pass, so this works in their boxes
     out = np.zeros(residual.shape, dtype=np.int32)
-    for j, k in enumerate(big[ok_obj], start=1):
-        x, y, w, h = (int(v) for v in stats[k, :4])
+    for j, obj_id in enumerate(big[ok_obj], start=1):
+        x, y, w, h = (int(v) for v in stats[obj_id, :4])
         box = (slice(y, y + h), slice(x, x + w))
-        half = (lab[box] == k) & (residual[box] >= 0.5 * peak[box])
+        half = (lab[box] == obj_id) & (residual[box] >= 0.5 * peak[box])
         m, parts, part_stats, _ = cv2.connectedComponentsWithStats(
             half.view(np.uint8), connectivity=8, ltype=cv2.CV_32S
         )
