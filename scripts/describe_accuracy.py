@@ -135,19 +135,17 @@ def _analyze(case: Case, cache: Path | None) -> tuple[PhantomTruth, Mammogram, A
         truth = replace(phantom.truth, breast_mask=None, pectoral_mask=None)
         prep = pipeline.preprocess(mammo, Config().preprocess)
         det = pipeline.detect(mammo, prep, Config().detect)
-        det = pipeline.promote_coarse_deposits(mammo, prep, det, Config().detect)
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
             light = replace(mammo, pixels=np.zeros((1, 1), np.float32))
             path.write_bytes(zlib.compress(pickle.dumps((truth, light, prep, det))))
-    real = pipeline.preprocess, pipeline.detect, pipeline.promote_coarse_deposits
+    real = pipeline.preprocess, pipeline.detect
     pipeline.preprocess = lambda *_a, **_k: prep
     pipeline.detect = lambda *_a, **_k: det
-    pipeline.promote_coarse_deposits = lambda _m, _p, d, *_a, **_k: d  # done above
     try:
         analysis = pipeline.analyze_mammogram(mammo, Config())
     finally:
-        pipeline.preprocess, pipeline.detect, pipeline.promote_coarse_deposits = real
+        pipeline.preprocess, pipeline.detect = real
     return truth, mammo, analysis
 
 

@@ -1,4 +1,4 @@
-"""Sharp-edged coarse deposits the candidate classifier missed (detect.promote_coarse_deposits).
+"""Sharp-edged coarse deposits the candidate classifier missed (step 5 of detect.detect).
 
 A calcification's edge is as sharp as the imaging blur allows; a bright patch of tissue of
 the same size and contrast fades out over millimetres. Synthetic images: a smooth textured
@@ -13,12 +13,11 @@ import numpy as np
 
 from calcscope.config import DetectConfig
 from calcscope.detect import (
-    Detection,
+    _add_coarse_deposits,
     _background,
     _blur,
-    _empty_candidates,
     _sharp_deposits,
-    promote_coarse_deposits,
+    detect,
 )
 from calcscope.model import Mammogram
 from calcscope.preprocess import Preprocessed
@@ -49,25 +48,35 @@ def _inputs(img: np.ndarray, spacing: float = SPACING):
     residual = img - _background(img, spacing, DetectConfig().background_mm)
     sub = residual[::3, ::3]
     r_sigma = float(1.4826 * np.median(np.abs(sub - np.median(sub))))
-    empty = Detection((), _empty_candidates(3), (1.0, 1.0, 1.0), r_sigma)
-    return mammo, prep, residual, r_sigma, empty
+    return mammo, prep, residual, r_sigma
+
+
+def _deposits(img: np.ndarray):
+    _, prep, residual, r_sigma = _inputs(img)
+    fine = _blur(img, 0.05 / SPACING)
+    return _sharp_deposits(fine, residual, residual / r_sigma, prep.mask, SPACING, DetectConfig())
+
+
+def _promote(img: np.ndarray, calcs=()):
+    """The calcifications after step 5 of detect, from ``calcs`` found before it."""
+    mammo, _, residual, r_sigma = _inputs(img)
+    return _add_coarse_deposits(
+        mammo, tuple(calcs), _deposits(img), residual, r_sigma, DetectConfig()
+    )
 
 
 def test_sharp_disc_is_a_deposit_and_the_smooth_bump_is_not():
     img = _image()
-    _, prep, residual, r_sigma, _ = _inputs(img)
-    labels = _sharp_deposits(
-        _blur(img, 0.05 / SPACING), residual, residual / r_sigma, prep.mask, SPACING, DetectConfig()
-    )
+    labels = np.zeros(img.shape, dtype=np.int32)
+    for j, (box, patch) in enumerate(_deposits(img), start=1):
+        labels[box][patch] = j
     assert labels[DISC_RC] > 0
     assert labels[BUMP_RC] == 0
     assert labels.max() == 1  # nothing else in the texture
 
 
 def test_missed_disc_is_promoted_as_one_calcification():
-    mammo, prep, _, _, empty = _inputs(_image())
-    det = promote_coarse_deposits(mammo, prep, empty)
-    (calc,) = det.calcifications
+    (calc,) = _promote(_image())
     assert calc.score == DetectConfig().coarse_score
     assert np.hypot(*(np.array(calc.center_rc) - DISC_RC)) * SPACING < 0.3
     assert 2.0 <= calc.diameter_mm <= 3.0  # drawn 2.5 mm
@@ -75,14 +84,25 @@ def test_missed_disc_is_promoted_as_one_calcification():
 
 
 def test_detected_disc_is_left_as_it_is_and_film_pixels_are_skipped():
-    mammo, prep, _, _, empty = _inputs(_image())
-    first = promote_coarse_deposits(mammo, prep, empty)
-    again = promote_coarse_deposits(mammo, prep, first)  # covered: nothing added
-    assert len(again.calcifications) == 1
+    img = _image()
+    first = _promote(img)
+    again = _promote(img, first)  # covered: nothing added
+    assert len(again) == 1
+    mammo, prep, _, _ = _inputs(img)
     coarse = DetectConfig(coarse_max_pixel_mm=0.05)
-    assert promote_coarse_deposits(mammo, prep, empty, coarse).calcifications == ()
+    added = [
+        c for c in detect(mammo, prep, coarse).calcifications if c.score == coarse.coarse_score
+    ]
+    assert added == []
+    # with the default, the whole pipeline stage finds the disc, by the classifier or step 5
+    found = detect(mammo, prep).calcifications
+    assert any(
+        c.score >= DetectConfig().operating_score
+        and np.hypot(*(np.array(c.center_rc) - DISC_RC)) * SPACING < 0.5
+        and c.diameter_mm >= 2.0
+        for c in found
+    )
 
 
 def test_no_deposit_no_promotion():
-    mammo, prep, _, _, empty = _inputs(_image(0.0))
-    assert promote_coarse_deposits(mammo, prep, empty).calcifications == ()
+    assert _promote(_image(0.0)) == ()

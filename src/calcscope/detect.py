@@ -259,12 +259,20 @@ def detect(
         if k < _SEED_BANDS:
             np.maximum(seed_map, band_cnr, out=seed_map)
     background_level = blurred[-1]
+    fine = blurred[0]
     del blurred
 
-    # 2. top-hat residual for coarse deposits
+    # 2. top-hat residual for coarse deposits; the sharp-edged ones (see
+    # _sharp_deposits) are kept aside for step 5
     residual = img - _background(img, pixel_mm, cfg.background_mm)
     r_sigma = _robust_sigma(residual[sub][mask_sub])
     rz = residual * np.float32(1.0 / r_sigma)
+    deposits = (
+        _sharp_deposits(fine, residual, rz, mask, pixel_mm, cfg)
+        if pixel_mm <= cfg.coarse_max_pixel_mm
+        else []
+    )
+    del fine
 
     # 3. hysteresis regions holding a seed
     # seeds need a sharp (fine-band) peak: smooth bright tissue never seeds, however
@@ -391,6 +399,8 @@ def detect(
     calcs = _outline(
         mammogram, labels, cands, min(cfg.min_score, cfg.operating_score), residual, r_sigma
     )
+    # 5. sharp-edged coarse deposits that the classifier missed
+    calcs = _add_coarse_deposits(mammogram, calcs, deposits, residual, r_sigma, cfg)
     return Detection(calcs, cands, tuple(band_noise), r_sigma)
 
 
@@ -423,7 +433,7 @@ def _sharp_deposits(
     mask: np.ndarray,
     pixel_mm: float,
     cfg: DetectConfig,
-) -> np.ndarray:
+) -> list[tuple[tuple[slice, slice], np.ndarray]]:
     """Outlines of coarse deposits told from tissue by their sharp edge.
 
     A calcification is far denser than the tissue around it, so its edge is as sharp as
@@ -436,8 +446,8 @@ def _sharp_deposits(
     smooth bump). An object is a sharp coarse deposit when its edge width is at most
     ``coarse_edge_mm`` and at most ``coarse_edge_ratio`` times its equivalent radius;
     the largest connected part of it above half the local peak is the deposit. Returns
-    the deposits as a label image (0: none, 1..n). ``fine`` is the image lightly
-    smoothed (the finest band's blur).
+    each deposit as its box (row and column slices) and its bool mask in that box.
+    ``fine`` is the image lightly smoothed (the finest band's blur).
     """
     rows, cols = residual.shape
     factor = max(1, int(round(0.25 / pixel_mm)))
@@ -454,12 +464,11 @@ def _sharp_deposits(
     n, lab, stats, _ = cv2.connectedComponentsWithStats(
         obj.view(np.uint8), connectivity=8, ltype=cv2.CV_32S
     )
-    none = np.zeros(residual.shape, dtype=np.int32)
     min_px = np.pi * (cfg.coarse_min_mm / 2) ** 2 / pixel_mm**2
     big = np.flatnonzero(stats[:, cv2.CC_STAT_AREA] >= min_px)
     big = big[big > 0]
     if big.size == 0:
-        return none
+        return []
     is_big = np.zeros(n, dtype=bool)
     is_big[big] = True
     # outline pixels of the large objects, away from the image border
@@ -468,7 +477,7 @@ def _sharp_deposits(
     edge[0, :] = edge[-1, :] = edge[:, 0] = edge[:, -1] = False
     r, c = np.nonzero(edge)
     if r.size == 0:
-        return none
+        return []
 
     def at(dr: int, dc: int) -> np.ndarray:  # the smoothed image beside the outline
         return fine[r + dr, c + dc].astype(np.float64)
@@ -496,8 +505,8 @@ def _sharp_deposits(
     )
     # each deposit is the largest connected part of its accepted object above half the
     # local peak (its shape); few objects pass, so this works in their boxes
-    out = np.zeros(residual.shape, dtype=np.int32)
-    for j, obj_id in enumerate(big[ok_obj], start=1):
+    out = []
+    for obj_id in big[ok_obj]:
         x, y, w, h = (int(v) for v in stats[obj_id, :4])
         box = (slice(y, y + h), slice(x, x + w))
         half = (lab[box] == obj_id) & (residual[box] >= 0.5 * peak[box])
@@ -506,63 +515,67 @@ def _sharp_deposits(
         )
         if m > 1:
             largest = 1 + int(np.argmax(part_stats[1:, cv2.CC_STAT_AREA]))
-            out[box][parts == largest] = j
+            out.append((box, parts == largest))
     return out
 
 
-def promote_coarse_deposits(
-    mammogram: Mammogram, prep: Preprocessed, det: Detection, config: DetectConfig | None = None
-) -> Detection:
-    """Add the sharp-edged coarse deposits that the classifier missed.
+def _add_coarse_deposits(
+    mammogram: Mammogram,
+    calcs: tuple[Calcification, ...],
+    deposits: list[tuple[tuple[slice, slice], np.ndarray]],
+    residual: np.ndarray,
+    r_sigma: float,
+    cfg: DetectConfig,
+) -> tuple[Calcification, ...]:
+    """``calcs`` with the sharp-edged coarse deposits that the classifier missed.
 
     The candidate classifier learnt mostly from specks; a large, faint, smooth deposit
     (a round calcification of 2-3 mm, the body of a dystrophic one) can score as tissue,
-    or break into pieces of its rim. A calcification is far denser than the tissue around
-    it, so its edge is as sharp as the imaging blur allows, while a bright patch of tissue
-    of the same size fades out over millimetres (:func:`_sharp_deposits`). Each sharp
-    deposit that no calcification at ``operating_score`` already covers becomes one
-    calcification scoring ``coarse_score``, and the possible calcifications (pieces of its
-    rim) inside it are dropped. Only at pixels up to ``coarse_max_pixel_mm``: coarser
-    pixels blur every edge (film at 0.2 mm passed about two sharp objects per image,
-    mostly at the mask boundary).
+    or break into pieces of its rim. Each of ``deposits`` (:func:`_sharp_deposits`) that
+    is at least half ``coarse_min_mm`` across and that no calcification at
+    ``operating_score`` already covers becomes one calcification scoring
+    ``coarse_score``, and the possible calcifications (pieces of its rim) inside it are
+    dropped. Deposits are looked for only at pixels up to ``coarse_max_pixel_mm``:
+    coarser pixels blur every edge (film at 0.2 mm passed about two sharp objects per
+    image, mostly at the mask boundary). Ids are renumbered in descending score order.
     """
-    cfg = config or DetectConfig()
-    pixel_mm = mammogram.pixel_mm
-    if pixel_mm > cfg.coarse_max_pixel_mm:
-        return det
-    img = mammogram.pixels.astype(np.float32, copy=False)
-    residual = img - _background(img, pixel_mm, cfg.background_mm)
-    r_sigma = det.tophat_noise
-    rz = residual * np.float32(1.0 / r_sigma)
-    fine = _blur(img, BAND_SIGMAS_MM[0] / pixel_mm)
-    lab = _sharp_deposits(fine, residual, rz, prep.mask, pixel_mm, cfg)
-    n = int(lab.max()) + 1
-    if n == 1:
-        return det
-    op = cfg.operating_score
-    covered = np.zeros(n, dtype=bool)
-    for c in det.calcifications:
-        if c.score < op:
-            continue
-        r0, c0, r1, c1 = c.bbox_rc
-        covered[np.unique(lab[r0:r1, c0:c1])] = True
+    if not deposits:
+        return calcs
     sr, sc = mammogram.spacing_mm
-    # the half-peak body must be a coarse deposit too (half the width of its object)
-    body_mm2 = np.bincount(lab.ravel(), minlength=n).astype(np.float64) * sr * sc
-    big = body_mm2 >= np.pi * (cfg.coarse_min_mm / 4) ** 2
-    new = [k for k in range(1, n) if big[k] and not covered[k]]
+    min_px = np.pi * (cfg.coarse_min_mm / 4) ** 2 / (sr * sc)
+    detected = [c.bbox_rc for c in calcs if c.score >= cfg.operating_score]
+
+    def covered(box: tuple[slice, slice], patch: np.ndarray) -> bool:
+        for r0, c0, r1, c1 in detected:
+            rs = slice(max(r0, box[0].start), min(r1, box[0].stop))
+            cs = slice(max(c0, box[1].start), min(c1, box[1].stop))
+            if rs.start < rs.stop and cs.start < cs.stop:
+                sub = patch[
+                    rs.start - box[0].start : rs.stop - box[0].start,
+                    cs.start - box[1].start : cs.stop - box[1].start,
+                ]
+                if sub.any():
+                    return True
+        return False
+
+    new = [
+        (box, patch) for box, patch in deposits if patch.sum() >= min_px and not covered(box, patch)
+    ]
     if not new:
-        return det
-    remap = np.zeros(n, dtype=np.int32)
-    remap[new] = np.arange(1, len(new) + 1, dtype=np.int32)
-    labels = remap[lab]
+        return calcs
+    labels = np.zeros(residual.shape, dtype=np.int32)
+    for j, (box, patch) in enumerate(new, start=1):
+        labels[box][patch] = j
     m = len(new)
     index = np.arange(1, m + 1)
-    boxes = ndimage.find_objects(labels, max_label=m)
-    bbox = np.array([[b[0].start, b[1].start, b[0].stop, b[1].stop] for b in boxes], np.int64)
-    centre = np.array(ndimage.center_of_mass(labels > 0, labels, index), dtype=np.float64)
-    area_mm2 = np.bincount(labels.ravel(), minlength=m + 1)[1:].astype(np.float64) * sr * sc
-    peak_r = np.asarray(ndimage.maximum(residual, labels, index), dtype=np.float64)
+    bbox = np.array(
+        [[b[0].start, b[1].start, b[0].stop, b[1].stop] for b, _ in new], dtype=np.int64
+    )
+    centre = np.array(
+        [np.argwhere(patch).mean(axis=0) + (b[0].start, b[1].start) for b, patch in new]
+    )
+    area_mm2 = np.array([patch.sum() for _, patch in new], dtype=np.float64) * sr * sc
+    peak_r = np.array([residual[b][patch].max() for b, patch in new], dtype=np.float64)
     cands = Candidates(
         label=index.astype(np.int32),
         center_rc=centre.reshape(m, 2),
@@ -579,21 +592,20 @@ def promote_coarse_deposits(
         local_rms=np.zeros(m),
         neighbours=np.zeros(m),
         score=np.full(m, cfg.coarse_score),
-        pixel_mm=pixel_mm,
+        pixel_mm=mammogram.pixel_mm,
     )
     added = _outline(mammogram, labels, cands, 0.0, residual, r_sigma)
-    inside = labels > 0
+    rows, cols = labels.shape
     kept = [
         c
-        for c in det.calcifications
-        if not inside[
-            int(np.clip(round(c.center_rc[0]), 0, inside.shape[0] - 1)),
-            int(np.clip(round(c.center_rc[1]), 0, inside.shape[1] - 1)),
+        for c in calcs
+        if not labels[
+            int(np.clip(round(c.center_rc[0]), 0, rows - 1)),
+            int(np.clip(round(c.center_rc[1]), 0, cols - 1)),
         ]
     ]
     merged = sorted([*kept, *added], key=lambda c: -c.score)
-    calcs = tuple(dataclasses.replace(c, id=i) for i, c in enumerate(merged, start=1))
-    return dataclasses.replace(det, calcifications=calcs)
+    return tuple(dataclasses.replace(c, id=i) for i, c in enumerate(merged, start=1))
 
 
 def _context_features(

@@ -28,7 +28,7 @@ from calcscope.describe import (
     describe,
     describe_clusters,
 )
-from calcscope.detect import Detection, detect, promote_coarse_deposits
+from calcscope.detect import Detection, detect
 from calcscope.io import from_array, read_image
 from calcscope.model import Calcification, Cluster, Laterality, Mammogram, View
 from calcscope.preprocess import Preprocessed, preprocess
@@ -133,7 +133,7 @@ def analyze_mammogram(
     t = time.perf_counter()
     prep = preprocess(mammo, cfg.preprocess)
     t = lap("preprocess", t)
-    det = promote_coarse_deposits(mammo, prep, detect(mammo, prep, cfg.detect), cfg.detect)
+    det = detect(mammo, prep, cfg.detect)
     t = lap("detect", t)
     desc = describe(
         det.calcifications,
