@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -157,8 +158,12 @@ def _robust_sigma(values: np.ndarray) -> float:
     return float(max(_MAD_TO_SIGMA * mad, 1e-6))
 
 
-def _background(img: np.ndarray, pixel_mm: float, size_mm: float) -> np.ndarray:
-    """Tissue background by grey opening (disc of ``size_mm``) at about 0.25 mm/pixel."""
+def _on_quarter_mm_grid(
+    img: np.ndarray, pixel_mm: float, op: Callable[[np.ndarray, float], np.ndarray]
+) -> np.ndarray:
+    """``op(small, small_pixel_mm)`` applied on a copy of ``img`` reduced to about
+    0.25 mm/pixel (area averaging), its result brought back to ``img``'s grid: for the
+    morphology of millimetre-sized structures, cheap at any resolution."""
     factor = max(1, int(round(0.25 / pixel_mm)))
     rows, cols = img.shape
     small = (
@@ -166,13 +171,22 @@ def _background(img: np.ndarray, pixel_mm: float, size_mm: float) -> np.ndarray:
         if factor > 1
         else img
     )
-    d = max(3, int(round(size_mm / (pixel_mm * factor))) | 1)
-    se = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (d, d))
-    opened = cv2.morphologyEx(small, cv2.MORPH_OPEN, se, borderType=cv2.BORDER_REFLECT)
-    opened = cv2.GaussianBlur(opened, (0, 0), 1.0)
+    out = op(small, pixel_mm * factor)
     if factor > 1:
-        opened = cv2.resize(opened, (cols, rows), interpolation=cv2.INTER_LINEAR)
-    return opened
+        out = cv2.resize(out, (cols, rows), interpolation=cv2.INTER_LINEAR)
+    return out
+
+
+def _background(img: np.ndarray, pixel_mm: float, size_mm: float) -> np.ndarray:
+    """Tissue background by grey opening (disc of ``size_mm``) at about 0.25 mm/pixel."""
+
+    def opening(small: np.ndarray, small_mm: float) -> np.ndarray:
+        d = max(3, int(round(size_mm / small_mm)) | 1)
+        se = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (d, d))
+        opened = cv2.morphologyEx(small, cv2.MORPH_OPEN, se, borderType=cv2.BORDER_REFLECT)
+        return cv2.GaussianBlur(opened, (0, 0), 1.0)
+
+    return _on_quarter_mm_grid(img, pixel_mm, opening)
 
 
 MODEL_DIR = Path(__file__).resolve().parent / "models"
@@ -449,17 +463,12 @@ def _sharp_deposits(
     each deposit as its box (row and column slices) and its bool mask in that box.
     ``fine`` is the image lightly smoothed (the finest band's blur).
     """
-    rows, cols = residual.shape
-    factor = max(1, int(round(0.25 / pixel_mm)))
-    small = (
-        cv2.resize(residual, (cols // factor, rows // factor), interpolation=cv2.INTER_AREA)
-        if factor > 1
-        else residual
-    )
-    k = 2 * max(1, int(round(cfg.coarse_peak_mm / (pixel_mm * factor)))) + 1
-    peak = cv2.dilate(small, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
-    if factor > 1:
-        peak = cv2.resize(peak, (cols, rows), interpolation=cv2.INTER_LINEAR)
+
+    def local_peak(small: np.ndarray, small_mm: float) -> np.ndarray:
+        k = 2 * max(1, int(round(cfg.coarse_peak_mm / small_mm))) + 1
+        return cv2.dilate(small, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
+
+    peak = _on_quarter_mm_grid(residual, pixel_mm, local_peak)
     obj = (rz >= cfg.macro_grow_z) & (residual >= 0.25 * peak) & mask
     n, lab, stats, _ = cv2.connectedComponentsWithStats(
         obj.view(np.uint8), connectivity=8, ltype=cv2.CV_32S
