@@ -117,6 +117,12 @@ def _parallel_partner(
     return None
 
 
+def _is_irregular(c: Calcification, t: DescribeThresholds) -> bool:
+    """A coarse deposit with an irregular outline (dystrophic) rather than a smooth one
+    (round); see ``dystrophic_solidity`` and ``dystrophic_circularity``."""
+    return c.solidity < t.dystrophic_solidity or c.circularity < t.dystrophic_circularity
+
+
 def _macro_pattern(
     c: Calcification,
     macros: Sequence[Calcification],
@@ -164,7 +170,7 @@ def _macro_pattern(
             "calcification, as in an involuting fibroadenoma"
         ]
     if d >= t.cluster_max_member_mm:
-        if c.solidity < t.dystrophic_solidity or c.circularity < t.dystrophic_circularity:
+        if _is_irregular(c, t):
             return Morphology.DYSTROPHIC, [
                 f"coarse irregular deposit {d:.1f} mm across: dystrophic calcification, as after "
                 "surgery, radiation or injury"
@@ -607,7 +613,7 @@ def _solitary_macros(
             or c.diameter_mm < t.solitary_macro_mm
         ):
             continue
-        if c.solidity < t.dystrophic_solidity or c.circularity < t.dystrophic_circularity:
+        if _is_irregular(c, t):
             pattern = Morphology.DYSTROPHIC
             reason = (
                 f"solitary coarse irregular deposit {c.diameter_mm:.1f} mm across, in no "
