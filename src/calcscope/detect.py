@@ -17,9 +17,15 @@ Method
    peak height in ``R`` above the surrounding tissue (``_EXTENT_FRACTION``), so they do
    not depend on the detection threshold.
 4. *Features and score.* Per-candidate features are computed for all candidates at once
-   with label-indexed reductions; the score in [0, 1] is a logistic function of the peak
-   CNR (see :func:`score_candidates`). Outlines and shape descriptors are computed only for
+   with label-indexed reductions; the score in [0, 1] is the mean probability of the
+   shipped LightGBM ensemble (with ``model = "cnr"``, a logistic function of the peak CNR;
+   see :func:`score_candidates`). Outlines and shape descriptors are computed only for
    candidates kept at the operating point.
+5. *Sharp coarse deposits.* At pixels up to ``coarse_max_pixel_mm``, top-hat objects of
+   ``coarse_min_mm`` or more whose edge is as sharp as the blur allows
+   (:func:`_sharp_deposits`) and that no detection covers are added as calcifications
+   scoring ``coarse_score`` (:func:`_add_coarse_deposits`): the classifier, trained mostly
+   on specks, can score a large faint deposit as tissue.
 
 All images are float32 and every filter is an OpenCV call on the whole image; the only
 Python loop is over kept calcifications, to trace their outlines.
