@@ -341,6 +341,42 @@ def test_solitary_rule_skips_cluster_members_and_pattern_satellites():
     assert [m.pattern for m in found] == [Morphology.COARSE_POPCORN]
 
 
+def test_coarse_satellites_join_their_deposit_and_never_a_cluster():
+    """Coarse pieces within ``solitary_gap_mm`` of a dystrophic deposit more than
+    ``popcorn_mm`` across are its fragments: one finding, none of them clusterable;
+    micro specks and coarse pieces farther away stay clusterable."""
+    body = _calc(1, (200, 100), length_mm=3.6, width_mm=2.2, circularity=0.4, solidity=0.6)
+    sats = [
+        _calc(2, (200, 130), length_mm=1.1),  # 3 mm from the centre: a smooth 1.1 mm piece
+        _calc(3, (230, 100), length_mm=1.3, circularity=0.5),  # would be dystrophic alone
+        _calc(4, (165, 110), length_mm=0.6),  # coarse, not a detection
+    ]
+    sats[2] = dataclasses.replace(sats[2], score=0.3)
+    far = _calc(5, (200, 200), length_mm=0.7)  # 10 mm away
+    speck = _calc(6, (200, 160), length_mm=0.3)  # micro, 4 mm from the body's box
+    calcs = [body, *sats, far, speck]
+    desc = describe(calcs, (0.1, 0.1), breast=_breast(), operating_score=0.5)
+    assert [m.pattern for m in desc.macros] == [Morphology.DYSTROPHIC]
+    assert desc.macros[0].member_ids == (1, 2, 3)
+    assert "fragments of the same benign process" in desc.macros[0].reasons[-1]
+    assert set(desc.clusterable_ids) == {5, 6}
+
+
+def test_deposit_of_cluster_member_size_is_no_anchor():
+    """A 2 mm irregular deposit could be a coalesced piece of a coarse heterogeneous
+    cluster, and a clump of 0.9 mm pieces is cluster-sized: neither takes satellites."""
+    small = _calc(1, (200, 100), length_mm=2.0, circularity=0.4, solidity=0.6)
+    near = [_calc(2, (200, 135), length_mm=0.7), _calc(3, (235, 100), length_mm=0.7)]
+    desc = describe([small, *near], (0.1, 0.1), breast=_breast(), operating_score=0.5)
+    assert [(m.pattern, m.member_ids) for m in desc.macros] == [(Morphology.DYSTROPHIC, (1,))]
+    assert {2, 3} <= set(desc.clusterable_ids)
+    lobes = [_calc(i + 1, (200, 100 + 9 * i), length_mm=0.9) for i in range(4)]
+    nearby = _calc(9, (230, 115), length_mm=0.7)  # 3 mm from the clump
+    desc = describe([*lobes, nearby], (0.1, 0.1), breast=_breast(), operating_score=0.5)
+    assert [m.pattern for m in desc.macros] == [Morphology.COARSE_POPCORN]
+    assert 9 in desc.clusterable_ids
+
+
 # ------------------------------------------------------------- phantom accuracy
 @functools.cache
 def _analysis(task: str, value: str, seed: int, flip: bool = False) -> tuple[object, Analysis]:

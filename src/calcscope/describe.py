@@ -470,6 +470,121 @@ def _merge_vessel_segments(
     ]
 
 
+_COARSE_BENIGN = (Morphology.COARSE_POPCORN, Morphology.DYSTROPHIC)
+
+
+def _near_boxes(
+    calcs: Sequence[Calcification],
+    boxes_mm: np.ndarray,
+    spacing_mm: tuple[float, float],
+    gap_mm: float,
+) -> np.ndarray:
+    """For each calcification, whether its centre lies within ``gap_mm`` of any of the
+    boxes ``(m, 4)`` (row0, col0, row1, col1 in mm)."""
+    if not len(calcs) or not len(boxes_mm):
+        return np.zeros(len(calcs), dtype=bool)
+    centres = np.array([c.center_rc for c in calcs], dtype=np.float64) * np.array(spacing_mm)
+    r, col = centres[:, :1], centres[:, 1:]  # (n, 1) against the (m,) boxes
+    dr = np.maximum(np.maximum(boxes_mm[:, 0] - r, r - boxes_mm[:, 2]), 0.0)
+    dc = np.maximum(np.maximum(boxes_mm[:, 1] - col, col - boxes_mm[:, 3]), 0.0)
+    return (np.hypot(dr, dc) <= gap_mm).any(axis=1)
+
+
+def _member_boxes(
+    findings: Sequence[MacroFinding],
+    by_id: dict[int, Calcification],
+    spacing_mm: tuple[float, float],
+) -> np.ndarray:
+    sr, sc = spacing_mm
+    return np.array(
+        [by_id[i].bbox_rc for f in findings for i in f.member_ids], dtype=np.float64
+    ).reshape(-1, 4) * np.array([sr, sc, sr, sc])
+
+
+def _is_anchor(f: MacroFinding, by_id: dict[int, Calcification], t: DescribeThresholds) -> bool:
+    """A popcorn or dystrophic deposit more than ``popcorn_mm`` across with a piece too
+    coarse for a cluster member: the deposits that have satellites (``solitary_gap_mm``)."""
+    return (
+        f.pattern in _COARSE_BENIGN
+        and f.size_mm > t.popcorn_mm
+        and max(by_id[i].diameter_mm for i in f.member_ids) >= t.cluster_max_member_mm
+    )
+
+
+def _absorb_satellites(
+    findings: list[MacroFinding],
+    macros: Sequence[Calcification],
+    spacing_mm: tuple[float, float],
+    t: DescribeThresholds,
+) -> list[MacroFinding]:
+    """One finding per coarse benign deposit with its satellites.
+
+    Smaller coarse deposits whose centres lie within ``solitary_gap_mm`` of a popcorn or
+    dystrophic deposit are fragments of the same process (an involuting fibroadenoma
+    breaks into several coarse pieces; dystrophic calcification forms scattered coarse
+    plaques in scarred tissue; BI-RADS atlas), so they join its finding instead of being
+    reported on their own. Satellites are coarse pieces that no other pattern claimed,
+    or single-piece round or dystrophic findings smaller than the deposit.
+    """
+    by_id = {c.id: c for c in macros}
+    mains = sorted(
+        (k for k, f in enumerate(findings) if _is_anchor(f, by_id, t)),
+        key=lambda k: -findings[k].size_mm,
+    )
+    if not mains:
+        return findings
+    owner = {i: k for k, f in enumerate(findings) for i in f.member_ids}
+    out = list(findings)
+    dropped: set[int] = set()
+    for k in mains:
+        if k in dropped:
+            continue
+        f = out[k]
+        cands = [
+            c
+            for c in macros
+            if c.id not in f.member_ids
+            and c.max_diameter_mm <= f.size_mm
+            and (
+                c.id not in owner
+                or (
+                    owner[c.id] not in dropped
+                    and out[owner[c.id]].pattern in (Morphology.ROUND, Morphology.DYSTROPHIC)
+                    and len(out[owner[c.id]].member_ids) == 1
+                    and out[owner[c.id]].size_mm < f.size_mm
+                )
+            )
+        ]
+        near = _near_boxes(
+            cands, _member_boxes([f], by_id, spacing_mm), spacing_mm, t.solitary_gap_mm
+        )
+        sats = [c for c, n in zip(cands, near, strict=True) if n]
+        if not sats:
+            continue
+        for c in sats:
+            if c.id in owner:
+                dropped.add(owner[c.id])
+            owner[c.id] = k
+        word = "deposit" if len(sats) == 1 else "deposits"
+        out[k] = MacroFinding(
+            id=f.id,
+            member_ids=tuple(sorted((*f.member_ids, *(c.id for c in sats)))),
+            pattern=f.pattern,
+            center_rc=f.center_rc,
+            size_mm=f.size_mm,
+            reasons=(
+                *f.reasons,
+                f"{len(sats)} smaller coarse {word} within {t.solitary_gap_mm:g} mm: "
+                "fragments of the same benign process, reported with it",
+            ),
+        )
+    kept = [f for k, f in enumerate(out) if k not in dropped]
+    return [
+        MacroFinding(n, f.member_ids, f.pattern, f.center_rc, f.size_mm, f.reasons)
+        for n, f in enumerate(kept, start=1)
+    ]
+
+
 def _pattern_fragments(
     calcs: Sequence[Calcification],
     findings: Sequence[MacroFinding],
@@ -481,18 +596,9 @@ def _pattern_fragments(
     if not findings or gap_mm <= 0:
         return set()
     by_id = {c.id: c for c in calcs}
-    boxes = np.array(
-        [by_id[i].bbox_rc for f in findings for i in f.member_ids], dtype=np.float64
-    ) * np.array([spacing_mm[0], spacing_mm[1], spacing_mm[0], spacing_mm[1]])
     members = {i for f in findings for i in f.member_ids}
     others = [c for c in calcs if c.id not in members]
-    if not others:
-        return set()
-    centres = np.array([c.center_rc for c in others], dtype=np.float64) * np.array(spacing_mm)
-    r, col = centres[:, :1], centres[:, 1:]  # (n, 1) against the (m,) boxes
-    dr = np.maximum(np.maximum(boxes[:, 0] - r, r - boxes[:, 2]), 0.0)
-    dc = np.maximum(np.maximum(boxes[:, 1] - col, col - boxes[:, 3]), 0.0)
-    near = (np.hypot(dr, dc) <= gap_mm).any(axis=1)
+    near = _near_boxes(others, _member_boxes(findings, by_id, spacing_mm), spacing_mm, gap_mm)
     return {c.id for c, n in zip(others, near, strict=True) if n}
 
 
@@ -569,7 +675,18 @@ def describe(
             )
         )
     findings = _merge_vessel_segments(findings, {c.id: c for c in calcs}, spacing_mm, t)
+    findings = _absorb_satellites(findings, macros, spacing_mm, t)
+    in_pattern = {i for f in findings for i in f.member_ids}
+    by_id = {c.id: c for c in calcs}
     fragments = _pattern_fragments(calcs, findings, spacing_mm, t.pattern_fragment_mm)
+    # coarse pieces (possible ones too) around a popcorn or dystrophic deposit are its
+    # satellites, never members of a cluster of microcalcifications
+    fragments |= _pattern_fragments(
+        [c for c in calcs if kinds[c.id] is CalcKind.MACRO],
+        [f for f in findings if _is_anchor(f, by_id, t)],
+        spacing_mm,
+        t.solitary_gap_mm,
+    )
     clusterable = tuple(
         c.id
         for c in calcs
