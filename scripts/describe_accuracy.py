@@ -35,9 +35,9 @@ as the BI-RADS 5th edition does (punctate = round < 0.5 mm).
 
 The seeds of ``tests/test_describe.py`` are 0-9; keep these disjoint (default 100-109).
 ``--cache DIR`` keeps each phantom's truth and its preprocessing and detector outputs
-(keyed by a hash of the detector models and of the detection and preprocessing code), so
-that changes to the description rules can be measured again in seconds; the stages after
-detection always run.
+(keyed by a hash of the detector models and of the detection, preprocessing and
+configuration code), so that changes to the description rules can be measured again in
+seconds; the stages after detection always run.
 """
 
 from __future__ import annotations
@@ -111,13 +111,14 @@ def make_case(case: Case) -> Phantom:
 
 def _model_hash() -> str:
     """Hash of what the cached stages depend on: the detector models and code."""
+    import calcscope.config as config_module
     import calcscope.detect as detect_module
     import calcscope.preprocess as preprocess_module
 
     h = hashlib.sha1()
     for path in model_files(Config().detect.model):
         h.update(path.read_bytes())
-    for module in (detect_module, preprocess_module):
+    for module in (detect_module, preprocess_module, config_module):
         h.update(Path(str(module.__file__)).read_bytes())
     return h.hexdigest()[:12]
 

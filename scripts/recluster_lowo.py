@@ -77,6 +77,7 @@ def report_calcifications(path: Path, max_member_mm: float) -> list[Calcificatio
                 elongation=float(c["elongation"]),
                 solidity=float(c["solidity"]),
                 lucent_center=bool(c["lucent_center"]),
+                contour_circularity=c.get("contour_circularity"),
             )
         )
     return out

@@ -111,6 +111,7 @@ def test_json_schema_explains_every_size_and_shape_feature() -> None:
         "min_diameter_mm",
         "contrast",
         "circularity",
+        "contour_circularity",
         "elongation",
         "solidity",
         "lucent_center",

@@ -250,6 +250,16 @@ def cluster_morphology(
     upper = float(np.percentile(length, 75))
     cv = float(length.std() / max(length.mean(), 1e-6))
     med_circ = float(np.median(circ))
+    # irregular outline: the sub-pixel iso-contour where the detector measured it on most
+    # members, else the pixel outline
+    iso = [m.contour_circularity for m in members if m.contour_circularity is not None]
+    if 2 * len(iso) > len(members):
+        med_iso = float(np.median(iso))
+        irregular = med_iso < t.irregular_contour_circularity
+        outline = f"median outline circularity {med_iso:.3f}"
+    else:
+        irregular = med_circ < t.irregular_circularity
+        outline = f"median circularity {med_circ:.2f}"
     # a shape needs a few pixels across to be judged
     confident = bool(med / pixel_mm >= t.shape_min_px)
     reasons: list[str] = []
@@ -277,10 +287,10 @@ def cluster_morphology(
             )
         )
         morph = Morphology.FINE_LINEAR_BRANCHING if is_branching else Morphology.FINE_LINEAR
-    elif med >= t.coarse_heterogeneous_mm and med_circ < t.irregular_circularity:
+    elif med >= t.coarse_heterogeneous_mm and irregular:
         morph = Morphology.COARSE_HETEROGENEOUS
         reasons.append(
-            f"irregular (median circularity {med_circ:.2f}), conspicuous calcifications, "
+            f"irregular ({outline}), conspicuous calcifications, "
             f"median {med:.2f} mm (>= {t.coarse_heterogeneous_mm} mm): coarse heterogeneous"
         )
     elif med < t.amorphous_mm and float(np.median(cnr)) < t.amorphous_cnr:

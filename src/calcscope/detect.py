@@ -44,6 +44,7 @@ import cv2
 import numpy as np
 from scipy import ndimage
 from scipy.spatial import cKDTree
+from skimage.measure import find_contours
 
 from calcscope.config import DetectConfig
 from calcscope.errors import ConfigError
@@ -730,6 +731,65 @@ def _extent(
     return np.isin(comp, ids[ids > 0])
 
 
+_ISO_SMOOTH_MM = 0.03
+"""Light Gaussian smoothing (sigma, mm) of the top-hat residual before tracing the
+sub-pixel half-maximum contour (see :func:`_contour_circularity`)."""
+
+
+def _contour_circularity(
+    residual: np.ndarray,
+    bbox: tuple[int, int, int, int],
+    center_rc: tuple[float, float],
+    pixel_mm: float,
+) -> float | None:
+    """Circularity (4 pi area / perimeter^2) of the calcification's half-maximum
+    iso-contour, traced at sub-pixel precision (marching squares) in the lightly smoothed
+    top-hat residual around ``bbox``.
+
+    The pixel outline of an object a few pixels across is a staircase whose circularity
+    says more about the grid than about the shape (a digitised 0.6 mm disc at 0.1 mm
+    scores about 0.88, an irregular 0.8 mm speck about 0.86); the interpolated
+    iso-contour follows the blurred shape itself (disc about 0.97, mildly irregular
+    speck about 0.95). The level is halfway between the peak near the centre and the
+    median of the window's border; the contour is the closed one around the centre.
+    Returns None when no such contour closes inside the window.
+    """
+    rows, cols = residual.shape
+    r0, c0, r1, c1 = bbox
+    pad = 4
+    ra, ca, rb, cb = max(r0 - pad, 0), max(c0 - pad, 0), min(r1 + pad, rows), min(c1 + pad, cols)
+    patch = residual[ra:rb, ca:cb].astype(np.float64)
+    if min(patch.shape) < 3:
+        return None
+    patch = cv2.GaussianBlur(patch, (0, 0), max(_ISO_SMOOTH_MM / pixel_mm, 0.3))
+    cr, cc = center_rc[0] - ra, center_rc[1] - ca
+    ir, ic = int(round(cr)), int(round(cc))
+    near = patch[max(ir - 2, 0) : ir + 3, max(ic - 2, 0) : ic + 3]
+    if near.size == 0:
+        return None
+    border = np.concatenate([patch[0], patch[-1], patch[:, 0], patch[:, -1]])
+    base = float(np.median(border))
+    peak = float(near.max())
+    if peak <= base:
+        return None
+    best: np.ndarray | None = None
+    for cnt in find_contours(patch, base + 0.5 * (peak - base)):
+        if len(cnt) < 5 or not np.allclose(cnt[0], cnt[-1]):
+            continue
+        poly = cnt[:, ::-1].astype(np.float32).reshape(-1, 1, 2)  # (x, y)
+        if cv2.pointPolygonTest(poly, (float(cc), float(cr)), False) >= 0:
+            if best is None or len(cnt) > len(best):
+                best = cnt
+    if best is None:
+        return None
+    y, x = best[:, 0], best[:, 1]
+    area = 0.5 * abs(float(np.dot(x[:-1], y[1:]) - np.dot(y[:-1], x[1:])))
+    perimeter = float(np.hypot(np.diff(x), np.diff(y)).sum())
+    if perimeter <= 0:
+        return None
+    return float(min(1.0, 4 * np.pi * area / perimeter**2))
+
+
 def _outline(
     mammogram: Mammogram,
     labels: np.ndarray,
@@ -825,6 +885,16 @@ def _outline(
                 elongation=float(1.0 - min(min_d_mm, feret_mm) / max(feret_mm, 1e-6)),
                 solidity=float(min(1.0, filled_px / hull_area)) if hull_area > 2 else 1.0,
                 lucent_center=lucent,
+                contour_circularity=(
+                    _contour_circularity(
+                        residual,
+                        (r0, c0, r1, c1),
+                        (float(cands.center_rc[i, 0]), float(cands.center_rc[i, 1])),
+                        pixel_mm,
+                    )
+                    if residual is not None
+                    else None
+                ),
             )
         )
     return tuple(out)

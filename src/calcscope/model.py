@@ -266,6 +266,8 @@ class Calcification:
     solidity: float  # area / convex area
     lucent_center: bool  # darker centre than rim (rim / eggshell / skin)
     kind: CalcKind = CalcKind.MICRO
+    # circularity of the sub-pixel half-maximum iso-contour (None: not measured)
+    contour_circularity: float | None = None
 
 
 @dataclass(frozen=True)

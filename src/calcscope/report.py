@@ -100,6 +100,12 @@ class CalcificationModel(_Model):
     circularity: float = Field(
         description="4 pi area / perimeter^2: 1 for a disc, lower for an irregular outline"
     )
+    contour_circularity: float | None = Field(
+        default=None,
+        description="circularity of the half-maximum contour traced between pixels: 1 for "
+        "a disc; reliable on specks a few pixels across, where the pixel outline's "
+        "staircase dominates circularity (null: not measured)",
+    )
     elongation: float = Field(description="1 - width / length: 0 round, near 1 linear")
     solidity: float = Field(
         description="area / convex-hull area: 1 convex, lower for an irregular (angular, "
@@ -223,6 +229,9 @@ def to_report(analysis: Analysis, *, anonymize: bool = False) -> AnalysisReport:
             score=round(c.score, 4),
             detected=c.score >= cfg.detect.operating_score,
             circularity=round(c.circularity, 3),
+            contour_circularity=(
+                None if c.contour_circularity is None else round(c.contour_circularity, 4)
+            ),
             elongation=round(c.elongation, 3),
             solidity=round(c.solidity, 3),
             lucent_center=c.lucent_center,
