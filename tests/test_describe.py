@@ -257,6 +257,27 @@ def test_segment_must_point_at_the_nipple(nipple_rc, expected: Distribution):
         assert "nipple" in " ".join(reasons)
 
 
+@pytest.mark.parametrize(
+    ("nipple_rc", "expected"),
+    [
+        ((500.0, 100.0), Distribution.SEGMENTAL),  # apex towards the nipple, 40 mm away
+        ((500.0, 1200.0), Distribution.REGIONAL),  # it widens towards the nipple instead
+        (None, Distribution.REGIONAL),  # nipple unknown: too wide to be elongated
+    ],
+)
+def test_wide_wedge_with_its_apex_at_the_nipple_is_segmental(nipple_rc, expected):
+    """A triangle of half-angle about 34 degrees is not elongated (axes under 1.6 : 1);
+    it is a segment because it widens away from the nipple within a narrow cone."""
+    rng = np.random.default_rng(2)
+    u = rng.uniform(0, 300, 24)  # 30 mm long, 40 mm wide at its base: axes 1.4 : 1
+    pts = np.column_stack([(u / 300) * rng.uniform(-200, 200, 24), u])
+    members = [_calc(i + 1, (500 + p[0], 500 + p[1])) for i, p in enumerate(pts)]
+    dist, reasons = cluster_distribution(_cluster(members), members, (0.1, 0.1), T, nipple_rc)
+    assert dist is expected, reasons
+    if expected is Distribution.SEGMENTAL:
+        assert "widens away from the nipple" in reasons[0]
+
+
 def test_describe_clusters_gives_reasons_for_every_cluster():
     members = _grid(8)
     desc = describe(members, (0.1, 0.1))

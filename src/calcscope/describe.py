@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components
+from scipy.stats import spearmanr
 from skimage.morphology import skeletonize
 
 from calcscope.config import DescribeConfig, DetectConfig
@@ -373,6 +374,18 @@ def cluster_distribution(
             + ("" if off_axis is None else f", long axis {off_axis:.0f} deg off the nipple")
             + "): segmental distribution, a duct and its branches"
         ]
+    wedge = (
+        _wedge_from_nipple(pts, np.array(nipple_rc) * np.array(spacing_mm) - centre)
+        if nipple_rc is not None and extent > t.regional_mm
+        else None
+    )
+    if wedge is not None and wedge[0] >= t.segmental_wedge_rho and wedge[1] <= t.segmental_cone_deg:
+        return Distribution.SEGMENTAL, [
+            f"calcifications in a wedge {major:.0f} x {minor:.0f} mm (> {t.regional_mm:.0f} mm) "
+            f"that widens away from the nipple (rank correlation {wedge[0]:.2f}) within a "
+            f"{wedge[1]:.0f} deg cone seen from it: segmental distribution, the ducts of one "
+            "lobe converging on the nipple"
+        ]
     if extent > t.regional_mm:
         why = "not along a duct"
         if ratio >= t.segmental_ratio and off_axis is not None:
@@ -388,6 +401,30 @@ def cluster_distribution(
         f"{len(members)} calcifications within {extent:.0f} mm (<= {t.regional_mm:.0f} mm): "
         "grouped" + ("" if len(members) >= 5 else " (fewer than the 5 the BI-RADS term asks for)")
     ]
+
+
+def _wedge_from_nipple(pts: np.ndarray, nipple: np.ndarray) -> tuple[float, float] | None:
+    """How far member centres ``pts`` (mm, about their mean) form a triangle with its apex
+    towards ``nipple`` (mm, same frame): the rank correlation of each member's distance
+    from the nipple along the line to the spread's centre with its offset from the
+    members' median line (positive: the spread widens away from the nipple), and the
+    10-90 % range of the members' bearings seen from the nipple (degrees). None with
+    fewer than 4 members or the nipple inside the spread."""
+    dist = float(np.hypot(*nipple))
+    if len(pts) < 4 or dist < 1e-6:
+        return None
+    away = -nipple / dist
+    across = np.array([-away[1], away[0]])
+    rel = pts - nipple
+    along, side = rel @ away, rel @ across
+    if along.min() <= 0:
+        return None
+    offset = np.abs(side - np.median(side))
+    if np.ptp(offset) == 0 or np.ptp(along) == 0:
+        return None
+    rho = float(spearmanr(along, offset).statistic)
+    bearing = np.degrees(np.arctan2(side, along))
+    return rho, float(np.percentile(bearing, 90) - np.percentile(bearing, 10))
 
 
 def _box_groups(boxes_mm: np.ndarray, gap_mm: float, items: Sequence[_T]) -> list[list[_T]]:
