@@ -45,7 +45,7 @@ def test_json_round_trips_through_the_schema(analysis, tmp_path):
     path = write_json(analysis, tmp_path / "x.json")
     data = json.loads(path.read_text())
     again = AnalysisReport.model_validate(data)
-    assert again.schema_version == "1.1"
+    assert again.schema_version == "1.2"
     assert data["n_calcifications"] == sum(c["detected"] for c in data["calcifications"])
     assert data["n_calcifications"] + data["n_possible_calcifications"] == len(
         data["calcifications"]

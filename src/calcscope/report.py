@@ -30,7 +30,7 @@ __all__ = [
     "write_atomic",
 ]
 
-SCHEMA_VERSION = "1.1"
+SCHEMA_VERSION = "1.2"
 
 
 class _Model(BaseModel):
