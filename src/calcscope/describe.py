@@ -13,7 +13,7 @@ Every description carries the reasons it was chosen, in a radiologist's words.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TypeVar
 
 import cv2
@@ -468,6 +468,11 @@ def _popcorn_lobes(
     return out
 
 
+def _renumbered(findings: Sequence[MacroFinding]) -> list[MacroFinding]:
+    """``findings`` with ids 1, 2, ... in their order."""
+    return [replace(f, id=k) for k, f in enumerate(findings, start=1)]
+
+
 def _merge_vessel_segments(
     findings: list[MacroFinding],
     by_id: dict[int, Calcification],
@@ -511,10 +516,7 @@ def _merge_vessel_segments(
             )
         )
     merged.sort(key=lambda f: min(f.member_ids))
-    return [
-        MacroFinding(k, f.member_ids, f.pattern, f.center_rc, f.size_mm, f.reasons)
-        for k, f in enumerate(merged, start=1)
-    ]
+    return _renumbered(merged)
 
 
 _COARSE_BENIGN = (Morphology.COARSE_POPCORN, Morphology.DYSTROPHIC)
@@ -625,11 +627,7 @@ def _absorb_satellites(
                 "fragments of the same benign process, reported with it",
             ),
         )
-    kept = [f for k, f in enumerate(out) if k not in dropped]
-    return [
-        MacroFinding(n, f.member_ids, f.pattern, f.center_rc, f.size_mm, f.reasons)
-        for n, f in enumerate(kept, start=1)
-    ]
+    return _renumbered([f for k, f in enumerate(out) if k not in dropped])
 
 
 def _pattern_fragments(
