@@ -15,7 +15,9 @@ For every requested spacing and seed it makes synthetic mammograms
   macro patterns, no isolated specks;
 * distribution cases: one cluster in each of the GROUPED, LINEAR, SEGMENTAL and REGIONAL
   distributions (the member morphology cycles over the cluster morphologies with the
-  seed; 12 members, 20 for REGIONAL and SEGMENTAL);
+  seed; 12 members, 20 for REGIONAL and SEGMENTAL), and 30 calcifications scattered
+  over the whole breast (DIFFUSE; punctate, round or amorphous by seed), whose answer
+  is the distribution of the reported cluster nearest their centre;
 * macro cases: one phantom per pattern of ``MACRO_PATTERNS``, no clusters.
 
 Matching
@@ -76,7 +78,10 @@ DISTRIBUTIONS = (
     Distribution.LINEAR,
     Distribution.SEGMENTAL,
     Distribution.REGIONAL,
+    Distribution.DIFFUSE,
 )
+#: Member forms of the diffuse cases: those the atlas describes as diffuse.
+DIFFUSE_FORMS = (Morphology.PUNCTATE, Morphology.ROUND, Morphology.AMORPHOUS)
 MERGED = {Morphology.PUNCTATE: Morphology.ROUND}
 
 
@@ -106,6 +111,8 @@ def make_case(case: Case) -> Phantom:
         dist = Distribution(case.truth)
         morph = CLUSTER_MORPHOLOGIES[case.seed % len(CLUSTER_MORPHOLOGIES)]
         n = 20 if dist in (Distribution.REGIONAL, Distribution.SEGMENTAL) else 12
+        if dist is Distribution.DIFFUSE:
+            morph, n = DIFFUSE_FORMS[case.seed % len(DIFFUSE_FORMS)], 30
         return make_phantom(clusters=[ClusterSpec(morph, dist, n=n)], **common)
     common["macros"] = [Morphology(case.truth)]
     return make_phantom(clusters=[], **common)

@@ -25,6 +25,7 @@ from calcscope.describe import (
     cluster_morphology,
     describe,
     describe_clusters,
+    diffuse_spread,
     judged_members,
 )
 from calcscope.model import Calcification, CalcKind, Cluster, Distribution, Mammogram, Morphology
@@ -278,6 +279,60 @@ def test_wide_wedge_with_its_apex_at_the_nipple_is_segmental(nipple_rc, expected
         assert "widens away from the nipple" in reasons[0]
 
 
+def _scatter_mask() -> np.ndarray:
+    breast = np.zeros((1000, 800), bool)
+    breast[100:900, :700] = True  # 80 x 70 mm at 0.1 mm
+    return breast
+
+
+@pytest.mark.parametrize(
+    ("layout", "diffuse"),
+    [
+        ("random", True),  # 30 specks at random over the breast
+        ("clusters", False),  # 30 specks in three tight groups far apart
+        ("regional", False),  # 30 specks over a 3 cm disc
+        ("few", False),  # 10 specks at random: too few to call
+    ],
+)
+def test_diffuse_spread_tells_random_scatter_from_groups(layout: str, diffuse: bool):
+    rng = np.random.default_rng(4)
+    if layout in ("random", "few"):
+        n = 30 if layout == "random" else 10
+        pts = np.column_stack([rng.uniform(120, 880, n), rng.uniform(20, 680, n)])
+    elif layout == "clusters":
+        centres = np.array([[250, 150], [700, 200], [450, 600]])
+        pts = np.concatenate([c + rng.normal(0, 20, (10, 2)) for c in centres])
+    else:
+        ang, rad = rng.uniform(0, 2 * np.pi, 30), 150 * np.sqrt(rng.uniform(0, 1, 30))
+        pts = np.column_stack([500 + rad * np.sin(ang), 350 + rad * np.cos(ang)])
+    calcs = [_calc(i + 1, (float(r), float(c))) for i, (r, c) in enumerate(pts)]
+    reason = diffuse_spread(calcs, _scatter_mask(), (0.1, 0.1), T)
+    assert (reason is not None) is diffuse, reason
+    if diffuse:
+        assert "diffuse" in reason and "30 calcifications" in reason
+
+
+def test_diffuse_clusters_of_punctate_specks_are_benign():
+    """On phantoms of punctate or round specks scattered over the breast, the clusters
+    they happen to form are diffuse and BI-RADS 2 (atlas: diffuse punctate calcifications
+    are benign), never a suspicious distribution."""
+    for seed in SEEDS:
+        _, analysis = _analysis("distribution", Distribution.DIFFUSE.value, seed)
+        for f in analysis.clusters:
+            if f.description.distribution is Distribution.DIFFUSE:
+                assert f.description.morphology in (
+                    Morphology.PUNCTATE,
+                    Morphology.ROUND,
+                    Morphology.AMORPHOUS,
+                )
+                if f.description.morphology is not Morphology.AMORPHOUS:
+                    assert f.assessment.category.value == "2", f.assessment.rules
+            assert f.description.distribution not in (
+                Distribution.SEGMENTAL,
+                Distribution.LINEAR,
+            ) or f.description.morphology not in (Morphology.PUNCTATE, Morphology.ROUND)
+
+
 def test_describe_clusters_gives_reasons_for_every_cluster():
     members = _grid(8)
     desc = describe(members, (0.1, 0.1))
@@ -410,6 +465,8 @@ def _analysis(task: str, value: str, seed: int, flip: bool = False) -> tuple[obj
         dist = Distribution(value)
         morph = CLUSTER_MORPHOLOGIES[seed % len(CLUSTER_MORPHOLOGIES)]
         n = 20 if dist in (Distribution.REGIONAL, Distribution.SEGMENTAL) else 12
+        if dist is Distribution.DIFFUSE:  # the forms the atlas describes as diffuse
+            morph, n = (Morphology.PUNCTATE, Morphology.ROUND)[seed % 2], 30
         ph = make_phantom(clusters=[ClusterSpec(morph, dist, n=n)], **common)
     else:
         common["macros"] = [Morphology(value)]
@@ -489,6 +546,7 @@ def test_cluster_morphology_accuracy(morphology: Morphology):
             Distribution.LINEAR,
             Distribution.SEGMENTAL,
             Distribution.REGIONAL,
+            Distribution.DIFFUSE,
         )
     ],
 )

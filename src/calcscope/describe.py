@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components
+from scipy.spatial import cKDTree
 from scipy.stats import spearmanr
 from skimage.morphology import skeletonize
 
@@ -40,6 +41,7 @@ __all__ = [
     "cluster_morphology",
     "cluster_distribution",
     "judged_members",
+    "diffuse_spread",
 ]
 
 
@@ -748,6 +750,51 @@ def describe(
     )
 
 
+_DIFFUSE_FORMS = (Morphology.PUNCTATE, Morphology.ROUND, Morphology.AMORPHOUS)
+
+
+def diffuse_spread(
+    calcs: Sequence[Calcification],
+    breast: np.ndarray,
+    spacing_mm: tuple[float, float],
+    t: DescribeThresholds,
+) -> str | None:
+    """The reason why ``calcs`` (the detected calcifications that may belong to a
+    cluster) are scattered at random throughout ``breast``, or None when they are not.
+
+    Diffuse calcifications are "distributed randomly throughout the breast" (BI-RADS
+    atlas). Two measures, both needed, with at least ``diffuse_min_count`` of them:
+    *randomness*, the Clark-Evans ratio of their mean nearest-neighbour distance to the
+    one expected of as many points placed at random over the breast (0.5 sqrt(area /
+    n); about 1 for random points, well under 1 for grouped ones), at least
+    ``diffuse_randomness``; and *spread*, the root-mean-square distance of the
+    calcifications from their centre over that of the breast's pixels, at least
+    ``diffuse_spread``.
+    """
+    if len(calcs) < t.diffuse_min_count or not breast.any():
+        return None
+    scale = np.array(spacing_mm, dtype=np.float64)
+    pts = np.array([c.center_rc for c in calcs], dtype=np.float64) * scale
+    step = max(1, int(round(1.0 / float(scale.min()))))  # breast sampled every ~1 mm
+    inside = np.argwhere(breast[::step, ::step]).astype(np.float64) * step * scale
+    area_mm2 = float(breast.sum()) * float(scale.prod())
+    dist, _ = cKDTree(pts).query(pts, k=2)
+    ratio = float(dist[:, 1].mean()) / (0.5 * np.sqrt(area_mm2 / len(pts)))
+    spread = float(
+        np.sqrt(
+            ((pts - pts.mean(0)) ** 2).sum(1).mean()
+            / ((inside - inside.mean(0)) ** 2).sum(1).mean()
+        )
+    )
+    if ratio < t.diffuse_randomness or spread < t.diffuse_spread:
+        return None
+    return (
+        f"{len(pts)} calcifications scattered throughout the breast (nearest-neighbour "
+        f"distance {ratio:.2f} times that of random points, spread {spread:.2f} of the "
+        "breast's): diffuse distribution"
+    )
+
+
 def _solitary_macros(
     description: Description,
     clusters: Sequence[Cluster],
@@ -809,11 +856,15 @@ def describe_clusters(
     thresholds: DescribeThresholds | None = None,
     operating_score: float | None = None,
     nipple_rc: tuple[float, float] | None = None,
+    breast: np.ndarray | None = None,
 ) -> Description:
     """Add the morphology and distribution of each cluster to ``description``.
 
     ``nipple_rc`` (pixels; see :func:`calcscope.preprocess.nipple_position`) lets the
     distribution tell a segment, which points at the nipple, from a regional spread.
+    ``breast`` (the breast mask) lets it tell calcifications scattered at random
+    throughout the breast (diffuse, see :func:`diffuse_spread`): the clusters of
+    punctate, round or amorphous calcifications among them are then diffuse.
 
     Morphology and distribution are judged on the members detected at
     ``operating_score`` (default: ``DetectConfig().operating_score``) when a cluster has
@@ -824,12 +875,22 @@ def describe_clusters(
     op = default if operating_score is None else operating_score
     pixel_mm = float(np.sqrt(spacing_mm[0] * spacing_mm[1]))
     by_id = {c.id: c for c in calcs}
+    clusterable = set(description.clusterable_ids)
+    diffuse = (
+        diffuse_spread(
+            [c for c in calcs if c.id in clusterable and c.score >= op], breast, spacing_mm, t
+        )
+        if breast is not None
+        else None
+    )
     out = []
     for cl in clusters:
         members = [by_id[i] for i in cl.member_ids]
         judged = judged_members(members, op)
         morph, confident, m_reasons, med, cv = cluster_morphology(judged, pixel_mm, t)
         dist, d_reasons = cluster_distribution(cl, judged, spacing_mm, t, nipple_rc)
+        if diffuse is not None and morph in _DIFFUSE_FORMS:
+            dist, d_reasons = Distribution.DIFFUSE, [diffuse]
         if len(judged) < len(members):
             m_reasons.append(
                 f"judged on the {len(judged)} calcifications detected at the operating point "

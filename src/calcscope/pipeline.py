@@ -159,6 +159,7 @@ def analyze_mammogram(
         thresholds=cfg.describe.thresholds,
         operating_score=cfg.detect.operating_score,
         nipple_rc=prep.nipple_rc,
+        breast=prep.breast,
     )
     cluster_findings = []
     for cl, cd in zip(clusters, desc.clusters, strict=True):
