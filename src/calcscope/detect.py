@@ -20,7 +20,10 @@ Method
    with label-indexed reductions; the score in [0, 1] is the mean probability of the
    shipped LightGBM ensemble (with ``model = "cnr"``, a logistic function of the peak CNR;
    see :func:`score_candidates`). Outlines and shape descriptors are computed only for
-   candidates kept at the operating point.
+   candidates kept at the operating point; besides the pixel outline's circularity, each
+   gets the circularity of its half-maximum contour traced between pixels
+   (:func:`_contour_circularity`), which still shows the shape of a speck a few pixels
+   across.
 5. *Sharp coarse deposits.* At pixels up to ``coarse_max_pixel_mm``, top-hat objects of
    ``coarse_min_mm`` or more whose edge is as sharp as the blur allows
    (:func:`_sharp_deposits`) and that no detection covers are added as calcifications
