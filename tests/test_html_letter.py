@@ -312,3 +312,27 @@ def test_letter_without_findings(outputs):
     text = letter_text(none)
     _check_reading_level(text)
     assert "no calcium spots" in text and "usual screening mammogram" in text
+
+
+def test_letter_says_when_the_spots_are_spread_all_over():
+    """Diffuse calcifications are told in plain words, not counted as clusters."""
+    from calcscope.model import Distribution, Morphology
+    from calcscope.phantom import ClusterSpec, make_phantom
+    from calcscope.pipeline import analyze_mammogram
+
+    ph = make_phantom(
+        clusters=[ClusterSpec(Morphology.PUNCTATE, Distribution.DIFFUSE, n=30)],
+        seed=2,
+        spacing_mm=0.1,
+        shape=(1200, 1000),
+        n_singles=0,
+        macros=[],
+    )
+    analysis = analyze_mammogram(ph.mammogram)
+    dists = [f.description.distribution for f in analysis.clusters]
+    assert Distribution.DIFFUSE in dists
+    text = letter_text(analysis)
+    _check_reading_level(text)
+    assert "spread all over the breast" in text
+    n_local = sum(d is not Distribution.DIFFUSE for d in dists)
+    assert ("cluster" in text) == bool(n_local)

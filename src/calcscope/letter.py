@@ -22,7 +22,7 @@ from pathlib import Path
 
 from calcscope import __version__
 from calcscope.assess import Category, FollowUp
-from calcscope.model import CalcKind, Laterality
+from calcscope.model import CalcKind, Distribution, Laterality
 from calcscope.pipeline import Analysis
 
 __all__ = [
@@ -105,7 +105,10 @@ def letter_paragraphs(analysis: Analysis) -> list[list[str]]:
     a = analysis.assessment
     side = _side(analysis.mammogram.laterality)
     n_macro = sum(1 for c in analysis.detected if c.kind is CalcKind.MACRO)
-    n_clusters = len(analysis.clusters)
+    diffuse = any(f.description.distribution is Distribution.DIFFUSE for f in analysis.clusters)
+    n_clusters = sum(
+        1 for f in analysis.clusters if f.description.distribution is not Distribution.DIFFUSE
+    )
     seen: list[str] = []
     if not analysis.detected and not analysis.clusters:
         seen.append(f"The computer found no calcium spots{side}.")
@@ -114,9 +117,15 @@ def letter_paragraphs(analysis: Analysis) -> list[list[str]]:
             "A calcification is a tiny spot of calcium in the breast. "
             "They are very common, and more so with age."
         )
+        if diffuse:
+            seen.append(
+                f"The computer found many tiny spots spread all over the breast{side}, not "
+                "in one place. Spots spread out like this are most often harmless."
+            )
         if n_clusters:
             seen.append(
-                f"The computer found {_count(n_clusters, 'cluster', 'clusters')} "
+                f"{'It also' if diffuse else 'The computer'} found "
+                f"{_count(n_clusters, 'cluster', 'clusters')} "
                 f"({EXPLAINED_TERMS['cluster']}){side}."
             )
         if n_macro:
@@ -126,7 +135,7 @@ def letter_paragraphs(analysis: Analysis) -> list[list[str]]:
                 else f"The computer found {_count(n_macro, 'larger spot', 'larger spots')}{side}"
             )
             seen[-1] += ". Larger spots are almost always harmless."
-        if not n_clusters and not n_macro:
+        if not n_clusters and not n_macro and not diffuse:
             seen.append(f"The computer found a few very small spots{side}, not in a group.")
     meaning = ["Most calcium spots are not cancer.", _MEANING[a.category]]
     step = [NEXT_STEP[a.follow_up]]
