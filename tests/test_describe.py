@@ -439,6 +439,26 @@ def test_coarse_satellites_join_their_deposit_and_never_a_cluster():
     assert set(desc.clusterable_ids) == {5, 6}
 
 
+def test_linear_casts_beside_a_coarse_deposit_stay_clusterable():
+    """A fine-linear cast has the area of a coarse piece but is no fragment of a popcorn
+    deposit: a fine-linear cluster beside a fibroadenoma stays a suspicious finding."""
+    body = _calc(1, (200, 100), length_mm=4.0, circularity=0.6)
+    casts = [
+        _calc(i, (200 + 20 * (i - 3), 150), length_mm=2.0, width_mm=0.3, angle=0.3 * i)
+        for i in (2, 3, 4)
+    ]
+    desc = describe([body, *casts], (0.1, 0.1), breast=_breast(), operating_score=0.5)
+    assert [(m.pattern, m.member_ids) for m in desc.macros] == [(Morphology.COARSE_POPCORN, (1,))]
+    assert {2, 3, 4} <= set(desc.clusterable_ids)
+    # touching casts are no popcorn lobes either
+    touching = [
+        _calc(i, (200 + 8 * (i - 3), 150), length_mm=2.0, width_mm=0.3, angle=0.3 * i)
+        for i in (2, 3, 4)
+    ]
+    desc = describe(touching, (0.1, 0.1), breast=_breast(), operating_score=0.5)
+    assert desc.macros == () and set(desc.clusterable_ids) == {2, 3, 4}
+
+
 def test_deposit_of_cluster_member_size_is_no_anchor():
     """A 2 mm irregular deposit could be a coalesced piece of a coarse heterogeneous
     cluster, and a clump of 0.9 mm pieces is cluster-sized: neither takes satellites."""

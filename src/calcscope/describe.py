@@ -450,10 +450,13 @@ def _popcorn_lobes(
     """Groups of coarse lobes that make one popcorn deposit.
 
     The detector outlines a lobulated deposit as several touching lobes; solid,
-    non-lucent, non-tubular macro pieces whose outlines lie within ``lobe_gap_mm`` of
-    each other are one deposit when, together, they span more than ``popcorn_mm``.
+    non-lucent, non-tubular macro pieces (thin linear casts excepted) whose outlines lie
+    within ``lobe_gap_mm`` of each other are one deposit when, together, they span more
+    than ``popcorn_mm``.
     """
-    pieces = [c for c in macros if not c.lucent_center and not _is_elongated(c)]
+    pieces = [
+        c for c in macros if not c.lucent_center and not _is_elongated(c) and not _is_cast(c, t)
+    ]
     if len(pieces) < 2:
         return []
     sr, sc = spacing_mm
@@ -552,6 +555,13 @@ def _member_boxes(
     ).reshape(-1, 4) * np.array([sr, sc, sr, sc])
 
 
+def _is_cast(c: Calcification, t: DescribeThresholds) -> bool:
+    """A thin linear cast (``fine_linear_width_mm``, ``linear_elongation``): whatever its
+    area, never a lobe or a satellite of a benign deposit (fine-linear casts side by side
+    are a suspicious cluster, not a popcorn calcification)."""
+    return c.min_diameter_mm < t.fine_linear_width_mm and c.elongation >= t.linear_elongation
+
+
 def _is_anchor(f: MacroFinding, by_id: dict[int, Calcification], t: DescribeThresholds) -> bool:
     """A popcorn or dystrophic deposit more than ``popcorn_mm`` across with a piece too
     coarse for a cluster member: the deposits that have satellites (``solitary_gap_mm``)."""
@@ -575,7 +585,8 @@ def _absorb_satellites(
     breaks into several coarse pieces; dystrophic calcification forms scattered coarse
     plaques in scarred tissue; BI-RADS atlas), so they join its finding instead of being
     reported on their own. Satellites are coarse pieces that no other pattern claimed,
-    or single-piece round or dystrophic findings smaller than the deposit.
+    or single-piece round or dystrophic findings smaller than the deposit; thin linear
+    casts (:func:`_is_cast`) never are.
     """
     by_id = {c.id: c for c in macros}
     mains = sorted(
@@ -596,6 +607,7 @@ def _absorb_satellites(
             for c in macros
             if c.id not in f.member_ids
             and c.max_diameter_mm <= f.size_mm
+            and not _is_cast(c, t)
             and (
                 c.id not in owner
                 or (
@@ -637,14 +649,16 @@ def _pattern_fragments(
     findings: Sequence[MacroFinding],
     spacing_mm: tuple[float, float],
     gap_mm: float,
+    candidates: Sequence[Calcification] | None = None,
 ) -> set[int]:
-    """Ids of the calcifications lying within ``gap_mm`` of a benign macro finding's
-    pieces (their bounding boxes): fragments of the same deposit, not cluster members."""
+    """Ids of the calcifications (of ``candidates``, default all of ``calcs``) lying within
+    ``gap_mm`` of a benign macro finding's pieces (their bounding boxes): fragments of
+    the same deposit, not cluster members. ``calcs`` must hold the findings' pieces."""
     if not findings or gap_mm <= 0:
         return set()
     by_id = {c.id: c for c in calcs}
     members = {i for f in findings for i in f.member_ids}
-    others = [c for c in calcs if c.id not in members]
+    others = [c for c in (calcs if candidates is None else candidates) if c.id not in members]
     near = _near_boxes(others, _member_boxes(findings, by_id, spacing_mm), spacing_mm, gap_mm)
     return {c.id for c, n in zip(others, near, strict=True) if n}
 
@@ -727,12 +741,14 @@ def describe(
     by_id = {c.id: c for c in calcs}
     fragments = _pattern_fragments(calcs, findings, spacing_mm, t.pattern_fragment_mm)
     # coarse pieces (possible ones too) around a popcorn or dystrophic deposit are its
-    # satellites, never members of a cluster of microcalcifications
+    # satellites, never members of a cluster of microcalcifications; thin linear casts
+    # stay clusterable (a fine-linear cluster beside a fibroadenoma is still suspicious)
     fragments |= _pattern_fragments(
-        [c for c in calcs if kinds[c.id] is CalcKind.MACRO],
+        calcs,
         [f for f in findings if _is_anchor(f, by_id, t)],
         spacing_mm,
         t.solitary_gap_mm,
+        candidates=[c for c in calcs if kinds[c.id] is CalcKind.MACRO and not _is_cast(c, t)],
     )
     clusterable = tuple(
         c.id

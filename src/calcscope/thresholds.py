@@ -170,10 +170,10 @@ class DescribeThresholds:
         popcorn or dystrophic deposit more than ``popcorn_mm`` across that holds a piece
         of ``cluster_max_member_mm`` or more (a clump of cluster-sized specks is no
         anchor), the smaller coarse pieces (``macro_threshold_mm`` or more) within this
-        distance join its finding and are never members of a cluster: an involuting
-        fibroadenoma breaks into coarse pieces and dystrophic calcification forms
-        scattered coarse plaques (BI-RADS atlas). On phantoms (seeds 100-139, 0.07 and
-        0.1 mm) this cut the suspicious clusters formed by a dystrophic deposit's
+        distance, thin linear casts excepted, join its finding and are never members of a
+        cluster: an involuting fibroadenoma breaks into coarse pieces and dystrophic
+        calcification forms scattered coarse plaques (BI-RADS atlas). On phantoms (seeds
+        100-139, 0.07 and 0.1 mm) this cut the suspicious clusters formed by a dystrophic deposit's
         fragments from 6 to 4 of 80, and no class lost accuracy; a deposit of 2-3 mm is
         no anchor, since a coarse heterogeneous cluster can hold a coalesced piece that
         size.
