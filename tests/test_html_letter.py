@@ -333,6 +333,22 @@ def test_letter_says_when_the_spots_are_spread_all_over():
     assert Distribution.DIFFUSE in dists
     text = letter_text(analysis)
     _check_reading_level(text)
-    assert "spread all over the breast" in text
+    assert "spread all over" in text and "not in one place" in text
     n_local = sum(d is not Distribution.DIFFUSE for d in dists)
     assert ("cluster" in text) == bool(n_local)
+
+
+def test_letter_rebuilt_from_a_report_tells_diffuse_spots():
+    """The web viewer rebuilds the letter from the JSON report alone."""
+    from calcscope.web.studies import letter_from_report
+
+    report = {
+        "assessment": {"category": "2", "follow_up": FollowUp.ROUTINE.value},
+        "source": {"laterality": "L"},
+        "calcifications": [{"kind": "micro", "detected": True}] * 20,
+        "clusters": [{"distribution": "diffuse"}, {"distribution": "grouped"}],
+        "macro_findings": [],
+    }
+    html = letter_from_report(report)
+    assert "spread all over your left breast, not in one place" in html
+    assert "one cluster" in html

@@ -119,8 +119,9 @@ def letter_paragraphs(analysis: Analysis) -> list[list[str]]:
         )
         if diffuse:
             seen.append(
-                f"The computer found many tiny spots spread all over the breast{side}, not "
-                "in one place. Spots spread out like this are most often harmless."
+                "The computer found many tiny spots spread all over "
+                f"{side.removeprefix(' in ') or 'the breast'}, not in one place. Spots spread "
+                "out like this are most often harmless."
             )
         if n_clusters:
             seen.append(

@@ -219,12 +219,13 @@ def letter_from_report(report: dict[str, Any]) -> str:
     """The patient letter (:func:`calcscope.letter.letter_html`) rebuilt from a JSON
     report, for result folders written without ``--letter``.
 
-    The letter needs only the category, follow-up, laterality and the counts; they are
-    handed over in a stand-in with the attributes of an ``Analysis`` the letter reads.
+    The letter needs only the category, follow-up, laterality, the counts and the
+    clusters' distributions; they are handed over in a stand-in with the attributes of an
+    ``Analysis`` the letter reads.
     """
     from calcscope.assess import Category, FollowUp
     from calcscope.letter import letter_html
-    from calcscope.model import CalcKind, Laterality
+    from calcscope.model import CalcKind, Distribution, Laterality
 
     a = report["assessment"]
     lat = (report.get("source") or {}).get("laterality")
@@ -241,7 +242,12 @@ def letter_from_report(report: dict[str, Any]) -> str:
             for c in report.get("calcifications", [])
             if c.get("detected", True)
         ],
-        clusters=list(report.get("clusters", [])),
+        clusters=[
+            SimpleNamespace(
+                description=SimpleNamespace(distribution=Distribution(c["distribution"]))
+            )
+            for c in report.get("clusters", [])
+        ],
         macros=list(report.get("macro_findings", [])),
     )
     return letter_html(stand_in)  # type: ignore[arg-type]
