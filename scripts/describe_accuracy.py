@@ -33,7 +33,9 @@ Matching
 Output: a confusion table per task (rows: truth, columns: answer; ``missed`` when nothing
 was matched) and the per-class accuracy, counting a missed finding as wrong and, in
 brackets, the accuracy among the matched ones. PUNCTATE and ROUND are also scored merged,
-as the BI-RADS 5th edition does (punctate = round < 0.5 mm).
+as the BI-RADS 5th edition does (punctate = round < 0.5 mm). Then, per task, the BI-RADS
+category given to each inserted class (the matched cluster's; for a macro pattern the
+worst of the findings at it), which weighs the confusions clinically.
 
 The seeds of ``tests/test_describe.py`` are 0-9; keep these disjoint (default 100-139:
 about 7 minutes on 2 cores without the cache; with 100-109 alone, some classes were up to
@@ -159,22 +161,24 @@ def _analyze(case: Case, cache: Path | None) -> tuple[PhantomTruth, Mammogram, A
     return truth, mammo, analysis
 
 
-def run_case(case: Case, cache: Path | None = None) -> tuple[Case, str, list[str]]:
-    """Analyse one case; returns it, the answer and the reasons given for it."""
+def run_case(case: Case, cache: Path | None = None) -> tuple[Case, str, list[str], str]:
+    """Analyse one case; returns it, the answer, the reasons given for it and the BI-RADS
+    category of the matched finding ("missed" when none matched)."""
     truth, mammo, analysis = _analyze(case, cache)
     scale = np.array(mammo.spacing_mm)
     if case.task in ("morphology", "distribution"):
         k = truth.clusters[0]
         if not analysis.clusters:
-            return case, "missed", []
+            return case, "missed", [], "missed"
         centres = np.array([f.cluster.center_rc for f in analysis.clusters]) * scale
         d = np.sqrt(((centres - np.array(k.center_rc) * scale) ** 2).sum(1))
         j = int(np.argmin(d))
         if d[j] > k.radius_mm + 2.0:
-            return case, "missed", []
+            return case, "missed", [], "missed"
         desc = analysis.clusters[j].description
         answer = desc.morphology if case.task == "morphology" else desc.distribution
-        return case, answer.value, list(desc.reasons)
+        category = analysis.clusters[j].assessment.category.value
+        return case, answer.value, list(desc.reasons), category
     m = truth.macros[0]
     centre = np.array(m.center_rc) * scale
     by_id = {t.id: t for t in truth.calcifications}
@@ -188,26 +192,41 @@ def run_case(case: Case, cache: Path | None = None) -> tuple[Case, str, list[str
     for r in analysis.macros:
         dist = float(np.sqrt(((np.array(r.finding.center_rc) * scale - centre) ** 2).sum()))
         if dist <= radius:
-            near.append((dist, r.finding))
+            near.append((dist, r))
+    # a cluster formed at the pattern (its fragments) sets the category when it is worse
+    at_pattern = [
+        f
+        for f in analysis.clusters
+        if float(np.sqrt(((np.array(f.cluster.center_rc) * scale - centre) ** 2).sum())) <= radius
+    ]
+    worst = max(
+        [r.assessment for _, r in near] + [f.assessment for f in at_pattern],
+        key=lambda a: (a.category.rank, a.likelihood),
+        default=None,
+    )
+    category = "missed" if worst is None else worst.category.value
     if near:
-        votes = Counter(f.pattern for _, f in near)
+        votes = Counter(r.finding.pattern for _, r in near)
         top = max(votes.values())
-        best = min((dd, f.pattern.value) for dd, f in near if votes[f.pattern] == top)
+        best = min(
+            (dd, r.finding.pattern.value) for dd, r in near if votes[r.finding.pattern] == top
+        )
         nearest = min(near, key=lambda x: x[0])[1]
-        return case, best[1], list(nearest.reasons)
-    for f in analysis.clusters:
-        c = np.array(f.cluster.center_rc) * scale
-        if float(np.sqrt(((c - centre) ** 2).sum())) <= radius:
-            return case, f"cluster:{f.description.morphology.value}", list(f.description.reasons)
-    return case, "missed", []
+        return case, best[1], list(nearest.finding.reasons), category
+    for f in at_pattern:
+        answer = f"cluster:{f.description.morphology.value}"
+        return case, answer, list(f.description.reasons), category
+    return case, "missed", [], category
 
 
-def _run(args: tuple[Case, Path | None]) -> tuple[Case, str, list[str]]:
+def _run(args: tuple[Case, Path | None]) -> tuple[Case, str, list[str], str]:
     return run_case(*args)
 
 
-def confusion(results: Sequence[tuple[Case, str, list[str]]], task: str, spacing: float) -> str:
-    rows = [(c.truth, a) for c, a, _ in results if c.task == task and c.spacing_mm == spacing]
+def confusion(
+    results: Sequence[tuple[Case, str, list[str], str]], task: str, spacing: float
+) -> str:
+    rows = [(c.truth, a) for c, a, _, _ in results if c.task == task and c.spacing_mm == spacing]
     if not rows:
         return ""
     truths = list(dict.fromkeys(t for t, _ in rows))
@@ -235,6 +254,28 @@ def confusion(results: Sequence[tuple[Case, str, list[str]]], task: str, spacing
     if task == "morphology":
         merged = sum(_merged(t) == _merged(a) for t, a in rows)
         out.append(f"{'(punctate = round)':<{w}}{'':>{11 * len(answers)}}  {merged}/{total}")
+    return "\n".join(out)
+
+
+CATEGORY_ORDER = ("1", "2", "3", "0", "4A", "4B", "4C", "5", "missed")
+
+
+def categories(results: Sequence[tuple[Case, str, list[str], str]], task: str) -> str:
+    """Counts of the BI-RADS category given to each inserted class (all spacings): the
+    clinical weight of the confusions (a suspicious form called benign, or the reverse)."""
+    rows = [(c.truth, cat) for c, _, _, cat in results if c.task == task]
+    if not rows:
+        return ""
+    truths = list(dict.fromkeys(t for t, _ in rows))
+    table: dict[str, Counter] = defaultdict(Counter)
+    for t, cat in rows:
+        table[t][cat] += 1
+    cols = [c for c in CATEGORY_ORDER if any(table[t][c] for t in truths)]
+    w = max(len(t) for t in truths) + 1
+    out = [f"\n{task}: BI-RADS category of the matched finding, all spacings"]
+    out.append(" " * w + " ".join(f"{c:>7}" for c in cols))
+    for t in truths:
+        out.append(f"{t:<{w}}" + " ".join(f"{table[t][c] or '.':>7}" for c in cols))
     return "\n".join(out)
 
 
@@ -279,9 +320,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     for sp in args.spacing:
         for task in args.tasks:
             print(confusion(results, task, sp))
+    for task in args.tasks:
+        print(categories(results, task))
     if args.verbose:
         print("\nwrong answers:")
-        for c, a, reasons in results:
+        for c, a, reasons, _ in results:
             if a != c.truth:
                 print(f"  {c.key}: {a}: {' | '.join(reasons)}")
     return 0
