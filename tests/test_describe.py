@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 
+import cv2
 import numpy as np
 import pytest
 
@@ -333,6 +334,35 @@ def test_diffuse_clusters_of_punctate_specks_are_benign():
             ) or f.description.morphology not in (Morphology.PUNCTATE, Morphology.ROUND)
 
 
+def _branch(id: int, center_rc: tuple[float, float], arm_px: int = 8) -> Calcification:
+    """A Y-shaped cast (three 0.2 mm wide arms of ``arm_px`` pixels at 0.1 mm)."""
+    size = 4 * arm_px
+    mask = np.zeros((size, size), np.uint8)
+    c = size // 2
+    for ang in (0.0, 2.1, 4.2):
+        end = (int(c + arm_px * np.cos(ang)), int(c + arm_px * np.sin(ang)))
+        cv2.line(mask, (c, c), end, 1, thickness=2)
+    cnts, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    contour = max(cnts, key=cv2.contourArea)[:, 0, ::-1] + np.array(center_rc, int) - c
+    base = _calc(id, center_rc, length_mm=1.4, width_mm=0.7, circularity=0.3, solidity=0.4)
+    return dataclasses.replace(base, contour_rc=contour.astype(np.int32), elongation=0.5)
+
+
+@pytest.mark.parametrize(("n_branching", "expected"), [(2, True), (1, False)])
+def test_a_few_branching_casts_make_the_cluster_fine_linear_branching(n_branching, expected):
+    """Four casts, two of them branching, among 16 specks (20 %) set the cluster's form:
+    the atlas describes a cluster by its most worrisome form."""
+    specks = [_calc(i + 1, (500 + 25 * (i // 4), 500 + 25 * (i % 4))) for i in range(16)]
+    lines = [
+        _calc(20 + i, (450 + 30 * i, 420), length_mm=1.5, width_mm=0.2)
+        for i in range(4 - n_branching)
+    ]
+    branches = [_branch(30 + i, (450 + 40 * i, 640)) for i in range(n_branching)]
+    morph, _, reasons, _, _ = cluster_morphology([*specks, *lines, *branches], 0.1, T)
+    assert (morph is Morphology.FINE_LINEAR_BRANCHING) is expected, reasons
+    assert morph is not Morphology.FINE_LINEAR or not expected
+
+
 def test_describe_clusters_gives_reasons_for_every_cluster():
     members = _grid(8)
     desc = describe(members, (0.1, 0.1))
@@ -642,7 +672,7 @@ def test_thresholds_come_from_the_config_file(tmp_path):
     assert top.assessment.category.value == "4C"
 
     path = tmp_path / "rules.toml"
-    path.write_text("[describe.thresholds]\nlinear_fraction = 1.01\n")
+    path.write_text("[describe.thresholds]\nlinear_fraction = 1.01\nlinear_min_casts = 1000\n")
     top = inserted(load_config(path))
     assert top.description.morphology not in {
         Morphology.FINE_LINEAR_BRANCHING,

@@ -277,7 +277,10 @@ def cluster_morphology(
     )
     casts = linear | branched
     frac_casts = float(casts.mean())
-    if frac_casts >= t.linear_fraction:
+    # the most worrisome form present sets the morphology: a few branching casts among
+    # many specks (or among pieces of the same casts) still make it fine-linear branching
+    branching_present = casts.sum() >= t.linear_min_casts and branched.sum() >= t.branching_min
+    if frac_casts >= t.linear_fraction or branching_present:
         frac_branch = float(branched.sum() / max(casts.sum(), 1))
         is_branching = frac_branch >= t.branching_fraction
         reasons.append(
