@@ -738,10 +738,10 @@ def describe(
                 reasons=tuple(reasons),
             )
         )
-    findings = _merge_vessel_segments(findings, {c.id: c for c in calcs}, spacing_mm, t)
+    by_id = {c.id: c for c in calcs}
+    findings = _merge_vessel_segments(findings, by_id, spacing_mm, t)
     findings = _absorb_satellites(findings, macros, spacing_mm, t)
     in_pattern = {i for f in findings for i in f.member_ids}
-    by_id = {c.id: c for c in calcs}
     fragments = _pattern_fragments(calcs, findings, spacing_mm, t.pattern_fragment_mm)
     # coarse pieces (possible ones too) around a popcorn or dystrophic deposit are its
     # satellites, never members of a cluster of microcalcifications; thin linear casts
