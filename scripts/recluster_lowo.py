@@ -39,7 +39,7 @@ from calcscope.froc import (
     match_clusters,
     sensitivity_at,
 )
-from calcscope.model import Calcification
+from calcscope.model import Calcification, DepositOutline
 from calcscope.thresholds import DescribeThresholds
 from calcscope.truth import read_mias
 
@@ -78,6 +78,7 @@ def report_calcifications(path: Path, max_member_mm: float) -> list[Calcificatio
                 solidity=float(c["solidity"]),
                 lucent_center=bool(c["lucent_center"]),
                 contour_circularity=c.get("contour_circularity"),
+                deposit=None if c.get("deposit") is None else DepositOutline(**c["deposit"]),
             )
         )
     return out

@@ -50,8 +50,6 @@ KNOWN_WEAK = {
     Distribution.REGIONAL: "28/40 at 0.07 mm, 29/40 at 0.1 mm (passes on these seeds): a "
     "spread that happens to be elongated towards the nipple is called segmental, a sparsely "
     "detected one grouped",
-    Morphology.DYSTROPHIC: "22/40 at 0.07 mm, 23/40 at 0.1 mm, 1/3 on these seeds: irregular "
-    "deposits over 3 mm are called popcorn, the detector's outlines of the two overlap",
 }
 ACCEPT = {Morphology.PUNCTATE: {Morphology.PUNCTATE, Morphology.ROUND}}
 

@@ -45,7 +45,7 @@ def test_json_round_trips_through_the_schema(analysis, tmp_path):
     path = write_json(analysis, tmp_path / "x.json")
     data = json.loads(path.read_text())
     again = AnalysisReport.model_validate(data)
-    assert again.schema_version == "1.2"
+    assert again.schema_version == "1.3"
     assert data["n_calcifications"] == sum(c["detected"] for c in data["calcifications"])
     assert data["n_calcifications"] + data["n_possible_calcifications"] == len(
         data["calcifications"]
@@ -115,6 +115,7 @@ def test_json_schema_explains_every_size_and_shape_feature() -> None:
         "elongation",
         "solidity",
         "lucent_center",
+        "deposit",
     ):
         assert props[name].get("description", "").strip(), name
     assert "irregular" in props["solidity"]["description"]

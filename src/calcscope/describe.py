@@ -126,6 +126,45 @@ def _is_irregular(c: Calcification, t: DescribeThresholds) -> bool:
     return c.solidity < t.dystrophic_solidity or c.circularity < t.dystrophic_circularity
 
 
+def _coarse_form(c: Calcification, t: DescribeThresholds) -> tuple[Morphology, list[str]] | None:
+    """Round (compact and smooth), dystrophic (angular) or popcorn (lobulated) from a
+    coarse deposit's whole outline (see ``angular_corner_fraction`` and the thresholds
+    after it); None when the outline was not measured, or for a deposit of
+    ``lobulated_mm`` or less that is neither round nor angular."""
+    dep = c.deposit
+    if dep is None:
+        return None
+    angular = [
+        dep.corner_fraction >= t.angular_corner_fraction,
+        dep.straight_fraction >= t.angular_straight_fraction,
+        dep.inscribed_ratio >= t.compact_inscribed_ratio,
+    ]
+    shape = (
+        f"sharp corners on {dep.corner_fraction:.0%} and straight edges on "
+        f"{dep.straight_fraction:.0%} of its outline, largest inscribed disc "
+        f"{dep.inscribed_ratio:.0%} of its size"
+    )
+    if (
+        dep.corner_fraction < t.angular_corner_fraction
+        and dep.inscribed_ratio >= t.round_inscribed_ratio
+    ):
+        return Morphology.ROUND, [
+            f"smooth round deposit {dep.size_mm:.1f} mm across ({shape}): round calcification"
+        ]
+    if sum(angular) >= 2 or dep.corner_fraction >= t.angular_corner_alone:
+        return Morphology.DYSTROPHIC, [
+            f"coarse angular deposit {dep.size_mm:.1f} mm across ({shape}): dystrophic "
+            "calcification, as after surgery, radiation or injury"
+        ]
+    if dep.size_mm > t.lobulated_mm:
+        return Morphology.COARSE_POPCORN, [
+            f"coarse lobulated deposit {dep.size_mm:.1f} mm across ({shape}: rounded lobes, "
+            f"> {t.lobulated_mm:g} mm): coarse or popcorn-like calcification, as in an "
+            "involuting fibroadenoma"
+        ]
+    return None
+
+
 def _macro_pattern(
     c: Calcification,
     macros: Sequence[Calcification],
@@ -167,6 +206,10 @@ def _macro_pattern(
             return Morphology.VASCULAR, [
                 f"long thin tubular track ({c.max_diameter_mm:.0f} mm): vascular calcification"
             ]
+    if d > t.popcorn_mm or (d >= t.cluster_max_member_mm and _is_irregular(c, t)):
+        form = _coarse_form(c, t)
+        if form is not None:
+            return form
     if d > t.popcorn_mm:
         return Morphology.COARSE_POPCORN, [
             f"coarse deposit {d:.1f} mm across (> {t.popcorn_mm} mm): coarse or popcorn-like "
@@ -701,18 +744,33 @@ def describe(
         )
         centre = tuple(float(v) for v in np.mean([c.center_rc for c in lobes], axis=0))
         in_pattern.update(ids)
+        pattern, reasons = (
+            Morphology.COARSE_POPCORN,
+            [
+                f"{len(lobes)} coarse lobes clumped within {extent:.1f} mm "
+                f"(> {t.popcorn_mm} mm): coarse or popcorn-like calcification, as in an "
+                "involuting fibroadenoma"
+            ],
+        )
+        # the detector can break an angular plaque into touching pieces too: its whole
+        # outline tells them apart
+        form = _coarse_form(max(lobes, key=lambda c: c.diameter_mm), t)
+        if form is not None and form[0] is Morphology.DYSTROPHIC:
+            pattern, reasons = (
+                form[0],
+                [
+                    *form[1],
+                    f"outlined by the detector as {len(lobes)} touching pieces",
+                ],
+            )
         findings.append(
             MacroFinding(
                 id=len(findings) + 1,
                 member_ids=tuple(ids),
-                pattern=Morphology.COARSE_POPCORN,
+                pattern=pattern,
                 center_rc=(centre[0], centre[1]),
                 size_mm=extent,
-                reasons=(
-                    f"{len(lobes)} coarse lobes clumped within {extent:.1f} mm "
-                    f"(> {t.popcorn_mm} mm): coarse or popcorn-like calcification, as in an "
-                    "involuting fibroadenoma",
-                ),
+                reasons=tuple(reasons),
             )
         )
     for c in sorted(macros, key=lambda c: -c.diameter_mm):

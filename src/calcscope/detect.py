@@ -23,7 +23,10 @@ Method
    candidates kept at the operating point; besides the pixel outline's circularity, each
    gets the circularity of its half-maximum contour traced between pixels
    (:func:`_contour_circularity`), which still shows the shape of a speck a few pixels
-   across.
+   across; each of 1 mm or more also gets its deposit's whole outline at 30 % of its
+   height (:func:`_deposit_outline`), which holds the lobes of a lobulated deposit that
+   the half-peak outlines split, and whose corners, straight edges and inscribed disc
+   tell popcorn from dystrophic deposits.
 5. *Sharp coarse deposits.* At pixels up to ``coarse_max_pixel_mm``, top-hat objects of
    ``coarse_min_mm`` or more whose edge is as sharp as the blur allows
    (:func:`_sharp_deposits`) and that no detection covers are added as calcifications
@@ -51,7 +54,7 @@ from skimage.measure import find_contours
 
 from calcscope.config import DetectConfig
 from calcscope.errors import ConfigError
-from calcscope.model import Calcification, Mammogram
+from calcscope.model import Calcification, DepositOutline, Mammogram
 from calcscope.preprocess import Preprocessed
 
 __all__ = [
@@ -757,32 +760,7 @@ def _contour_circularity(
     median of the window's border; the contour is the closed one around the centre.
     Returns None when no such contour closes inside the window.
     """
-    rows, cols = residual.shape
-    r0, c0, r1, c1 = bbox
-    pad = 4
-    ra, ca, rb, cb = max(r0 - pad, 0), max(c0 - pad, 0), min(r1 + pad, rows), min(c1 + pad, cols)
-    patch = residual[ra:rb, ca:cb].astype(np.float64)
-    if min(patch.shape) < 3:
-        return None
-    patch = cv2.GaussianBlur(patch, (0, 0), max(_ISO_SMOOTH_MM / pixel_mm, 0.3))
-    cr, cc = center_rc[0] - ra, center_rc[1] - ca
-    ir, ic = int(round(cr)), int(round(cc))
-    near = patch[max(ir - 2, 0) : ir + 3, max(ic - 2, 0) : ic + 3]
-    if near.size == 0:
-        return None
-    border = np.concatenate([patch[0], patch[-1], patch[:, 0], patch[:, -1]])
-    base = float(np.median(border))
-    peak = float(near.max())
-    if peak <= base:
-        return None
-    best: np.ndarray | None = None
-    for cnt in find_contours(patch, base + 0.5 * (peak - base)):
-        if len(cnt) < 5 or not np.allclose(cnt[0], cnt[-1]):
-            continue
-        poly = cnt[:, ::-1].astype(np.float32).reshape(-1, 1, 2)  # (x, y)
-        if cv2.pointPolygonTest(poly, (float(cc), float(cr)), False) >= 0:
-            if best is None or len(cnt) > len(best):
-                best = cnt
+    best = _centre_contour(residual, bbox, center_rc, pixel_mm, 4, 0.5, 2)
     if best is None:
         return None
     y, x = best[:, 0], best[:, 1]
@@ -898,6 +876,137 @@ def _outline(
                     if residual is not None
                     else None
                 ),
+                deposit=(
+                    _deposit_outline(
+                        residual,
+                        (r0, c0, r1, c1),
+                        (float(cands.center_rc[i, 0]), float(cands.center_rc[i, 1])),
+                        pixel_mm,
+                    )
+                    if residual is not None and diameter >= _DEPOSIT_MIN_MM
+                    else None
+                ),
             )
         )
     return tuple(out)
+
+
+_DEPOSIT_MIN_MM = 1.0
+"""Coarse deposits from this size up get their whole outline measured
+(:func:`_deposit_outline`): popcorn against dystrophic matters from 2-3 mm, and smaller
+objects have too short an outline for corners and edges to mean anything."""
+_DEPOSIT_LEVEL = 0.3
+"""Height (fraction of the peak above the surrounding tissue) of the deposit outline: low
+enough to hold every lobe of a lobulated deposit in one contour, high enough to stay clear
+of the tissue around it (0.2 and 0.5 separated popcorn from dystrophic phantoms less well)."""
+_TURN_ARC_MM = 0.3
+_TURN_STEP_MM = 0.05
+_CORNER_DEG = 45.0
+_STRAIGHT_DEG = 8.0
+
+
+def _centre_contour(
+    residual: np.ndarray,
+    bbox: tuple[int, int, int, int],
+    center_rc: tuple[float, float],
+    pixel_mm: float,
+    pad: int,
+    level: float,
+    near_px: int,
+) -> np.ndarray | None:
+    """Closed sub-pixel contour (row, col pixels) around ``center_rc`` at ``level`` of the
+    way from the tissue (median of the border of a window ``pad`` pixels beyond ``bbox``)
+    to the peak within ``near_px`` of the centre, traced (marching squares) in the residual
+    smoothed by ``_ISO_SMOOTH_MM``; the longest such contour holding the centre, None when
+    none closes inside the window."""
+    rows, cols = residual.shape
+    r0, c0, r1, c1 = bbox
+    ra, ca, rb, cb = max(r0 - pad, 0), max(c0 - pad, 0), min(r1 + pad, rows), min(c1 + pad, cols)
+    patch = residual[ra:rb, ca:cb].astype(np.float64)
+    if min(patch.shape) < 3:
+        return None
+    patch = cv2.GaussianBlur(patch, (0, 0), max(_ISO_SMOOTH_MM / pixel_mm, 0.3))
+    cr, cc = center_rc[0] - ra, center_rc[1] - ca
+    ir, ic = int(round(cr)), int(round(cc))
+    near = patch[max(ir - near_px, 0) : ir + near_px + 1, max(ic - near_px, 0) : ic + near_px + 1]
+    if near.size == 0:
+        return None
+    base = float(np.median(np.concatenate([patch[0], patch[-1], patch[:, 0], patch[:, -1]])))
+    peak = float(near.max())
+    if peak <= base:
+        return None
+    best: np.ndarray | None = None
+    for cnt in find_contours(patch, base + level * (peak - base)):
+        if len(cnt) < 5 or not np.allclose(cnt[0], cnt[-1]):
+            continue
+        poly = cnt[:, ::-1].astype(np.float32).reshape(-1, 1, 2)  # (x, y)
+        if cv2.pointPolygonTest(poly, (float(cc), float(cr)), False) >= 0:
+            if best is None or len(cnt) > len(best):
+                best = cnt
+    return None if best is None else best + np.array([ra, ca])
+
+
+def _deposit_outline(
+    residual: np.ndarray,
+    bbox: tuple[int, int, int, int],
+    center_rc: tuple[float, float],
+    pixel_mm: float,
+) -> DepositOutline | None:
+    """The whole outline of the coarse deposit at ``center_rc`` and its shape measures
+    (:class:`~calcscope.model.DepositOutline`).
+
+    The contour is traced between pixels (marching squares) in the lightly smoothed
+    top-hat residual at ``_DEPOSIT_LEVEL`` of the way from the tissue around the deposit
+    (median of the border of a window 3 mm beyond ``bbox``, 6 mm when the contour does not
+    close inside it) to its peak near the centre, and is the closed contour around the
+    centre (:func:`_centre_contour`). The detector outlines a lobulated
+    deposit lobe by lobe (each at half its own peak); this contour holds the lobes together.
+    It is resampled every 0.05 mm; the turning of the outline over ``_TURN_ARC_MM`` of arc on
+    each side of a point marks a sharp convex corner (over 45 degrees) or a straight edge
+    (under 8 degrees): an angular, dystrophic deposit has both, a popcorn deposit's rounded
+    lobes neither. The largest inscribed disc over the area-equivalent diameter is low for
+    a clump of lobes and high for a compact body. None when no closed contour holds the
+    centre.
+    """
+    found = None
+    r0, c0, r1, c1 = bbox
+    for pad_mm in (3.0, 6.0):  # wider when the deposit reaches out of the first window
+        pad = int(round(max(pad_mm / pixel_mm, r1 - r0, c1 - c0)))
+        found = _centre_contour(residual, bbox, center_rc, pixel_mm, pad, _DEPOSIT_LEVEL, 3)
+        if found is not None:
+            break
+    if found is None:
+        return None
+    mm = found * pixel_mm  # (row, col) in mm, closed
+    y, x = mm[:, 0], mm[:, 1]
+    area = 0.5 * abs(float(np.dot(x[:-1], y[1:]) - np.dot(y[:-1], x[1:])))
+    if area <= 0:
+        return None
+    size_mm = 2.0 * float(np.sqrt(area / np.pi))
+    # resample at equal arc length, then the turning over +-_TURN_ARC_MM
+    arc = np.r_[0.0, np.cumsum(np.hypot(np.diff(y), np.diff(x)))]
+    n = max(int(arc[-1] / _TURN_STEP_MM), 8)
+    t = np.linspace(0.0, arc[-1], n, endpoint=False)
+    pts = np.column_stack([np.interp(t, arc, y), np.interp(t, arc, x)])
+    w = max(1, int(round(_TURN_ARC_MM / _TURN_STEP_MM)))
+    ahead = np.roll(pts, -w, axis=0) - pts
+    behind = pts - np.roll(pts, w, axis=0)
+    turn = np.arctan2(
+        ahead[:, 0] * behind[:, 1] - ahead[:, 1] * behind[:, 0], (ahead * behind).sum(1)
+    )
+    if turn.sum() < 0:  # convex turns positive whatever the contour's direction
+        turn = -turn
+    corner = float(np.mean(turn > np.radians(_CORNER_DEG)))
+    straight = float(np.mean(np.abs(turn) < np.radians(_STRAIGHT_DEG)))
+    # largest inscribed disc on a 0.02 mm raster of the outline
+    fine = 0.02
+    xy = ((mm[:, ::-1] - mm[:, ::-1].min(0)) / fine + 2).astype(np.int32)
+    raster = np.zeros((int(xy[:, 1].max()) + 3, int(xy[:, 0].max()) + 3), np.uint8)
+    cv2.fillPoly(raster, [xy.reshape(-1, 1, 2)], 1)
+    inscribed = float(cv2.distanceTransform(raster, cv2.DIST_L2, 5).max()) * fine * 2
+    return DepositOutline(
+        size_mm=size_mm,
+        corner_fraction=corner,
+        straight_fraction=straight,
+        inscribed_ratio=float(min(1.0, inscribed / size_mm)),
+    )

@@ -29,6 +29,7 @@ __all__ = [
     "Distribution",
     "CalcKind",
     "Calcification",
+    "DepositOutline",
     "Cluster",
 ]
 
@@ -244,6 +245,23 @@ class Mammogram:
 
 
 @dataclass(frozen=True)
+class DepositOutline:
+    """Shape of a coarse deposit's whole outline, which tells a lobulated (popcorn) deposit
+    from an angular (dystrophic) one.
+
+    Measured on the sub-pixel contour at 30 % of the deposit's height above the tissue
+    around it (see :func:`calcscope.detect._deposit_outline`), which holds all of its
+    lobes even where the detector outlines them one by one. Corners and straight edges are
+    judged on the turning of the contour over 0.3 mm of arc on each side of each point.
+    """
+
+    size_mm: float  # diameter of the circle of the outline's area
+    corner_fraction: float  # share of the outline at sharp convex corners (turn > 45 deg)
+    straight_fraction: float  # share of the outline along straight edges (turn < 8 deg)
+    inscribed_ratio: float  # largest inscribed disc's diameter / size_mm (lobes: low)
+
+
+@dataclass(frozen=True)
 class Calcification:
     """One detected calcification.
 
@@ -268,6 +286,8 @@ class Calcification:
     kind: CalcKind = CalcKind.MICRO
     # circularity of the sub-pixel half-maximum iso-contour (None: not measured)
     contour_circularity: float | None = None
+    # whole outline of a coarse deposit (None: not measured, as for specks)
+    deposit: DepositOutline | None = None
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ __all__ = [
     "write_atomic",
 ]
 
-SCHEMA_VERSION = "1.2"
+SCHEMA_VERSION = "1.3"
 
 
 class _Model(BaseModel):
@@ -80,6 +80,22 @@ class PatientModel(_Model):
     birth_date: str | None = None
 
 
+class DepositOutlineModel(_Model):
+    size_mm: float = Field(description="diameter of the circle of the whole outline's area, mm")
+    corner_fraction: float = Field(
+        ge=0, le=1, description="share of the outline at sharp convex corners (angular)"
+    )
+    straight_fraction: float = Field(
+        ge=0, le=1, description="share of the outline along straight edges (angular)"
+    )
+    inscribed_ratio: float = Field(
+        ge=0,
+        le=1,
+        description="largest inscribed disc's diameter / size_mm: low for a clump of "
+        "rounded lobes (popcorn), high for a compact body",
+    )
+
+
 class CalcificationModel(_Model):
     id: int
     kind: str
@@ -113,6 +129,12 @@ class CalcificationModel(_Model):
     )
     lucent_center: bool = Field(
         description="centre darker than its rim (rim or eggshell, skin calcification)"
+    )
+    deposit: DepositOutlineModel | None = Field(
+        default=None,
+        description="whole outline of a coarse deposit (1 mm or more), traced at 30 % of "
+        "its height so that it holds all its lobes; tells popcorn (lobulated) from "
+        "dystrophic (angular); null: not measured",
     )
     contour_rc: list[tuple[int, int]]
 
@@ -235,6 +257,16 @@ def to_report(analysis: Analysis, *, anonymize: bool = False) -> AnalysisReport:
             elongation=round(c.elongation, 3),
             solidity=round(c.solidity, 3),
             lucent_center=c.lucent_center,
+            deposit=(
+                None
+                if c.deposit is None
+                else DepositOutlineModel(
+                    size_mm=round(c.deposit.size_mm, 3),
+                    corner_fraction=round(c.deposit.corner_fraction, 4),
+                    straight_fraction=round(c.deposit.straight_fraction, 4),
+                    inscribed_ratio=round(c.deposit.inscribed_ratio, 4),
+                )
+            ),
             contour_rc=[(int(r), int(cc)) for r, cc in c.contour_rc],
         )
         for c in analysis.calcifications
