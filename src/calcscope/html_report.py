@@ -82,6 +82,7 @@ def _findings_rows(rep: AnalysisReport) -> list[str]:
             f'<tr class="finding" id="C{c.id}">'
             + _cell(f"C{c.id}")
             + _cell("cluster of microcalcifications")
+            + _cell(c.location.text if c.location else "")
             + _cell(f"{c.n_detected} + {c.n_members - c.n_detected} possible")
             + _cell(f"{c.extent_mm:.1f}")
             + _cell(f"{c.median_diameter_mm:.2f}")
@@ -98,6 +99,7 @@ def _findings_rows(rep: AnalysisReport) -> list[str]:
             f'<tr class="finding" id="M{m.id}">'
             + _cell(f"M{m.id}")
             + _cell("macrocalcification")
+            + _cell(m.location.text if m.location else "")
             + _cell(len(m.member_ids))
             + _cell(f"{m.size_mm:.1f}")
             + _cell(f"{m.size_mm:.1f}")
@@ -137,9 +139,17 @@ def render_html(analysis: Analysis, *, anonymize: bool = False, max_side_px: int
         ),
         ("clusters", str(len(rep.clusters))),
     ]
+    if rep.nipple_line is not None:
+        header.append(
+            (
+                "breast depth",
+                f"{rep.nipple_line.length_mm:.0f} mm along the posterior nipple line; "
+                f"{rep.nipple_line.orientation}",
+            )
+        )
     head_rows = "".join(f"<tr><th>{escape(k)}</th>{_cell(v)}</tr>" for k, v in header)
     rows = _findings_rows(rep)
-    table_body = "\n".join(rows) or '<tr><td colspan="10">no finding</td></tr>'
+    table_body = "\n".join(rows) or '<tr><td colspan="11">no finding</td></tr>'
     s = rep.settings
     settings_rows = "".join(
         f"<tr><th>{escape(k)}</th>{_cell(v)}</tr>"
@@ -168,7 +178,7 @@ def render_html(analysis: Analysis, *, anonymize: bool = False, max_side_px: int
 <table class="source">{patient}{head_rows}</table>
 <h2>Findings</h2>
 <table id="findings">
-<thead><tr><th>finding</th><th>kind</th><th>calcifications</th><th>size (mm)</th>
+<thead><tr><th>finding</th><th>kind</th><th>location</th><th>calcifications</th><th>size (mm)</th>
 <th>median diameter (mm)</th><th>morphology</th><th>distribution</th><th>BI-RADS</th>
 <th>follow-up</th><th>reason</th></tr></thead>
 <tbody>

@@ -579,6 +579,7 @@ def _read_dicom(p: Path, config: IOConfig, user_spacing: tuple[float, float] | N
         presentation_intent=_str_or_none(ds.get("PresentationIntentType")),
         photometric_interpretation=photometric or None,
         spacing_origin=origin,
+        patient_orientation=_orientation(ds.get("PatientOrientation")),
     )
     return Mammogram(
         pixels=_finish(grey),
@@ -877,6 +878,15 @@ def _int_or(value: Any, default: int) -> int:
         return int(value)
     except (TypeError, ValueError):
         return default
+
+
+def _orientation(value: Any) -> str | None:
+    """PatientOrientation as its DICOM text, e.g. ``"A\\R"`` (None when empty)."""
+    if value is None:
+        return None
+    parts = [str(v).strip() for v in value] if not isinstance(value, str) else [value.strip()]
+    text = "\\".join(p for p in parts if p)
+    return text or None
 
 
 def _str_or_none(value: Any) -> str | None:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from calcscope import __version__
 from calcscope.assess import Category, FollowUp
+from calcscope.location import BreastHalf
 from calcscope.model import CalcKind, Distribution, Laterality
 from calcscope.pipeline import Analysis
 
@@ -100,6 +101,38 @@ def _count(n: int, one: str, many: str) -> str:
     return f"{words.get(n, str(n))} {one if n == 1 else many}"
 
 
+_HALF_WORDS = {
+    BreastHalf.OUTER: "in the outer half of the breast (the side towards the armpit)",
+    BreastHalf.INNER: "in the inner half of the breast (the side towards the middle of the chest)",
+    BreastHalf.UPPER: "in the upper half of the breast",
+    BreastHalf.LOWER: "in the lower half of the breast",
+    BreastHalf.CENTRAL: "just behind the nipple",
+}
+
+
+def _where(analysis: Analysis) -> str | None:
+    """Where the cluster that sets the follow-up lies, in plain words; None when no
+    cluster needs more than routine screening or its place is unknown."""
+    worst = max(
+        (f for f in analysis.clusters if getattr(f, "location", None) is not None),
+        key=lambda f: (f.assessment.category.rank, f.assessment.likelihood),
+        default=None,
+    )
+    if worst is None or worst.assessment.category in (Category.C1, Category.C2):
+        return None
+    loc = worst.location
+    parts = []
+    if loc.half is not None:
+        parts.append(_HALF_WORDS[loc.half])
+    if loc.nipple_distance_mm is not None and loc.half is not BreastHalf.CENTRAL:
+        cm = max(1, round(loc.nipple_distance_mm / 10))
+        parts.append(f"about {cm} cm from the nipple")
+    if not parts:
+        return None
+    group = "The group" if len(analysis.clusters) == 1 else "The group that needs a closer look"
+    return f"{group} is " + ", ".join(parts) + "."
+
+
 def letter_paragraphs(analysis: Analysis) -> list[list[str]]:
     """The letter as paragraphs of sentences (plain text)."""
     a = analysis.assessment
@@ -129,6 +162,9 @@ def letter_paragraphs(analysis: Analysis) -> list[list[str]]:
                 f"{_count(n_clusters, 'cluster', 'clusters')} "
                 f"({EXPLAINED_TERMS['cluster']}){side}."
             )
+            where = _where(analysis)
+            if where:
+                seen.append(where)
         if n_macro:
             seen.append(
                 f"It found {_count(n_macro, 'larger spot', 'larger spots')} as well"

@@ -212,6 +212,7 @@ class Source:
     presentation_intent: str | None = None  # "FOR PRESENTATION" / "FOR PROCESSING"
     photometric_interpretation: str | None = None
     spacing_origin: str | None = None  # tag or "user" the spacing came from
+    patient_orientation: str | None = None  # DICOM PatientOrientation, e.g. "A\\R"
 
 
 @dataclass(frozen=True)

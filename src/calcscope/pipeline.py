@@ -30,6 +30,7 @@ from calcscope.describe import (
 )
 from calcscope.detect import Detection, detect
 from calcscope.io import from_array, read_image
+from calcscope.location import Location, NippleLine, locate, nipple_line
 from calcscope.model import Calcification, Cluster, Laterality, Mammogram, View
 from calcscope.preprocess import Preprocessed, preprocess
 
@@ -41,12 +42,14 @@ class ClusterFinding:
     cluster: Cluster
     description: ClusterDescription
     assessment: Assessment
+    location: Location | None = None
 
 
 @dataclass(frozen=True)
 class MacroResult:
     finding: MacroFinding
     assessment: Assessment
+    location: Location | None = None
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,7 @@ class Analysis:
     assessment: Assessment
     config: Config
     breast_area_mm2: float
+    nipple_line: NippleLine | None = None
     timings_s: dict[str, float] = field(default_factory=dict)
     version: str = __version__
 
@@ -161,6 +165,7 @@ def analyze_mammogram(
         nipple_rc=prep.nipple_rc,
         breast=prep.breast,
     )
+    line = nipple_line(mammo, prep)
     cluster_findings = []
     for cl, cd in zip(clusters, desc.clusters, strict=True):
         a = assess_descriptors(
@@ -171,8 +176,11 @@ def analyze_mammogram(
             detection_confident=cl.score >= cfg.cluster.confident_score,
             thresholds=cfg.assess.thresholds,
         )
-        cluster_findings.append(ClusterFinding(cl, cd, a))
-    macro_results = [MacroResult(m, assess_benign_macro(m.pattern, m.reasons)) for m in desc.macros]
+        cluster_findings.append(ClusterFinding(cl, cd, a, locate(cl.center_rc, mammo, line)))
+    macro_results = [
+        MacroResult(m, assess_benign_macro(m.pattern, m.reasons), locate(m.center_rc, mammo, line))
+        for m in desc.macros
+    ]
     image_assessment = assess_image(
         [f.assessment for f in cluster_findings] + [m.assessment for m in macro_results]
     )
@@ -189,5 +197,6 @@ def analyze_mammogram(
         assessment=image_assessment,
         config=cfg,
         breast_area_mm2=area,
+        nipple_line=line,
         timings_s=timings,
     )

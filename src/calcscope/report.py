@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from calcscope import DISCLAIMER, __version__
 from calcscope.assess import Assessment, Category
 from calcscope.io import atomic_path
+from calcscope.location import Location
 from calcscope.pipeline import Analysis
 
 __all__ = [
@@ -139,6 +140,34 @@ class CalcificationModel(_Model):
     contour_rc: list[tuple[int, int]]
 
 
+class LocationModel(_Model):
+    """Where a finding lies, as far as one view tells (BI-RADS "location of lesion")."""
+
+    laterality: str | None
+    view: str | None
+    half: str | None = Field(
+        description="outer / inner (CC view) or upper / lower (MLO, ML, LM view) half of "
+        "the breast, central behind the nipple; the quadrant needs both views; null: "
+        "view unknown"
+    )
+    depth: str | None = Field(
+        description="anterior, middle or posterior third of the nipple-to-chest-wall depth"
+    )
+    nipple_distance_mm: float | None = Field(description="distance from the nipple, mm")
+    text: str = Field(description="the location in words")
+
+
+class NippleLineModel(_Model):
+    nipple_rc: tuple[float, float] = Field(
+        description="estimated nipple: the breast's most anterior point"
+    )
+    length_mm: float = Field(
+        description="posterior nipple line: from the nipple back to the chest wall (the "
+        "pectoral muscle's edge where it shows), the breast's depth"
+    )
+    orientation: str = Field(description="how the image's top side was read (which half)")
+
+
 class ClusterModel(_Model):
     id: int
     center_rc: tuple[float, float]
@@ -159,6 +188,7 @@ class ClusterModel(_Model):
     distribution: str
     distribution_code: CodedConcept
     description_reasons: list[str]
+    location: LocationModel | None = None
     assessment: AssessmentModel
 
 
@@ -169,6 +199,7 @@ class MacroModel(_Model):
     member_ids: list[int]
     center_rc: tuple[float, float]
     size_mm: float
+    location: LocationModel | None = None
     assessment: AssessmentModel
 
 
@@ -191,6 +222,7 @@ class AnalysisReport(_Model):
     patient: PatientModel | None
     settings: SettingsModel
     breast_area_mm2: float
+    nipple_line: NippleLineModel | None = None
     assessment: AssessmentModel
     n_calcifications: int = Field(description="calcifications at the operating point")
     n_macrocalcifications: int
@@ -206,6 +238,21 @@ class AnalysisReport(_Model):
 
 def _code(c: Any) -> CodedConcept:
     return CodedConcept(value=c.value, scheme=c.scheme_designator, meaning=c.meaning)
+
+
+def _location(loc: Location | None) -> LocationModel | None:
+    if loc is None:
+        return None
+    return LocationModel(
+        laterality=loc.laterality.value if loc.laterality else None,
+        view=loc.view.value if loc.view else None,
+        half=loc.half.value if loc.half else None,
+        depth=loc.depth.value if loc.depth else None,
+        nipple_distance_mm=(
+            None if loc.nipple_distance_mm is None else round(loc.nipple_distance_mm, 1)
+        ),
+        text=loc.text,
+    )
 
 
 def _assessment(a: Assessment) -> AssessmentModel:
@@ -290,6 +337,7 @@ def to_report(analysis: Analysis, *, anonymize: bool = False) -> AnalysisReport:
             distribution=f.description.distribution.value,
             distribution_code=_code(f.description.distribution.code),
             description_reasons=list(f.description.reasons),
+            location=_location(f.location),
             assessment=_assessment(f.assessment),
         )
         for f in analysis.clusters
@@ -302,6 +350,7 @@ def to_report(analysis: Analysis, *, anonymize: bool = False) -> AnalysisReport:
             member_ids=list(r.finding.member_ids),
             center_rc=(round(r.finding.center_rc[0], 2), round(r.finding.center_rc[1], 2)),
             size_mm=round(r.finding.size_mm, 2),
+            location=_location(r.location),
             assessment=_assessment(r.assessment),
         )
         for r in analysis.macros
@@ -341,6 +390,18 @@ def to_report(analysis: Analysis, *, anonymize: bool = False) -> AnalysisReport:
             config=cfg.model_dump(mode="json"),
         ),
         breast_area_mm2=round(analysis.breast_area_mm2, 1),
+        nipple_line=(
+            None
+            if analysis.nipple_line is None
+            else NippleLineModel(
+                nipple_rc=(
+                    round(analysis.nipple_line.nipple_rc[0], 1),
+                    round(analysis.nipple_line.nipple_rc[1], 1),
+                ),
+                length_mm=round(analysis.nipple_line.length_mm, 1),
+                orientation=analysis.nipple_line.orientation_note,
+            )
+        ),
         assessment=_assessment(analysis.assessment),
         n_calcifications=len(detected),
         n_macrocalcifications=n_macro,

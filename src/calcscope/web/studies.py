@@ -215,13 +215,29 @@ def load_base_image(study: Study, report: dict[str, Any]) -> Pyramid:
     raise FileNotFoundError(f"{problem}, and there is no overlay PNG beside the report")
 
 
+def _location_from_report(loc: dict[str, Any] | None) -> Any:
+    """A :class:`calcscope.location.Location` from its JSON form (None when absent)."""
+    from calcscope.location import BreastHalf, Depth, Location
+    from calcscope.model import Laterality, View
+
+    if not loc:
+        return None
+    return Location(
+        laterality=Laterality(loc["laterality"]) if loc.get("laterality") else None,
+        view=View(loc["view"]) if loc.get("view") else None,
+        half=BreastHalf(loc["half"]) if loc.get("half") else None,
+        depth=Depth(loc["depth"]) if loc.get("depth") else None,
+        nipple_distance_mm=loc.get("nipple_distance_mm"),
+    )
+
+
 def letter_from_report(report: dict[str, Any]) -> str:
     """The patient letter (:func:`calcscope.letter.letter_html`) rebuilt from a JSON
     report, for result folders written without ``--letter``.
 
     The letter needs only the category, follow-up, laterality, the counts and the
-    clusters' distributions; they are handed over in a stand-in with the attributes of an
-    ``Analysis`` the letter reads.
+    clusters' distributions, categories and locations; they are handed over in a stand-in
+    with the attributes of an ``Analysis`` the letter reads.
     """
     from calcscope.assess import Category, FollowUp
     from calcscope.letter import letter_html
@@ -244,7 +260,19 @@ def letter_from_report(report: dict[str, Any]) -> str:
         ],
         clusters=[
             SimpleNamespace(
-                description=SimpleNamespace(distribution=Distribution(c["distribution"]))
+                description=SimpleNamespace(distribution=Distribution(c["distribution"])),
+                assessment=(
+                    SimpleNamespace(
+                        category=Category(c["assessment"]["category"]),
+                        likelihood=float(c["assessment"]["likelihood"]),
+                    )
+                    if c.get("assessment")
+                    else None
+                ),
+                # the letter says where a cluster is only when it knows its category
+                location=(
+                    _location_from_report(c.get("location")) if c.get("assessment") else None
+                ),
             )
             for c in report.get("clusters", [])
         ],
