@@ -343,7 +343,7 @@
     if (!findings.length) {
       var tr0 = document.createElement('tr');
       var td = document.createElement('td');
-      td.colSpan = 9;
+      td.colSpan = 10;
       td.textContent = 'no finding';
       tr0.appendChild(td);
       tbody.appendChild(tr0);
@@ -361,6 +361,7 @@
       if (f.cluster) {
         var cl = f.cluster;
         cell(tr, 'cluster');
+        cell(tr, cl.location ? cl.location.text : '');
         cell(tr, cl.n_detected + ' + ' + (cl.n_members - cl.n_detected) + ' possible');
         cell(tr, Number(cl.extent_mm).toFixed(1));
         cell(tr, words(cl.morphology) + (cl.morphology_confident ? '' : ' (?)'));
@@ -368,6 +369,7 @@
       } else {
         var m = f.macro;
         cell(tr, 'macro');
+        cell(tr, m.location ? m.location.text : '');
         cell(tr, m.member_ids.length);
         cell(tr, Number(m.size_mm).toFixed(1));
         cell(tr, words(m.pattern));
