@@ -81,6 +81,12 @@ def test_layout_summary_and_error_record(clean_run: Path, archive: Path) -> None
             assert [r["category"] for r in mine] == [
                 c["assessment"]["category"] for c in report["clusters"]
             ]
+            # with where each cluster lies
+            assert [(r["half"], r["depth"]) for r in mine] == [
+                (c["location"]["half"] or "", c["location"]["depth"] or "")
+                for c in report["clusters"]
+            ]
+            assert all(r["depth"] in ("anterior", "middle", "posterior") for r in mine)
     broken = out / "b__broken.dcm"
     error = json.loads((broken / "error.json").read_text())
     assert error["error"] == "UnreadableFileError" and "broken.dcm" in error["message"]

@@ -67,6 +67,9 @@ SUMMARY_COLUMNS = (
     "extent_mm",
     "morphology",
     "distribution",
+    "half",
+    "depth",
+    "nipple_distance_mm",
     "category",
     "likelihood",
     "follow_up",
@@ -144,6 +147,10 @@ def _image_record(
     }
 
 
+def _blank_none(value: Any) -> Any:
+    return "" if value is None else value
+
+
 def _cluster_rows(key: str, report: dict[str, Any]) -> list[dict[str, Any]]:
     return [
         {
@@ -156,6 +163,10 @@ def _cluster_rows(key: str, report: dict[str, Any]) -> list[dict[str, Any]]:
             "extent_mm": c["extent_mm"],
             "morphology": c["morphology"],
             "distribution": c["distribution"],
+            # where it lies (schema 1.3; empty for older reports)
+            "half": (c.get("location") or {}).get("half") or "",
+            "depth": (c.get("location") or {}).get("depth") or "",
+            "nipple_distance_mm": _blank_none((c.get("location") or {}).get("nipple_distance_mm")),
             "category": c["assessment"]["category"],
             "likelihood": c["assessment"]["likelihood"],
             "follow_up": c["assessment"]["follow_up"],
