@@ -19,6 +19,7 @@ pytest.importorskip(
 )
 
 from calcscope.batch import (  # noqa: E402
+    BREAST_COLUMNS,
     DONE,
     IMAGE_COLUMNS,
     SUMMARY_COLUMNS,
@@ -68,6 +69,10 @@ def test_layout_summary_and_error_record(clean_run: Path, archive: Path) -> None
     assert rows and tuple(rows[0]) == SUMMARY_COLUMNS
     images = _read(out / "images.csv")
     assert tuple(images[0]) == IMAGE_COLUMNS and len(images) == N_DISTINCT * N_COPIES + 1
+    with (
+        out / "breasts.csv"
+    ).open() as fh:  # cross-view pairs (none: no study has both views here)
+        assert fh.readline().strip().split(",") == list(BREAST_COLUMNS)
     keys = [r["image"] for r in images]
     assert keys == sorted(keys) and "a__p0.dcm" in keys and "b__p1_2.dcm" in keys
     # one row per cluster, matching each image's JSON report

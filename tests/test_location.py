@@ -9,7 +9,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from calcscope.location import BreastHalf, Depth, locate, nipple_line
+from calcscope.location import (
+    BreastHalf,
+    Depth,
+    ViewFinding,
+    clock_face,
+    locate,
+    nipple_line,
+    pair_views,
+)
 from calcscope.model import Laterality, Mammogram, Source, View
 from calcscope.preprocess import Preprocessed
 
@@ -157,3 +165,83 @@ def test_report_letter_and_html_carry_the_location():
     assert worst.location is not None
     assert words[worst.location.half.value] in letter_text(analysis)
     assert rep.clusters[0].location.text in render_html(analysis)
+
+
+@pytest.mark.parametrize(
+    ("laterality", "outer", "upper", "expected"),
+    [
+        (Laterality.RIGHT, 10.0, 17.3, ("upper outer", 11)),
+        (Laterality.LEFT, 10.0, 17.3, ("upper outer", 1)),
+        (Laterality.RIGHT, -10.0, -17.3, ("lower inner", 5)),
+        (Laterality.LEFT, -10.0, -17.3, ("lower inner", 7)),
+        (Laterality.RIGHT, 20.0, 2.0, ("outer", 9)),
+        (Laterality.LEFT, 20.0, -2.0, ("outer", 3)),
+        (Laterality.LEFT, 3.0, 30.0, ("upper", 12)),
+        (Laterality.RIGHT, 2.0, -3.0, ("central", None)),
+    ],
+)
+def test_clock_face_from_the_two_views(laterality, outer, upper, expected):
+    assert clock_face(laterality, outer, upper) == expected
+
+
+def _vf(image: str, fid: int, distance: float, offset: float = 10.0, morph: str = "round"):
+    return ViewFinding(image, fid, distance, offset, morph, "3", 0.02)
+
+
+def test_pair_views_by_distance_from_the_nipple():
+    cc = [_vf("cc", 1, 30.0), _vf("cc", 2, 60.0), _vf("cc", 3, 90.0)]
+    mlo = [_vf("mlo", 1, 58.0), _vf("mlo", 2, 33.0), _vf("mlo", 3, 120.0)]
+    pairs = [(a.finding_id, b.finding_id) for a, b in pair_views(cc, mlo)]
+    # 90 mm and 120 mm differ by more than 15 mm: no pair
+    assert pairs == [(1, 2), (2, 1)]
+    # one finding joins one pair at most; at equal distance the same morphology wins
+    cc = [_vf("cc", 1, 40.0, morph="fine_linear")]
+    mlo = [_vf("mlo", 1, 42.0, morph="round"), _vf("mlo", 2, 38.0, morph="fine_linear")]
+    assert [(a.finding_id, b.finding_id) for a, b in pair_views(cc, mlo)] == [(1, 2)]
+
+
+def _report(study: str, lat: str, view: str, clusters: list[tuple[float, float, str]]) -> dict:
+    return {
+        "source": {"study_instance_uid": study, "laterality": lat, "view": view},
+        "clusters": [
+            {
+                "id": k,
+                "morphology": "fine_linear" if cat == "4C" else "round",
+                "assessment": {"category": cat, "likelihood": 0.8 if cat == "4C" else 0.02},
+                "location": {"nipple_distance_mm": d, "offset_mm": off},
+            }
+            for k, (d, off, cat) in enumerate(clusters, start=1)
+        ],
+    }
+
+
+def test_breasts_csv_pairs_the_views_of_each_breast(tmp_path: Path):
+    import csv
+    import json
+
+    from calcscope.batch import BREAST_COLUMNS, write_breasts
+
+    reports = {
+        "s1_rcc": _report("1.2.3", "R", "CC", [(40.0, 12.0, "3"), (70.0, -8.0, "4C")]),
+        "s1_rmlo": _report("1.2.3", "R", "MLO", [(73.0, 20.0, "4B"), (120.0, 5.0, "3")]),
+        "s1_lcc": _report("1.2.3", "L", "CC", [(40.0, 12.0, "3")]),  # no MLO of that breast
+        "s2_rmlo": _report("9.9", "R", "MLO", [(40.0, 12.0, "3")]),  # another study
+    }
+    for key, rep in reports.items():
+        (tmp_path / key).mkdir()
+        (tmp_path / key / "analysis.json").write_text(json.dumps(rep))
+    path = write_breasts(tmp_path, sorted(reports) + ["missing"])
+    rows = list(csv.DictReader(path.open()))
+    assert tuple(rows[0]) == BREAST_COLUMNS
+    assert len(rows) == 1
+    row = rows[0]
+    assert (row["cc_image"], row["cc_cluster_id"], row["mlo_image"], row["mlo_cluster_id"]) == (
+        "s1_rcc",
+        "2",
+        "s1_rmlo",
+        "1",
+    )
+    # inner on the CC view, upper on the MLO view, right breast: upper inner, 1-2 o'clock
+    assert (row["quadrant"], row["clock"]) == ("upper inner", "1")
+    assert (row["category"], row["morphology"]) == ("4C", "fine_linear")
+    assert float(row["distance_difference_mm"]) == 3.0

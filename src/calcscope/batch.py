@@ -13,6 +13,7 @@ Layout of ``OUT``::
     OUT/<image id>/_done           written last: the folder is complete
     OUT/summary.csv                one row per cluster of every image, sorted
     OUT/images.csv                 one row per image: status, counts, category, error
+    OUT/breasts.csv                clusters seen on both views of a breast: quadrant, clock
 
 The image id is the path relative to ``INPUT_DIR`` with ``/`` replaced by ``__``. Each
 task writes into ``OUT/.tmp-<id>-<random>/`` and renames it to ``OUT/<id>/`` (atomic), so
@@ -43,9 +44,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from calcscope.assess import Category
 from calcscope.config import Config
 from calcscope.errors import CalcscopeError, ConfigError
 from calcscope.io import atomic_path
+from calcscope.location import ViewFinding, clock_face, pair_views
+from calcscope.model import Laterality
 
 __all__ = [
     "SUMMARY_COLUMNS",
@@ -55,6 +59,8 @@ __all__ = [
     "analyse_to_folder",
     "run_batch",
     "write_summaries",
+    "write_breasts",
+    "BREAST_COLUMNS",
 ]
 
 SUMMARY_COLUMNS = (
@@ -87,6 +93,21 @@ IMAGE_COLUMNS = (
     "follow_up",
     "error",
 )
+BREAST_COLUMNS = (
+    "study",
+    "laterality",
+    "cc_image",
+    "cc_cluster_id",
+    "mlo_image",
+    "mlo_cluster_id",
+    "nipple_distance_mm",
+    "distance_difference_mm",
+    "quadrant",
+    "clock",
+    "morphology",
+    "category",
+    "likelihood",
+)
 DONE = "_done"
 _TMP = ".tmp-"
 
@@ -103,6 +124,7 @@ class BatchResult:
     images_csv: Path
     seconds: float
     workers: int
+    breasts_csv: Path | None = None
 
     @property
     def images_per_second(self) -> float:
@@ -277,6 +299,86 @@ def write_summaries(out_dir: str | Path, keys: list[str]) -> tuple[Path, Path]:
     return summary, images
 
 
+_CC_VIEWS = ("CC", "XCCL")
+_MLO_VIEWS = ("MLO", "ML", "LM")
+
+
+def _view_findings(key: str, report: dict[str, Any]) -> list[ViewFinding]:
+    out = []
+    for c in report.get("clusters", []):
+        loc = c.get("location") or {}
+        if loc.get("nipple_distance_mm") is None or loc.get("offset_mm") is None:
+            continue
+        out.append(
+            ViewFinding(
+                image=key,
+                finding_id=int(c["id"]),
+                nipple_distance_mm=float(loc["nipple_distance_mm"]),
+                offset_mm=float(loc["offset_mm"]),
+                morphology=str(c["morphology"]),
+                category=str(c["assessment"]["category"]),
+                likelihood=float(c["assessment"]["likelihood"]),
+            )
+        )
+    return out
+
+
+def write_breasts(out_dir: str | Path, keys: list[str]) -> Path:
+    """Write ``breasts.csv``: clusters seen on both the CC and the MLO view of one breast.
+
+    Images are grouped by study (Study Instance UID, else patient id) and laterality; in
+    each group the clusters of the CC views and of the MLO (ML, LM) views are paired by
+    their distance from the nipple (:func:`calcscope.location.pair_views`), and each pair
+    gets its quadrant and clock face (:func:`calcscope.location.clock_face`): the CC view
+    tells outer from inner, the MLO view upper from lower. Each row gives the worse of the
+    two calls. Images without a study, laterality or view are left out.
+    """
+    out = Path(out_dir)
+    groups: dict[tuple[str, str], tuple[list[ViewFinding], list[ViewFinding]]] = {}
+    for key in keys:
+        path = out / key / "analysis.json"
+        if not path.exists():
+            continue
+        report = json.loads(path.read_text())
+        src = report.get("source") or {}
+        study = src.get("study_instance_uid") or (report.get("patient") or {}).get("id")
+        lat, view = src.get("laterality"), src.get("view")
+        if not study or lat not in ("L", "R") or view not in _CC_VIEWS + _MLO_VIEWS:
+            continue
+        cc, mlo = groups.setdefault((str(study), lat), ([], []))
+        (cc if view in _CC_VIEWS else mlo).extend(_view_findings(key, report))
+    path = out / "breasts.csv"
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=BREAST_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        for (study, lat), (cc, mlo) in sorted(groups.items()):
+            for a, b in pair_views(cc, mlo):
+                quadrant, hour = clock_face(Laterality(lat), a.offset_mm, b.offset_mm)
+                worse = max((a, b), key=lambda f: (Category(f.category).rank, f.likelihood))
+                writer.writerow(
+                    {
+                        "study": study,
+                        "laterality": lat,
+                        "cc_image": a.image,
+                        "cc_cluster_id": a.finding_id,
+                        "mlo_image": b.image,
+                        "mlo_cluster_id": b.finding_id,
+                        "nipple_distance_mm": round(
+                            (a.nipple_distance_mm + b.nipple_distance_mm) / 2, 1
+                        ),
+                        "distance_difference_mm": round(
+                            abs(a.nipple_distance_mm - b.nipple_distance_mm), 1
+                        ),
+                        "quadrant": quadrant,
+                        "clock": "" if hour is None else hour,
+                        "morphology": worse.morphology,
+                        "category": worse.category,
+                        "likelihood": worse.likelihood,
+                    }
+                )
+    return path
+
+
 def _clean(out: Path, keys: set[str], retry_failed: bool) -> list[str]:
     """Delete temporary and half-written folders; return the keys still to do."""
     for tmp in out.glob(f"{_TMP}*"):
@@ -423,6 +525,7 @@ def run_batch(
         finally:
             close()
     summary, images = write_summaries(out, keys)
+    breasts = write_breasts(out, keys)
     return BatchResult(
         n_images=len(keys),
         n_skipped=n_skipped,
@@ -430,6 +533,7 @@ def run_batch(
         n_failed=n_failed,
         summary_csv=summary,
         images_csv=images,
+        breasts_csv=breasts,
         seconds=time.perf_counter() - t_start,
         workers=n_threads,
     )

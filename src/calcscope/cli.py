@@ -561,7 +561,8 @@ def batch(
     console.print(
         f"{res.n_images} images: {res.n_analysed} analysed, {res.n_failed} failed, "
         f"{res.n_skipped} already done; {res.images_per_second:.2f} images/s. "
-        f"Summary: {res.summary_csv} (per image: {res.images_csv}). {DISCLAIMER}"
+        f"Summary: {res.summary_csv} (per image: {res.images_csv}; clusters seen on both "
+        f"views of a breast: {res.breasts_csv}). {DISCLAIMER}"
     )
     if res.n_failed:
         raise typer.Exit(1)

@@ -154,6 +154,12 @@ class LocationModel(_Model):
         description="anterior, middle or posterior third of the nipple-to-chest-wall depth"
     )
     nipple_distance_mm: float | None = Field(description="distance from the nipple, mm")
+    offset_mm: float | None = Field(
+        default=None,
+        description="signed distance from the posterior nipple line, mm: + outer (CC view) "
+        "or upper (MLO view), - inner or lower; pairs with the other view give the quadrant "
+        "and clock face",
+    )
     text: str = Field(description="the location in words")
 
 
@@ -251,6 +257,7 @@ def _location(loc: Location | None) -> LocationModel | None:
         nipple_distance_mm=(
             None if loc.nipple_distance_mm is None else round(loc.nipple_distance_mm, 1)
         ),
+        offset_mm=None if loc.offset_mm is None else round(loc.offset_mm, 1),
         text=loc.text,
     )
 
