@@ -123,6 +123,14 @@ def test_sr_content_matches_json(case):
     macro_codes = sorted(_code(m["pattern_code"]) for m in rep["macro_findings"])
     typed = {f.calcification_type for f in content.findings if f.kind == "calcification"}
     assert set(macro_codes) <= typed
+    # each cluster's impression says where it lies, as the JSON does
+    texts = [
+        t.TextValue
+        for t in _items(pydicom.dcmread(case["sr"]), ("111033", "DCM"))
+        if "Where:" in t.TextValue
+    ]
+    for c in rep["clusters"]:
+        assert any(f"Where: {c['location']['text']}." in t for t in texts), c["location"]
 
 
 def _items(ds, concept: tuple[str, str]) -> list:

@@ -33,7 +33,7 @@ Content tree (PS3.16 TID 4000, with PS3.17 Annex E as the worked example)::
            HAS PROPERTIES CODE Calcification Distribution              CID 6012
            HAS PROPERTIES NUM Number of calcifications                 TID 4010
            HAS PROPERTIES CODE Assessment Category, Recommended Follow-up,
-                          TEXT Impression Description (the rule trace)
+                          TEXT Impression Description (location and rule trace)
            INFERRED FROM CODE Single Image Finding = Individual Calcification
              (one per member; Rendering Intent, algorithm, Center, Outline,
               Certainty of Finding)                                     TID 4009
@@ -291,14 +291,15 @@ def _geometry(center_rc: Sequence[float], outline: np.ndarray, ref: Dataset) -> 
     ]
 
 
-def _assessment_items(a: Assessment) -> list[Dataset]:
+def _assessment_items(a: Assessment, where: str | None = None) -> list[Dataset]:
     return [
         _code(ASSESSMENT_CATEGORY, category_code(a.category)),
         _code(RECOMMENDED_FOLLOW_UP, FOLLOW_UP_CODE[a.follow_up]),
         _text(
             IMPRESSION_DESCRIPTION,
             f"BI-RADS {a.category.value} ({a.category.label}); {a.follow_up.label}. "
-            f"Why: {a.reason}",
+            + (f"Where: {where}. " if where else "")
+            + f"Why: {a.reason}",
         ),
     ]
 
@@ -319,6 +320,7 @@ def _calc_finding(
     required: bool,
     calc_type: Code | None = None,
     assessment: Assessment | None = None,
+    where: str | None = None,
 ) -> Dataset:
     """TID 4006 Single Image Finding = Individual Calcification (TID 4009)."""
     item = _code(SINGLE_IMAGE_FINDING, INDIVIDUAL_CALCIFICATION, rel)
@@ -328,7 +330,7 @@ def _calc_finding(
         kids.append(_code(CALCIFICATION_TYPE, calc_type))
     if assessment is not None:
         kids.append(_num(PROBABILITY_OF_CANCER, round(100 * assessment.likelihood, 2), PERCENT))
-        kids += _assessment_items(assessment)
+        kids += _assessment_items(assessment, where)
     return _with(item, kids)
 
 
@@ -407,7 +409,7 @@ def _content(analysis: Analysis, ref: Dataset) -> Dataset:
             _code(CALCIFICATION_TYPE, f.description.morphology.code),
             _code(CALCIFICATION_DISTRIBUTION, f.description.distribution.code),
             _num(NUMBER_OF_CALCIFICATIONS, len(members), NO_UNITS),
-            *_assessment_items(a),
+            *_assessment_items(a, f.location.text if f.location else None),
         ]
         kids += [_calc_finding(c, ref, _R.INFERRED_FROM, required=False) for c in members]
         impressions.append(_impression(required, [_with(item, kids)]))
@@ -422,6 +424,7 @@ def _content(analysis: Analysis, ref: Dataset) -> Dataset:
                 required=False,
                 calc_type=r.finding.pattern.code,
                 assessment=r.assessment,
+                where=r.location.text if r.location else None,
             )
             for c in members
         ]
