@@ -185,3 +185,14 @@ def test_touching_pieces_of_an_angular_plaque_are_dystrophic(deposit, expected, 
     d = describe(pieces, (0.1, 0.1))
     assert [(f.pattern, f.member_ids) for f in d.macros] == [(expected, (1, 2, 3))]
     assert words in " ".join(d.macros[0].reasons)
+
+
+def test_smooth_lobe_of_a_lobulated_deposit_is_popcorn():
+    """The detector outlines each lobe of a popcorn clump as a smooth piece; its whole
+    deposit is not round, so the deposit decides (before: a round calcification)."""
+    lobe = _deposit(1.8, LOBULATED, solidity=0.95, circularity=0.85)
+    d = describe([lobe], (0.1, 0.1))
+    assert [f.pattern for f in d.macros] == [Morphology.COARSE_POPCORN]
+    # without the outline the smooth piece stays round
+    d = describe([dataclasses.replace(lobe, deposit=None)], (0.1, 0.1))
+    assert [f.pattern for f in d.macros] == [Morphology.ROUND]

@@ -206,7 +206,10 @@ def _macro_pattern(
             return Morphology.VASCULAR, [
                 f"long thin tubular track ({c.max_diameter_mm:.0f} mm): vascular calcification"
             ]
-    if d > t.popcorn_mm or (d >= t.cluster_max_member_mm and _is_irregular(c, t)):
+    # the whole outline judges a large or irregular piece, and a smooth one whose
+    # deposit is not round (a lobe of a popcorn clump)
+    not_round = c.deposit is not None and c.deposit.inscribed_ratio < t.round_inscribed_ratio
+    if d > t.popcorn_mm or (d >= t.cluster_max_member_mm and (_is_irregular(c, t) or not_round)):
         form = _coarse_form(c, t)
         if form is not None:
             return form

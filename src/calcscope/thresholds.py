@@ -217,7 +217,12 @@ class DescribeThresholds:
         A deposit with few corners (under ``angular_corner_fraction``) whose largest
         inscribed disc spans at least 0.9 of its size is round, however ragged its pixel
         outline (round calcifications are smooth, BI-RADS atlas): phantom round deposits
-        measure 0.92-0.96, popcorn and dystrophic ones mostly under 0.85.
+        measure 0.92-0.96, popcorn and dystrophic ones mostly under 0.85. A piece whose
+        own outline is smooth but whose deposit's is not round (under 0.9) is judged on the
+        deposit: the detector outlines each lobe of a popcorn clump as a smooth piece, and
+        such lobes had been called round (popcorn 75 / 78 % to 88 / 88 % on seeds 100-139
+        at 0.07 / 0.1 mm and 70 / 65 % to 75 / 70 % on seeds 140-159, for 3 of 120 round
+        deposits called popcorn or dystrophic instead; both are BI-RADS 2).
     pattern_fragment_mm
         Calcifications within 2 mm of a recognised benign macro pattern are fragments of
         the same deposit (the broken-up rim of an oil cyst, the satellites of a popcorn
