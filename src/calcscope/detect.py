@@ -849,10 +849,12 @@ def _outline(
         circ = float(min(1.0, 4 * np.pi * filled_px / perimeter_px**2)) if filled_px > 2 else 1.0
         lucent = bool(hole_px >= max(2.0, 0.1 * filled_px))
         contour_rc = cnt[:, 0, ::-1].astype(np.int32) + np.array([r0 - 1, c0 - 1], dtype=np.int32)
+        box = (r0, c0, r1, c1)
+        centre = (float(cands.center_rc[i, 0]), float(cands.center_rc[i, 1]))
         out.append(
             Calcification(
                 id=len(out) + 1,
-                center_rc=(float(cands.center_rc[i, 0]), float(cands.center_rc[i, 1])),
+                center_rc=centre,
                 contour_rc=contour_rc,
                 bbox_rc=(r0, c0, r1, c1),
                 area_mm2=area_mm2,
@@ -867,22 +869,12 @@ def _outline(
                 solidity=float(min(1.0, filled_px / hull_area)) if hull_area > 2 else 1.0,
                 lucent_center=lucent,
                 contour_circularity=(
-                    _contour_circularity(
-                        residual,
-                        (r0, c0, r1, c1),
-                        (float(cands.center_rc[i, 0]), float(cands.center_rc[i, 1])),
-                        pixel_mm,
-                    )
+                    _contour_circularity(residual, box, centre, pixel_mm)
                     if residual is not None
                     else None
                 ),
                 deposit=(
-                    _deposit_outline(
-                        residual,
-                        (r0, c0, r1, c1),
-                        (float(cands.center_rc[i, 0]), float(cands.center_rc[i, 1])),
-                        pixel_mm,
-                    )
+                    _deposit_outline(residual, box, centre, pixel_mm)
                     if residual is not None and diameter >= _DEPOSIT_MIN_MM
                     else None
                 ),
