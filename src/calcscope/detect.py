@@ -990,8 +990,9 @@ def _deposit_outline(
         turn = -turn
     corner = float(np.mean(turn > np.radians(_CORNER_DEG)))
     straight = float(np.mean(np.abs(turn) < np.radians(_STRAIGHT_DEG)))
-    # largest inscribed disc on a 0.02 mm raster of the outline
-    fine = 0.02
+    # largest inscribed disc on a raster of the outline: 0.02 mm, coarser for outlines
+    # over 20 mm (a long vessel wall), so that the raster stays within 1000 x 1000
+    fine = max(0.02, float(np.ptp(mm, axis=0).max()) / 1000.0)
     xy = ((mm[:, ::-1] - mm[:, ::-1].min(0)) / fine + 2).astype(np.int32)
     raster = np.zeros((int(xy[:, 1].max()) + 3, int(xy[:, 0].max()) + 3), np.uint8)
     cv2.fillPoly(raster, [xy.reshape(-1, 1, 2)], 1)
