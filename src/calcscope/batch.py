@@ -174,28 +174,30 @@ def _blank_none(value: Any) -> Any:
 
 
 def _cluster_rows(key: str, report: dict[str, Any]) -> list[dict[str, Any]]:
-    return [
-        {
-            "image": key,
-            "cluster_id": c["id"],
-            "center_row": c["center_rc"][0],
-            "center_col": c["center_rc"][1],
-            "n_members": c["n_members"],
-            "n_detected": c.get("n_detected", ""),
-            "extent_mm": c["extent_mm"],
-            "morphology": c["morphology"],
-            "distribution": c["distribution"],
-            # where it lies (schema 1.3; empty for older reports)
-            "half": (c.get("location") or {}).get("half") or "",
-            "depth": (c.get("location") or {}).get("depth") or "",
-            "nipple_distance_mm": _blank_none((c.get("location") or {}).get("nipple_distance_mm")),
-            "category": c["assessment"]["category"],
-            "likelihood": c["assessment"]["likelihood"],
-            "follow_up": c["assessment"]["follow_up"],
-            "score": c["score"],
-        }
-        for c in report["clusters"]
-    ]
+    rows = []
+    for c in report["clusters"]:
+        where = c.get("location") or {}  # schema 1.3; empty for older reports
+        rows.append(
+            {
+                "image": key,
+                "cluster_id": c["id"],
+                "center_row": c["center_rc"][0],
+                "center_col": c["center_rc"][1],
+                "n_members": c["n_members"],
+                "n_detected": c.get("n_detected", ""),
+                "extent_mm": c["extent_mm"],
+                "morphology": c["morphology"],
+                "distribution": c["distribution"],
+                "half": where.get("half") or "",
+                "depth": where.get("depth") or "",
+                "nipple_distance_mm": _blank_none(where.get("nipple_distance_mm")),
+                "category": c["assessment"]["category"],
+                "likelihood": c["assessment"]["likelihood"],
+                "follow_up": c["assessment"]["follow_up"],
+                "score": c["score"],
+            }
+        )
+    return rows
 
 
 def analyse_to_folder(

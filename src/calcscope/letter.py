@@ -114,7 +114,7 @@ def _where(analysis: Analysis) -> str | None:
     """Where the cluster that sets the follow-up lies, in plain words; None when no
     cluster needs more than routine screening or its place is unknown."""
     worst = max(
-        (f for f in analysis.clusters if getattr(f, "location", None) is not None),
+        (f for f in analysis.clusters if f.location is not None),
         key=lambda f: (f.assessment.category.rank, f.assessment.likelihood),
         default=None,
     )

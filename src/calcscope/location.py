@@ -111,21 +111,29 @@ class Location:
         return text + (f" ({self.view.value} view)" if self.view is not None else "")
 
 
-_HALF_VIEWS = {
-    View.CC: (BreastHalf.OUTER, BreastHalf.INNER),
-    View.XCCL: (BreastHalf.OUTER, BreastHalf.INNER),
-    View.MLO: (BreastHalf.UPPER, BreastHalf.LOWER),
-    View.ML: (BreastHalf.UPPER, BreastHalf.LOWER),
-    View.LM: (BreastHalf.UPPER, BreastHalf.LOWER),
+#: The half the image top shows on each view in the usual orientation.
+_TOP_HALF = {
+    View.CC: BreastHalf.OUTER,
+    View.XCCL: BreastHalf.OUTER,
+    View.MLO: BreastHalf.UPPER,
+    View.ML: BreastHalf.UPPER,
+    View.LM: BreastHalf.UPPER,
+}
+_OPPOSITE = {
+    BreastHalf.OUTER: BreastHalf.INNER,
+    BreastHalf.INNER: BreastHalf.OUTER,
+    BreastHalf.UPPER: BreastHalf.LOWER,
+    BreastHalf.LOWER: BreastHalf.UPPER,
 }
 
 
 def _top_half(mammogram: Mammogram) -> tuple[BreastHalf | None, str]:
     """The half the image's top side shows, and how that was decided."""
     view = mammogram.view
-    if view not in _HALF_VIEWS:
+    if view not in _TOP_HALF:
         return None, "view unknown: no half given"
-    usual, other = _HALF_VIEWS[view]
+    usual = _TOP_HALF[view]
+    other = _OPPOSITE[usual]
     orientation = (mammogram.source.patient_orientation or "").upper().split("\\")
     down = orientation[1] if len(orientation) == 2 else ""
     if usual is BreastHalf.OUTER:
@@ -228,13 +236,7 @@ def locate(
         if abs(across) < central_mm:
             half = BreastHalf.CENTRAL
         else:
-            other = {
-                BreastHalf.OUTER: BreastHalf.INNER,
-                BreastHalf.INNER: BreastHalf.OUTER,
-                BreastHalf.UPPER: BreastHalf.LOWER,
-                BreastHalf.LOWER: BreastHalf.UPPER,
-            }[line.top_is]
-            half = line.top_is if across > 0 else other
+            half = line.top_is if across > 0 else _OPPOSITE[line.top_is]
     return Location(
         laterality=mammogram.laterality,
         view=mammogram.view,

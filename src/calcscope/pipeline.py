@@ -155,6 +155,8 @@ def analyze_mammogram(
     t = lap("describe", t)
     clusters = cluster_calcifications(candidates, mammo.spacing_mm, cfg.cluster)
     t = lap("cluster", t)
+    # the nipple (estimated once) places segments and each finding
+    line = nipple_line(mammo, prep)
     desc = describe_clusters(
         desc,
         clusters,
@@ -162,10 +164,9 @@ def analyze_mammogram(
         mammo.spacing_mm,
         thresholds=cfg.describe.thresholds,
         operating_score=cfg.detect.operating_score,
-        nipple_rc=prep.nipple_rc,
+        nipple_rc=None if line is None else line.nipple_rc,
         breast=prep.breast,
     )
-    line = nipple_line(mammo, prep)
     cluster_findings = []
     for cl, cd in zip(clusters, desc.clusters, strict=True):
         a = assess_descriptors(
