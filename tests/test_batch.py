@@ -86,6 +86,7 @@ def test_layout_summary_and_error_record(clean_run: Path, archive: Path) -> None
             assert [r["category"] for r in mine] == [
                 c["assessment"]["category"] for c in report["clusters"]
             ]
+            assert (folder / "views.json").exists()  # what the view pairing reads
             # with where each cluster lies
             assert [(r["half"], r["depth"]) for r in mine] == [
                 (c["location"]["half"] or "", c["location"]["depth"] or "")

@@ -219,7 +219,7 @@ def test_breasts_csv_pairs_the_views_of_each_breast(tmp_path: Path):
     import csv
     import json
 
-    from calcscope.batch import BREAST_COLUMNS, write_breasts
+    from calcscope.batch import BREAST_COLUMNS, _view_record, write_breasts
 
     reports = {
         "s1_rcc": _report("1.2.3", "R", "CC", [(40.0, 12.0, "3"), (70.0, -8.0, "4C")]),
@@ -230,6 +230,9 @@ def test_breasts_csv_pairs_the_views_of_each_breast(tmp_path: Path):
     for key, rep in reports.items():
         (tmp_path / key).mkdir()
         (tmp_path / key / "analysis.json").write_text(json.dumps(rep))
+    # a folder written by a batch task also holds the small views.json, read first
+    (tmp_path / "s1_rmlo" / "views.json").write_text(json.dumps(_view_record(reports["s1_rmlo"])))
+    (tmp_path / "s1_rmlo" / "analysis.json").write_text("not read")
     path = write_breasts(tmp_path, sorted(reports) + ["missing"])
     rows = list(csv.DictReader(path.open()))
     assert tuple(rows[0]) == BREAST_COLUMNS

@@ -10,6 +10,7 @@ Layout of ``OUT``::
 
     OUT/<image id>/analysis.json   the JSON report            (or error.json on failure)
     OUT/<image id>/clusters.csv    this image's rows of the summary
+    OUT/<image id>/views.json      what the pairing of views needs (see write_breasts)
     OUT/<image id>/_done           written last: the folder is complete
     OUT/summary.csv                one row per cluster of every image, sorted
     OUT/images.csv                 one row per image: status, counts, category, error
@@ -233,6 +234,7 @@ def analyse_to_folder(
             rows: list[dict[str, Any]] = []
         else:
             (tmp / "analysis.json").write_text(json.dumps(report, indent=1) + "\n")
+            (tmp / "views.json").write_text(json.dumps(_view_record(report)) + "\n")
             record = _image_record(key, path, report)
             rows = _cluster_rows(key, report)
         (tmp / "clusters.csv").write_text(_csv_text(rows, SUMMARY_COLUMNS))
@@ -305,24 +307,31 @@ _CC_VIEWS = ("CC", "XCCL")
 _MLO_VIEWS = ("MLO", "ML", "LM")
 
 
-def _view_findings(key: str, report: dict[str, Any]) -> list[ViewFinding]:
-    out = []
+def _view_record(report: dict[str, Any]) -> dict[str, Any] | None:
+    """What :func:`write_breasts` needs of one report (written to ``views.json`` by the
+    task, so that the end of a batch does not read every full report again); None for
+    an image that cannot be paired (no study, laterality or view)."""
+    src = report.get("source") or {}
+    study = src.get("study_instance_uid") or (report.get("patient") or {}).get("id")
+    lat, view = src.get("laterality"), src.get("view")
+    if not study or lat not in ("L", "R") or view not in _CC_VIEWS + _MLO_VIEWS:
+        return None
+    findings = []
     for c in report.get("clusters", []):
         loc = c.get("location") or {}
         if loc.get("nipple_distance_mm") is None or loc.get("offset_mm") is None:
             continue
-        out.append(
-            ViewFinding(
-                image=key,
-                finding_id=int(c["id"]),
-                nipple_distance_mm=float(loc["nipple_distance_mm"]),
-                offset_mm=float(loc["offset_mm"]),
-                morphology=str(c["morphology"]),
-                category=str(c["assessment"]["category"]),
-                likelihood=float(c["assessment"]["likelihood"]),
-            )
+        findings.append(
+            {
+                "finding_id": int(c["id"]),
+                "nipple_distance_mm": float(loc["nipple_distance_mm"]),
+                "offset_mm": float(loc["offset_mm"]),
+                "morphology": str(c["morphology"]),
+                "category": str(c["assessment"]["category"]),
+                "likelihood": float(c["assessment"]["likelihood"]),
+            }
         )
-    return out
+    return {"study": str(study), "laterality": lat, "view": view, "findings": findings}
 
 
 def write_breasts(out_dir: str | Path, keys: list[str]) -> Path:
@@ -333,22 +342,25 @@ def write_breasts(out_dir: str | Path, keys: list[str]) -> Path:
     their distance from the nipple (:func:`calcscope.location.pair_views`), and each pair
     gets its quadrant and clock face (:func:`calcscope.location.clock_face`): the CC view
     tells outer from inner, the MLO view upper from lower. Each row gives the worse of the
-    two calls. Images without a study, laterality or view are left out.
+    two calls. Images without a study, laterality or view are left out. Each image's
+    ``views.json`` is read, or its ``analysis.json`` for folders written without it.
     """
     out = Path(out_dir)
     groups: dict[tuple[str, str], tuple[list[ViewFinding], list[ViewFinding]]] = {}
     for key in keys:
-        path = out / key / "analysis.json"
-        if not path.exists():
+        views, full = out / key / "views.json", out / key / "analysis.json"
+        if views.exists():
+            record = json.loads(views.read_text())
+        elif full.exists():
+            record = _view_record(json.loads(full.read_text()))
+        else:
             continue
-        report = json.loads(path.read_text())
-        src = report.get("source") or {}
-        study = src.get("study_instance_uid") or (report.get("patient") or {}).get("id")
-        lat, view = src.get("laterality"), src.get("view")
-        if not study or lat not in ("L", "R") or view not in _CC_VIEWS + _MLO_VIEWS:
+        if record is None:
             continue
-        cc, mlo = groups.setdefault((str(study), lat), ([], []))
-        (cc if view in _CC_VIEWS else mlo).extend(_view_findings(key, report))
+        cc, mlo = groups.setdefault((record["study"], record["laterality"]), ([], []))
+        (cc if record["view"] in _CC_VIEWS else mlo).extend(
+            ViewFinding(image=key, **f) for f in record["findings"]
+        )
     path = out / "breasts.csv"
     with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=BREAST_COLUMNS, lineterminator="\n")
