@@ -4,10 +4,10 @@ Usage: ``python benchmarks/bench_batch_node.py [--images 24] [--workers 1,2]
 [--node-images 5] [--rows 600 --cols 480 --spacing-mm 0.2]``
 
 1. Writes ``--images`` phantom mammograms (DICOM) into a temporary folder, then runs
-   :func:`calcscope.batch.run_batch` over the same set on a local Dask cluster of 1, then
+   :func:`calcscope.apps.batch.run_batch` over the same set on a local Dask cluster of 1, then
    2, worker processes (cluster started and warmed up before the clock starts), and
    prints images per second and the speed-up over the first worker count.
-2. Starts a :class:`calcscope.dicomnode.StorageNode` forwarding to a small Storage SCP
+2. Starts a :class:`calcscope.apps.node.StorageNode` forwarding to a small Storage SCP
    (the "PACS") on loopback, sends ``--node-images`` images one at a time by C-STORE and
    prints, per image, the time from the C-STORE request to the SR's arrival at the PACS,
    with how long the C-STORE itself took and the node's analysis time (JSON, SR and GSPS
@@ -28,8 +28,8 @@ from pathlib import Path
 
 
 def _phantoms(folder: Path, n: int, shape: tuple[int, int], spacing_mm: float) -> list[Path]:
-    from calcscope.io import write_image
-    from calcscope.phantom import make_phantom
+    from calcscope.imaging.io import write_image
+    from calcscope.phantom.mammogram import make_phantom
 
     distinct = min(n, 6)
     paths: list[Path] = []
@@ -46,7 +46,7 @@ def _phantoms(folder: Path, n: int, shape: tuple[int, int], spacing_mm: float) -
 def bench_batch(folder: Path, n: int, workers: list[int], work: Path) -> None:
     from distributed import Client, LocalCluster
 
-    from calcscope.batch import run_batch
+    from calcscope.apps.batch import run_batch
 
     print(f"\nbatch: {n} images of {folder}, cpus={os.cpu_count()}")
     print(f"{'workers':>8}{'seconds':>10}{'images/s':>10}{'speed-up':>10}")
@@ -77,7 +77,7 @@ class _Pacs:
     def __init__(self) -> None:
         from pynetdicom import AE, evt
 
-        from calcscope.dicomnode import REPORT_SOP_CLASSES
+        from calcscope.apps.node import REPORT_SOP_CLASSES
 
         self.arrived: dict[str, float] = {}
         self.cond = threading.Condition()
@@ -111,7 +111,7 @@ def bench_node(image: Path, n: int, work: Path) -> None:
         DigitalMammographyXRayImageStorageForPresentation as DM,
     )
 
-    from calcscope.dicomnode import Forward, StorageNode
+    from calcscope.apps.node import Forward, StorageNode
 
     pacs = _Pacs()
     out = work / "node"

@@ -18,7 +18,7 @@ import tracemalloc
 from pathlib import Path
 
 from calcscope.config import Config
-from calcscope.phantom import make_phantom
+from calcscope.phantom.mammogram import make_phantom
 from calcscope.pipeline import analyze_mammogram
 
 

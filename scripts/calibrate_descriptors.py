@@ -1,4 +1,4 @@
-"""Fit and cross-validate the likelihood tables of ``calcscope.assess`` on CBIS-DDSM.
+"""Fit and cross-validate the likelihood tables of ``calcscope.reading.assess`` on CBIS-DDSM.
 
 Usage::
 
@@ -9,7 +9,7 @@ Usage::
 What it does
 ------------
 The likelihood of malignancy of a finding is a sum of log-odds terms (see the module
-docstring of :mod:`calcscope.assess`)::
+docstring of :mod:`calcscope.reading.assess`)::
 
     logit p = logit MORPHOLOGY_PPV[most suspicious form] + log DISTRIBUTION_LR[distribution]
               + log MIXED_SUSPICIOUS_OR  (two or more different suspicious forms)
@@ -33,7 +33,7 @@ Figures are reported twice:
 
 * cross-validated: 5-fold cross-validation grouped by patient (a woman's findings are
   all in one fold), stratified by pathology; every finding is assessed by tables fitted
-  on the other folds, through :func:`calcscope.assess.assess_descriptors` itself;
+  on the other folds, through :func:`calcscope.reading.assess.assess_descriptors` itself;
 * full data: the tables in ``assess.py`` (fitted on all rows, rounded), on all rows.
 
 It also prints the table lines for ``assess.py``.
@@ -52,14 +52,7 @@ import numpy as np
 from scipy.optimize import minimize
 from sklearn.model_selection import StratifiedGroupKFold
 
-from calcscope.assess import (
-    LITERATURE_DISTRIBUTION_LR,
-    LITERATURE_MORPHOLOGY_PPV,
-    Assessment,
-    LikelihoodModel,
-    assess_descriptors,
-)
-from calcscope.descriptors import (
+from calcscope.evaluation.descriptors import (
     CategoryRate,
     DescriptorEvaluation,
     DescriptorRow,
@@ -68,6 +61,13 @@ from calcscope.descriptors import (
     roc_auc,
 )
 from calcscope.model import Distribution, Morphology
+from calcscope.reading.assess import (
+    LITERATURE_DISTRIBUTION_LR,
+    LITERATURE_MORPHOLOGY_PPV,
+    Assessment,
+    LikelihoodModel,
+    assess_descriptors,
+)
 
 DEFAULT_CSV = (
     Path(__file__).resolve().parents[2]
@@ -398,7 +398,7 @@ def _figures_md(
         "Data: CBIS-DDSM calcification training set (Sawyer-Lee R et al., The Cancer Imaging "
         f"Archive 2016, CC BY 3.0): {len(rows)} findings (one row per finding and view), "
         f"{sum(y)} malignant, {n_pat} women. Our category and likelihood come from the "
-        "recorded calc type and distribution only, through `calcscope.assess`. "
+        "recorded calc type and distribution only, through `calcscope.reading.assess`. "
         f"Cross-validated: {args.folds}-fold, grouped by patient, stratified by pathology "
         f"(seed {args.seed}); each finding is assessed with tables fitted on the other folds. "
         "Kappa: linearly weighted, scale of concern 1 < 2 < 3 < 0 < 4 < 5 (our 4A/4B/4C = 4). "

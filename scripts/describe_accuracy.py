@@ -1,4 +1,4 @@
-"""Measure how often ``calcscope.describe`` names phantom findings as they were inserted.
+"""Measure how often ``calcscope.reading.describe`` names phantom findings as they were inserted.
 
 Usage::
 
@@ -8,7 +8,7 @@ Usage::
 What it does
 ------------
 For every requested spacing and seed it makes synthetic mammograms
-(:func:`calcscope.phantom.make_phantom`) and runs the whole pipeline
+(:func:`calcscope.phantom.mammogram.make_phantom`) and runs the whole pipeline
 (:func:`calcscope.pipeline.analyze_mammogram`) on each:
 
 * morphology cases: one GROUPED cluster of each of the 7 ``CLUSTER_MORPHOLOGIES``, no
@@ -23,8 +23,9 @@ For every requested spacing and seed it makes synthetic mammograms
 Matching
 --------
 * A true cluster is matched by the detected cluster nearest its centre when that centre
-  lies within the cluster's radius + 2 mm (the rule of :func:`calcscope.evaluate.score_phantom`).
-* A true macro pattern is matched by the reported :class:`~calcscope.describe.MacroFinding`
+  lies within the cluster's radius + 2 mm (the rule of
+  :func:`calcscope.evaluation.phantom_study.score_phantom`).
+* A true macro pattern is matched by the reported :class:`~calcscope.reading.describe.MacroFinding`
   objects whose centres lie within ``max(extent, 5 mm)`` of its centre (extent: farthest
   piece end from the centre). Their majority pattern (ties: the nearest finding) is the
   answer. A macro pattern whose pieces were grouped as a cluster instead is reported as
@@ -63,9 +64,9 @@ import numpy as np
 
 import calcscope.pipeline as pipeline
 from calcscope.config import Config
-from calcscope.detect import model_files
+from calcscope.detection.detect import model_files
 from calcscope.model import Distribution, Mammogram, Morphology
-from calcscope.phantom import (
+from calcscope.phantom.mammogram import (
     CLUSTER_MORPHOLOGIES,
     MACRO_PATTERNS,
     ClusterSpec,
@@ -123,8 +124,8 @@ def make_case(case: Case) -> Phantom:
 def _model_hash() -> str:
     """Hash of what the cached stages depend on: the detector models and code."""
     import calcscope.config as config_module
-    import calcscope.detect as detect_module
-    import calcscope.preprocess as preprocess_module
+    import calcscope.detection.detect as detect_module
+    import calcscope.imaging.preprocess as preprocess_module
 
     h = hashlib.sha1()
     for path in model_files(Config().detect.model):

@@ -5,9 +5,11 @@ Usage::
     python scripts/phantom_accuracy.py --spacing 0.2 --seeds 1-4
     python scripts/phantom_accuracy.py --spacing 0.15 --seeds 1-2
 
-For each seed it makes the default full-field phantom (:func:`calcscope.phantom.make_phantom`,
+For each seed it makes the default full-field phantom
+(:func:`calcscope.phantom.make_phantom`,
 MLO for odd seeds, CC for even ones), runs the whole pipeline and scores it with
-:func:`calcscope.evaluate.score_phantom`: calcifications of 0.2 mm or more found at the
+:func:`calcscope.evaluation.phantom_study.score_phantom`: calcifications of 0.2 mm or more
+found at the
 operating point, false detections per 10 cm2 of breast, each inserted cluster found with
 its member count, and the reported clusters that match no inserted one.
 ``tests/test_accuracy_phantom.py`` holds the same figures at 0.05, 0.07 and 0.1 mm as
@@ -18,9 +20,9 @@ from __future__ import annotations
 
 import argparse
 
-from calcscope.evaluate import score_phantom
+from calcscope.evaluation.phantom_study import score_phantom
 from calcscope.model import View
-from calcscope.phantom import make_phantom
+from calcscope.phantom.mammogram import make_phantom
 from calcscope.pipeline import analyze_mammogram
 
 

@@ -10,9 +10,9 @@ Usage::
 Each held-out image's report (``LOWO/images/<id>.json``, written by ``--cv``) lists every
 calcification its fold's detector scored at least ``detect.min_score``: centre, size,
 score and whether it belongs to a benign macro pattern. Here the clusters are formed again
-from them (:func:`calcscope.cluster.cluster_calcifications`) with a
+from them (:func:`calcscope.detection.clusters.cluster_calcifications`) with a
 :class:`~calcscope.config.ClusterConfig` whose fields ``--set FIELD=VALUE`` override,
-matched against the mini-MIAS truth with :mod:`calcscope.froc`, and the FROC summary is
+matched against the mini-MIAS truth with :mod:`calcscope.evaluation.froc`, and the FROC summary is
 printed. With no ``--set`` the run's own figures come back (a check of the harness).
 Calcifications that are pieces of a benign macro pattern, or ``cluster_max_member_mm``
 across or more, are kept out of clusters as in the pipeline; the satellites of a pattern
@@ -30,25 +30,25 @@ from pathlib import Path
 
 import numpy as np
 
-from calcscope.cluster import cluster_calcifications
 from calcscope.config import ClusterConfig
-from calcscope.froc import (
+from calcscope.detection.clusters import cluster_calcifications
+from calcscope.evaluation.froc import (
     FROC_MARKS,
     MatchResult,
     froc_curve,
     match_clusters,
     sensitivity_at,
 )
+from calcscope.evaluation.truth import read_mias
 from calcscope.model import Calcification, DepositOutline
-from calcscope.thresholds import DescribeThresholds
-from calcscope.truth import read_mias
+from calcscope.reading.thresholds import DescribeThresholds
 
 
 def report_calcifications(path: Path, max_member_mm: float) -> list[Calcification]:
     """The calcifications of a JSON report that may belong to a cluster: all but the
     pieces of benign macro patterns and those ``max_member_mm`` across or more. A
     solitary round or dystrophic deposit under ``max_member_mm`` (named after
-    clustering, see :func:`calcscope.describe.describe_clusters`) stays."""
+    clustering, see :func:`calcscope.reading.describe.describe_clusters`) stays."""
     report = json.loads(path.read_text())
     solitary = {
         m["member_ids"][0]

@@ -11,14 +11,14 @@ Training data
 -------------
 * Candidates of synthetic phantoms (seeds 1000+, spacings 0.05-0.2 mm, CC and MLO, random
   cluster morphologies and macro patterns, noise 0.7-1.5x), labelled by
-  :func:`calcscope.evaluate.label_candidates`.
+  :func:`calcscope.evaluation.phantom_study.label_candidates`.
 * With ``--mias DIR`` (mini-MIAS: ``DIR/images/*.pgm`` and ``DIR/Info.txt``, 0.2 mm):
   candidates inside a calcification circle (radius at least 2 mm) are positive, all
   others negative (normal images give clean negatives); images without coordinates or
   with circles off the breast are left out.
 * With ``--mias`` and ``--hybrids N`` (default 4): synthetic clusters inserted N times
   (3 clusters each) into every normal mini-MIAS image
-  (:func:`calcscope.phantom.insert_clusters`): positives on real tissue and real film
+  (:func:`calcscope.phantom.mammogram.insert_clusters`): positives on real tissue and real film
   grain. In ``--cv`` each fold uses only the other women's.
 
 The model is an ensemble of ``--ensemble K`` (default 3) classifiers, identical but for
@@ -51,11 +51,16 @@ import lightgbm as lgb
 import numpy as np
 
 from calcscope.config import ClusterConfig, Config, DetectConfig
-from calcscope.detect import Candidates, detect
-from calcscope.evaluate import label_candidates
+from calcscope.detection.detect import Candidates, detect
+from calcscope.evaluation.phantom_study import label_candidates
+from calcscope.imaging.preprocess import preprocess
 from calcscope.model import Distribution, Laterality, View
-from calcscope.phantom import CLUSTER_MORPHOLOGIES, MACRO_PATTERNS, ClusterSpec, make_phantom
-from calcscope.preprocess import preprocess
+from calcscope.phantom.mammogram import (
+    CLUSTER_MORPHOLOGIES,
+    MACRO_PATTERNS,
+    ClusterSpec,
+    make_phantom,
+)
 
 PARAMS = {
     "objective": "binary",
@@ -170,8 +175,8 @@ def inside_circle(center_rc: np.ndarray, cluster) -> np.ndarray:
 
 def mias_dataset(root: Path) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict]:
     """Per-image candidate features and labels of the usable mini-MIAS images."""
-    from calcscope.io import read_image
-    from calcscope.truth import mark_off_breast, read_mias
+    from calcscope.evaluation.truth import mark_off_breast, read_mias
+    from calcscope.imaging.io import read_image
 
     images = sorted((root / "images").glob("mdb*.pgm"))
     truth = read_mias(root / "Info.txt", [p.stem for p in images])
@@ -200,8 +205,8 @@ def mias_dataset(root: Path) -> tuple[dict[str, np.ndarray], dict[str, np.ndarra
 def hybrid_candidates(path: Path, image_id: str, variants: int) -> list[np.ndarray]:
     """Per insertion, the features of the candidates on synthetic clusters inserted into
     one normal image."""
-    from calcscope.io import read_image
-    from calcscope.phantom import insert_clusters
+    from calcscope.imaging.io import read_image
+    from calcscope.phantom.mammogram import insert_clusters
 
     m = read_image(path, spacing_mm=0.2)
     prep = preprocess(m, Config().preprocess)
@@ -220,7 +225,7 @@ def hybrid_dataset(meta: dict, variants: int, cache: Path) -> dict[str, list[np.
     into it.
 
     Real film grain, real tissue, synthetic calcifications of known position
-    (:func:`calcscope.phantom.insert_clusters`): positives whose surroundings are
+    (:func:`calcscope.phantom.mammogram.insert_clusters`): positives whose surroundings are
     real. Only the positives are kept; the image's own candidates are its negatives.
     """
     key = _code_key(hybrid_candidates) + f"-{variants}"
@@ -310,7 +315,7 @@ def lowo_cv(
     """Leave-one-woman-out cluster FROC on mini-MIAS with the full pipeline; each fold
     trains every ensemble member (``members``: each one's inserted clusters) without the
     held-out woman."""
-    from calcscope.froc import (
+    from calcscope.evaluation.froc import (
         FROC_MARKS,
         MatchResult,
         froc_curve,
@@ -321,7 +326,7 @@ def lowo_cv(
         write_froc_csv,
     )
     from calcscope.pipeline import analyze
-    from calcscope.report import write_json
+    from calcscope.reports.schema import write_json
 
     out.mkdir(parents=True, exist_ok=True)
     usable = sorted(meta["usable"])

@@ -10,9 +10,9 @@ from pathlib import Path
 import pydicom
 import pytest
 
-from calcscope.io import write_image
+from calcscope.imaging.io import write_image
 from calcscope.model import Morphology
-from calcscope.phantom import ClusterSpec, make_phantom
+from calcscope.phantom.mammogram import ClusterSpec, make_phantom
 
 # headless Chromium in a container: no sandbox, no GPU, nothing fetched in the background
 CHROMIUM_ARGS = (

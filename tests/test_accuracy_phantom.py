@@ -10,9 +10,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from calcscope.evaluate import score_phantom
+from calcscope.evaluation.phantom_study import score_phantom
 from calcscope.model import View
-from calcscope.phantom import make_phantom
+from calcscope.phantom.mammogram import make_phantom
 from calcscope.pipeline import analyze_mammogram
 
 CASES = [
@@ -56,7 +56,7 @@ def test_sizes_measured_to_the_visible_edge(spacing):
     import numpy as np
 
     from calcscope.model import Distribution, Morphology
-    from calcscope.phantom import ClusterSpec
+    from calcscope.phantom.mammogram import ClusterSpec
 
     rows = []
     for seed in (11, 12):

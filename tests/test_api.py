@@ -26,7 +26,7 @@ def test_exported_members():
 
 
 def test_analyze_accepts_an_array_with_spacing():
-    from calcscope.phantom import make_phantom
+    from calcscope.phantom.mammogram import make_phantom
 
     ph = make_phantom(seed=21, spacing_mm=0.2, shape=(700, 560))
     a = calcscope.analyze(ph.mammogram.pixels, spacing_mm=0.2)

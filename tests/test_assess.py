@@ -6,7 +6,9 @@ import itertools
 
 import pytest
 
-from calcscope.assess import (
+from calcscope.model import Distribution as D
+from calcscope.model import Morphology as M
+from calcscope.reading.assess import (
     DISTRIBUTION_LR,
     MORPHOLOGY_PPV,
     Assessment,
@@ -20,8 +22,6 @@ from calcscope.assess import (
     assess_image,
     category_from_likelihood,
 )
-from calcscope.model import Distribution as D
-from calcscope.model import Morphology as M
 
 CLEARLY_BENIGN = [
     M.SKIN,

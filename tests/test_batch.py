@@ -18,7 +18,7 @@ pytest.importorskip(
     "distributed", reason="Dask distributed missing: pip install 'calcscope[batch]'"
 )
 
-from calcscope.batch import (  # noqa: E402
+from calcscope.apps.batch import (  # noqa: E402
     BREAST_COLUMNS,
     DONE,
     IMAGE_COLUMNS,
@@ -26,9 +26,9 @@ from calcscope.batch import (  # noqa: E402
     image_id,
     run_batch,
 )
-from calcscope.cli import main  # noqa: E402
-from calcscope.io import write_image  # noqa: E402
-from calcscope.phantom import make_phantom  # noqa: E402
+from calcscope.apps.cli import main  # noqa: E402
+from calcscope.imaging.io import write_image  # noqa: E402
+from calcscope.phantom.mammogram import make_phantom  # noqa: E402
 
 N_DISTINCT = 6
 N_COPIES = 4  # 24 images
@@ -132,7 +132,7 @@ def test_killed_batch_rerun_gives_the_same_summary(
 ) -> None:
     """SIGKILL ``calcscope batch`` (and its Dask workers) mid-run, rerun, compare."""
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "calcscope.cli", "batch", str(archive), "--out", str(out),
+    cmd = [sys.executable, "-m", "calcscope.apps.cli", "batch", str(archive), "--out", str(out),
            "--workers", "1"]  # fmt: skip
     proc = subprocess.Popen(
         cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
@@ -174,7 +174,7 @@ def test_image_id(tmp_path: Path) -> None:
 
 
 def test_clean_removes_leftovers_of_a_killed_run(tmp_path) -> None:
-    from calcscope.batch import DONE, _clean
+    from calcscope.apps.batch import DONE, _clean
 
     (tmp_path / ".tmp-a-1234").mkdir()  # an image folder being written
     (tmp_path / ".summary.csv.x1y2.tmp").write_text("partial")  # a summary being written

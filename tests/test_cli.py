@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from calcscope.cli import main
-from calcscope.io import write_image
+from calcscope.apps.cli import main
+from calcscope.imaging.io import write_image
 from calcscope.model import Morphology, View
-from calcscope.phantom import ClusterSpec, make_phantom
+from calcscope.phantom.mammogram import ClusterSpec, make_phantom
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from calcscope.cluster import cluster_calcifications, cluster_score
 from calcscope.config import ClusterConfig
+from calcscope.detection.clusters import cluster_calcifications, cluster_score
 from calcscope.model import Calcification
 
 

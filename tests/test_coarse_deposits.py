@@ -12,15 +12,15 @@ import cv2
 import numpy as np
 
 from calcscope.config import DetectConfig
-from calcscope.detect import (
+from calcscope.detection.detect import (
     _add_coarse_deposits,
     _background,
     _blur,
     _sharp_deposits,
     detect,
 )
+from calcscope.imaging.preprocess import Preprocessed
 from calcscope.model import Mammogram
-from calcscope.preprocess import Preprocessed
 
 SPACING = 0.07
 DISC_RC = (300, 300)

@@ -7,9 +7,9 @@ import cv2
 import numpy as np
 import pytest
 
-from calcscope.describe import DescribeThresholds, cluster_morphology
-from calcscope.detect import _contour_circularity
+from calcscope.detection.detect import _contour_circularity
 from calcscope.model import Calcification, Morphology
+from calcscope.reading.describe import DescribeThresholds, cluster_morphology
 
 PIXEL_MM = 0.1
 

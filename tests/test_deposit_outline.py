@@ -9,9 +9,9 @@ import cv2
 import numpy as np
 import pytest
 
-from calcscope.describe import DescribeThresholds, describe
-from calcscope.detect import _deposit_outline
+from calcscope.detection.detect import _deposit_outline
 from calcscope.model import Calcification, DepositOutline, Morphology
+from calcscope.reading.describe import DescribeThresholds, describe
 
 T = DescribeThresholds()
 WINDOW_MM = 14.0

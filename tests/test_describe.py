@@ -1,4 +1,4 @@
-"""Tests of calcscope.describe: rule functions on hand-made calcifications, and per-class
+"""Tests of calcscope.reading.describe: rule functions on hand-made calcifications, and per-class
 accuracy of the whole pipeline on phantoms made for each BI-RADS class.
 
 Accuracy bound: each class is inserted on ``SEEDS`` (3 phantoms, 0.1 mm pixels,
@@ -19,7 +19,15 @@ import numpy as np
 import pytest
 
 from calcscope.config import DescribeConfig
-from calcscope.describe import (
+from calcscope.model import Calcification, CalcKind, Cluster, Distribution, Mammogram, Morphology
+from calcscope.phantom.mammogram import (
+    CLUSTER_MORPHOLOGIES,
+    MACRO_PATTERNS,
+    ClusterSpec,
+    make_phantom,
+)
+from calcscope.pipeline import Analysis, analyze_mammogram
+from calcscope.reading.describe import (
     DescribeThresholds,
     classify_kind,
     cluster_distribution,
@@ -29,9 +37,6 @@ from calcscope.describe import (
     diffuse_spread,
     judged_members,
 )
-from calcscope.model import Calcification, CalcKind, Cluster, Distribution, Mammogram, Morphology
-from calcscope.phantom import CLUSTER_MORPHOLOGIES, MACRO_PATTERNS, ClusterSpec, make_phantom
-from calcscope.pipeline import Analysis, analyze_mammogram
 
 SEEDS = (0, 1, 2)
 MIN_CORRECT = 2

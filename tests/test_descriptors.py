@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from calcscope.assess import Category, assess_descriptors
-from calcscope.descriptors import (
+from calcscope.errors import InputError, UnreadableFileError
+from calcscope.evaluation.descriptors import (
     CALC_TYPE_TOKENS,
     OUTPUT_COLUMNS,
     DescriptorEvaluation,
@@ -21,9 +21,9 @@ from calcscope.descriptors import (
     roc_auc,
     weighted_kappa,
 )
-from calcscope.errors import InputError, UnreadableFileError
 from calcscope.model import Distribution as D
 from calcscope.model import Morphology as M
+from calcscope.reading.assess import Category, assess_descriptors
 
 # every calc type token of the CBIS-DDSM calcification tables
 TOKENS = [

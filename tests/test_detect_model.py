@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from calcscope.config import Config, DetectConfig
-from calcscope.detect import Candidates, load_model, model_files, score_candidates
+from calcscope.detection.detect import Candidates, load_model, model_files, score_candidates
 from calcscope.errors import ConfigError
 
 

@@ -16,17 +16,17 @@ import numpy as np
 import pydicom
 import pytest
 
-from calcscope.cli import analyze_files
+from calcscope.apps.cli import analyze_files
 from calcscope.config import Config
-from calcscope.dicom_gsps import GSPS_STORAGE, build_gsps
-from calcscope.dicom_sr import (
+from calcscope.model import Source
+from calcscope.reports.gsps import GSPS_STORAGE, build_gsps
+from calcscope.reports.sr import (
     FOLLOW_UP_CODE,
     MAMMOGRAPHY_CAD_SR_STORAGE,
     build_sr,
     read_sr,
     view_code,
 )
-from calcscope.model import Source
 from helpers import phantom_case_dicom
 
 PATIENT = {"PatientName": "Quixotica^Zebulonia", "PatientID": "PID-424242-XYZ"}

@@ -34,12 +34,12 @@ from pynetdicom.sop_class import (  # noqa: E402  # type: ignore[attr-defined]
     Verification,
 )
 
-import calcscope.dicomnode as dicomnode  # noqa: E402
-from calcscope.dicom_sr import read_sr  # noqa: E402
-from calcscope.dicomnode import Forward, StorageNode, analysed_counts, run_node  # noqa: E402
+import calcscope.apps.node as dicomnode  # noqa: E402
+from calcscope.apps.node import Forward, StorageNode, analysed_counts, run_node  # noqa: E402
 from calcscope.errors import ConfigError  # noqa: E402
-from calcscope.io import write_image  # noqa: E402
-from calcscope.phantom import make_phantom  # noqa: E402
+from calcscope.imaging.io import write_image  # noqa: E402
+from calcscope.phantom.mammogram import make_phantom  # noqa: E402
+from calcscope.reports.sr import read_sr  # noqa: E402
 
 AET = "CALCSCOPE"
 SHAPE = (600, 480)
@@ -288,7 +288,7 @@ def test_killed_node_loses_no_received_image(tmp_path: Path, base_images: dict[s
     port = _free_port()
     images = _clones(base_images["full"], 16)
     cmd = [
-        sys.executable, "-m", "calcscope.cli", "node", "--out", str(out), "--port", str(port),
+        sys.executable, "-m", "calcscope.apps.cli", "node", "--out", str(out), "--port", str(port),
         "--ae-title", AET, "--host", "127.0.0.1", "--no-dicom-reports",
     ]  # fmt: skip
 

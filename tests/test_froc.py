@@ -1,4 +1,4 @@
-"""Tests of calcscope.froc: hand-made detections and truths with FROC points worked by hand."""
+"""Tests of calcscope.evaluation.froc: hand-made detections and truths, FROC points by hand."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from calcscope.errors import UnreadableFileError
-from calcscope.froc import (
+from calcscope.evaluation.froc import (
     FROC_MARKS,
     MatchResult,
     froc_curve,
@@ -22,7 +22,7 @@ from calcscope.froc import (
     sensitivity_at,
     write_froc_csv,
 )
-from calcscope.truth import ImageTruth, TruthCluster, read_mias
+from calcscope.evaluation.truth import ImageTruth, TruthCluster, read_mias
 
 SPACING_MM = 0.2  # mini-MIAS: the 2 mm radius floor is 10 pixels
 

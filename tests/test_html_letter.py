@@ -21,10 +21,10 @@ import numpy as np
 import pydicom
 import pytest
 
-from calcscope.assess import Assessment, Category, FollowUp, RuleHit
-from calcscope.cli import analyze_files, main
+from calcscope.apps.cli import analyze_files, main
 from calcscope.config import Config
-from calcscope.letter import EXPLAINED_TERMS, letter_text
+from calcscope.reading.assess import Assessment, Category, FollowUp, RuleHit
+from calcscope.reports.letter import EXPLAINED_TERMS, letter_text
 from helpers import CHROMIUM_ARGS, chromium_path, phantom_case_dicom
 
 NAME, FAMILY = "Zebulonia", "Quixotica"
@@ -317,7 +317,7 @@ def test_letter_without_findings(outputs):
 def test_letter_says_when_the_spots_are_spread_all_over():
     """Diffuse calcifications are told in plain words, not counted as clusters."""
     from calcscope.model import Distribution, Morphology
-    from calcscope.phantom import ClusterSpec, make_phantom
+    from calcscope.phantom.mammogram import ClusterSpec, make_phantom
     from calcscope.pipeline import analyze_mammogram
 
     ph = make_phantom(
@@ -340,7 +340,7 @@ def test_letter_says_when_the_spots_are_spread_all_over():
 
 def test_letter_rebuilt_from_a_report_tells_diffuse_spots():
     """The web viewer rebuilds the letter from the JSON report alone."""
-    from calcscope.web.studies import letter_from_report
+    from calcscope.apps.web.studies import letter_from_report
 
     report = {
         "assessment": {"category": "2", "follow_up": FollowUp.ROUTINE.value},

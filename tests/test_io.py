@@ -1,4 +1,4 @@
-"""Tests of calcscope.io on synthetic images built here and on the real files in ../shared/data."""
+"""Tests of calcscope.imaging.io on synthetic images made here and real files in ../shared/data."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from calcscope.errors import (
     NotAMammogramError,
     UnreadableFileError,
 )
-from calcscope.io import (
+from calcscope.imaging.io import (
     DIGITAL_MAMMOGRAPHY_PRESENTATION,
     DIGITAL_MAMMOGRAPHY_PROCESSING,
     PIXEL_FILE_SUFFIXES,

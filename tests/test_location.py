@@ -9,7 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from calcscope.location import (
+from calcscope.imaging.preprocess import Preprocessed
+from calcscope.model import Laterality, Mammogram, Source, View
+from calcscope.reading.location import (
     BreastHalf,
     Depth,
     ViewFinding,
@@ -18,8 +20,6 @@ from calcscope.location import (
     nipple_line,
     pair_views,
 )
-from calcscope.model import Laterality, Mammogram, Source, View
-from calcscope.preprocess import Preprocessed
 
 ROWS, COLS = 400, 300
 SPACING = (0.2, 0.2)
@@ -121,7 +121,7 @@ def test_unknown_view_gives_no_half_and_no_nipple_gives_no_place():
 
 
 def test_patient_orientation_read_from_dicom(tmp_path: Path):
-    from calcscope.io import read_image
+    from calcscope.imaging.io import read_image
     from test_io import mg_dataset, save
 
     ds = mg_dataset(
@@ -136,12 +136,12 @@ def test_patient_orientation_read_from_dicom(tmp_path: Path):
 
 
 def test_report_letter_and_html_carry_the_location():
-    from calcscope.html_report import render_html
-    from calcscope.letter import letter_text
     from calcscope.model import Distribution, Morphology
-    from calcscope.phantom import ClusterSpec, make_phantom
+    from calcscope.phantom.mammogram import ClusterSpec, make_phantom
     from calcscope.pipeline import analyze_mammogram
-    from calcscope.report import to_report
+    from calcscope.reports.html import render_html
+    from calcscope.reports.letter import letter_text
+    from calcscope.reports.schema import to_report
 
     ph = make_phantom(
         seed=3,
@@ -219,7 +219,7 @@ def test_breasts_csv_pairs_the_views_of_each_breast(tmp_path: Path):
     import csv
     import json
 
-    from calcscope.batch import BREAST_COLUMNS, _view_record, write_breasts
+    from calcscope.apps.batch import BREAST_COLUMNS, _view_record, write_breasts
 
     reports = {
         "s1_rcc": _report("1.2.3", "R", "CC", [(40.0, 12.0, "3"), (70.0, -8.0, "4C")]),

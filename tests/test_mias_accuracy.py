@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from calcscope.config import Config
-from calcscope.evalrun import evaluate_images
-from calcscope.froc import sensitivity_at
+from calcscope.evaluation.froc import sensitivity_at
+from calcscope.evaluation.run import evaluate_images
 
 
 @pytest.fixture(scope="module")

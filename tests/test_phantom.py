@@ -1,4 +1,4 @@
-"""Tests of the synthetic mammogram generator (calcscope.phantom)."""
+"""Tests of the synthetic mammogram generator (calcscope.phantom.mammogram)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from calcscope.model import Distribution, Laterality, Mammogram, Morphology, View
-from calcscope.phantom import (
+from calcscope.phantom.mammogram import (
     CLUSTER_MORPHOLOGIES,
     MACRO_PATTERNS,
     ClusterSpec,

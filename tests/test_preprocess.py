@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from calcscope.imaging.preprocess import breast_mask, nipple_position, preprocess
 from calcscope.model import Laterality, View
-from calcscope.phantom import make_phantom
-from calcscope.preprocess import breast_mask, nipple_position, preprocess
+from calcscope.phantom.mammogram import make_phantom
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:

@@ -10,9 +10,9 @@ import numpy as np
 
 from calcscope.config import ClusterConfig, Config
 from calcscope.model import Distribution, Morphology
-from calcscope.phantom import ClusterSpec, make_phantom
+from calcscope.phantom.mammogram import ClusterSpec, make_phantom
 from calcscope.pipeline import analyze_mammogram
-from calcscope.report import write_json
+from calcscope.reports.schema import write_json
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "recluster_lowo.py"
 

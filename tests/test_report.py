@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from calcscope.model import Morphology, View
-from calcscope.phantom import ClusterSpec, make_phantom
+from calcscope.phantom.mammogram import ClusterSpec, make_phantom
 from calcscope.pipeline import analyze_mammogram
-from calcscope.report import AnalysisReport, render_overlay, to_report, write_json
+from calcscope.reports.schema import AnalysisReport, render_overlay, to_report, write_json
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +101,7 @@ def test_overlay_marks_the_findings(analysis):
 
 def test_json_schema_explains_every_size_and_shape_feature() -> None:
     """A reader of the JSON learns what each per-calcification measure means."""
-    from calcscope.report import CalcificationModel
+    from calcscope.reports.schema import CalcificationModel
 
     props = CalcificationModel.model_json_schema()["properties"]
     for name in (

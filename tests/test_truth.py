@@ -1,4 +1,4 @@
-"""Tests of calcscope.truth on small files written here and on the real files in ../shared/data."""
+"""Tests of calcscope.evaluation.truth on small files made here and real ones in ../shared/data."""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 
 from calcscope.errors import InputError, UnreadableFileError
-from calcscope.model import Laterality, View
-from calcscope.truth import (
+from calcscope.evaluation.truth import (
     MIAS_KNOWN_OFF_BREAST,
     MIAS_NO_COORDINATES_REASON,
     OFF_BREAST_REASON,
@@ -23,6 +22,7 @@ from calcscope.truth import (
     read_inbreast_xml,
     read_mias,
 )
+from calcscope.model import Laterality, View
 
 # ---------------------------------------------------------------------------------------
 # mini-MIAS

@@ -33,12 +33,12 @@ with warnings.catch_warnings():  # starlette's note about httpx2
     warnings.simplefilter("ignore")
     from fastapi.testclient import TestClient  # noqa: E402
 
-from calcscope.cli import analyze_files  # noqa: E402
+from calcscope.apps.cli import analyze_files  # noqa: E402
+from calcscope.apps.web.app import LOOPBACK_HOSTS, create_app  # noqa: E402
+from calcscope.apps.web.tiles import TILE_PX, Pyramid, TileCache, level_shapes  # noqa: E402
 from calcscope.config import Config  # noqa: E402
-from calcscope.io import write_image  # noqa: E402
-from calcscope.phantom import make_phantom  # noqa: E402
-from calcscope.web.app import LOOPBACK_HOSTS, create_app  # noqa: E402
-from calcscope.web.tiles import TILE_PX, Pyramid, TileCache, level_shapes  # noqa: E402
+from calcscope.imaging.io import write_image  # noqa: E402
+from calcscope.phantom.mammogram import make_phantom  # noqa: E402
 from helpers import CHROMIUM_ARGS, chromium_path  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -446,7 +446,7 @@ def test_browser(server: str, artifacts: Path) -> None:
 
 def test_serve_command(results: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     uvicorn = pytest.importorskip("uvicorn")
-    from calcscope.cli import main
+    from calcscope.apps.cli import main
 
     calls: list[tuple[object, dict]] = []
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.append((app, kw)))

@@ -5,20 +5,30 @@ Research software, not a medical device.
 >>> import calcscope
 >>> analysis = calcscope.analyze("mammogram.dcm")          # doctest: +SKIP
 >>> analysis.assessment.category                              # doctest: +SKIP
+
+The package is laid out as the pipeline runs, data flowing one way:
+
+* :mod:`calcscope.imaging`: reading DICOM and raster mammograms, preprocessing;
+* :mod:`calcscope.detection`: candidates, features, the classifier, coarse deposits, clusters;
+* :mod:`calcscope.reading`: BI-RADS description, location, assessment and their thresholds;
+* :mod:`calcscope.reports`: the versioned report model and every rendering of it, one writer;
+* :mod:`calcscope.apps`: the command line, web viewer, DICOM node and Dask batch;
+* :mod:`calcscope.evaluation`: ground-truth readers, FROC, evaluation runs;
+* :mod:`calcscope.phantom`: synthetic mammograms with known truth.
+
+The names below are imported lazily, so ``import calcscope`` stays cheap.
 """
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from typing import TYPE_CHECKING, Any
 
-DISCLAIMER = (
-    "calcscope is research software, not a medical device: its output is not a diagnosis "
-    "and must not be used for clinical decisions."
-)
+from calcscope.about import DISCLAIMER, __version__
 
-from calcscope.config import Config, load_config  # noqa: E402
-from calcscope.errors import CalcscopeError, InputError  # noqa: E402
-from calcscope.pipeline import Analysis, analyze  # noqa: E402
+if TYPE_CHECKING:
+    from calcscope.config import Config, load_config
+    from calcscope.errors import CalcscopeError, InputError
+    from calcscope.pipeline import Analysis, analyze
 
 __all__ = [
     "__version__",
@@ -30,3 +40,25 @@ __all__ = [
     "CalcscopeError",
     "InputError",
 ]
+
+_LAZY = {
+    "Analysis": "calcscope.pipeline",
+    "analyze": "calcscope.pipeline",
+    "Config": "calcscope.config",
+    "load_config": "calcscope.config",
+    "CalcscopeError": "calcscope.errors",
+    "InputError": "calcscope.errors",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'calcscope' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

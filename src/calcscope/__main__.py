@@ -2,6 +2,6 @@
 
 import sys
 
-from calcscope.cli import main
+from calcscope.apps.cli import main
 
 sys.exit(main())

@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from calcscope.errors import ConfigError
-from calcscope.thresholds import AssessThresholds, DescribeThresholds
+from calcscope.reading.thresholds import AssessThresholds, DescribeThresholds
 
 __all__ = [
     "IOConfig",
@@ -140,7 +140,7 @@ class ClusterConfig(_Frozen):
     Source: the detection-cluster definition used by CAD FROC studies, e.g.
     Kallergi M., "Computer-aided diagnosis of mammographic microcalcification
     clusters", Med Phys 31(2), 2004; the BI-RADS "grouped" distribution
-    (>= 5 within 1 cm) is a description made later, in :mod:`calcscope.describe`.
+    (>= 5 within 1 cm) is a description made later, in :mod:`calcscope.reading.describe`.
     """
 
     min_members: int = Field(3, ge=2)
@@ -171,7 +171,8 @@ class ClusterConfig(_Frozen):
         8.0,
         ge=0.0,
         description="Clusters smaller than this (extent) score higher, up to twice the sum "
-        "of their member scores for a point-like group (see calcscope.cluster.cluster_score; "
+        "of their member scores for a point-like group "
+        "(see calcscope.detection.clusters.cluster_score; "
         "0 turns it off).",
     )
     operating_score: float = Field(
@@ -204,7 +205,7 @@ class DescribeConfig(_Frozen):
     thresholds: DescribeThresholds = Field(
         default_factory=DescribeThresholds,
         description="Size, shape and distribution limits of the BI-RADS description rules, "
-        "each with its source (calcscope.thresholds.DescribeThresholds).",
+        "each with its source (calcscope.reading.thresholds.DescribeThresholds).",
     )
 
 
@@ -212,7 +213,7 @@ class AssessConfig(_Frozen):
     thresholds: AssessThresholds = Field(
         default_factory=AssessThresholds,
         description="Likelihood bands of the BI-RADS categories (ACR atlas, 5th ed.; "
-        "calcscope.thresholds.AssessThresholds).",
+        "calcscope.reading.thresholds.AssessThresholds).",
     )
 
 

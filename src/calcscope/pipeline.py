@@ -13,26 +13,26 @@ from pathlib import Path
 
 import numpy as np
 
-from calcscope import __version__
-from calcscope.assess import (
+from calcscope.about import __version__
+from calcscope.config import Config
+from calcscope.detection.clusters import cluster_calcifications
+from calcscope.detection.detect import Detection, detect
+from calcscope.imaging.io import from_array, read_image
+from calcscope.imaging.preprocess import Preprocessed, preprocess
+from calcscope.model import Calcification, Cluster, Laterality, Mammogram, View
+from calcscope.reading.assess import (
     Assessment,
     assess_benign_macro,
     assess_descriptors,
     assess_image,
 )
-from calcscope.cluster import cluster_calcifications
-from calcscope.config import Config
-from calcscope.describe import (
+from calcscope.reading.describe import (
     ClusterDescription,
     MacroFinding,
     describe,
     describe_clusters,
 )
-from calcscope.detect import Detection, detect
-from calcscope.io import from_array, read_image
-from calcscope.location import Location, NippleLine, locate, nipple_line
-from calcscope.model import Calcification, Cluster, Laterality, Mammogram, View
-from calcscope.preprocess import Preprocessed, preprocess
+from calcscope.reading.location import Location, NippleLine, locate, nipple_line
 
 __all__ = ["ClusterFinding", "MacroResult", "Analysis", "analyze", "analyze_mammogram"]
 

@@ -47,7 +47,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from calcscope._phantom_shapes import (
+from calcscope.model import Distribution, Laterality, Mammogram, Morphology, Source, View
+from calcscope.phantom.shapes import (
     CLUSTER_MORPHOLOGIES,
     MACRO_PATTERNS,
     Shape,
@@ -57,7 +58,6 @@ from calcscope._phantom_shapes import (
     member_shape,
     micro_amp,
 )
-from calcscope.model import Distribution, Laterality, Mammogram, Morphology, Source, View
 
 __all__ = [
     "TrueCalcification",

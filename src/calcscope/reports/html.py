@@ -1,7 +1,7 @@
 """Self-contained HTML report of one image: the overlay, the findings, the settings.
 
 One file, no external resource (no script, font or style sheet is fetched): the overlay
-PNG (:func:`calcscope.report.render_overlay`, shrunk to ``max_side_px``) is embedded as a
+PNG (:func:`calcscope.reports.schema.render_overlay`, shrunk to ``max_side_px``) is embedded as a
 base64 ``data:`` URI and zoomed by a few lines of inline JavaScript (buttons, or a click
 on the image). The findings table has one row per finding (clusters ``C1, C2, ...``, then
 benign macro findings ``M1, ...``) with its size in mm, morphology, distribution, BI-RADS
@@ -20,9 +20,9 @@ from pathlib import Path
 
 import cv2
 
-from calcscope import DISCLAIMER, __version__
+from calcscope.about import DISCLAIMER, __version__
 from calcscope.pipeline import Analysis
-from calcscope.report import AnalysisReport, render_overlay, to_report, write_atomic
+from calcscope.reports.schema import AnalysisReport, render_overlay, to_report, write_atomic
 
 __all__ = ["render_html", "write_html", "overlay_data_uri"]
 

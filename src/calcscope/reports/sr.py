@@ -103,9 +103,11 @@ from pydicom.dataset import Dataset
 from pydicom.sr.coding import Code
 from pydicom.uid import generate_uid
 
-from calcscope import __version__
-from calcscope.assess import Assessment, Category, FollowUp
-from calcscope.dicom_source import (
+from calcscope.about import __version__
+from calcscope.model import Calcification, Mammogram
+from calcscope.pipeline import Analysis
+from calcscope.reading.assess import Assessment, Category, FollowUp
+from calcscope.reports.dicom_source import (
     ANONYMOUS_NAME,
     DIGITAL_MAMMOGRAPHY_PRESENTATION,
     deidentify,
@@ -117,8 +119,6 @@ from calcscope.dicom_source import (
     source_dataset,
     view_code,
 )
-from calcscope.model import Calcification, Mammogram
-from calcscope.pipeline import Analysis
 
 __all__ = [
     "MAMMOGRAPHY_CAD_SR_STORAGE",
@@ -546,7 +546,7 @@ def write_sr(analysis: Analysis, path: str | Path, *, anonymize: bool = False) -
     """Write the Mammography CAD SR to ``path`` (atomically)."""
     from io import BytesIO
 
-    from calcscope.report import write_atomic
+    from calcscope.reports.schema import write_atomic
 
     sr = build_sr(analysis, anonymize=anonymize)
     buf = BytesIO()

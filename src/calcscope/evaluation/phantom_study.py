@@ -2,8 +2,8 @@
 
 :func:`compare_with_truth` scores a phantom analysis (per-calcification sensitivity, false
 detections per 10 cm2 of breast, cluster hits and member counts). Real-data evaluation
-(FROC over mini-MIAS, CBIS-DDSM, INbreast) is in :mod:`calcscope.froc` and
-:mod:`calcscope.truth`.
+(FROC over mini-MIAS, CBIS-DDSM, INbreast) is in :mod:`calcscope.evaluation.froc` and
+:mod:`calcscope.evaluation.truth`.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from calcscope.detect import Candidates
-from calcscope.phantom import Phantom
+from calcscope.detection.detect import Candidates
+from calcscope.phantom.mammogram import Phantom
 from calcscope.pipeline import Analysis
 
 __all__ = ["PhantomScore", "score_phantom", "compare_with_truth", "label_candidates"]

@@ -54,8 +54,8 @@ from skimage.measure import find_contours
 
 from calcscope.config import DetectConfig
 from calcscope.errors import ConfigError
+from calcscope.imaging.preprocess import Preprocessed
 from calcscope.model import Calcification, DepositOutline, Mammogram
-from calcscope.preprocess import Preprocessed
 
 __all__ = [
     "Candidates",

@@ -7,9 +7,10 @@ shows whether a finding lies in the outer (lateral) or inner (medial) half, an M
 ML, LM) view whether it lies in the upper or lower half; the quadrant and clock face need
 both views of the breast.
 
-Geometry on the image, after :mod:`calcscope.preprocess`:
+Geometry on the image, after :mod:`calcscope.imaging.preprocess`:
 
-* the nipple is the breast's most anterior point (:func:`calcscope.preprocess.nipple_position`);
+* the nipple is the breast's most anterior point
+  (:func:`calcscope.imaging.preprocess.nipple_position`);
 * the posterior nipple line runs from the nipple back to the chest wall: perpendicular to
   the pectoral muscle's edge where the muscle shows (MLO), else straight back to the
   image side the chest wall is on (CC); its length is the breast's depth (the usual
@@ -24,7 +25,7 @@ Geometry on the image, after :mod:`calcscope.preprocess`:
 
 With both views of a breast, :func:`pair_views` pairs their findings by distance from the
 nipple and :func:`clock_face` gives each pair its quadrant and clock-face hour (used by
-:func:`calcscope.batch.write_breasts`).
+:func:`calcscope.apps.batch.write_breasts`).
 """
 
 from __future__ import annotations
@@ -34,8 +35,8 @@ from enum import StrEnum
 
 import numpy as np
 
+from calcscope.imaging.preprocess import Preprocessed
 from calcscope.model import Laterality, Mammogram, View
-from calcscope.preprocess import Preprocessed
 
 __all__ = [
     "BreastHalf",

@@ -14,9 +14,9 @@ __all__ = ["create_app"]
 
 
 def create_app(*args: Any, **kwargs: Any) -> FastAPI:
-    """Build the viewer app; see :func:`calcscope.web.app.create_app`."""
+    """Build the viewer app; see :func:`calcscope.apps.web.app.create_app`."""
     try:
-        from calcscope.web.app import create_app as _create
+        from calcscope.apps.web.app import create_app as _create
     except ModuleNotFoundError as exc:  # pragma: no cover - depends on the install
         raise ModuleNotFoundError(
             f"the web viewer needs the 'web' extra ({exc.name} is missing): "

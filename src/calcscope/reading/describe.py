@@ -5,7 +5,7 @@ section "Calcifications", as summarised by the Radiology Assistant (Kopans/Hofvi
 review: "Breast - Calcifications: differential diagnosis and BI-RADS", radiologyassistant.nl)
 and by Demetri-Lewis A, Slanetz PJ, Eisenberg RL, "Breast calcifications: the focal group",
 AJR 2012;198:W325-W343. Each threshold lives in
-:class:`calcscope.thresholds.DescribeThresholds` with its source, and can be set in the
+:class:`calcscope.reading.thresholds.DescribeThresholds` with its source, and can be set in the
 configuration (``describe.thresholds``).
 Every description carries the reasons it was chosen, in a radiologist's words.
 """
@@ -26,7 +26,7 @@ from skimage.morphology import skeletonize
 
 from calcscope.config import DescribeConfig, DetectConfig
 from calcscope.model import Calcification, CalcKind, Cluster, Distribution, Morphology
-from calcscope.thresholds import DescribeThresholds
+from calcscope.reading.thresholds import DescribeThresholds
 
 _T = TypeVar("_T")
 
@@ -940,7 +940,7 @@ def describe_clusters(
 ) -> Description:
     """Add the morphology and distribution of each cluster to ``description``.
 
-    ``nipple_rc`` (pixels; see :func:`calcscope.preprocess.nipple_position`) lets the
+    ``nipple_rc`` (pixels; see :func:`calcscope.imaging.preprocess.nipple_position`) lets the
     distribution tell a segment, which points at the nipple, from a regional spread.
     ``breast`` (the breast mask) lets it tell calcifications scattered at random
     throughout the breast (diffuse, see :func:`diffuse_spread`): the clusters of

@@ -3,12 +3,12 @@
 The CBIS-DDSM calcification table (Sawyer-Lee R et al., The Cancer Imaging Archive, 2016;
 CC BY 3.0) records, per calcification finding and image, the radiologist's morphology
 ("calc type"), distribution, BI-RADS assessment and the pathology. This module runs those
-recorded descriptors through :func:`calcscope.assess.assess_descriptors`, the same rules
+recorded descriptors through :func:`calcscope.reading.assess.assess_descriptors`, the same rules
 that assess clusters found on images, and measures the agreement:
 
 * ``kappa``: linearly weighted Cohen's kappa between our category and the recorded
   assessment on the ordinal scale of concern ``1 < 2 < 3 < 0 < 4 < 5`` (the order of
-  :attr:`calcscope.assess.Category.rank`: category 0, "needs additional imaging", sits
+  :attr:`calcscope.reading.assess.Category.rank`: category 0, "needs additional imaging", sits
   between probably benign and suspicious). Our 4A, 4B and 4C count as 4 because the
   recorded DDSM assessments have no subcategories.
 * ``auc``: ROC AUC of our likelihood of malignancy against pathology (MALIGNANT = 1,
@@ -31,9 +31,9 @@ from pathlib import Path
 
 import numpy as np
 
-from calcscope.assess import Assessment, AssessThresholds, Category, assess_descriptors
 from calcscope.errors import InputError, UnreadableFileError
 from calcscope.model import Distribution, Morphology
+from calcscope.reading.assess import Assessment, AssessThresholds, Category, assess_descriptors
 
 __all__ = [
     "CALC_TYPE_TOKENS",

@@ -1,8 +1,8 @@
 """Thresholds of the description and assessment rules, each with its source.
 
 One small place for every number a radiologist may want to check or change: the BI-RADS
-size, shape and distribution limits used by :mod:`calcscope.describe` and the likelihood
-bands of the assessment categories used by :mod:`calcscope.assess`. Both are part of the
+size, shape and distribution limits used by :mod:`calcscope.reading.describe` and the likelihood
+bands of the assessment categories used by :mod:`calcscope.reading.assess`. Both are part of the
 configuration (``describe.thresholds`` and ``assess.thresholds`` in a JSON or TOML file,
 see :mod:`calcscope.config`); the defaults below are the atlas figures, with the margins
 and the phantom measurements that chose them stated where they differ.

@@ -19,7 +19,7 @@ where the weighted mean lost it, and never lost one. A cluster's score
 (:func:`cluster_score`) sums its members' scores, counted up to double for a cluster much
 smaller than ``compact_mm`` (chance specks rarely pack that tight). The BI-RADS
 "grouped" distribution (>= 5 calcifications within 1 cm) is a description made later, in
-:mod:`calcscope.describe`.
+:mod:`calcscope.reading.describe`.
 
 Clustering depends only on the set of centres, not on their order.
 """

@@ -15,11 +15,11 @@ import cv2
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from calcscope import DISCLAIMER, __version__
-from calcscope.assess import Assessment, Category
-from calcscope.io import atomic_path
-from calcscope.location import Location
+from calcscope.about import DISCLAIMER, __version__
+from calcscope.imaging.io import atomic_path
 from calcscope.pipeline import Analysis
+from calcscope.reading.assess import Assessment, Category
+from calcscope.reading.location import Location
 
 __all__ = [
     "SCHEMA_VERSION",

@@ -16,7 +16,7 @@ Routes (all JSON errors are ``{"detail": "<readable message>"}``)::
     POST /api/upload                             multipart: file, spacing_mm, laterality, view
 
 The app does no image work of its own: uploads go through :func:`calcscope.pipeline.analyze`
-and the report writers, and tiles are cut from the image :func:`calcscope.io.read_image`
+and the report writers, and tiles are cut from the image :func:`calcscope.imaging.io.read_image`
 reads. It fetches nothing from the network: every script and style is served by itself,
 and the Content-Security-Policy header forbids anything else. An upload is refused
 (HTTP 413) above ``max_upload_bytes``, (415) when its content is not DICOM, PNG, TIFF or
@@ -45,18 +45,18 @@ from starlette.datastructures import UploadFile
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from calcscope import DISCLAIMER, __version__
-from calcscope.config import Config
-from calcscope.errors import CalcscopeError, InputError
-from calcscope.io import sniff_format
-from calcscope.web.studies import (
+from calcscope.about import DISCLAIMER, __version__
+from calcscope.apps.web.studies import (
     Study,
     StudyStore,
     letter_from_report,
     load_base_image,
     summary,
 )
-from calcscope.web.tiles import TILE_PX, Pyramid, TileCache
+from calcscope.apps.web.tiles import TILE_PX, Pyramid, TileCache
+from calcscope.config import Config
+from calcscope.errors import CalcscopeError, InputError
+from calcscope.imaging.io import sniff_format
 
 __all__ = ["create_app", "DEFAULT_MAX_UPLOAD_BYTES", "LOOPBACK_HOSTS"]
 
@@ -455,9 +455,9 @@ def _analyse_upload(
     cfg: Config,
 ) -> dict[str, Any]:
     """Analyse one uploaded file and write its report, overlay, letter and name."""
-    from calcscope.letter import write_letter
     from calcscope.pipeline import analyze
-    from calcscope.report import write_atomic, write_json, write_overlay
+    from calcscope.reports.letter import write_letter
+    from calcscope.reports.schema import write_atomic, write_json, write_overlay
 
     analysis = analyze(path, spacing_mm=spacing, config=cfg, laterality=laterality, view=view)
     stem = path.with_suffix("")

@@ -21,8 +21,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from calcscope.apps.web.tiles import Pyramid, to_uint8
 from calcscope.errors import CalcscopeError
-from calcscope.web.tiles import Pyramid, to_uint8
 
 __all__ = ["Study", "StudyStore", "SCHEMA_NAME", "load_base_image", "letter_from_report"]
 
@@ -173,14 +173,14 @@ def _source_candidates(study: Study, src_path: str) -> list[Path]:
 
 
 def load_base_image(study: Study, report: dict[str, Any]) -> Pyramid:
-    """The pixels to tile: the source image (read again with :func:`calcscope.io.read_image`
+    """The pixels to tile: the source image (read again with :func:`calcscope.imaging.io.read_image`
     at the report's spacing), or else the overlay PNG written beside the report.
 
     Returns the pyramid, with its ``kind`` (``"source"`` or ``"overlay"``) and a ``note``
     for the user.
     Raises ``FileNotFoundError`` when neither can be read.
     """
-    from calcscope.io import read_image
+    from calcscope.imaging.io import read_image
 
     src = report.get("source") or {}
     shape = tuple(int(v) for v in src.get("shape_rc") or (0, 0))
@@ -216,9 +216,9 @@ def load_base_image(study: Study, report: dict[str, Any]) -> Pyramid:
 
 
 def _location_from_report(loc: dict[str, Any] | None) -> Any:
-    """A :class:`calcscope.location.Location` from its JSON form (None when absent)."""
-    from calcscope.location import BreastHalf, Depth, Location
+    """A :class:`calcscope.reading.location.Location` from its JSON form (None when absent)."""
     from calcscope.model import Laterality, View
+    from calcscope.reading.location import BreastHalf, Depth, Location
 
     if not loc:
         return None
@@ -232,16 +232,16 @@ def _location_from_report(loc: dict[str, Any] | None) -> Any:
 
 
 def letter_from_report(report: dict[str, Any]) -> str:
-    """The patient letter (:func:`calcscope.letter.letter_html`) rebuilt from a JSON
+    """The patient letter (:func:`calcscope.reports.letter.letter_html`) rebuilt from a JSON
     report, for result folders written without ``--letter``.
 
     The letter needs only the category, follow-up, laterality, the counts and the
     clusters' distributions, categories and locations; they are handed over in a stand-in
     with the attributes of an ``Analysis`` the letter reads.
     """
-    from calcscope.assess import Category, FollowUp
-    from calcscope.letter import letter_html
     from calcscope.model import CalcKind, Distribution, Laterality
+    from calcscope.reading.assess import Category, FollowUp
+    from calcscope.reports.letter import letter_html
 
     a = report["assessment"]
     lat = (report.get("source") or {}).get("laterality")

@@ -9,7 +9,7 @@ whatever ``anonymize`` says. It says that it comes from research software, not a
 device, at its top and its foot.
 
 The wording follows the usual meaning of each BI-RADS category (ACR BI-RADS Atlas, 5th
-edition; see :mod:`calcscope.assess`): category 1-2, nothing beyond routine screening;
+edition; see :mod:`calcscope.reading.assess`): category 1-2, nothing beyond routine screening;
 3, another mammogram in 6 months (at most 2 in 100 such findings are cancer); 0, more
 pictures first (a diagnostic mammogram with spot compression or magnification); 4-5, a
 biopsy.
@@ -20,11 +20,11 @@ from __future__ import annotations
 from html import escape
 from pathlib import Path
 
-from calcscope import __version__
-from calcscope.assess import Category, FollowUp
-from calcscope.location import BreastHalf
+from calcscope.about import __version__
 from calcscope.model import CalcKind, Distribution, Laterality
 from calcscope.pipeline import Analysis
+from calcscope.reading.assess import Category, FollowUp
+from calcscope.reading.location import BreastHalf
 
 __all__ = [
     "EXPLAINED_TERMS",
@@ -230,7 +230,7 @@ def write_letter(
     ``stem_path`` is the output path without suffix (``out/image``). The letter never
     names the patient, so ``anonymize`` changes nothing; it is accepted for symmetry.
     """
-    from calcscope.report import write_atomic
+    from calcscope.reports.schema import write_atomic
 
     stem = Path(stem_path)
     html_path = write_atomic(

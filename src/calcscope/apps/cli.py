@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from calcscope import DISCLAIMER, __version__
+from calcscope.about import DISCLAIMER, __version__
 from calcscope.config import Config, load_config
 from calcscope.errors import CalcscopeError, ConfigError, InputError
 
@@ -125,7 +125,7 @@ def analyze_files(
     applies to every file written.
     """
     from calcscope.pipeline import analyze
-    from calcscope.report import write_json, write_overlay
+    from calcscope.reports.schema import write_json, write_overlay
 
     cfg = config or Config()
     out.mkdir(parents=True, exist_ok=True)
@@ -193,17 +193,17 @@ def _write_extra_reports(
 ) -> None:
     """The optional outputs of :func:`analyze_files` for one image."""
     if sr:
-        from calcscope.dicom_gsps import write_gsps
-        from calcscope.dicom_sr import write_sr
+        from calcscope.reports.gsps import write_gsps
+        from calcscope.reports.sr import write_sr
 
         write_sr(analysis, stem.with_name(stem.name + ".sr.dcm"), anonymize=anonymize)  # type: ignore[arg-type]
         write_gsps(analysis, stem.with_name(stem.name + ".gsps.dcm"), anonymize=anonymize)  # type: ignore[arg-type]
     if html:
-        from calcscope.html_report import write_html
+        from calcscope.reports.html import write_html
 
         write_html(analysis, stem.with_name(stem.name + ".html"), anonymize=anonymize)  # type: ignore[arg-type]
     if letter:
-        from calcscope.letter import write_letter
+        from calcscope.reports.letter import write_letter
 
         write_letter(analysis, stem, anonymize=anonymize)  # type: ignore[arg-type]
 
@@ -263,7 +263,7 @@ def analyze(
     ] = False,
 ) -> None:
     """Analyse mammograms: writes <stem>.json (and an overlay PNG) per image into OUT."""
-    from calcscope.io import find_images
+    from calcscope.imaging.io import find_images
 
     cfg = _load(config_path)
     if spacing_mm is not None and not (0.01 <= spacing_mm <= 1.0):
@@ -305,9 +305,9 @@ def phantom(
     laterality: Annotated[str, typer.Option(help="L or R.")] = "L",
 ) -> None:
     """Write a synthetic mammogram and its ground truth (<file>.truth.json)."""
-    from calcscope.io import write_image
+    from calcscope.imaging.io import write_image
     from calcscope.model import Laterality, View
-    from calcscope.phantom import make_phantom, truth_to_dict
+    from calcscope.phantom.mammogram import make_phantom, truth_to_dict
 
     if not (0.03 <= spacing_mm <= 0.3):
         err_console.print("[red]error:[/] --spacing-mm must be within 0.03-0.3 mm")
@@ -338,9 +338,9 @@ def demo(
     seed: Annotated[int, typer.Option(help="Phantom seed.")] = 0,
 ) -> None:
     """Make a full-field synthetic mammogram (phantom), analyse it, compare with its truth."""
-    from calcscope.evaluate import compare_with_truth
-    from calcscope.io import write_image
-    from calcscope.phantom import make_phantom, truth_to_dict
+    from calcscope.evaluation.phantom_study import compare_with_truth
+    from calcscope.imaging.io import write_image
+    from calcscope.phantom.mammogram import make_phantom, truth_to_dict
 
     out.mkdir(parents=True, exist_ok=True)
     with console.status("making a full-field phantom mammogram..."):
@@ -389,7 +389,7 @@ def evaluate(
         if fmt is not EvalFormat.cbis_ddsm:
             err_console.print("[red]error:[/] --images is needed for this format")
             raise typer.Exit(2)
-        from calcscope.descriptors import assess_cbis_csv, format_evaluation
+        from calcscope.evaluation.descriptors import assess_cbis_csv, format_evaluation
 
         try:
             ev = assess_cbis_csv(truth, out, thresholds=_load(config_path).assess.thresholds)
@@ -399,7 +399,7 @@ def evaluate(
         console.print(format_evaluation(ev))
         console.print(f"rows written to {out / 'descriptor_assessment.csv'}")
         return
-    from calcscope.evalrun import evaluate_images
+    from calcscope.evaluation.run import evaluate_images
 
     cfg = _load(config_path)
     with Progress(
@@ -464,7 +464,7 @@ def node(
     import signal
     import threading
 
-    from calcscope.dicomnode import Forward, StorageNode
+    from calcscope.apps.node import Forward, StorageNode
 
     cfg = _load(config_path)
     try:
@@ -536,7 +536,7 @@ def batch(
     config_path: ConfigOption = None,
 ) -> None:
     """Analyse an archive with Dask: one folder per image, resumable, summary.csv at the end."""
-    from calcscope.batch import run_batch
+    from calcscope.apps.batch import run_batch
 
     cfg = _load(config_path)
     if scheduler and workers:
@@ -595,7 +595,7 @@ def serve(
     try:
         import uvicorn
 
-        from calcscope.web.app import LOOPBACK_HOSTS, create_app
+        from calcscope.apps.web.app import LOOPBACK_HOSTS, create_app
     except ModuleNotFoundError as exc:
         err_console.print(
             f"[red]error:[/] the web viewer needs the 'web' extra ({exc.name} is missing): "

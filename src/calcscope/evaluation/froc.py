@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from calcscope.errors import UnreadableFileError
-from calcscope.truth import ImageTruth
+from calcscope.evaluation.truth import ImageTruth
 
 __all__ = [
     "Detection",
@@ -412,7 +412,7 @@ def load_detections_from_json(path: Path, level: str = "cluster") -> list[Detect
     Parameters
     ----------
     path : Path
-        A report written by :func:`calcscope.report.write_json`.
+        A report written by :func:`calcscope.reports.schema.write_json`.
     level : {"cluster", "calcification"}
         Read the ``clusters`` or the ``calcifications`` list.
 

@@ -1,7 +1,7 @@
 """Batch analysis of an archive with Dask: resumable, one atomic result folder per image.
 
 ``run_batch(INPUT_DIR, OUT)`` lists the images under ``INPUT_DIR`` (as
-:func:`calcscope.io.find_images`), and runs :func:`calcscope.pipeline.analyze` on each
+:func:`calcscope.imaging.io.find_images`), and runs :func:`calcscope.pipeline.analyze` on each
 with Dask: a :class:`distributed.LocalCluster` of ``workers`` processes by default, or an
 existing scheduler (``tcp://host:8786``; its workers must see ``INPUT_DIR`` and ``OUT``
 under the same paths, e.g. on a shared file system, and have calcscope installed).
@@ -45,12 +45,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from calcscope.assess import Category
 from calcscope.config import Config
 from calcscope.errors import CalcscopeError, ConfigError
-from calcscope.io import atomic_path
-from calcscope.location import ViewFinding, clock_face, pair_views
+from calcscope.imaging.io import atomic_path
 from calcscope.model import Laterality
+from calcscope.reading.assess import Category
+from calcscope.reading.location import ViewFinding, clock_face, pair_views
 
 __all__ = [
     "SUMMARY_COLUMNS",
@@ -215,7 +215,7 @@ def analyse_to_folder(
     for a bad input.
     """
     from calcscope.pipeline import analyze
-    from calcscope.report import to_report
+    from calcscope.reports.schema import to_report
 
     out = Path(out_dir)
     tmp = out / f"{_TMP}{key}-{uuid.uuid4().hex[:8]}"
@@ -278,7 +278,7 @@ def write_summaries(out_dir: str | Path, keys: list[str]) -> tuple[Path, Path]:
     """Write ``summary.csv`` (one row per cluster) and ``images.csv`` from the folders.
 
     Streams the per-image files in the order of ``keys`` (sorted by the caller), through
-    temporary files renamed at the end (:func:`calcscope.io.atomic_path`).
+    temporary files renamed at the end (:func:`calcscope.imaging.io.atomic_path`).
     """
     out = Path(out_dir)
     summary, images = out / "summary.csv", out / "images.csv"
@@ -339,8 +339,8 @@ def write_breasts(out_dir: str | Path, keys: list[str]) -> Path:
 
     Images are grouped by study (Study Instance UID, else patient id) and laterality; in
     each group the clusters of the CC views and of the MLO (ML, LM) views are paired by
-    their distance from the nipple (:func:`calcscope.location.pair_views`), and each pair
-    gets its quadrant and clock face (:func:`calcscope.location.clock_face`): the CC view
+    their distance from the nipple (:func:`calcscope.reading.location.pair_views`), and each pair
+    gets its quadrant and clock face (:func:`calcscope.reading.location.clock_face`): the CC view
     tells outer from inner, the MLO view upper from lower. Each row gives the worse of the
     two calls. Images without a study, laterality or view are left out. Each image's
     ``views.json`` is read, or its ``analysis.json`` for folders written without it.
@@ -497,7 +497,7 @@ def run_batch(
     on_result
         Called with each finished image's record (in completion order).
     """
-    from calcscope.io import find_images
+    from calcscope.imaging.io import find_images
 
     t_start = time.perf_counter()
     root = Path(input_dir)

@@ -61,11 +61,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from calcscope import DISCLAIMER
+from calcscope.about import DISCLAIMER
+from calcscope.apps.send import SUCCESS, Forward, ForwardError, send_files
 from calcscope.config import Config
-from calcscope.dicom_send import SUCCESS, Forward, ForwardError, send_files
 from calcscope.errors import CalcscopeError, ConfigError
-from calcscope.io import (
+from calcscope.imaging.io import (
     DIGITAL_MAMMOGRAPHY_PRESENTATION,
     DIGITAL_MAMMOGRAPHY_PROCESSING,
     SECONDARY_CAPTURE,
@@ -696,10 +696,10 @@ def _watch_parent() -> None:
 
 def _warm_up() -> None:
     """Import the pipeline in a fresh worker process before the first image arrives."""
-    import calcscope.dicom_gsps  # noqa: F401
-    import calcscope.dicom_sr  # noqa: F401
     import calcscope.pipeline  # noqa: F401
-    import calcscope.report  # noqa: F401
+    import calcscope.reports.gsps  # noqa: F401
+    import calcscope.reports.schema  # noqa: F401
+    import calcscope.reports.sr  # noqa: F401
 
 
 def _analyse_job(
@@ -712,7 +712,7 @@ def _analyse_job(
     Returns a few counts for the log; raises what :func:`calcscope.pipeline.analyze`
     raises.
     """
-    from calcscope.report import to_report, write_atomic
+    from calcscope.reports.schema import to_report, write_atomic
 
     analysis = _analyze(Path(src), config)
     out = Path(tmp)
@@ -722,8 +722,8 @@ def _analyse_job(
     text = json.dumps(report.model_dump(mode="json"), indent=1)
     write_atomic(out / "analysis.json", text.encode("utf-8"))
     if dicom_reports:
-        from calcscope.dicom_gsps import write_gsps
-        from calcscope.dicom_sr import write_sr
+        from calcscope.reports.gsps import write_gsps
+        from calcscope.reports.sr import write_sr
 
         write_sr(analysis, out / "sr.dcm")
         write_gsps(analysis, out / "gsps.dcm")

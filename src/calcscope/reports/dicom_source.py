@@ -24,8 +24,8 @@ import pydicom
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
-from calcscope import DISCLAIMER, __version__
-from calcscope.io import DIGITAL_MAMMOGRAPHY_PRESENTATION
+from calcscope.about import DISCLAIMER, __version__
+from calcscope.imaging.io import DIGITAL_MAMMOGRAPHY_PRESENTATION
 from calcscope.model import Calcification, Laterality, Mammogram, View
 
 __all__ = [

@@ -13,7 +13,7 @@ show the analysed image: here it draws, over the original pixels,
 A GSPS is a few kilobytes where a Segmentation of a 3328 x 4096 mammogram would carry a
 full-size frame, and every PACS viewer that shows presentation states shows it.
 Coordinates are DICOM image coordinates ``(x=column, y=row)``, the centre of pixel
-(r, c) being (c + 0.5, r + 0.5), as in :mod:`calcscope.dicom_sr`; the source image is
+(r, c) being (c + 0.5, r + 0.5), as in :mod:`calcscope.reports.sr`; the source image is
 referenced as described there (a synthetic instance for non-DICOM input), and
 ``anonymize`` replaces the patient's name, ID and birth date.
 """
@@ -37,15 +37,15 @@ from highdicom.pr import (
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
-from calcscope import __version__
-from calcscope.dicom_source import (
+from calcscope.about import __version__
+from calcscope.pipeline import Analysis
+from calcscope.reports.dicom_source import (
     deidentify,
     derived_uid,
     outline_rc,
     pixel_centre_xy,
     source_dataset,
 )
-from calcscope.pipeline import Analysis
 
 __all__ = ["GSPS_STORAGE", "build_gsps", "write_gsps"]
 
@@ -162,7 +162,7 @@ def build_gsps(
 
 def write_gsps(analysis: Analysis, path: str | Path, *, anonymize: bool = False) -> Path:
     """Write the presentation state to ``path`` (atomically)."""
-    from calcscope.report import write_atomic
+    from calcscope.reports.schema import write_atomic
 
     buf = BytesIO()
     build_gsps(analysis, anonymize=anonymize).save_as(buf, enforce_file_format=True)

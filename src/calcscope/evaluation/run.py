@@ -14,7 +14,7 @@ Formats
               normal.
 ``cbis-ddsm`` ``--truth`` a description CSV; with ``--images`` the full mammograms and
               ROI masks at the CSV's relative paths; without, the recorded descriptors
-              are assessed (:mod:`calcscope.descriptors`).
+              are assessed (:mod:`calcscope.evaluation.descriptors`).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import numpy as np
 
 from calcscope.config import Config
 from calcscope.errors import CalcscopeError, InputError
-from calcscope.froc import (
+from calcscope.evaluation.froc import (
     FROC_MARKS,
     FrocCurve,
     MatchResult,
@@ -41,7 +41,7 @@ from calcscope.froc import (
     sensitivity_at,
     write_froc_csv,
 )
-from calcscope.truth import ImageTruth, mark_off_breast, read_inbreast_xml, read_mias
+from calcscope.evaluation.truth import ImageTruth, mark_off_breast, read_inbreast_xml, read_mias
 
 __all__ = ["EvaluationResult", "evaluate_images", "load_truth"]
 
@@ -60,7 +60,7 @@ class EvaluationResult:
 
 
 def _images_in(folder: Path) -> list[Path]:
-    from calcscope.io import find_images
+    from calcscope.imaging.io import find_images
 
     return find_images([folder])
 
@@ -94,7 +94,7 @@ def _cbis_truth(
 ) -> tuple[dict[str, Path], dict[str, ImageTruth]]:
     import cv2
 
-    from calcscope.truth import cbis_truth_from_masks, read_cbis_ddsm
+    from calcscope.evaluation.truth import cbis_truth_from_masks, read_cbis_ddsm
 
     findings = read_cbis_ddsm(csv_path)
     by_name = {p.parent.parent.parent.name if p.name == "1-1.dcm" else p.stem: p for p in images}
@@ -130,9 +130,9 @@ def evaluate_images(
     on_image: Callable[[str, int, int], None] | None = None,
 ) -> EvaluationResult:
     """Analyse every image of the set (skipping those already done) and score them."""
+    from calcscope.imaging.preprocess import preprocess
     from calcscope.pipeline import analyze
-    from calcscope.preprocess import preprocess
-    from calcscope.report import write_json
+    from calcscope.reports.schema import write_json
 
     cfg = config or Config()
     images = _images_in(images_dir)
@@ -155,7 +155,7 @@ def evaluate_images(
             try:
                 spacing_of[key] = json.loads(json_path.read_text())["source"]["spacing_mm"][0]
                 if located:
-                    from calcscope.io import read_image
+                    from calcscope.imaging.io import read_image
 
                     m = read_image(path, spacing_mm=spacing_mm)
                     masks[key] = preprocess(m, cfg.preprocess).breast

@@ -2,7 +2,7 @@
 
 The rules work on *descriptors* (morphology, distribution, number, confidence), so the
 same code assesses a cluster found on an image and a radiologist's recorded description
-(``calcscope evaluate --format cbis-ddsm`` without images, :mod:`calcscope.descriptors`).
+(``calcscope evaluate --format cbis-ddsm`` without images, :mod:`calcscope.evaluation.descriptors`).
 
 How a finding is assessed (each step is one small function below, returning its outcome
 and its reason):
@@ -65,7 +65,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from calcscope.model import Distribution, Morphology
-from calcscope.thresholds import AssessThresholds
+from calcscope.reading.thresholds import AssessThresholds
 
 __all__ = [
     "Category",

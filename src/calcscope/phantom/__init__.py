@@ -1,0 +1,34 @@
+"""Synthetic mammograms with known truth: the demo image, the tests' phantoms, and real
+tissue with clusters inserted (:func:`insert_clusters`)."""
+
+from calcscope.phantom.mammogram import (
+    CLUSTER_MORPHOLOGIES,
+    MACRO_PATTERNS,
+    ClusterSpec,
+    Phantom,
+    PhantomTruth,
+    TrueCalcification,
+    TrueCluster,
+    TrueMacro,
+    full_field_shape,
+    insert_clusters,
+    make_phantom,
+    phantom_summary,
+    truth_to_dict,
+)
+
+__all__ = [
+    "TrueCalcification",
+    "TrueCluster",
+    "TrueMacro",
+    "PhantomTruth",
+    "Phantom",
+    "ClusterSpec",
+    "CLUSTER_MORPHOLOGIES",
+    "MACRO_PATTERNS",
+    "make_phantom",
+    "insert_clusters",
+    "truth_to_dict",
+    "full_field_shape",
+    "phantom_summary",
+]
