@@ -47,7 +47,7 @@ from typing import Any
 
 from calcscope.config import Config
 from calcscope.errors import CalcscopeError, ConfigError
-from calcscope.imaging.io import atomic_path
+from calcscope.files import atomic_path
 from calcscope.model import Laterality
 from calcscope.reading.assess import Category
 from calcscope.reading.location import ViewFinding, clock_face, pair_views

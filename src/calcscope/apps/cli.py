@@ -125,7 +125,7 @@ def analyze_files(
     applies to every file written.
     """
     from calcscope.pipeline import analyze
-    from calcscope.reports.schema import write_json, write_overlay
+    from calcscope.reports.writer import OutputOptions, write_outputs
 
     cfg = config or Config()
     out.mkdir(parents=True, exist_ok=True)
@@ -151,12 +151,15 @@ def analyze_files(
                 analysis = analyze(
                     path, spacing_mm=spacing_mm, config=cfg, laterality=laterality, view=view
                 )
-                json_path = write_json(analysis, out / f"{stem}.json", anonymize=anonymize)
-                if overlay:
-                    write_overlay(analysis, out / f"{stem}.overlay.png")
-                _write_extra_reports(
-                    analysis, out / stem, anonymize=anonymize, sr=sr, html=html, letter=letter
+                written = write_outputs(
+                    analysis,
+                    out,
+                    stem,
+                    OutputOptions(
+                        overlay=overlay, sr=sr, html=html, letter=letter, anonymize=anonymize
+                    ),
                 )
+                json_path = written.json
                 n_macro = sum(1 for c in analysis.detected if c.kind.value == "macro")
                 results.append(
                     FileResult(
@@ -186,26 +189,6 @@ def analyze_files(
                 results.append(FileResult(path=path, ok=False, message=msg))
             progress.advance(task)
     return results
-
-
-def _write_extra_reports(
-    analysis: object, stem: Path, *, anonymize: bool, sr: bool, html: bool, letter: bool
-) -> None:
-    """The optional outputs of :func:`analyze_files` for one image."""
-    if sr:
-        from calcscope.reports.gsps import write_gsps
-        from calcscope.reports.sr import write_sr
-
-        write_sr(analysis, stem.with_name(stem.name + ".sr.dcm"), anonymize=anonymize)  # type: ignore[arg-type]
-        write_gsps(analysis, stem.with_name(stem.name + ".gsps.dcm"), anonymize=anonymize)  # type: ignore[arg-type]
-    if html:
-        from calcscope.reports.html import write_html
-
-        write_html(analysis, stem.with_name(stem.name + ".html"), anonymize=anonymize)  # type: ignore[arg-type]
-    if letter:
-        from calcscope.reports.letter import write_letter
-
-        write_letter(analysis, stem, anonymize=anonymize)  # type: ignore[arg-type]
 
 
 def _summary(results: list[FileResult]) -> Table:

@@ -712,7 +712,8 @@ def _analyse_job(
     Returns a few counts for the log; raises what :func:`calcscope.pipeline.analyze`
     raises.
     """
-    from calcscope.reports.schema import to_report, write_atomic
+    from calcscope.files import write_atomic
+    from calcscope.reports.schema import to_report
 
     analysis = _analyze(Path(src), config)
     out = Path(tmp)

@@ -29,13 +29,11 @@ float TIFFs by their minimum and maximum. Arrays: see :func:`from_array`.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import re
-import tempfile
 import warnings
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -55,11 +53,11 @@ from calcscope.errors import (
     NotAMammogramError,
     UnreadableFileError,
 )
+from calcscope.files import atomic_path
 from calcscope.model import Laterality, Mammogram, Source, View
 
 __all__ = [
     "PIXEL_FILE_SUFFIXES",
-    "atomic_path",
     "ROBUST_PERCENTILES",
     "read_image",
     "from_array",
@@ -354,28 +352,6 @@ def write_image(mammogram: Mammogram, path: str | Path) -> Path:
     with atomic_path(p) as tmp_name:
         writers[suffix](data, mammogram, tmp_name)
     return p
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | Path) -> Iterator[str]:
-    """Yield a temporary file name beside ``path``; on success it replaces ``path``.
-
-    Readers never see a half-written file, and a failure leaves no debris. The file
-    gets the usual permissions (``0666`` less the umask), not ``mkstemp``'s ``0600``.
-    """
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-    os.close(fd)
-    try:
-        yield tmp_name
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp_name, 0o666 & ~umask)
-        os.replace(tmp_name, p)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
 
 
 # ---------------------------------------------------------------------------------------

@@ -47,7 +47,7 @@ from calcscope.reports.dicom_source import (
     source_dataset,
 )
 
-__all__ = ["GSPS_STORAGE", "build_gsps", "write_gsps"]
+__all__ = ["GSPS_STORAGE", "build_gsps", "gsps_bytes", "write_gsps"]
 
 GSPS_STORAGE = "1.2.840.10008.5.1.4.1.1.11.1"
 
@@ -160,10 +160,15 @@ def build_gsps(
     return gsps
 
 
-def write_gsps(analysis: Analysis, path: str | Path, *, anonymize: bool = False) -> Path:
-    """Write the presentation state to ``path`` (atomically)."""
-    from calcscope.reports.schema import write_atomic
-
+def gsps_bytes(analysis: Analysis, *, anonymize: bool = False) -> bytes:
+    """The presentation state as a DICOM file's bytes."""
     buf = BytesIO()
     build_gsps(analysis, anonymize=anonymize).save_as(buf, enforce_file_format=True)
-    return write_atomic(path, buf.getvalue())
+    return buf.getvalue()
+
+
+def write_gsps(analysis: Analysis, path: str | Path, *, anonymize: bool = False) -> Path:
+    """Write the presentation state to ``path`` (atomically)."""
+    from calcscope.files import write_atomic
+
+    return write_atomic(path, gsps_bytes(analysis, anonymize=anonymize))

@@ -21,8 +21,9 @@ from pathlib import Path
 import cv2
 
 from calcscope.about import DISCLAIMER, __version__
+from calcscope.files import write_atomic
 from calcscope.pipeline import Analysis
-from calcscope.reports.schema import AnalysisReport, render_overlay, to_report, write_atomic
+from calcscope.reports.schema import AnalysisReport, render_overlay, to_report
 
 __all__ = ["render_html", "write_html", "overlay_data_uri"]
 

@@ -230,7 +230,7 @@ def write_letter(
     ``stem_path`` is the output path without suffix (``out/image``). The letter never
     names the patient, so ``anonymize`` changes nothing; it is accepted for symmetry.
     """
-    from calcscope.reports.schema import write_atomic
+    from calcscope.files import write_atomic
 
     stem = Path(stem_path)
     html_path = write_atomic(

@@ -16,7 +16,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from calcscope.about import DISCLAIMER, __version__
-from calcscope.imaging.io import atomic_path
+from calcscope.files import write_atomic
 from calcscope.pipeline import Analysis
 from calcscope.reading.assess import Assessment, Category
 from calcscope.reading.location import Location
@@ -28,6 +28,7 @@ __all__ = [
     "write_json",
     "render_overlay",
     "write_overlay",
+    "overlay_png",
     "write_atomic",
 ]
 
@@ -421,13 +422,6 @@ def to_report(analysis: Analysis, *, anonymize: bool = False) -> AnalysisReport:
     )
 
 
-def write_atomic(path: str | Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` through a temporary file and a rename."""
-    with atomic_path(path) as tmp:
-        Path(tmp).write_bytes(data)
-    return Path(path)
-
-
 def write_json(analysis: Analysis, path: str | Path, *, anonymize: bool = False) -> Path:
     """Write the JSON report (atomically)."""
     report = to_report(analysis, anonymize=anonymize)
@@ -505,12 +499,17 @@ def render_overlay(analysis: Analysis, *, max_side_px: int | None = None) -> np.
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
-def write_overlay(analysis: Analysis, path: str | Path, *, max_side_px: int | None = 4096) -> Path:
-    """Write the overlay as PNG (atomically)."""
+def overlay_png(analysis: Analysis, *, max_side_px: int | None = 4096) -> bytes:
+    """The overlay encoded as PNG."""
     rgb = render_overlay(analysis, max_side_px=max_side_px)
     ok, buf = cv2.imencode(
         ".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 3]
     )
     if not ok:  # pragma: no cover - OpenCV failure
-        raise OSError(f"{path}: could not encode the overlay PNG")
-    return write_atomic(path, buf.tobytes())
+        raise OSError("could not encode the overlay PNG")
+    return buf.tobytes()
+
+
+def write_overlay(analysis: Analysis, path: str | Path, *, max_side_px: int | None = 4096) -> Path:
+    """Write the overlay as PNG (atomically)."""
+    return write_atomic(path, overlay_png(analysis, max_side_px=max_side_px))

@@ -128,6 +128,7 @@ __all__ = [
     "SRFinding",
     "SRContent",
     "build_sr",
+    "sr_bytes",
     "write_sr",
     "read_sr",
     "source_dataset",
@@ -542,16 +543,20 @@ def build_sr(
     return sr
 
 
-def write_sr(analysis: Analysis, path: str | Path, *, anonymize: bool = False) -> Path:
-    """Write the Mammography CAD SR to ``path`` (atomically)."""
+def sr_bytes(analysis: Analysis, *, anonymize: bool = False) -> bytes:
+    """The Mammography CAD SR as a DICOM file's bytes."""
     from io import BytesIO
 
-    from calcscope.reports.schema import write_atomic
-
-    sr = build_sr(analysis, anonymize=anonymize)
     buf = BytesIO()
-    sr.save_as(buf, enforce_file_format=True)
-    return write_atomic(path, buf.getvalue())
+    build_sr(analysis, anonymize=anonymize).save_as(buf, enforce_file_format=True)
+    return buf.getvalue()
+
+
+def write_sr(analysis: Analysis, path: str | Path, *, anonymize: bool = False) -> Path:
+    """Write the Mammography CAD SR to ``path`` (atomically)."""
+    from calcscope.files import write_atomic
+
+    return write_atomic(path, sr_bytes(analysis, anonymize=anonymize))
 
 
 # --- reading back -----------------------------------------------------------------------

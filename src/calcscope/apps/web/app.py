@@ -455,9 +455,10 @@ def _analyse_upload(
     cfg: Config,
 ) -> dict[str, Any]:
     """Analyse one uploaded file and write its report, overlay, letter and name."""
+    from calcscope.files import write_atomic
     from calcscope.pipeline import analyze
     from calcscope.reports.letter import write_letter
-    from calcscope.reports.schema import write_atomic, write_json, write_overlay
+    from calcscope.reports.schema import write_json, write_overlay
 
     analysis = analyze(path, spacing_mm=spacing, config=cfg, laterality=laterality, view=view)
     stem = path.with_suffix("")

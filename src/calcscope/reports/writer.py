@@ -1,0 +1,124 @@
+"""The one writer of an analysis' outputs: every surface (CLI, web viewer, batch, node) calls
+:func:`write_outputs`.
+
+One naming rule: every file of an image is ``<stem><suffix>`` in one folder, with the
+suffixes of :data:`SUFFIXES`; the JSON report is always written, the others on request.
+Every file is written atomically (:func:`calcscope.files.write_atomic`), the JSON last, so
+a folder whose JSON exists holds every output that was asked for.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from calcscope.files import write_atomic
+
+if TYPE_CHECKING:
+    from calcscope.pipeline import Analysis
+    from calcscope.reports.schema import AnalysisReport
+
+__all__ = ["SUFFIXES", "OutputOptions", "Outputs", "output_paths", "write_outputs"]
+
+SUFFIXES: dict[str, str] = {
+    "json": ".json",
+    "overlay": ".overlay.png",
+    "sr": ".sr.dcm",
+    "gsps": ".gsps.dcm",
+    "html": ".html",
+    "letter_html": ".letter.html",
+    "letter_txt": ".letter.txt",
+}
+
+
+@dataclass(frozen=True)
+class OutputOptions:
+    """Which outputs to write beside the JSON report, and whether to de-identify them."""
+
+    overlay: bool = True
+    sr: bool = False
+    """DICOM Mammography CAD SR and the presentation state (GSPS) with the outlines."""
+    html: bool = False
+    letter: bool = False
+    """The patient letter, as HTML and plain text."""
+    anonymize: bool = False
+    durable: bool = False
+    """fsync every file and its folder (the DICOM node acknowledges only durable data)."""
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """The paths written for one image (``None`` where that output was not asked for)."""
+
+    json: Path
+    overlay: Path | None = None
+    sr: Path | None = None
+    gsps: Path | None = None
+    html: Path | None = None
+    letter_html: Path | None = None
+    letter_txt: Path | None = None
+
+    def written(self) -> list[Path]:
+        """Every path written, the JSON first."""
+        paths = (getattr(self, f.name) for f in fields(self))
+        return [p for p in paths if p is not None]
+
+
+def output_paths(out_dir: str | Path, stem: str) -> dict[str, Path]:
+    """Where each output of the image ``stem`` goes in ``out_dir`` (the naming rule)."""
+    out = Path(out_dir)
+    return {kind: out / f"{stem}{suffix}" for kind, suffix in SUFFIXES.items()}
+
+
+def write_outputs(
+    analysis: Analysis,
+    out_dir: str | Path,
+    stem: str,
+    options: OutputOptions | None = None,
+    *,
+    source_path: str | None = None,
+    report: AnalysisReport | None = None,
+) -> Outputs:
+    """Write the outputs of one analysis into ``out_dir`` as ``<stem><suffix>``.
+
+    ``source_path`` replaces the report's source path (the node moves an image after
+    analysing it); ``report`` is the report model when the caller already built it.
+    Returns the paths written.
+    """
+    from calcscope.reports.schema import to_report
+
+    opts = options or OutputOptions()
+    paths = output_paths(out_dir, stem)
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    if report is None:
+        report = to_report(analysis, anonymize=opts.anonymize)
+    if source_path is not None:
+        report.source.path = source_path
+    written: dict[str, Path] = {}
+
+    def put(kind: str, data: bytes | str) -> None:
+        written[kind] = write_atomic(paths[kind], data, durable=opts.durable)
+
+    if opts.overlay:
+        from calcscope.reports.schema import overlay_png
+
+        put("overlay", overlay_png(analysis))
+    if opts.sr:
+        from calcscope.reports.gsps import gsps_bytes
+        from calcscope.reports.sr import sr_bytes
+
+        put("sr", sr_bytes(analysis, anonymize=opts.anonymize))
+        put("gsps", gsps_bytes(analysis, anonymize=opts.anonymize))
+    if opts.html:
+        from calcscope.reports.html import render_html
+
+        put("html", render_html(analysis, anonymize=opts.anonymize))
+    if opts.letter:
+        from calcscope.reports.letter import letter_html, letter_text
+
+        put("letter_html", letter_html(analysis))
+        put("letter_txt", letter_text(analysis))
+    put("json", json.dumps(report.model_dump(mode="json"), indent=1))
+    return Outputs(**written)  # type: ignore[arg-type]
