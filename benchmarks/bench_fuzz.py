@@ -1,0 +1,249 @@
+"""Hostile input through ``calcscope analyze`` and ``calcscope batch``: four counts, all 0.
+
+Usage: ``python benchmarks/bench_fuzz.py [--n 10000] [--chunk 500] [--no-batch] [--work DIR]``
+
+Writes about ``--n`` hostile files (:mod:`calcscope.evaluation.hostile`: implausible header
+values, wrong VRs, flipped bytes, truncation, corrupt RLE / JPEG-LS / JPEG 2000 fragments,
+corrupt PNG/TIFF/PGM, FIFOs, link loops, links to /dev/zero), each followed by a clean copy
+of a small mammogram that calcscope calls BI-RADS 4C, runs them through the CLI in chunks,
+and prints, per surface and per family:
+
+* **tracebacks**: Python tracebacks printed, or an exit code other than 0 and 1;
+* **hangs**: a chunk that did not finish within ``--timeout-s``;
+* **silent different answers**: a hostile file reported with another category or cluster
+  count than the clean file, instead of an error;
+* **lost good files**: a clean copy that was not analysed, or not with the clean answer.
+
+Exit code 1 when any count is not 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+
+from calcscope.evaluation.hostile import Answer, Case, Family, clean_answer, clean_dicom, make_cases
+
+RASTER_SPACING_MM = 0.1
+
+
+def _chunks(cases: list[Case], size: int) -> list[list[Case]]:
+    return [cases[i : i + size] for i in range(0, len(cases), size)]
+
+
+def _stage(cases: list[Case], src: Path, dst: Path) -> None:
+    dst.mkdir(parents=True)
+    for c in cases:
+        for name in (c.name, c.good):
+            if name:
+                os.rename(src / name, dst / name)
+
+
+def _run(cmd: list[str], timeout_s: float) -> tuple[int | None, str]:
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
+    except subprocess.TimeoutExpired as exc:
+        err = exc.stderr.decode() if isinstance(exc.stderr, bytes) else (exc.stderr or "")
+        return None, err
+    return p.returncode, p.stderr + p.stdout
+
+
+def _json_answer(path: Path) -> Answer | None:
+    if not path.exists():
+        return None
+    rep = json.loads(path.read_text())
+    return Answer(rep["assessment"]["category"], len(rep["clusters"]))
+
+
+class Tally:
+    def __init__(self) -> None:
+        self.counts: dict[str, Counter[str]] = defaultdict(Counter)
+        self.examples: dict[str, list[str]] = defaultdict(list)
+
+    def add(self, surface: str, key: str, example: str = "") -> None:
+        self.counts[surface][key] += 1
+        if example and len(self.examples[f"{surface}:{key}"]) < 5:
+            self.examples[f"{surface}:{key}"].append(example)
+
+    def bad(self) -> int:
+        keys = ("traceback", "hang", "silent different answer", "lost good file")
+        return sum(c[k] for c in self.counts.values() for k in keys)
+
+
+def _judge(
+    tally: Tally,
+    surface: str,
+    c: Case,
+    got: Answer | None,
+    failed: bool,
+    good: Answer | None,
+    clean: Answer,
+) -> None:
+    if got is not None:
+        key = "same answer" if got == clean else "silent different answer"
+        tally.add(surface, key, f"{c.name} ({c.what}): {got}")
+        tally.add(surface, f"{c.family.value}: {key}")
+    elif failed:
+        tally.add(surface, "clear error")
+        tally.add(surface, f"{c.family.value}: clear error")
+    elif c.what == "a folder named like an image":  # searched like any folder: empty
+        tally.add(surface, "clear error")
+    else:
+        tally.add(surface, "no output, no error", f"{c.name} ({c.what})")
+    if c.good and good != clean:
+        tally.add(surface, "lost good file", f"{c.good} after {c.name} ({c.what}): {good}")
+
+
+def run_analyze(
+    chunks: list[Path], cases: dict[str, list[Case]], clean: Answer, tally: Tally, timeout_s: float
+) -> None:
+    for folder in chunks:
+        out = folder.with_name(folder.name + "-analyze")
+        raster = any(c.family is Family.RASTER for c in cases[folder.name])
+        cmd = [
+            sys.executable,
+            "-m",
+            "calcscope",
+            "analyze",
+            str(folder),
+            "--out",
+            str(out),
+            "--no-overlay",
+        ]
+        if raster:
+            cmd += ["--spacing-mm", str(RASTER_SPACING_MM)]
+        rc, text = _run(cmd, timeout_s)
+        if rc is None:
+            tally.add("analyze", "hang", f"{folder.name}: no answer in {timeout_s:.0f} s")
+            continue
+        n_tb = text.count("Traceback (most recent call last)")
+        if n_tb or rc not in (0, 1):
+            tally.add("analyze", "traceback", f"{folder.name}: exit {rc}, {n_tb} tracebacks")
+        for c in cases[folder.name]:
+            stem = Path(c.name).stem
+            got = _json_answer(out / f"{stem}.json")
+            failed = f"{c.name}:" in text or f"{c.name} " in text
+            good = _json_answer(out / f"{Path(c.good).stem}.json") if c.good else clean
+            _judge(tally, "analyze", c, got, failed, good, clean)
+
+
+def run_batch(
+    chunks: list[Path], cases: dict[str, list[Case]], clean: Answer, tally: Tally, timeout_s: float
+) -> None:
+    for folder in chunks:
+        out = folder.with_name(folder.name + "-batch")
+        raster = any(c.family is Family.RASTER for c in cases[folder.name])
+        cmd = [
+            sys.executable,
+            "-m",
+            "calcscope",
+            "batch",
+            str(folder),
+            "--out",
+            str(out),
+            "--workers",
+            "2",
+        ]
+        if raster:
+            cmd += ["--spacing-mm", str(RASTER_SPACING_MM)]
+        rc, text = _run(cmd, timeout_s)
+        if rc is None:
+            tally.add("batch", "hang", f"{folder.name}: no answer in {timeout_s:.0f} s")
+            continue
+        n_tb = text.count("Traceback (most recent call last)")
+        if n_tb or rc not in (0, 1):
+            tally.add("batch", "traceback", f"{folder.name}: exit {rc}, {n_tb} tracebacks")
+        rows = {}
+        images_csv = out / "images.csv"
+        if images_csv.exists():
+            with images_csv.open(newline="") as fh:
+                rows = {Path(r["path"]).name: r for r in csv.DictReader(fh)}
+
+        def answer(name: str, rows: dict[str, dict[str, str]] = rows) -> tuple[Answer | None, bool]:
+            r = rows.get(name)
+            if r is None:
+                return None, False
+            if r["status"] != "ok":
+                return None, True
+            return Answer(r["category"], int(r["n_clusters"])), False
+
+        for c in cases[folder.name]:
+            got, failed = answer(c.name)
+            good = answer(c.good)[0] if c.good else clean
+            _judge(tally, "batch", c, got, failed, good, clean)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--n", type=int, default=10_000, help="hostile files to make")
+    ap.add_argument("--chunk", type=int, default=500, help="hostile files per CLI run")
+    ap.add_argument("--timeout-s", type=float, default=900.0, help="per CLI run")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--no-batch", action="store_true", help="only `calcscope analyze`")
+    ap.add_argument("--work", type=Path, default=None, help="working folder (default: temp)")
+    args = ap.parse_args()
+
+    work = args.work or Path(tempfile.mkdtemp(prefix="calcscope-fuzz-"))
+    t0 = time.perf_counter()
+    data = clean_dicom(args.seed)
+    clean = clean_answer(data)
+    print(f"clean file: BI-RADS {clean.category}, {clean.n_clusters} cluster(s)")
+    pool = work / "pool"
+    cases = make_cases(pool, n=args.n, seed=args.seed, clean=data)
+    print(
+        f"{len(cases)} hostile files in {time.perf_counter() - t0:.0f} s: "
+        + ", ".join(f"{k} {v}" for k, v in Counter(c.family.value for c in cases).items())
+    )
+    # raster files need a spacing: they run in chunks of their own
+    groups = [
+        [c for c in cases if c.family is not Family.RASTER],
+        [c for c in cases if c.family is Family.RASTER],
+    ]
+    by_chunk: dict[str, list[Case]] = {}
+    folders: list[Path] = []
+    for g in groups:
+        for part in _chunks(g, args.chunk):
+            folder = work / f"chunk{len(folders):03d}"
+            _stage(part, pool, folder)
+            by_chunk[folder.name] = part
+            folders.append(folder)
+    tally = Tally()
+    t1 = time.perf_counter()
+    run_analyze(folders, by_chunk, clean, tally, args.timeout_s)
+    print(f"analyze: {time.perf_counter() - t1:.0f} s")
+    if not args.no_batch:
+        t1 = time.perf_counter()
+        run_batch(folders, by_chunk, clean, tally, args.timeout_s)
+        print(f"batch: {time.perf_counter() - t1:.0f} s")
+    for surface, counts in tally.counts.items():
+        print(f"\n{surface}:")
+        for key in (
+            "traceback",
+            "hang",
+            "silent different answer",
+            "lost good file",
+            "clear error",
+            "same answer",
+            "no output, no error",
+        ):
+            print(f"  {key:26s} {counts[key]}")
+        for key in sorted(k for k in counts if ": " in k):
+            print(f"    {key:40s} {counts[key]}")
+    for key, ex in tally.examples.items():
+        print(f"\n{key}:")
+        for line in ex:
+            print(f"  {line}")
+    print(f"\nworking folder: {work}")
+    return 1 if tally.bad() else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
