@@ -55,7 +55,8 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> Path:
     report, no overlay, no letter) and ``moved`` (source gone: overlay fallback)."""
     root = tmp_path_factory.mktemp("web")
     ph = make_phantom(seed=3, spacing_mm=0.1, shape=SHAPE)
-    dicom = write_image(ph.mammogram, root / "case.dcm")
+    (root / "images").mkdir()
+    dicom = write_image(ph.mammogram, root / "images" / "case.dcm")
     write_image(ph.mammogram, root / "case.png")
     out = root / "results"
     res = analyze_files([dicom], out, config=CONFIG, show_progress=False, letter=True)
@@ -72,7 +73,11 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture()
 def client(results: Path, tmp_path: Path) -> TestClient:
     app = create_app(
-        results, uploads_dir=tmp_path / "uploads", config=CONFIG, max_upload_bytes=4 * 2**20
+        results,
+        uploads_dir=tmp_path / "uploads",
+        image_dirs=[results.parent / "images"],
+        config=CONFIG,
+        max_upload_bytes=4 * 2**20,
     )
     return TestClient(app)
 
@@ -234,7 +239,7 @@ def test_bad_uploads_get_a_readable_message(
         "/api/upload", files={"file": (name, content, "image/png")}, data=data, headers=HEADERS
     )
     assert r.status_code == status, r.text
-    detail = r.json()["detail"]
+    detail = r.json()["error"]
     assert words in detail
     assert str(client.app.state.uploads_dir) not in detail  # type: ignore[attr-defined]
     assert client.get("/api/health").json()["status"] == "ok"
@@ -244,7 +249,7 @@ def test_bad_uploads_get_a_readable_message(
 def test_upload_limits(client: TestClient) -> None:
     big = b"\x89PNG\r\n\x1a\n" + bytes(5 * 2**20)
     r = client.post("/api/upload", files={"file": ("big.png", big)}, headers=HEADERS)
-    assert r.status_code == 413 and "too large" in r.json()["detail"]
+    assert r.status_code == 413 and "too large" in r.json()["error"]
     # no Content-Length: the bytes are counted as they arrive
 
     def chunks():  # type: ignore[no-untyped-def]
@@ -293,7 +298,11 @@ def _free_port() -> int:
 def server(results: Path, tmp_path: Path):  # type: ignore[no-untyped-def]
     uvicorn = pytest.importorskip("uvicorn")
     app = create_app(
-        results, uploads_dir=tmp_path / "uploads", config=CONFIG, allowed_hosts=LOOPBACK_HOSTS
+        results,
+        uploads_dir=tmp_path / "uploads",
+        image_dirs=[results.parent / "images"],
+        config=CONFIG,
+        allowed_hosts=LOOPBACK_HOSTS,
     )
     port = _free_port()
     srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
