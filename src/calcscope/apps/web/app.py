@@ -35,7 +35,7 @@ import json
 import logging
 import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -207,10 +207,12 @@ def _make_state(
 
 
 def _error_response(
-    status: int, message: str, headers: dict[str, str] | None = None
+    status: int, message: str, headers: Mapping[str, str] | None = None
 ) -> JSONResponse:
     """The JSON answer of every error: ``{"error": message}``."""
-    return JSONResponse({"error": message}, status_code=status, headers=headers)
+    return JSONResponse(
+        {"error": message}, status_code=status, headers=dict(headers) if headers else None
+    )
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
