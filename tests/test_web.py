@@ -55,7 +55,8 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> Path:
     report, no overlay, no letter) and ``moved`` (source gone: overlay fallback)."""
     root = tmp_path_factory.mktemp("web")
     ph = make_phantom(seed=3, spacing_mm=0.1, shape=SHAPE)
-    dicom = write_image(ph.mammogram, root / "case.dcm")
+    (root / "images").mkdir()
+    dicom = write_image(ph.mammogram, root / "images" / "case.dcm")
     write_image(ph.mammogram, root / "case.png")
     out = root / "results"
     res = analyze_files([dicom], out, config=CONFIG, show_progress=False, letter=True)
@@ -72,7 +73,11 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture()
 def client(results: Path, tmp_path: Path) -> TestClient:
     app = create_app(
-        results, uploads_dir=tmp_path / "uploads", config=CONFIG, max_upload_bytes=4 * 2**20
+        results,
+        uploads_dir=tmp_path / "uploads",
+        image_dirs=[results.parent / "images"],
+        config=CONFIG,
+        max_upload_bytes=4 * 2**20,
     )
     return TestClient(app)
 
@@ -234,7 +239,7 @@ def test_bad_uploads_get_a_readable_message(
         "/api/upload", files={"file": (name, content, "image/png")}, data=data, headers=HEADERS
     )
     assert r.status_code == status, r.text
-    detail = r.json()["detail"]
+    detail = r.json()["error"]
     assert words in detail
     assert str(client.app.state.uploads_dir) not in detail  # type: ignore[attr-defined]
     assert client.get("/api/health").json()["status"] == "ok"
@@ -244,7 +249,7 @@ def test_bad_uploads_get_a_readable_message(
 def test_upload_limits(client: TestClient) -> None:
     big = b"\x89PNG\r\n\x1a\n" + bytes(5 * 2**20)
     r = client.post("/api/upload", files={"file": ("big.png", big)}, headers=HEADERS)
-    assert r.status_code == 413 and "too large" in r.json()["detail"]
+    assert r.status_code == 413 and "too large" in r.json()["error"]
     # no Content-Length: the bytes are counted as they arrive
 
     def chunks():  # type: ignore[no-untyped-def]
@@ -280,6 +285,174 @@ def test_missing_results_folder(tmp_path: Path) -> None:
     assert TestClient(app).get("/api/studies").json() == {"studies": []}
 
 
+# ------------------------------------------------------------- files outside the folders
+
+
+def _copy_study(results: Path, folder: Path, stem: str, **source: object) -> Path:
+    """``results/case.json`` copied to ``folder/<stem>.json`` with its source fields changed."""
+    report = json.loads((results / "case.json").read_text())
+    report["source"].update(source)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{stem}.json").write_text(json.dumps(report))
+    return folder / f"{stem}.json"
+
+
+def test_symlinks_out_of_the_folder_are_not_followed(results: Path, tmp_path: Path) -> None:
+    res = tmp_path / "res"
+    _copy_study(results, res, "x")
+    _copy_study(results, res, "inner")
+    secret = tmp_path / "secret.png"
+    shutil.copy(results / "case.overlay.png", secret)
+    (res / "x.overlay.png").symlink_to("/etc/passwd")
+    (res / "x.letter.html").symlink_to(secret)
+    outside = _copy_study(results, tmp_path / "elsewhere", "far")
+    (res / "far.json").symlink_to(outside)  # a report outside: not a study
+    shutil.copy(results / "case.overlay.png", res / "real.png")
+    (res / "inner.overlay.png").symlink_to(res / "real.png")  # inside: served
+    c = TestClient(create_app(res, uploads_dir=tmp_path / "up"))
+    ids = {s["id"] for s in c.get("/api/studies").json()["studies"]}
+    assert ids == {"x", "inner"}
+    assert c.get("/api/studies/far").status_code == 404
+    r = c.get("/api/studies/x/overlay.png")
+    assert r.status_code == 404 and "root:" not in r.text
+    assert r.json() == {"error": "no overlay PNG was written for this study"}
+    st = c.get("/api/studies/x").json()
+    assert st["has_overlay"] is False and st["image"]["kind"] is None
+    assert c.get("/api/studies/x/tiles/0/0/0.png").status_code == 404
+    letter = c.get("/api/studies/x/letter")  # the linked file is not read: rebuilt instead
+    assert letter.status_code == 200 and "<h1>Your mammogram" in letter.text
+    assert letter.content != secret.read_bytes()
+    inner = c.get("/api/studies/inner/overlay.png")
+    assert inner.status_code == 200 and inner.content == (res / "real.png").read_bytes()
+
+
+def test_source_images_are_looked_up_inside_the_folders_only(results: Path, tmp_path: Path) -> None:
+    images = results.parent / "images"
+    res = tmp_path / "res"
+    _copy_study(results, res, "absolute", path=str(images / "case.dcm"))
+    _copy_study(results, res, "dotdot", path=os.path.relpath(images / "case.dcm", res))
+    shutil.copy(results / "case.overlay.png", res / "absolute.overlay.png")
+    alone = TestClient(create_app(res, uploads_dir=tmp_path / "up"))
+    for sid in ("absolute", "dotdot"):
+        st = alone.get(f"/api/studies/{sid}").json()
+        assert st["image"]["kind"] != "source", sid
+    assert alone.get("/api/studies/absolute").json()["image"]["kind"] == "overlay"
+    assert alone.get("/api/studies/dotdot/tiles/0/0/0.png").status_code == 404
+    # the same reports, with the images folder given: the file is found there by its name
+    given = TestClient(create_app(res, uploads_dir=tmp_path / "up", image_dirs=[images]))
+    for sid in ("absolute", "dotdot"):
+        assert given.get(f"/api/studies/{sid}").json()["image"]["kind"] == "source", sid
+
+
+# ------------------------------------------------------------------------ upload retention
+
+
+def _fake_upload(folder: Path, sid: str, age_h: float) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    files = [folder / f"{sid}{suffix}" for suffix in (".png", ".json", ".meta.json")]
+    stamp = time.time() - age_h * 3600
+    for path in files:
+        path.write_text("{}")
+        os.utime(path, (stamp, stamp))
+    return files
+
+
+def test_old_uploads_are_removed(tmp_path: Path) -> None:
+    from calcscope.apps.web.uploads import prune_uploads
+
+    up = tmp_path / "up"
+    old = _fake_upload(up, "u-00000000000000aa", age_h=30)
+    new = _fake_upload(up, "u-00000000000000bb", age_h=1)
+    other = up / "notes.txt"
+    other.write_text("not an upload")
+    os.utime(other, (0, 0))
+    app = create_app(None, uploads_dir=up, upload_retention_hours=24)  # at start-up
+    assert not any(p.exists() for p in old)
+    assert all(p.exists() for p in new) and other.exists()
+    # a fake clock 24 h later: the newer one is past the retention time too
+    assert prune_uploads(up, 24 * 3600, now_s=time.time() + 24 * 3600) == ["u-00000000000000bb"]
+    assert not any(p.exists() for p in new) and other.exists()
+    # while the server runs: on the study list and on each upload (even a refused one)
+    c = TestClient(app)
+    for request in (
+        lambda: c.get("/api/studies"),
+        lambda: c.post("/api/upload", files={"file": ("a.png", b"junk")}, headers=HEADERS),
+    ):
+        files = _fake_upload(up, "u-00000000000000cc", age_h=25)
+        request()
+        assert not any(p.exists() for p in files)
+    kept = _fake_upload(tmp_path / "keep", "u-00000000000000dd", age_h=1000)
+    create_app(None, uploads_dir=tmp_path / "keep", upload_retention_hours=None)
+    assert all(p.exists() for p in kept)
+
+
+# ----------------------------------------------------------------------------- JSON errors
+
+
+def test_every_error_is_json(client: TestClient, results: Path, tmp_path: Path) -> None:
+    for method, url, status in [
+        ("GET", "/api/nothing-here", 404),
+        ("GET", "/api/studies/nope", 404),
+        ("GET", "/api/studies/case/tiles/x/0/0.png", 422),
+        ("GET", "/api/upload", 405),
+        ("GET", "/static/nope.js", 404),
+    ]:
+        r = client.request(method, url)
+        assert r.status_code == status, (url, r.status_code)
+        assert r.headers["content-type"] == "application/json", url
+        assert isinstance(r.json()["error"], str) and r.json()["error"], url
+    app = create_app(results, uploads_dir=tmp_path, allowed_hosts=LOOPBACK_HOSTS)
+    r = TestClient(app, base_url="http://evil.example").get("/api/health")
+    assert r.status_code == 400 and "host" in r.json()["error"]
+
+
+def test_unexpected_errors_are_json_500(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import calcscope.apps.web.routes as routes
+    from calcscope import pipeline
+    from calcscope.reports import writer
+
+    class FakePanic(BaseException):  # like pyo3_runtime.PanicException
+        pass
+
+    up: Path = client.app.state.uploads_dir  # type: ignore[attr-defined]
+    real_write = writer.write_outputs
+
+    def half_written(analysis, out_dir, stem, options=None, **kw):  # type: ignore[no-untyped-def]
+        (Path(out_dir) / f"{stem}.overlay.png").write_bytes(b"partial")
+        raise OSError("disk full")
+
+    def boom(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise RuntimeError("boom")
+
+    def panic(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise FakePanic("decoder panicked")
+
+    data = {"spacing_mm": "0.1"}
+    for target, fake, words in [
+        ((pipeline, "analyze"), boom, "RuntimeError: boom"),
+        ((pipeline, "analyze"), panic, "FakePanic"),
+        ((writer, "write_outputs"), half_written, "OSError: disk full"),
+    ]:
+        with monkeypatch.context() as m:
+            m.setattr(*target, fake)
+            r = client.post(
+                "/api/upload", files={"file": ("s.png", _png_bytes())}, data=data, headers=HEADERS
+            )
+        assert r.status_code == 500, r.text
+        assert r.headers["content-type"] == "application/json"
+        assert words in r.json()["error"] and "s.png" in r.json()["error"]
+        assert list(up.iterdir()) == []  # the upload's files are removed
+    assert writer.write_outputs is real_write
+    assert client.get("/api/health").status_code == 200
+    # outside an upload: the guard answers JSON, with the security headers
+    monkeypatch.setattr(routes, "summary", boom)
+    r = client.get("/api/studies")
+    assert r.status_code == 500 and "RuntimeError" in r.json()["error"]
+    assert "default-src 'self'" in r.headers["content-security-policy"]
+
+
 # -------------------------------------------------------------------------- browser
 
 
@@ -293,7 +466,11 @@ def _free_port() -> int:
 def server(results: Path, tmp_path: Path):  # type: ignore[no-untyped-def]
     uvicorn = pytest.importorskip("uvicorn")
     app = create_app(
-        results, uploads_dir=tmp_path / "uploads", config=CONFIG, allowed_hosts=LOOPBACK_HOSTS
+        results,
+        uploads_dir=tmp_path / "uploads",
+        image_dirs=[results.parent / "images"],
+        config=CONFIG,
+        allowed_hosts=LOOPBACK_HOSTS,
     )
     port = _free_port()
     srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
@@ -463,3 +640,15 @@ def test_serve_command(results: Path, tmp_path: Path, monkeypatch: pytest.Monkey
     }
     assert "case" in ids
     assert TestClient(app, base_url="http://example.org").get("/api/studies").status_code == 400
+    assert app.state.viewer.upload_retention_s == 24 * 3600  # type: ignore[attr-defined]
+    images = str(results.parent / "images")
+    args = ["serve", str(results), "--uploads", str(up), "--images", images]
+    assert main([*args, "--upload-retention-hours", "2"]) == 0
+    app = calls[-1][0]
+    assert app.state.viewer.upload_retention_s == 2 * 3600  # type: ignore[attr-defined]
+    st = TestClient(app, base_url="http://localhost").get("/api/studies/case").json()
+    assert st["image"]["kind"] == "source"
+    assert main([*args, "--upload-retention-hours", "0"]) == 0
+    assert calls[-1][0].state.viewer.upload_retention_s is None  # type: ignore[attr-defined]
+    assert main([*args, "--upload-retention-hours", "-1"]) == 2
+    assert main(["serve", str(results), "--images", str(tmp_path / "nope")]) == 2

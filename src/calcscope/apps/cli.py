@@ -573,6 +573,20 @@ def serve(
     config_path: Annotated[
         Path | None, typer.Option("--config", help="Configuration file for uploads.")
     ] = None,
+    images: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--images",
+            help="Folder of the source images (repeatable); the viewer reads no image "
+            "outside DIR, the uploads and these folders.",
+        ),
+    ] = None,
+    upload_retention_hours: Annotated[
+        float,
+        typer.Option(
+            "--upload-retention-hours", help="Remove uploads after this many hours (0: keep)."
+        ),
+    ] = 24.0,
 ) -> None:
     """Start the web viewer: study list, zoomable image with the findings, patient letter."""
     try:
@@ -588,9 +602,16 @@ def serve(
     if results is not None and not results.is_dir():
         err_console.print(f"[red]error:[/] {results}: no such folder")
         raise typer.Exit(2)
-    if not (0 < port < 65536) or max_upload_mb <= 0:
-        err_console.print("[red]error:[/] --port must be 1-65535 and --max-upload-mb positive")
+    if not (0 < port < 65536) or max_upload_mb <= 0 or upload_retention_hours < 0:
+        err_console.print(
+            "[red]error:[/] --port must be 1-65535, --max-upload-mb positive and "
+            "--upload-retention-hours 0 or more"
+        )
         raise typer.Exit(2)
+    for folder in images or []:
+        if not folder.is_dir():
+            err_console.print(f"[red]error:[/] {folder}: no such folder")
+            raise typer.Exit(2)
     cfg = _load(config_path)
     loopback = host in ("127.0.0.1", "localhost", "::1")
     if not loopback:
@@ -603,6 +624,8 @@ def serve(
         uploads_dir=uploads,
         config=cfg,
         max_upload_bytes=int(max_upload_mb * 2**20),
+        image_dirs=images or (),
+        upload_retention_hours=upload_retention_hours or None,
         allowed_hosts=LOOPBACK_HOSTS if loopback else None,
     )
     shown = f"[{host}]" if ":" in host else host

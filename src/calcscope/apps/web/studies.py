@@ -4,7 +4,11 @@ and the images uploaded to the viewer.
 A study is one ``<stem>.json`` report (schema ``calcscope.analysis``) with, beside it,
 ``<stem>.overlay.png`` and optionally ``<stem>.letter.html``. Study ids are opaque
 URL-safe strings looked up in an index built from the folders, never joined to a path,
-so a request cannot reach a file outside them.
+so a request cannot reach a file outside them. Every file the viewer reads or serves
+(report, overlay, letter, source image) must also be a regular file whose resolved path
+(:meth:`pathlib.Path.resolve`, following symlinks) lies inside the folders it was given
+(:meth:`StudyStore.safe_file`): a symlink out of a folder, or a report naming an absolute
+or ``..`` source path, reaches nothing outside them.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import hashlib
 import json
 import re
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -67,16 +72,38 @@ def _read_json(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+def _resolved_dirs(folders: Sequence[Path | None]) -> tuple[Path, ...]:
+    out: list[Path] = []
+    for folder in folders:
+        if folder is not None and folder.is_dir():
+            out.append(folder.resolve())
+    return tuple(out)
+
+
 class StudyStore:
     """Index of the studies in a results folder and an uploads folder.
 
     The folders are rescanned (cheaply: parsed reports are cached by modification
     time) each time the list is asked for.
+
+    Parameters
+    ----------
+    results_dir, uploads_dir
+        The folders whose ``*.json`` reports are the studies (either may be ``None``).
+    image_dirs
+        Further folders where source images are looked up by file name (never listed).
     """
 
-    def __init__(self, results_dir: Path | None, uploads_dir: Path | None) -> None:
+    def __init__(
+        self,
+        results_dir: Path | None,
+        uploads_dir: Path | None,
+        image_dirs: Sequence[Path] = (),
+    ) -> None:
         self.results_dir = results_dir
         self.uploads_dir = uploads_dir
+        self.image_dirs = tuple(image_dirs)
+        self.roots = _resolved_dirs([results_dir, uploads_dir, *self.image_dirs])
         self._lock = threading.Lock()
         self._studies: dict[str, Study] = {}
         self._reports: dict[Path, tuple[float, dict[str, Any]]] = {}
@@ -117,8 +144,22 @@ class StudyStore:
                 study = self._studies.get(study_id)
         return study
 
+    def safe_file(self, path: Path) -> Path | None:
+        """``path`` resolved (symlinks followed) when it is a regular file inside one of the
+        folders the store was given, else ``None``."""
+        try:
+            real = path.resolve(strict=True)
+        except (OSError, RuntimeError):  # missing, or a symlink loop
+            return None
+        if not any(real.is_relative_to(root) for root in self.roots):
+            return None
+        return real if real.is_file() else None
+
     def report_at(self, path: Path) -> dict[str, Any] | None:
-        """The parsed report at ``path`` if it is a calcscope analysis, else ``None``."""
+        """The parsed report at ``path`` if it is a calcscope analysis inside the store's
+        folders, else ``None``."""
+        if self.safe_file(path) is None:
+            return None
         try:
             mtime = path.stat().st_mtime
         except OSError:
@@ -165,17 +206,27 @@ def summary(study: Study, report: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _source_candidates(study: Study, src_path: str) -> list[Path]:
+def _source_candidates(study: Study, src_path: str, store: StudyStore) -> list[Path]:
+    """Where the source image may be: a relative path beside the report, else its file name
+    in the report's folder and in the image folders, each only if it is a regular file
+    inside the store's folders. An absolute path is never opened as it is."""
     p = Path(src_path)
-    out = [p] if p.is_absolute() else []
-    out += [study.json_path.parent / p, study.json_path.parent / p.name]
+    folder = study.json_path.parent
+    cands = [] if p.is_absolute() else [folder / p]
+    cands += [d / p.name for d in (folder, *store.image_dirs)]
+    out: list[Path] = []
+    for cand in cands:
+        real = store.safe_file(cand)
+        if real is not None and real not in out:
+            out.append(real)
     return out
 
 
-def load_base_image(study: Study, report: dict[str, Any]) -> Pyramid:
+def load_base_image(study: Study, report: dict[str, Any], store: StudyStore) -> Pyramid:
     """The pixels to tile: the source image (read again with :func:`calcscope.imaging.io.read_image`
     at the report's spacing), or else the overlay PNG written beside the report.
 
+    Only files inside the folders of ``store`` are read (:meth:`StudyStore.safe_file`).
     Returns the pyramid, with its ``kind`` (``"source"`` or ``"overlay"``) and a ``note``
     for the user.
     Raises ``FileNotFoundError`` when neither can be read.
@@ -188,10 +239,8 @@ def load_base_image(study: Study, report: dict[str, Any]) -> Pyramid:
     spacing_t = (float(spacing[0]), float(spacing[1])) if spacing else None
     problem = "the report names no source image"
     if isinstance(src.get("path"), str) and src["path"]:
-        problem = f"the source image {Path(src['path']).name} was not found"
-        for cand in _source_candidates(study, src["path"]):
-            if not cand.is_file():
-                continue
+        problem = f"the source image {Path(src['path']).name} was not found in the viewer's folders"
+        for cand in _source_candidates(study, src["path"], store):
             try:
                 mammo = read_image(cand, spacing_mm=spacing_t)
             except CalcscopeError as exc:
@@ -204,8 +253,9 @@ def load_base_image(study: Study, report: dict[str, Any]) -> Pyramid:
                 )
                 continue
             return Pyramid(to_uint8(mammo.pixels), kind="source")
-    if study.overlay_path.is_file():
-        bgr = cv2.imread(str(study.overlay_path), cv2.IMREAD_COLOR)
+    overlay = store.safe_file(study.overlay_path)
+    if overlay is not None:
+        bgr = cv2.imread(str(overlay), cv2.IMREAD_COLOR)
         if bgr is not None:
             rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
             if shape[0] > 0 and rgb.shape[:2] != shape:

@@ -36,7 +36,8 @@ def to_uint8(pixels: np.ndarray) -> np.ndarray:
     """Float pixels in ``[0, 1]`` (bright = dense) as uint8 for display."""
     if pixels.dtype == np.uint8:
         return pixels
-    return (np.clip(pixels, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    out: np.ndarray = (np.clip(pixels, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    return out
 
 
 class Pyramid:

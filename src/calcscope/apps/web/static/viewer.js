@@ -30,7 +30,7 @@
     var body = null;
     try { body = await res.json(); } catch (e) { body = null; }
     if (!res.ok) {
-      var msg = body && typeof body.detail === 'string' ? body.detail
+      var msg = body && typeof body.error === 'string' ? body.error
         : 'the server answered ' + res.status + ' ' + res.statusText;
       throw new Error(msg);
     }
