@@ -12,5 +12,8 @@ def shared_data() -> Path:
     """The real data folder ``../shared/data`` beside the repository; skip when absent."""
     root = Path(__file__).resolve().parents[1].parent / "shared" / "data"
     if not root.is_dir():
-        pytest.skip(f"shared data folder not found at {root} (see DESIGN.md, 'Data')")
+        pytest.skip(
+            f"shared data folder not found at {root}: the real data sets live beside the "
+            "checkout, in ../shared/data (see the README, 'Data')"
+        )
     return root
