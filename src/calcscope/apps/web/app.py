@@ -458,12 +458,12 @@ def _analyse_upload(
     from calcscope.files import write_atomic
     from calcscope.pipeline import analyze
     from calcscope.reports.letter import write_letter
-    from calcscope.reports.schema import write_json, write_overlay
+    from calcscope.reports.schema import to_report, write_json, write_overlay
 
     analysis = analyze(path, spacing_mm=spacing, config=cfg, laterality=laterality, view=view)
     stem = path.with_suffix("")
     write_overlay(analysis, stem.with_name(stem.name + ".overlay.png"))
-    write_letter(analysis, stem)
+    write_letter(to_report(analysis), stem)
     meta = {"original_name": name}
     write_atomic(stem.with_name(stem.name + ".meta.json"), json.dumps(meta).encode("utf-8"))
     json_path = write_json(analysis, stem.with_name(stem.name + ".json"))
