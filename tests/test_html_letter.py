@@ -25,6 +25,7 @@ from calcscope.apps.cli import analyze_files, main
 from calcscope.config import Config
 from calcscope.reading.assess import Assessment, Category, FollowUp, RuleHit
 from calcscope.reports.letter import EXPLAINED_TERMS, letter_text
+from calcscope.reports.schema import load_report, to_report
 from helpers import CHROMIUM_ARGS, chromium_path, phantom_case_dicom
 
 NAME, FAMILY = "Zebulonia", "Quixotica"
@@ -277,7 +278,7 @@ def test_letter_reading_level_and_next_step(outputs, category):
     a = outputs["analysis"]
     follow = _FOLLOW[category]
     text = letter_text(
-        replace(a, assessment=Assessment(category, 0.1, follow, (RuleHit("x", "y"),)))
+        to_report(replace(a, assessment=Assessment(category, 0.1, follow, (RuleHit("x", "y"),))))
     )
     _check_reading_level(text)
     low = text.lower()
@@ -309,7 +310,7 @@ def test_letter_without_findings(outputs):
         macros=(),
         assessment=Assessment(Category.C1, 0.0, FollowUp.ROUTINE, ()),
     )
-    text = letter_text(none)
+    text = letter_text(to_report(none))
     _check_reading_level(text)
     assert "no calcium spots" in text and "usual screening mammogram" in text
 
@@ -331,24 +332,66 @@ def test_letter_says_when_the_spots_are_spread_all_over():
     analysis = analyze_mammogram(ph.mammogram)
     dists = [f.description.distribution for f in analysis.clusters]
     assert Distribution.DIFFUSE in dists
-    text = letter_text(analysis)
+    text = letter_text(to_report(analysis))
     _check_reading_level(text)
     assert "spread all over" in text and "not in one place" in text
     n_local = sum(d is not Distribution.DIFFUSE for d in dists)
     assert ("cluster" in text) == bool(n_local)
 
 
-def test_letter_rebuilt_from_a_report_tells_diffuse_spots():
-    """The web viewer rebuilds the letter from the JSON report alone."""
+def test_letter_rebuilt_from_a_report_tells_diffuse_spots(outputs):
+    """The web viewer renders the letter from the JSON report alone (the model)."""
     from calcscope.apps.web.studies import letter_from_report
 
-    report = {
-        "assessment": {"category": "2", "follow_up": FollowUp.ROUTINE.value},
-        "source": {"laterality": "L"},
-        "calcifications": [{"kind": "micro", "detected": True}] * 20,
-        "clusters": [{"distribution": "diffuse"}, {"distribution": "grouped"}],
-        "macro_findings": [],
-    }
+    report = load_report(outputs["out"] / "case.json")
+    (cluster,) = report.clusters[:1]
+    assessment = report.assessment.model_copy(
+        update={"category": "2", "follow_up": FollowUp.ROUTINE.value}
+    )
+    report = report.model_copy(
+        update={
+            "assessment": assessment,
+            "source": report.source.model_copy(update={"laterality": "L"}),
+            "clusters": [
+                cluster.model_copy(update={"distribution": "diffuse"}),
+                cluster.model_copy(update={"distribution": "grouped"}),
+            ],
+            "macro_findings": [],
+            "n_macrocalcifications": 0,
+        }
+    )
     html = letter_from_report(report)
     assert "spread all over your left breast, not in one place" in html
     assert "one cluster" in html
+    assert "larger spot" not in html
+
+
+def test_a_report_written_by_schema_1_3_renders_the_same(outputs, tmp_path):
+    """A report written before this version (no pixel digest) still loads and renders."""
+    from calcscope.reports.html import render_html
+    from calcscope.reports.letter import letter_html
+
+    data = json.loads((outputs["out"] / "case.json").read_text())
+    data["schema_version"] = "1.3"
+    del data["source"]["pixel_sha256"]
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps(data))
+    then, now = load_report(old), load_report(outputs["out"] / "case.json")
+    assert then.source.pixel_sha256 is None
+    assert letter_html(then) == letter_html(now)
+    assert (outputs["out"] / "case.letter.html").read_text() == letter_html(now)
+    assert render_html(then).replace("1.3", "1.4") == render_html(now)
+
+
+def test_load_report_names_the_file_it_cannot_read(tmp_path):
+    from calcscope.errors import ReportError
+
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"schema_name": "calcscope.analysis"}')
+    with pytest.raises(ReportError, match="bad.json"):
+        load_report(bad)
+    bad.write_text("{not json")
+    with pytest.raises(ReportError, match="bad.json.*not a calcscope analysis report"):
+        load_report(bad)
+    with pytest.raises(ReportError, match="missing.json"):
+        load_report(tmp_path / "missing.json")

@@ -88,9 +88,10 @@ def pixel_digest(mammo: Mammogram) -> str:
 
 def _synthetic_source(src: SourceModel) -> Dataset:
     """A header for an image that was not DICOM: deterministic UIDs, no patient."""
-    digest = src.pixel_sha256 or hashlib.sha256(
-        repr((src.path, src.shape_rc, src.spacing_mm)).encode()
-    ).hexdigest()  # reports before schema 1.4 hold no pixel digest
+    digest = (
+        src.pixel_sha256
+        or hashlib.sha256(repr((src.path, src.shape_rc, src.spacing_mm)).encode()).hexdigest()
+    )  # reports before schema 1.4 hold no pixel digest
     today = _dt.date.today().strftime("%Y%m%d")
     ds = Dataset()
     ds.SpecificCharacterSet = "ISO_IR 192"

@@ -45,24 +45,12 @@ class _Row:
     median: str
     shape: str
     distribution: str
-    category: str
-    follow_up: str
-    reason: str
-
-
-def _row(
-    fid: str, kind: str, location: str, count: str, size: str, median: str, shape: str,
-    distribution: str, a: AssessmentModel,
-) -> _Row:
-    return _Row(
-        fid, kind, location, count, size, median, shape, distribution,
-        a.category, a.follow_up_label, a.reason,
-    )
+    assessment: AssessmentModel
 
 
 def _findings_rows(rep: AnalysisReport) -> list[_Row]:
     rows = [
-        _row(
+        _Row(
             f"C{c.id}",
             "cluster of microcalcifications",
             c.location.text if c.location else "",
@@ -76,7 +64,7 @@ def _findings_rows(rep: AnalysisReport) -> list[_Row]:
         for c in rep.clusters
     ]
     rows += [
-        _row(
+        _Row(
             f"M{m.id}",
             "macrocalcification",
             m.location.text if m.location else "",

@@ -296,8 +296,9 @@ def _assessment(a: Assessment) -> AssessmentModel:
     )
 
 
-def _calcification(c: Calcification, *, operating_score: float, cluster_id: int | None,
-                   macro_id: int | None) -> CalcificationModel:
+def _calcification(
+    c: Calcification, *, operating_score: float, cluster_id: int | None, macro_id: int | None
+) -> CalcificationModel:
     d = c.deposit
     return CalcificationModel(
         id=c.id,

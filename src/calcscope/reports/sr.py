@@ -475,7 +475,9 @@ def _content(report: AnalysisReport, ref: Dataset) -> Dataset:
     overall = report.assessment
     category, follow_up = Category(overall.category), FollowUp(overall.follow_up)
     summary = _code(
-        CAD_SUMMARY, WITH_FINDINGS if report.reported_calcifications() else WITHOUT_FINDINGS, _R.CONTAINS
+        CAD_SUMMARY,
+        WITH_FINDINGS if report.reported_calcifications() else WITHOUT_FINDINGS,
+        _R.CONTAINS,
     )
     summary_kids = [
         _text(

@@ -300,7 +300,7 @@ def create_app(
             **summary(study, report),
             "image": image,
             "has_overlay": study.overlay_path.is_file(),
-            "report": report,
+            "report": report.model_dump(mode="json"),
         }
         return JSONResponse(body)
 
