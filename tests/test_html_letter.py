@@ -79,6 +79,7 @@ def outputs(tmp_path_factory) -> dict:
         "json": json.loads((out / "case.json").read_text()),
         "analysis": res.analysis,
         "plain_html": d / "plain" / "case.html",
+        "source": path,
     }
 
 
@@ -110,6 +111,18 @@ def test_anonymize_leaves_no_identity_in_any_file(outputs):
             ds = pydicom.dcmread(p)
             assert NAME not in str(ds.PatientName) and ds.PatientID != PATIENT_ID
             assert not ds.get("PatientBirthDate")
+
+
+def test_anonymized_dicom_exports_still_reference_the_image(outputs):
+    """The anonymized JSON keeps only the file name; the SR and GSPS still re-read the
+    image's header and reference its instance."""
+    uid = pydicom.dcmread(outputs["source"], stop_before_pixels=True).SOPInstanceUID
+    sr = pydicom.dcmread(outputs["out"] / "case.sr.dcm")
+    series = sr.CurrentRequestedProcedureEvidenceSequence[0].ReferencedSeriesSequence[0]
+    assert series.ReferencedSOPSequence[0].ReferencedSOPInstanceUID == uid
+    gsps = pydicom.dcmread(outputs["out"] / "case.gsps.dcm")
+    ref = gsps.ReferencedSeriesSequence[0].ReferencedImageSequence[0]
+    assert ref.ReferencedSOPInstanceUID == uid
 
 
 def test_every_output_says_research_software(outputs):
@@ -395,3 +408,35 @@ def test_load_report_names_the_file_it_cannot_read(tmp_path):
         load_report(bad)
     with pytest.raises(ReportError, match="missing.json"):
         load_report(tmp_path / "missing.json")
+
+
+def test_hostile_values_are_escaped_in_the_html_report(outputs):
+    """Values read from a file (patient name, path, reasons) cannot inject markup."""
+    from calcscope.reports.html import render_html
+    from calcscope.reports.schema import PatientModel
+
+    evil = '<script>alert(1)</script><img src=x onerror="alert(2)">'
+    report = load_report(outputs["out"] / "case.json")
+    cluster = report.clusters[0]
+    report = report.model_copy(
+        update={
+            "patient": PatientModel(name=evil, id=evil),
+            "source": report.source.model_copy(update={"path": f"/x/{evil}.dcm"}),
+            "clusters": [
+                cluster.model_copy(
+                    update={
+                        "assessment": cluster.assessment.model_copy(update={"reason": evil}),
+                        "distribution": evil,
+                    }
+                )
+            ],
+        }
+    )
+    html = render_html(report, overlay_png=b"\x89PNG")
+    assert "<script>alert" not in html and 'onerror="alert' not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    page = _Page()
+    page.feed(html)
+    assert len(page.imgs) == 1  # only the overlay
+    row = page.tables["findings"][1]
+    assert row[7] == evil and row[10] == evil  # shown as text
