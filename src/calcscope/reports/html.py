@@ -21,11 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from calcscope.about import DISCLAIMER, __version__
-from calcscope.files import write_atomic
 from calcscope.reports.schema import AnalysisReport, AssessmentModel
 from calcscope.reports.templating import render_template
 
-__all__ = ["render_html", "write_html", "png_data_uri"]
+__all__ = ["render_html", "png_data_uri"]
 
 
 def png_data_uri(png: bytes) -> str:
@@ -145,10 +144,3 @@ def render_html(report: AnalysisReport, *, overlay_png: bytes | None = None) -> 
         config=json.dumps(report.settings.config, indent=1),
         version=__version__,
     )
-
-
-def write_html(
-    report: AnalysisReport, path: str | Path, *, overlay_png: bytes | None = None
-) -> Path:
-    """Write the HTML report to ``path`` (atomically)."""
-    return write_atomic(path, render_html(report, overlay_png=overlay_png))

@@ -55,7 +55,8 @@ Coordinates
     SCOORD graphic data are DICOM image coordinates ``(x=column, y=row)`` with the
     top-left corner of the image at (0, 0); the centre of pixel (r, c) is therefore
     (c + 0.5, r + 0.5) (PS3.3 C.18.6.1.1). The JSON report keeps ``[row, col]`` pixel
-    indices; :func:`read_sr` converts back. Outlines are closed polylines (first point
+    indices; :func:`read_sr` converts back. Everything is taken from the report model,
+    so centres carry the JSON's precision (0.01 pixel). Outlines are closed polylines (first point
     repeated last); a cluster's outline is the convex hull of its members' outlines.
 
 Deviations from TID 4000 (known, documented here rather than hidden)
