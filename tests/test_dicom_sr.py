@@ -20,6 +20,7 @@ from calcscope.apps.cli import analyze_files
 from calcscope.config import Config
 from calcscope.model import Source
 from calcscope.reports.gsps import GSPS_STORAGE, build_gsps
+from calcscope.reports.schema import to_report
 from calcscope.reports.sr import (
     FOLLOW_UP_CODE,
     MAMMOGRAPHY_CAD_SR_STORAGE,
@@ -209,8 +210,8 @@ def test_gsps_outlines_every_calcification_on_the_source(case):
 
 
 def test_anonymized_dicom_has_no_patient_identity(case):
-    a = case["analysis"]
-    for ds in (build_sr(a, anonymize=True), build_gsps(a, anonymize=True)):
+    rep = to_report(case["analysis"])
+    for ds in (build_sr(rep, anonymize=True), build_gsps(rep, anonymize=True)):
         assert str(ds.PatientName) == "ANONYMOUS^"
         assert ds.PatientID != PATIENT["PatientID"]
         assert not ds.PatientBirthDate
@@ -221,7 +222,7 @@ def test_anonymized_dicom_has_no_patient_identity(case):
 
 def test_non_dicom_input_references_a_synthetic_instance(case, tmp_path):
     a = case["analysis"]
-    png = replace(a, mammogram=replace(a.mammogram, source=Source(path="x.png")))
+    png = to_report(replace(a, mammogram=replace(a.mammogram, source=Source(path="x.png"))))
     one, two = build_sr(png), build_sr(png)
     c1, c2 = read_sr(one), read_sr(two)
     assert c1.referenced_sop_instance_uids == c2.referenced_sop_instance_uids  # deterministic

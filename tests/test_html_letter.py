@@ -25,6 +25,7 @@ from calcscope.apps.cli import analyze_files, main
 from calcscope.config import Config
 from calcscope.reading.assess import Assessment, Category, FollowUp, RuleHit
 from calcscope.reports.letter import EXPLAINED_TERMS, letter_text
+from calcscope.reports.schema import load_report, to_report
 from helpers import CHROMIUM_ARGS, chromium_path, phantom_case_dicom
 
 NAME, FAMILY = "Zebulonia", "Quixotica"
@@ -78,6 +79,7 @@ def outputs(tmp_path_factory) -> dict:
         "json": json.loads((out / "case.json").read_text()),
         "analysis": res.analysis,
         "plain_html": d / "plain" / "case.html",
+        "source": path,
     }
 
 
@@ -109,6 +111,18 @@ def test_anonymize_leaves_no_identity_in_any_file(outputs):
             ds = pydicom.dcmread(p)
             assert NAME not in str(ds.PatientName) and ds.PatientID != PATIENT_ID
             assert not ds.get("PatientBirthDate")
+
+
+def test_anonymized_dicom_exports_still_reference_the_image(outputs):
+    """The anonymized JSON keeps only the file name; the SR and GSPS still re-read the
+    image's header and reference its instance."""
+    uid = pydicom.dcmread(outputs["source"], stop_before_pixels=True).SOPInstanceUID
+    sr = pydicom.dcmread(outputs["out"] / "case.sr.dcm")
+    series = sr.CurrentRequestedProcedureEvidenceSequence[0].ReferencedSeriesSequence[0]
+    assert series.ReferencedSOPSequence[0].ReferencedSOPInstanceUID == uid
+    gsps = pydicom.dcmread(outputs["out"] / "case.gsps.dcm")
+    ref = gsps.ReferencedSeriesSequence[0].ReferencedImageSequence[0]
+    assert ref.ReferencedSOPInstanceUID == uid
 
 
 def test_every_output_says_research_software(outputs):
@@ -277,7 +291,7 @@ def test_letter_reading_level_and_next_step(outputs, category):
     a = outputs["analysis"]
     follow = _FOLLOW[category]
     text = letter_text(
-        replace(a, assessment=Assessment(category, 0.1, follow, (RuleHit("x", "y"),)))
+        to_report(replace(a, assessment=Assessment(category, 0.1, follow, (RuleHit("x", "y"),))))
     )
     _check_reading_level(text)
     low = text.lower()
@@ -309,7 +323,7 @@ def test_letter_without_findings(outputs):
         macros=(),
         assessment=Assessment(Category.C1, 0.0, FollowUp.ROUTINE, ()),
     )
-    text = letter_text(none)
+    text = letter_text(to_report(none))
     _check_reading_level(text)
     assert "no calcium spots" in text and "usual screening mammogram" in text
 
@@ -331,24 +345,98 @@ def test_letter_says_when_the_spots_are_spread_all_over():
     analysis = analyze_mammogram(ph.mammogram)
     dists = [f.description.distribution for f in analysis.clusters]
     assert Distribution.DIFFUSE in dists
-    text = letter_text(analysis)
+    text = letter_text(to_report(analysis))
     _check_reading_level(text)
     assert "spread all over" in text and "not in one place" in text
     n_local = sum(d is not Distribution.DIFFUSE for d in dists)
     assert ("cluster" in text) == bool(n_local)
 
 
-def test_letter_rebuilt_from_a_report_tells_diffuse_spots():
-    """The web viewer rebuilds the letter from the JSON report alone."""
+def test_letter_rebuilt_from_a_report_tells_diffuse_spots(outputs):
+    """The web viewer renders the letter from the JSON report alone (the model)."""
     from calcscope.apps.web.studies import letter_from_report
 
-    report = {
-        "assessment": {"category": "2", "follow_up": FollowUp.ROUTINE.value},
-        "source": {"laterality": "L"},
-        "calcifications": [{"kind": "micro", "detected": True}] * 20,
-        "clusters": [{"distribution": "diffuse"}, {"distribution": "grouped"}],
-        "macro_findings": [],
-    }
+    report = load_report(outputs["out"] / "case.json")
+    (cluster,) = report.clusters[:1]
+    assessment = report.assessment.model_copy(
+        update={"category": "2", "follow_up": FollowUp.ROUTINE.value}
+    )
+    report = report.model_copy(
+        update={
+            "assessment": assessment,
+            "source": report.source.model_copy(update={"laterality": "L"}),
+            "clusters": [
+                cluster.model_copy(update={"distribution": "diffuse"}),
+                cluster.model_copy(update={"distribution": "grouped"}),
+            ],
+            "macro_findings": [],
+            "n_macrocalcifications": 0,
+        }
+    )
     html = letter_from_report(report)
     assert "spread all over your left breast, not in one place" in html
     assert "one cluster" in html
+    assert "larger spot" not in html
+
+
+def test_a_report_written_by_schema_1_3_renders_the_same(outputs, tmp_path):
+    """A report written before this version (no pixel digest) still loads and renders."""
+    from calcscope.reports.html import render_html
+    from calcscope.reports.letter import letter_html
+
+    data = json.loads((outputs["out"] / "case.json").read_text())
+    data["schema_version"] = "1.3"
+    del data["source"]["pixel_sha256"]
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps(data))
+    then, now = load_report(old), load_report(outputs["out"] / "case.json")
+    assert then.source.pixel_sha256 is None
+    assert letter_html(then) == letter_html(now)
+    assert (outputs["out"] / "case.letter.html").read_text() == letter_html(now)
+    assert render_html(then).replace("1.3", "1.4") == render_html(now)
+
+
+def test_load_report_names_the_file_it_cannot_read(tmp_path):
+    from calcscope.errors import ReportError
+
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"schema_name": "calcscope.analysis"}')
+    with pytest.raises(ReportError, match="bad.json"):
+        load_report(bad)
+    bad.write_text("{not json")
+    with pytest.raises(ReportError, match="bad.json.*not a calcscope analysis report"):
+        load_report(bad)
+    with pytest.raises(ReportError, match="missing.json"):
+        load_report(tmp_path / "missing.json")
+
+
+def test_hostile_values_are_escaped_in_the_html_report(outputs):
+    """Values read from a file (patient name, path, reasons) cannot inject markup."""
+    from calcscope.reports.html import render_html
+    from calcscope.reports.schema import PatientModel
+
+    evil = '<script>alert(1)</script><img src=x onerror="alert(2)">'
+    report = load_report(outputs["out"] / "case.json")
+    cluster = report.clusters[0]
+    report = report.model_copy(
+        update={
+            "patient": PatientModel(name=evil, id=evil),
+            "source": report.source.model_copy(update={"path": f"/x/{evil}.dcm"}),
+            "clusters": [
+                cluster.model_copy(
+                    update={
+                        "assessment": cluster.assessment.model_copy(update={"reason": evil}),
+                        "distribution": evil,
+                    }
+                )
+            ],
+        }
+    )
+    html = render_html(report, overlay_png=b"\x89PNG")
+    assert "<script>alert" not in html and 'onerror="alert' not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    page = _Page()
+    page.feed(html)
+    assert len(page.imgs) == 1  # only the overlay
+    row = page.tables["findings"][1]
+    assert row[7] == evil and row[10] == evil  # shown as text

@@ -163,8 +163,8 @@ def test_report_letter_and_html_carry_the_location():
     worst = max(analysis.clusters, key=lambda f: f.assessment.category.rank)
     words = {"outer": "outer half", "inner": "inner half", "central": "behind the nipple"}
     assert worst.location is not None
-    assert words[worst.location.half.value] in letter_text(analysis)
-    assert rep.clusters[0].location.text in render_html(analysis)
+    assert words[worst.location.half.value] in letter_text(rep)
+    assert rep.clusters[0].location.text in render_html(rep)
 
 
 @pytest.mark.parametrize(

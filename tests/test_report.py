@@ -10,7 +10,13 @@ import pytest
 from calcscope.model import Morphology, View
 from calcscope.phantom.mammogram import ClusterSpec, make_phantom
 from calcscope.pipeline import analyze_mammogram
-from calcscope.reports.schema import AnalysisReport, render_overlay, to_report, write_json
+from calcscope.reports.schema import (
+    AnalysisReport,
+    load_report,
+    render_overlay,
+    to_report,
+    write_json,
+)
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +51,9 @@ def test_json_round_trips_through_the_schema(analysis, tmp_path):
     path = write_json(analysis, tmp_path / "x.json")
     data = json.loads(path.read_text())
     again = AnalysisReport.model_validate(data)
-    assert again.schema_version == "1.3"
+    assert again.schema_version == "1.4"
+    assert load_report(path) == again
+    assert again.source.pixel_sha256 is not None and len(again.source.pixel_sha256) == 64
     assert data["n_calcifications"] == sum(c["detected"] for c in data["calcifications"])
     assert data["n_calcifications"] + data["n_possible_calcifications"] == len(
         data["calcifications"]

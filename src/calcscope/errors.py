@@ -7,7 +7,8 @@ Hierarchy::
     │   ├── UnreadableFileError    missing, empty, truncated or undecodable file
     │   ├── NotAMammogramError     readable, but not a mammogram (CT, RGB photo, ...)
     │   ├── MissingSpacingError    no pixel spacing in the file and none given
-    │   └── ImageTooLargeError     above the configured pixel limit
+    │   ├── ImageTooLargeError     above the configured pixel limit
+    │   └── ReportError            a JSON report that is not JSON or not the report schema
     └── ConfigError                an invalid configuration value
 
 Messages name the file and say what the user can do; the CLI prints them on one line.
@@ -22,6 +23,7 @@ __all__ = [
     "NotAMammogramError",
     "MissingSpacingError",
     "ImageTooLargeError",
+    "ReportError",
     "ConfigError",
 ]
 
@@ -52,6 +54,10 @@ class MissingSpacingError(InputError):
 
 class ImageTooLargeError(InputError):
     """The image exceeds the configured maximum number of pixels."""
+
+
+class ReportError(InputError):
+    """A JSON report cannot be read: not JSON, or not the report schema."""
 
 
 class ConfigError(CalcscopeError):

@@ -726,8 +726,9 @@ def _analyse_job(
         from calcscope.reports.gsps import write_gsps
         from calcscope.reports.sr import write_sr
 
-        write_sr(analysis, out / "sr.dcm")
-        write_gsps(analysis, out / "gsps.dcm")
+        dicom_report = to_report(analysis)  # the header is re-read where it was analysed
+        write_sr(dicom_report, out / "sr.dcm")
+        write_gsps(dicom_report, out / "gsps.dcm")
     return {
         "n_calcifications": len(analysis.detected),
         "n_clusters": len(analysis.clusters),

@@ -18,6 +18,7 @@ import copy
 import datetime as _dt
 import hashlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pydicom
@@ -28,10 +29,14 @@ from calcscope.about import DISCLAIMER, __version__
 from calcscope.imaging.io import DIGITAL_MAMMOGRAPHY_PRESENTATION
 from calcscope.model import Calcification, Laterality, Mammogram, View
 
+if TYPE_CHECKING:
+    from calcscope.reports.schema import CalcificationModel, SourceModel
+
 __all__ = [
     "DIGITAL_MAMMOGRAPHY_PRESENTATION",
     "ANONYMOUS_NAME",
     "derived_uid",
+    "pixel_digest",
     "source_dataset",
     "deidentify",
     "pixel_centre_xy",
@@ -73,16 +78,20 @@ def derived_uid(*parts: object) -> str:
     return generate_uid(entropy_srcs=[str(p) for p in parts])
 
 
-def _pixel_digest(mammo: Mammogram) -> str:
+def pixel_digest(mammo: Mammogram) -> str:
+    """SHA-256 (hex) of the pixels and spacing: the key of a non-DICOM image's identity."""
     pix = np.ascontiguousarray(mammo.pixels, dtype=np.float32)
     h = hashlib.sha256(pix.tobytes())
     h.update(repr((pix.shape, mammo.spacing_mm)).encode())
     return h.hexdigest()
 
 
-def _synthetic_source(mammo: Mammogram) -> Dataset:
+def _synthetic_source(src: SourceModel) -> Dataset:
     """A header for an image that was not DICOM: deterministic UIDs, no patient."""
-    digest = _pixel_digest(mammo)
+    digest = (
+        src.pixel_sha256
+        or hashlib.sha256(repr((src.path, src.shape_rc, src.spacing_mm)).encode()).hexdigest()
+    )  # reports before schema 1.4 hold no pixel digest
     today = _dt.date.today().strftime("%Y%m%d")
     ds = Dataset()
     ds.SpecificCharacterSet = "ISO_IR 192"
@@ -103,27 +112,25 @@ def _synthetic_source(mammo: Mammogram) -> Dataset:
     ds.Modality = "MG"
     ds.SeriesNumber = 1
     ds.InstanceNumber = 1
-    ds.Rows, ds.Columns = mammo.shape
+    ds.Rows, ds.Columns = src.shape_rc
     ds.SamplesPerPixel = 1
     ds.PhotometricInterpretation = "MONOCHROME2"
     ds.BitsAllocated = 16
     ds.BitsStored = 16
     ds.HighBit = 15
     ds.PixelRepresentation = 0
-    lat = mammo.laterality
-    ds.ImageLaterality = lat.value if lat is not None else "U"
-    ds.ViewPosition = mammo.view.value if mammo.view is not None and mammo.view.code else ""
-    ds.PixelSpacing = [f"{v:.6g}" for v in mammo.spacing_mm]
+    ds.ImageLaterality = src.laterality or "U"
+    ds.ViewPosition = src.view if src.view is not None and View(src.view).code else ""
+    ds.PixelSpacing = [f"{v:.6g}" for v in src.spacing_mm]
     return ds
 
 
-def source_dataset(mammo: Mammogram) -> Dataset:
+def source_dataset(src: SourceModel) -> Dataset:
     """The header of the analysed image (without pixels) for referencing it.
 
-    DICOM input is re-read from ``mammo.source.path``; anything else, or a DICOM file that
-    has gone, gets a synthetic header (see the module docstring).
+    DICOM input is re-read from the report's ``source.path``; anything else, or a DICOM
+    file that has gone, gets a synthetic header (see the module docstring).
     """
-    src = mammo.source
     if src.path and src.sop_instance_uid and Path(src.path).is_file():
         try:
             ds = pydicom.dcmread(src.path, stop_before_pixels=True)
@@ -137,9 +144,9 @@ def source_dataset(mammo: Mammogram) -> Dataset:
                 if kw not in ds:
                     setattr(ds, kw, "")
             if "Rows" not in ds:
-                ds.Rows, ds.Columns = mammo.shape
+                ds.Rows, ds.Columns = src.shape_rc
             return ds
-    return _synthetic_source(mammo)
+    return _synthetic_source(src)
 
 
 def deidentify(ds: Dataset) -> Dataset:
@@ -195,7 +202,7 @@ def laterality_code(lat: Laterality | None) -> tuple[str, str] | None:
     return None
 
 
-def outline_rc(calc: Calcification) -> np.ndarray:
+def outline_rc(calc: Calcification | CalcificationModel) -> np.ndarray:
     """Outline of a calcification as an ``(N, 2)`` (row, col) array, at least 3 points.
 
     The detected contour when it has 3 or more points, else the corners of its bounding

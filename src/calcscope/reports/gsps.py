@@ -35,10 +35,9 @@ from highdicom.pr import (
     TextObject,
 )
 from pydicom.dataset import Dataset
-from pydicom.uid import generate_uid
+from pydicom.uid import GrayscaleSoftcopyPresentationStateStorage, generate_uid
 
 from calcscope.about import __version__
-from calcscope.pipeline import Analysis
 from calcscope.reports.dicom_source import (
     deidentify,
     derived_uid,
@@ -46,10 +45,11 @@ from calcscope.reports.dicom_source import (
     pixel_centre_xy,
     source_dataset,
 )
+from calcscope.reports.schema import AnalysisReport
 
 __all__ = ["GSPS_STORAGE", "build_gsps", "gsps_bytes", "write_gsps"]
 
-GSPS_STORAGE = "1.2.840.10008.5.1.4.1.1.11.1"
+GSPS_STORAGE = GrayscaleSoftcopyPresentationStateStorage
 
 _NOTICE = "calcscope: research software, not a medical device"
 
@@ -68,49 +68,52 @@ def _box_xy(bbox: tuple[int, int, int, int], pad: float, shape: tuple[int, int])
     return np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]], dtype=np.float32)
 
 
-def build_gsps(
-    analysis: Analysis, *, anonymize: bool = False, source: Dataset | None = None
-) -> GrayscaleSoftcopyPresentationState:
-    """The presentation state marking ``analysis``'s calcifications and findings."""
-    mammo = analysis.mammogram
-    ref = source if source is not None else source_dataset(mammo)
-    if anonymize:
-        ref = deidentify(ref)
-    shape = mammo.shape
-    calc_layer = GraphicLayer(
-        "CALCIFICATIONS",
-        order=1,
-        description="calcification outlines",
-        display_color=CIELabColor(91.1, -48.1, -14.1),
-    )
-    finding_layer = GraphicLayer(
-        "FINDINGS",
-        order=2,
-        description="clusters and macro findings",
-        display_color=CIELabColor(54.3, 80.8, 69.9),
-    )
-    outlines = [
+_CALC_LAYER = GraphicLayer(
+    "CALCIFICATIONS",
+    order=1,
+    description="calcification outlines",
+    display_color=CIELabColor(91.1, -48.1, -14.1),
+)
+_FINDING_LAYER = GraphicLayer(
+    "FINDINGS",
+    order=2,
+    description="clusters and macro findings",
+    display_color=CIELabColor(54.3, 80.8, 69.9),
+)
+
+
+def _outlines(report: AnalysisReport) -> list[GraphicObject]:
+    """A closed polyline around every calcification the reports show."""
+    return [
         GraphicObject(
             graphic_type=GraphicTypeValues.POLYLINE,
             graphic_data=_closed_xy(outline_rc(c)),
             units=AnnotationUnitsValues.PIXEL,
         )
-        for c in analysis.reported_calcifications
+        for c in report.reported_calcifications()
     ]
-    pad = max(6.0, 1.0 / mammo.pixel_mm)  # 1 mm around the finding
-    boxes: list[GraphicObject] = []
-    labels: list[TextObject] = []
-    by_id = {c.id: c for c in analysis.calcifications}
-    marks = [
-        (f.cluster.bbox_rc, f"C{f.cluster.id} BI-RADS {f.assessment.category.value}")
-        for f in analysis.clusters
-    ]
-    for r in analysis.macros:
-        b = np.array([by_id[i].bbox_rc for i in r.finding.member_ids if i in by_id])
+
+
+def _marks(report: AnalysisReport) -> list[tuple[tuple[int, int, int, int], str]]:
+    """The box (bbox_rc) and label of each cluster and benign macro finding."""
+    by_id = {c.id: c for c in report.calcifications}
+    marks = [(c.bbox_rc, f"C{c.id} BI-RADS {c.assessment.category}") for c in report.clusters]
+    for m in report.macro_findings:
+        b = np.array([by_id[i].bbox_rc for i in m.member_ids if i in by_id])
         if len(b):
             bbox = (int(b[:, 0].min()), int(b[:, 1].min()), int(b[:, 2].max()), int(b[:, 3].max()))
-            marks.append((bbox, f"M{r.finding.id} {r.finding.pattern.value}"))
-    for bbox, label in marks:
+            marks.append((bbox, f"M{m.id} {m.pattern}"))
+    return marks
+
+
+def _boxes_and_labels(report: AnalysisReport) -> tuple[list[GraphicObject], list[TextObject]]:
+    """Boxes 1 mm around each finding, their labels, and the research-software notice."""
+    shape = report.source.shape_rc
+    row_mm, col_mm = report.source.spacing_mm
+    pad = max(6.0, 1.0 / float(np.sqrt(row_mm * col_mm)))  # 1 mm around the finding
+    boxes: list[GraphicObject] = []
+    labels: list[TextObject] = []
+    for bbox, label in _marks(report):
         xy = _box_xy(bbox, pad, shape)
         boxes.append(GraphicObject(GraphicTypeValues.POLYLINE, xy, AnnotationUnitsValues.PIXEL))
         labels.append(
@@ -129,11 +132,28 @@ def build_gsps(
             anchor_point_visible=False,
         )
     )
+    return boxes, labels
+
+
+def build_gsps(
+    report: AnalysisReport, *, anonymize: bool = False, source: Dataset | None = None
+) -> GrayscaleSoftcopyPresentationState:
+    """The presentation state marking the calcifications and findings of ``report``.
+
+    ``report`` is built without ``anonymize`` (its source path leads to the image's
+    DICOM header); ``anonymize`` replaces the patient's name, ID and birth date here.
+    ``source`` is the header of the analysed image, by default :func:`source_dataset`.
+    """
+    ref = source if source is not None else source_dataset(report.source)
+    if anonymize:
+        ref = deidentify(ref)
+    outlines = _outlines(report)
+    boxes, labels = _boxes_and_labels(report)
     annotations = [
-        GraphicAnnotation([ref], finding_layer, graphic_objects=boxes or None, text_objects=labels)
+        GraphicAnnotation([ref], _FINDING_LAYER, graphic_objects=boxes or None, text_objects=labels)
     ]
     if outlines:
-        annotations.insert(0, GraphicAnnotation([ref], calc_layer, graphic_objects=outlines))
+        annotations.insert(0, GraphicAnnotation([ref], _CALC_LAYER, graphic_objects=outlines))
     key = str(ref.SOPInstanceUID)
     gsps = GrayscaleSoftcopyPresentationState(
         referenced_images=[ref],
@@ -147,28 +167,27 @@ def build_gsps(
         device_serial_number="none",
         content_label="CALCSCOPE",
         content_description="calcifications (research software, not a medical device)",
-        graphic_layers=[calc_layer, finding_layer],
+        graphic_layers=[_CALC_LAYER, _FINDING_LAYER],
         graphic_annotations=annotations,
         series_description="calcscope marks (research software, not a medical device)",
     )
     # General Series Laterality (type 2C: the breast is a paired structure)
-    lat = mammo.laterality
-    gsps.Laterality = lat.value if lat is not None else ""
+    gsps.Laterality = report.source.laterality or ""
     if anonymize:
         gsps.PatientIdentityRemoved = "YES"
         gsps.DeidentificationMethod = ref.DeidentificationMethod
     return gsps
 
 
-def gsps_bytes(analysis: Analysis, *, anonymize: bool = False) -> bytes:
+def gsps_bytes(report: AnalysisReport, *, anonymize: bool = False) -> bytes:
     """The presentation state as a DICOM file's bytes."""
     buf = BytesIO()
-    build_gsps(analysis, anonymize=anonymize).save_as(buf, enforce_file_format=True)
+    build_gsps(report, anonymize=anonymize).save_as(buf, enforce_file_format=True)
     return buf.getvalue()
 
 
-def write_gsps(analysis: Analysis, path: str | Path, *, anonymize: bool = False) -> Path:
+def write_gsps(report: AnalysisReport, path: str | Path, *, anonymize: bool = False) -> Path:
     """Write the presentation state to ``path`` (atomically)."""
     from calcscope.files import write_atomic
 
-    return write_atomic(path, gsps_bytes(analysis, anonymize=anonymize))
+    return write_atomic(path, gsps_bytes(report, anonymize=anonymize))

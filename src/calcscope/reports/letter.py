@@ -17,14 +17,15 @@ biopsy.
 
 from __future__ import annotations
 
-from html import escape
 from pathlib import Path
 
 from calcscope.about import __version__
-from calcscope.model import CalcKind, Distribution, Laterality
-from calcscope.pipeline import Analysis
+from calcscope.files import write_atomic
+from calcscope.model import Distribution, Laterality
 from calcscope.reading.assess import Category, FollowUp
 from calcscope.reading.location import BreastHalf
+from calcscope.reports.schema import AnalysisReport
+from calcscope.reports.templating import render_template
 
 __all__ = [
     "EXPLAINED_TERMS",
@@ -88,10 +89,10 @@ _MEANING: dict[Category, str] = {
 }
 
 
-def _side(lat: Laterality | None) -> str:
-    if lat is Laterality.LEFT:
+def _side(laterality: str | None) -> str:
+    if laterality == Laterality.LEFT.value:
         return " in your left breast"
-    if lat is Laterality.RIGHT:
+    if laterality == Laterality.RIGHT.value:
         return " in your right breast"
     return ""
 
@@ -110,86 +111,90 @@ _HALF_WORDS = {
 }
 
 
-def _where(analysis: Analysis) -> str | None:
+def _where(report: AnalysisReport) -> str | None:
     """Where the cluster that sets the follow-up lies, in plain words; None when no
     cluster needs more than routine screening or its place is unknown."""
     worst = max(
-        (f for f in analysis.clusters if f.location is not None),
-        key=lambda f: (f.assessment.category.rank, f.assessment.likelihood),
+        (c for c in report.clusters if c.location is not None),
+        key=lambda c: (Category(c.assessment.category).rank, c.assessment.likelihood),
         default=None,
     )
-    if worst is None or worst.assessment.category in (Category.C1, Category.C2):
+    if worst is None or worst.location is None:
+        return None
+    if Category(worst.assessment.category) in (Category.C1, Category.C2):
         return None
     loc = worst.location
+    half = BreastHalf(loc.half) if loc.half is not None else None
     parts = []
-    if loc.half is not None:
-        parts.append(_HALF_WORDS[loc.half])
-    if loc.nipple_distance_mm is not None and loc.half is not BreastHalf.CENTRAL:
+    if half is not None:
+        parts.append(_HALF_WORDS[half])
+    if loc.nipple_distance_mm is not None and half is not BreastHalf.CENTRAL:
         cm = max(1, round(loc.nipple_distance_mm / 10))
         parts.append(f"about {cm} cm from the nipple")
     if not parts:
         return None
-    group = "The group" if len(analysis.clusters) == 1 else "The group that needs a closer look"
+    group = "The group" if len(report.clusters) == 1 else "The group that needs a closer look"
     return f"{group} is " + ", ".join(parts) + "."
 
 
-def letter_paragraphs(analysis: Analysis) -> list[list[str]]:
-    """The letter as paragraphs of sentences (plain text)."""
-    a = analysis.assessment
-    side = _side(analysis.mammogram.laterality)
-    n_macro = sum(1 for c in analysis.detected if c.kind is CalcKind.MACRO)
-    diffuse = any(f.description.distribution is Distribution.DIFFUSE for f in analysis.clusters)
-    n_clusters = sum(
-        1 for f in analysis.clusters if f.description.distribution is not Distribution.DIFFUSE
-    )
-    seen: list[str] = []
-    if not analysis.detected and not analysis.clusters:
-        seen.append(f"The computer found no calcium spots{side}.")
-    else:
+def _what_was_seen(report: AnalysisReport) -> list[str]:
+    """The "What we saw" paragraph."""
+    side = _side(report.source.laterality)
+    n_macro = report.n_macrocalcifications
+    diffuse = any(c.distribution == Distribution.DIFFUSE.value for c in report.clusters)
+    n_clusters = sum(1 for c in report.clusters if c.distribution != Distribution.DIFFUSE.value)
+    if not report.n_calcifications and not report.clusters:
+        return [f"The computer found no calcium spots{side}."]
+    seen = [
+        "A calcification is a tiny spot of calcium in the breast. "
+        "They are very common, and more so with age."
+    ]
+    if diffuse:
         seen.append(
-            "A calcification is a tiny spot of calcium in the breast. "
-            "They are very common, and more so with age."
+            "The computer found many tiny spots spread all over "
+            f"{side.removeprefix(' in ') or 'the breast'}, not in one place. Spots spread "
+            "out like this are most often harmless."
         )
-        if diffuse:
-            seen.append(
-                "The computer found many tiny spots spread all over "
-                f"{side.removeprefix(' in ') or 'the breast'}, not in one place. Spots spread "
-                "out like this are most often harmless."
-            )
-        if n_clusters:
-            seen.append(
-                f"{'It also' if diffuse else 'The computer'} found "
-                f"{_count(n_clusters, 'cluster', 'clusters')} "
-                f"({EXPLAINED_TERMS['cluster']}){side}."
-            )
-            where = _where(analysis)
-            if where:
-                seen.append(where)
-        if n_macro:
-            seen.append(
-                f"It found {_count(n_macro, 'larger spot', 'larger spots')} as well"
-                if n_clusters
-                else f"The computer found {_count(n_macro, 'larger spot', 'larger spots')}{side}"
-            )
-            seen[-1] += ". Larger spots are almost always harmless."
-        if not n_clusters and not n_macro and not diffuse:
-            seen.append(f"The computer found a few very small spots{side}, not in a group.")
-    meaning = ["Most calcium spots are not cancer.", _MEANING[a.category]]
-    step = [NEXT_STEP[a.follow_up]]
+    if n_clusters:
+        seen.append(
+            f"{'It also' if diffuse else 'The computer'} found "
+            f"{_count(n_clusters, 'cluster', 'clusters')} "
+            f"({EXPLAINED_TERMS['cluster']}){side}."
+        )
+        where = _where(report)
+        if where:
+            seen.append(where)
+    if n_macro:
+        seen.append(
+            f"It found {_count(n_macro, 'larger spot', 'larger spots')} as well"
+            if n_clusters
+            else f"The computer found {_count(n_macro, 'larger spot', 'larger spots')}{side}"
+        )
+        seen[-1] += ". Larger spots are almost always harmless."
+    if not n_clusters and not n_macro and not diffuse:
+        seen.append(f"The computer found a few very small spots{side}, not in a group.")
+    return seen
+
+
+def letter_paragraphs(report: AnalysisReport) -> list[list[str]]:
+    """The letter as paragraphs of sentences (plain text)."""
+    a = report.assessment
+    meaning = ["Most calcium spots are not cancer.", _MEANING[Category(a.category)]]
+    step = [NEXT_STEP[FollowUp(a.follow_up)]]
     doctor = [
         "Only your doctor can decide what is right for you.",
         "Please talk to your doctor about this result. Bring this letter with you.",
     ]
-    return [[NOTICE], seen, meaning, step, doctor]
+    return [[NOTICE], _what_was_seen(report), meaning, step, doctor]
 
 
 _HEADINGS = ("", "What we saw", "What it usually means", "What happens next", "Your doctor")
 
 
-def letter_text(analysis: Analysis) -> str:
+def letter_text(report: AnalysisReport) -> str:
     """The letter as plain text."""
     parts = ["Your mammogram: the computer's reading", ""]
-    for heading, para in zip(_HEADINGS, letter_paragraphs(analysis), strict=True):
+    for heading, para in zip(_HEADINGS, letter_paragraphs(report), strict=True):
         if heading:
             parts.append(heading)
         parts.append(" ".join(para))
@@ -198,45 +203,22 @@ def letter_text(analysis: Analysis) -> str:
     return "\n".join(parts) + "\n"
 
 
-def letter_html(analysis: Analysis) -> str:
-    """The letter as a small self-contained HTML page."""
-    body = []
-    for heading, para in zip(_HEADINGS, letter_paragraphs(analysis), strict=True):
-        if heading:
-            body.append(f"<h2>{escape(heading)}</h2>")
-            body.append(f"<p>{escape(' '.join(para))}</p>")
-        else:
-            body.append(f'<p class="notice" id="disclaimer">{escape(" ".join(para))}</p>')
-    return (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        "<title>Your mammogram: the computer's reading</title><style>"
-        "body{font-family:system-ui,sans-serif;font-size:1.25em;line-height:1.5;"
-        "max-width:38em;margin:2em auto;padding:0 1em;color:#111}"
-        ".notice{background:#fff3cd;border:1px solid #e0b000;padding:.6em 1em;"
-        "border-radius:4px}h2{font-size:1.2em;margin-top:1.4em}"
-        "</style></head><body>\n<h1>Your mammogram: the computer's reading</h1>\n"
-        + "\n".join(body)
-        + f'\n<p class="notice">calcscope {escape(__version__)}: research software, '
-        "not a medical device.</p>\n</body></html>\n"
-    )
+def letter_html(report: AnalysisReport) -> str:
+    """The letter as a small self-contained HTML page (template ``letter.html.j2``)."""
+    sections = [
+        (heading, " ".join(para))
+        for heading, para in zip(_HEADINGS, letter_paragraphs(report), strict=True)
+    ]
+    return render_template("letter.html.j2", sections=sections, version=__version__)
 
 
-def write_letter(
-    analysis: Analysis, stem_path: str | Path, *, anonymize: bool = False
-) -> tuple[Path, Path]:
+def write_letter(report: AnalysisReport, stem_path: str | Path) -> tuple[Path, Path]:
     """Write ``<stem>.letter.html`` and ``<stem>.letter.txt`` (atomically).
 
     ``stem_path`` is the output path without suffix (``out/image``). The letter never
-    names the patient, so ``anonymize`` changes nothing; it is accepted for symmetry.
+    names the patient.
     """
-    from calcscope.files import write_atomic
-
     stem = Path(stem_path)
-    html_path = write_atomic(
-        stem.with_name(stem.name + ".letter.html"), letter_html(analysis).encode("utf-8")
-    )
-    txt_path = write_atomic(
-        stem.with_name(stem.name + ".letter.txt"), letter_text(analysis).encode("utf-8")
-    )
+    html_path = write_atomic(stem.with_name(stem.name + ".letter.html"), letter_html(report))
+    txt_path = write_atomic(stem.with_name(stem.name + ".letter.txt"), letter_text(report))
     return html_path, txt_path

@@ -13,18 +13,23 @@ from typing import Any
 
 import cv2
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from calcscope.about import DISCLAIMER, __version__
+from calcscope.config import Config
+from calcscope.errors import ReportError
 from calcscope.files import write_atomic
-from calcscope.pipeline import Analysis
+from calcscope.model import Calcification
+from calcscope.pipeline import Analysis, ClusterFinding, MacroResult
 from calcscope.reading.assess import Assessment, Category
 from calcscope.reading.location import Location
+from calcscope.reports.dicom_source import pixel_digest
 
 __all__ = [
     "SCHEMA_VERSION",
     "AnalysisReport",
     "to_report",
+    "load_report",
     "write_json",
     "render_overlay",
     "write_overlay",
@@ -32,7 +37,7 @@ __all__ = [
     "write_atomic",
 ]
 
-SCHEMA_VERSION = "1.3"
+SCHEMA_VERSION = "1.4"
 
 
 class _Model(BaseModel):
@@ -74,6 +79,12 @@ class SourceModel(_Model):
     spacing_mm: tuple[float, float]
     spacing_origin: str | None = None
     shape_rc: tuple[int, int]
+    pixel_sha256: str | None = Field(
+        default=None,
+        description="SHA-256 of the analysed pixels and spacing: the key of the synthetic "
+        "DICOM identity that the SR and GSPS reference when the image was not DICOM "
+        "(schema 1.4; null in older reports)",
+    )
 
 
 class PatientModel(_Model):
@@ -242,6 +253,16 @@ class AnalysisReport(_Model):
     macro_findings: list[MacroModel]
     timings_s: dict[str, float]
 
+    def reported_calcifications(self) -> list[CalcificationModel]:
+        """The calcifications the reports show (SR, GSPS, viewer): detections at the
+        operating point and every member of a finding; possible calcifications below
+        the operating point are listed in the JSON only."""
+        return [
+            c
+            for c in self.calcifications
+            if c.detected or c.cluster_id is not None or c.macro_finding_id is not None
+        ]
+
 
 def _code(c: Any) -> CodedConcept:
     return CodedConcept(value=c.value, scheme=c.scheme_designator, meaning=c.meaning)
@@ -275,151 +296,207 @@ def _assessment(a: Assessment) -> AssessmentModel:
     )
 
 
+def _calcification(
+    c: Calcification, *, operating_score: float, cluster_id: int | None, macro_id: int | None
+) -> CalcificationModel:
+    d = c.deposit
+    return CalcificationModel(
+        id=c.id,
+        kind=c.kind.value,
+        cluster_id=cluster_id,
+        macro_finding_id=macro_id,
+        center_rc=_rc(c.center_rc, 2),
+        bbox_rc=c.bbox_rc,
+        area_mm2=round(c.area_mm2, 4),
+        diameter_mm=round(c.diameter_mm, 3),
+        max_diameter_mm=round(c.max_diameter_mm, 3),
+        min_diameter_mm=round(c.min_diameter_mm, 3),
+        contrast=round(c.contrast, 4),
+        cnr=round(c.cnr, 2),
+        score=round(c.score, 4),
+        detected=c.score >= operating_score,
+        circularity=round(c.circularity, 3),
+        contour_circularity=(
+            None if c.contour_circularity is None else round(c.contour_circularity, 4)
+        ),
+        elongation=round(c.elongation, 3),
+        solidity=round(c.solidity, 3),
+        lucent_center=c.lucent_center,
+        deposit=(
+            None
+            if d is None
+            else DepositOutlineModel(
+                size_mm=round(d.size_mm, 3),
+                corner_fraction=round(d.corner_fraction, 4),
+                straight_fraction=round(d.straight_fraction, 4),
+                inscribed_ratio=round(d.inscribed_ratio, 4),
+            )
+        ),
+        contour_rc=[(int(r), int(cc)) for r, cc in c.contour_rc],
+    )
+
+
+def _rc(rc: tuple[float, float], digits: int) -> tuple[float, float]:
+    return (round(rc[0], digits), round(rc[1], digits))
+
+
+def _calcifications(analysis: Analysis) -> list[CalcificationModel]:
+    cluster_of = {i: f.cluster.id for f in analysis.clusters for i in f.cluster.member_ids}
+    macro_of = {i: r.finding.id for r in analysis.macros for i in r.finding.member_ids}
+    op = analysis.config.detect.operating_score
+    return [
+        _calcification(
+            c, operating_score=op, cluster_id=cluster_of.get(c.id), macro_id=macro_of.get(c.id)
+        )
+        for c in analysis.calcifications
+    ]
+
+
+def _cluster(f: ClusterFinding, detected: set[int]) -> ClusterModel:
+    cl, desc = f.cluster, f.description
+    return ClusterModel(
+        id=cl.id,
+        center_rc=_rc(cl.center_rc, 2),
+        bbox_rc=cl.bbox_rc,
+        member_ids=list(cl.member_ids),
+        n_members=len(cl.member_ids),
+        n_detected=sum(i in detected for i in cl.member_ids),
+        extent_mm=round(cl.extent_mm, 2),
+        area_mm2=round(cl.area_mm2, 2),
+        median_diameter_mm=round(desc.median_diameter_mm, 3),
+        score=round(cl.score, 4),
+        morphology=desc.morphology.value,
+        morphology_code=_code(desc.morphology.code),
+        morphology_confident=desc.morphology_confident,
+        distribution=desc.distribution.value,
+        distribution_code=_code(desc.distribution.code),
+        description_reasons=list(desc.reasons),
+        location=_location(f.location),
+        assessment=_assessment(f.assessment),
+    )
+
+
+def _macro(r: MacroResult) -> MacroModel:
+    m = r.finding
+    return MacroModel(
+        id=m.id,
+        pattern=m.pattern.value,
+        pattern_code=_code(m.pattern.code),
+        member_ids=list(m.member_ids),
+        center_rc=_rc(m.center_rc, 2),
+        size_mm=round(m.size_mm, 2),
+        location=_location(r.location),
+        assessment=_assessment(r.assessment),
+    )
+
+
+def _source(analysis: Analysis, *, anonymize: bool) -> SourceModel:
+    m = analysis.mammogram
+    src = m.source
+    path = src.path
+    if anonymize and path is not None:
+        path = Path(path).name
+    return SourceModel(
+        path=path,
+        study_instance_uid=src.study_instance_uid,
+        series_instance_uid=src.series_instance_uid,
+        sop_instance_uid=src.sop_instance_uid,
+        sop_class_uid=src.sop_class_uid,
+        modality=src.modality,
+        presentation_intent=src.presentation_intent,
+        photometric_interpretation=src.photometric_interpretation,
+        laterality=m.laterality.value if m.laterality else None,
+        view=m.view.value if m.view else None,
+        spacing_mm=(float(m.spacing_mm[0]), float(m.spacing_mm[1])),
+        spacing_origin=src.spacing_origin,
+        shape_rc=m.shape,
+        pixel_sha256=pixel_digest(m),
+    )
+
+
+def _patient(analysis: Analysis, *, anonymize: bool) -> PatientModel | None:
+    src = analysis.mammogram.source
+    if anonymize or not (src.patient_id or src.patient_name or src.patient_birth_date):
+        return None
+    return PatientModel(id=src.patient_id, name=src.patient_name, birth_date=src.patient_birth_date)
+
+
+def _settings(cfg: Config) -> SettingsModel:
+    return SettingsModel(
+        macro_threshold_mm=cfg.describe.macro_threshold_mm,
+        cluster_definition=(
+            f">= {cfg.cluster.min_members} calcifications within "
+            f"{cfg.cluster.within_mm:g} mm (CAD convention)"
+        ),
+        detect_operating_score=cfg.detect.operating_score,
+        cluster_operating_score=cfg.cluster.operating_score,
+        config=cfg.model_dump(mode="json"),
+    )
+
+
+def _nipple_line(analysis: Analysis) -> NippleLineModel | None:
+    line = analysis.nipple_line
+    if line is None:
+        return None
+    return NippleLineModel(
+        nipple_rc=_rc(line.nipple_rc, 1),
+        length_mm=round(line.length_mm, 1),
+        orientation=line.orientation_note,
+    )
+
+
 def to_report(analysis: Analysis, *, anonymize: bool = False) -> AnalysisReport:
     """Build the JSON report model of an analysis.
 
     With ``anonymize`` the patient block is left out and the source path is reduced to
     its file name.
     """
-    m = analysis.mammogram
-    src = m.source
-    cluster_of = {i: f.cluster.id for f in analysis.clusters for i in f.cluster.member_ids}
-    macro_of = {i: r.finding.id for r in analysis.macros for i in r.finding.member_ids}
-    cfg = analysis.config
-    path = src.path
-    if anonymize and path is not None:
-        path = Path(path).name
-    calcs = [
-        CalcificationModel(
-            id=c.id,
-            kind=c.kind.value,
-            cluster_id=cluster_of.get(c.id),
-            macro_finding_id=macro_of.get(c.id),
-            center_rc=(round(c.center_rc[0], 2), round(c.center_rc[1], 2)),
-            bbox_rc=c.bbox_rc,
-            area_mm2=round(c.area_mm2, 4),
-            diameter_mm=round(c.diameter_mm, 3),
-            max_diameter_mm=round(c.max_diameter_mm, 3),
-            min_diameter_mm=round(c.min_diameter_mm, 3),
-            contrast=round(c.contrast, 4),
-            cnr=round(c.cnr, 2),
-            score=round(c.score, 4),
-            detected=c.score >= cfg.detect.operating_score,
-            circularity=round(c.circularity, 3),
-            contour_circularity=(
-                None if c.contour_circularity is None else round(c.contour_circularity, 4)
-            ),
-            elongation=round(c.elongation, 3),
-            solidity=round(c.solidity, 3),
-            lucent_center=c.lucent_center,
-            deposit=(
-                None
-                if c.deposit is None
-                else DepositOutlineModel(
-                    size_mm=round(c.deposit.size_mm, 3),
-                    corner_fraction=round(c.deposit.corner_fraction, 4),
-                    straight_fraction=round(c.deposit.straight_fraction, 4),
-                    inscribed_ratio=round(c.deposit.inscribed_ratio, 4),
-                )
-            ),
-            contour_rc=[(int(r), int(cc)) for r, cc in c.contour_rc],
-        )
-        for c in analysis.calcifications
-    ]
-    detected = {c.id for c in analysis.detected}
-    clusters = [
-        ClusterModel(
-            id=f.cluster.id,
-            center_rc=(round(f.cluster.center_rc[0], 2), round(f.cluster.center_rc[1], 2)),
-            bbox_rc=f.cluster.bbox_rc,
-            member_ids=list(f.cluster.member_ids),
-            n_members=len(f.cluster.member_ids),
-            n_detected=sum(i in detected for i in f.cluster.member_ids),
-            extent_mm=round(f.cluster.extent_mm, 2),
-            area_mm2=round(f.cluster.area_mm2, 2),
-            median_diameter_mm=round(f.description.median_diameter_mm, 3),
-            score=round(f.cluster.score, 4),
-            morphology=f.description.morphology.value,
-            morphology_code=_code(f.description.morphology.code),
-            morphology_confident=f.description.morphology_confident,
-            distribution=f.description.distribution.value,
-            distribution_code=_code(f.description.distribution.code),
-            description_reasons=list(f.description.reasons),
-            location=_location(f.location),
-            assessment=_assessment(f.assessment),
-        )
-        for f in analysis.clusters
-    ]
-    macros = [
-        MacroModel(
-            id=r.finding.id,
-            pattern=r.finding.pattern.value,
-            pattern_code=_code(r.finding.pattern.code),
-            member_ids=list(r.finding.member_ids),
-            center_rc=(round(r.finding.center_rc[0], 2), round(r.finding.center_rc[1], 2)),
-            size_mm=round(r.finding.size_mm, 2),
-            location=_location(r.location),
-            assessment=_assessment(r.assessment),
-        )
-        for r in analysis.macros
-    ]
+    calcs = _calcifications(analysis)
     detected = analysis.detected
+    detected_ids = {c.id for c in detected}
     n_macro = sum(1 for c in detected if c.kind.value == "macro")
-    patient = None
-    if not anonymize and (src.patient_id or src.patient_name or src.patient_birth_date):
-        patient = PatientModel(
-            id=src.patient_id, name=src.patient_name, birth_date=src.patient_birth_date
-        )
     return AnalysisReport(
-        source=SourceModel(
-            path=path,
-            study_instance_uid=src.study_instance_uid,
-            series_instance_uid=src.series_instance_uid,
-            sop_instance_uid=src.sop_instance_uid,
-            sop_class_uid=src.sop_class_uid,
-            modality=src.modality,
-            presentation_intent=src.presentation_intent,
-            photometric_interpretation=src.photometric_interpretation,
-            laterality=m.laterality.value if m.laterality else None,
-            view=m.view.value if m.view else None,
-            spacing_mm=(float(m.spacing_mm[0]), float(m.spacing_mm[1])),
-            spacing_origin=src.spacing_origin,
-            shape_rc=m.shape,
-        ),
-        patient=patient,
-        settings=SettingsModel(
-            macro_threshold_mm=cfg.describe.macro_threshold_mm,
-            cluster_definition=(
-                f">= {cfg.cluster.min_members} calcifications within "
-                f"{cfg.cluster.within_mm:g} mm (CAD convention)"
-            ),
-            detect_operating_score=cfg.detect.operating_score,
-            cluster_operating_score=cfg.cluster.operating_score,
-            config=cfg.model_dump(mode="json"),
-        ),
+        source=_source(analysis, anonymize=anonymize),
+        patient=_patient(analysis, anonymize=anonymize),
+        settings=_settings(analysis.config),
         breast_area_mm2=round(analysis.breast_area_mm2, 1),
-        nipple_line=(
-            None
-            if analysis.nipple_line is None
-            else NippleLineModel(
-                nipple_rc=(
-                    round(analysis.nipple_line.nipple_rc[0], 1),
-                    round(analysis.nipple_line.nipple_rc[1], 1),
-                ),
-                length_mm=round(analysis.nipple_line.length_mm, 1),
-                orientation=analysis.nipple_line.orientation_note,
-            )
-        ),
+        nipple_line=_nipple_line(analysis),
         assessment=_assessment(analysis.assessment),
         n_calcifications=len(detected),
         n_macrocalcifications=n_macro,
         n_microcalcifications=len(detected) - n_macro,
         n_possible_calcifications=len(calcs) - len(detected),
         calcifications=calcs,
-        clusters=clusters,
-        macro_findings=macros,
+        clusters=[_cluster(f, detected_ids) for f in analysis.clusters],
+        macro_findings=[_macro(r) for r in analysis.macros],
         timings_s={k: round(v, 4) for k, v in analysis.timings_s.items()},
     )
+
+
+def load_report(path: str | Path) -> AnalysisReport:
+    """Read a JSON report written by calcscope (any earlier 1.x schema version).
+
+    Raises
+    ------
+    ReportError
+        When the file cannot be read, is not JSON, or does not follow the schema; the
+        message names the file.
+    """
+    p = Path(path)
+    try:
+        text = p.read_bytes()
+    except OSError as exc:
+        raise ReportError(f"cannot read the report ({exc.strerror or exc})", str(p)) from exc
+    try:
+        return AnalysisReport.model_validate_json(text)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(x) for x in first.get("loc", ())) or "(document)"
+        raise ReportError(
+            f"not a calcscope analysis report ({exc.error_count()} problem(s); "
+            f"first: {where}: {first.get('msg')})",
+            str(p),
+        ) from exc
 
 
 def write_json(analysis: Analysis, path: str | Path, *, anonymize: bool = False) -> Path:

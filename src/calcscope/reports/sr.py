@@ -1,9 +1,13 @@
-"""DICOM Mammography CAD SR (PS3.16 TID 4000 family) of an :class:`Analysis`.
+"""DICOM Mammography CAD SR (PS3.16 TID 4000 family) of an analysis report
+(:class:`calcscope.reports.schema.AnalysisReport`).
 
 The document is a Mammography CAD SR Storage instance (SOP class
 1.2.840.10008.5.1.4.1.1.88.50) built from :mod:`highdicom.sr` content items inside
 highdicom's SR document machinery (highdicom ships no Mammography CAD templates and no
-public class for this SOP class, so :class:`MammographyCADSR` subclasses its SR base).
+public class for this SOP class: its public ``EnhancedSR``, ``ComprehensiveSR`` and
+``Comprehensive3DSR`` fix their own SOP class, so :class:`MammographyCADSR` subclasses
+its private SR base ``_SR``, and pyproject.toml pins highdicom below the next minor
+version for that reason).
 It references the analysed image by its Study, Series and SOP Instance UIDs and inherits
 the image's patient and study attributes (replaced by a pseudonym with ``anonymize``).
 
@@ -51,7 +55,8 @@ Coordinates
     SCOORD graphic data are DICOM image coordinates ``(x=column, y=row)`` with the
     top-left corner of the image at (0, 0); the centre of pixel (r, c) is therefore
     (c + 0.5, r + 0.5) (PS3.3 C.18.6.1.1). The JSON report keeps ``[row, col]`` pixel
-    indices; :func:`read_sr` converts back. Outlines are closed polylines (first point
+    indices; :func:`read_sr` converts back. Everything is taken from the report model,
+    so centres carry the JSON's precision (0.01 pixel). Outlines are closed polylines (first point
     repeated last); a cluster's outline is the convex hull of its members' outlines.
 
 Deviations from TID 4000 (known, documented here rather than hidden)
@@ -87,6 +92,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+import numpy.typing as npt
 import pydicom
 from highdicom.sr import (
     CodeContentItem,
@@ -101,12 +107,11 @@ from highdicom.sr import (
 from highdicom.sr.sop import _SR
 from pydicom.dataset import Dataset
 from pydicom.sr.coding import Code
-from pydicom.uid import generate_uid
+from pydicom.uid import MammographyCADSRStorage, generate_uid
 
 from calcscope.about import __version__
-from calcscope.model import Calcification, Mammogram
-from calcscope.pipeline import Analysis
-from calcscope.reading.assess import Assessment, Category, FollowUp
+from calcscope.model import Laterality, View
+from calcscope.reading.assess import Category, FollowUp
 from calcscope.reports.dicom_source import (
     ANONYMOUS_NAME,
     DIGITAL_MAMMOGRAPHY_PRESENTATION,
@@ -118,6 +123,14 @@ from calcscope.reports.dicom_source import (
     pixel_centre_xy,
     source_dataset,
     view_code,
+)
+from calcscope.reports.schema import (
+    AnalysisReport,
+    AssessmentModel,
+    CalcificationModel,
+    ClusterModel,
+    CodedConcept,
+    MacroModel,
 )
 
 __all__ = [
@@ -138,7 +151,7 @@ __all__ = [
     "outline_rc",
 ]
 
-MAMMOGRAPHY_CAD_SR_STORAGE = "1.2.840.10008.5.1.4.1.1.88.50"
+MAMMOGRAPHY_CAD_SR_STORAGE = MammographyCADSRStorage
 
 # --- codes ------------------------------------------------------------------------------
 
@@ -272,7 +285,11 @@ def _closed(xy: np.ndarray) -> np.ndarray:
     return xy
 
 
-def _hull_rc(calcs: Sequence[Calcification]) -> np.ndarray:
+def _coded(c: CodedConcept) -> Code:
+    return Code(c.value, c.scheme, c.meaning)
+
+
+def _hull_rc(calcs: Sequence[CalcificationModel]) -> npt.NDArray[np.float64]:
     pts = np.vstack([outline_rc(c) for c in calcs]).astype(np.float32)
     hull = cv2.convexHull(pts[:, ::-1].copy()).reshape(-1, 2)  # (x, y)
     if len(hull) < 3:
@@ -287,18 +304,19 @@ def _hull_rc(calcs: Sequence[Calcification]) -> np.ndarray:
 def _geometry(center_rc: Sequence[float], outline: np.ndarray, ref: Dataset) -> list[Dataset]:
     """TID 4021 Mammography CAD Geometry: Center (POINT) and Outline (POLYLINE)."""
     return [
-        _scoord(CENTER, "POINT", pixel_centre_xy(tuple(center_rc)), ref),
+        _scoord(CENTER, "POINT", pixel_centre_xy((center_rc[0], center_rc[1])), ref),
         _scoord(OUTLINE, "POLYLINE", _closed(pixel_centre_xy(outline)), ref),
     ]
 
 
-def _assessment_items(a: Assessment, where: str | None = None) -> list[Dataset]:
+def _assessment_items(a: AssessmentModel, where: str | None = None) -> list[Dataset]:
+    category = Category(a.category)
     return [
-        _code(ASSESSMENT_CATEGORY, category_code(a.category)),
-        _code(RECOMMENDED_FOLLOW_UP, FOLLOW_UP_CODE[a.follow_up]),
+        _code(ASSESSMENT_CATEGORY, category_code(category)),
+        _code(RECOMMENDED_FOLLOW_UP, FOLLOW_UP_CODE[FollowUp(a.follow_up)]),
         _text(
             IMPRESSION_DESCRIPTION,
-            f"BI-RADS {a.category.value} ({a.category.label}); {a.follow_up.label}. "
+            f"BI-RADS {category.value} ({category.label}); {FollowUp(a.follow_up).label}. "
             + (f"Where: {where}. " if where else "")
             + f"Why: {a.reason}",
         ),
@@ -314,13 +332,13 @@ def _intent(required: bool) -> Dataset:
 
 
 def _calc_finding(
-    c: Calcification,
+    c: CalcificationModel,
     ref: Dataset,
     rel: RelationshipTypeValues,
     *,
     required: bool,
     calc_type: Code | None = None,
-    assessment: Assessment | None = None,
+    assessment: AssessmentModel | None = None,
     where: str | None = None,
 ) -> Dataset:
     """TID 4006 Single Image Finding = Individual Calcification (TID 4009)."""
@@ -345,22 +363,23 @@ def _impression(required: bool, findings: list[Dataset]) -> Dataset:
     return _with(box, [_intent(required), *findings])
 
 
-def _image_library(mammo: Mammogram, ref: Dataset) -> Dataset:
+def _image_library(report: AnalysisReport, ref: Dataset) -> Dataset:
     """TID 4020 CAD Image Library Entry for the analysed image."""
+    src = report.source
     image = _image_ref(ref, _R.CONTAINS)
     ctx: list[Dataset] = []
-    lat = laterality_code(mammo.laterality)
+    lat = laterality_code(Laterality(src.laterality) if src.laterality else None)
     if lat is not None:
         ctx.append(_code(IMAGE_LATERALITY, _sct(*lat), _R.HAS_ACQ_CONTEXT))
-    view = view_code(mammo.view)
+    view = view_code(View(src.view) if src.view else None)
     if view is not None:
         ctx.append(_code(IMAGE_VIEW, _sct(*view), _R.HAS_ACQ_CONTEXT))
     study_date = str(ref.get("StudyDate", "") or "")
     if len(study_date) == 8 and study_date.isdigit():
         ctx.append(DateContentItem(STUDY_DATE, study_date, _R.HAS_ACQ_CONTEXT))
     for name, v in (
-        (HORIZONTAL_PIXEL_SPACING, mammo.spacing_mm[1]),
-        (VERTICAL_PIXEL_SPACING, mammo.spacing_mm[0]),
+        (HORIZONTAL_PIXEL_SPACING, src.spacing_mm[1]),
+        (VERTICAL_PIXEL_SPACING, src.spacing_mm[0]),
     ):
         n = NumContentItem(
             name=name, value=float(v), unit=MILLIMETRE, relationship_type=_R.HAS_ACQ_CONTEXT
@@ -390,68 +409,88 @@ def _detections(ref: Dataset, with_clusters: bool) -> list[Dataset]:
     ]
 
 
-def _content(analysis: Analysis, ref: Dataset) -> Dataset:
-    mammo = analysis.mammogram
-    by_id = {c.id: c for c in analysis.calcifications}
+def _cluster_impression(
+    f: ClusterModel, members: Sequence[CalcificationModel], ref: Dataset
+) -> Dataset:
+    """TID 4003 holding one Calcification Cluster finding and its members."""
+    a = f.assessment
+    required = Category(a.category).rank >= Category.C3.rank
+    item = _code(SINGLE_IMAGE_FINDING, CALCIFICATION_CLUSTER, _R.CONTAINS)
+    kids = [
+        _intent(required),
+        *_algorithm(),
+        *_geometry(f.center_rc, _hull_rc(members), ref),
+        _num(CERTAINTY_OF_FINDING, round(100 * f.score, 2), PERCENT),
+        _num(PROBABILITY_OF_CANCER, round(100 * a.likelihood, 2), PERCENT),
+        _code(CALCIFICATION_TYPE, _coded(f.morphology_code)),
+        _code(CALCIFICATION_DISTRIBUTION, _coded(f.distribution_code)),
+        _num(NUMBER_OF_CALCIFICATIONS, len(members), NO_UNITS),
+        *_assessment_items(a, f.location.text if f.location else None),
+    ]
+    kids += [_calc_finding(c, ref, _R.INFERRED_FROM, required=False) for c in members]
+    return _impression(required, [_with(item, kids)])
+
+
+def _macro_impression(
+    m: MacroModel, members: Sequence[CalcificationModel], ref: Dataset
+) -> Dataset:
+    """TID 4003 holding the Individual Calcifications of one benign macro finding."""
+    findings = [
+        _calc_finding(
+            c,
+            ref,
+            _R.CONTAINS,
+            required=False,
+            calc_type=_coded(m.pattern_code),
+            assessment=m.assessment,
+            where=m.location.text if m.location else None,
+        )
+        for c in members
+    ]
+    return _impression(False, findings)
+
+
+def _impressions(report: AnalysisReport, ref: Dataset) -> list[Dataset]:
+    """One Individual Impression/Recommendation per finding, then one (optional) with
+    the reported calcifications that belong to no finding."""
+    by_id = {c.id: c for c in report.calcifications}
     impressions: list[Dataset] = []
     used: set[int] = set()
-    for f in analysis.clusters:
-        members = [by_id[i] for i in f.cluster.member_ids if i in by_id]
+    for f in report.clusters:
+        members = [by_id[i] for i in f.member_ids if i in by_id]
         used.update(c.id for c in members)
-        a = f.assessment
-        required = a.category.rank >= Category.C3.rank
-        item = _code(SINGLE_IMAGE_FINDING, CALCIFICATION_CLUSTER, _R.CONTAINS)
-        kids = [
-            _intent(required),
-            *_algorithm(),
-            *_geometry(f.cluster.center_rc, _hull_rc(members), ref),
-            _num(CERTAINTY_OF_FINDING, round(100 * f.cluster.score, 2), PERCENT),
-            _num(PROBABILITY_OF_CANCER, round(100 * a.likelihood, 2), PERCENT),
-            _code(CALCIFICATION_TYPE, f.description.morphology.code),
-            _code(CALCIFICATION_DISTRIBUTION, f.description.distribution.code),
-            _num(NUMBER_OF_CALCIFICATIONS, len(members), NO_UNITS),
-            *_assessment_items(a, f.location.text if f.location else None),
-        ]
-        kids += [_calc_finding(c, ref, _R.INFERRED_FROM, required=False) for c in members]
-        impressions.append(_impression(required, [_with(item, kids)]))
-    for r in analysis.macros:
-        members = [by_id[i] for i in r.finding.member_ids if i in by_id]
+        impressions.append(_cluster_impression(f, members, ref))
+    for m in report.macro_findings:
+        members = [by_id[i] for i in m.member_ids if i in by_id]
         used.update(c.id for c in members)
-        findings = [
-            _calc_finding(
-                c,
-                ref,
-                _R.CONTAINS,
-                required=False,
-                calc_type=r.finding.pattern.code,
-                assessment=r.assessment,
-                where=r.location.text if r.location else None,
-            )
-            for c in members
-        ]
-        impressions.append(_impression(False, findings))
-    rest = [c for c in analysis.reported_calcifications if c.id not in used]
+        impressions.append(_macro_impression(m, members, ref))
+    rest = [c for c in report.reported_calcifications() if c.id not in used]
     if rest:
         impressions.append(
             _impression(False, [_calc_finding(c, ref, _R.CONTAINS, required=False) for c in rest])
         )
+    return impressions
+
+
+def _content(report: AnalysisReport, ref: Dataset) -> Dataset:
+    overall = report.assessment
+    category, follow_up = Category(overall.category), FollowUp(overall.follow_up)
     summary = _code(
         CAD_SUMMARY,
-        WITH_FINDINGS if analysis.reported_calcifications else WITHOUT_FINDINGS,
+        WITH_FINDINGS if report.reported_calcifications() else WITHOUT_FINDINGS,
         _R.CONTAINS,
     )
-    overall = analysis.assessment
     summary_kids = [
         _text(
             IMPRESSION_DESCRIPTION,
-            f"Image: BI-RADS {overall.category.value} ({overall.category.label}); "
-            f"{overall.follow_up.label}. {len(analysis.clusters)} cluster(s), "
-            f"{len(analysis.macros)} benign macro finding(s), "
-            f"{len(analysis.detected)} calcification(s). {description_text()}",
+            f"Image: BI-RADS {category.value} ({category.label}); "
+            f"{follow_up.label}. {len(report.clusters)} cluster(s), "
+            f"{len(report.macro_findings)} benign macro finding(s), "
+            f"{report.n_calcifications} calcification(s). {description_text()}",
         ),
-        _code(ASSESSMENT_CATEGORY, category_code(overall.category)),
-        _code(RECOMMENDED_FOLLOW_UP, FOLLOW_UP_CODE[overall.follow_up]),
-        *impressions,
+        _code(ASSESSMENT_CATEGORY, category_code(category)),
+        _code(RECOMMENDED_FOLLOW_UP, FOLLOW_UP_CODE[follow_up]),
+        *_impressions(report, ref),
     ]
     root = ContainerContentItem(
         name=MAMMOGRAPHY_CAD_REPORT, is_content_continuous=False, template_id="4000"
@@ -460,9 +499,9 @@ def _content(analysis: Analysis, ref: Dataset) -> Dataset:
         root,
         [
             _code(LANGUAGE, ENGLISH, _R.HAS_CONCEPT_MOD),
-            _image_library(mammo, ref),
+            _image_library(report, ref),
             _with(summary, summary_kids),
-            *_detections(ref, bool(analysis.clusters)),
+            *_detections(ref, bool(report.clusters)),
         ],
     )
 
@@ -504,26 +543,28 @@ class MammographyCADSR(_SR):
 
 
 def build_sr(
-    analysis: Analysis, *, anonymize: bool = False, source: Dataset | None = None
+    report: AnalysisReport, *, anonymize: bool = False, source: Dataset | None = None
 ) -> MammographyCADSR:
-    """The Mammography CAD SR of ``analysis`` (see the module docstring).
+    """The Mammography CAD SR of ``report`` (see the module docstring).
 
     Parameters
     ----------
-    analysis
-        The analysis to report.
+    report
+        The analysis report to export; built without ``anonymize`` so that its source
+        path leads to the image's DICOM header.
     anonymize
         Replace the patient's name, ID and birth date by a pseudonym (:func:`deidentify`).
     source
-        Header of the analysed image; by default :func:`source_dataset`.
+        Header of the analysed image; by default :func:`source_dataset` of
+        ``report.source``.
     """
-    ref = source if source is not None else source_dataset(analysis.mammogram)
+    ref = source if source is not None else source_dataset(report.source)
     if anonymize:
         ref = deidentify(ref)
     key = str(ref.SOPInstanceUID)
     sr = MammographyCADSR(
         evidence=[ref],
-        content=_content(analysis, ref),
+        content=_content(report, ref),
         series_instance_uid=derived_uid("calcscope-sr-series", key, __version__),
         series_number=9001,
         sop_instance_uid=generate_uid(),
@@ -543,20 +584,20 @@ def build_sr(
     return sr
 
 
-def sr_bytes(analysis: Analysis, *, anonymize: bool = False) -> bytes:
+def sr_bytes(report: AnalysisReport, *, anonymize: bool = False) -> bytes:
     """The Mammography CAD SR as a DICOM file's bytes."""
     from io import BytesIO
 
     buf = BytesIO()
-    build_sr(analysis, anonymize=anonymize).save_as(buf, enforce_file_format=True)
+    build_sr(report, anonymize=anonymize).save_as(buf, enforce_file_format=True)
     return buf.getvalue()
 
 
-def write_sr(analysis: Analysis, path: str | Path, *, anonymize: bool = False) -> Path:
+def write_sr(report: AnalysisReport, path: str | Path, *, anonymize: bool = False) -> Path:
     """Write the Mammography CAD SR to ``path`` (atomically)."""
     from calcscope.files import write_atomic
 
-    return write_atomic(path, sr_bytes(analysis, anonymize=anonymize))
+    return write_atomic(path, sr_bytes(report, anonymize=anonymize))
 
 
 # --- reading back -----------------------------------------------------------------------

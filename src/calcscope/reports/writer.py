@@ -83,9 +83,11 @@ def write_outputs(
 ) -> Outputs:
     """Write the outputs of one analysis into ``out_dir`` as ``<stem><suffix>``.
 
-    ``source_path`` replaces the report's source path (the node moves an image after
-    analysing it); ``report`` is the report model when the caller already built it.
-    Returns the paths written.
+    The report model (:func:`calcscope.reports.schema.to_report`) is built once and
+    every renderer (HTML, letter, SR, GSPS) takes it; only the overlay PNG needs the
+    pixels of ``analysis``. ``source_path`` replaces the report's source path (the node
+    moves an image after analysing it); ``report`` is the report model when the caller
+    already built it. Returns the paths written.
     """
     from calcscope.reports.schema import to_report
 
@@ -94,8 +96,12 @@ def write_outputs(
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     if report is None:
         report = to_report(analysis, anonymize=opts.anonymize)
+    # The DICOM exports re-read the image's header from where it was analysed (an
+    # anonymized report keeps only the file name); they de-identify it themselves.
+    dicom_report = to_report(analysis) if opts.anonymize else report
     if source_path is not None:
-        report.source.path = source_path
+        source = report.source.model_copy(update={"path": source_path})
+        report = report.model_copy(update={"source": source})
     written: dict[str, Path] = {}
 
     def put(kind: str, data: bytes | str) -> None:
@@ -109,16 +115,17 @@ def write_outputs(
         from calcscope.reports.gsps import gsps_bytes
         from calcscope.reports.sr import sr_bytes
 
-        put("sr", sr_bytes(analysis, anonymize=opts.anonymize))
-        put("gsps", gsps_bytes(analysis, anonymize=opts.anonymize))
+        put("sr", sr_bytes(dicom_report, anonymize=opts.anonymize))
+        put("gsps", gsps_bytes(dicom_report, anonymize=opts.anonymize))
     if opts.html:
         from calcscope.reports.html import render_html
+        from calcscope.reports.schema import overlay_png
 
-        put("html", render_html(analysis, anonymize=opts.anonymize))
+        put("html", render_html(report, overlay_png=overlay_png(analysis, max_side_px=2048)))
     if opts.letter:
         from calcscope.reports.letter import letter_html, letter_text
 
-        put("letter_html", letter_html(analysis))
-        put("letter_txt", letter_text(analysis))
+        put("letter_html", letter_html(report))
+        put("letter_txt", letter_text(report))
     put("json", json.dumps(report.model_dump(mode="json"), indent=1))
     return Outputs(**written)  # type: ignore[arg-type]

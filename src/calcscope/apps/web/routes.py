@@ -18,6 +18,7 @@ from calcscope.apps.web.state import ViewerState, viewer_state
 from calcscope.apps.web.studies import Study, letter_from_report, load_base_image, summary
 from calcscope.apps.web.tiles import TILE_PX, Pyramid
 from calcscope.apps.web.uploads import prune_uploads
+from calcscope.reports.schema import AnalysisReport
 
 __all__ = ["STATIC_DIR", "LETTER_CSP", "pages", "studies", "tiles"]
 
@@ -32,7 +33,7 @@ studies = APIRouter(prefix="/api/studies")
 tiles = APIRouter(prefix="/api/studies")
 
 
-def _study(state: ViewerState, study_id: str) -> tuple[Study, dict[str, Any]]:
+def _study(state: ViewerState, study_id: str) -> tuple[Study, AnalysisReport]:
     """The study and its parsed report, or HTTP 404."""
     study = state.store.get(study_id)
     report = state.store.report(study) if study is not None else None
@@ -41,7 +42,7 @@ def _study(state: ViewerState, study_id: str) -> tuple[Study, dict[str, Any]]:
     return study, report
 
 
-def _pyramid(state: ViewerState, study: Study, report: dict[str, Any]) -> tuple[str, Pyramid]:
+def _pyramid(state: ViewerState, study: Study, report: AnalysisReport) -> tuple[str, Pyramid]:
     """The image's version (the report's mtime) and its pyramid, from the cache."""
     version = f"{study.json_path.stat().st_mtime_ns:x}"
     pyr = state.tiles.pyramid(
@@ -115,7 +116,7 @@ def get_study(study_id: str, state: State) -> JSONResponse:
         **summary(study, report),
         "image": image,
         "has_overlay": state.store.safe_file(study.overlay_path) is not None,
-        "report": report,
+        "report": report.model_dump(mode="json"),
     }
     return JSONResponse(body)
 

@@ -20,7 +20,6 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import cv2
@@ -28,6 +27,7 @@ import numpy as np
 
 from calcscope.apps.web.tiles import Pyramid, to_uint8
 from calcscope.errors import CalcscopeError
+from calcscope.reports.schema import AnalysisReport, load_report
 
 __all__ = ["Study", "StudyStore", "SCHEMA_NAME", "load_base_image", "letter_from_report"]
 
@@ -106,7 +106,7 @@ class StudyStore:
         self.roots = _resolved_dirs([results_dir, uploads_dir, *self.image_dirs])
         self._lock = threading.Lock()
         self._studies: dict[str, Study] = {}
-        self._reports: dict[Path, tuple[float, dict[str, Any]]] = {}
+        self._reports: dict[Path, tuple[float, AnalysisReport]] = {}
 
     def scan(self) -> list[Study]:
         """Rescan the folders; returns the studies, results first, then uploads (newest
@@ -155,9 +155,9 @@ class StudyStore:
             return None
         return real if real.is_file() else None
 
-    def report_at(self, path: Path) -> dict[str, Any] | None:
-        """The parsed report at ``path`` if it is a calcscope analysis inside the store's
-        folders, else ``None``."""
+    def report_at(self, path: Path) -> AnalysisReport | None:
+        """The report at ``path`` (:func:`calcscope.reports.schema.load_report`) if it is a
+        calcscope analysis inside the store's folders, else ``None``."""
         if self.safe_file(path) is None:
             return None
         try:
@@ -168,18 +168,21 @@ class StudyStore:
             cached = self._reports.get(path)
         if cached is not None and cached[0] == mtime:
             return cached[1]
-        data = _read_json(path)
-        if data is None or data.get("schema_name") != SCHEMA_NAME or "source" not in data:
+        try:
+            data = load_report(path)
+        except CalcscopeError:
+            return None
+        if data.schema_name != SCHEMA_NAME:
             return None
         with self._lock:
             self._reports[path] = (mtime, data)
         return data
 
-    def report(self, study: Study) -> dict[str, Any] | None:
+    def report(self, study: Study) -> AnalysisReport | None:
         return self.report_at(study.json_path)
 
     @staticmethod
-    def _display_name(path: Path, report: dict[str, Any], origin: str) -> str:
+    def _display_name(path: Path, report: AnalysisReport, origin: str) -> str:
         if origin == "upload":
             meta = _read_json(path.with_name(path.stem + ".meta.json")) or {}
             name = meta.get("original_name")
@@ -188,21 +191,19 @@ class StudyStore:
         return path.stem
 
 
-def summary(study: Study, report: dict[str, Any]) -> dict[str, Any]:
-    """The fields of the study list."""
-    src = report.get("source") or {}
-    a = report.get("assessment") or {}
+def summary(study: Study, report: AnalysisReport) -> dict[str, Any]:
+    """The fields of the study list (the API's JSON)."""
     return {
         "id": study.id,
         "name": study.name,
         "origin": study.origin,
-        "laterality": src.get("laterality"),
-        "view": src.get("view"),
-        "shape_rc": src.get("shape_rc"),
-        "category": a.get("category"),
-        "follow_up_label": a.get("follow_up_label"),
-        "n_calcifications": report.get("n_calcifications"),
-        "n_clusters": len(report.get("clusters") or []),
+        "laterality": report.source.laterality,
+        "view": report.source.view,
+        "shape_rc": list(report.source.shape_rc),
+        "category": report.assessment.category,
+        "follow_up_label": report.assessment.follow_up_label,
+        "n_calcifications": report.n_calcifications,
+        "n_clusters": len(report.clusters),
     }
 
 
@@ -222,7 +223,7 @@ def _source_candidates(study: Study, src_path: str, store: StudyStore) -> list[P
     return out
 
 
-def load_base_image(study: Study, report: dict[str, Any], store: StudyStore) -> Pyramid:
+def load_base_image(study: Study, report: AnalysisReport, store: StudyStore) -> Pyramid:
     """The pixels to tile: the source image (read again with :func:`calcscope.imaging.io.read_image`
     at the report's spacing), or else the overlay PNG written beside the report.
 
@@ -233,14 +234,13 @@ def load_base_image(study: Study, report: dict[str, Any], store: StudyStore) -> 
     """
     from calcscope.imaging.io import read_image
 
-    src = report.get("source") or {}
-    shape = tuple(int(v) for v in src.get("shape_rc") or (0, 0))
-    spacing = src.get("spacing_mm")
-    spacing_t = (float(spacing[0]), float(spacing[1])) if spacing else None
+    src = report.source
+    shape = src.shape_rc
+    spacing_t = src.spacing_mm
     problem = "the report names no source image"
-    if isinstance(src.get("path"), str) and src["path"]:
-        problem = f"the source image {Path(src['path']).name} was not found in the viewer's folders"
-        for cand in _source_candidates(study, src["path"], store):
+    if src.path:
+        problem = f"the source image {Path(src.path).name} was not found in the viewer's folders"
+        for cand in _source_candidates(study, src.path, store):
             try:
                 mammo = read_image(cand, spacing_mm=spacing_t)
             except CalcscopeError as exc:
@@ -265,67 +265,9 @@ def load_base_image(study: Study, report: dict[str, Any], store: StudyStore) -> 
     raise FileNotFoundError(f"{problem}, and there is no overlay PNG beside the report")
 
 
-def _location_from_report(loc: dict[str, Any] | None) -> Any:
-    """A :class:`calcscope.reading.location.Location` from its JSON form (None when absent)."""
-    from calcscope.model import Laterality, View
-    from calcscope.reading.location import BreastHalf, Depth, Location
-
-    if not loc:
-        return None
-    return Location(
-        laterality=Laterality(loc["laterality"]) if loc.get("laterality") else None,
-        view=View(loc["view"]) if loc.get("view") else None,
-        half=BreastHalf(loc["half"]) if loc.get("half") else None,
-        depth=Depth(loc["depth"]) if loc.get("depth") else None,
-        nipple_distance_mm=loc.get("nipple_distance_mm"),
-    )
-
-
-def letter_from_report(report: dict[str, Any]) -> str:
-    """The patient letter (:func:`calcscope.reports.letter.letter_html`) rebuilt from a JSON
-    report, for result folders written without ``--letter``.
-
-    The letter needs only the category, follow-up, laterality, the counts and the
-    clusters' distributions, categories and locations; they are handed over in a stand-in
-    with the attributes of an ``Analysis`` the letter reads.
-    """
-    from calcscope.model import CalcKind, Distribution, Laterality
-    from calcscope.reading.assess import Category, FollowUp
+def letter_from_report(report: AnalysisReport) -> str:
+    """The patient letter (:func:`calcscope.reports.letter.letter_html`) rendered from the
+    report model, for result folders written without ``--letter``."""
     from calcscope.reports.letter import letter_html
 
-    a = report["assessment"]
-    lat = (report.get("source") or {}).get("laterality")
-    stand_in = SimpleNamespace(
-        assessment=SimpleNamespace(
-            category=Category(a["category"]), follow_up=FollowUp(a["follow_up"])
-        ),
-        mammogram=SimpleNamespace(laterality=Laterality(lat) if lat else None),
-        calcifications=[
-            SimpleNamespace(kind=CalcKind(c["kind"])) for c in report.get("calcifications", [])
-        ],
-        detected=[
-            SimpleNamespace(kind=CalcKind(c["kind"]))
-            for c in report.get("calcifications", [])
-            if c.get("detected", True)
-        ],
-        clusters=[
-            SimpleNamespace(
-                description=SimpleNamespace(distribution=Distribution(c["distribution"])),
-                assessment=(
-                    SimpleNamespace(
-                        category=Category(c["assessment"]["category"]),
-                        likelihood=float(c["assessment"]["likelihood"]),
-                    )
-                    if c.get("assessment")
-                    else None
-                ),
-                # the letter says where a cluster is only when it knows its category
-                location=(
-                    _location_from_report(c.get("location")) if c.get("assessment") else None
-                ),
-            )
-            for c in report.get("clusters", [])
-        ],
-        macros=list(report.get("macro_findings", [])),
-    )
-    return letter_html(stand_in)  # type: ignore[arg-type]
+    return letter_html(report)
