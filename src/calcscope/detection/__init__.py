@@ -15,12 +15,15 @@ Modules, in the order the detector runs them (:func:`calcscope.detection.detect.
 - :mod:`~calcscope.detection.detect`: :func:`detect`, the stages above in order.
 - :mod:`~calcscope.detection.clusters`: grouping calcifications into clusters.
 
-Public API: :func:`detect`, :class:`Detection`, :class:`Candidates`,
-:func:`cluster_calcifications`.
+Public API: :class:`Detection` (the detector's output), :class:`Candidates` and
+:func:`cluster_calcifications`; the detector itself is
+:func:`calcscope.detection.detect.detect`. It is not imported here, since a package
+attribute ``detect`` would shadow the submodule of that name (``import
+calcscope.detection.detect as m`` would then bind the function).
 """
 
 from calcscope.detection.clusters import cluster_calcifications
-from calcscope.detection.detect import Detection, detect
+from calcscope.detection.detect import Detection
 from calcscope.detection.features import Candidates
 
-__all__ = ["Candidates", "Detection", "cluster_calcifications", "detect"]
+__all__ = ["Candidates", "Detection", "cluster_calcifications"]
