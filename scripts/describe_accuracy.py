@@ -64,7 +64,7 @@ import numpy as np
 
 import calcscope.pipeline as pipeline
 from calcscope.config import Config
-from calcscope.detection.detect import model_files
+from calcscope.detection.classifier import model_files
 from calcscope.model import Distribution, Mammogram, Morphology
 from calcscope.phantom.mammogram import (
     CLUSTER_MORPHOLOGIES,
@@ -124,13 +124,16 @@ def make_case(case: Case) -> Phantom:
 def _model_hash() -> str:
     """Hash of what the cached stages depend on: the detector models and code."""
     import calcscope.config as config_module
-    import calcscope.detection.detect as detect_module
+    import calcscope.detection as detection_package
     import calcscope.imaging.preprocess as preprocess_module
 
     h = hashlib.sha1()
     for path in model_files(Config().detect.model):
         h.update(path.read_bytes())
-    for module in (detect_module, preprocess_module, config_module):
+    # every module of the detector (detect.py runs stages that live beside it)
+    for path in sorted(Path(str(detection_package.__file__)).parent.glob("*.py")):
+        h.update(path.read_bytes())
+    for module in (preprocess_module, config_module):
         h.update(Path(str(module.__file__)).read_bytes())
     return h.hexdigest()[:12]
 

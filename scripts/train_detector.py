@@ -51,7 +51,8 @@ import lightgbm as lgb
 import numpy as np
 
 from calcscope.config import ClusterConfig, Config, DetectConfig
-from calcscope.detection.detect import Candidates, detect
+from calcscope.detection.detect import detect
+from calcscope.detection.features import Candidates
 from calcscope.evaluation.phantom_study import label_candidates
 from calcscope.imaging.preprocess import preprocess
 from calcscope.model import Distribution, Laterality, View
@@ -125,8 +126,9 @@ def _code_key(maker: object) -> str:
 
     root = Path(calcscope.__file__).resolve().parent
     h = hashlib.sha256()
-    for name in ("phantom.py", "_phantom_shapes.py", "preprocess.py", "detect.py", "io.py"):
-        h.update((root / name).read_bytes())
+    for package in ("phantom", "imaging", "detection"):
+        for path in sorted((root / package).glob("*.py")):
+            h.update(path.read_bytes())
     h.update(inspect.getsource(maker).encode())  # type: ignore[arg-type]
     h.update(repr(CANDIDATES).encode())
     return h.hexdigest()[:16]

@@ -1,4 +1,5 @@
-"""Sharp-edged coarse deposits the candidate classifier missed (step 5 of detect.detect).
+"""Sharp-edged coarse deposits the candidate classifier missed (step 5 of detect.detect,
+calcscope.detection.deposits).
 
 A calcification's edge is as sharp as the imaging blur allows; a bright patch of tissue of
 the same size and contrast fades out over millimetres. Synthetic images: a smooth textured
@@ -12,13 +13,9 @@ import cv2
 import numpy as np
 
 from calcscope.config import DetectConfig
-from calcscope.detection.detect import (
-    _add_coarse_deposits,
-    _background,
-    _blur,
-    _sharp_deposits,
-    detect,
-)
+from calcscope.detection.candidates import TopHat, top_hat
+from calcscope.detection.deposits import add_coarse_deposits, sharp_deposits
+from calcscope.detection.detect import detect
 from calcscope.imaging.preprocess import Preprocessed
 from calcscope.model import Mammogram
 
@@ -41,35 +38,29 @@ def _image(amp: float = 0.25) -> np.ndarray:
     return img.astype(np.float32)
 
 
-def _inputs(img: np.ndarray, spacing: float = SPACING):
+def _inputs(img: np.ndarray, spacing: float = SPACING) -> tuple[Mammogram, Preprocessed, TopHat]:
     mammo = Mammogram(img, (spacing, spacing))
     mask = np.ones(img.shape, dtype=bool)
     prep = Preprocessed(mask=mask, breast=mask, pectoral=~mask, chest_wall="left")
-    residual = img - _background(img, spacing, DetectConfig().background_mm)
-    sub = residual[::3, ::3]
-    r_sigma = float(1.4826 * np.median(np.abs(sub - np.median(sub))))
-    return mammo, prep, residual, r_sigma
+    return mammo, prep, top_hat(img, spacing, mask, DetectConfig().background_mm)
 
 
 def _deposits(img: np.ndarray):
-    _, prep, residual, r_sigma = _inputs(img)
-    fine = _blur(img, 0.05 / SPACING)
-    return _sharp_deposits(fine, residual, residual / r_sigma, prep.mask, SPACING, DetectConfig())
+    _, prep, tophat = _inputs(img)
+    return sharp_deposits(img, tophat, prep.mask, SPACING, DetectConfig())
 
 
 def _promote(img: np.ndarray, calcs=()):
     """The calcifications after step 5 of detect, from ``calcs`` found before it."""
-    mammo, _, residual, r_sigma = _inputs(img)
-    return _add_coarse_deposits(
-        mammo, tuple(calcs), _deposits(img), residual, r_sigma, DetectConfig()
-    )
+    mammo, _, tophat = _inputs(img)
+    return add_coarse_deposits(mammo, tuple(calcs), _deposits(img), tophat, DetectConfig())
 
 
 def test_sharp_disc_is_a_deposit_and_the_smooth_bump_is_not():
     img = _image()
     labels = np.zeros(img.shape, dtype=np.int32)
-    for j, (box, patch) in enumerate(_deposits(img), start=1):
-        labels[box][patch] = j
+    for j, deposit in enumerate(_deposits(img), start=1):
+        labels[deposit.box][deposit.mask] = j
     assert labels[DISC_RC] > 0
     assert labels[BUMP_RC] == 0
     assert labels.max() == 1  # nothing else in the texture
@@ -88,7 +79,7 @@ def test_detected_disc_is_left_as_it_is_and_film_pixels_are_skipped():
     first = _promote(img)
     again = _promote(img, first)  # covered: nothing added
     assert len(again) == 1
-    mammo, prep, _, _ = _inputs(img)
+    mammo, prep, _ = _inputs(img)
     coarse = DetectConfig(coarse_max_pixel_mm=0.05)
     added = [
         c for c in detect(mammo, prep, coarse).calcifications if c.score == coarse.coarse_score

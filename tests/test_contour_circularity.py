@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from calcscope.detection.detect import _contour_circularity
+from calcscope.detection.contours import contour_circularity
 from calcscope.model import Calcification, Morphology
 from calcscope.reading.describe import DescribeThresholds, cluster_morphology
 
@@ -28,7 +28,7 @@ def _render(radius_mm, size: int = 41, psf_px: float = 0.7, ss: int = 8) -> np.n
 
 def _circ(img: np.ndarray) -> float | None:
     c = img.shape[0] // 2
-    return _contour_circularity(img, (c - 6, c - 6, c + 7, c + 7), (float(c), float(c)), PIXEL_MM)
+    return contour_circularity(img, (c - 6, c - 6, c + 7, c + 7), (float(c), float(c)), PIXEL_MM)
 
 
 @pytest.mark.parametrize("d_mm", [0.6, 0.8, 1.0])

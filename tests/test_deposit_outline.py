@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from calcscope.detection.detect import _deposit_outline
+from calcscope.detection.contours import deposit_outline
 from calcscope.model import Calcification, DepositOutline, Morphology
 from calcscope.reading.describe import DescribeThresholds, describe
 
@@ -64,7 +64,7 @@ def _outline(thickness, pixel_mm: float) -> DepositOutline:
     img = _render(thickness, pixel_mm)
     c = img.shape[0] // 2
     half = int(round(0.5 / pixel_mm))  # the detector's piece: a 1 mm box at the centre
-    out = _deposit_outline(img, (c - half, c - half, c + half + 1, c + half + 1), (c, c), pixel_mm)
+    out = deposit_outline(img, (c - half, c - half, c + half + 1, c + half + 1), (c, c), pixel_mm)
     assert out is not None
     return out
 
@@ -95,7 +95,7 @@ def test_angular_plaque_lobulated_clump_and_disc(pixel_mm: float):
 
 
 def test_no_outline_without_a_peak():
-    assert _deposit_outline(np.zeros((80, 80)), (35, 35, 45, 45), (40.0, 40.0), 0.1) is None
+    assert deposit_outline(np.zeros((80, 80)), (35, 35, 45, 45), (40.0, 40.0), 0.1) is None
 
 
 def _deposit(

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from calcscope.config import Config, DetectConfig
-from calcscope.detection.detect import Candidates, load_model, model_files, score_candidates
+from calcscope.detection.classifier import load_model, model_files, score_candidates
+from calcscope.detection.features import Candidates
 from calcscope.errors import ConfigError
 
 

@@ -251,8 +251,8 @@ class DepositOutline:
     from an angular (dystrophic) one.
 
     Measured on the sub-pixel contour at 30 % of the deposit's height above the tissue
-    around it (see :func:`calcscope.detection.detect._deposit_outline`), which holds all of its
-    lobes even where the detector outlines them one by one. Corners and straight edges are
+    around it (see :func:`calcscope.detection.contours.deposit_outline`), which holds all
+    of its lobes even where the detector outlines them one by one. Corners and straight edges are
     judged on the turning of the contour over 0.3 mm of arc on each side of each point.
     """
 

@@ -26,7 +26,9 @@ Clustering depends only on the set of centres, not on their order.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.sparse import coo_matrix
@@ -87,32 +89,42 @@ def _densest_point(pts_mm: np.ndarray, weights: np.ndarray, bandwidth_mm: float)
     return y[int(np.argmax(density))]
 
 
-def cluster_calcifications(
-    calcs: Sequence[Calcification],
-    spacing_mm: tuple[float, float],
-    config: ClusterConfig | None = None,
-) -> tuple[Cluster, ...]:
-    """Group ``calcs`` (normally the microcalcifications) into clusters.
+@dataclass(frozen=True)
+class _Components:
+    """Which component (cluster to be) each calcification joins.
 
-    Clusters are numbered from 1 by descending score; member ids are sorted.
+    Attributes
+    ----------
+    assign : np.ndarray
+        Component of each calcification, -1 for none.
+    count : int
+        Number of components.
+    core : np.ndarray
+        Whether each calcification is a core point (bool).
     """
-    cfg = config or ClusterConfig()
-    n = len(calcs)
-    if n < cfg.min_members:
-        return ()
-    sr, sc = spacing_mm
-    centres_mm = np.array([(c.center_rc[0] * sr, c.center_rc[1] * sc) for c in calcs])
+
+    assign: np.ndarray
+    count: int
+    core: np.ndarray
+
+
+def _components(
+    centres_mm: np.ndarray, scores: np.ndarray, cfg: ClusterConfig
+) -> _Components | None:
+    """Link core calcifications (at least ``min_members`` within ``within_mm`` and scoring
+    ``core_min_score``) within ``link_mm``; every other one joins the component of its
+    nearest core within ``link_mm``. None when there is no core."""
+    n = len(centres_mm)
     tree = cKDTree(centres_mm)
     radius = cfg.within_mm
     link = cfg.link_mm
     neighbours = tree.query_ball_point(centres_mm, r=radius)
     counts = np.array([len(nb) for nb in neighbours])  # includes the point itself
-    scores = np.array([c.score for c in calcs])
     # faint possible calcifications may join a cluster but never extend it: a chain of
     # them would otherwise swell a cluster across the breast
     core = (counts >= cfg.min_members) & (scores >= cfg.core_min_score)
     if not core.any():
-        return ()
+        return None
     core_idx = np.flatnonzero(core)
     pairs = cKDTree(centres_mm[core_idx]).query_pairs(
         r=min(cfg.link_mm, radius), output_type="ndarray"
@@ -131,59 +143,75 @@ def cluster_calcifications(
     border = np.flatnonzero(~core)
     ok = dist <= link
     assign[border[ok]] = comp[nearest[ok]]
+    return _Components(assign, int(n_comp), core)
 
-    clusters: list[tuple[float, Cluster]] = []
-    for k in range(n_comp):
-        members = np.flatnonzero(assign == k)
-        if members.size < cfg.min_members:
-            continue
-        pts = centres_mm[members]
-        diffs = pts[:, None, :] - pts[None, :, :]
-        span = float(np.sqrt((diffs**2).sum(-1)).max())
-        mean_d = float(np.mean([calcs[i].diameter_mm for i in members]))
-        try:
-            hull_area = float(ConvexHull(pts).volume) if members.size >= 3 else 0.0
-        except QhullError:
-            hull_area = 0.0
-        boxes = np.array([calcs[i].bbox_rc for i in members])
-        member_scores = scores[members]
-        score = cluster_score(member_scores, span + mean_d, cfg.compact_mm)
-        centre = _densest_point(
-            pts, np.where(core[members], member_scores, 0.0), cfg.centre_bandwidth_mm
-        )
-        clusters.append(
-            (
-                score,
-                Cluster(
-                    id=0,
-                    member_ids=tuple(sorted(calcs[i].id for i in members)),
-                    center_rc=(float(centre[0] / sr), float(centre[1] / sc)),
-                    bbox_rc=(
-                        int(boxes[:, 0].min()),
-                        int(boxes[:, 1].min()),
-                        int(boxes[:, 2].max()),
-                        int(boxes[:, 3].max()),
-                    ),
-                    extent_mm=span + mean_d,
-                    area_mm2=hull_area,
-                    score=score,
-                ),
+
+def _cluster(
+    calcs: Sequence[Calcification],
+    members: np.ndarray,
+    centres_mm: np.ndarray,
+    scores: np.ndarray,
+    core: np.ndarray,
+    spacing_mm: tuple[float, float],
+    cfg: ClusterConfig,
+) -> Cluster:
+    """The cluster of ``members`` (indices into ``calcs``), its id still 0."""
+    sr, sc = spacing_mm
+    pts = centres_mm[members]
+    diffs = pts[:, None, :] - pts[None, :, :]
+    span = float(np.sqrt((diffs**2).sum(-1)).max())
+    mean_d = float(np.mean([calcs[i].diameter_mm for i in members]))
+    try:
+        hull_area = float(ConvexHull(pts).volume) if members.size >= 3 else 0.0
+    except QhullError:
+        hull_area = 0.0
+    boxes = np.array([calcs[i].bbox_rc for i in members])
+    member_scores = scores[members]
+    score = cluster_score(member_scores, span + mean_d, cfg.compact_mm)
+    centre = _densest_point(
+        pts, np.where(core[members], member_scores, 0.0), cfg.centre_bandwidth_mm
+    )
+    return Cluster(
+        id=0,
+        member_ids=tuple(sorted(calcs[i].id for i in members)),
+        center_rc=(float(centre[0] / sr), float(centre[1] / sc)),
+        bbox_rc=(
+            int(boxes[:, 0].min()),
+            int(boxes[:, 1].min()),
+            int(boxes[:, 2].max()),
+            int(boxes[:, 3].max()),
+        ),
+        extent_mm=span + mean_d,
+        area_mm2=hull_area,
+        score=score,
+    )
+
+
+def cluster_calcifications(
+    calcs: Sequence[Calcification],
+    spacing_mm: tuple[float, float],
+    config: ClusterConfig | None = None,
+) -> tuple[Cluster, ...]:
+    """Group ``calcs`` (normally the microcalcifications) into clusters.
+
+    Clusters are numbered from 1 by descending score; member ids are sorted.
+    """
+    cfg = config or ClusterConfig()
+    if len(calcs) < cfg.min_members:
+        return ()
+    sr, sc = spacing_mm
+    centres_mm = np.array([(c.center_rc[0] * sr, c.center_rc[1] * sc) for c in calcs])
+    scores = np.array([c.score for c in calcs])
+    comps = _components(centres_mm, scores, cfg)
+    if comps is None:
+        return ()
+    clusters: list[Cluster] = []
+    for k in range(comps.count):
+        members = np.flatnonzero(comps.assign == k)
+        if members.size >= cfg.min_members:
+            clusters.append(
+                _cluster(calcs, members, centres_mm, scores, comps.core, spacing_mm, cfg)
             )
-        )
-    clusters.sort(key=lambda t: (-t[0], t[1].center_rc))
-    out = []
-    for _, cl in clusters:
-        if cl.score < cfg.operating_score:
-            continue
-        out.append(
-            Cluster(
-                id=len(out) + 1,
-                member_ids=cl.member_ids,
-                center_rc=cl.center_rc,
-                bbox_rc=cl.bbox_rc,
-                extent_mm=cl.extent_mm,
-                area_mm2=cl.area_mm2,
-                score=cl.score,
-            )
-        )
-    return tuple(out)
+    clusters.sort(key=lambda cl: (-cl.score, cl.center_rc))
+    kept = [cl for cl in clusters if cl.score >= cfg.operating_score]
+    return tuple(dataclasses.replace(cl, id=i) for i, cl in enumerate(kept, start=1))

@@ -42,7 +42,7 @@ from calcscope.errors import UnreadableFileError
 from calcscope.evaluation.truth import ImageTruth
 
 __all__ = [
-    "Detection",
+    "ScoredPoint",
     "MatchResult",
     "FrocCurve",
     "FROC_MARKS",
@@ -55,8 +55,9 @@ __all__ = [
     "load_detections_from_json",
 ]
 
-Detection = tuple[tuple[float, float], float]
-"""A detection: ``((row, col), score)``, centre in pixels, score in [0, 1]."""
+ScoredPoint = tuple[tuple[float, float], float]
+"""A detection as FROC scores it: ``((row, col), score)``, centre in pixels, score in
+[0, 1] (not :class:`calcscope.detection.detect.Detection`, the detector's whole output)."""
 
 _EPS_PX = 1e-6
 """Slack on distance tests in pixels, so that a boundary hit survives ``mm / spacing``
@@ -127,7 +128,7 @@ class FrocCurve:
     n_true: int
 
 
-def _valid(detections: Sequence[Detection]) -> list[Detection]:
+def _valid(detections: Sequence[ScoredPoint]) -> list[ScoredPoint]:
     """Detections with a finite score, highest score first (stable for equal scores)."""
     good = [
         ((float(rc[0]), float(rc[1])), float(s)) for rc, s in detections if math.isfinite(float(s))
@@ -136,7 +137,7 @@ def _valid(detections: Sequence[Detection]) -> list[Detection]:
 
 
 def match_clusters(
-    detections: Sequence[Detection],
+    detections: Sequence[ScoredPoint],
     truth: ImageTruth,
     *,
     spacing_mm: float,
@@ -205,7 +206,7 @@ def match_clusters(
 
 
 def match_calcifications(
-    detections: Sequence[Detection],
+    detections: Sequence[ScoredPoint],
     truth_points_rc: Sequence[tuple[float, float]] | np.ndarray,
     *,
     spacing_mm: float,
@@ -406,7 +407,7 @@ def plot_froc(
     return path
 
 
-def load_detections_from_json(path: Path, level: str = "cluster") -> list[Detection]:
+def load_detections_from_json(path: Path, level: str = "cluster") -> list[ScoredPoint]:
     """Detections from a calcscope JSON report.
 
     Parameters

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from calcscope.detection.detect import Candidates
+from calcscope.detection.features import Candidates
 from calcscope.phantom.mammogram import Phantom
 from calcscope.pipeline import Analysis
 

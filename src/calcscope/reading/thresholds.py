@@ -19,9 +19,10 @@ __all__ = ["AssessThresholds", "DescribeThresholds"]
 class DescribeThresholds:
     """Thresholds of the description rules; lengths in millimetres.
 
-    Sizes are measured to the calcification's visible edge (see ``detect._EXTENT_FRACTION``):
-    on phantoms the greatest dimension comes within about 5-12 % of the drawn size and the
-    area-equivalent diameter within 5-15 % (``tests/test_accuracy_phantom.py``).
+    Sizes are measured to the calcification's visible edge (see
+    ``calcscope.detection.outline.EXTENT_FRACTION``): on phantoms the greatest dimension
+    comes within about 5-12 % of the drawn size and the area-equivalent diameter within
+    5-15 % (``tests/test_accuracy_phantom.py``).
     The size thresholds below are therefore the atlas figures, with a margin only where
     it says so.
 

@@ -1,0 +1,300 @@
+"""Multi-scale spot finding: the band-pass stack, the top-hat residual, seeded regions and
+their split into objects (steps 1 to 4 of :func:`calcscope.detection.detect.detect`).
+
+All images are float32 and every filter is an OpenCV call on the whole image.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from calcscope.config import DetectConfig
+
+__all__ = [
+    "BAND_SIGMAS_MM",
+    "BandStack",
+    "ObjectLabels",
+    "SeededRegions",
+    "TopHat",
+    "band_pass_stack",
+    "blur",
+    "coarse_deposit_mask",
+    "on_quarter_mm_grid",
+    "robust_sigma",
+    "seeded_regions",
+    "split_regions",
+    "tissue_background",
+    "top_hat",
+]
+
+BAND_SIGMAS_MM: tuple[float, ...] = (0.05, 0.15, 0.45, 1.35)
+"""Sigmas (mm) of the Gaussians whose differences make the band-pass stack."""
+_MAD_TO_SIGMA = 1.4826
+_SEED_BANDS = 2  # bands 0 and 1 (sharp detail up to about 1 mm) may seed a candidate
+_NOISE_SUBSAMPLE = (slice(None, None, 3), slice(None, None, 3))
+"""Every third pixel in each direction: enough to estimate a noise level."""
+
+
+@dataclass(frozen=True)
+class BandStack:
+    """The band-pass stack normalised by noise (step 1).
+
+    Attributes
+    ----------
+    cnr : np.ndarray
+        Contrast-to-noise map: the maximum over bands of each band's CNR (float32).
+    seed_map : np.ndarray
+        Maximum CNR over the fine bands that may seed a candidate (float32).
+    band_maps : tuple of np.ndarray
+        Each band's CNR (band divided by its robust noise level), finest first.
+    noise : tuple of float
+        Each band's robust noise level inside the breast, image units.
+    background_level : np.ndarray
+        The image blurred by the largest sigma (local tissue brightness).
+    """
+
+    cnr: np.ndarray
+    seed_map: np.ndarray
+    band_maps: tuple[np.ndarray, ...]
+    noise: tuple[float, ...]
+    background_level: np.ndarray
+
+
+@dataclass(frozen=True)
+class TopHat:
+    """The top-hat residual ``image - tissue background`` (step 2).
+
+    Attributes
+    ----------
+    residual : np.ndarray
+        Image minus its grey-opening background, image units (float32).
+    sigma : float
+        Robust noise level of ``residual`` inside the breast, image units.
+    z : np.ndarray
+        ``residual / sigma``.
+    """
+
+    residual: np.ndarray
+    sigma: float
+    z: np.ndarray
+
+
+@dataclass(frozen=True)
+class SeededRegions:
+    """Hysteresis regions that hold a seed pixel (step 3).
+
+    Attributes
+    ----------
+    labels : np.ndarray
+        Component image of the grown pixels (int32, 0 = none).
+    n_labels : int
+        Number of labels in ``labels``, the background included.
+    kept : np.ndarray
+        Labels of the regions kept (seeded, not too large).
+    """
+
+    labels: np.ndarray
+    n_labels: int
+    kept: np.ndarray
+
+    @property
+    def count(self) -> int:
+        """Number of regions kept."""
+        return int(self.kept.size)
+
+
+@dataclass(frozen=True)
+class ObjectLabels:
+    """The kept regions split into their calcifications (step 4).
+
+    Attributes
+    ----------
+    labels : np.ndarray
+        Component image of the objects (int32, 1..count, 0 = none).
+    stats : np.ndarray
+        OpenCV component statistics, one row per label (row 0 the background).
+    """
+
+    labels: np.ndarray
+    stats: np.ndarray
+
+    @property
+    def count(self) -> int:
+        """Number of objects."""
+        return int(self.stats.shape[0]) - 1
+
+
+def blur(img: np.ndarray, sigma_px: float) -> np.ndarray:
+    """Gaussian blur of ``img`` by ``sigma_px`` pixels.
+
+    Sigmas under 0.35 pixel return ``img`` itself; large sigmas (over 6 pixels) run on a
+    reduced copy (cheap and accurate enough).
+    """
+    if sigma_px < 0.35:
+        return img
+    if sigma_px <= 6.0:
+        return cv2.GaussianBlur(img, (0, 0), sigma_px, borderType=cv2.BORDER_REFLECT)
+    factor = int(sigma_px // 3)
+    rows, cols = img.shape
+    small = cv2.resize(img, (cols // factor, rows // factor), interpolation=cv2.INTER_AREA)
+    # area averaging already blurs by about factor/sqrt(12) pixels
+    s_small = np.sqrt(max(sigma_px**2 - factor**2 / 12.0, 0.25)) / factor
+    small = cv2.GaussianBlur(small, (0, 0), s_small, borderType=cv2.BORDER_REFLECT)
+    return cv2.resize(small, (cols, rows), interpolation=cv2.INTER_LINEAR)
+
+
+def robust_sigma(values: np.ndarray) -> float:
+    """Robust standard deviation of ``values``: 1.4826 x their median absolute deviation
+    (1.0 for no values, at least 1e-6)."""
+    if values.size == 0:
+        return 1.0
+    med = np.median(values)
+    mad = np.median(np.abs(values - med))
+    return float(max(_MAD_TO_SIGMA * mad, 1e-6))
+
+
+def on_quarter_mm_grid(
+    img: np.ndarray, pixel_mm: float, op: Callable[[np.ndarray, float], np.ndarray]
+) -> np.ndarray:
+    """``op(small, small_pixel_mm)`` applied on a copy of ``img`` reduced to about
+    0.25 mm/pixel (area averaging), its result brought back to ``img``'s grid: for the
+    morphology of millimetre-sized structures, cheap at any resolution."""
+    factor = max(1, int(round(0.25 / pixel_mm)))
+    rows, cols = img.shape
+    small = (
+        cv2.resize(img, (cols // factor, rows // factor), interpolation=cv2.INTER_AREA)
+        if factor > 1
+        else img
+    )
+    out = op(small, pixel_mm * factor)
+    if factor > 1:
+        out = cv2.resize(out, (cols, rows), interpolation=cv2.INTER_LINEAR)
+    return out
+
+
+def tissue_background(img: np.ndarray, pixel_mm: float, size_mm: float) -> np.ndarray:
+    """Tissue background of ``img`` by grey opening with a disc of ``size_mm`` (mm),
+    computed at about 0.25 mm/pixel."""
+
+    def opening(small: np.ndarray, small_mm: float) -> np.ndarray:
+        d = max(3, int(round(size_mm / small_mm)) | 1)
+        se = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (d, d))
+        opened = cv2.morphologyEx(small, cv2.MORPH_OPEN, se, borderType=cv2.BORDER_REFLECT)
+        return cv2.GaussianBlur(opened, (0, 0), 1.0)
+
+    return on_quarter_mm_grid(img, pixel_mm, opening)
+
+
+def band_pass_stack(img: np.ndarray, pixel_mm: float, mask: np.ndarray) -> BandStack:
+    """Differences of Gaussians at :data:`BAND_SIGMAS_MM`, each divided by its robust noise
+    level inside ``mask``, and their maximum (the CNR map)."""
+    mask_sub = mask[_NOISE_SUBSAMPLE]
+    blurred = [blur(img, s / pixel_mm) for s in BAND_SIGMAS_MM]
+    cnr = np.full(img.shape, -np.inf, dtype=np.float32)
+    seed_map = np.full(img.shape, -np.inf, dtype=np.float32)
+    band_noise: list[float] = []
+    band_maps: list[np.ndarray] = []
+    for k in range(len(BAND_SIGMAS_MM) - 1):
+        band = blurred[k] - blurred[k + 1]
+        sigma = robust_sigma(band[_NOISE_SUBSAMPLE][mask_sub])
+        band_noise.append(sigma)
+        band_cnr = band * np.float32(1.0 / sigma)
+        band_maps.append(band_cnr)
+        np.maximum(cnr, band_cnr, out=cnr)
+        if k < _SEED_BANDS:
+            np.maximum(seed_map, band_cnr, out=seed_map)
+    return BandStack(cnr, seed_map, tuple(band_maps), tuple(band_noise), blurred[-1])
+
+
+def top_hat(img: np.ndarray, pixel_mm: float, mask: np.ndarray, background_mm: float) -> TopHat:
+    """The top-hat residual of ``img`` over its tissue background (a grey opening with a
+    disc of ``background_mm``), which shows whole coarse deposits up to that size."""
+    residual = img - tissue_background(img, pixel_mm, background_mm)
+    sigma = robust_sigma(residual[_NOISE_SUBSAMPLE][mask[_NOISE_SUBSAMPLE]])
+    return TopHat(residual, sigma, residual * np.float32(1.0 / sigma))
+
+
+def seeded_regions(
+    bands: BandStack,
+    tophat: TopHat,
+    mask: np.ndarray,
+    spacing_mm: tuple[float, float],
+    cfg: DetectConfig,
+) -> SeededRegions:
+    """Hysteresis: pixels above ``grow_cnr`` (or top-hat above ``macro_grow_z``) form
+    regions; a region is kept when it holds a seed (fine bands above ``seed_cnr``) and is
+    at most four times the area of a ``max_diameter_mm`` disc.
+
+    Seeds need a sharp (fine-band) peak: smooth bright tissue never seeds, however bright;
+    coarse deposits seed on their sharp edges and grow through the top-hat.
+    """
+    grow = ((bands.cnr >= cfg.grow_cnr) | (tophat.z >= cfg.macro_grow_z)) & mask
+    seeds = (bands.seed_map >= cfg.seed_cnr) & grow
+    n_lab, labels, stats, _ = cv2.connectedComponentsWithStats(
+        grow.view(np.uint8), connectivity=8, ltype=cv2.CV_32S
+    )
+    has_seed = np.bincount(labels[seeds], minlength=n_lab) > 0
+    has_seed[0] = False
+    area_px = stats[:, cv2.CC_STAT_AREA]
+    px_area_mm2 = spacing_mm[0] * spacing_mm[1]
+    max_area_px = np.pi * (cfg.max_diameter_mm / 2) ** 2 / px_area_mm2 * 4  # generous
+    keep = has_seed & (area_px <= max_area_px)
+    return SeededRegions(labels, n_lab, np.flatnonzero(keep).astype(np.int32))
+
+
+def split_regions(
+    regions: SeededRegions,
+    bands: BandStack,
+    tophat: TopHat,
+    mask: np.ndarray,
+    pixel_mm: float,
+    cfg: DetectConfig,
+) -> ObjectLabels:
+    """Split each kept region into its calcifications.
+
+    A pixel belongs to an object when its fine-band CNR reaches half the highest within
+    ``split_mm`` (neighbours separate at the valley between them, specks on bright tissue
+    stay specks, a lucent centre stays out of its rim), or when it is part of a coarse
+    deposit (:func:`coarse_deposit_mask`).
+    """
+    remap = np.zeros(regions.n_labels, dtype=np.int32)
+    remap[regions.kept] = np.arange(1, regions.kept.size + 1, dtype=np.int32)
+    parent = remap[regions.labels]
+    p_idx = np.flatnonzero(parent)
+    k = 2 * max(1, int(round(cfg.split_mm / pixel_mm))) + 1
+    local_peak = cv2.dilate(bands.seed_map, cv2.getStructuringElement(cv2.MORPH_RECT, (k, k)))
+    p_cnr = bands.seed_map.ravel()[p_idx]
+    in_obj = (p_cnr >= cfg.grow_cnr) & (p_cnr >= 0.5 * local_peak.ravel()[p_idx])
+    in_obj |= coarse_deposit_mask(tophat.z, mask, pixel_mm, cfg).ravel()[p_idx]
+    obj_mask = np.zeros(bands.cnr.shape, dtype=np.uint8)
+    obj_mask.ravel()[p_idx[in_obj]] = 1
+    _, labels, stats, _ = cv2.connectedComponentsWithStats(
+        obj_mask, connectivity=8, ltype=cv2.CV_32S
+    )
+    return ObjectLabels(labels, stats)
+
+
+def coarse_deposit_mask(
+    rz: np.ndarray, mask: np.ndarray, pixel_mm: float, cfg: DetectConfig
+) -> np.ndarray:
+    """Whole outlines of coarse deposits: top-hat regions (``rz``, the residual over its
+    noise) above ``macro_object_z`` at least ``macro_min_mm`` across and bright throughout
+    (mean above 1.5 x the level). Smaller bright regions are left to the band-pass, which
+    keeps specks on bright tissue apart."""
+    high = ((rz >= cfg.macro_object_z) & mask).view(np.uint8)
+    n, lab, stats, _ = cv2.connectedComponentsWithStats(high, connectivity=8, ltype=cv2.CV_32S)
+    if n <= 1:
+        return np.zeros(rz.shape, dtype=bool)
+    min_px = np.pi * (cfg.macro_min_mm / 2) ** 2 / pixel_mm**2
+    idx = np.flatnonzero(lab)
+    ll = lab.ravel()[idx]
+    mean_z = np.bincount(ll, rz.ravel()[idx], minlength=n) / np.maximum(
+        np.bincount(ll, minlength=n), 1
+    )
+    ok = (stats[:, cv2.CC_STAT_AREA] >= min_px) & (mean_z >= 1.5 * cfg.macro_object_z)
+    ok[0] = False
+    return ok[lab]

@@ -1,0 +1,246 @@
+"""Sharp-edged coarse deposits (step 5 of :func:`calcscope.detection.detect.detect`).
+
+A calcification is far denser than the tissue around it, so its edge is as sharp as the
+imaging blur allows, while a bright patch of fibroglandular tissue of the same size and
+contrast fades out over millimetres. Deposits found by their edge
+(:func:`sharp_deposits`) that no detection covers are added as calcifications
+(:func:`add_coarse_deposits`): the classifier, trained mostly on specks, can score a large
+faint deposit as tissue.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from calcscope.config import DetectConfig
+from calcscope.detection.candidates import BAND_SIGMAS_MM, TopHat, blur, on_quarter_mm_grid
+from calcscope.detection.features import Candidates
+from calcscope.detection.outline import outline_calcifications
+from calcscope.model import Calcification, Mammogram
+
+__all__ = ["SharpDeposit", "add_coarse_deposits", "sharp_deposits"]
+
+
+@dataclass(frozen=True)
+class SharpDeposit:
+    """A sharp-edged coarse deposit.
+
+    Attributes
+    ----------
+    box : tuple of slice
+        Its box in the image: row and column slices.
+    mask : np.ndarray
+        Its pixels in that box (bool).
+    """
+
+    box: tuple[slice, slice]
+    mask: np.ndarray
+
+
+def _local_peak(residual: np.ndarray, pixel_mm: float, peak_mm: float) -> np.ndarray:
+    """Highest ``residual`` within ``peak_mm`` (mm) of each pixel, at about 0.25 mm/pixel."""
+
+    def dilate(small: np.ndarray, small_mm: float) -> np.ndarray:
+        k = 2 * max(1, int(round(peak_mm / small_mm))) + 1
+        return cv2.dilate(small, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
+
+    return on_quarter_mm_grid(residual, pixel_mm, dilate)
+
+
+def _upper_quartile_gradient(
+    fine: np.ndarray, edge: np.ndarray, lab: np.ndarray, big: np.ndarray, pixel_mm: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Upper-quartile gradient (intensity per mm) of ``fine`` on the ``edge`` pixels of each
+    object ``big`` (labels in ``lab``), and whether the object has edge pixels."""
+    r, c = np.nonzero(edge)
+
+    def at(dr: int, dc: int) -> np.ndarray:  # the smoothed image beside the outline
+        return fine[r + dr, c + dc].astype(np.float64)
+
+    gx = (at(-1, 1) + 2 * at(0, 1) + at(1, 1)) - (at(-1, -1) + 2 * at(0, -1) + at(1, -1))
+    gy = (at(1, -1) + 2 * at(1, 0) + at(1, 1)) - (at(-1, -1) + 2 * at(-1, 0) + at(-1, 1))
+    grad = np.hypot(gx, gy) / (8.0 * pixel_mm)  # intensity per mm
+    lab_e = lab[r, c]
+    # upper quartile of the gradient per object (sort by object, then gradient)
+    order = np.lexsort((grad, lab_e))
+    lab_s, grad_s = lab_e[order], grad[order]
+    starts = np.searchsorted(lab_s, big, side="left")
+    ends = np.searchsorted(lab_s, big, side="right")
+    valid = ends > starts
+    q = np.where(valid, starts + (0.75 * (ends - starts - 1)).astype(np.int64), 0)
+    g75 = np.where(valid, grad_s[np.minimum(q, grad_s.size - 1)], 0.0)
+    return g75, valid
+
+
+def _deposit_shapes(
+    objects: np.ndarray,
+    lab: np.ndarray,
+    stats: np.ndarray,
+    residual: np.ndarray,
+    peak: np.ndarray,
+) -> tuple[SharpDeposit, ...]:
+    """Each deposit is the largest connected part of its accepted object (``objects``,
+    labels in ``lab``) above half the local ``peak`` (its shape); few objects pass, so
+    this works in their boxes."""
+    out = []
+    for obj_id in objects:
+        x, y, w, h = (int(v) for v in stats[obj_id, :4])
+        box = (slice(y, y + h), slice(x, x + w))
+        half = (lab[box] == obj_id) & (residual[box] >= 0.5 * peak[box])
+        m, parts, part_stats, _ = cv2.connectedComponentsWithStats(
+            half.view(np.uint8), connectivity=8, ltype=cv2.CV_32S
+        )
+        if m > 1:
+            largest = 1 + int(np.argmax(part_stats[1:, cv2.CC_STAT_AREA]))
+            out.append(SharpDeposit(box, parts == largest))
+    return tuple(out)
+
+
+def sharp_deposits(
+    img: np.ndarray, tophat: TopHat, mask: np.ndarray, pixel_mm: float, cfg: DetectConfig
+) -> tuple[SharpDeposit, ...]:
+    """Coarse deposits of ``img`` told from tissue by their sharp edge.
+
+    Objects are the top-hat regions (``tophat.residual``) above a quarter of their local
+    peak (within ``coarse_peak_mm``) and above ``macro_grow_z``, at least
+    ``coarse_min_mm`` across (equivalent diameter). Their *edge width* is the peak height
+    divided by the upper-quartile gradient on the outline (mm; about 2.5 blur sigmas for a
+    blurred step, the object's size for a smooth bump), the gradient taken on the image
+    lightly smoothed (the finest band's blur). An object is a sharp coarse deposit when its
+    edge width is at most ``coarse_edge_mm`` and at most ``coarse_edge_ratio`` times its
+    equivalent radius; the largest connected part of it above half the local peak is the
+    deposit.
+    """
+    residual = tophat.residual
+    peak = _local_peak(residual, pixel_mm, cfg.coarse_peak_mm)
+    obj = (tophat.z >= cfg.macro_grow_z) & (residual >= 0.25 * peak) & mask
+    n, lab, stats, _ = cv2.connectedComponentsWithStats(
+        obj.view(np.uint8), connectivity=8, ltype=cv2.CV_32S
+    )
+    min_px = np.pi * (cfg.coarse_min_mm / 2) ** 2 / pixel_mm**2
+    big = np.flatnonzero(stats[:, cv2.CC_STAT_AREA] >= min_px)
+    big = big[big > 0]
+    if big.size == 0:
+        return ()
+    is_big = np.zeros(n, dtype=bool)
+    is_big[big] = True
+    # outline pixels of the large objects, away from the image border
+    inner = cv2.erode(obj.view(np.uint8), np.ones((3, 3), np.uint8), borderValue=0)
+    edge = obj & (inner == 0) & is_big[lab]
+    edge[0, :] = edge[-1, :] = edge[:, 0] = edge[:, -1] = False
+    if not edge.any():
+        return ()
+    fine = blur(img, BAND_SIGMAS_MM[0] / pixel_mm)
+    g75, valid = _upper_quartile_gradient(fine, edge, lab, big, pixel_mm)
+    in_big = np.flatnonzero(is_big[lab])  # the large objects' pixels only
+    peak_r = np.full(n, -np.inf)
+    np.maximum.at(peak_r, lab.ravel()[in_big], residual.ravel()[in_big].astype(np.float64))
+    peak_r = peak_r[big]
+    width_mm = peak_r / np.maximum(g75, 1e-12)
+    radius_mm = np.sqrt(stats[big, cv2.CC_STAT_AREA] / np.pi) * pixel_mm
+    ok_obj = (
+        valid & (width_mm <= cfg.coarse_edge_mm) & (width_mm <= cfg.coarse_edge_ratio * radius_mm)
+    )
+    return _deposit_shapes(big[ok_obj], lab, stats, residual, peak)
+
+
+def _covered(deposit: SharpDeposit, detected: list[tuple[int, int, int, int]]) -> bool:
+    """Whether any box of ``detected`` (row0, col0, row1, col1) overlaps a pixel of
+    ``deposit``."""
+    box, patch = deposit.box, deposit.mask
+    for r0, c0, r1, c1 in detected:
+        rs = slice(max(r0, box[0].start), min(r1, box[0].stop))
+        cs = slice(max(c0, box[1].start), min(c1, box[1].stop))
+        if rs.start < rs.stop and cs.start < cs.stop:
+            sub = patch[
+                rs.start - box[0].start : rs.stop - box[0].start,
+                cs.start - box[1].start : cs.stop - box[1].start,
+            ]
+            if sub.any():
+                return True
+    return False
+
+
+def _deposit_candidates(
+    new: list[SharpDeposit], mammogram: Mammogram, tophat: TopHat, cfg: DetectConfig
+) -> Candidates:
+    """Candidate table of the deposits ``new`` (labels 1..n), scoring ``coarse_score``."""
+    sr, sc = mammogram.spacing_mm
+    m = len(new)
+    index = np.arange(1, m + 1)
+    bbox = np.array(
+        [[d.box[0].start, d.box[1].start, d.box[0].stop, d.box[1].stop] for d in new],
+        dtype=np.int64,
+    )
+    centre = np.array(
+        [np.argwhere(d.mask).mean(axis=0) + (d.box[0].start, d.box[1].start) for d in new]
+    )
+    area_mm2 = np.array([d.mask.sum() for d in new], dtype=np.float64) * sr * sc
+    peak_r = np.array([tophat.residual[d.box][d.mask].max() for d in new], dtype=np.float64)
+    return Candidates(
+        label=index.astype(np.int32),
+        center_rc=centre.reshape(m, 2),
+        bbox_rc=bbox,
+        peak_cnr=peak_r / tophat.sigma,
+        band_cnr=np.zeros((m, len(BAND_SIGMAS_MM) - 1)),
+        tophat_z=peak_r / tophat.sigma,
+        contrast=peak_r,
+        area_mm2=area_mm2,
+        diameter_mm=2.0 * np.sqrt(area_mm2 / np.pi),
+        major_mm=np.zeros(m),
+        minor_mm=np.zeros(m),
+        mean_intensity=np.zeros(m),
+        local_rms=np.zeros(m),
+        neighbours=np.zeros(m),
+        score=np.full(m, cfg.coarse_score),
+        pixel_mm=mammogram.pixel_mm,
+    )
+
+
+def add_coarse_deposits(
+    mammogram: Mammogram,
+    calcs: tuple[Calcification, ...],
+    deposits: tuple[SharpDeposit, ...],
+    tophat: TopHat,
+    cfg: DetectConfig,
+) -> tuple[Calcification, ...]:
+    """``calcs`` with the sharp-edged coarse deposits that the classifier missed.
+
+    The candidate classifier learnt mostly from specks; a large, faint, smooth deposit
+    (a round calcification of 2-3 mm, the body of a dystrophic one) can score as tissue,
+    or break into pieces of its rim. Each of ``deposits`` (:func:`sharp_deposits`) that
+    is at least half ``coarse_min_mm`` across and that no calcification at
+    ``operating_score`` already covers becomes one calcification scoring
+    ``coarse_score``, and the possible calcifications (pieces of its rim) inside it are
+    dropped. Deposits are looked for only at pixels up to ``coarse_max_pixel_mm``:
+    coarser pixels blur every edge (film at 0.2 mm passed about two sharp objects per
+    image, mostly at the mask boundary). Ids are renumbered in descending score order.
+    """
+    if not deposits:
+        return calcs
+    sr, sc = mammogram.spacing_mm
+    min_px = np.pi * (cfg.coarse_min_mm / 4) ** 2 / (sr * sc)
+    detected = [c.bbox_rc for c in calcs if c.score >= cfg.operating_score]
+    new = [d for d in deposits if d.mask.sum() >= min_px and not _covered(d, detected)]
+    if not new:
+        return calcs
+    labels = np.zeros(tophat.residual.shape, dtype=np.int32)
+    for j, d in enumerate(new, start=1):
+        labels[d.box][d.mask] = j
+    cands = _deposit_candidates(new, mammogram, tophat, cfg)
+    added = outline_calcifications(mammogram, labels, cands, 0.0, tophat.residual, tophat.sigma)
+    rows, cols = labels.shape
+    kept = [
+        c
+        for c in calcs
+        if not labels[
+            int(np.clip(round(c.center_rc[0]), 0, rows - 1)),
+            int(np.clip(round(c.center_rc[1]), 0, cols - 1)),
+        ]
+    ]
+    merged = sorted([*kept, *added], key=lambda c: -c.score)
+    return tuple(dataclasses.replace(c, id=i) for i, c in enumerate(merged, start=1))
