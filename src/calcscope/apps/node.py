@@ -172,6 +172,17 @@ class TLSFiles:
     ca: Path | None = None
     """With a CA file, a client must present a certificate signed by it."""
 
+    @classmethod
+    def from_options(
+        cls, cert: Path | None, key: Path | None, ca: Path | None = None
+    ) -> TLSFiles | None:
+        """The files of ``--tls-cert/--tls-key/--tls-ca``; ``None`` without them."""
+        if cert is None and key is None and ca is None:
+            return None
+        if cert is None or key is None:
+            raise ConfigError("TLS needs both --tls-cert and --tls-key (--tls-ca with them)")
+        return cls(cert, key, ca)
+
     def server_context(self) -> ssl.SSLContext:
         """The server's TLS context (TLS 1.2 or later); raise :class:`ConfigError`."""
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -451,6 +462,16 @@ class StorageNode:
             t.join(timeout_s)
         log.info("node stopped: %s", self.stats)
         self._detach_log()
+
+    def serve_until(self, stop: threading.Event) -> None:
+        """Serve (once started) until ``stop`` is set or Ctrl-C, then :meth:`stop`."""
+        try:
+            while not stop.wait(0.5):
+                pass
+        except KeyboardInterrupt:
+            pass
+        finally:
+            self.stop()
 
     def __enter__(self) -> StorageNode:
         return self.start()
@@ -740,9 +761,5 @@ def run_node(
         ae_title, port, out_dir, forward=forward, workers=workers, queue_size=queue_size, **kwargs
     )
     node.start()
-    try:
-        while not stop.wait(0.5):
-            pass
-    finally:
-        node.stop()
+    node.serve_until(stop)
     return node.stats
