@@ -566,7 +566,7 @@ def test_panicking_killed_and_hanging_workers_fail_only_their_image(
     faults = ["PANIC", "CRASH", "HANG", "OK"]
     images = _faulty_images(base_images["small"], faults)
     with StorageNode(
-        AET, 0, out, dicom_reports=False, analyze=faulty_analyze, timeout_s=20
+        AET, 0, out, dicom_reports=False, analyze=faulty_analyze, timeout_s=10
     ) as node:
         assert _send(node.port, images) == [0] * 4
         assert node.wait_idle(150)

@@ -120,7 +120,10 @@ class AnalysisWorker:
     def __init__(self, *, processes: bool = True, timeout_s: float | None = None) -> None:
         self.timeout_s = timeout_s
         self._lock = threading.Lock()
-        self._pool: Any = _new_pool() if processes else None
+        self._pool: Any = None
+        self._ready: Any = None
+        if processes:
+            self._pool, self._ready = _new_pool()
 
     def run(self, job: AnalysisJob) -> AnalysisOutcome:
         """Analyse one image; a dead or overrunning process is that image's failure."""
@@ -128,8 +131,8 @@ class AnalysisWorker:
 
         if self._pool is None:
             return run_job(job)
-        future = self._submit(job)
         try:
+            future = self._submit(job)
             return future.result(timeout=self.timeout_s)  # type: ignore[no-any-return]
         except TimeoutError:
             self._restart()
@@ -141,21 +144,27 @@ class AnalysisWorker:
             return AnalysisOutcome(error=WORKER_DIED, message=msg)
 
     def _submit(self, job: AnalysisJob) -> Any:
-        """Submit ``job``; a process that died while idle is replaced first."""
+        """Submit ``job`` once the process has imported the pipeline (so that the time
+        limit counts the analysis only); a process that died while idle is replaced."""
         from concurrent.futures.process import BrokenProcessPool
 
-        try:
-            return self._pool.submit(run_job, job)
-        except BrokenProcessPool:  # died between two images: not this image's fault
-            self._restart()
-            return self._pool.submit(run_job, job)
+        for attempt in range(2):
+            if attempt:  # died between two images: not this image's fault
+                self._restart()
+            if isinstance(self._ready.exception(), BrokenProcessPool):
+                continue
+            try:
+                return self._pool.submit(run_job, job)
+            except BrokenProcessPool:
+                continue
+        raise BrokenProcessPool("no analysis process could be started")
 
     def _restart(self) -> None:
         with self._lock:
             old, self._pool = self._pool, None
             if old is not None:
                 _kill(old)
-            self._pool = _new_pool()
+            self._pool, self._ready = _new_pool()
 
     def close(self) -> None:
         """Stop the process (waiting for nothing)."""
@@ -176,7 +185,8 @@ def _kill(pool: Any) -> None:
     pool.shutdown(wait=False, cancel_futures=True)
 
 
-def _new_pool() -> Any:
+def _new_pool() -> tuple[Any, Any]:
+    """A pool of one spawned process, and the future of its warm-up."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
@@ -185,8 +195,7 @@ def _new_pool() -> Any:
         mp_context=multiprocessing.get_context("spawn"),
         initializer=_watch_parent,
     )
-    pool.submit(_warm_up)
-    return pool
+    return pool, pool.submit(_warm_up)
 
 
 def _watch_parent() -> None:
