@@ -359,7 +359,7 @@ def _associate(
 ) -> object:
     """An association from a pynetdicom SCU (established or not), over TLS with ``tls``."""
     ae = AE(ae_title=calling)
-    ae.acse_timeout = ae.network_timeout = 10
+    ae.acse_timeout = ae.network_timeout = ae.connection_timeout = 10
     ae.add_requested_context(DigitalMammographyXRayImageStorageForPresentation)
     ae.add_requested_context(Verification)
     tls_args = (tls, "localhost") if tls is not None else None
@@ -484,7 +484,10 @@ def test_tls_store_works_and_plain_client_is_refused(
     with StorageNode(AET, 0, out, tls=tls, dicom_reports=False, processes=False) as node:
         plain = _associate(node.port)
         assert not plain.is_established  # type: ignore[attr-defined]
-        secure = _associate(node.port, tls=client)
+        # a client that connects and stays silent does not stop the node accepting others
+        with socket.create_connection(("127.0.0.1", node.port)):
+            time.sleep(0.2)
+            secure = _associate(node.port, tls=client)
         assert secure.is_established  # type: ignore[attr-defined]
         assert int(secure.send_c_store(image).Status) == 0  # type: ignore[attr-defined]
         secure.release()  # type: ignore[attr-defined]

@@ -64,6 +64,7 @@ import os
 import queue
 import re
 import shutil
+import socket
 import ssl
 import threading
 import time
@@ -163,6 +164,37 @@ class NodeStats:
             setattr(self, name, getattr(self, name) + n)
 
 
+class _ServerTLSContext(ssl.SSLContext):
+    """A server TLS context whose handshake happens in the association's own thread.
+
+    pynetdicom wraps each accepted connection in its accept loop; with the handshake
+    there, one client that connects and sends nothing would stop the node accepting
+    anyone. Here the handshake runs at the association's first read, and every read has
+    a time limit (:attr:`io_timeout_s`, in seconds).
+    """
+
+    io_timeout_s: float = 60.0
+
+    def wrap_socket(  # type: ignore[override]
+        self,
+        sock: socket.socket,
+        server_side: bool = False,
+        do_handshake_on_connect: bool = True,
+        suppress_ragged_eofs: bool = True,
+        server_hostname: str | bytes | None = None,
+        session: ssl.SSLSession | None = None,
+    ) -> ssl.SSLSocket:
+        sock.settimeout(self.io_timeout_s)
+        return super().wrap_socket(
+            sock,
+            server_side=server_side,
+            do_handshake_on_connect=False,
+            suppress_ragged_eofs=suppress_ragged_eofs,
+            server_hostname=server_hostname,
+            session=session,
+        )
+
+
 @dataclass(frozen=True)
 class TLSFiles:
     """The node's TLS certificate and key (PEM), and optionally the CA of its clients."""
@@ -185,7 +217,7 @@ class TLSFiles:
 
     def server_context(self) -> ssl.SSLContext:
         """The server's TLS context (TLS 1.2 or later); raise :class:`ConfigError`."""
-        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx = _ServerTLSContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
         try:
             ctx.load_cert_chain(self.cert, self.key)
