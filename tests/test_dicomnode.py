@@ -38,6 +38,7 @@ from pynetdicom.sop_class import (  # noqa: E402  # type: ignore[attr-defined]
 )
 
 import calcscope.apps.node as dicomnode  # noqa: E402
+from calcscope.apps.cli import main  # noqa: E402
 from calcscope.apps.node import (  # noqa: E402
     Forward,
     StorageNode,
@@ -507,6 +508,16 @@ def test_tls_store_works_and_plain_client_is_refused(
         TLSFiles(cert, tmp_path / "missing.pem").server_context()
     with pytest.raises(ConfigError):
         TLSFiles.from_options(cert, None)
+
+
+def test_cli_refuses_incomplete_tls_options(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cert, _ = _self_signed(tmp_path)
+    out = tmp_path / "node"
+    assert main(["node", "--out", str(out), "--port", "0", "--tls-cert", str(cert)]) == 2
+    assert "--tls-key" in capsys.readouterr().err
+    assert not (out / "node.log").exists()
 
 
 # --- an image that cannot be analysed ------------------------------------------------------------

@@ -175,7 +175,7 @@ class _ServerTLSContext(ssl.SSLContext):
 
     io_timeout_s: float = 60.0
 
-    def wrap_socket(  # type: ignore[override]
+    def wrap_socket(
         self,
         sock: socket.socket,
         server_side: bool = False,
