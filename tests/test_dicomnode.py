@@ -2,6 +2,8 @@
 
 Orthanc (Debian package ``orthanc``) is started on loopback with its own configuration
 in a temporary folder; the Orthanc test skips when the ``Orthanc`` program is absent.
+Who may connect (bind address, AE titles, TLS) is tested with pynetdicom as the client;
+the TLS certificate is made in the test (``cryptography``, else ``openssl req``).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -23,7 +26,7 @@ from pathlib import Path
 
 import pydicom
 import pytest
-from pydicom.uid import generate_uid
+from pydicom.uid import MammographyCADSRStorage, generate_uid
 
 pytest.importorskip("pynetdicom", reason="pynetdicom missing: pip install 'calcscope[dicom]'")
 
@@ -35,10 +38,19 @@ from pynetdicom.sop_class import (  # noqa: E402  # type: ignore[attr-defined]
 )
 
 import calcscope.apps.node as dicomnode  # noqa: E402
-from calcscope.apps.node import Forward, StorageNode, analysed_counts, run_node  # noqa: E402
+from calcscope.apps.cli import main  # noqa: E402
+from calcscope.apps.node import (  # noqa: E402
+    Forward,
+    StorageNode,
+    TLSFiles,
+    analysed_counts,
+    run_node,
+)
+from calcscope.config import Config  # noqa: E402
 from calcscope.errors import ConfigError  # noqa: E402
 from calcscope.imaging.io import write_image  # noqa: E402
 from calcscope.phantom.mammogram import make_phantom  # noqa: E402
+from calcscope.pipeline import analyze  # noqa: E402
 from calcscope.reports.sr import read_sr  # noqa: E402
 
 AET = "CALCSCOPE"
@@ -167,10 +179,14 @@ def test_echo_store_and_failure_statuses(tmp_path: Path, base_images: dict[str, 
     uid = str(good.SOPInstanceUID)
     assert _done(out) == {uid, str(sc_mg.SOPInstanceUID)}
     res = out / "results" / uid
-    assert {p.name for p in res.iterdir()} == {"analysis.json", "sr.dcm", "gsps.dcm"}
+    assert {p.name for p in res.iterdir()} == {
+        "analysis.json",
+        "analysis.sr.dcm",
+        "analysis.gsps.dcm",
+    }
     report = json.loads((res / "analysis.json").read_text())
     assert report["source"]["path"] == str(out / "received" / f"{uid}.dcm")
-    sr = read_sr(res / "sr.dcm")
+    sr = read_sr(res / "analysis.sr.dcm")
     assert sr.study_instance_uid == str(good.StudyInstanceUID)
     assert len(sr.clusters) == len(report["clusters"]) >= 1
     assert (out / "received" / f"{uid}.dcm").exists()
@@ -180,18 +196,22 @@ def test_echo_store_and_failure_statuses(tmp_path: Path, base_images: dict[str, 
     assert "not a mammogram: modality CT" in text and "truncated pixel data" in text
 
 
-def test_queue_full_answers_out_of_resources(
-    tmp_path: Path, base_images: dict[str, Path], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    real = dicomnode._analyze
-
-    def slow(path: Path, config: object) -> object:
+def test_queue_full_answers_out_of_resources(tmp_path: Path, base_images: dict[str, Path]) -> None:
+    def slow(path: Path, config: Config) -> object:
         time.sleep(1.0)
-        return real(path, config)  # type: ignore[arg-type]
+        return analyze(path, config=config)
 
-    monkeypatch.setattr(dicomnode, "_analyze", slow)
     out = tmp_path / "node"
-    with StorageNode(AET, 0, out, queue_size=1, put_timeout_s=0.2, dicom_reports=False) as node:
+    with StorageNode(
+        AET,
+        0,
+        out,
+        queue_size=1,
+        put_timeout_s=0.2,
+        dicom_reports=False,
+        processes=False,
+        analyze=slow,
+    ) as node:
         images = _clones(base_images["empty"], 4)
         statuses = _send(node.port, images)
         assert statuses[:2] == [0, 0] and 0xA700 in statuses
@@ -231,18 +251,14 @@ def test_200_images_over_20_associations_each_analysed_once(
     assert set(counts) == uids and set(counts.values()) == {1}
 
 
-def test_stop_with_queued_work_then_restart(
-    tmp_path: Path, base_images: dict[str, Path], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_stop_with_queued_work_then_restart(tmp_path: Path, base_images: dict[str, Path]) -> None:
     calls: Counter[str] = Counter()
-    real = dicomnode._analyze
 
-    def slow(path: Path, config: object) -> object:
+    def slow(path: Path, config: Config) -> object:
         calls[Path(path).stem] += 1
         time.sleep(0.3)
-        return real(path, config)  # type: ignore[arg-type]
+        return analyze(path, config=config)
 
-    monkeypatch.setattr(dicomnode, "_analyze", slow)
     out = tmp_path / "node"
     images = _clones(base_images["empty"], 12)
     stop = threading.Event()
@@ -255,6 +271,7 @@ def test_stop_with_queued_work_then_restart(
             "dicom_reports": False,
             "host": "127.0.0.1",
             "processes": False,
+            "analyze": slow,
         },
     )
     thread.start()
@@ -272,7 +289,7 @@ def test_stop_with_queued_work_then_restart(
     # half-written leftovers of a crash are cleaned at the next start
     (out / "incoming" / ".tmp-junk.dcm.x").write_bytes(b"partial")
     (out / "results" / ".tmp-1.2.3-deadbeef").mkdir()
-    with StorageNode(AET, 0, out, dicom_reports=False, processes=False) as node:
+    with StorageNode(AET, 0, out, dicom_reports=False, processes=False, analyze=slow) as node:
         assert node.wait_idle(60)
         assert node.stats.recovered == len(left)
     uids = {str(ds.SOPInstanceUID) for ds in images}
@@ -283,13 +300,15 @@ def test_stop_with_queued_work_then_restart(
 
 
 def test_killed_node_loses_no_received_image(tmp_path: Path, base_images: dict[str, Path]) -> None:
-    """SIGKILL the node process with work queued; a restart analyses the rest once."""
+    """SIGKILL the node process with work queued; a restart analyses the rest once.
+
+    The node is started without ``--host``: it listens on 127.0.0.1 by default."""
     out = tmp_path / "node"
     port = _free_port()
     images = _clones(base_images["full"], 16)
     cmd = [
         sys.executable, "-m", "calcscope.apps.cli", "node", "--out", str(out), "--port", str(port),
-        "--ae-title", AET, "--host", "127.0.0.1", "--no-dicom-reports",
+        "--ae-title", AET, "--no-dicom-reports",
     ]  # fmt: skip
 
     def start() -> subprocess.Popen[bytes]:
@@ -327,6 +346,253 @@ def test_killed_node_loses_no_received_image(tmp_path: Path, base_images: dict[s
     assert not list((out / "incoming").glob("*.dcm"))
     counts = analysed_counts(out)
     assert set(counts) == uids and max(counts.values()) == 1
+
+
+# --- who may connect ---------------------------------------------------------------------------
+
+
+def _associate(
+    port: int,
+    *,
+    called: str = AET,
+    calling: str = "SENDER",
+    tls: ssl.SSLContext | None = None,
+) -> object:
+    """An association from a pynetdicom SCU (established or not), over TLS with ``tls``."""
+    ae = AE(ae_title=calling)
+    ae.acse_timeout = ae.network_timeout = ae.connection_timeout = 10
+    ae.add_requested_context(DigitalMammographyXRayImageStorageForPresentation)
+    ae.add_requested_context(Verification)
+    tls_args = (tls, "localhost") if tls is not None else None
+    return ae.associate("127.0.0.1", port, ae_title=called, tls_args=tls_args)
+
+
+def _non_loopback_address() -> str | None:
+    """This machine's address on its default route (no packet is sent), if any."""
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect(("192.0.2.1", 9))  # TEST-NET-1
+            address = str(s.getsockname()[0])
+    except OSError:
+        return None
+    return None if address.startswith("127.") else address
+
+
+def test_listens_on_loopback_by_default(tmp_path: Path) -> None:
+    with StorageNode(AET, 0, tmp_path / "node", processes=False) as node:
+        assert node.address == ("127.0.0.1", node.port)
+        assoc = _associate(node.port)
+        assert assoc.is_established  # type: ignore[attr-defined]
+        assoc.release()  # type: ignore[attr-defined]
+        other = _non_loopback_address()
+        if other is not None:  # not reachable from another interface
+            with pytest.raises(OSError), socket.create_connection((other, node.port), 5):
+                pass
+
+
+def test_wrong_called_ae_title_is_refused(tmp_path: Path) -> None:
+    with StorageNode(AET, 0, tmp_path / "node", processes=False) as node:
+        wrong = _associate(node.port, called="ANY-SCP")
+        assert not wrong.is_established and wrong.is_rejected  # type: ignore[attr-defined]
+        right = _associate(node.port)
+        assert right.is_established  # type: ignore[attr-defined]
+        right.release()  # type: ignore[attr-defined]
+
+
+def test_allow_accepts_only_listed_calling_ae_titles(
+    tmp_path: Path, base_images: dict[str, Path]
+) -> None:
+    out = tmp_path / "node"
+    image = _clones(base_images["small"], 1)[0]
+    with StorageNode(
+        AET, 0, out, allow=["MODALITY", "PACS"], dicom_reports=False, processes=False
+    ) as node:
+        stranger = _associate(node.port, calling="SENDER")
+        assert not stranger.is_established and stranger.is_rejected  # type: ignore[attr-defined]
+        listed = _associate(node.port, calling="MODALITY")
+        assert listed.is_established  # type: ignore[attr-defined]
+        assert int(listed.send_c_store(image).Status) == 0  # type: ignore[attr-defined]
+        listed.release()  # type: ignore[attr-defined]
+        assert node.wait_idle(60)
+    assert _done(out) == {str(image.SOPInstanceUID)}
+    with pytest.raises(ConfigError):
+        StorageNode(AET, 0, out, allow=["A" * 17])
+
+
+def _self_signed(folder: Path) -> tuple[Path, Path]:
+    """A self-signed certificate and key for ``localhost`` (PEM), made here."""
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    try:
+        from cryptography import x509  # type: ignore[import-not-found, unused-ignore]
+    except ImportError:
+        openssl = shutil.which("openssl")
+        if openssl is None:
+            pytest.skip("neither the cryptography package nor openssl to make a certificate")
+        subprocess.run(
+            [
+                openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                "-subj", "/CN=localhost", "-keyout", str(key), "-out", str(cert),
+                "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+            ],
+            check=True,
+            capture_output=True,
+        )  # fmt: skip
+        return cert, key
+    import datetime
+    import ipaddress
+
+    from cryptography.hazmat.primitives import hashes, serialization  # type: ignore[import-not-found, unused-ignore]
+    from cryptography.hazmat.primitives.asymmetric import ec  # type: ignore[import-not-found, unused-ignore]
+    from cryptography.x509.oid import NameOID  # type: ignore[import-not-found, unused-ignore]
+
+    private = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    san = x509.SubjectAlternativeName(
+        [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+    )
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(private.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(san, critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(private, hashes.SHA256())
+    )
+    cert.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key.write_bytes(
+        private.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert, key
+
+
+def test_tls_store_works_and_plain_client_is_refused(
+    tmp_path: Path, base_images: dict[str, Path]
+) -> None:
+    cert, key = _self_signed(tmp_path)
+    out = tmp_path / "node"
+    image = _clones(base_images["small"], 1)[0]
+    client = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=cert)
+    tls = TLSFiles(cert, key)
+    with StorageNode(AET, 0, out, tls=tls, dicom_reports=False, processes=False) as node:
+        plain = _associate(node.port)
+        assert not plain.is_established  # type: ignore[attr-defined]
+        # a client that connects and stays silent does not stop the node accepting others
+        with socket.create_connection(("127.0.0.1", node.port)):
+            time.sleep(0.2)
+            secure = _associate(node.port, tls=client)
+        assert secure.is_established  # type: ignore[attr-defined]
+        assert int(secure.send_c_store(image).Status) == 0  # type: ignore[attr-defined]
+        secure.release()  # type: ignore[attr-defined]
+        assert node.wait_idle(60)
+    assert _done(out) == {str(image.SOPInstanceUID)}
+    # with a CA file, a client must present a certificate signed by it
+    tls_ca = TLSFiles(cert, key, ca=cert)
+    with StorageNode(AET, 0, tmp_path / "node2", tls=tls_ca, processes=False) as node:
+        anonymous = _associate(node.port, tls=client)
+        assert not anonymous.is_established  # type: ignore[attr-defined]
+        client.load_cert_chain(cert, key)
+        known = _associate(node.port, tls=client)
+        assert known.is_established  # type: ignore[attr-defined]
+        assert int(known.send_c_echo().Status) == 0  # type: ignore[attr-defined]
+        known.release()  # type: ignore[attr-defined]
+    with pytest.raises(ConfigError):
+        TLSFiles(cert, tmp_path / "missing.pem").server_context()
+    with pytest.raises(ConfigError):
+        TLSFiles.from_options(cert, None)
+
+
+def test_cli_refuses_incomplete_tls_options(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cert, _ = _self_signed(tmp_path)
+    out = tmp_path / "node"
+    assert main(["node", "--out", str(out), "--port", "0", "--tls-cert", str(cert)]) == 2
+    assert "--tls-key" in capsys.readouterr().err
+    assert not (out / "node.log").exists()
+
+
+# --- an image that cannot be analysed ------------------------------------------------------------
+
+
+class PanicException(BaseException):
+    """Like ``pyo3_runtime.PanicException``: a decoder panic, not an ``Exception``."""
+
+
+def faulty_analyze(path: Path, config: Config) -> object:
+    """The analysis, but for images whose PatientID asks for a panic, a crash or a hang.
+
+    Module-level, so that the node's worker processes can run it (they import this module).
+    """
+    fault = str(pydicom.dcmread(path, stop_before_pixels=True).get("PatientID", ""))
+    if fault == "PANIC":
+        raise PanicException("called `Option::unwrap()` on a `None` value")
+    if fault == "CRASH":
+        os.kill(os.getpid(), signal.SIGKILL)
+    if fault == "HANG":
+        time.sleep(600)
+    return analyze(path, config=config)
+
+
+def _faulty_images(path: Path, faults: list[str]) -> list[pydicom.Dataset]:
+    images = _clones(path, len(faults))
+    for ds, fault in zip(images, faults, strict=True):
+        ds.PatientID = fault
+    return images
+
+
+def _error(out: Path, ds: pydicom.Dataset) -> tuple[str, str]:
+    record = json.loads((out / "results" / str(ds.SOPInstanceUID) / "error.json").read_text())
+    return str(record["error"]), str(record["message"])
+
+
+def test_decoder_panic_in_a_worker_thread_is_that_images_failure(
+    tmp_path: Path, base_images: dict[str, Path]
+) -> None:
+    out = tmp_path / "node"
+    panic, good = _faulty_images(base_images["small"], ["PANIC", "OK"])
+    with StorageNode(
+        AET, 0, out, dicom_reports=False, processes=False, analyze=faulty_analyze
+    ) as node:
+        assert _send(node.port, [panic, good]) == [0, 0]
+        assert node.wait_idle(60)
+        assert node.stats.failed == 1 and node.stats.analysed == 1
+    error, message = _error(out, panic)
+    assert error == "PanicException" and "unwrap" in message
+    assert (out / "failed" / f"{panic.SOPInstanceUID}.dcm").exists()
+    assert (out / "results" / str(good.SOPInstanceUID) / "analysis.json").exists()
+
+
+def test_panicking_killed_and_hanging_workers_fail_only_their_image(
+    tmp_path: Path, base_images: dict[str, Path]
+) -> None:
+    """In worker processes: a panic, a SIGKILL and a hang past ``timeout_s`` are each
+    recorded as that image's failure, and the next image is analysed."""
+    out = tmp_path / "node"
+    faults = ["PANIC", "CRASH", "HANG", "OK"]
+    images = _faulty_images(base_images["small"], faults)
+    with StorageNode(
+        AET, 0, out, dicom_reports=False, analyze=faulty_analyze, timeout_s=10
+    ) as node:
+        assert _send(node.port, images) == [0] * 4
+        assert node.wait_idle(150)
+        assert node.stats.failed == 3 and node.stats.analysed == 1
+    errors = [_error(out, ds)[0] for ds in images[:3]]
+    assert errors == ["PanicException", "WorkerDied", "TimeoutError"]
+    assert "PicklingError" not in (out / "node.log").read_text()
+    report = json.loads(
+        (out / "results" / str(images[3].SOPInstanceUID) / "analysis.json").read_text()
+    )
+    assert report["source"]["path"] == str(out / "received" / f"{images[3].SOPInstanceUID}.dcm")
+    assert _done(out) == {str(ds.SOPInstanceUID) for ds in images}
 
 
 def _dcmtk(tool: str) -> str | None:
@@ -372,7 +638,7 @@ def test_dcmtk_storescu_with_compressed_transfer_syntaxes(
                 run = subprocess.run(cmd, capture_output=True, text=True)
             assert run.returncode == 0, f"storescu failed: {run.stdout}\n{run.stderr}"
         assert node.wait_idle(60)
-    raw = dicomnode._analyze(base_images["empty"], dicomnode.Config())
+    raw = analyze(base_images["empty"])
     for f, _ in files.values():
         ds = pydicom.dcmread(f, stop_before_pixels=True)
         assert ds.file_meta.TransferSyntaxUID.is_compressed
@@ -485,7 +751,7 @@ def test_sr_arrives_in_orthanc_under_the_same_study(
     (instance,) = series["Instances"]  # type: ignore[misc]
     sr_bytes = orthanc.get(f"/instances/{instance}/file")
     ds = pydicom.dcmread(BytesIO(sr_bytes))  # type: ignore[arg-type]
-    assert ds.SOPClassUID == dicomnode.MAMMOGRAPHY_CAD_SR
+    assert ds.SOPClassUID == MammographyCADSRStorage
     assert ds.StudyInstanceUID == study_uid
     sr = read_sr(ds)
     report = json.loads((out / "results" / uid / "analysis.json").read_text())

@@ -433,25 +433,49 @@ def node(
         str | None,
         typer.Option("--forward", help="Send the SR and GSPS to this PACS: HOST:PORT:AET."),
     ] = None,
-    host: Annotated[str, typer.Option(help="Address to listen on (default: all).")] = "",
-    workers: Annotated[int, typer.Option(help="Analysis threads.")] = 1,
+    host: Annotated[
+        str,
+        typer.Option(help="Address to listen on (0.0.0.0: every interface)."),
+    ] = "127.0.0.1",
+    workers: Annotated[int, typer.Option(help="Analysis processes.")] = 1,
     queue_size: Annotated[
         int, typer.Option("--queue-size", help="Received images waiting for analysis, at most.")
     ] = 64,
     dicom_reports: Annotated[
         bool, typer.Option(help="Write (and forward) the SR and GSPS, not only the JSON.")
     ] = True,
+    allow: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow", help="Accept only this calling AE title (repeatable; default: any)."
+        ),
+    ] = None,
+    tls_cert: Annotated[
+        Path | None, typer.Option("--tls-cert", help="Speak TLS: this certificate (PEM).")
+    ] = None,
+    tls_key: Annotated[
+        Path | None, typer.Option("--tls-key", help="The private key of --tls-cert (PEM).")
+    ] = None,
+    tls_ca: Annotated[
+        Path | None,
+        typer.Option("--tls-ca", help="Require client certificates signed by this CA (PEM)."),
+    ] = None,
+    timeout_s: Annotated[
+        float | None,
+        typer.Option("--timeout-s", help="Time limit of one image's analysis, in seconds."),
+    ] = None,
     config_path: ConfigOption = None,
 ) -> None:
     """DICOM Storage SCP: analyse each received mammogram once, write JSON and SR to OUT."""
     import signal
     import threading
 
-    from calcscope.apps.node import Forward, StorageNode
+    from calcscope.apps.node import Forward, StorageNode, TLSFiles
 
     cfg = _load(config_path)
     try:
         fwd = Forward.parse(forward) if forward else None
+        tls = TLSFiles.from_options(tls_cert, tls_key, tls_ca)
         node_ = StorageNode(
             ae_title,
             port,
@@ -462,6 +486,9 @@ def node(
             config=cfg,
             host=host,
             dicom_reports=dicom_reports,
+            allow=allow or (),
+            tls=tls,
+            timeout_s=timeout_s,
         )
     except ConfigError as exc:
         err_console.print(f"[red]error:[/] {exc}")
@@ -484,16 +511,11 @@ def node(
         err_console.print(f"[red]error:[/] cannot listen on port {port}: {exc}")
         raise typer.Exit(2) from exc
     console.print(
-        f"calcscope node {ae_title} listening on port {node_.port}; results in {out}/ "
+        f"calcscope node {ae_title} listening on {node_.address[0]} port {node_.port}"
+        f"{' (TLS)' if tls else ''}; results in {out}/ "
         f"(log {out / 'node.log'}); forward: {fwd or 'none'}. Ctrl-C stops. {DISCLAIMER}"
     )
-    try:
-        while not stop.wait(0.5):
-            pass
-    except KeyboardInterrupt:
-        pass
-    finally:
-        node_.stop()
+    node_.serve_until(stop)
     s = node_.stats
     console.print(
         f"stopped: {s.received} received, {s.analysed} analysed, {s.failed} failed, "

@@ -3,13 +3,21 @@
 The node (``calcscope node``) stands beside a PACS. Modalities or the PACS send it
 mammograms by C-STORE; it answers C-ECHO; each image is analysed by
 :func:`calcscope.pipeline.analyze`, and the JSON report, the Mammography CAD SR and the
-presentation state (GSPS) with the outlines are written to the output folder and, with
-``forward``, sent back to a PACS by C-STORE.
+presentation state (GSPS) with the outlines are written to the output folder by
+:func:`calcscope.reports.writer.write_outputs` and, with ``forward``, sent back to a PACS
+by C-STORE.
 
 Accepted SOP classes: Digital Mammography X-Ray Image Storage For Presentation and For
 Processing, and Secondary Capture Image Storage whose Modality is ``MG``; transfer
 syntaxes: implicit and explicit VR little endian, deflated, JPEG 2000, JPEG-LS, RLE and
 JPEG (lossless and baseline).
+
+Who may connect
+---------------
+The node listens on ``127.0.0.1`` unless another ``host`` is given; it refuses an
+association whose called AE title is not its own, and, with ``allow``, one whose calling
+AE title is not listed. With :class:`~calcscope.apps.tls.TLSFiles` it speaks DICOM over
+TLS only (and, with a CA file, requires a client certificate signed by it).
 
 Durability and exactly-once
 ---------------------------
@@ -17,7 +25,9 @@ The received file is the unit of work, and the disk is the queue::
 
     OUT/node.log                      the log
     OUT/incoming/<SOPInstanceUID>.dcm received, not yet analysed
-    OUT/results/<SOPInstanceUID>/     analysis.json, sr.dcm, gsps.dcm (or error.json)
+    OUT/results/<SOPInstanceUID>/     analysis.json, analysis.sr.dcm, analysis.gsps.dcm
+                                      (the writer's <stem><suffix> with the stem
+                                      "analysis"), or error.json
     OUT/done/<SOPInstanceUID>         commit marker (one line of JSON)
     OUT/received/<SOPInstanceUID>.dcm analysed images
     OUT/failed/<SOPInstanceUID>.dcm   images whose analysis failed
@@ -28,9 +38,11 @@ The received file is the unit of work, and the disk is the queue::
 2. The path goes on a bounded :class:`queue.Queue`. When the queue stays full for
    ``put_timeout_s`` (the sender is slowed down meanwhile), the file is dropped and the
    sender gets ``0xA700`` (out of resources) and may retry.
-3. Worker threads, apart from the association threads, take the images one by one. The
-   results are written into a temporary folder renamed to ``results/<uid>``; the ``done``
-   marker is the commit; then the image moves to ``received/``. An image whose marker
+3. Worker threads, apart from the association threads, take the images one by one and
+   analyse each in their own worker process (:mod:`calcscope.apps.node_worker`), under a
+   time limit when one is set. The results are written into a temporary folder renamed to
+   ``results/<uid>``; the ``done`` marker is the commit; then the image moves to
+   ``received/``. An image whose marker
    exists is never analysed again (a second C-STORE of it is answered with success).
 4. On start, the node deletes half-received temporary files and half-written result
    folders, and queues every file left in ``incoming/`` and every result whose forwarding
@@ -39,8 +51,9 @@ The received file is the unit of work, and the disk is the queue::
 Failure statuses: ``0xA900`` data set does not match the SOP class (not a mammogram, UID
 mismatch), ``0xC000`` cannot understand (undecodable or truncated data set), ``0x0117``
 invalid SOP Instance UID, ``0xA700`` out of resources (queue full, disk full, stopping).
-An image that passes these checks but cannot be analysed is logged and recorded in
-``results/<uid>/error.json``. Research software, not a medical device.
+An image that passes these checks but cannot be analysed (an error, a decoder panic, a
+worker process that died or ran over the time limit) is logged and recorded in
+``results/<uid>/error.json``, and the node goes on. Research software, not a medical device.
 """
 
 from __future__ import annotations
@@ -51,25 +64,25 @@ import os
 import queue
 import re
 import shutil
-import tempfile
 import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydicom import uid as dicom_uid
+
 from calcscope.about import DISCLAIMER
+from calcscope.apps.node_worker import STEM, AnalysisJob, AnalysisWorker, Analyze
 from calcscope.apps.send import SUCCESS, Forward, ForwardError, send_files
+from calcscope.apps.tls import TLSFiles
 from calcscope.config import Config
-from calcscope.errors import CalcscopeError, ConfigError
-from calcscope.imaging.io import (
-    DIGITAL_MAMMOGRAPHY_PRESENTATION,
-    DIGITAL_MAMMOGRAPHY_PROCESSING,
-    SECONDARY_CAPTURE,
-)
+from calcscope.errors import ConfigError
+from calcscope.files import fsync_dir, write_atomic
+from calcscope.reports.writer import output_paths
 
 __all__ = [
     "ACCEPTED_SOP_CLASSES",
@@ -79,6 +92,7 @@ __all__ = [
     "ForwardError",
     "NodeStats",
     "StorageNode",
+    "TLSFiles",
     "analysed_counts",
     "check_dataset",
     "run_node",
@@ -86,32 +100,38 @@ __all__ = [
 ]
 
 ACCEPTED_SOP_CLASSES: tuple[str, ...] = (
-    DIGITAL_MAMMOGRAPHY_PRESENTATION,
-    DIGITAL_MAMMOGRAPHY_PROCESSING,
-    SECONDARY_CAPTURE,
+    dicom_uid.DigitalMammographyXRayImageStorageForPresentation,
+    dicom_uid.DigitalMammographyXRayImageStorageForProcessing,
+    dicom_uid.SecondaryCaptureImageStorage,
 )
 
-MAMMOGRAPHY_CAD_SR = "1.2.840.10008.5.1.4.1.1.88.50"
-COMPREHENSIVE_SR = "1.2.840.10008.5.1.4.1.1.88.33"
-GSPS = "1.2.840.10008.5.1.4.1.1.11.1"
-SEGMENTATION = "1.2.840.10008.5.1.4.1.1.66.4"
-REPORT_SOP_CLASSES: tuple[str, ...] = (MAMMOGRAPHY_CAD_SR, COMPREHENSIVE_SR, GSPS, SEGMENTATION)
+MAMMOGRAPHY_CAD_SR: str = dicom_uid.MammographyCADSRStorage
+REPORT_SOP_CLASSES: tuple[str, ...] = (
+    MAMMOGRAPHY_CAD_SR,
+    dicom_uid.ComprehensiveSRStorage,
+    dicom_uid.GrayscaleSoftcopyPresentationStateStorage,
+    dicom_uid.SegmentationStorage,
+)
 
 TRANSFER_SYNTAXES: tuple[str, ...] = (
-    "1.2.840.10008.1.2.1",  # Explicit VR Little Endian
-    "1.2.840.10008.1.2",  # Implicit VR Little Endian
-    "1.2.840.10008.1.2.1.99",  # Deflated Explicit VR Little Endian
-    "1.2.840.10008.1.2.4.90",  # JPEG 2000 lossless
-    "1.2.840.10008.1.2.4.91",  # JPEG 2000
-    "1.2.840.10008.1.2.4.80",  # JPEG-LS lossless
-    "1.2.840.10008.1.2.4.81",  # JPEG-LS near-lossless
-    "1.2.840.10008.1.2.5",  # RLE lossless
-    "1.2.840.10008.1.2.4.70",  # JPEG lossless, first-order prediction (SV1)
-    "1.2.840.10008.1.2.4.57",  # JPEG lossless
-    "1.2.840.10008.1.2.4.50",  # JPEG baseline (8 bit)
-    "1.2.840.10008.1.2.4.51",  # JPEG extended (12 bit)
+    dicom_uid.ExplicitVRLittleEndian,
+    dicom_uid.ImplicitVRLittleEndian,
+    dicom_uid.DeflatedExplicitVRLittleEndian,
+    dicom_uid.JPEG2000Lossless,
+    dicom_uid.JPEG2000,
+    dicom_uid.JPEGLSLossless,
+    dicom_uid.JPEGLSNearLossless,
+    dicom_uid.RLELossless,
+    dicom_uid.JPEGLosslessSV1,
+    dicom_uid.JPEGLossless,
+    dicom_uid.JPEGBaseline8Bit,
+    dicom_uid.JPEGExtended12Bit,
 )
-_NATIVE = {"1.2.840.10008.1.2.1", "1.2.840.10008.1.2", "1.2.840.10008.1.2.1.99"}
+_NATIVE = {
+    dicom_uid.ExplicitVRLittleEndian,
+    dicom_uid.ImplicitVRLittleEndian,
+    dicom_uid.DeflatedExplicitVRLittleEndian,
+}
 
 OUT_OF_RESOURCES = 0xA700
 DATASET_MISMATCH = 0xA900
@@ -141,37 +161,6 @@ class NodeStats:
     def add(self, name: str, n: int = 1) -> None:
         with self._lock:
             setattr(self, name, getattr(self, name) + n)
-
-
-# --- files --------------------------------------------------------------------------------
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory fds
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(fd)
-
-
-def _write_durable(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file, ``fsync`` and ``os.replace``."""
-    fd, tmp = tempfile.mkstemp(prefix=f"{_TMP}{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
 
 
 def _json_bytes(obj: Any) -> bytes:
@@ -255,7 +244,8 @@ class StorageNode:
     config
         Analysis configuration; default :class:`~calcscope.config.Config`.
     host
-        Address to listen on (``""``: every interface).
+        Address to listen on: ``127.0.0.1`` (this machine only) by default, ``""`` or
+        ``0.0.0.0`` for every interface.
     dicom_reports
         Write (and forward) the SR and GSPS; ``False`` writes the JSON only.
     put_timeout_s
@@ -265,8 +255,21 @@ class StorageNode:
     forward_retries
         Attempts to send one result before leaving it for the next start.
     processes
-        Analyse in a pool of ``workers`` processes (spawned), apart from the association
-        threads and their interpreter lock; ``False`` analyses in the worker threads.
+        Analyse each image in a spawned process of its worker (apart from the association
+        threads and their interpreter lock, and from crashes of the decoders); ``False``
+        analyses in the worker threads.
+    allow
+        Calling AE titles accepted; empty: any. The called AE title must always be
+        ``ae_title``.
+    tls
+        Speak DICOM over TLS with these files; ``None``: plain TCP.
+    timeout_s
+        Time limit of one image's analysis, in seconds, after which its process is killed
+        and the image recorded as failed; ``None``: none (only with ``processes``).
+    analyze
+        The analysis of one file, ``(path, config) -> Analysis``; ``None`` is
+        :func:`calcscope.pipeline.analyze`. With ``processes`` it must be a module-level
+        function (it is pickled).
     """
 
     def __init__(
@@ -279,17 +282,25 @@ class StorageNode:
         workers: int = 1,
         queue_size: int = 64,
         config: Config | None = None,
-        host: str = "",
+        host: str = "127.0.0.1",
         dicom_reports: bool = True,
         put_timeout_s: float = 30.0,
         max_associations: int = 64,
         forward_retries: int = 3,
         processes: bool = True,
+        allow: Sequence[str] = (),
+        tls: TLSFiles | None = None,
+        timeout_s: float | None = None,
+        analyze: Analyze | None = None,
     ) -> None:
         if not ae_title or len(ae_title) > 16:
             raise ConfigError(f"AE title {ae_title!r}: 1-16 characters")
         if workers < 1 or queue_size < 1:
             raise ConfigError("workers and queue_size must be at least 1")
+        if any(not a or len(a) > 16 for a in allow):
+            raise ConfigError(f"allowed AE titles {list(allow)!r}: 1-16 characters each")
+        if timeout_s is not None and timeout_s <= 0:
+            raise ConfigError(f"time limit {timeout_s} s: must be positive")
         self.ae_title = ae_title
         self.requested_port = port
         self.host = host
@@ -302,7 +313,11 @@ class StorageNode:
         self.max_associations = max_associations
         self.forward_retries = forward_retries
         self.processes = processes
-        self._pool: Any = None
+        self.allow = tuple(allow)
+        self.tls = tls
+        self.timeout_s = timeout_s
+        self.analyze = analyze
+        self._ssl_context = tls.server_context() if tls is not None else None
         self.stats = NodeStats()
         self._queue: queue.Queue[tuple[str, str]] = queue.Queue(maxsize=queue_size)
         self._pending: set[str] = set()
@@ -326,23 +341,30 @@ class StorageNode:
         return self.out / "results" / uid
 
     @property
+    def address(self) -> tuple[str, int]:
+        """The address and port listened on (the chosen port when started with port 0)."""
+        if self._server is None:
+            return self.host, self.requested_port
+        host, port = self._server.server_address[:2]
+        return str(host), int(port)
+
+    @property
     def port(self) -> int:
         """The port listened on (the chosen one when started with port 0)."""
-        if self._server is None:
-            return self.requested_port
-        return int(self._server.server_address[1])
+        return self.address[1]
 
     # lifecycle
     def start(self) -> StorageNode:
         """Recover leftovers, start the workers and the SCP (non-blocking)."""
-        from pynetdicom import AE, evt
-        from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
+        from pynetdicom import evt
 
         self._attach_log()
         log.info(
-            "starting node %s on port %s, output %s, forward %s, %d worker(s), queue %d. %s",
+            "starting node %s on %s port %s%s, output %s, forward %s, %d worker(s), queue %d. %s",
             self.ae_title,
+            self.host or "every interface",
             self.requested_port,
+            " (TLS)" if self.tls is not None else "",
             self.out,
             self.forward or "none",
             self.n_workers,
@@ -350,8 +372,6 @@ class StorageNode:
             DISCLAIMER,
         )
         leftovers = self._recover()
-        if self.processes:
-            self._pool = self._new_pool()
         for i in range(self.n_workers):
             t = threading.Thread(target=self._work, name=f"calcscope-worker-{i}", daemon=True)
             t.start()
@@ -362,27 +382,36 @@ class StorageNode:
             )
             feeder.start()
             self._threads.append(feeder)
+        handlers = [(evt.EVT_C_STORE, self._on_store), (evt.EVT_C_ECHO, self._on_echo)]
+        try:
+            self._server = self._application_entity().start_server(
+                (self.host, self.requested_port),
+                block=False,
+                evt_handlers=handlers,
+                ssl_context=self._ssl_context,
+            )
+        except BaseException:
+            log.error("cannot listen on %s port %s", self.host, self.requested_port)
+            self.stop()
+            raise
+        log.info("listening on %s port %d", *self.address)
+        return self
+
+    def _application_entity(self) -> Any:
+        """The pynetdicom AE: its contexts, timeouts and who may associate."""
+        from pynetdicom import AE
+        from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
+
         ae = AE(ae_title=self.ae_title)
         ae.maximum_associations = self.max_associations
         ae.network_timeout = 60
         ae.dimse_timeout = max(60.0, self.put_timeout_s + 30)
+        ae.require_called_aet = True
+        ae.require_calling_aet = list(self.allow)
         for cls in ACCEPTED_SOP_CLASSES:
             ae.add_supported_context(cls, list(TRANSFER_SYNTAXES))
         ae.add_supported_context(Verification)
-        handlers: list[Any] = [
-            (evt.EVT_C_STORE, self._on_store),
-            (evt.EVT_C_ECHO, self._on_echo),
-        ]
-        try:
-            self._server = ae.start_server(
-                (self.host, self.requested_port), block=False, evt_handlers=handlers
-            )
-        except BaseException:
-            log.error("cannot listen on port %s", self.requested_port)
-            self.stop()
-            raise
-        log.info("listening on port %d", self.port)
-        return self
+        return ae
 
     def stop(self, *, drain: bool = False, timeout_s: float | None = None) -> None:
         """Stop accepting, let each worker finish its current image, and return.
@@ -397,11 +426,18 @@ class StorageNode:
         self._stop.set()
         for t in self._threads:
             t.join(timeout_s)
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
         log.info("node stopped: %s", self.stats)
         self._detach_log()
+
+    def serve_until(self, stop: threading.Event) -> None:
+        """Serve (once started) until ``stop`` is set or Ctrl-C, then :meth:`stop`."""
+        try:
+            while not stop.wait(0.5):
+                pass
+        except KeyboardInterrupt:
+            pass
+        finally:
+            self.stop()
 
     def __enter__(self) -> StorageNode:
         return self.start()
@@ -508,7 +544,7 @@ class StorageNode:
             return SUCCESS
         try:
             raw = event.encoded_dataset(include_meta=True)
-            _write_durable(self._incoming(uid), raw)
+            write_atomic(self._incoming(uid), raw, durable=True)
         except OSError as exc:
             self.stats.add("busy")
             log.error("cannot store %s from %s: %s", uid, sender, exc)
@@ -540,35 +576,41 @@ class StorageNode:
 
     # workers
     def _work(self) -> None:
-        while not self._stop.is_set():
-            try:
-                kind, uid = self._queue.get(timeout=0.2)
-            except queue.Empty:
-                continue
+        worker = AnalysisWorker(processes=self.processes, timeout_s=self.timeout_s)
+        try:
+            while not self._stop.is_set():
+                try:
+                    kind, uid = self._queue.get(timeout=0.2)
+                except queue.Empty:
+                    continue
+                self._run(worker, kind, uid)
+        finally:
+            worker.close()
+
+    def _run(self, worker: AnalysisWorker, kind: str, uid: str) -> None:
+        with self._lock:
+            self._busy += 1
+        try:
+            if kind == "analyse":
+                self._analyse(worker, uid)
+            else:
+                self._forward_results(uid)
+        except Exception:  # noqa: BLE001 - a worker never dies
+            log.exception("unexpected error on %s", uid)
+        finally:
             with self._lock:
-                self._busy += 1
-            try:
+                self._busy -= 1
                 if kind == "analyse":
-                    self._analyse(uid)
-                else:
-                    self._forward_results(uid)
-            except Exception:  # noqa: BLE001 - a worker never dies
-                log.exception("unexpected error on %s", uid)
-            finally:
-                with self._lock:
-                    self._busy -= 1
-                    if kind == "analyse":
-                        self._pending.discard(uid)
-                self._queue.task_done()
+                    self._pending.discard(uid)
+            self._queue.task_done()
 
     def _move(self, src: Path, folder: str) -> None:
         if src.exists():
             os.replace(src, self.out / folder / src.name)
 
-    def _analyse(self, uid: str) -> None:
+    def _analyse(self, worker: AnalysisWorker, uid: str) -> None:
         src = self._incoming(uid)
-        done = self._done(uid)
-        if done.exists():  # committed before a crash; only the move was missing
+        if self._done(uid).exists():  # committed before a crash; only the move was missing
             self._move(src, "received")
             return
         if not src.exists():
@@ -576,14 +618,22 @@ class StorageNode:
         t0 = time.perf_counter()
         tmp = self.out / "results" / f"{_TMP}{uid}-{uuid.uuid4().hex[:8]}"
         tmp.mkdir()
+        job = AnalysisJob(
+            src=str(src),
+            out_dir=str(tmp),
+            config=self.config,
+            dicom_reports=self.dicom_reports,
+            final_path=str(self.out / "received" / src.name),
+            analyze=self.analyze,
+        )
+        log.info("analysing %s", uid)
         try:
-            try:
-                summary = self._run_job(src, tmp)
-            except Exception as exc:  # noqa: BLE001 - recorded, the node stays up
-                self._fail(uid, src, tmp, exc)
+            outcome = worker.run(job)
+            if outcome.error is not None:
+                self._fail(uid, src, tmp, outcome.error, outcome.message)
                 return
             if self.forward is not None and self.dicom_reports:
-                (tmp / "forward_pending").write_text(str(self.forward))
+                write_atomic(tmp / "forward_pending", str(self.forward), durable=True)
             self._commit(uid, tmp, {"status": "ok", "seconds": time.perf_counter() - t0})
         finally:
             if tmp.exists():
@@ -594,59 +644,31 @@ class StorageNode:
             "analysed %s in %.2f s: %d calcification(s), %d cluster(s), BI-RADS %s",
             uid,
             time.perf_counter() - t0,
-            summary["n_calcifications"],
-            summary["n_clusters"],
-            summary["category"],
+            outcome.n_calcifications,
+            outcome.n_clusters,
+            outcome.category,
         )
         if self.forward is not None and self.dicom_reports:
             self._forward_results(uid)
-
-    def _run_job(self, src: Path, tmp: Path) -> dict[str, Any]:
-        """Analyse ``src`` into ``tmp`` in the process pool (or in this thread)."""
-        final = str(self.out / "received" / src.name)
-        args = (str(src), str(tmp), self.config, self.dicom_reports, final)
-        pool = self._pool
-        if pool is None:
-            return _analyse_job(*args)
-        from concurrent.futures.process import BrokenProcessPool
-
-        try:
-            return pool.submit(_analyse_job, *args).result()
-        except BrokenProcessPool as exc:
-            with self._lock:
-                if self._pool is pool and not self._stop.is_set():
-                    pool.shutdown(wait=False, cancel_futures=True)
-                    self._pool = self._new_pool()
-            raise RuntimeError("the analysis process died (out of memory, or killed)") from exc
-
-    def _new_pool(self) -> Any:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        pool = ProcessPoolExecutor(
-            max_workers=self.n_workers,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=_watch_parent,
-        )
-        for _ in range(self.n_workers):
-            pool.submit(_warm_up)
-        return pool
 
     def _commit(self, uid: str, tmp: Path, record: dict[str, Any]) -> None:
         final = self._results(uid)
         if final.exists():  # an attempt interrupted before its commit
             shutil.rmtree(final)
         os.replace(tmp, final)
-        _write_durable(self._done(uid), _json_bytes({"sop_instance_uid": uid, **record}))
+        fsync_dir(final.parent)
+        marker = _json_bytes({"sop_instance_uid": uid, **record})
+        write_atomic(self._done(uid), marker, durable=True)
 
-    def _fail(self, uid: str, src: Path, tmp: Path, exc: BaseException) -> None:
-        msg = str(exc) if isinstance(exc, CalcscopeError) else f"{type(exc).__name__}: {exc}"
-        record = {"status": "failed", "error": type(exc).__name__, "message": msg}
-        (tmp / "error.json").write_bytes(_json_bytes({"sop_instance_uid": uid, **record}))
+    def _fail(self, uid: str, src: Path, tmp: Path, error: str, message: str) -> None:
+        record = {"status": "failed", "error": error, "message": message}
+        write_atomic(
+            tmp / "error.json", _json_bytes({"sop_instance_uid": uid, **record}), durable=True
+        )
         self._commit(uid, tmp, record)
         self._move(src, "failed")
         self.stats.add("failed")
-        log.error("analysis of %s failed: %s", uid, msg)
+        log.error("analysis of %s failed: %s", uid, message)
 
     def _forward_results(self, uid: str) -> None:
         assert self.forward is not None
@@ -654,7 +676,8 @@ class StorageNode:
         marker = folder / "forward_pending"
         if not marker.exists():
             return
-        files = [f for f in (folder / "sr.dcm", folder / "gsps.dcm") if f.exists()]
+        paths = output_paths(folder, STEM)
+        files = [f for f in (paths["sr"], paths["gsps"]) if f.exists()]
         for attempt in range(1, self.forward_retries + 1):
             try:
                 send_files(files, self.forward, calling_ae_title=self.ae_title)
@@ -669,71 +692,6 @@ class StorageNode:
             return
         self.stats.add("forward_failed")
         log.error("could not forward %s to %s; will retry at the next start", uid, self.forward)
-
-
-def _analyze(path: Path, config: Config) -> Any:
-    """The pipeline call (a seam for tests)."""
-    from calcscope.pipeline import analyze
-
-    return analyze(path, config=config)
-
-
-def _watch_parent() -> None:
-    """In a worker process: exit when the node process dies (even by SIGKILL)."""
-    import multiprocessing
-    from multiprocessing.connection import wait
-
-    parent = multiprocessing.parent_process()
-    if parent is None:  # pragma: no cover - not a child process
-        return
-
-    def watch() -> None:
-        wait([parent.sentinel])
-        os._exit(0)
-
-    threading.Thread(target=watch, name="calcscope-parent-watch", daemon=True).start()
-
-
-def _warm_up() -> None:
-    """Import the pipeline in a fresh worker process before the first image arrives."""
-    import calcscope.pipeline  # noqa: F401
-    import calcscope.reports.gsps  # noqa: F401
-    import calcscope.reports.schema  # noqa: F401
-    import calcscope.reports.sr  # noqa: F401
-
-
-def _analyse_job(
-    src: str, tmp: str, config: Config, dicom_reports: bool, final_path: str | None = None
-) -> dict[str, Any]:
-    """Analyse one image and write its reports into the folder ``tmp`` (a worker's job).
-
-    ``final_path`` is the image's path after the commit, written as the JSON's source.
-
-    Returns a few counts for the log; raises what :func:`calcscope.pipeline.analyze`
-    raises.
-    """
-    from calcscope.files import write_atomic
-    from calcscope.reports.schema import to_report
-
-    analysis = _analyze(Path(src), config)
-    out = Path(tmp)
-    report = to_report(analysis)
-    if final_path is not None:  # where the image will be once analysed
-        report.source.path = final_path
-    text = json.dumps(report.model_dump(mode="json"), indent=1)
-    write_atomic(out / "analysis.json", text.encode("utf-8"))
-    if dicom_reports:
-        from calcscope.reports.gsps import write_gsps
-        from calcscope.reports.sr import write_sr
-
-        dicom_report = to_report(analysis)  # the header is re-read where it was analysed
-        write_sr(dicom_report, out / "sr.dcm")
-        write_gsps(dicom_report, out / "gsps.dcm")
-    return {
-        "n_calcifications": len(analysis.detected),
-        "n_clusters": len(analysis.clusters),
-        "category": analysis.assessment.category.value,
-    }
 
 
 def analysed_counts(out_dir: str | Path) -> Counter[str]:
@@ -769,9 +727,5 @@ def run_node(
         ae_title, port, out_dir, forward=forward, workers=workers, queue_size=queue_size, **kwargs
     )
     node.start()
-    try:
-        while not stop.wait(0.5):
-            pass
-    finally:
-        node.stop()
+    node.serve_until(stop)
     return node.stats

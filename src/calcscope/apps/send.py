@@ -61,13 +61,14 @@ def send_files(
 ) -> None:
     """Send DICOM files by C-STORE on one association; raise :class:`ForwardError`."""
     import pydicom
+    from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
     from pynetdicom import AE
 
     datasets = [pydicom.dcmread(f) for f in files]
     ae = AE(ae_title=calling_ae_title)
     ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = timeout_s
     for cls in sorted({str(ds.SOPClassUID) for ds in datasets}):
-        ae.add_requested_context(cls, ["1.2.840.10008.1.2.1", "1.2.840.10008.1.2"])
+        ae.add_requested_context(cls, [ExplicitVRLittleEndian, ImplicitVRLittleEndian])
     assoc = ae.associate(forward.host, forward.port, ae_title=forward.ae_title)
     if not assoc.is_established:
         raise ForwardError(f"no association with {forward} (rejected, aborted or unreachable)")

@@ -1,0 +1,223 @@
+"""The DICOM node's analysis of one image, in a worker process with a time limit.
+
+Each worker thread of :class:`calcscope.apps.node.StorageNode` owns one
+:class:`AnalysisWorker`: a pool of one spawned process. A job never raises across the
+process boundary; it returns an :class:`AnalysisOutcome`, so whatever the analysis
+raises (a ``CalcscopeError``, any ``Exception``, or a ``BaseException`` such as the
+``pyo3_runtime.PanicException`` of a compiled decoder) is recorded under its own name.
+A process that dies (killed, out of memory) or overruns the time limit is replaced,
+and only the image it was analysing fails.
+
+Every image's outputs are written by :func:`calcscope.reports.writer.write_outputs`
+with the stem :data:`STEM` (``analysis.json``, ``analysis.sr.dcm``,
+``analysis.gsps.dcm``), durably (``fsync``).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from calcscope.config import Config
+from calcscope.errors import CalcscopeError
+
+__all__ = ["STEM", "AnalysisJob", "AnalysisOutcome", "AnalysisWorker", "run_job"]
+
+STEM = "analysis"
+"""The stem of every output of the node (``results/<uid>/analysis.json``, ...)."""
+
+WORKER_DIED = "WorkerDied"
+TIMED_OUT = "TimeoutError"
+
+Analyze = Callable[[Path, Config], Any]
+
+
+@dataclass(frozen=True)
+class AnalysisJob:
+    """One image to analyse (picklable: it travels to the worker process)."""
+
+    src: str
+    """The received file."""
+    out_dir: str
+    """The (temporary) folder the outputs go to."""
+    config: Config
+    dicom_reports: bool
+    """Write the SR and the presentation state beside the JSON."""
+    final_path: str
+    """The image's path once analysed, written as the report's source."""
+    analyze: Analyze | None = None
+    """The analysis; ``None`` is :func:`calcscope.pipeline.analyze` (a module-level
+    function when run in a process)."""
+
+
+@dataclass(frozen=True)
+class AnalysisOutcome:
+    """What became of one job: a few counts for the log, or the error."""
+
+    error: str | None = None
+    """The name of the exception (``None`` on success)."""
+    message: str = ""
+    n_calcifications: int = 0
+    n_clusters: int = 0
+    category: str = ""
+
+    @property
+    def ok(self) -> bool:
+        """Whether the image was analysed and its outputs written."""
+        return self.error is None
+
+    @classmethod
+    def failure(cls, exc: BaseException) -> AnalysisOutcome:
+        """The outcome of an analysis that raised ``exc``."""
+        name = type(exc).__name__
+        msg = str(exc) if isinstance(exc, CalcscopeError) else f"{name}: {exc}"
+        return cls(error=name, message=msg)
+
+
+def _default_analyze(path: Path, config: Config) -> Any:
+    from calcscope.pipeline import analyze
+
+    return analyze(path, config=config)
+
+
+def run_job(job: AnalysisJob) -> AnalysisOutcome:
+    """Analyse one image and write its outputs; never raises (but for an interrupt)."""
+    from calcscope.reports.writer import OutputOptions, write_outputs
+
+    analyze = job.analyze or _default_analyze
+    options = OutputOptions(sr=job.dicom_reports, overlay=False, durable=True)
+    try:
+        analysis = analyze(Path(job.src), job.config)
+        write_outputs(analysis, job.out_dir, STEM, options, source_path=job.final_path)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:  # noqa: BLE001 - decoder panics are BaseExceptions
+        return AnalysisOutcome.failure(exc)
+    return AnalysisOutcome(
+        n_calcifications=len(analysis.detected),
+        n_clusters=len(analysis.clusters),
+        category=str(analysis.assessment.category.value),
+    )
+
+
+class AnalysisWorker:
+    """One node worker's analysis process (or the calling thread when ``processes`` is off).
+
+    Parameters
+    ----------
+    processes
+        Analyse in a spawned process; ``False`` analyses in the calling thread (no time
+        limit, a crash takes the node down: for tests).
+    timeout_s
+        Time limit of one image, in seconds (``None``: none); the process is killed and
+        replaced when it runs over.
+    """
+
+    def __init__(self, *, processes: bool = True, timeout_s: float | None = None) -> None:
+        self.timeout_s = timeout_s
+        self._lock = threading.Lock()
+        self._pool: Any = None
+        self._ready: Any = None
+        if processes:
+            self._pool, self._ready = _new_pool()
+
+    def run(self, job: AnalysisJob) -> AnalysisOutcome:
+        """Analyse one image; a dead or overrunning process is that image's failure."""
+        from concurrent.futures.process import BrokenProcessPool
+
+        if self._pool is None:
+            return run_job(job)
+        try:
+            future = self._submit(job)
+            return future.result(timeout=self.timeout_s)  # type: ignore[no-any-return]
+        except TimeoutError:
+            self._restart()
+            msg = f"no result within the time limit of {self.timeout_s:g} s; stopped"
+            return AnalysisOutcome(error=TIMED_OUT, message=msg)
+        except BrokenProcessPool:
+            self._restart()
+            msg = "the analysis process died (killed, out of memory, or a crash in a decoder)"
+            return AnalysisOutcome(error=WORKER_DIED, message=msg)
+
+    def _submit(self, job: AnalysisJob) -> Any:
+        """Submit ``job`` once the process has imported the pipeline (so that the time
+        limit counts the analysis only); a process that died while idle is replaced."""
+        from concurrent.futures.process import BrokenProcessPool
+
+        for attempt in range(2):
+            if attempt:  # died between two images: not this image's fault
+                self._restart()
+            if isinstance(self._ready.exception(), BrokenProcessPool):
+                continue
+            try:
+                return self._pool.submit(run_job, job)
+            except BrokenProcessPool:
+                continue
+        raise BrokenProcessPool("no analysis process could be started")
+
+    def _restart(self) -> None:
+        with self._lock:
+            old, self._pool = self._pool, None
+            if old is not None:
+                _kill(old)
+            self._pool, self._ready = _new_pool()
+
+    def close(self) -> None:
+        """Stop the process (waiting for nothing)."""
+        with self._lock:
+            old, self._pool = self._pool, None
+        if old is not None:
+            _kill(old)
+
+
+def _kill(pool: Any) -> None:
+    """Kill a process pool's processes and shut it down without waiting."""
+    kill_workers = getattr(pool, "kill_workers", None)  # Python >= 3.14
+    if kill_workers is not None:
+        kill_workers()
+    else:  # the processes of an older ProcessPoolExecutor
+        for proc in list((getattr(pool, "_processes", None) or {}).values()):
+            proc.kill()
+    pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _new_pool() -> tuple[Any, Any]:
+    """A pool of one spawned process, and the future of its warm-up."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    pool = ProcessPoolExecutor(
+        max_workers=1,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_watch_parent,
+    )
+    return pool, pool.submit(_warm_up)
+
+
+def _watch_parent() -> None:
+    """In a worker process: exit when the node process dies (even by SIGKILL)."""
+    import multiprocessing
+    from multiprocessing.connection import wait
+
+    parent = multiprocessing.parent_process()
+    if parent is None:  # pragma: no cover - not a child process
+        return
+
+    def watch() -> None:
+        wait([parent.sentinel])
+        os._exit(0)
+
+    threading.Thread(target=watch, name="calcscope-parent-watch", daemon=True).start()
+
+
+def _warm_up() -> None:
+    """Import the pipeline in a fresh worker process before the first image arrives."""
+    import calcscope.pipeline  # noqa: F401
+    import calcscope.reports.gsps  # noqa: F401
+    import calcscope.reports.schema  # noqa: F401
+    import calcscope.reports.sr  # noqa: F401
+    import calcscope.reports.writer  # noqa: F401
