@@ -10,7 +10,16 @@ import pytest
 import tifffile
 from PIL import Image
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, RLELossless, generate_uid
+from pydicom.uid import (
+    ComputedRadiographyImageStorage,
+    CTImageStorage,
+    DigitalMammographyXRayImageStorageForPresentation,
+    DigitalMammographyXRayImageStorageForProcessing,
+    ExplicitVRLittleEndian,
+    RLELossless,
+    SecondaryCaptureImageStorage,
+    generate_uid,
+)
 
 from calcscope.config import IOConfig
 from calcscope.errors import (
@@ -21,10 +30,7 @@ from calcscope.errors import (
     UnreadableFileError,
 )
 from calcscope.imaging.io import (
-    DIGITAL_MAMMOGRAPHY_PRESENTATION,
-    DIGITAL_MAMMOGRAPHY_PROCESSING,
     PIXEL_FILE_SUFFIXES,
-    SECONDARY_CAPTURE,
     find_images,
     from_array,
     read_image,
@@ -57,7 +63,7 @@ def mg_dataset(
     photometric: str = "MONOCHROME2",
     intent: str = "FOR PRESENTATION",
     modality: str = "MG",
-    sop_class: str = DIGITAL_MAMMOGRAPHY_PRESENTATION,
+    sop_class: str = DigitalMammographyXRayImageStorageForPresentation,
     bits_stored: int = 14,
     **attributes: object,
 ) -> Dataset:
@@ -116,7 +122,7 @@ def ffdm_processing(truth: np.ndarray, *, window: bool = True) -> Dataset:
         stored,
         photometric="MONOCHROME1",
         intent="FOR PROCESSING",
-        sop_class=DIGITAL_MAMMOGRAPHY_PROCESSING,
+        sop_class=DigitalMammographyXRayImageStorageForProcessing,
         **attrs,
     )
 
@@ -155,7 +161,7 @@ def test_monochrome1_for_processing_with_window(tmp_path: Path) -> None:
     assert m.source.spacing_origin == "ImagerPixelSpacing"
     assert m.source.photometric_interpretation == "MONOCHROME1"
     assert m.source.presentation_intent == "FOR PROCESSING"
-    assert m.source.sop_class_uid == DIGITAL_MAMMOGRAPHY_PROCESSING
+    assert m.source.sop_class_uid == DigitalMammographyXRayImageStorageForProcessing
     assert m.source.patient_name == "DOE^JANE"
     assert m.source.patient_id == "P001"
     assert m.source.patient_birth_date == "19600101"
@@ -268,7 +274,7 @@ def test_user_laterality_and_view_override(tmp_path: Path) -> None:
 def test_compressed_rle_and_secondary_capture_rg_accepted(tmp_path: Path) -> None:
     truth = truth_image()
     stored = np.round(truth * 65535).astype(np.uint16)
-    ds = mg_dataset(stored, modality="RG", sop_class=SECONDARY_CAPTURE, bits_stored=16)
+    ds = mg_dataset(stored, modality="RG", sop_class=SecondaryCaptureImageStorage, bits_stored=16)
     ds.compress(RLELossless)
     m = read_image(save(ds, tmp_path / "rle.dcm"), spacing_mm=0.1)
     np.testing.assert_allclose(m.pixels, stored / 65535, atol=1e-6)
@@ -309,8 +315,8 @@ def test_written_dicom_is_digital_mammography_for_presentation(tmp_path: Path) -
     assert path.read_bytes()[128:132] == b"DICM"
     ds = pydicom.dcmread(path)
     assert ds.file_meta.TransferSyntaxUID == ExplicitVRLittleEndian
-    assert ds.file_meta.MediaStorageSOPClassUID == DIGITAL_MAMMOGRAPHY_PRESENTATION
-    assert ds.SOPClassUID == DIGITAL_MAMMOGRAPHY_PRESENTATION
+    assert ds.file_meta.MediaStorageSOPClassUID == DigitalMammographyXRayImageStorageForPresentation
+    assert ds.SOPClassUID == DigitalMammographyXRayImageStorageForPresentation
     assert ds.file_meta.MediaStorageSOPInstanceUID == ds.SOPInstanceUID
     assert ds.Modality == "MG"
     assert ds.PresentationIntentType == "FOR PRESENTATION"
@@ -376,7 +382,7 @@ def test_ct_modality_rejected(tmp_path: Path) -> None:
     ds = mg_dataset(
         np.zeros((ROWS, COLS), np.uint16),
         modality="CT",
-        sop_class="1.2.840.10008.5.1.4.1.1.2",
+        sop_class=CTImageStorage,
         PixelSpacing=[0.5, 0.5],
     )
     path = save(ds, tmp_path / "ct.dcm")
@@ -389,7 +395,7 @@ def test_rg_modality_needs_mammography_capable_sop_class(tmp_path: Path) -> None
     ds = mg_dataset(
         np.zeros((ROWS, COLS), np.uint16),
         modality="RG",
-        sop_class="1.2.840.10008.5.1.4.1.1.1",
+        sop_class=ComputedRadiographyImageStorage,
         PixelSpacing=[0.1, 0.1],
     )
     with pytest.raises(NotAMammogramError, match="modality RG"):

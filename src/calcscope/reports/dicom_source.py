@@ -22,10 +22,10 @@ from pathlib import Path
 import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
-from pydicom.uid import generate_uid
+from pydicom.uid import DigitalMammographyXRayImageStorageForPresentation, generate_uid
 
 from calcscope.about import DISCLAIMER, __version__
-from calcscope.imaging.io import DIGITAL_MAMMOGRAPHY_PRESENTATION
+from calcscope.imaging.write import HeaderUIDs, mammography_header
 from calcscope.model import Calcification, Laterality, Mammogram, View
 
 __all__ = [
@@ -41,6 +41,9 @@ __all__ = [
     "laterality_code",
 ]
 
+
+#: Digital Mammography X-Ray Image Storage - For Presentation (pydicom's UID).
+DIGITAL_MAMMOGRAPHY_PRESENTATION = DigitalMammographyXRayImageStorageForPresentation
 
 #: Patient name written in de-identified exports.
 ANONYMOUS_NAME = "ANONYMOUS^"
@@ -83,38 +86,20 @@ def _pixel_digest(mammo: Mammogram) -> str:
 def _synthetic_source(mammo: Mammogram) -> Dataset:
     """A header for an image that was not DICOM: deterministic UIDs, no patient."""
     digest = _pixel_digest(mammo)
-    today = _dt.date.today().strftime("%Y%m%d")
-    ds = Dataset()
-    ds.SpecificCharacterSet = "ISO_IR 192"
-    ds.SOPClassUID = DIGITAL_MAMMOGRAPHY_PRESENTATION
-    ds.SOPInstanceUID = derived_uid("calcscope-image", digest)
-    ds.StudyInstanceUID = derived_uid("calcscope-study", digest)
-    ds.SeriesInstanceUID = derived_uid("calcscope-series", digest)
-    ds.FrameOfReferenceUID = derived_uid("calcscope-frame", digest)
-    ds.PatientName = ANONYMOUS_NAME
-    ds.PatientID = f"CALCSCOPE-{digest[:12].upper()}"
-    ds.PatientBirthDate = ""
-    ds.PatientSex = "F"
-    ds.StudyDate = today
-    ds.StudyTime = "000000"
-    ds.StudyID = "1"
-    ds.AccessionNumber = ""
-    ds.ReferringPhysicianName = ""
-    ds.Modality = "MG"
-    ds.SeriesNumber = 1
-    ds.InstanceNumber = 1
-    ds.Rows, ds.Columns = mammo.shape
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.BitsAllocated = 16
-    ds.BitsStored = 16
-    ds.HighBit = 15
-    ds.PixelRepresentation = 0
-    lat = mammo.laterality
-    ds.ImageLaterality = lat.value if lat is not None else "U"
-    ds.ViewPosition = mammo.view.value if mammo.view is not None and mammo.view.code else ""
-    ds.PixelSpacing = [f"{v:.6g}" for v in mammo.spacing_mm]
-    return ds
+    uids = HeaderUIDs(
+        sop_instance=derived_uid("calcscope-image", digest),
+        study_instance=derived_uid("calcscope-study", digest),
+        series_instance=derived_uid("calcscope-series", digest),
+        frame_of_reference=derived_uid("calcscope-frame", digest),
+    )
+    return mammography_header(
+        mammo,
+        uids=uids,
+        patient_name=ANONYMOUS_NAME,
+        patient_id=f"CALCSCOPE-{digest[:12].upper()}",
+        study_date=_dt.date.today().strftime("%Y%m%d"),
+        study_time="000000",
+    )
 
 
 def source_dataset(mammo: Mammogram) -> Dataset:
