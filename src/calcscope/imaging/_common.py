@@ -12,7 +12,12 @@ import numpy as np
 import pydicom
 
 from calcscope.config import IOConfig
-from calcscope.errors import ImageTooLargeError, InputError, NotAMammogramError
+from calcscope.errors import (
+    ImageTooLargeError,
+    ImplausibleValueError,
+    InputError,
+    NotAMammogramError,
+)
 from calcscope.model import Laterality, View
 
 #: Low and high percentiles mapped to 0 and 1 for images without a display window.
@@ -50,6 +55,44 @@ def parse_spacing(value: SpacingArg, name: str | None) -> tuple[float, float] | 
     if not all(math.isfinite(v) and v > 0 for v in pair):
         raise InputError(f"invalid spacing {value!r}: must be positive millimetres", name)
     return pair
+
+
+def check_spacing(
+    spacing_mm: tuple[float, float], config: IOConfig, name: str | None, origin: str
+) -> None:
+    """Refuse a pixel spacing outside ``[config.min_spacing_mm, config.max_spacing_mm]``.
+
+    Parameters
+    ----------
+    spacing_mm
+        ``(row, col)`` spacing in millimetres.
+    config
+        The plausible range.
+    name
+        The file, for the message.
+    origin
+        Where the spacing came from: a DICOM keyword, or ``"user"`` for a given one.
+
+    Raises
+    ------
+    ImplausibleValueError
+        A value that is not finite or lies outside the range.
+    """
+    lo, hi = config.min_spacing_mm, config.max_spacing_mm
+    if all(math.isfinite(v) and lo <= v <= hi for v in spacing_mm):
+        return
+    shown = " x ".join(f"{v:g}" for v in spacing_mm)
+    where = "the given spacing" if origin == "user" else origin
+    remedy = (
+        "give the real spacing (or set io.min_spacing_mm / io.max_spacing_mm if intended)"
+        if origin == "user"
+        else "the header is wrong: pass the real spacing with --spacing-mm (spacing_mm=...)"
+    )
+    raise ImplausibleValueError(
+        f"{where} is {shown} mm, outside the plausible range for a mammogram "
+        f"({lo:g}-{hi:g} mm); {remedy}",
+        name,
+    )
 
 
 def parse_laterality(value: Laterality | str | None, name: str | None) -> Laterality | None:
@@ -146,7 +189,13 @@ def grey_from_channels(arr: np.ndarray, name: str | None) -> np.ndarray:
     return channels.mean(axis=2)
 
 
-def finish(values: np.ndarray) -> np.ndarray:
+def finish(values: np.ndarray, name: str | None = None) -> np.ndarray:
+    """Clip to ``[0, 1]`` as read-only float32; refuse non-finite values (never analysed)."""
+    if not np.all(np.isfinite(values)):
+        raise ImplausibleValueError(
+            "the pixel values are not finite numbers after normalisation (NaN or infinity)",
+            name,
+        )
     out = np.clip(values, 0.0, 1.0).astype(np.float32)
     out.setflags(write=False)
     return out

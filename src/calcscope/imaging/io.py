@@ -30,7 +30,8 @@ float TIFFs by their minimum and maximum. Arrays: see :func:`from_array`.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+import stat
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
 
@@ -53,6 +54,7 @@ from calcscope.imaging._common import (
     MISSING_SPACING,
     ROBUST_PERCENTILES,
     check_size,
+    check_spacing,
     finish,
     grey_from_channels,
     normalise_array,
@@ -137,6 +139,8 @@ def read_image(
     p = Path(path)
     name = str(p)
     user_spacing = parse_spacing(spacing_mm, name)
+    if user_spacing is not None:
+        check_spacing(user_spacing, config, name, "user")
     user_laterality = parse_laterality(laterality, name)
     user_view = parse_view(view, name)
     kind = _sniff(p)
@@ -151,7 +155,9 @@ def read_image(
         raise
     except MemoryError as exc:
         raise ImageTooLargeError("not enough memory to decode the image", name) from exc
-    except Exception as exc:  # noqa: BLE001 - any decoder failure is an unreadable file
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:  # noqa: BLE001 - any decoder failure (panics too)
         raise UnreadableFileError(f"cannot decode the image: {one_line(exc)}", name) from exc
     if user_laterality is not None:
         image = replace(image, laterality=user_laterality)
@@ -214,6 +220,7 @@ def from_array(
     spacing = parse_spacing(spacing_mm, name)
     if spacing is None:
         raise MissingSpacingError(MISSING_SPACING, name)
+    check_spacing(spacing, config, name, "user")
     arr = np.asarray(pixels)
     if arr.ndim == 3 and arr.shape[2] == 1:
         arr = arr[:, :, 0]
@@ -226,7 +233,7 @@ def from_array(
     if grey.ndim == 3:
         grey = grey_from_channels(grey, name)
     return Mammogram(
-        pixels=finish(grey),
+        pixels=finish(grey, name),
         spacing_mm=spacing,
         laterality=parse_laterality(laterality, name),
         view=parse_view(view, name),
@@ -241,7 +248,9 @@ def find_images(paths: Iterable[str | Path]) -> list[Path]:
     :func:`read_image` reports them). Folders are searched recursively for files whose
     suffix is in :data:`PIXEL_FILE_SUFFIXES` (any case) and for suffix-less files with the
     DICOM ``DICM`` preamble; hidden files and folders (name starting with ``.``) are
-    skipped.
+    skipped. Special files (FIFOs, sockets, devices) are never opened, since reading one
+    can block for ever: they are listed, and :func:`read_image` refuses each with a
+    one-line message.
 
     Parameters
     ----------
@@ -264,7 +273,11 @@ def find_images(paths: Iterable[str | Path]) -> list[Path]:
                         continue
                     candidate = Path(root) / f
                     suffix = candidate.suffix.lower()
-                    if suffix in PIXEL_FILE_SUFFIXES or (
+                    if _special_kind(candidate) is not None:
+                        # never opened (a FIFO would block): listed so that read_image
+                        # reports it as skipped, whatever its name
+                        found.setdefault(_identity(candidate), candidate)
+                    elif suffix in PIXEL_FILE_SUFFIXES or (
                         suffix == "" and _has_dicom_preamble(candidate)
                     ):
                         found.setdefault(_identity(candidate), candidate)
@@ -292,17 +305,54 @@ def sniff_format(head: bytes) -> str | None:
     return None
 
 
-def _sniff(p: Path) -> str:
+_SPECIAL_KINDS: tuple[tuple[Callable[[int], bool], str], ...] = (
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
+
+
+def _special_kind(p: Path) -> str | None:
+    """What ``p`` is when it is not a regular file (symbolic links followed), else None;
+    None too when it cannot be examined (missing: read_image reports that)."""
+    try:
+        mode = p.stat().st_mode
+    except OSError:
+        return None
+    return _mode_kind(mode)
+
+
+def _mode_kind(mode: int) -> str | None:
+    if stat.S_ISREG(mode):
+        return None
+    return next((text for test, text in _SPECIAL_KINDS if test(mode)), "a special file")
+
+
+def _read_head(p: Path) -> bytes:
+    """The first 132 bytes of a regular file, opened without blocking (a FIFO swapped in
+    after the check would otherwise block the open)."""
     name = str(p)
     if not p.exists():
         raise UnreadableFileError("file not found", name)
-    if not p.is_file():
-        raise UnreadableFileError("not a regular file", name)
+    kind = _special_kind(p)
+    if kind is not None:
+        raise UnreadableFileError(f"not a regular file but {kind}; skipped", name)
     try:
-        with p.open("rb") as fh:
-            head = fh.read(132)
+        fd = os.open(p, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with os.fdopen(fd, "rb") as fh:
+            kind = _mode_kind(os.fstat(fh.fileno()).st_mode)
+            if kind is not None:
+                raise UnreadableFileError(f"not a regular file but {kind}; skipped", name)
+            return fh.read(132)
     except OSError as exc:
         raise UnreadableFileError(f"cannot open: {one_line(exc)}", name) from exc
+
+
+def _sniff(p: Path) -> str:
+    name = str(p)
+    head = _read_head(p)
     if not head:
         raise UnreadableFileError("the file is empty", name)
     kind = sniff_format(head)
@@ -320,9 +370,8 @@ def _sniff(p: Path) -> str:
 
 def _has_dicom_preamble(p: Path) -> bool:
     try:
-        with p.open("rb") as fh:
-            head = fh.read(132)
-    except OSError:
+        head = _read_head(p)
+    except UnreadableFileError:
         return False
     return head[128:132] == b"DICM"
 

@@ -128,7 +128,7 @@ def _from_decoded(
     if invert:
         norm = 1.0 - norm
     return Mammogram(
-        pixels=finish(norm),
+        pixels=finish(norm, name),
         spacing_mm=spacing,
         source=Source(path=name, spacing_origin="user"),
     )
