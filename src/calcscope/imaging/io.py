@@ -13,6 +13,9 @@ with the file name:
 * :class:`~calcscope.errors.NotAMammogramError`: CT/MR/US/... DICOM, multi-frame volumes,
   colour images, images smaller than ``IOConfig.min_side_px``;
 * :class:`~calcscope.errors.MissingSpacingError`: no pixel spacing in the file and none given;
+* :class:`~calcscope.errors.ImplausibleValueError`: a rescale or window that is not finite
+  (or overflows), a spacing outside ``IOConfig.min_spacing_mm``-``max_spacing_mm``, or
+  decoded compressed pixels that are garbled: never analysed as if valid;
 * :class:`~calcscope.errors.ImageTooLargeError`: more than ``IOConfig.max_pixels`` pixels,
   checked on the header *before* the pixels are decoded (this is also the guard against
   decompression bombs: nothing larger than the limit is ever decompressed).
@@ -132,6 +135,9 @@ def read_image(
         Non-mammography modality, multi-frame, colour, or too small.
     MissingSpacingError
         No spacing in the file and ``spacing_mm`` not given.
+    ImplausibleValueError
+        Non-finite rescale or window, spacing outside the configured range, garbled
+        decoded pixels.
     ImageTooLargeError
         More pixels than ``config.max_pixels``.
     """
