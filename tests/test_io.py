@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.util
+import json
+import os
+import struct
+import threading
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -10,27 +16,37 @@ import pytest
 import tifffile
 from PIL import Image
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, RLELossless, generate_uid
+from pydicom.encaps import encapsulate, generate_frames
+from pydicom.uid import (
+    ComputedRadiographyImageStorage,
+    CTImageStorage,
+    DigitalMammographyXRayImageStorageForPresentation,
+    DigitalMammographyXRayImageStorageForProcessing,
+    ExplicitVRLittleEndian,
+    JPEGLSLossless,
+    RLELossless,
+    SecondaryCaptureImageStorage,
+    generate_uid,
+)
 
 from calcscope.config import IOConfig
 from calcscope.errors import (
     ImageTooLargeError,
+    ImplausibleValueError,
     InputError,
     MissingSpacingError,
     NotAMammogramError,
     UnreadableFileError,
 )
+from calcscope.imaging.dicom import MAX_BAND_STEP_FRACTION, MAX_STEP_FRACTION, step_fractions
 from calcscope.imaging.io import (
-    DIGITAL_MAMMOGRAPHY_PRESENTATION,
-    DIGITAL_MAMMOGRAPHY_PROCESSING,
     PIXEL_FILE_SUFFIXES,
-    SECONDARY_CAPTURE,
     find_images,
     from_array,
     read_image,
     write_image,
 )
-from calcscope.model import Laterality, Mammogram, View
+from calcscope.model import Laterality, Mammogram, Morphology, View
 
 ROWS, COLS = 96, 80
 SPOT_RC = (40, 30)
@@ -57,7 +73,7 @@ def mg_dataset(
     photometric: str = "MONOCHROME2",
     intent: str = "FOR PRESENTATION",
     modality: str = "MG",
-    sop_class: str = DIGITAL_MAMMOGRAPHY_PRESENTATION,
+    sop_class: str = DigitalMammographyXRayImageStorageForPresentation,
     bits_stored: int = 14,
     **attributes: object,
 ) -> Dataset:
@@ -116,7 +132,7 @@ def ffdm_processing(truth: np.ndarray, *, window: bool = True) -> Dataset:
         stored,
         photometric="MONOCHROME1",
         intent="FOR PROCESSING",
-        sop_class=DIGITAL_MAMMOGRAPHY_PROCESSING,
+        sop_class=DigitalMammographyXRayImageStorageForProcessing,
         **attrs,
     )
 
@@ -155,7 +171,7 @@ def test_monochrome1_for_processing_with_window(tmp_path: Path) -> None:
     assert m.source.spacing_origin == "ImagerPixelSpacing"
     assert m.source.photometric_interpretation == "MONOCHROME1"
     assert m.source.presentation_intent == "FOR PROCESSING"
-    assert m.source.sop_class_uid == DIGITAL_MAMMOGRAPHY_PROCESSING
+    assert m.source.sop_class_uid == DigitalMammographyXRayImageStorageForProcessing
     assert m.source.patient_name == "DOE^JANE"
     assert m.source.patient_id == "P001"
     assert m.source.patient_birth_date == "19600101"
@@ -268,7 +284,7 @@ def test_user_laterality_and_view_override(tmp_path: Path) -> None:
 def test_compressed_rle_and_secondary_capture_rg_accepted(tmp_path: Path) -> None:
     truth = truth_image()
     stored = np.round(truth * 65535).astype(np.uint16)
-    ds = mg_dataset(stored, modality="RG", sop_class=SECONDARY_CAPTURE, bits_stored=16)
+    ds = mg_dataset(stored, modality="RG", sop_class=SecondaryCaptureImageStorage, bits_stored=16)
     ds.compress(RLELossless)
     m = read_image(save(ds, tmp_path / "rle.dcm"), spacing_mm=0.1)
     np.testing.assert_allclose(m.pixels, stored / 65535, atol=1e-6)
@@ -309,8 +325,8 @@ def test_written_dicom_is_digital_mammography_for_presentation(tmp_path: Path) -
     assert path.read_bytes()[128:132] == b"DICM"
     ds = pydicom.dcmread(path)
     assert ds.file_meta.TransferSyntaxUID == ExplicitVRLittleEndian
-    assert ds.file_meta.MediaStorageSOPClassUID == DIGITAL_MAMMOGRAPHY_PRESENTATION
-    assert ds.SOPClassUID == DIGITAL_MAMMOGRAPHY_PRESENTATION
+    assert ds.file_meta.MediaStorageSOPClassUID == DigitalMammographyXRayImageStorageForPresentation
+    assert ds.SOPClassUID == DigitalMammographyXRayImageStorageForPresentation
     assert ds.file_meta.MediaStorageSOPInstanceUID == ds.SOPInstanceUID
     assert ds.Modality == "MG"
     assert ds.PresentationIntentType == "FOR PRESENTATION"
@@ -376,7 +392,7 @@ def test_ct_modality_rejected(tmp_path: Path) -> None:
     ds = mg_dataset(
         np.zeros((ROWS, COLS), np.uint16),
         modality="CT",
-        sop_class="1.2.840.10008.5.1.4.1.1.2",
+        sop_class=CTImageStorage,
         PixelSpacing=[0.5, 0.5],
     )
     path = save(ds, tmp_path / "ct.dcm")
@@ -389,7 +405,7 @@ def test_rg_modality_needs_mammography_capable_sop_class(tmp_path: Path) -> None
     ds = mg_dataset(
         np.zeros((ROWS, COLS), np.uint16),
         modality="RG",
-        sop_class="1.2.840.10008.5.1.4.1.1.1",
+        sop_class=ComputedRadiographyImageStorage,
         PixelSpacing=[0.1, 0.1],
     )
     with pytest.raises(NotAMammogramError, match="modality RG"):
@@ -664,3 +680,291 @@ def test_view_code_written_and_read_back(tmp_path: Path, view: View) -> None:
     }
     assert item.CodeValue in expected and item.CodeValue == view.code.value
     assert read_image(path).view is view
+
+
+# ---------------------------------------------------------------------------------------
+# hostile input: an error naming the file and the problem, or the clean file's answer
+# ---------------------------------------------------------------------------------------
+
+
+def _clean_and_corrupt(tmp_path: Path, **attributes: object) -> tuple[Path, Path, np.ndarray]:
+    """The FFDM test file, and a copy with ``attributes`` overwritten, in one folder; and
+    the clean file's expected pixels."""
+    clean = save(ffdm_processing(truth_image()), tmp_path / "clean.dcm")
+    expected = read_image(clean).pixels.copy()
+    ds = ffdm_processing(truth_image())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pydicom warns about NaN/inf in a DS
+        for key, value in attributes.items():
+            setattr(ds, key, value)
+    return clean, save(ds, tmp_path / "corrupt.dcm"), expected
+
+
+def assert_error_then_clean_answer(
+    corrupt: Path, clean: Path, expected: np.ndarray, error: type[InputError], message: str
+) -> None:
+    with pytest.raises(error) as exc:
+        read_image(corrupt)
+    assert str(exc.value) == f"{corrupt}: {message}"
+    np.testing.assert_array_equal(read_image(clean).pixels, expected)
+
+
+_CORRUPT_HEADER = "the header is corrupt, not analysed"
+
+
+@pytest.mark.parametrize(
+    ("attributes", "message"),
+    [
+        (
+            {"RescaleSlope": "NaN"},
+            f"RescaleSlope is NaN: the modality rescale needs a finite, non-zero number; "
+            f"{_CORRUPT_HEADER}",
+        ),
+        (
+            {"RescaleSlope": "inf"},
+            f"RescaleSlope is inf: the modality rescale needs a finite, non-zero number; "
+            f"{_CORRUPT_HEADER}",
+        ),
+        (
+            {"RescaleSlope": "0"},
+            f"RescaleSlope is 0: the modality rescale needs a finite, non-zero number; "
+            f"{_CORRUPT_HEADER}",
+        ),
+        (
+            {"RescaleIntercept": "-inf"},
+            f"RescaleIntercept is -inf: the modality rescale needs a finite number; "
+            f"{_CORRUPT_HEADER}",
+        ),
+        (
+            {"RescaleSlope": "1e308"},
+            "RescaleSlope is 1e308 and RescaleIntercept -200.0: the rescaled pixel values "
+            "overflow or lose their steps (not finite, or too large for their precision); "
+            f"{_CORRUPT_HEADER}",
+        ),
+        (
+            {"RescaleIntercept": "1e20"},
+            "RescaleSlope is 0.5 and RescaleIntercept 1e20: the rescaled pixel values "
+            "overflow or lose their steps (not finite, or too large for their precision); "
+            f"{_CORRUPT_HEADER}",
+        ),
+        (
+            {"WindowWidth": "NaN"},
+            f"WindowWidth is NaN: a display window needs finite numbers; {_CORRUPT_HEADER}",
+        ),
+    ],
+    ids=["slope-nan", "slope-inf", "slope-0", "intercept-minus-inf", "slope-1e308", "i-1e20", "ww"],
+)
+def test_non_finite_lut_is_an_error_not_a_blank_image(
+    tmp_path: Path, attributes: dict[str, object], message: str
+) -> None:
+    clean, corrupt, expected = _clean_and_corrupt(tmp_path, **attributes)
+    assert_error_then_clean_answer(corrupt, clean, expected, ImplausibleValueError, message)
+
+
+@pytest.mark.parametrize("value", [1e30, 1e-30, 0.9, 0.005])
+def test_implausible_header_spacing_is_an_error_unless_overridden(
+    tmp_path: Path, value: float
+) -> None:
+    clean, corrupt, expected = _clean_and_corrupt(tmp_path, ImagerPixelSpacing=[value, value])
+    assert_error_then_clean_answer(
+        corrupt,
+        clean,
+        expected,
+        ImplausibleValueError,
+        f"ImagerPixelSpacing is {value:g} x {value:g} mm, outside the plausible range for a "
+        "mammogram (0.02-0.5 mm); the header is wrong: pass the real spacing with "
+        "--spacing-mm (spacing_mm=...)",
+    )
+    # the given spacing overrides a wrong header: the clean file's pixels, the given spacing
+    m = read_image(corrupt, spacing_mm=0.07)
+    np.testing.assert_array_equal(m.pixels, expected)
+    assert m.spacing_mm == (0.07, 0.07) and m.source.spacing_origin == "user"
+    # a wider configured range accepts what it covers
+    wide = IOConfig(min_spacing_mm=1e-3, max_spacing_mm=1.0)
+    if 1e-3 <= value <= 1.0:
+        assert read_image(corrupt, config=wide).spacing_mm == (value, value)
+
+
+@pytest.mark.parametrize("value", [1e30, 1e-30, 2.0])
+def test_implausible_given_spacing_is_an_error(tmp_path: Path, value: float) -> None:
+    clean = save(ffdm_processing(truth_image()), tmp_path / "clean.dcm")
+    message = (
+        f"the given spacing is {value:g} x {value:g} mm, outside the plausible range for a "
+        "mammogram (0.02-0.5 mm); give the real spacing (or set io.min_spacing_mm / "
+        "io.max_spacing_mm if intended)"
+    )
+    with pytest.raises(ImplausibleValueError) as exc:
+        read_image(clean, spacing_mm=value)
+    assert str(exc.value) == f"{clean}: {message}"
+    with pytest.raises(ImplausibleValueError) as exc:
+        from_array(truth_image(), value, path="mem")
+    assert str(exc.value) == f"mem: {message}"
+    assert read_image(clean).spacing_mm == (0.07, 0.07)
+
+
+def test_frame_not_of_the_declared_size(tmp_path: Path) -> None:
+    stored = np.round(truth_image() * 16383).astype(np.uint16)
+    clean = save(mg_dataset(stored, ImagerPixelSpacing=[0.1, 0.1]), tmp_path / "clean.dcm")
+    short = mg_dataset(stored, ImagerPixelSpacing=[0.1, 0.1])
+    short.PixelData = short.PixelData[: -3 * 2 * COLS]  # the last 3 rows are missing
+    short_path = save(short, tmp_path / "short.dcm")
+    with pytest.raises(UnreadableFileError) as exc:
+        read_image(short_path)
+    assert str(exc.value).startswith(
+        f"{short_path}: cannot decode the pixel data, Explicit VR Little Endian "
+        "(1.2.840.10008.1.2.1): The number of bytes of pixel data is less than expected "
+        "(14880 vs 15360 bytes)"
+    )
+    assert_one_line(exc, short_path)
+    fewer_rows = save(
+        mg_dataset(stored, ImagerPixelSpacing=[0.1, 0.1], Rows=ROWS - 6), tmp_path / "rows.dcm"
+    )
+    with pytest.raises(UnreadableFileError) as exc:
+        read_image(fewer_rows)
+    assert str(exc.value) == (
+        f"{fewer_rows}: the pixel data hold 15,360 bytes, but Rows x Columns = 90 x 80 at 16 "
+        "bits allocated need 14,400: the header does not match the data"
+    )
+    np.testing.assert_allclose(read_image(clean).pixels, stored / 16383, atol=1e-6)
+
+
+def _rle_overrunning_segments(stored: np.ndarray) -> bytes:
+    """An RLE frame (PS3.5 G.3) whose two segments decode to more bytes than the frame:
+    replicate runs of 128 bytes past its end."""
+    runs = bytes([0x81, 0x07]) * (stored.size // 128 + 20)
+    header = struct.pack("<16L", 2, 64, 64 + len(runs), *([0] * 13))
+    return header + runs + runs
+
+
+def test_decoder_panic_is_an_error_naming_the_transfer_syntax(tmp_path: Path) -> None:
+    stored = np.round(truth_image() * 16383).astype(np.uint16)
+    ds = mg_dataset(stored, ImagerPixelSpacing=[0.1, 0.1])
+    ds.compress(RLELossless)
+    clean = save(ds, tmp_path / "clean.dcm")
+    ds.PixelData = encapsulate([_rle_overrunning_segments(stored)])
+    corrupt = save(ds, tmp_path / "corrupt.dcm")
+    with pytest.raises(UnreadableFileError) as exc:
+        read_image(corrupt)
+    assert str(exc.value).startswith(
+        f"{corrupt}: cannot decode the pixel data, RLE Lossless (1.2.840.10008.1.2.5): "
+    )
+    assert_one_line(exc, corrupt)
+    if importlib.util.find_spec("rle") is not None:  # pylibjpeg-rle: a Rust panic
+        assert type(exc.value.__cause__).__name__ == "PanicException"
+        assert not isinstance(exc.value.__cause__, Exception)
+    np.testing.assert_allclose(read_image(clean).pixels, stored / 16383, atol=1e-6)
+
+
+def test_garbled_jpeg_ls_is_refused(tmp_path: Path) -> None:
+    pytest.importorskip("jpeg_ls")
+    stored = np.round(truth_image(256, 256) * 4095).astype(np.uint16)
+    ds = mg_dataset(stored, bits_stored=12, ImagerPixelSpacing=[0.1, 0.1])
+    ds.compress(JPEGLSLossless, encoding_plugin="pyjpegls")
+    clean = save(ds, tmp_path / "clean.dcm")
+    stream = bytearray(next(generate_frames(ds.PixelData, number_of_frames=1)))
+    stream[len(stream) // 10] ^= 0x5A  # one flipped byte early in the scan
+    ds.PixelData = encapsulate([bytes(stream)])
+    corrupt = save(ds, tmp_path / "corrupt.dcm")
+    with pytest.raises(ImplausibleValueError) as exc:
+        read_image(corrupt)
+    assert str(exc.value).startswith(
+        f"{corrupt}: the decoded JPEG-LS Lossless Image Compression pixels are garbled "
+        "(corrupt compressed data?): 3.9% of the pixels"
+    )
+    np.testing.assert_array_equal(read_image(clean).pixels, (stored / 4095).astype(np.float32))
+
+
+def test_step_fractions_low_on_smooth_images_high_on_noise() -> None:
+    smooth = np.round(truth_image(256, 256) * 4095)
+    assert step_fractions(smooth)[0] < MAX_STEP_FRACTION / 10
+    noise = np.random.default_rng(3).integers(0, 4096, (256, 256))
+    overall, band = step_fractions(noise)
+    assert overall > 10 * MAX_STEP_FRACTION and band > 10 * MAX_BAND_STEP_FRACTION
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this system")
+def test_special_files_are_skipped_not_waited_on(tmp_path: Path) -> None:
+    folder = tmp_path / "in"
+    clean = write_image(Mammogram(truth_image(), (0.1, 0.1)), folder / "a.dcm")
+    fifo, fifo_bare = folder / "pipe.dcm", folder / "IM0002"
+    os.mkfifo(fifo)
+    os.mkfifo(fifo_bare)
+    found: list[list[Path]] = []
+    worker = threading.Thread(target=lambda: found.append(find_images([folder])), daemon=True)
+    worker.start()
+    worker.join(timeout=20)
+    assert found == [sorted([clean, fifo_bare, fifo], key=str)], "discovery must not open a FIFO"
+    for path in (fifo, fifo_bare):
+        with pytest.raises(UnreadableFileError) as exc:
+            read_image(path, spacing_mm=0.1)
+        assert str(exc.value) == f"{path}: not a regular file but a FIFO (named pipe); skipped"
+    np.testing.assert_allclose(read_image(clean).pixels, truth_image(), atol=2e-5)
+
+
+def _clusters(report_path: Path) -> list[tuple[object, ...]]:
+    report = json.loads(report_path.read_text())
+    return [(c["center_rc"], c["assessment"]["category"]) for c in report["clusters"]]
+
+
+def test_analyze_run_with_corrupt_headers_and_a_fifo(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Through ``calcscope analyze``: each corrupt file is a one-line error, exit 1, and the
+    good file in the same run gets the answer it gets alone; ``--spacing-mm`` rescues a
+    file whose header spacing is wrong."""
+    from calcscope.apps.cli import main
+    from calcscope.phantom.mammogram import ClusterSpec, make_phantom
+
+    ph = make_phantom(
+        seed=11,
+        spacing_mm=0.1,
+        shape=(1000, 800),
+        view=View.CC,
+        clusters=[ClusterSpec(Morphology.FINE_PLEOMORPHIC, n=8)],
+        n_singles=0,
+        macros=[],
+    )
+    alone = tmp_path / "alone"
+    good = write_image(ph.mammogram, alone / "good.dcm")
+    assert main(["analyze", str(good), "--out", str(tmp_path / "out-alone")]) == 0
+    answer = _clusters(tmp_path / "out-alone" / "good.json")
+    assert answer, "the phantom's cluster is found"
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "good.dcm").write_bytes(good.read_bytes())
+    corrupt = {
+        "nan-slope.dcm": ("RescaleSlope", "NaN", "RescaleSlope is NaN"),
+        "inf-slope.dcm": ("RescaleSlope", "inf", "RescaleSlope is inf"),
+        "far-spacing.dcm": ("ImagerPixelSpacing", ["1e30", "1e30"], "ImagerPixelSpacing is 1e+30"),
+        "tiny-spacing.dcm": (
+            "ImagerPixelSpacing",
+            ["1e-30", "1e-30"],
+            "ImagerPixelSpacing is 1e-30",
+        ),
+    }
+    for name, (keyword, value, _) in corrupt.items():
+        ds = pydicom.dcmread(good)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            setattr(ds, keyword, value)
+            if keyword == "ImagerPixelSpacing":
+                ds.PixelSpacing = value
+        ds.save_as(folder / name)
+    if hasattr(os, "mkfifo"):
+        os.mkfifo(folder / "pipe.dcm")
+    out = tmp_path / "out"
+    assert main(["analyze", str(folder), "--out", str(out)]) == 1
+    text = "".join("".join(capsys.readouterr()).split())  # without rich's line wrapping
+    assert "Traceback" not in text
+    for name, (_, _, message) in corrupt.items():
+        assert "".join(f"{name}: {message}".split()) in text
+        assert not (out / name.replace(".dcm", ".json")).exists()
+    if hasattr(os, "mkfifo"):
+        assert "pipe.dcm:notaregularfilebutaFIFO(namedpipe);skipped" in text
+    assert _clusters(out / "good.json") == answer
+
+    rescued = tmp_path / "out-rescued"
+    far = folder / "far-spacing.dcm"
+    assert main(["analyze", str(far), "--spacing-mm", "0.1", "--out", str(rescued)]) == 0
+    assert _clusters(rescued / "far-spacing.json") == answer

@@ -36,6 +36,18 @@ class IOConfig(_Frozen):
         80_000_000, description="Refuse images with more pixels than this (memory guard)."
     )
     min_side_px: int = Field(64, description="Refuse images smaller than this on a side.")
+    min_spacing_mm: float = Field(
+        0.02,
+        gt=0.0,
+        description="Refuse a pixel spacing (header or given) below this: no mammography "
+        "detector or film digitiser samples finer.",
+    )
+    max_spacing_mm: float = Field(
+        0.5,
+        gt=0.0,
+        description="Refuse a pixel spacing (header or given) above this: calcifications "
+        "cannot be seen at coarser sampling.",
+    )
 
 
 class PreprocessConfig(_Frozen):

@@ -7,6 +7,8 @@ Hierarchy::
     │   ├── UnreadableFileError    missing, empty, truncated or undecodable file
     │   ├── NotAMammogramError     readable, but not a mammogram (CT, RGB photo, ...)
     │   ├── MissingSpacingError    no pixel spacing in the file and none given
+    │   ├── ImplausibleValueError  a header value or decoded image that cannot be a mammogram's
+    │   │                          (non-finite rescale, spacing out of range, garbled pixels)
     │   ├── ImageTooLargeError     above the configured pixel limit
     │   └── ReportError            a JSON report that is not JSON or not the report schema
     └── ConfigError                an invalid configuration value
@@ -22,6 +24,7 @@ __all__ = [
     "UnreadableFileError",
     "NotAMammogramError",
     "MissingSpacingError",
+    "ImplausibleValueError",
     "ImageTooLargeError",
     "ReportError",
     "ConfigError",
@@ -50,6 +53,16 @@ class NotAMammogramError(InputError):
 
 class MissingSpacingError(InputError):
     """No pixel spacing is known: pass ``spacing_mm`` (``--spacing-mm`` on the CLI)."""
+
+
+class ImplausibleValueError(InputError):
+    """A header value or the decoded pixels cannot belong to a real mammogram.
+
+    Raised instead of analysing an image that would give a wrong answer: a non-finite or
+    zero rescale slope, pixel values that are not finite after a LUT, a pixel spacing
+    outside the configured plausible range, or decoded pixels that are garbled (corrupt
+    compressed data).
+    """
 
 
 class ImageTooLargeError(InputError):

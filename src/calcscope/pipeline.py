@@ -113,7 +113,7 @@ def analyze(
             from calcscope.errors import MissingSpacingError
 
             raise MissingSpacingError("an array needs spacing_mm (pixel spacing in mm)")
-        mammo = from_array(image, spacing_mm, laterality=laterality, view=view)
+        mammo = from_array(image, spacing_mm, laterality=laterality, view=view, config=cfg.io)
     else:
         mammo = read_image(
             image, spacing_mm=spacing_mm, laterality=laterality, view=view, config=cfg.io

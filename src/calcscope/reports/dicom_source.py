@@ -23,10 +23,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
-from pydicom.uid import generate_uid
+from pydicom.uid import DigitalMammographyXRayImageStorageForPresentation, generate_uid
 
 from calcscope.about import DISCLAIMER, __version__
-from calcscope.imaging.io import DIGITAL_MAMMOGRAPHY_PRESENTATION
+from calcscope.imaging.write import HeaderUIDs, mammography_header
 from calcscope.model import Calcification, Laterality, Mammogram, View
 
 if TYPE_CHECKING:
@@ -46,6 +46,9 @@ __all__ = [
     "laterality_code",
 ]
 
+
+#: Digital Mammography X-Ray Image Storage - For Presentation (pydicom's UID).
+DIGITAL_MAMMOGRAPHY_PRESENTATION = DigitalMammographyXRayImageStorageForPresentation
 
 #: Patient name written in de-identified exports.
 ANONYMOUS_NAME = "ANONYMOUS^"
@@ -92,37 +95,23 @@ def _synthetic_source(src: SourceModel) -> Dataset:
         src.pixel_sha256
         or hashlib.sha256(repr((src.path, src.shape_rc, src.spacing_mm)).encode()).hexdigest()
     )  # reports before schema 1.4 hold no pixel digest
-    today = _dt.date.today().strftime("%Y%m%d")
-    ds = Dataset()
-    ds.SpecificCharacterSet = "ISO_IR 192"
-    ds.SOPClassUID = DIGITAL_MAMMOGRAPHY_PRESENTATION
-    ds.SOPInstanceUID = derived_uid("calcscope-image", digest)
-    ds.StudyInstanceUID = derived_uid("calcscope-study", digest)
-    ds.SeriesInstanceUID = derived_uid("calcscope-series", digest)
-    ds.FrameOfReferenceUID = derived_uid("calcscope-frame", digest)
-    ds.PatientName = ANONYMOUS_NAME
-    ds.PatientID = f"CALCSCOPE-{digest[:12].upper()}"
-    ds.PatientBirthDate = ""
-    ds.PatientSex = "F"
-    ds.StudyDate = today
-    ds.StudyTime = "000000"
-    ds.StudyID = "1"
-    ds.AccessionNumber = ""
-    ds.ReferringPhysicianName = ""
-    ds.Modality = "MG"
-    ds.SeriesNumber = 1
-    ds.InstanceNumber = 1
-    ds.Rows, ds.Columns = src.shape_rc
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.BitsAllocated = 16
-    ds.BitsStored = 16
-    ds.HighBit = 15
-    ds.PixelRepresentation = 0
-    ds.ImageLaterality = src.laterality or "U"
-    ds.ViewPosition = src.view if src.view is not None and View(src.view).code else ""
-    ds.PixelSpacing = [f"{v:.6g}" for v in src.spacing_mm]
-    return ds
+    uids = HeaderUIDs(
+        sop_instance=derived_uid("calcscope-image", digest),
+        study_instance=derived_uid("calcscope-study", digest),
+        series_instance=derived_uid("calcscope-series", digest),
+        frame_of_reference=derived_uid("calcscope-frame", digest),
+    )
+    return mammography_header(
+        src.shape_rc,
+        src.spacing_mm,
+        Laterality(src.laterality) if src.laterality else None,
+        View(src.view) if src.view else None,
+        uids=uids,
+        patient_name=ANONYMOUS_NAME,
+        patient_id=f"CALCSCOPE-{digest[:12].upper()}",
+        study_date=_dt.date.today().strftime("%Y%m%d"),
+        study_time="000000",
+    )
 
 
 def source_dataset(src: SourceModel) -> Dataset:
