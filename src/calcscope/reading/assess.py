@@ -2,7 +2,8 @@
 
 The rules work on *descriptors* (morphology, distribution, number, confidence), so the
 same code assesses a cluster found on an image and a radiologist's recorded description
-(``calcscope evaluate --format cbis-ddsm`` without images, :mod:`calcscope.evaluation.descriptors`).
+(``calcscope evaluate --format cbis-ddsm`` without images,
+:mod:`calcscope.evaluation.recorded_descriptors`).
 
 How a finding is assessed (each step is one small function below, returning its outcome
 and its reason):
