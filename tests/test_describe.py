@@ -708,3 +708,29 @@ def test_fragments_beside_a_benign_pattern_are_not_cluster_members():
         thresholds=dataclasses.replace(T, pattern_fragment_mm=0.0),
     )
     assert set(off.clusterable_ids) == {2, 3}
+
+
+def test_describe_module_keeps_its_public_names():
+    """The names other packages import from calcscope.reading.describe (the pipeline, tests,
+    scripts) stay there after the rules moved to their own modules."""
+    import calcscope.reading.describe as module
+    from calcscope.reading.benign_patterns import MacroFinding
+    from calcscope.reading.distribution import diffuse_spread
+    from calcscope.reading.morphology import cluster_morphology as morphology_rule
+
+    assert set(module.__all__) >= {
+        "MacroFinding",
+        "ClusterDescription",
+        "Description",
+        "describe",
+        "describe_clusters",
+        "cluster_morphology",
+        "cluster_distribution",
+        "judged_members",
+        "diffuse_spread",
+        "classify_kind",
+    }
+    assert all(hasattr(module, name) for name in module.__all__)
+    assert module.MacroFinding is MacroFinding
+    assert module.diffuse_spread is diffuse_spread
+    assert module.cluster_morphology is morphology_rule

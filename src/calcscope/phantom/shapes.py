@@ -1,7 +1,7 @@
 """Analytic calcification shapes and benign macro-pattern layouts for the phantom.
 
-Private helper of :mod:`calcscope.phantom.mammogram`. A *profile* maps local coordinates
-``(u, v)`` in mm (``u`` along the shape's axis) to the normalised projected thickness in
+Helper of :mod:`calcscope.phantom` (placement and rendering use it). A *profile* maps local
+coordinates ``(u, v)`` in mm (``u`` along the shape's axis) to the normalised projected thickness in
 ``[0, 1]``; it is exactly 0 outside the shape, so the drawn mask is ``profile > 0``.
 Sizes follow the ACR BI-RADS Atlas, 5th ed. (2013); see :mod:`calcscope.phantom.mammogram`.
 """
