@@ -52,7 +52,7 @@ import numpy as np
 from scipy.optimize import minimize
 from sklearn.model_selection import StratifiedGroupKFold
 
-from calcscope.evaluation.descriptors import (
+from calcscope.evaluation.recorded_descriptors import (
     CategoryRate,
     DescriptorEvaluation,
     DescriptorRow,

@@ -3,10 +3,11 @@ accuracy of the whole pipeline on phantoms made for each BI-RADS class.
 
 Accuracy bound: each class is inserted on ``SEEDS`` (3 phantoms, 0.1 mm pixels,
 1200 x 1000) and must be described as inserted on at least ``MIN_CORRECT`` (2 of 3) of
-them. Classes that the rules cannot yet tell apart at this resolution are marked
-``xfail`` with the accuracy measured by ``scripts/describe_accuracy.py`` (seeds 100-139,
-disjoint from these), so that they show in every run. PUNCTATE counts as correct when
-called ROUND: the BI-RADS 5th edition files punctate under round (round < 0.5 mm).
+them. Classes that the rules cannot yet tell apart at this resolution are marked as
+strict ``xfail`` with the accuracy measured by ``scripts/describe_accuracy.py`` (seeds
+100-139, disjoint from these), so that they show in every run and a fix shows as a failure
+to un-mark. PUNCTATE counts as correct when called ROUND: the BI-RADS 5th edition files
+punctate under round (round < 0.5 mm).
 """
 
 from __future__ import annotations
@@ -44,18 +45,19 @@ SPACING_MM = 0.1
 SHAPE = (1200, 1000)
 T = DescribeThresholds()
 
-# measured on seeds 100-139 at 0.07 and 0.1 mm (scripts/describe_accuracy.py): below 2 of 3
+# measured on seeds 100-139 at 0.07 and 0.1 mm (scripts/describe_accuracy.py): below 2 of 3,
+# and 0 of 3 on SEEDS (punctate, punctate, round)
 KNOWN_WEAK = {
-    Morphology.AMORPHOUS: "27/40 at 0.07 mm, 26/40 at 0.1 mm, nearly all the rest missed: "
-    "faint clusters are missed or merged with false detections by detection and clustering "
-    "(passes on these seeds)",
     Morphology.FINE_PLEOMORPHIC: "8/40 at 0.07 mm, 3/40 at 0.1 mm, mostly called punctate: "
     "0.15-0.5 mm irregular specks span 2-5 pixels, too few to show the shape; such clusters "
     "are not confident and get magnification views",
-    Distribution.REGIONAL: "28/40 at 0.07 mm, 29/40 at 0.1 mm (passes on these seeds): a "
-    "spread that happens to be elongated towards the nipple is called segmental, a sparsely "
-    "detected one grouped",
 }
+# Weak on the wider seed range but described as inserted on exactly MIN_CORRECT of SEEDS (the
+# pipeline is deterministic), so they are plain tests at that bound: AMORPHOUS 2/3 (seed 0
+# missed; 27/40 at 0.07 mm, 26/40 at 0.1 mm on seeds 100-139: faint clusters are missed or
+# merged with false detections by detection and clustering), REGIONAL 2/3 (seed 0 called
+# grouped; 28/40 at 0.07 mm, 29/40 at 0.1 mm: a spread that happens to be elongated towards
+# the nipple is called segmental, a sparsely detected one grouped).
 ACCEPT = {Morphology.PUNCTATE: {Morphology.PUNCTATE, Morphology.ROUND}}
 
 
@@ -572,7 +574,7 @@ def _macro_answer(truth, analysis: Analysis) -> Morphology | None:
 
 
 def _param(value, weak=KNOWN_WEAK):
-    marks = [pytest.mark.xfail(reason=weak[value], strict=False)] if value in weak else []
+    marks = [pytest.mark.xfail(reason=weak[value], strict=True)] if value in weak else []
     return pytest.param(value, id=value.value, marks=marks)
 
 
@@ -706,3 +708,29 @@ def test_fragments_beside_a_benign_pattern_are_not_cluster_members():
         thresholds=dataclasses.replace(T, pattern_fragment_mm=0.0),
     )
     assert set(off.clusterable_ids) == {2, 3}
+
+
+def test_describe_module_keeps_its_public_names():
+    """The names other packages import from calcscope.reading.describe (the pipeline, tests,
+    scripts) stay there after the rules moved to their own modules."""
+    import calcscope.reading.describe as module
+    from calcscope.reading.benign_patterns import MacroFinding
+    from calcscope.reading.distribution import diffuse_spread
+    from calcscope.reading.morphology import cluster_morphology as morphology_rule
+
+    assert set(module.__all__) >= {
+        "MacroFinding",
+        "ClusterDescription",
+        "Description",
+        "describe",
+        "describe_clusters",
+        "cluster_morphology",
+        "cluster_distribution",
+        "judged_members",
+        "diffuse_spread",
+        "classify_kind",
+    }
+    assert all(hasattr(module, name) for name in module.__all__)
+    assert module.MacroFinding is MacroFinding
+    assert module.diffuse_spread is diffuse_spread
+    assert module.cluster_morphology is morphology_rule

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from calcscope.errors import InputError, UnreadableFileError
-from calcscope.evaluation.descriptors import (
+from calcscope.evaluation.recorded_descriptors import (
     CALC_TYPE_TOKENS,
     OUTPUT_COLUMNS,
     DescriptorEvaluation,
@@ -299,8 +299,33 @@ def test_real_table(cbis: DescriptorEvaluation):
     assert cbis.monotonic(min_rows=20)
     # benign (category 2) findings are essentially never malignant
     assert cbis.rate_of("2").rate <= 0.01
+    # the figures of the hand-written AUC and kappa that scikit-learn replaced
+    assert cbis.kappa == pytest.approx(0.7257738511632761, abs=1e-9)
+    assert cbis.auc == pytest.approx(0.8284313725490197, abs=1e-9)
+    assert cbis.recorded_auc == pytest.approx(0.8117854364799812, abs=1e-9)
     text = format_evaluation(cbis)
     assert "kappa" in text and "ROC AUC" in text
+
+
+def test_small_table_figures_are_those_of_the_hand_written_metrics(small_csv: Path):
+    # kappa, AUC and recorded AUC that the hand-written metrics (before scikit-learn) gave
+    rows = read_cbis_calc_csv(small_csv)
+    ev = evaluate_assessments(
+        rows, [assess_descriptors(r.morphologies, r.distribution) for r in rows]
+    )
+    assert (ev.n, ev.n_malignant) == (7, 2)
+    assert ev.kappa == pytest.approx(72 / 79, abs=1e-9)
+    assert ev.auc == pytest.approx(0.9, abs=1e-9)
+    assert ev.recorded_auc == pytest.approx(0.95, abs=1e-9)
+
+
+def test_undefined_kappa_is_nan_without_a_warning():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        kappa = weighted_kappa(["a", "a"], ["a", "a"], ("a", "b"))
+    assert kappa != kappa  # NaN: one label throughout
 
 
 def test_auc_and_kappa_by_hand():

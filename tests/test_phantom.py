@@ -356,3 +356,12 @@ def test_insert_clusters_into_a_real_looking_image() -> None:
         assert 3 <= len(cl.member_ids) <= 12 and cl.radius_mm <= 7.0 + 2.5
     with pytest.raises(ValueError, match="region shape"):
         insert_clusters(base, region[:10], seed=1)
+
+
+def test_public_api_is_the_same_from_the_package_and_the_mammogram_module():
+    import calcscope.phantom as package
+    import calcscope.phantom.mammogram as module
+
+    assert set(package.__all__) == set(module.__all__)
+    for name in package.__all__:
+        assert getattr(package, name) is getattr(module, name), name

@@ -372,7 +372,7 @@ def evaluate(
         if fmt is not EvalFormat.cbis_ddsm:
             err_console.print("[red]error:[/] --images is needed for this format")
             raise typer.Exit(2)
-        from calcscope.evaluation.descriptors import assess_cbis_csv, format_evaluation
+        from calcscope.evaluation.recorded_descriptors import assess_cbis_csv, format_evaluation
 
         try:
             ev = assess_cbis_csv(truth, out, thresholds=_load(config_path).assess.thresholds)

@@ -366,8 +366,14 @@ def plot_froc(
     label : str, optional
         Legend entry for the curve.
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ModuleNotFoundError as exc:  # pragma: no cover - depends on the install
+        raise ModuleNotFoundError(
+            f"FROC plots need the 'eval' extra ({exc.name} is missing): "
+            "pip install 'calcscope[eval]'"
+        ) from exc
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -14,7 +14,7 @@ Formats
               normal.
 ``cbis-ddsm`` ``--truth`` a description CSV; with ``--images`` the full mammograms and
               ROI masks at the CSV's relative paths; without, the recorded descriptors
-              are assessed (:mod:`calcscope.evaluation.descriptors`).
+              are assessed (:mod:`calcscope.evaluation.recorded_descriptors`).
 """
 
 from __future__ import annotations

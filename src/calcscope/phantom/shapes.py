@@ -1,7 +1,7 @@
 """Analytic calcification shapes and benign macro-pattern layouts for the phantom.
 
-Private helper of :mod:`calcscope.phantom.mammogram`. A *profile* maps local coordinates
-``(u, v)`` in mm (``u`` along the shape's axis) to the normalised projected thickness in
+Helper of :mod:`calcscope.phantom` (placement and rendering use it). A *profile* maps local
+coordinates ``(u, v)`` in mm (``u`` along the shape's axis) to the normalised projected thickness in
 ``[0, 1]``; it is exactly 0 outside the shape, so the drawn mask is ``profile > 0``.
 Sizes follow the ACR BI-RADS Atlas, 5th ed. (2013); see :mod:`calcscope.phantom.mammogram`.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -216,6 +216,176 @@ def curve(
     return np.vstack([start, start + np.cumsum(steps, axis=0)])
 
 
+@dataclass
+class _Pieces:
+    """The pieces (and vessels) of one macro pattern being laid out about ``cen_rc``."""
+
+    cen_rc: tuple[float, float]  # pixels
+    spacing: float  # mm per pixel
+    out: list[tuple[float, float, float, Shape]] = field(default_factory=list)
+    vessels: list[tuple[np.ndarray, float, float]] = field(default_factory=list)
+
+    def at(self, dr_mm: float, dc_mm: float, angle: float, shape: Shape) -> None:
+        """Add ``shape`` at ``(dr_mm, dc_mm)`` from the centre, its axis at ``angle`` (rad)."""
+        self.out.append(
+            (
+                self.cen_rc[0] + dr_mm / self.spacing,
+                self.cen_rc[1] + dc_mm / self.spacing,
+                angle,
+                shape,
+            )
+        )
+
+
+def _popcorn(rng: np.random.Generator, p: _Pieces, duct: float, tangent: float) -> None:
+    """A lobulated popcorn deposit (a core and 3-6 lobes) with 0-2 coarse fragments beside it."""
+    core = rng.uniform(0.7, 1.3)
+    lobes = [_ellipse(core, core * rng.uniform(0.7, 1.0))]
+    for _ in range(int(rng.integers(3, 7))):
+        lr, phi = rng.uniform(0.5, 1.2), rng.uniform(0, 2 * np.pi)
+        d = (core + lr) * rng.uniform(0.45, 0.8)
+        lobes.append(
+            _ellipse(lr, lr * rng.uniform(0.6, 1.0), du=d * math.cos(phi), dv=d * math.sin(phi))
+        )
+    main_bound = 2 * core + 1.2 + 0.1
+    p.at(
+        0,
+        0,
+        rng.uniform(-np.pi, np.pi),
+        Shape(_union(lobes), main_bound, "popcorn", macro_amp(rng)),
+    )
+    for phi in rng.uniform(0, 2 * np.pi, int(rng.integers(0, 3))):
+        prof, b = _random_star(rng, rng.uniform(0.6, 1.2), (5, 9), 0.55)
+        d = main_bound + b + 0.5
+        p.at(d * math.sin(phi), d * math.cos(phi), 0.0, Shape(prof, b, "popcorn", macro_amp(rng)))
+
+
+def _rim(rng: np.random.Generator, p: _Pieces, duct: float, tangent: float) -> None:
+    """One calcified shell with a lucent centre, 2-6 mm across."""
+    r_out = rng.uniform(1.0, 3.0)
+    p.at(
+        0,
+        0,
+        rng.uniform(-np.pi, np.pi),
+        Shape(
+            _ring(r_out, rng.uniform(0.3, 0.5), rng.uniform(0.15, 0.25), rng.uniform(1.0, 1.15)),
+            r_out * 1.08,
+            "rim",
+            macro_amp(rng),
+        ),
+    )
+
+
+def _round_deposit(rng: np.random.Generator, p: _Pieces, duct: float, tangent: float) -> None:
+    """One smooth round deposit 1-3 mm across."""
+    d = rng.uniform(1.0, 3.0)
+    p.at(0, 0, 0.0, disc(rng, d, "round", macro_amp(rng), ecc_max=1.08))
+
+
+def _dystrophic(rng: np.random.Generator, p: _Pieces, duct: float, tangent: float) -> None:
+    """An angular plaque 2-5 mm across with 1-3 smaller angular fragments beside it."""
+    prof, b = _random_star(rng, rng.uniform(2.0, 5.0), (9, 16), 0.35)
+    p.at(0, 0, 0.0, Shape(prof, b, "dystrophic", macro_amp(rng)))
+    for phi in rng.uniform(0, 2 * np.pi, int(rng.integers(1, 4))):
+        fprof, fb = _random_star(rng, rng.uniform(0.5, 1.5), (5, 10), 0.4)
+        d = b + fb + rng.uniform(0.6, 1.5)
+        p.at(
+            d * math.sin(phi),
+            d * math.cos(phi),
+            0.0,
+            Shape(fprof, fb, "dystrophic", macro_amp(rng)),
+        )
+
+
+def _rods(rng: np.random.Generator, p: _Pieces, duct: float, tangent: float) -> None:
+    """2-4 solid rods 1-1.6 mm wide and 5-10 mm long side by side along the duct."""
+    n_rods = int(rng.integers(2, 5))
+    widths = rng.uniform(1.0, 1.6, n_rods)
+    sides = np.concatenate(
+        [[0.0], np.cumsum((widths[:-1] + widths[1:]) / 2 + rng.uniform(1.5, 3.0, n_rods - 1))]
+    )
+    sides -= sides.mean()
+    for w, off in zip(widths, sides, strict=True):
+        length = rng.uniform(5.0, 10.0)
+        along = rng.uniform(-2.0, 2.0)
+        half = (length - w) / 2
+        u = np.linspace(-half, half, 4)
+        v = rng.uniform(-0.06, 0.06) * length * (1 - (u / half) ** 2)
+        hw = w / 2 * np.concatenate([[1.0], rng.uniform(0.85, 1.0, 2), [1.0]])
+        sh = Shape(_polyline(np.column_stack([u, v]), hw), length / 2 + 0.5, "rod", macro_amp(rng))
+        p.at(
+            along * math.sin(duct) + off * math.cos(duct),
+            along * math.cos(duct) - off * math.sin(duct),
+            duct + rng.uniform(-0.08, 0.08),
+            sh,
+        )
+
+
+def _skin(rng: np.random.Generator, p: _Pieces, duct: float, tangent: float) -> None:
+    """2-4 small lucent-centred rings in a row along the skin line."""
+    pos = 0.0
+    for _ in range(int(rng.integers(2, 5))):
+        r_out = rng.uniform(0.5, 1.0)
+        sh = Shape(
+            _ring(r_out, rng.uniform(0.2, 0.35), rng.uniform(0.1, 0.2), rng.uniform(1.0, 1.1)),
+            r_out * 1.06,
+            "skin",
+            macro_amp(rng),
+        )
+        pos += r_out
+        p.at(pos * math.sin(tangent), pos * math.cos(tangent), rng.uniform(-np.pi, np.pi), sh)
+        pos += r_out + rng.uniform(1.0, 3.0)
+
+
+def _vascular(rng: np.random.Generator, p: _Pieces, duct: float, tangent: float) -> None:
+    """Two parallel tracks of segments along a curved vessel 10-30 mm long (drawn too)."""
+    s = p.spacing
+    cr, cc = p.cen_rc
+    length = rng.uniform(10.0, 30.0)
+    sep = rng.uniform(1.0, 2.0)
+    heading = duct + rng.uniform(-0.8, 0.8)
+    step = 0.4
+    start = np.array(
+        [cr - length / 2 * math.sin(heading) / s, cc - length / 2 * math.cos(heading) / s]
+    )
+    path = curve(rng, start, heading, length / s, step / s, 0.03)
+    tang = np.gradient(path, axis=0)
+    tang /= np.linalg.norm(tang, axis=1, keepdims=True)
+    normal = np.column_stack([tang[:, 1], -tang[:, 0]])
+    ext = curve(rng, path[-1], math.atan2(*tang[-1]), 15 / s, 1 / s, 0.03)
+    pre = curve(rng, path[0], math.atan2(*(-tang[0])), 15 / s, 1 / s, 0.03)[::-1]
+    p.vessels.append(
+        (np.vstack([pre, path, ext]), (sep / 2 + 0.2) / s, float(rng.uniform(0.03, 0.05)))
+    )
+    for side in (-0.5, 0.5):
+        track = path + side * sep / s * normal
+        w = rng.uniform(0.3, 0.6)
+        pos = rng.uniform(0.0, 1.5)
+        while pos < length - 1.0:
+            seg = min(rng.uniform(2.0, 6.0), length - pos)
+            i0, i1 = int(pos / step), min(int((pos + seg) / step), len(track) - 1)
+            if i1 - i0 >= 2:
+                pts = track[i0 : i1 + 1]
+                mid = pts[len(pts) // 2]
+                local = (pts - mid)[:, ::-1] * s  # (u=d_col, v=d_row) in mm
+                hw = w / 2 * rng.uniform(0.8, 1.0, len(pts))
+                bound = float(np.hypot(local[:, 0], local[:, 1]).max()) + w / 2 + 0.05
+                sh = Shape(_polyline(local, hw), bound, "vascular", macro_amp(rng) * 0.8)
+                p.out.append((float(mid[0]), float(mid[1]), 0.0, sh))
+            pos += seg + rng.uniform(0.5, 2.0)
+
+
+_LAYOUTS: dict[Morphology, Callable[[np.random.Generator, _Pieces, float, float], None]] = {
+    Morphology.COARSE_POPCORN: _popcorn,
+    Morphology.RIM_EGGSHELL: _rim,
+    Morphology.ROUND: _round_deposit,
+    Morphology.DYSTROPHIC: _dystrophic,
+    Morphology.LARGE_ROD_LIKE: _rods,
+    Morphology.SKIN: _skin,
+    Morphology.VASCULAR: _vascular,
+}
+
+
 def macro_layout(
     rng: np.random.Generator,
     pattern: Morphology,
@@ -243,136 +413,12 @@ def macro_layout(
         Pieces ``(row, col, angle, shape)`` and the vessels ``(path_rc, radius_px,
         amplitude)`` the pattern sits in (vascular only).
     """
-    s = spacing
-    cr, cc = cen
-    out: list[tuple[float, float, float, Shape]] = []
-    vessels: list[tuple[np.ndarray, float, float]] = []
-
-    def at(dr_mm: float, dc_mm: float, angle: float, shape: Shape) -> None:
-        out.append((cr + dr_mm / s, cc + dc_mm / s, angle, shape))
-
-    if pattern is Morphology.COARSE_POPCORN:
-        core = rng.uniform(0.7, 1.3)
-        lobes = [_ellipse(core, core * rng.uniform(0.7, 1.0))]
-        for _ in range(int(rng.integers(3, 7))):
-            lr, phi = rng.uniform(0.5, 1.2), rng.uniform(0, 2 * np.pi)
-            d = (core + lr) * rng.uniform(0.45, 0.8)
-            lobes.append(
-                _ellipse(lr, lr * rng.uniform(0.6, 1.0), du=d * math.cos(phi), dv=d * math.sin(phi))
-            )
-        main_bound = 2 * core + 1.2 + 0.1
-        at(
-            0,
-            0,
-            rng.uniform(-np.pi, np.pi),
-            Shape(_union(lobes), main_bound, "popcorn", macro_amp(rng)),
-        )
-        for phi in rng.uniform(0, 2 * np.pi, int(rng.integers(0, 3))):
-            prof, b = _random_star(rng, rng.uniform(0.6, 1.2), (5, 9), 0.55)
-            d = main_bound + b + 0.5
-            at(d * math.sin(phi), d * math.cos(phi), 0.0, Shape(prof, b, "popcorn", macro_amp(rng)))
-    elif pattern is Morphology.RIM_EGGSHELL:
-        r_out = rng.uniform(1.0, 3.0)
-        at(
-            0,
-            0,
-            rng.uniform(-np.pi, np.pi),
-            Shape(
-                _ring(
-                    r_out, rng.uniform(0.3, 0.5), rng.uniform(0.15, 0.25), rng.uniform(1.0, 1.15)
-                ),
-                r_out * 1.08,
-                "rim",
-                macro_amp(rng),
-            ),
-        )
-    elif pattern is Morphology.ROUND:
-        d = rng.uniform(1.0, 3.0)
-        at(0, 0, 0.0, disc(rng, d, "round", macro_amp(rng), ecc_max=1.08))
-    elif pattern is Morphology.DYSTROPHIC:
-        prof, b = _random_star(rng, rng.uniform(2.0, 5.0), (9, 16), 0.35)
-        at(0, 0, 0.0, Shape(prof, b, "dystrophic", macro_amp(rng)))
-        for phi in rng.uniform(0, 2 * np.pi, int(rng.integers(1, 4))):
-            fprof, fb = _random_star(rng, rng.uniform(0.5, 1.5), (5, 10), 0.4)
-            d = b + fb + rng.uniform(0.6, 1.5)
-            at(
-                d * math.sin(phi),
-                d * math.cos(phi),
-                0.0,
-                Shape(fprof, fb, "dystrophic", macro_amp(rng)),
-            )
-    elif pattern is Morphology.LARGE_ROD_LIKE:
-        n_rods = int(rng.integers(2, 5))
-        widths = rng.uniform(1.0, 1.6, n_rods)
-        sides = np.concatenate(
-            [[0.0], np.cumsum((widths[:-1] + widths[1:]) / 2 + rng.uniform(1.5, 3.0, n_rods - 1))]
-        )
-        sides -= sides.mean()
-        for w, off in zip(widths, sides, strict=True):
-            length = rng.uniform(5.0, 10.0)
-            along = rng.uniform(-2.0, 2.0)
-            half = (length - w) / 2
-            u = np.linspace(-half, half, 4)
-            v = rng.uniform(-0.06, 0.06) * length * (1 - (u / half) ** 2)
-            hw = w / 2 * np.concatenate([[1.0], rng.uniform(0.85, 1.0, 2), [1.0]])
-            sh = Shape(
-                _polyline(np.column_stack([u, v]), hw), length / 2 + 0.5, "rod", macro_amp(rng)
-            )
-            at(
-                along * math.sin(duct) + off * math.cos(duct),
-                along * math.cos(duct) - off * math.sin(duct),
-                duct + rng.uniform(-0.08, 0.08),
-                sh,
-            )
-    elif pattern is Morphology.SKIN:
-        pos = 0.0
-        for _ in range(int(rng.integers(2, 5))):
-            r_out = rng.uniform(0.5, 1.0)
-            sh = Shape(
-                _ring(r_out, rng.uniform(0.2, 0.35), rng.uniform(0.1, 0.2), rng.uniform(1.0, 1.1)),
-                r_out * 1.06,
-                "skin",
-                macro_amp(rng),
-            )
-            pos += r_out
-            at(pos * math.sin(tangent), pos * math.cos(tangent), rng.uniform(-np.pi, np.pi), sh)
-            pos += r_out + rng.uniform(1.0, 3.0)
-    elif pattern is Morphology.VASCULAR:
-        length = rng.uniform(10.0, 30.0)
-        sep = rng.uniform(1.0, 2.0)
-        heading = duct + rng.uniform(-0.8, 0.8)
-        step = 0.4
-        start = np.array(
-            [cr - length / 2 * math.sin(heading) / s, cc - length / 2 * math.cos(heading) / s]
-        )
-        path = curve(rng, start, heading, length / s, step / s, 0.03)
-        tang = np.gradient(path, axis=0)
-        tang /= np.linalg.norm(tang, axis=1, keepdims=True)
-        normal = np.column_stack([tang[:, 1], -tang[:, 0]])
-        ext = curve(rng, path[-1], math.atan2(*tang[-1]), 15 / s, 1 / s, 0.03)
-        pre = curve(rng, path[0], math.atan2(*(-tang[0])), 15 / s, 1 / s, 0.03)[::-1]
-        vessels.append(
-            (np.vstack([pre, path, ext]), (sep / 2 + 0.2) / s, float(rng.uniform(0.03, 0.05)))
-        )
-        for side in (-0.5, 0.5):
-            track = path + side * sep / s * normal
-            w = rng.uniform(0.3, 0.6)
-            pos = rng.uniform(0.0, 1.5)
-            while pos < length - 1.0:
-                seg = min(rng.uniform(2.0, 6.0), length - pos)
-                i0, i1 = int(pos / step), min(int((pos + seg) / step), len(track) - 1)
-                if i1 - i0 >= 2:
-                    pts = track[i0 : i1 + 1]
-                    mid = pts[len(pts) // 2]
-                    local = (pts - mid)[:, ::-1] * s  # (u=d_col, v=d_row) in mm
-                    hw = w / 2 * rng.uniform(0.8, 1.0, len(pts))
-                    bound = float(np.hypot(local[:, 0], local[:, 1]).max()) + w / 2 + 0.05
-                    sh = Shape(_polyline(local, hw), bound, "vascular", macro_amp(rng) * 0.8)
-                    out.append((float(mid[0]), float(mid[1]), 0.0, sh))
-                pos += seg + rng.uniform(0.5, 2.0)
-    else:
+    layout = _LAYOUTS.get(pattern)
+    if layout is None:
         raise ValueError(
             f"macro pattern {pattern!r} is not supported; use one of "
             f"{', '.join(m.name for m in MACRO_PATTERNS)}"
         )
-    return out, vessels
+    p = _Pieces(cen, spacing)
+    layout(rng, p, duct, tangent)
+    return p.out, p.vessels

@@ -2,7 +2,8 @@
 
 The rules work on *descriptors* (morphology, distribution, number, confidence), so the
 same code assesses a cluster found on an image and a radiologist's recorded description
-(``calcscope evaluate --format cbis-ddsm`` without images, :mod:`calcscope.evaluation.descriptors`).
+(``calcscope evaluate --format cbis-ddsm`` without images,
+:mod:`calcscope.evaluation.recorded_descriptors`).
 
 How a finding is assessed (each step is one small function below, returning its outcome
 and its reason):
@@ -519,6 +520,73 @@ def _rule_round_probably_benign(
     )
 
 
+def _likelihood(
+    morphs: Sequence[Morphology],
+    distribution: Distribution | None,
+    mdl: LikelihoodModel,
+    t: AssessThresholds,
+) -> tuple[float, list[RuleHit]]:
+    """Likelihood of malignancy of the (non-empty) ``morphs`` in ``distribution``, and the
+    rules that fired: typically benign forms alone, else the most suspicious morphology
+    adjusted by each rule in turn."""
+    benign = _rule_typically_benign(morphs, mdl, t)
+    if benign is not None:
+        p, hit = benign
+        return p, [hit]
+    p, worst, hit = _rule_morphology(morphs, mdl)
+    rules = [hit]
+    p, h = _rule_distribution(distribution, p, mdl)
+    rules += [h] if h else []
+    p, h = _rule_mixed_suspicious(morphs, p, mdl)
+    rules += [h] if h else []
+    p, h = _rule_benign_companion(morphs, worst, p, mdl)
+    rules += [h] if h else []
+    p, h = _rule_classic_malignant(morphs, distribution, p, mdl)
+    rules += [h] if h else []
+    p, h = _rule_diffuse_benign(morphs, distribution, p, t)
+    rules += [h] if h else []
+    p, h = _rule_round_probably_benign(morphs, p, t)
+    rules += [h] if h else []
+    return p, rules
+
+
+def _adjusted_category(
+    cat: Category,
+    morphs: Sequence[Morphology],
+    n_calcifications: int | None,
+    *,
+    morphology_confident: bool,
+    detection_confident: bool,
+) -> tuple[Category, list[RuleHit]]:
+    """The category of the likelihood, adjusted: fewer than 3 benign-looking calcifications
+    are benign (2, not 3); a finding of 3 or above whose shape cannot be judged, or whose
+    detection is unsure, is 0 (additional imaging first). Returns the rules that fired."""
+    rules: list[RuleHit] = []
+    all_benign = all(m.typically_benign for m in morphs)
+    if all_benign and cat is Category.C3 and n_calcifications is not None and n_calcifications < 3:
+        cat = Category.C2
+        rules.append(RuleHit("few_benign", "fewer than 3 benign-looking calcifications"))
+    if not morphology_confident and cat.rank >= Category.C3.rank:
+        rules.append(
+            RuleHit(
+                "needs_magnification",
+                "the calcifications are too small for their shape to be judged on this image: "
+                "diagnostic magnification views come before any decision",
+            )
+        )
+        cat = Category.C0
+    elif not detection_confident and cat.rank >= Category.C3.rank:
+        rules.append(
+            RuleHit(
+                "uncertain_detection",
+                "the detector is not sure these specks are calcifications (possible cluster): "
+                "diagnostic mammography with magnification views to confirm them first",
+            )
+        )
+        cat = Category.C0
+    return cat, rules
+
+
 def assess_descriptors(
     morphologies: Sequence[Morphology],
     distribution: Distribution | None = None,
@@ -566,49 +634,15 @@ def assess_descriptors(
         rules.append(RuleHit("category", f"likelihood {p:.1%}: BI-RADS {cat.value} ({cat.label})"))
         return Assessment(cat, float(p), _FOLLOWUP_OF[cat], tuple(rules))
 
-    benign = _rule_typically_benign(morphs, mdl, t)
-    if benign is not None:
-        p, hit = benign
-        rules = [hit]
-    else:
-        p, worst, hit = _rule_morphology(morphs, mdl)
-        rules = [hit]
-        p, h = _rule_distribution(distribution, p, mdl)
-        rules += [h] if h else []
-        p, h = _rule_mixed_suspicious(morphs, p, mdl)
-        rules += [h] if h else []
-        p, h = _rule_benign_companion(morphs, worst, p, mdl)
-        rules += [h] if h else []
-        p, h = _rule_classic_malignant(morphs, distribution, p, mdl)
-        rules += [h] if h else []
-        p, h = _rule_diffuse_benign(morphs, distribution, p, t)
-        rules += [h] if h else []
-        p, h = _rule_round_probably_benign(morphs, p, t)
-        rules += [h] if h else []
-
-    cat = category_from_likelihood(p, t)
-    all_benign = all(m.typically_benign for m in morphs)
-    if all_benign and cat is Category.C3 and n_calcifications is not None and n_calcifications < 3:
-        cat = Category.C2
-        rules.append(RuleHit("few_benign", "fewer than 3 benign-looking calcifications"))
-    if not morphology_confident and cat.rank >= Category.C3.rank:
-        rules.append(
-            RuleHit(
-                "needs_magnification",
-                "the calcifications are too small for their shape to be judged on this image: "
-                "diagnostic magnification views come before any decision",
-            )
-        )
-        cat = Category.C0
-    elif not detection_confident and cat.rank >= Category.C3.rank:
-        rules.append(
-            RuleHit(
-                "uncertain_detection",
-                "the detector is not sure these specks are calcifications (possible cluster): "
-                "diagnostic mammography with magnification views to confirm them first",
-            )
-        )
-        cat = Category.C0
+    p, rules = _likelihood(morphs, distribution, mdl, t)
+    cat, adjusted = _adjusted_category(
+        category_from_likelihood(p, t),
+        morphs,
+        n_calcifications,
+        morphology_confident=morphology_confident,
+        detection_confident=detection_confident,
+    )
+    rules += adjusted
     rules.append(RuleHit("category", f"likelihood {p:.1%}: BI-RADS {cat.value} ({cat.label})"))
     return Assessment(
         category=cat, likelihood=float(p), follow_up=_FOLLOWUP_OF[cat], rules=tuple(rules)

@@ -25,9 +25,11 @@ and ``NA`` for a missing value.
 from __future__ import annotations
 
 import csv
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 
@@ -323,32 +325,36 @@ class DescriptorEvaluation:
         return all(a <= b for a, b in zip(rates, rates[1:], strict=False))
 
 
+def _metrics() -> ModuleType:
+    """:mod:`sklearn.metrics`, or an error that names the extra to install."""
+    try:
+        from sklearn import metrics
+    except ModuleNotFoundError as exc:  # pragma: no cover - depends on the install
+        raise ModuleNotFoundError(
+            f"the evaluation needs the 'eval' extra ({exc.name} is missing): "
+            "pip install 'calcscope[eval]'"
+        ) from exc
+    return metrics
+
+
 def roc_auc(y: Sequence[bool], score: Sequence[float]) -> float:
-    """ROC AUC (Mann-Whitney U / (n1 n0), ties counted one half); NaN with one class."""
+    """ROC AUC of ``score`` against the labels ``y`` (scikit-learn's ``roc_auc_score``:
+    the Mann-Whitney U / (n1 n0), ties counted one half); NaN with one class only."""
     yy = np.asarray(y, bool)
-    s = np.asarray(score, float)
-    n1 = int(yy.sum())
-    n0 = len(yy) - n1
-    if n1 == 0 or n0 == 0:
+    if yy.all() or not yy.any():
         return float("nan")
-    order = np.argsort(s, kind="mergesort")
-    _, first, counts = np.unique(s[order], return_index=True, return_counts=True)
-    ranks = np.empty(len(s))
-    ranks[order] = np.repeat(first + (counts + 1) / 2, counts)  # 1-based mean ranks
-    return float((ranks[yy].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+    return float(_metrics().roc_auc_score(yy, np.asarray(score, float)))
 
 
 def weighted_kappa(a: Sequence[str], b: Sequence[str], labels: Sequence[str]) -> float:
-    """Cohen's kappa with linear weights ``|i - j|`` over the ordered ``labels``."""
-    k = len(labels)
-    idx = {lab: i for i, lab in enumerate(labels)}
-    observed = np.zeros((k, k))
-    for x, z in zip(a, b, strict=True):
-        observed[idx[x], idx[z]] += 1
-    expected = np.outer(observed.sum(1), observed.sum(0)) / observed.sum()
-    w = np.abs(np.arange(k)[:, None] - np.arange(k)[None, :])
-    denom = float((w * expected).sum())
-    return 1.0 - float((w * observed).sum()) / denom if denom else float("nan")
+    """Cohen's kappa with linear weights ``|i - j|`` over the ordered ``labels``
+    (scikit-learn's ``cohen_kappa_score(weights="linear")``); NaN, without a warning, when
+    undefined (both raters give one and the same label throughout)."""
+    with warnings.catch_warnings():
+        # undefined (0 / 0): scikit-learn warns and returns NaN
+        warnings.simplefilter("ignore")
+        kappa = _metrics().cohen_kappa_score(a, b, labels=list(labels), weights="linear")
+    return float(kappa)
 
 
 def _kappa_label(c: str) -> str:
