@@ -404,8 +404,7 @@ def run_batch(
     keys = sorted(paths)
     todo = _clean(out, set(keys), retry_failed)
     n_skipped = len(keys) - len(todo)
-    n_ok = n_failed = 0
-    n_threads = 0
+    n_ok = n_failed = n_threads = 0
     if todo:
         if client is None:
             client_, close = _open_client(scheduler, workers, processes)
@@ -414,19 +413,14 @@ def run_batch(
         try:
             n_threads = _nthreads(client_)
             tasks = _Tasks(client_, out, config=config, spacing_mm=spacing_mm, timeout_s=timeout_s)
-            for record in tasks.run(
+            records = tasks.run(
                 [(k, paths[k]) for k in todo],
                 window=window or 4 * n_threads,
                 show_progress=show_progress,
                 n_total=len(keys),
                 n_skipped=n_skipped,
-            ):
-                if record.ok:
-                    n_ok += 1
-                else:
-                    n_failed += 1
-                if on_result is not None:
-                    on_result(record)
+            )
+            n_ok, n_failed = _count(records, on_result)
         finally:
             close()
     summary, images = write_summaries(out, keys)
@@ -442,6 +436,18 @@ def run_batch(
         seconds=time.perf_counter() - t_start,
         workers=n_threads,
     )
+
+
+def _count(
+    records: Iterator[ImageRecord], on_result: Callable[[ImageRecord], None] | None
+) -> tuple[int, int]:
+    """Images analysed and failed among ``records``, each passed to ``on_result``."""
+    n_ok = n_failed = 0
+    for record in records:
+        n_ok, n_failed = n_ok + record.ok, n_failed + (not record.ok)
+        if on_result is not None:
+            on_result(record)
+    return n_ok, n_failed
 
 
 def _progress(show: bool) -> Any:
