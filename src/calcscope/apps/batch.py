@@ -44,6 +44,7 @@ import json
 import os
 import queue
 import shutil
+import threading
 import time
 import traceback
 import uuid
@@ -495,6 +496,7 @@ class _Tasks:
         self.futures: dict[str, Any] = {}  # Dask key -> future, while pending
         self.started: dict[str, tuple[float, str]] = {}  # Dask key -> (monotonic s, worker)
         self.finished: queue.Queue[Any] = queue.Queue()
+        self.restarts: list[threading.Thread] = []  # of workers whose task ran out of time
 
     def _on_start(self, event: tuple[float, dict[str, str]]) -> None:
         msg = event[1]
@@ -520,21 +522,38 @@ class _Tasks:
         fut.add_done_callback(self.finished.put)
 
     def _outcome(self, fut: Any) -> ImageRecord | None:
-        """The record of a finished future (None: already recorded as timed out)."""
+        """The record of a finished future (None: already recorded as timed out).
+
+        A task that finished is read from its folder, never gathered from its worker: a
+        worker that died since would make the client wait for the task to run again.
+        """
         if self.futures.pop(fut.key, None) is None:
             return None
         self.started.pop(fut.key, None)
         key, path = self.jobs.pop(fut.key)
         try:
-            record = fut.result()
+            if fut.status == "finished":
+                folder = self.out / key
+                return ImageRecord(**json.loads((folder / "image.json").read_text()))
+            exc = fut.exception(timeout=self.poll_s)
         except _PASS_THROUGH:
             raise
-        except BaseException as exc:  # noqa: BLE001 - killed worker, lost data, ...
-            msg = f"{type(exc).__name__}: {exc}"
-            record = _record_failure(self.out, key, path, msg, type(exc).__name__)
+        except BaseException as err:  # noqa: BLE001 - no record where one was expected
+            exc = err
         finally:
             fut.release()
-        return record
+        msg = f"{type(exc).__name__}: {exc}"  # a killed worker, lost data, ...
+        return _record_failure(self.out, key, path, msg, type(exc).__name__)
+
+    def _finished(self) -> list[Any]:
+        """The futures finished since the last call (waits up to :attr:`poll_s` for one)."""
+        try:
+            done = [self.finished.get(timeout=self.poll_s)]
+        except queue.Empty:
+            return []
+        while not self.finished.empty():
+            done.append(self.finished.get_nowait())
+        return done
 
     def _expired(self) -> Iterator[ImageRecord]:
         """Record every task past its time limit as failed, and free its worker."""
@@ -542,8 +561,8 @@ class _Tasks:
             return
         now = time.monotonic()
         for task_key, (t0, worker) in list(self.started.items()):
-            if now - t0 <= self.timeout_s:
-                continue
+            if now - t0 <= self.timeout_s or self.futures[task_key].done():
+                continue  # in time, or finished (its outcome is on its way)
             fut = self.futures.pop(task_key)
             del self.started[task_key]
             key, path = self.jobs.pop(task_key)
@@ -551,12 +570,13 @@ class _Tasks:
             fut.release()
             msg = f"timed out after {self.timeout_s:g} s"
             yield _record_failure(self.out, key, path, msg, "TimeoutError")
-            self._restart(worker)
+            if worker:  # in the background: a restart takes seconds
+                restart = threading.Thread(target=self._restart, args=(worker,), daemon=True)
+                restart.start()
+                self.restarts.append(restart)
 
     def _restart(self, worker: str) -> None:
         """Restart a worker whose task ran out of time (a hung decoder holds it)."""
-        if not worker:
-            return
         try:
             self.client.restart_workers([worker], raise_for_error=False)
         except Exception:  # noqa: BLE001 - threads of a test cluster cannot be restarted
@@ -582,11 +602,7 @@ class _Tasks:
                 bar = progress.add_task("batch", total=n_total, completed=n_skipped, failed=0)
                 failed = 0
                 while self.futures:
-                    try:
-                        done = [self.finished.get(timeout=self.poll_s)]
-                    except queue.Empty:
-                        done = []
-                    records = [r for r in map(self._outcome, done) if r is not None]
+                    records = [r for r in map(self._outcome, self._finished()) if r is not None]
                     for record in [*records, *self._expired()]:
                         failed += not record.ok
                         progress.update(bar, advance=1, failed=failed)
@@ -596,3 +612,5 @@ class _Tasks:
                         yield record
         finally:
             self.client.unsubscribe_topic(START_TOPIC)
+            for restart in self.restarts:  # before the caller closes the cluster
+                restart.join(timeout=60)
