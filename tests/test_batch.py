@@ -322,3 +322,47 @@ def test_breasts_csv_pairs_the_views_of_each_breast(clean_run: Path, tmp_path: P
     assert (row["quadrant"], row["clock"]) == ("upper inner", "1")
     assert (row["category"], row["morphology"]) == ("4C", "fine_linear")
     assert float(row["distance_difference_mm"]) == 3.0
+
+
+def test_killed_and_hung_worker_processes(archive: Path, tmp_path: Path) -> None:
+    """A worker process that dies, and one that hangs, fail only their image: the hung
+    one is restarted after the time limit and the batch finishes."""
+    import dask
+    from distributed import Client, LocalCluster
+    from distributed.diagnostics.plugin import WorkerPlugin
+
+    sub = tmp_path / "in"
+    sub.mkdir()
+    for name in ("good.dcm", "hang.dcm", "killed.dcm"):
+        shutil.copy(archive / "a" / "p0.dcm", sub / name)
+
+    class Sabotage(WorkerPlugin):  # runs again in every restarted worker process
+        def setup(self, worker) -> None:
+            import calcscope.pipeline
+
+            real = calcscope.pipeline.analyze
+
+            def analyze(path, *args, **kwargs):
+                if Path(path).name == "killed.dcm":
+                    os._exit(1)
+                if Path(path).name == "hang.dcm":
+                    time.sleep(600)
+                return real(path, *args, **kwargs)
+
+            calcscope.pipeline.analyze = analyze
+
+    out = tmp_path / "out"
+    with (
+        dask.config.set({"distributed.scheduler.allowed-failures": 0}),
+        LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster,
+        Client(cluster) as client,
+    ):
+        client.register_plugin(Sabotage())
+        t0 = time.monotonic()
+        res = run_batch(sub, out, client=client, show_progress=False, timeout_s=20)
+        assert time.monotonic() - t0 < 120
+    images = {r["image"]: r for r in _read(out / "images.csv")}
+    assert images["good.dcm"]["status"] == "ok"
+    assert images["hang.dcm"]["error"] == "timed out after 20 s"
+    assert images["killed.dcm"]["error"].startswith("KilledWorker")
+    assert (res.n_analysed, res.n_failed) == (1, 2)
