@@ -21,17 +21,19 @@ The image id is the path relative to ``INPUT_DIR`` with ``/`` replaced by ``__``
 task writes into ``OUT/.tmp-<id>-<random>/`` (each file through
 :func:`calcscope.files.write_atomic`) and renames it to ``OUT/<id>/`` (atomic), so a folder
 either is complete or does not exist; folders written by earlier versions (the same names)
-are recognised as done. A rerun skips folders with ``_done``,
-deletes half-written ones (without ``_done``) and temporary folders, and redoes those
-images; the summaries are rebuilt from the per-image files in image-id order, so a killed
-and rerun batch gives the same ``summary.csv`` as an uninterrupted one.
+are recognised as done (their ``analysis.json`` ended with a newline, the writer's does
+not). A rerun skips folders with ``_done``, deletes half-written ones (without ``_done``)
+and temporary folders, and redoes those images; the summaries are rebuilt from the
+per-image files in image-id order, so a killed and rerun batch gives the same
+``summary.csv`` as an uninterrupted one.
 
 Memory stays bounded for any archive size: tasks carry paths (never pixels), at most
 ``window`` tasks (4 per worker thread by default) are in flight, each worker holds one
 image at a time, and the summaries are streamed to disk; the number of local workers
 follows the free memory (:func:`default_workers`). A failure (unreadable file, not a
 mammogram, a decoder panic or any other ``BaseException`` in the task, a killed worker,
-an image that runs past the time limit ``timeout_s``) is recorded in ``OUT/<id>/error.json``
+an image that runs past the time limit ``timeout_s``, whose worker is then restarted) is
+recorded in ``OUT/<id>/error.json``
 and in ``images.csv``; the batch goes on and always finishes. The CSV rows and the view
 records are read from the typed report model
 (:class:`calcscope.reports.schema.AnalysisReport`), never from raw dicts.
@@ -40,6 +42,7 @@ Research software, not a medical device.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import queue
@@ -596,7 +599,7 @@ class _Tasks:
         todo = iter(jobs)
         self.client.subscribe_topic(START_TOPIC, self._on_start)
         try:
-            for job in (j for _, j in zip(range(max(1, window)), todo, strict=False)):
+            for job in itertools.islice(todo, max(1, window)):
                 self._submit(job)
             with _progress(show_progress) as progress:
                 bar = progress.add_task("batch", total=n_total, completed=n_skipped, failed=0)
@@ -606,9 +609,9 @@ class _Tasks:
                     for record in [*records, *self._expired()]:
                         failed += not record.ok
                         progress.update(bar, advance=1, failed=failed)
-                        job = next(todo, None)
-                        if job is not None:
-                            self._submit(job)
+                        nxt = next(todo, None)
+                        if nxt is not None:
+                            self._submit(nxt)
                         yield record
         finally:
             self.client.unsubscribe_topic(START_TOPIC)

@@ -25,6 +25,7 @@ from calcscope.config import Config, load_config
 from calcscope.errors import CalcscopeError, ConfigError, InputError
 
 if TYPE_CHECKING:
+    from calcscope.pipeline import Analysis
     from calcscope.reports.writer import OutputOptions
 
 __all__ = ["app", "main", "analyze_files", "summary_table", "FileResult"]
@@ -63,7 +64,7 @@ class FileResult:
     follow_up: str = ""
     follow_up_short: str = ""  # the follow-up in a few words (summary table)
     seconds: float = 0.0
-    analysis: object | None = None  # the Analysis, only when asked to keep it
+    analysis: Analysis | None = None  # only when asked to keep it
 
 
 def _version_callback(value: bool) -> None:
@@ -392,6 +393,7 @@ def demo(
     if not results[0].ok:
         raise typer.Exit(1)
     analysis = results[0].analysis
+    assert analysis is not None  # kept (keep_analysis) for an image analysed
     scores = compare_with_truth(ph, analysis)
     table = Table(title="detection against the phantom's truth")
     table.add_column("measure")
