@@ -185,3 +185,184 @@ def test_clean_removes_leftovers_of_a_killed_run(tmp_path) -> None:
     todo = _clean(tmp_path, {"a", "b", "c"}, retry_failed=False)
     assert todo == ["a", "b"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c"]
+
+
+class FakePanic(BaseException):
+    """Like pyo3_runtime.PanicException: not an Exception."""
+
+
+def test_panic_and_hang_are_recorded_and_the_batch_finishes(
+    archive: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import calcscope.pipeline
+
+    sub = tmp_path / "in"
+    sub.mkdir()
+    for name in ("p0.dcm", "panic.dcm", "slow.dcm"):
+        shutil.copy(archive / "a" / "p0.dcm", sub / name)
+    done = calcscope.pipeline.analyze(sub / "p0.dcm")  # analysed ahead: no slow task
+
+    def analyze(path, *args, **kwargs):  # the workers are threads of this process
+        if Path(path).name == "panic.dcm":
+            raise FakePanic("called `Result::unwrap()` on an `Err` value")
+        if Path(path).name == "slow.dcm":
+            time.sleep(5)
+            raise RuntimeError("should have timed out")
+        return done
+
+    monkeypatch.setattr(calcscope.pipeline, "analyze", analyze)
+    out = tmp_path / "out"
+    t0 = time.monotonic()
+    res = run_batch(sub, out, workers=2, processes=False, show_progress=False, timeout_s=1.5)
+    assert (res.n_analysed, res.n_failed) == (1, 2)
+    images = {r["image"]: r for r in _read(out / "images.csv")}
+    assert images["p0.dcm"]["status"] == "ok"
+    assert images["panic.dcm"]["status"] == "failed"
+    assert images["panic.dcm"]["error"].startswith("FakePanic: called `Result::unwrap()`")
+    assert images["slow.dcm"]["status"] == "failed"
+    assert images["slow.dcm"]["error"] == "timed out after 1.5 s"
+    error = json.loads((out / "slow.dcm" / "error.json").read_text())
+    assert error["error"] == "TimeoutError"
+    assert time.monotonic() - t0 < 30
+    # the hung task's late end does not overwrite the record of its time-out
+    time.sleep(max(0.0, t0 + 6 - time.monotonic()))
+    assert json.loads((out / "slow.dcm" / "image.json").read_text())["status"] == "failed"
+    assert not list(out.glob(".tmp-*"))
+
+
+def test_default_workers_follow_free_memory() -> None:
+    from calcscope.apps.batch import default_workers
+
+    gb = 2**30
+    assert default_workers(available_bytes=64 * gb, cpus=8) == 8  # cores limit
+    assert default_workers(available_bytes=3 * gb, cpus=8) == 3  # ~1 GB per worker
+    assert default_workers(available_bytes=gb // 2, cpus=8) == 1  # never fewer than one
+    assert 1 <= default_workers() <= (os.cpu_count() or 1)
+
+
+def test_rows_come_from_the_report_model(clean_run: Path) -> None:
+    """A folder written by the previous version (no views.json, no trailing newline
+    difference mattering) is read as the report model; its rows equal the task's."""
+    from calcscope.apps.batch import ViewRecord
+    from calcscope.apps.batch_tables import cluster_rows
+    from calcscope.reports.schema import AnalysisReport
+
+    folder = clean_run / "a__p0.dcm"
+    report = AnalysisReport.model_validate_json((folder / "analysis.json").read_text())
+    rows = cluster_rows("a__p0.dcm", report)
+    with (folder / "clusters.csv").open(newline="") as fh:
+        assert [{k: str(v) for k, v in r.items()} for r in rows] == list(csv.DictReader(fh))
+    record = ViewRecord.from_report(report)
+    assert record is not None and record.view == "CC"
+    assert record.to_json() == (folder / "views.json").read_text()
+
+
+def _view_report(base, study: str, lat: str, view: str, clusters: list[tuple[float, float, str]]):
+    """A copy of the report ``base`` seen as ``view`` of breast ``lat`` in ``study``, with
+    one cluster per (nipple distance mm, offset mm, category)."""
+    template = base.clusters[0]
+    made = []
+    for k, (dist, off, cat) in enumerate(clusters, start=1):
+        location = template.location.model_copy(
+            update={"nipple_distance_mm": dist, "offset_mm": off}
+        )
+        assessment = template.assessment.model_copy(
+            update={"category": cat, "likelihood": 0.8 if cat == "4C" else 0.02}
+        )
+        morphology = "fine_linear" if cat == "4C" else "round"
+        made.append(
+            template.model_copy(
+                update={
+                    "id": k,
+                    "morphology": morphology,
+                    "assessment": assessment,
+                    "location": location,
+                }  # fmt: skip
+            )
+        )
+    source = base.source.model_copy(
+        update={"study_instance_uid": study, "laterality": lat, "view": view}
+    )
+    return base.model_copy(update={"source": source, "clusters": made})
+
+
+def test_breasts_csv_pairs_the_views_of_each_breast(clean_run: Path, tmp_path: Path) -> None:
+    from calcscope.apps.batch import ViewRecord, write_breasts
+    from calcscope.reports.schema import AnalysisReport
+
+    base = AnalysisReport.model_validate_json(
+        (clean_run / "a__p0.dcm" / "analysis.json").read_text()
+    )
+    reports = {
+        "s1_rcc": _view_report(base, "1.2.3", "R", "CC", [(40.0, 12.0, "3"), (70.0, -8.0, "4C")]),
+        "s1_rmlo": _view_report(base, "1.2.3", "R", "MLO", [(73.0, 20.0, "4B"), (120.0, 5.0, "3")]),
+        "s1_lcc": _view_report(base, "1.2.3", "L", "CC", [(40.0, 12.0, "3")]),  # no MLO
+        "s2_rmlo": _view_report(base, "9.9", "R", "MLO", [(40.0, 12.0, "3")]),  # another study
+    }
+    for key, rep in reports.items():  # folders without views.json: the report is read
+        (tmp_path / key).mkdir()
+        (tmp_path / key / "analysis.json").write_text(rep.model_dump_json(indent=1))
+    # a folder written by a batch task also holds the small views.json, read first
+    record = ViewRecord.from_report(reports["s1_rmlo"])
+    assert record is not None
+    (tmp_path / "s1_rmlo" / "views.json").write_text(record.to_json())
+    (tmp_path / "s1_rmlo" / "analysis.json").write_text("not read")
+    path = write_breasts(tmp_path, sorted(reports) + ["missing"])
+    rows = _read(path)
+    assert tuple(rows[0]) == BREAST_COLUMNS
+    assert len(rows) == 1
+    row = rows[0]
+    assert (row["cc_image"], row["cc_cluster_id"], row["mlo_image"], row["mlo_cluster_id"]) == (
+        "s1_rcc",
+        "2",
+        "s1_rmlo",
+        "1",
+    )
+    # inner on the CC view, upper on the MLO view, right breast: upper inner, 1-2 o'clock
+    assert (row["quadrant"], row["clock"]) == ("upper inner", "1")
+    assert (row["category"], row["morphology"]) == ("4C", "fine_linear")
+    assert float(row["distance_difference_mm"]) == 3.0
+
+
+def test_killed_and_hung_worker_processes(archive: Path, tmp_path: Path) -> None:
+    """A worker process that dies, and one that hangs, fail only their image: the hung
+    one is restarted after the time limit and the batch finishes."""
+    import dask
+    from distributed import Client, LocalCluster
+    from distributed.diagnostics.plugin import WorkerPlugin
+
+    sub = tmp_path / "in"
+    sub.mkdir()
+    for name in ("good.dcm", "hang.dcm", "killed.dcm"):
+        shutil.copy(archive / "a" / "p0.dcm", sub / name)
+
+    class Sabotage(WorkerPlugin):  # runs again in every restarted worker process
+        def setup(self, worker) -> None:
+            import calcscope.pipeline
+
+            real = calcscope.pipeline.analyze
+
+            def analyze(path, *args, **kwargs):
+                if Path(path).name == "killed.dcm":
+                    os._exit(1)
+                if Path(path).name == "hang.dcm":
+                    time.sleep(600)
+                return real(path, *args, **kwargs)
+
+            calcscope.pipeline.analyze = analyze
+
+    out = tmp_path / "out"
+    with (
+        dask.config.set({"distributed.scheduler.allowed-failures": 0}),
+        LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster,
+        Client(cluster) as client,
+    ):
+        client.register_plugin(Sabotage())
+        t0 = time.monotonic()
+        res = run_batch(sub, out, client=client, show_progress=False, timeout_s=20)
+        assert time.monotonic() - t0 < 120
+    images = {r["image"]: r for r in _read(out / "images.csv")}
+    assert images["good.dcm"]["status"] == "ok"
+    assert images["hang.dcm"]["error"] == "timed out after 20 s"
+    assert images["killed.dcm"]["error"].startswith("KilledWorker")
+    assert (res.n_analysed, res.n_failed) == (1, 2)

@@ -108,3 +108,99 @@ def test_phantom_command_writes_image_and_truth(tmp_path):
 
 def test_usage_error_exit_code(tmp_path):
     assert main(["analyze", "--out", str(tmp_path)]) == 2
+
+
+def _rows_of(table_text: str) -> list[str]:
+    """The body lines of a summary table rendered as text (below its header rule)."""
+    lines = table_text.splitlines()
+    rule = next(i for i, line in enumerate(lines) if line.startswith("\u2500"))
+    caption = next(i for i, line in enumerate(lines) if "research software" in line)
+    return lines[rule + 1 : caption]
+
+
+def test_summary_table_fits_an_80_column_terminal():
+    from rich.console import Console
+
+    from calcscope.apps.cli import FileResult, summary_table
+    from calcscope.reading.assess import FollowUp
+
+    results = [
+        FileResult(
+            Path(f"/archive/Calc-Test_P_000{k}_LEFT_CC_1-07-2016.dcm"),
+            True,
+            n_calcs=1234,
+            n_macro=4,
+            n_clusters=13,
+            category="4C",
+            follow_up=fu.label,
+            follow_up_short=short,
+            seconds=112.3,
+        )
+        for k, (fu, short) in enumerate(
+            [
+                (FollowUp.ADDITIONAL_IMAGING, "spot/mag views"),
+                (FollowUp.SHORT_INTERVAL, "6-month mammo"),
+                (FollowUp.ROUTINE, "routine"),
+                (FollowUp.BIOPSY, "biopsy"),
+            ]
+        )
+    ]
+    results.append(
+        FileResult(
+            Path("/archive/truncated.dcm"),
+            False,
+            message="/archive/truncated.dcm: cannot read this DICOM file: the pixel data "
+            "ends before the image does (is it truncated?)",
+        )
+    )
+    console = Console(width=80, record=True, color_system=None)
+    console.print(summary_table(results))
+    text = console.export_text()
+    assert max(len(line) for line in text.splitlines()) <= 80
+    body = _rows_of(text)
+    assert len(body) <= 2 * len(results), "an image takes at most two lines"
+    # each row starts on a line that names its file, and every figure shows in full
+    starts = [line for line in body if line.startswith(("Calc-Test", "truncated"))]
+    assert len(starts) == len(results)
+    for short in ("spot/mag views", "6-month mammo", "routine", "biopsy", "1234", "4C"):
+        assert short in text
+    assert "failed" in starts[-1] and "cannot read" in starts[-1]
+
+
+def test_a_panic_in_one_file_does_not_stop_the_run(
+    small_phantom_dcm, tmp_path, monkeypatch, capsys
+):
+    """A decoder's panic (a BaseException, not an Exception) fails only its own file."""
+    import calcscope.pipeline
+
+    good, _ = small_phantom_dcm
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    (inputs / "a_panic.dcm").write_bytes(good.read_bytes())
+    (inputs / "b_good.dcm").write_bytes(good.read_bytes())
+    real = calcscope.pipeline.analyze
+
+    class Panic(BaseException):
+        pass
+
+    def analyze(path, *args, **kwargs):
+        if Path(path).name == "a_panic.dcm":
+            raise Panic("RLE decoder: index out of bounds")
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(calcscope.pipeline, "analyze", analyze)
+    out = tmp_path / "out"
+    assert main(["analyze", str(inputs), "--out", str(out), "--no-overlay"]) == 1
+    assert (out / "b_good.json").is_file()
+    text = "".join(capsys.readouterr())
+    flat = " ".join(text.split())  # the console wraps long lines
+    assert "a_panic.dcm" in text and "unexpected Panic: RLE decoder: index out of" in flat
+    assert "Traceback" not in text
+
+
+def test_batch_time_limit_must_be_positive(tmp_path):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "x.png").write_bytes(b"")
+    pytest.importorskip("distributed")
+    code = main(["batch", str(tmp_path / "in"), "--out", str(tmp_path / "o"), "--timeout-s", "0"])
+    assert code == 2

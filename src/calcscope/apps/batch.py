@@ -8,7 +8,8 @@ under the same paths, e.g. on a shared file system, and have calcscope installed
 
 Layout of ``OUT``::
 
-    OUT/<image id>/analysis.json   the JSON report            (or error.json on failure)
+    OUT/<image id>/analysis.json   the JSON report            (or error.json on failure),
+                                   written by calcscope.reports.writer.write_outputs
     OUT/<image id>/clusters.csv    this image's rows of the summary
     OUT/<image id>/views.json      what the pairing of views needs (see write_breasts)
     OUT/<image id>/_done           written last: the folder is complete
@@ -17,26 +18,36 @@ Layout of ``OUT``::
     OUT/breasts.csv                clusters seen on both views of a breast: quadrant, clock
 
 The image id is the path relative to ``INPUT_DIR`` with ``/`` replaced by ``__``. Each
-task writes into ``OUT/.tmp-<id>-<random>/`` and renames it to ``OUT/<id>/`` (atomic), so
-a folder either is complete or does not exist. A rerun skips folders with ``_done``,
-deletes half-written ones (without ``_done``) and temporary folders, and redoes those
-images; the summaries are rebuilt from the per-image files in image-id order, so a killed
-and rerun batch gives the same ``summary.csv`` as an uninterrupted one.
+task writes into ``OUT/.tmp-<id>-<random>/`` (each file through
+:func:`calcscope.files.write_atomic`) and renames it to ``OUT/<id>/`` (atomic), so a folder
+either is complete or does not exist; folders written by earlier versions (the same names)
+are recognised as done (their ``analysis.json`` ended with a newline, the writer's does
+not). A rerun skips folders with ``_done``, deletes half-written ones (without ``_done``)
+and temporary folders, and redoes those images; the summaries are rebuilt from the
+per-image files in image-id order, so a killed and rerun batch gives the same
+``summary.csv`` as an uninterrupted one.
 
 Memory stays bounded for any archive size: tasks carry paths (never pixels), at most
 ``window`` tasks (4 per worker thread by default) are in flight, each worker holds one
-image at a time, and the summaries are streamed to disk. A failure (unreadable file, not
-a mammogram, a killed worker) is recorded in ``OUT/<id>/error.json``; the batch goes on.
+image at a time, and the summaries are streamed to disk; the number of local workers
+follows the free memory (:func:`default_workers`). A failure (unreadable file, not a
+mammogram, a decoder panic or any other ``BaseException`` in the task, a killed worker,
+an image that runs past the time limit ``timeout_s``, whose worker is then restarted) is
+recorded in ``OUT/<id>/error.json``
+and in ``images.csv``; the batch goes on and always finishes. The CSV rows and the view
+records are read from the typed report model
+(:class:`calcscope.reports.schema.AnalysisReport`), never from raw dicts.
 Research software, not a medical device.
 """
 
 from __future__ import annotations
 
-import csv
-import io
+import itertools
 import json
 import os
+import queue
 import shutil
+import threading
 import time
 import traceback
 import uuid
@@ -45,72 +56,52 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from calcscope.apps.batch_tables import (
+    BREAST_COLUMNS,
+    DONE,
+    IMAGE_COLUMNS,
+    REPORT_STEM,
+    SUMMARY_COLUMNS,
+    ImageRecord,
+    ViewRecord,
+    cluster_rows,
+    csv_text,
+    write_breasts,
+    write_summaries,
+)
 from calcscope.config import Config
 from calcscope.errors import CalcscopeError, ConfigError
-from calcscope.files import atomic_path
-from calcscope.model import Laterality
-from calcscope.reading.assess import Category
-from calcscope.reading.location import ViewFinding, clock_face, pair_views
+from calcscope.files import write_atomic
 
 __all__ = [
     "SUMMARY_COLUMNS",
     "IMAGE_COLUMNS",
+    "BREAST_COLUMNS",
+    "REPORT_STEM",
+    "DEFAULT_TIMEOUT_S",
     "BatchResult",
+    "ImageRecord",
+    "ViewRecord",
     "image_id",
+    "default_workers",
     "analyse_to_folder",
     "run_batch",
     "write_summaries",
     "write_breasts",
-    "BREAST_COLUMNS",
 ]
 
-SUMMARY_COLUMNS = (
-    "image",
-    "cluster_id",
-    "center_row",
-    "center_col",
-    "n_members",
-    "n_detected",
-    "extent_mm",
-    "morphology",
-    "distribution",
-    "half",
-    "depth",
-    "nipple_distance_mm",
-    "category",
-    "likelihood",
-    "follow_up",
-    "score",
-)
-IMAGE_COLUMNS = (
-    "image",
-    "path",
-    "status",
-    "n_calcifications",
-    "n_microcalcifications",
-    "n_clusters",
-    "n_macro_findings",
-    "category",
-    "follow_up",
-    "error",
-)
-BREAST_COLUMNS = (
-    "study",
-    "laterality",
-    "cc_image",
-    "cc_cluster_id",
-    "mlo_image",
-    "mlo_cluster_id",
-    "nipple_distance_mm",
-    "distance_difference_mm",
-    "quadrant",
-    "clock",
-    "morphology",
-    "category",
-    "likelihood",
-)
-DONE = "_done"
+DEFAULT_TIMEOUT_S = 300.0
+"""Time limit of one image's analysis, s (a hung decoder never stalls the batch)."""
+BYTES_PER_PIXEL = 20
+"""Peak memory of one analysis per image pixel, bytes (issue 17's target)."""
+MAX_PLAUSIBLE_PIXELS = 30_000_000
+"""The largest real mammograms hold about 30 megapixels."""
+WORKER_OVERHEAD_BYTES = 400 * 2**20
+"""Memory of an idle worker process (interpreter, NumPy, OpenCV, Dask), bytes."""
+START_TOPIC = "calcscope-batch-start"
+"""Dask event topic on which each task announces that it started (for its time limit)."""
 _TMP = ".tmp-"
+_PASS_THROUGH = (KeyboardInterrupt, SystemExit, GeneratorExit)
 
 
 @dataclass(frozen=True)
@@ -142,63 +133,103 @@ def image_id(path: Path, root: Path) -> str:
     return rel.as_posix().replace("/", "__")
 
 
-def _csv_text(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> str:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
-    w.writeheader()
-    w.writerows(rows)
-    return buf.getvalue()
+def default_workers(available_bytes: int | None = None, cpus: int | None = None) -> int:
+    """Local worker processes that fit the free memory and the cores.
+
+    Each worker holds one image at a time: about :data:`BYTES_PER_PIXEL` bytes per pixel of
+    the largest plausible mammogram (:data:`MAX_PLAUSIBLE_PIXELS`, about 0.6 GB) plus
+    :data:`WORKER_OVERHEAD_BYTES`.
+
+    Parameters
+    ----------
+    available_bytes
+        Free memory, bytes (default: ``psutil.virtual_memory().available``).
+    cpus
+        Cores (default: ``os.cpu_count()``).
+    """
+    if available_bytes is None:
+        try:
+            import psutil
+
+            available_bytes = int(psutil.virtual_memory().available)
+        except ImportError:  # pragma: no cover - psutil comes with Dask distributed
+            available_bytes = 0
+    n_cpus = cpus or os.cpu_count() or 1
+    per_worker = BYTES_PER_PIXEL * MAX_PLAUSIBLE_PIXELS + WORKER_OVERHEAD_BYTES
+    by_memory = available_bytes // per_worker if available_bytes else n_cpus
+    return max(1, min(n_cpus, int(by_memory)))
 
 
-def _image_record(
-    key: str, path: str, report: dict[str, Any] | None, error: str = ""
-) -> dict[str, Any]:
-    if report is None:
-        return {"image": key, "path": path, "status": "failed", "error": error}
-    a = report["assessment"]
-    return {
-        "image": key,
-        "path": path,
-        "status": "ok",
-        "n_calcifications": report["n_calcifications"],
-        "n_microcalcifications": report["n_microcalcifications"],
-        "n_clusters": len(report["clusters"]),
-        "n_macro_findings": len(report["macro_findings"]),
-        "category": a["category"],
-        "follow_up": a["follow_up"],
-        "error": "",
-    }
+def _announce_start(task_key: str | None) -> None:
+    """Tell the client that this task started now (it times the task from here)."""
+    if task_key is None:
+        return
+    try:
+        from distributed import get_worker
+
+        worker = get_worker()
+        worker.log_event(START_TOPIC, {"key": task_key, "worker": worker.address})
+    except Exception:  # noqa: BLE001 - not in a Dask worker: nothing to tell
+        pass
 
 
-def _blank_none(value: Any) -> Any:
-    return "" if value is None else value
+def _write_failure(
+    folder: Path, key: str, path: str, message: str, name: str, tb: str | None = None
+) -> ImageRecord:
+    """Write a failed image's files into ``folder`` (not yet ``_done``)."""
+    error: dict[str, str] = {"image": key, "path": path, "error": name, "message": message}
+    if tb is not None:
+        error["traceback"] = tb
+    write_atomic(folder / "error.json", json.dumps(error, indent=1) + "\n")
+    return ImageRecord.failed(key, path, message)
 
 
-def _cluster_rows(key: str, report: dict[str, Any]) -> list[dict[str, Any]]:
-    rows = []
-    for c in report["clusters"]:
-        where = c.get("location") or {}  # schema 1.3; empty for older reports
-        rows.append(
-            {
-                "image": key,
-                "cluster_id": c["id"],
-                "center_row": c["center_rc"][0],
-                "center_col": c["center_rc"][1],
-                "n_members": c["n_members"],
-                "n_detected": c.get("n_detected", ""),
-                "extent_mm": c["extent_mm"],
-                "morphology": c["morphology"],
-                "distribution": c["distribution"],
-                "half": where.get("half") or "",
-                "depth": where.get("depth") or "",
-                "nipple_distance_mm": _blank_none(where.get("nipple_distance_mm")),
-                "category": c["assessment"]["category"],
-                "likelihood": c["assessment"]["likelihood"],
-                "follow_up": c["assessment"]["follow_up"],
-                "score": c["score"],
-            }
-        )
-    return rows
+def _analyse_into(
+    folder: Path, path: str, key: str, config: Config | None, spacing_mm: float | None
+) -> ImageRecord:
+    """Analyse one image and write its files into ``folder``; never raises for an image
+    (decoder panics and other ``BaseException`` included), only for an interrupt."""
+    from calcscope.pipeline import analyze
+    from calcscope.reports.schema import to_report
+    from calcscope.reports.writer import OutputOptions, write_outputs
+
+    try:
+        analysis = analyze(path, spacing_mm=spacing_mm, config=config)
+        report = to_report(analysis)
+        write_outputs(analysis, folder, REPORT_STEM, OutputOptions(overlay=False), report=report)
+    except _PASS_THROUGH:
+        raise
+    except BaseException as exc:  # noqa: BLE001 - a per-image record instead of a crash
+        if isinstance(exc, CalcscopeError):
+            record = _write_failure(folder, key, path, str(exc), type(exc).__name__)
+        else:
+            msg = f"{type(exc).__name__}: {exc}"
+            tb = traceback.format_exc()
+            record = _write_failure(folder, key, path, msg, type(exc).__name__, tb)
+        rows: list[dict[str, Any]] = []
+    else:
+        view = ViewRecord.from_report(report)
+        write_atomic(folder / "views.json", view.to_json() if view else "null\n")
+        record = ImageRecord.from_report(key, path, report)
+        rows = cluster_rows(key, report)
+    write_atomic(folder / "clusters.csv", csv_text(rows, SUMMARY_COLUMNS))
+    return record
+
+
+def _commit(tmp: Path, record: ImageRecord, final: Path, *, replace: bool) -> None:
+    """Mark ``tmp`` complete and rename it to ``final``.
+
+    An existing ``final`` is a half-written folder (removed) or, when it is complete and
+    ``replace`` is false, the record the client wrote after this task's time ran out (kept:
+    ``tmp`` is left for the caller to remove).
+    """
+    write_atomic(tmp / "image.json", record.to_json())
+    write_atomic(tmp / DONE, record.status + "\n")
+    if final.exists():
+        if (final / DONE).exists() and not replace:
+            return
+        shutil.rmtree(final)
+    os.replace(tmp, final)
 
 
 def analyse_to_folder(
@@ -207,63 +238,41 @@ def analyse_to_folder(
     key: str,
     config: Config | None = None,
     spacing_mm: float | None = None,
-) -> dict[str, Any]:
+    task_key: str | None = None,
+) -> ImageRecord:
     """Analyse one image into ``out_dir/key/`` atomically (the Dask task).
 
-    Returns the small per-image record of ``images.csv`` (never pixels). A failure is
-    recorded in ``error.json`` and returned with ``status`` ``failed``; it never raises
-    for a bad input.
+    Returns the image's record of ``images.csv`` (never pixels). A failure, a
+    ``BaseException`` such as a decoder's panic included, is recorded in ``error.json``
+    and returned with ``status`` ``failed``; it never raises for a bad input.
+    ``task_key`` is the Dask key under which the task announces its start
+    (:data:`START_TOPIC`), from when the client times it.
     """
-    from calcscope.pipeline import analyze
-    from calcscope.reports.schema import to_report
-
+    _announce_start(task_key)
     out = Path(out_dir)
     tmp = out / f"{_TMP}{key}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir(parents=True)
     try:
-        try:
-            analysis = analyze(path, spacing_mm=spacing_mm, config=config)
-            report = to_report(analysis).model_dump(mode="json")
-        except Exception as exc:  # noqa: BLE001 - a per-image record instead of a crash
-            msg = str(exc) if isinstance(exc, CalcscopeError) else f"{type(exc).__name__}: {exc}"
-            error = {"image": key, "path": path, "error": type(exc).__name__, "message": msg}
-            if not isinstance(exc, CalcscopeError):
-                error["traceback"] = traceback.format_exc()
-            (tmp / "error.json").write_text(json.dumps(error, indent=1) + "\n")
-            record = _image_record(key, path, None, msg)
-            rows: list[dict[str, Any]] = []
-        else:
-            (tmp / "analysis.json").write_text(json.dumps(report, indent=1) + "\n")
-            (tmp / "views.json").write_text(json.dumps(_view_record(report)) + "\n")
-            record = _image_record(key, path, report)
-            rows = _cluster_rows(key, report)
-        (tmp / "clusters.csv").write_text(_csv_text(rows, SUMMARY_COLUMNS))
-        (tmp / "image.json").write_text(json.dumps(record) + "\n")
-        (tmp / DONE).write_text(record["status"] + "\n")
-        final = out / key
-        if final.exists():  # half-written by an interrupted run (a complete one is skipped)
-            shutil.rmtree(final)
-        os.replace(tmp, final)
+        record = _analyse_into(tmp, path, key, config, spacing_mm)
+        _commit(tmp, record, out / key, replace=False)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return record
 
 
-def _record_crash(out: Path, key: str, path: str, exc: BaseException) -> dict[str, Any]:
-    """Record a task that died outside :func:`analyse_to_folder` (e.g. a killed worker)."""
-    msg = f"{type(exc).__name__}: {exc}"
+def _record_failure(out: Path, key: str, path: str, message: str, name: str) -> ImageRecord:
+    """Record an image whose task died outside :func:`analyse_to_folder` (a killed worker)
+    or ran out of time; this record wins over a late result of the task."""
     tmp = out / f"{_TMP}{key}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir(parents=True)
-    error = {"image": key, "path": path, "error": type(exc).__name__, "message": msg}
-    (tmp / "error.json").write_text(json.dumps(error, indent=1) + "\n")
-    record = _image_record(key, path, None, msg)
-    (tmp / "clusters.csv").write_text(_csv_text([], SUMMARY_COLUMNS))
-    (tmp / "image.json").write_text(json.dumps(record) + "\n")
-    (tmp / DONE).write_text("failed\n")
-    if (out / key).exists():
-        shutil.rmtree(out / key)
-    os.replace(tmp, out / key)
+    try:
+        record = _write_failure(tmp, key, path, message, name)
+        write_atomic(tmp / "clusters.csv", csv_text([], SUMMARY_COLUMNS))
+        _commit(tmp, record, out / key, replace=True)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
     return record
 
 
@@ -272,125 +281,6 @@ def _is_done(folder: Path, retry_failed: bool) -> bool:
     if not marker.exists():
         return False
     return not (retry_failed and marker.read_text().strip() == "failed")
-
-
-def write_summaries(out_dir: str | Path, keys: list[str]) -> tuple[Path, Path]:
-    """Write ``summary.csv`` (one row per cluster) and ``images.csv`` from the folders.
-
-    Streams the per-image files in the order of ``keys`` (sorted by the caller), through
-    temporary files renamed at the end (:func:`calcscope.imaging.io.atomic_path`).
-    """
-    out = Path(out_dir)
-    summary, images = out / "summary.csv", out / "images.csv"
-    with (
-        atomic_path(summary) as tmp_s,
-        atomic_path(images) as tmp_i,
-        open(tmp_s, "w", newline="") as fs,
-        open(tmp_i, "w", newline="") as fi,
-    ):
-        ws = csv.DictWriter(fs, fieldnames=SUMMARY_COLUMNS, lineterminator="\n")
-        wi = csv.DictWriter(fi, fieldnames=IMAGE_COLUMNS, lineterminator="\n")
-        ws.writeheader()
-        wi.writeheader()
-        for key in keys:
-            folder = out / key
-            if not (folder / DONE).exists():
-                wi.writerow({"image": key, "status": "missing"})
-                continue
-            with (folder / "clusters.csv").open(newline="") as fh:
-                ws.writerows(csv.DictReader(fh))
-            wi.writerow(json.loads((folder / "image.json").read_text()))
-    return summary, images
-
-
-_CC_VIEWS = ("CC", "XCCL")
-_MLO_VIEWS = ("MLO", "ML", "LM")
-
-
-def _view_record(report: dict[str, Any]) -> dict[str, Any] | None:
-    """What :func:`write_breasts` needs of one report (written to ``views.json`` by the
-    task, so that the end of a batch does not read every full report again); None for
-    an image that cannot be paired (no study, laterality or view)."""
-    src = report.get("source") or {}
-    study = src.get("study_instance_uid") or (report.get("patient") or {}).get("id")
-    lat, view = src.get("laterality"), src.get("view")
-    if not study or lat not in ("L", "R") or view not in _CC_VIEWS + _MLO_VIEWS:
-        return None
-    findings = []
-    for c in report.get("clusters", []):
-        loc = c.get("location") or {}
-        if loc.get("nipple_distance_mm") is None or loc.get("offset_mm") is None:
-            continue
-        findings.append(
-            {
-                "finding_id": int(c["id"]),
-                "nipple_distance_mm": float(loc["nipple_distance_mm"]),
-                "offset_mm": float(loc["offset_mm"]),
-                "morphology": str(c["morphology"]),
-                "category": str(c["assessment"]["category"]),
-                "likelihood": float(c["assessment"]["likelihood"]),
-            }
-        )
-    return {"study": str(study), "laterality": lat, "view": view, "findings": findings}
-
-
-def write_breasts(out_dir: str | Path, keys: list[str]) -> Path:
-    """Write ``breasts.csv``: clusters seen on both the CC and the MLO view of one breast.
-
-    Images are grouped by study (Study Instance UID, else patient id) and laterality; in
-    each group the clusters of the CC views and of the MLO (ML, LM) views are paired by
-    their distance from the nipple (:func:`calcscope.reading.location.pair_views`), and each pair
-    gets its quadrant and clock face (:func:`calcscope.reading.location.clock_face`): the CC view
-    tells outer from inner, the MLO view upper from lower. Each row gives the worse of the
-    two calls. Images without a study, laterality or view are left out. Each image's
-    ``views.json`` is read, or its ``analysis.json`` for folders written without it.
-    """
-    out = Path(out_dir)
-    groups: dict[tuple[str, str], tuple[list[ViewFinding], list[ViewFinding]]] = {}
-    for key in keys:
-        views, full = out / key / "views.json", out / key / "analysis.json"
-        if views.exists():
-            record = json.loads(views.read_text())
-        elif full.exists():
-            record = _view_record(json.loads(full.read_text()))
-        else:
-            continue
-        if record is None:
-            continue
-        cc, mlo = groups.setdefault((record["study"], record["laterality"]), ([], []))
-        (cc if record["view"] in _CC_VIEWS else mlo).extend(
-            ViewFinding(image=key, **f) for f in record["findings"]
-        )
-    path = out / "breasts.csv"
-    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=BREAST_COLUMNS, lineterminator="\n")
-        writer.writeheader()
-        for (study, lat), (cc, mlo) in sorted(groups.items()):
-            for a, b in pair_views(cc, mlo):
-                quadrant, hour = clock_face(Laterality(lat), a.offset_mm, b.offset_mm)
-                worse = max((a, b), key=lambda f: (Category(f.category).rank, f.likelihood))
-                writer.writerow(
-                    {
-                        "study": study,
-                        "laterality": lat,
-                        "cc_image": a.image,
-                        "cc_cluster_id": a.finding_id,
-                        "mlo_image": b.image,
-                        "mlo_cluster_id": b.finding_id,
-                        "nipple_distance_mm": round(
-                            (a.nipple_distance_mm + b.nipple_distance_mm) / 2, 1
-                        ),
-                        "distance_difference_mm": round(
-                            abs(a.nipple_distance_mm - b.nipple_distance_mm), 1
-                        ),
-                        "quadrant": quadrant,
-                        "clock": "" if hour is None else hour,
-                        "morphology": worse.morphology,
-                        "category": worse.category,
-                        "likelihood": worse.likelihood,
-                    }
-                )
-    return path
 
 
 def _clean(out: Path, keys: set[str], retry_failed: bool) -> list[str]:
@@ -425,7 +315,7 @@ def _open_client(
         except OSError as exc:
             raise ConfigError(f"cannot reach the Dask scheduler {scheduler}: {exc}") from exc
         return client, client.close
-    n = workers or max(1, (os.cpu_count() or 1))
+    n = workers or default_workers()
     kwargs: dict[str, Any] = {}
     if processes:  # one image per worker process, one core each (OpenCV's pool too)
         kwargs["env"] = {"OPENCV_FOR_THREADS_NUM": "1"}
@@ -466,7 +356,8 @@ def run_batch(
     processes: bool = True,
     client: Any = None,
     show_progress: bool = True,
-    on_result: Callable[[dict[str, Any]], None] | None = None,
+    on_result: Callable[[ImageRecord], None] | None = None,
+    timeout_s: float | None = DEFAULT_TIMEOUT_S,
 ) -> BatchResult:
     """Analyse every image under ``input_dir`` into ``out_dir`` with Dask (resumable).
 
@@ -480,7 +371,8 @@ def run_batch(
         Address of an existing Dask scheduler (``tcp://host:8786``); ``None`` starts a
         local cluster.
     workers
-        Worker processes of the local cluster (default: the number of CPUs).
+        Worker processes of the local cluster (default: :func:`default_workers`, as many
+        as the cores and the free memory allow).
     config, spacing_mm
         Passed to :func:`calcscope.pipeline.analyze`.
     window
@@ -496,6 +388,10 @@ def run_batch(
         Show a rich progress bar on stderr.
     on_result
         Called with each finished image's record (in completion order).
+    timeout_s
+        Time limit of one image, s, counted from the start of its task: past it the image
+        is recorded as failed ("timed out after N s"), its worker is restarted where it can
+        be, and the batch goes on; ``None``: no limit.
     """
     from calcscope.imaging.io import find_images
 
@@ -503,6 +399,8 @@ def run_batch(
     root = Path(input_dir)
     if not root.exists():
         raise ConfigError(f"{root}: no such folder")
+    if timeout_s is not None and timeout_s <= 0:
+        raise ConfigError(f"the time limit must be positive, not {timeout_s} s")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     base = root if root.is_dir() else root.parent
@@ -510,8 +408,7 @@ def run_batch(
     keys = sorted(paths)
     todo = _clean(out, set(keys), retry_failed)
     n_skipped = len(keys) - len(todo)
-    n_ok = n_failed = 0
-    n_threads = 0
+    n_ok = n_failed = n_threads = 0
     if todo:
         if client is None:
             client_, close = _open_client(scheduler, workers, processes)
@@ -519,23 +416,15 @@ def run_batch(
             client_, close = client, (lambda: None)
         try:
             n_threads = _nthreads(client_)
-            for record in _run_tasks(
-                client_,
-                out,
+            tasks = _Tasks(client_, out, config=config, spacing_mm=spacing_mm, timeout_s=timeout_s)
+            records = tasks.run(
                 [(k, paths[k]) for k in todo],
-                config=config,
-                spacing_mm=spacing_mm,
                 window=window or 4 * n_threads,
                 show_progress=show_progress,
                 n_total=len(keys),
                 n_skipped=n_skipped,
-            ):
-                if record["status"] == "ok":
-                    n_ok += 1
-                else:
-                    n_failed += 1
-                if on_result is not None:
-                    on_result(record)
+            )
+            n_ok, n_failed = _count(records, on_result)
         finally:
             close()
     summary, images = write_summaries(out, keys)
@@ -553,20 +442,19 @@ def run_batch(
     )
 
 
-def _run_tasks(
-    client: Any,
-    out: Path,
-    jobs: list[tuple[str, str]],
-    *,
-    config: Config | None,
-    spacing_mm: float | None,
-    window: int,
-    show_progress: bool,
-    n_total: int,
-    n_skipped: int,
-) -> Iterator[dict[str, Any]]:
-    """Submit ``jobs`` in a sliding window of ``window`` tasks; yield their records."""
-    from distributed import as_completed
+def _count(
+    records: Iterator[ImageRecord], on_result: Callable[[ImageRecord], None] | None
+) -> tuple[int, int]:
+    """Images analysed and failed among ``records``, each passed to ``on_result``."""
+    n_ok = n_failed = 0
+    for record in records:
+        n_ok, n_failed = n_ok + record.ok, n_failed + (not record.ok)
+        if on_result is not None:
+            on_result(record)
+    return n_ok, n_failed
+
+
+def _progress(show: bool) -> Any:
     from rich.console import Console
     from rich.progress import (
         BarColumn,
@@ -577,31 +465,7 @@ def _run_tasks(
         TimeRemainingColumn,
     )
 
-    run = uuid.uuid4().hex[:8]
-    it = iter(jobs)
-    meta: dict[str, tuple[str, str]] = {}
-
-    def submit() -> Any | None:
-        job = next(it, None)
-        if job is None:
-            return None
-        key, path = job
-        fut = client.submit(
-            analyse_to_folder,
-            path,
-            str(out),
-            key,
-            config,
-            spacing_mm,
-            key=f"calcscope-{run}-{key}",
-            retries=0,
-        )
-        meta[fut.key] = job
-        return fut
-
-    first = [f for f in (submit() for _ in range(max(1, window))) if f is not None]
-    ac = as_completed(first)
-    progress = Progress(
+    return Progress(
         TextColumn("[bold]batch"),
         BarColumn(),
         MofNCompleteColumn(),
@@ -609,23 +473,147 @@ def _run_tasks(
         TimeRemainingColumn(),
         TextColumn("{task.fields[failed]} failed"),
         console=Console(stderr=True),
-        disable=not show_progress,
+        disable=not show,
     )
-    with progress:
-        task = progress.add_task("batch", total=n_total, completed=n_skipped, failed=0)
-        failed = 0
-        for fut in ac:
-            key, path = meta.pop(fut.key)
-            try:
-                record = fut.result()
-            except Exception as exc:  # noqa: BLE001 - killed worker, lost data, ...
-                record = _record_crash(out, key, path, exc)
-            finally:
-                fut.release()
-            if record["status"] != "ok":
-                failed += 1
-            progress.update(task, advance=1, failed=failed)
-            nxt = submit()
-            if nxt is not None:
-                ac.add(nxt)
-            yield record
+
+
+class _Tasks:
+    """The Dask tasks of one batch: a sliding window of submissions, each task timed from
+    its start (announced on :data:`START_TOPIC`), and every outcome one image record."""
+
+    poll_s = 0.5  # how often the time limits are checked while no task finishes, s
+
+    def __init__(
+        self,
+        client: Any,
+        out: Path,
+        *,
+        config: Config | None,
+        spacing_mm: float | None,
+        timeout_s: float | None,
+    ) -> None:
+        self.client, self.out = client, out
+        self.config, self.spacing_mm, self.timeout_s = config, spacing_mm, timeout_s
+        self.run_id = uuid.uuid4().hex[:8]
+        self.jobs: dict[str, tuple[str, str]] = {}  # Dask key -> (image id, path)
+        self.futures: dict[str, Any] = {}  # Dask key -> future, while pending
+        self.started: dict[str, tuple[float, str]] = {}  # Dask key -> (monotonic s, worker)
+        self.finished: queue.Queue[Any] = queue.Queue()
+        self.restarts: list[threading.Thread] = []  # of workers whose task ran out of time
+
+    def _on_start(self, event: tuple[float, dict[str, str]]) -> None:
+        msg = event[1]
+        if msg.get("key") in self.futures:
+            self.started[msg["key"]] = (time.monotonic(), str(msg.get("worker", "")))
+
+    def _submit(self, job: tuple[str, str]) -> None:
+        key, path = job
+        task_key = f"calcscope-{self.run_id}-{key}"
+        self.jobs[task_key] = job
+        fut = self.client.submit(
+            analyse_to_folder,
+            path,
+            str(self.out),
+            key,
+            self.config,
+            self.spacing_mm,
+            task_key,
+            key=task_key,
+            retries=0,
+        )
+        self.futures[task_key] = fut
+        fut.add_done_callback(self.finished.put)
+
+    def _outcome(self, fut: Any) -> ImageRecord | None:
+        """The record of a finished future (None: already recorded as timed out).
+
+        A task that finished is read from its folder, never gathered from its worker: a
+        worker that died since would make the client wait for the task to run again.
+        """
+        if self.futures.pop(fut.key, None) is None:
+            return None
+        self.started.pop(fut.key, None)
+        key, path = self.jobs.pop(fut.key)
+        try:
+            if fut.status == "finished":
+                folder = self.out / key
+                return ImageRecord(**json.loads((folder / "image.json").read_text()))
+            exc = fut.exception(timeout=self.poll_s)
+        except _PASS_THROUGH:
+            raise
+        except BaseException as err:  # noqa: BLE001 - no record where one was expected
+            exc = err
+        finally:
+            fut.release()
+        msg = f"{type(exc).__name__}: {exc}"  # a killed worker, lost data, ...
+        return _record_failure(self.out, key, path, msg, type(exc).__name__)
+
+    def _finished(self) -> list[Any]:
+        """The futures finished since the last call (waits up to :attr:`poll_s` for one)."""
+        try:
+            done = [self.finished.get(timeout=self.poll_s)]
+        except queue.Empty:
+            return []
+        while not self.finished.empty():
+            done.append(self.finished.get_nowait())
+        return done
+
+    def _expired(self) -> Iterator[ImageRecord]:
+        """Record every task past its time limit as failed, and free its worker."""
+        if self.timeout_s is None:
+            return
+        now = time.monotonic()
+        for task_key, (t0, worker) in list(self.started.items()):
+            if now - t0 <= self.timeout_s or self.futures[task_key].done():
+                continue  # in time, or finished (its outcome is on its way)
+            fut = self.futures.pop(task_key)
+            del self.started[task_key]
+            key, path = self.jobs.pop(task_key)
+            fut.cancel()
+            fut.release()
+            msg = f"timed out after {self.timeout_s:g} s"
+            yield _record_failure(self.out, key, path, msg, "TimeoutError")
+            if worker:  # in the background: a restart takes seconds
+                restart = threading.Thread(target=self._restart, args=(worker,), daemon=True)
+                restart.start()
+                self.restarts.append(restart)
+
+    def _restart(self, worker: str) -> None:
+        """Restart a worker whose task ran out of time (a hung decoder holds it)."""
+        try:
+            self.client.restart_workers([worker], raise_for_error=False)
+        except Exception:  # noqa: BLE001 - threads of a test cluster cannot be restarted
+            pass
+
+    def run(
+        self,
+        jobs: list[tuple[str, str]],
+        *,
+        window: int,
+        show_progress: bool,
+        n_total: int,
+        n_skipped: int,
+    ) -> Iterator[ImageRecord]:
+        """Submit ``jobs`` ((image id, path)) with at most ``window`` in flight; yield each
+        image's record as it finishes, fails or runs out of time."""
+        todo = iter(jobs)
+        self.client.subscribe_topic(START_TOPIC, self._on_start)
+        try:
+            for job in itertools.islice(todo, max(1, window)):
+                self._submit(job)
+            with _progress(show_progress) as progress:
+                bar = progress.add_task("batch", total=n_total, completed=n_skipped, failed=0)
+                failed = 0
+                while self.futures:
+                    records = [r for r in map(self._outcome, self._finished()) if r is not None]
+                    for record in [*records, *self._expired()]:
+                        failed += not record.ok
+                        progress.update(bar, advance=1, failed=failed)
+                        nxt = next(todo, None)
+                        if nxt is not None:
+                            self._submit(nxt)
+                        yield record
+        finally:
+            self.client.unsubscribe_topic(START_TOPIC)
+            for restart in self.restarts:  # before the caller closes the cluster
+                restart.join(timeout=60)

@@ -12,9 +12,10 @@ import time
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -23,7 +24,11 @@ from calcscope.about import DISCLAIMER, __version__
 from calcscope.config import Config, load_config
 from calcscope.errors import CalcscopeError, ConfigError, InputError
 
-__all__ = ["app", "main", "analyze_files", "FileResult"]
+if TYPE_CHECKING:
+    from calcscope.pipeline import Analysis
+    from calcscope.reports.writer import OutputOptions
+
+__all__ = ["app", "main", "analyze_files", "summary_table", "FileResult"]
 
 # options shared by several commands
 ConfigOption = Annotated[
@@ -57,8 +62,9 @@ class FileResult:
     n_clusters: int = 0
     category: str = ""
     follow_up: str = ""
+    follow_up_short: str = ""  # the follow-up in a few words (summary table)
     seconds: float = 0.0
-    analysis: object | None = None  # the Analysis, only when asked to keep it
+    analysis: Analysis | None = None  # only when asked to keep it
 
 
 def _version_callback(value: bool) -> None:
@@ -124,77 +130,127 @@ def analyze_files(
     patient letter ``<stem>.letter.html`` and ``<stem>.letter.txt``. ``anonymize``
     applies to every file written.
     """
-    from calcscope.pipeline import analyze
-    from calcscope.reports.writer import OutputOptions, write_outputs
+    from calcscope.reports.writer import OutputOptions
 
-    cfg = config or Config()
+    job = _Job(
+        out=out,
+        config=config or Config(),
+        options=OutputOptions(
+            overlay=overlay, sr=sr, html=html, letter=letter, anonymize=anonymize
+        ),
+        spacing_mm=spacing_mm,
+        laterality=laterality,
+        view=view,
+        keep_analysis=keep_analysis,
+    )
     out.mkdir(parents=True, exist_ok=True)
     results: list[FileResult] = []
     used: set[str] = set()
-    progress = Progress(
+    with _file_progress(show_progress) as progress:
+        task = progress.add_task("analysing", total=len(files), current="")
+        for path in files:
+            progress.update(task, current=path.name)
+            results.append(_analyze_one(path, _unique_stem(path, used), job))
+            progress.advance(task)
+    return results
+
+
+@dataclass(frozen=True)
+class _Job:
+    """What :func:`analyze_files` does to each file."""
+
+    out: Path
+    config: Config
+    options: OutputOptions
+    spacing_mm: float | None
+    laterality: str | None
+    view: str | None
+    keep_analysis: bool
+
+
+def _file_progress(show: bool) -> Progress:
+    return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         TextColumn("{task.fields[current]}"),
         console=err_console,
-        disable=not show_progress,
+        disable=not show,
         transient=False,
     )
-    with progress:
-        task = progress.add_task("analysing", total=len(files), current="")
-        for path in files:
-            progress.update(task, current=path.name)
-            t0 = time.perf_counter()
-            stem = _unique_stem(path, used)
-            try:
-                analysis = analyze(
-                    path, spacing_mm=spacing_mm, config=cfg, laterality=laterality, view=view
-                )
-                written = write_outputs(
-                    analysis,
-                    out,
-                    stem,
-                    OutputOptions(
-                        overlay=overlay, sr=sr, html=html, letter=letter, anonymize=anonymize
-                    ),
-                )
-                json_path = written.json
-                n_macro = sum(1 for c in analysis.detected if c.kind.value == "macro")
-                results.append(
-                    FileResult(
-                        path=path,
-                        ok=True,
-                        json_path=json_path,
-                        n_calcs=len(analysis.detected),
-                        n_macro=n_macro,
-                        n_clusters=len(analysis.clusters),
-                        category=analysis.assessment.category.value,
-                        follow_up=analysis.assessment.follow_up.label,
-                        seconds=time.perf_counter() - t0,
-                        analysis=analysis if keep_analysis else None,
-                    )
-                )
-            except CalcscopeError as exc:
-                msg = str(exc) if isinstance(exc, InputError) and exc.path else f"{path}: {exc}"
-                err_console.print(f"[red]error:[/] {msg}")
-                results.append(FileResult(path=path, ok=False, message=msg))
-            except MemoryError:
-                msg = f"{path}: out of memory while analysing this image"
-                err_console.print(f"[red]error:[/] {msg}")
-                results.append(FileResult(path=path, ok=False, message=msg))
-            except Exception as exc:  # noqa: BLE001 - one bad file must not stop the run
-                msg = f"{path}: unexpected {type(exc).__name__}: {exc}"
-                err_console.print(f"[red]error:[/] {msg}")
-                results.append(FileResult(path=path, ok=False, message=msg))
-            progress.advance(task)
-    return results
 
 
-def _summary(results: list[FileResult]) -> Table:
-    table = Table(title="calcscope summary", caption=DISCLAIMER)
-    for col in ("file", "calcifications", "macro", "clusters", "BI-RADS", "follow-up", "status"):
-        table.add_column(col, overflow="fold")
+def _analyze_one(path: Path, stem: str, job: _Job) -> FileResult:
+    """Analyse one file and write its outputs as ``<stem>...``; a failure (a decoder's
+    panic included) is printed as one line and returned, never raised."""
+    from calcscope.pipeline import analyze
+    from calcscope.reports.writer import write_outputs
+
+    t0 = time.perf_counter()
+    try:
+        analysis = analyze(
+            path,
+            spacing_mm=job.spacing_mm,
+            config=job.config,
+            laterality=job.laterality,
+            view=job.view,
+        )
+        written = write_outputs(analysis, job.out, stem, job.options)
+    except CalcscopeError as exc:
+        msg = str(exc) if isinstance(exc, InputError) and exc.path else f"{path}: {exc}"
+    except MemoryError:
+        msg = f"{path}: out of memory while analysing this image"
+    except (KeyboardInterrupt, SystemExit, GeneratorExit):
+        raise
+    except BaseException as exc:  # noqa: BLE001 - one bad file (a panic too) must not stop the run
+        msg = f"{path}: unexpected {type(exc).__name__}: {exc}"
+    else:
+        follow_up = analysis.assessment.follow_up
+        return FileResult(
+            path=path,
+            ok=True,
+            json_path=written.json,
+            n_calcs=len(analysis.detected),
+            n_macro=sum(1 for c in analysis.detected if c.kind.value == "macro"),
+            n_clusters=len(analysis.clusters),
+            category=analysis.assessment.category.value,
+            follow_up=follow_up.label,
+            follow_up_short=_FOLLOW_UP_SHORT.get(follow_up.value, follow_up.label),
+            seconds=time.perf_counter() - t0,
+            analysis=analysis if job.keep_analysis else None,
+        )
+    err_console.print(f"[red]error:[/] {msg}")
+    return FileResult(path=path, ok=False, message=msg)
+
+
+_FOLLOW_UP_SHORT = {
+    "routine_screening": "routine",
+    "mammogram_in_6_months": "6-month mammo",
+    "diagnostic_mammography_spot_compression_magnification": "spot/mag views",
+    "biopsy": "biopsy",
+}
+"""The follow-up's short label, by its code, for the summary table."""
+
+
+def summary_table(results: list[FileResult]) -> Table:
+    """The summary of an ``analyze`` run: one row per file, one or two lines each in an
+    80-column terminal (the follow-up in a few words; a failure's reason cut to one line,
+    every error having been printed in full as it happened)."""
+    table = Table(
+        title="calcscope summary",
+        caption=DISCLAIMER,
+        box=box.SIMPLE_HEAD,
+        collapse_padding=True,
+        show_edge=False,
+        pad_edge=False,
+    )
+    table.add_column("file", overflow="fold", ratio=1, min_width=12)
+    for col in ("calcs", "macro", "clusters"):
+        table.add_column(col, justify="right", no_wrap=True)
+    table.add_column("BI-RADS", no_wrap=True)
+    table.add_column("follow-up", no_wrap=True, overflow="ellipsis", max_width=14)
+    table.add_column("status", no_wrap=True)
     for r in results:
         if r.ok:
             table.add_row(
@@ -203,11 +259,12 @@ def _summary(results: list[FileResult]) -> Table:
                 str(r.n_macro),
                 str(r.n_clusters),
                 r.category,
-                r.follow_up,
+                r.follow_up_short or r.follow_up,
                 f"[green]ok[/] {r.seconds:.1f}s",
             )
         else:
-            table.add_row(r.path.name, "", "", "", "", "", f"[red]failed[/]: {r.message}")
+            reason = r.message.removeprefix(f"{r.path}: ")
+            table.add_row(r.path.name, "", "", "", "", reason, "[red]failed[/]")
     return table
 
 
@@ -272,7 +329,7 @@ def analyze(
         html=html or all_reports,
         letter=letter or all_reports,
     )
-    console.print(_summary(results))
+    console.print(summary_table(results))
     failed = sum(not r.ok for r in results) + len(missing)
     if failed:
         err_console.print(f"[red]{failed} of {len(results) + len(missing)} inputs failed[/]")
@@ -332,10 +389,11 @@ def demo(
         (out / "phantom.truth.json").write_text(json.dumps(truth_to_dict(ph), indent=1))
     console.print(f"phantom written to {image} (truth in phantom.truth.json)")
     results = analyze_files([image], out, keep_analysis=True)
-    console.print(_summary(results))
+    console.print(summary_table(results))
     if not results[0].ok:
         raise typer.Exit(1)
     analysis = results[0].analysis
+    assert analysis is not None  # kept (keep_analysis) for an image analysed
     scores = compare_with_truth(ph, analysis)
     table = Table(title="detection against the phantom's truth")
     table.add_column("measure")
@@ -532,12 +590,22 @@ def batch(
         typer.Option("--scheduler", help="Existing Dask scheduler, e.g. tcp://host:8786."),
     ] = None,
     workers: Annotated[
-        int | None, typer.Option("--workers", help="Local worker processes (default: CPUs).")
+        int | None,
+        typer.Option(
+            "--workers",
+            help="Local worker processes (default: as cores and free memory allow).",
+        ),
     ] = None,
     spacing_mm: SpacingOption = None,
     retry_failed: Annotated[
         bool, typer.Option("--retry-failed", help="Redo images whose earlier attempt failed.")
     ] = False,
+    timeout_s: Annotated[
+        float,
+        typer.Option(
+            "--timeout-s", help="Time limit of one image in s; past it the image is failed."
+        ),
+    ] = 300.0,
     config_path: ConfigOption = None,
 ) -> None:
     """Analyse an archive with Dask: one folder per image, resumable, summary.csv at the end."""
@@ -559,6 +627,7 @@ def batch(
             config=cfg,
             spacing_mm=spacing_mm,
             retry_failed=retry_failed,
+            timeout_s=timeout_s,
         )
     except ConfigError as exc:
         err_console.print(f"[red]error:[/] {exc}")
