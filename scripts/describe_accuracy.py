@@ -38,7 +38,7 @@ as the BI-RADS 5th edition does (punctate = round < 0.5 mm). Then, per task, the
 category given to each inserted class (the matched cluster's; for a macro pattern the
 worst of the findings at it), which weighs the confusions clinically.
 
-The seeds of ``tests/test_describe.py`` are 0-9; keep these disjoint (default 100-139:
+The seeds of ``tests/reading/test_describe.py`` are 0-9; keep these disjoint (default 100-139:
 about 7 minutes on 2 cores without the cache; with 100-109 alone, some classes were up to
 25 points off their 40-seed figure).
 ``--cache DIR`` keeps each phantom's truth and its preprocessing and detector outputs

@@ -12,7 +12,7 @@ MLO for odd seeds, CC for even ones), runs the whole pipeline and scores it with
 found at the
 operating point, false detections per 10 cm2 of breast, each inserted cluster found with
 its member count, and the reported clusters that match no inserted one.
-``tests/test_accuracy_phantom.py`` holds the same figures at 0.05, 0.07 and 0.1 mm as
+``tests/evaluation/test_accuracy_phantom.py`` holds the same figures at 0.05, 0.07 and 0.1 mm as
 acceptance tests.
 """
 

@@ -290,6 +290,7 @@ def _check_decoded(raw: np.ndarray, ds: Dataset, name: str) -> None:
     pixel data are read as they are stored. (Values beyond ``BitsStored`` cannot be
     checked: pydicom masks them on decoding.)
     """
+    _check_stored_bits(ds, name)
     ts = _transfer_syntax(ds)
     if ts is None or not ts.is_compressed or raw.ndim != 2 or raw.dtype.kind not in "iu":
         return
@@ -301,6 +302,32 @@ def _check_decoded(raw: np.ndarray, ds: Dataset, name: str) -> None:
             f"{_STEP_BAND_ROWS} rows, jump by more than {STEP_JUMP:.0%} of the image's range "
             f"from a neighbour (real mammograms: under {MAX_STEP_FRACTION:.1%} and "
             f"{MAX_BAND_STEP_FRACTION:.0%}); not analysed",
+            name,
+        )
+
+
+def _check_stored_bits(ds: Dataset, name: str) -> None:
+    """Refuse native pixel data whose values do not fit ``BitsStored`` (the header
+    contradicts the data: pydicom would mask the values into another image)."""
+    ts = _transfer_syntax(ds)
+    if ts is not None and ts.is_compressed:
+        return
+    bits_alloc = int(ds.get("BitsAllocated", 0) or 0)
+    bits_stored = int(ds.get("BitsStored", 0) or 0)
+    if bits_alloc not in (8, 16) or not 0 < bits_stored < bits_alloc:
+        return
+    if int(ds.get("PixelRepresentation", 0) or 0) != 0 or "PixelData" not in ds:
+        return
+    dtype = np.dtype("<u2") if bits_alloc == 16 else np.dtype("u1")
+    data = bytes(ds.PixelData)
+    n = len(data) // dtype.itemsize
+    stored = np.frombuffer(data[: n * dtype.itemsize], dtype=dtype)
+    top = int(stored.max()) if stored.size else 0
+    if top >> bits_stored:
+        raise ImplausibleValueError(
+            f"BitsStored is {bits_stored} but the pixel data hold values up to {top} "
+            f"(which need {top.bit_length()} bits): the header contradicts the data; "
+            "not analysed",
             name,
         )
 
@@ -380,7 +407,15 @@ def _modality_lut(raw: np.ndarray, ds: Dataset, name: str) -> tuple[np.ndarray, 
         probe = slope * np.array([lo_v, lo_v + 1.0, hi_v - 1.0, hi_v]) + intercept
         values = raw.astype(np.float64) * slope + intercept
         steps = np.diff(probe)[[0, 2]]
-    if not (np.all(np.isfinite(probe)) and np.all(np.abs(steps - slope) <= 1e-3 * abs(slope))):
+        # the pipeline works in float32: the steps must survive that too (a slope of
+        # 1e-300 underflows to a blank image)
+        probe32 = probe.astype(np.float32)
+        steps32 = np.diff(probe32.astype(np.float64))[[0, 2]]
+    exact = np.all(np.isfinite(probe)) and np.all(np.abs(steps - slope) <= 1e-3 * abs(slope))
+    single = np.all(np.isfinite(probe32)) and np.all(
+        np.abs(steps32 - slope) <= 1e-3 * abs(slope)
+    )
+    if not (exact and single):
         raise ImplausibleValueError(
             f"RescaleSlope is {slope_text} and RescaleIntercept {intercept_text}: the "
             "rescaled pixel values overflow or lose their steps (not finite, or too large "

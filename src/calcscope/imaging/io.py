@@ -385,5 +385,5 @@ def _has_dicom_preamble(p: Path) -> bool:
 def _identity(p: Path) -> Path:
     try:
         return p.resolve()
-    except OSError:
+    except (OSError, RuntimeError):  # RuntimeError: a symbolic link loop (Python < 3.13)
         return p.absolute()

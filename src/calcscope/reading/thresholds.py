@@ -22,7 +22,7 @@ class DescribeThresholds:
     Sizes are measured to the calcification's visible edge (see
     ``calcscope.detection.outline.EXTENT_FRACTION``): on phantoms the greatest dimension
     comes within about 5-12 % of the drawn size and the area-equivalent diameter within
-    5-15 % (``tests/test_accuracy_phantom.py``).
+    5-15 % (``tests/evaluation/test_accuracy_phantom.py``).
     The size thresholds below are therefore the atlas figures, with a margin only where
     it says so.
 

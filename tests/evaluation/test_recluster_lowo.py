@@ -14,7 +14,7 @@ from calcscope.phantom.mammogram import ClusterSpec, make_phantom
 from calcscope.pipeline import analyze_mammogram
 from calcscope.reports.schema import write_json
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "recluster_lowo.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "recluster_lowo.py"
 
 
 def _load():

@@ -122,7 +122,7 @@ def test_unknown_view_gives_no_half_and_no_nipple_gives_no_place():
 
 def test_patient_orientation_read_from_dicom(tmp_path: Path):
     from calcscope.imaging.io import read_image
-    from test_io import mg_dataset, save
+    from imaging.test_io import mg_dataset, save  # tests/imaging/test_io.py
 
     ds = mg_dataset(
         np.zeros((64, 64), np.uint16),
