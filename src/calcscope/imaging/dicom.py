@@ -412,9 +412,7 @@ def _modality_lut(raw: np.ndarray, ds: Dataset, name: str) -> tuple[np.ndarray, 
         probe32 = probe.astype(np.float32)
         steps32 = np.diff(probe32.astype(np.float64))[[0, 2]]
     exact = np.all(np.isfinite(probe)) and np.all(np.abs(steps - slope) <= 1e-3 * abs(slope))
-    single = np.all(np.isfinite(probe32)) and np.all(
-        np.abs(steps32 - slope) <= 1e-3 * abs(slope)
-    )
+    single = np.all(np.isfinite(probe32)) and np.all(np.abs(steps32 - slope) <= 1e-3 * abs(slope))
     if not (exact and single):
         raise ImplausibleValueError(
             f"RescaleSlope is {slope_text} and RescaleIntercept {intercept_text}: the "
