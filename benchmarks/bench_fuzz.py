@@ -1,11 +1,14 @@
-"""Hostile input through ``calcscope analyze`` and ``calcscope batch``: four counts, all 0.
+"""Hostile input through ``calcscope analyze``, ``calcscope batch`` and the DICOM node: four
+counts, all 0.
 
-Usage: ``python benchmarks/bench_fuzz.py [--n 10000] [--chunk 500] [--no-batch] [--work DIR]``
+Usage: ``python benchmarks/bench_fuzz.py [--n 10000] [--chunk 500] [--no-batch]
+[--node-sample 1000] [--work DIR]``
 
 Writes about ``--n`` hostile files (:mod:`calcscope.evaluation.hostile`: implausible header
 values, wrong VRs, flipped bytes, truncation, corrupt RLE / JPEG-LS / JPEG 2000 fragments,
 corrupt PNG/TIFF/PGM, FIFOs, link loops, links to /dev/zero), each followed by a clean copy
-of a small mammogram that calcscope calls BI-RADS 4C, runs them through the CLI in chunks,
+of a small mammogram that calcscope calls BI-RADS 4C, runs them through the CLI in chunks
+(and a sample of the DICOM files, each with its own SOP Instance UID, through a node by C-STORE),
 and prints, per surface and per family:
 
 * **tracebacks**: Python tracebacks printed, or an exit code other than 0 and 1;
@@ -181,13 +184,173 @@ def run_batch(
             _judge(tally, "batch", c, got, failed, good, clean)
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _start_node(out: Path, port: int, aet: str) -> subprocess.Popen[bytes]:
+    from pynetdicom import AE
+    from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
+
+    cmd = [
+        sys.executable,
+        "-m",
+        "calcscope",
+        "node",
+        "--out",
+        str(out),
+        "--port",
+        str(port),
+        "--ae-title",
+        aet,
+        "--no-dicom-reports",
+        "--workers",
+        "2",
+        "--timeout-s",
+        "120",
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    ae = AE(ae_title="FUZZER")
+    ae.add_requested_context(Verification)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assoc = ae.associate("127.0.0.1", port, ae_title=aet)
+        if assoc.is_established:
+            assoc.release()
+            return proc
+        time.sleep(0.3)
+    proc.kill()
+    raise RuntimeError("the node did not start")
+
+
+def _sendable(path: Path, uid: str) -> object | None:
+    """The file as a dataset with a fresh SOP Instance UID, or None when the sender's own
+    parser refuses it (such a file never reaches a node)."""
+    import pydicom
+    from pydicom import config as dicom_config
+
+    s = dicom_config.settings
+    old = s.reading_validation_mode
+    s.reading_validation_mode = dicom_config.IGNORE
+    try:
+        ds = pydicom.dcmread(path)
+        ds.SOPInstanceUID = uid
+        ds.file_meta.MediaStorageSOPInstanceUID = uid
+        _ = ds.SOPClassUID, ds.file_meta.TransferSyntaxUID
+        return ds
+    except Exception:  # noqa: BLE001 - unparseable or without file meta: not sendable
+        return None
+    finally:
+        s.reading_validation_mode = old
+
+
+def run_node(
+    folders: list[Path],
+    cases: dict[str, list[Case]],
+    clean: Answer,
+    tally: Tally,
+    sample: int,
+    timeout_s: float,
+) -> None:
+    """Send up to ``sample`` hostile DICOM files, each followed by a clean one, to a node."""
+    from pydicom.uid import generate_uid
+    from pynetdicom import AE
+
+    picked = [
+        (f, c)
+        for f in folders
+        for c in cases[f.name]
+        if c.family is not Family.RASTER and c.family is not Family.SPECIAL
+    ]
+    step = max(1, len(picked) // max(sample, 1))
+    picked = picked[::step][:sample]
+    out = folders[0].parent / "node-out"
+    port, aet = _free_port(), "FUZZNODE"
+    proc = _start_node(out, port, aet)
+    sent: list[tuple[Case, str | None, str | None]] = []
+    try:
+        ae = AE(ae_title="FUZZER")
+        ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 60
+        for folder, c in picked:
+            bad_uid, good_uid = generate_uid(), generate_uid()
+            bad = _sendable(folder / c.name, bad_uid)
+            good = _sendable(folder / c.good, good_uid) if c.good else None
+            for ds in (bad, good):
+                if ds is None:
+                    continue
+                ae.requested_contexts = []
+                ae.add_requested_context(ds.SOPClassUID, [ds.file_meta.TransferSyntaxUID])  # type: ignore[attr-defined]
+                assoc = ae.associate("127.0.0.1", port, ae_title=aet)
+                if not assoc.is_established:
+                    continue
+                try:
+                    assoc.send_c_store(ds)
+                except Exception:  # noqa: BLE001 - the sender's encoder refused it
+                    pass
+                finally:
+                    if assoc.is_established:
+                        assoc.release()
+            sent.append(
+                (c, bad_uid if bad is not None else None, good_uid if good is not None else None)
+            )
+        results = out / "results"
+        expected = {u for _, b, g in sent for u in (b, g) if u}
+        deadline = time.monotonic() + timeout_s
+        last, stable_since = -1, time.monotonic()
+        while time.monotonic() < deadline:
+            done = {p.name for p in results.iterdir()} if results.is_dir() else set()
+            if expected <= done:
+                break
+            if len(done) != last:
+                last, stable_since = len(done), time.monotonic()
+            elif time.monotonic() - stable_since > 120:
+                break
+            time.sleep(1.0)
+    finally:
+        proc.terminate()
+        try:
+            _, err = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _, err = proc.communicate()
+    text = err.decode(errors="replace") if err else ""
+    if "Traceback (most recent call last)" in text:
+        tally.add("node", "traceback", text[text.index("Traceback") :][:300])
+    log = out / "node.log"
+    if log.exists() and "Traceback (most recent call last)" in log.read_text(errors="replace"):
+        tally.add("node", "traceback", "in node.log")
+
+    def answer(uid: str | None) -> tuple[Answer | None, bool]:
+        if uid is None:
+            return None, True  # refused by the sender's parser: never reached the node
+        folder = out / "results" / uid
+        if (folder / "analysis.json").exists():
+            return _json_answer(folder / "analysis.json"), False
+        return None, (folder / "error.json").exists() or not folder.exists()
+
+    for c, bad_uid, good_uid in sent:
+        got, failed = answer(bad_uid)
+        good = answer(good_uid)[0] if c.good else clean
+        _judge(tally, "node", c, got, failed, good, clean)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--n", type=int, default=10_000, help="hostile files to make")
     ap.add_argument("--chunk", type=int, default=500, help="hostile files per CLI run")
     ap.add_argument("--timeout-s", type=float, default=900.0, help="per CLI run")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--no-batch", action="store_true", help="only `calcscope analyze`")
+    ap.add_argument("--no-batch", action="store_true", help="skip `calcscope batch`")
+    ap.add_argument(
+        "--node-sample",
+        type=int,
+        default=1000,
+        help="hostile DICOM files sent to a node (0: skip the node)",
+    )
     ap.add_argument("--work", type=Path, default=None, help="working folder (default: temp)")
     args = ap.parse_args()
 
@@ -223,6 +386,10 @@ def main() -> int:
         t1 = time.perf_counter()
         run_batch(folders, by_chunk, clean, tally, args.timeout_s)
         print(f"batch: {time.perf_counter() - t1:.0f} s")
+    if args.node_sample:
+        t1 = time.perf_counter()
+        run_node(folders, by_chunk, clean, tally, args.node_sample, args.timeout_s)
+        print(f"node: {time.perf_counter() - t1:.0f} s")
     for surface, counts in tally.counts.items():
         print(f"\n{surface}:")
         for key in (
