@@ -40,6 +40,7 @@ from pydicom.uid import GrayscaleSoftcopyPresentationStateStorage, generate_uid
 from calcscope.about import __version__
 from calcscope.reports.dicom_source import (
     deidentify,
+    mark_deidentified,
     derived_uid,
     outline_rc,
     pixel_centre_xy,
@@ -136,7 +137,11 @@ def _boxes_and_labels(report: AnalysisReport) -> tuple[list[GraphicObject], list
 
 
 def build_gsps(
-    report: AnalysisReport, *, anonymize: bool = False, source: Dataset | None = None
+    report: AnalysisReport,
+    *,
+    anonymize: bool = False,
+    source: Dataset | None = None,
+    seed: str | None = None,
 ) -> GrayscaleSoftcopyPresentationState:
     """The presentation state marking the calcifications and findings of ``report``.
 
@@ -146,7 +151,7 @@ def build_gsps(
     """
     ref = source if source is not None else source_dataset(report.source)
     if anonymize:
-        ref = deidentify(ref)
+        ref = deidentify(ref, seed=seed)
     outlines = _outlines(report)
     boxes, labels = _boxes_and_labels(report)
     annotations = [
@@ -174,15 +179,16 @@ def build_gsps(
     # General Series Laterality (type 2C: the breast is a paired structure)
     gsps.Laterality = report.source.laterality or ""
     if anonymize:
-        gsps.PatientIdentityRemoved = "YES"
-        gsps.DeidentificationMethod = ref.DeidentificationMethod
+        mark_deidentified(gsps, str(ref.DeidentificationMethod[0]))
     return gsps
 
 
-def gsps_bytes(report: AnalysisReport, *, anonymize: bool = False) -> bytes:
+def gsps_bytes(
+    report: AnalysisReport, *, anonymize: bool = False, seed: str | None = None
+) -> bytes:
     """The presentation state as a DICOM file's bytes."""
     buf = BytesIO()
-    build_gsps(report, anonymize=anonymize).save_as(buf, enforce_file_format=True)
+    build_gsps(report, anonymize=anonymize, seed=seed).save_as(buf, enforce_file_format=True)
     return buf.getvalue()
 
 

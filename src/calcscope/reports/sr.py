@@ -116,6 +116,7 @@ from calcscope.reports.dicom_source import (
     ANONYMOUS_NAME,
     DIGITAL_MAMMOGRAPHY_PRESENTATION,
     deidentify,
+    mark_deidentified,
     derived_uid,
     description_text,
     laterality_code,
@@ -543,7 +544,11 @@ class MammographyCADSR(_SR):
 
 
 def build_sr(
-    report: AnalysisReport, *, anonymize: bool = False, source: Dataset | None = None
+    report: AnalysisReport,
+    *,
+    anonymize: bool = False,
+    source: Dataset | None = None,
+    seed: str | None = None,
 ) -> MammographyCADSR:
     """The Mammography CAD SR of ``report`` (see the module docstring).
 
@@ -560,7 +565,7 @@ def build_sr(
     """
     ref = source if source is not None else source_dataset(report.source)
     if anonymize:
-        ref = deidentify(ref)
+        ref = deidentify(ref, seed=seed)
     key = str(ref.SOPInstanceUID)
     sr = MammographyCADSR(
         evidence=[ref],
@@ -579,17 +584,18 @@ def build_sr(
     sr.SoftwareVersions = __version__
     sr.ManufacturerModelName = "calcscope"
     if anonymize:
-        sr.PatientIdentityRemoved = "YES"
-        sr.DeidentificationMethod = ref.DeidentificationMethod
+        mark_deidentified(sr, str(ref.DeidentificationMethod[0]))
     return sr
 
 
-def sr_bytes(report: AnalysisReport, *, anonymize: bool = False) -> bytes:
+def sr_bytes(
+    report: AnalysisReport, *, anonymize: bool = False, seed: str | None = None
+) -> bytes:
     """The Mammography CAD SR as a DICOM file's bytes."""
     from io import BytesIO
 
     buf = BytesIO()
-    build_sr(report, anonymize=anonymize).save_as(buf, enforce_file_format=True)
+    build_sr(report, anonymize=anonymize, seed=seed).save_as(buf, enforce_file_format=True)
     return buf.getvalue()
 
 
