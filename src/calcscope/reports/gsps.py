@@ -40,8 +40,8 @@ from pydicom.uid import GrayscaleSoftcopyPresentationStateStorage, generate_uid
 from calcscope.about import __version__
 from calcscope.reports.dicom_source import (
     deidentify,
-    mark_deidentified,
     derived_uid,
+    mark_deidentified,
     outline_rc,
     pixel_centre_xy,
     source_dataset,

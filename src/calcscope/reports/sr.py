@@ -116,10 +116,10 @@ from calcscope.reports.dicom_source import (
     ANONYMOUS_NAME,
     DIGITAL_MAMMOGRAPHY_PRESENTATION,
     deidentify,
-    mark_deidentified,
     derived_uid,
     description_text,
     laterality_code,
+    mark_deidentified,
     outline_rc,
     pixel_centre_xy,
     source_dataset,
@@ -588,9 +588,7 @@ def build_sr(
     return sr
 
 
-def sr_bytes(
-    report: AnalysisReport, *, anonymize: bool = False, seed: str | None = None
-) -> bytes:
+def sr_bytes(report: AnalysisReport, *, anonymize: bool = False, seed: str | None = None) -> bytes:
     """The Mammography CAD SR as a DICOM file's bytes."""
     from io import BytesIO
 
