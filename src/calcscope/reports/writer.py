@@ -14,7 +14,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from calcscope.files import atomic_path, write_atomic
+from calcscope.files import write_atomic
 
 if TYPE_CHECKING:
     from calcscope.pipeline import Analysis
@@ -61,12 +61,17 @@ def folder_seed(folder: str | Path) -> str:
         seed = path.read_text(encoding="ascii").strip()
     except FileNotFoundError:
         seed = ""
-    if not seed:
+    if not seed:  # none yet, or an empty one left by a crash while creating it
         Path(folder).mkdir(parents=True, exist_ok=True)
+        path.unlink(missing_ok=True)
         seed = secrets.token_hex(32)
-        with atomic_path(path, durable=True) as tmp:
-            Path(tmp).write_text(seed + "\n", encoding="ascii")
-            os.chmod(tmp, 0o600)
+        # created readable by its owner only (not through atomic_path, whose file gets
+        # the umask's permissions); O_EXCL: a concurrent first run fails, never mixes
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="ascii") as fh:
+            fh.write(seed + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
     return seed
 
 
