@@ -13,6 +13,7 @@ and presentation state to a pynetdicom Storage SCP, whose received files are sea
 from __future__ import annotations
 
 import json
+import shutil
 import socket
 import time
 from collections.abc import Iterable
@@ -228,20 +229,28 @@ def test_analyze_anonymize_leaves_no_identity(source: dict, tmp_path: Path) -> N
 
 
 def test_batch_anonymize_leaves_no_identity(source: dict, tmp_path: Path) -> None:
+    """Every per-image file, the tables and a failed image's error record (whose message
+    names the file) are free of the identity; so are the folder names."""
+    root = tmp_path / "in"
+    (root / FOLDER).mkdir(parents=True)
+    shutil.copy(source["path"], root / FOLDER / "mammo.dcm")
+    (root / FOLDER / "broken.dcm").write_bytes(b"\0" * 128 + b"DICM" + b"\x02\x00" * 10)
     out = tmp_path / "batch"
-    argv = ["batch", str(source["root"]), "--out", str(out), "--workers", "1", "--anonymize"]
-    assert main(argv) == 0
+    argv = ["batch", str(root), "--out", str(out), "--workers", "1", "--anonymize"]
+    assert main(argv) == 1  # the broken file failed
     files = _files(out)
-    assert leaks(files, source["needles"]) == {}
+    assert any(p.name == "error.json" for p in files)
+    assert leaks(files, [*source["needles"], str(root)]) == {}
     names = "\n".join(str(p.relative_to(out)) for p in files).lower()
     assert not [n for n in source["needles"] if n.lower() in names]  # folder names too
-    (folder,) = [p for p in out.iterdir() if p.is_dir()]
-    assert folder.name.startswith("anon-")
+    folders = [p for p in out.iterdir() if p.is_dir()]
+    assert len(folders) == 2 and all(p.name.startswith("anon-") for p in folders)
     with (out / "images.csv").open() as fh:
-        assert "mammo.dcm" in fh.read()
+        table = fh.read()
+    assert "mammo.dcm" in table and "broken.dcm" in table  # the file names only
     # a rerun finds the same pseudonymous ids (the folder's seed): nothing to redo
-    res = run_batch(source["root"], out, anonymize=True, processes=False, show_progress=False)
-    assert res.n_skipped == 1 and res.n_analysed == 0
+    res = run_batch(root, out, anonymize=True, processes=False, show_progress=False)
+    assert res.n_skipped == 2 and res.n_analysed == 0
 
 
 # --- node ----------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ full-size frame, and every PACS viewer that shows presentation states shows it.
 Coordinates are DICOM image coordinates ``(x=column, y=row)``, the centre of pixel
 (r, c) being (c + 0.5, r + 0.5), as in :mod:`calcscope.reports.sr`; the source image is
 referenced as described there (a synthetic instance for non-DICOM input), and
-``anonymize`` replaces the patient's name, ID and birth date.
+``anonymize`` de-identifies the image's header (PS3.15 Basic Profile, UIDs replaced).
 """
 
 from __future__ import annotations
@@ -146,7 +146,8 @@ def build_gsps(
     """The presentation state marking the calcifications and findings of ``report``.
 
     ``report`` is built without ``anonymize`` (its source path leads to the image's
-    DICOM header); ``anonymize`` replaces the patient's name, ID and birth date here.
+    DICOM header); ``anonymize`` de-identifies that header here under ``seed``
+    (:func:`~calcscope.reports.dicom_source.deidentify`), references included.
     ``source`` is the header of the analysed image, by default :func:`source_dataset`.
     """
     ref = source if source is not None else source_dataset(report.source)

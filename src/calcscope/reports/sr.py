@@ -9,7 +9,7 @@ public class for this SOP class: its public ``EnhancedSR``, ``ComprehensiveSR`` 
 its private SR base ``_SR``, and pyproject.toml pins highdicom below the next minor
 version for that reason).
 It references the analysed image by its Study, Series and SOP Instance UIDs and inherits
-the image's patient and study attributes (replaced by a pseudonym with ``anonymize``).
+the image's patient and study attributes (de-identified with ``anonymize``, references included).
 
 Content tree (PS3.16 TID 4000, with PS3.17 Annex E as the worked example)::
 
@@ -558,10 +558,13 @@ def build_sr(
         The analysis report to export; built without ``anonymize`` so that its source
         path leads to the image's DICOM header.
     anonymize
-        Replace the patient's name, ID and birth date by a pseudonym (:func:`deidentify`).
+        De-identify the image's header before it is copied and referenced
+        (:func:`deidentify`: PS3.15 Basic Profile, UIDs replaced) and mark the SR so.
     source
         Header of the analysed image; by default :func:`source_dataset` of
         ``report.source``.
+    seed
+        The de-identification's seed (:class:`~calcscope.reports.dicom_source.Deidentifier`); ``None``: this process's.
     """
     ref = source if source is not None else source_dataset(report.source)
     if anonymize:
