@@ -564,7 +564,8 @@ def build_sr(
         Header of the analysed image; by default :func:`source_dataset` of
         ``report.source``.
     seed
-        The de-identification's seed (:class:`~calcscope.reports.dicom_source.Deidentifier`); ``None``: this process's.
+        The de-identification's seed
+        (:class:`~calcscope.reports.dicom_source.Deidentifier`); ``None``: this process's.
     """
     ref = source if source is not None else source_dataset(report.source)
     if anonymize:
