@@ -401,7 +401,8 @@ def _source(analysis: Analysis, *, anonymize: bool, seed: str | None) -> SourceM
         deid = Deidentifier(seed)
         if path is not None:
             path = deid.file_name(path, uids)
-        uids = tuple(deid.uid(u) if u else u for u in uids)
+        study, series, sop = (deid.uid(u) if u else u for u in uids)
+        uids = (study, series, sop)
     return SourceModel(
         path=path,
         study_instance_uid=uids[0],
