@@ -33,6 +33,8 @@ EXPORTED: dict[str, set[str]] = {
     "calcscope.files": {"atomic_path", "write_atomic", "fsync_dir"},
     "calcscope.reports.writer": {
         "SUFFIXES",
+        "SEED_FILE",
+        "folder_seed",
         "OutputOptions",
         "Outputs",
         "output_paths",

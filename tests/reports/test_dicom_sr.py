@@ -19,6 +19,7 @@ import pytest
 from calcscope.apps.cli import analyze_files
 from calcscope.config import Config
 from calcscope.model import Source
+from calcscope.reports.dicom_source import Deidentifier
 from calcscope.reports.gsps import GSPS_STORAGE, build_gsps
 from calcscope.reports.schema import to_report
 from calcscope.reports.sr import (
@@ -216,8 +217,9 @@ def test_anonymized_dicom_has_no_patient_identity(case):
         assert ds.PatientID != PATIENT["PatientID"]
         assert not ds.PatientBirthDate
         assert ds.PatientIdentityRemoved == "YES"
-        # the references stay
-        assert ds.StudyInstanceUID == case["source"].StudyInstanceUID
+        # the references follow the de-identified image (PS3.15: every UID replaced)
+        original = case["source"].StudyInstanceUID
+        assert ds.StudyInstanceUID == Deidentifier().uid(original) != original
 
 
 def test_non_dicom_input_references_a_synthetic_instance(case, tmp_path):

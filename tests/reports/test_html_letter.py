@@ -24,6 +24,7 @@ import pytest
 from calcscope.apps.cli import analyze_files, main
 from calcscope.config import Config
 from calcscope.reading.assess import Assessment, Category, FollowUp, RuleHit
+from calcscope.reports.dicom_source import Deidentifier
 from calcscope.reports.letter import EXPLAINED_TERMS, letter_text
 from calcscope.reports.schema import load_report, to_report
 from helpers import CHROMIUM_ARGS, chromium_path, phantom_case_dicom
@@ -115,8 +116,12 @@ def test_anonymize_leaves_no_identity_in_any_file(outputs):
 
 def test_anonymized_dicom_exports_still_reference_the_image(outputs):
     """The anonymized JSON keeps only the file name; the SR and GSPS still re-read the
-    image's header and reference its instance."""
-    uid = pydicom.dcmread(outputs["source"], stop_before_pixels=True).SOPInstanceUID
+    image's header and reference its instance as de-identified (its UID replaced as the
+    JSON report's)."""
+    original = pydicom.dcmread(outputs["source"], stop_before_pixels=True).SOPInstanceUID
+    uid = outputs["json"]["source"]["sop_instance_uid"]
+    assert uid == Deidentifier().uid(original) != original  # this process's seed
+    assert outputs["json"]["source"]["path"] == "case.dcm"
     sr = pydicom.dcmread(outputs["out"] / "case.sr.dcm")
     series = sr.CurrentRequestedProcedureEvidenceSequence[0].ReferencedSeriesSequence[0]
     assert series.ReferencedSOPSequence[0].ReferencedSOPInstanceUID == uid

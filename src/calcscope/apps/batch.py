@@ -17,7 +17,9 @@ Layout of ``OUT``::
     OUT/images.csv                 one row per image: status, counts, category, error
     OUT/breasts.csv                clusters seen on both views of a breast: quadrant, clock
 
-The image id is the path relative to ``INPUT_DIR`` with ``/`` replaced by ``__``. Each
+The image id is the path relative to ``INPUT_DIR`` with ``/`` replaced by ``__`` (with
+``anonymize``: ``anon-`` and a keyed hash of it, whose key is kept in
+``OUT/.calcscope-anonymize-seed``; every output is then de-identified). Each
 task writes into ``OUT/.tmp-<id>-<random>/`` (each file through
 :func:`calcscope.files.write_atomic`) and renames it to ``OUT/<id>/`` (atomic), so a folder
 either is complete or does not exist; folders written by earlier versions (the same names)
@@ -184,33 +186,53 @@ def _write_failure(
     return ImageRecord.failed(key, path, message)
 
 
+def _shown_path(path: str, anonymize_seed: str | None) -> str:
+    """The path written in the tables and error records: ``path``, or with
+    ``anonymize_seed`` (``--anonymize``) its file name only."""
+    return path if anonymize_seed is None else Path(path).name
+
+
 def _analyse_into(
-    folder: Path, path: str, key: str, config: Config | None, spacing_mm: float | None
+    folder: Path,
+    path: str,
+    key: str,
+    config: Config | None,
+    spacing_mm: float | None,
+    anonymize_seed: str | None = None,
 ) -> ImageRecord:
     """Analyse one image and write its files into ``folder``; never raises for an image
-    (decoder panics and other ``BaseException`` included), only for an interrupt."""
+    (decoder panics and other ``BaseException`` included), only for an interrupt.
+
+    With ``anonymize_seed`` every file is de-identified under that seed: the outputs by
+    the writer, the records name the file only, a failure keeps no traceback."""
     from calcscope.pipeline import analyze
     from calcscope.reports.schema import to_report
     from calcscope.reports.writer import OutputOptions, write_outputs
 
+    anonymize = anonymize_seed is not None
+    shown = _shown_path(path, anonymize_seed)
+    options = OutputOptions(overlay=False, anonymize=anonymize, anonymize_seed=anonymize_seed)
     try:
         analysis = analyze(path, spacing_mm=spacing_mm, config=config)
-        report = to_report(analysis)
-        write_outputs(analysis, folder, REPORT_STEM, OutputOptions(overlay=False), report=report)
+        report = to_report(analysis, anonymize=anonymize, seed=anonymize_seed)
+        write_outputs(analysis, folder, REPORT_STEM, options, report=report)
     except _PASS_THROUGH:
         raise
     except BaseException as exc:  # noqa: BLE001 - a per-image record instead of a crash
-        if isinstance(exc, CalcscopeError):
-            record = _write_failure(folder, key, path, str(exc), type(exc).__name__)
+        name = type(exc).__name__
+        msg = str(exc) if isinstance(exc, CalcscopeError) else f"{name}: {exc}"
+        if anonymize:
+            msg = msg.replace(path, shown).replace(str(Path(path).resolve()), shown)
+            record = _write_failure(folder, key, shown, msg, name)
+        elif isinstance(exc, CalcscopeError):
+            record = _write_failure(folder, key, path, msg, name)
         else:
-            msg = f"{type(exc).__name__}: {exc}"
-            tb = traceback.format_exc()
-            record = _write_failure(folder, key, path, msg, type(exc).__name__, tb)
+            record = _write_failure(folder, key, path, msg, name, traceback.format_exc())
         rows: list[dict[str, Any]] = []
     else:
         view = ViewRecord.from_report(report)
         write_atomic(folder / "views.json", view.to_json() if view else "null\n")
-        record = ImageRecord.from_report(key, path, report)
+        record = ImageRecord.from_report(key, report.source.path or shown, report)
         rows = cluster_rows(key, report)
     write_atomic(folder / "clusters.csv", csv_text(rows, SUMMARY_COLUMNS))
     return record
@@ -239,6 +261,7 @@ def analyse_to_folder(
     config: Config | None = None,
     spacing_mm: float | None = None,
     task_key: str | None = None,
+    anonymize_seed: str | None = None,
 ) -> ImageRecord:
     """Analyse one image into ``out_dir/key/`` atomically (the Dask task).
 
@@ -246,14 +269,15 @@ def analyse_to_folder(
     ``BaseException`` such as a decoder's panic included, is recorded in ``error.json``
     and returned with ``status`` ``failed``; it never raises for a bad input.
     ``task_key`` is the Dask key under which the task announces its start
-    (:data:`START_TOPIC`), from when the client times it.
+    (:data:`START_TOPIC`), from when the client times it. ``anonymize_seed``: de-identify
+    every file under this seed (``--anonymize``; :func:`calcscope.reports.writer.folder_seed`).
     """
     _announce_start(task_key)
     out = Path(out_dir)
     tmp = out / f"{_TMP}{key}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir(parents=True)
     try:
-        record = _analyse_into(tmp, path, key, config, spacing_mm)
+        record = _analyse_into(tmp, path, key, config, spacing_mm, anonymize_seed)
         _commit(tmp, record, out / key, replace=False)
     finally:
         if tmp.exists():
@@ -358,6 +382,7 @@ def run_batch(
     show_progress: bool = True,
     on_result: Callable[[ImageRecord], None] | None = None,
     timeout_s: float | None = DEFAULT_TIMEOUT_S,
+    anonymize: bool = False,
 ) -> BatchResult:
     """Analyse every image under ``input_dir`` into ``out_dir`` with Dask (resumable).
 
@@ -392,6 +417,13 @@ def run_batch(
         Time limit of one image, s, counted from the start of its task: past it the image
         is recorded as failed ("timed out after N s"), its worker is restarted where it can
         be, and the batch goes on; ``None``: no limit.
+    anonymize
+        De-identify every output (DICOM PS3.15 Basic Profile, see
+        :mod:`calcscope.reports.dicom_source`): the image ids become keyed pseudonyms of
+        their paths (``anon-<16 hex>``), the path columns hold the file name only, and
+        the seed of the mapping is kept in ``OUT/.calcscope-anonymize-seed``
+        (:func:`calcscope.reports.writer.folder_seed`; keep it private) so that a resumed
+        batch gives every image the same pseudonyms.
     """
     from calcscope.imaging.io import find_images
 
@@ -404,7 +436,16 @@ def run_batch(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     base = root if root.is_dir() else root.parent
-    paths = {image_id(p, base): str(p) for p in find_images([root])}
+    seed = None
+    if anonymize:
+        from calcscope.reports.dicom_source import Deidentifier
+        from calcscope.reports.writer import folder_seed
+
+        seed = folder_seed(out)
+        deid = Deidentifier(seed)
+        paths = {f"anon-{deid.pseudonym(image_id(p, base))}": str(p) for p in find_images([root])}
+    else:
+        paths = {image_id(p, base): str(p) for p in find_images([root])}
     keys = sorted(paths)
     todo = _clean(out, set(keys), retry_failed)
     n_skipped = len(keys) - len(todo)
@@ -416,7 +457,14 @@ def run_batch(
             client_, close = client, (lambda: None)
         try:
             n_threads = _nthreads(client_)
-            tasks = _Tasks(client_, out, config=config, spacing_mm=spacing_mm, timeout_s=timeout_s)
+            tasks = _Tasks(
+                client_,
+                out,
+                config=config,
+                spacing_mm=spacing_mm,
+                timeout_s=timeout_s,
+                anonymize_seed=seed,
+            )
             records = tasks.run(
                 [(k, paths[k]) for k in todo],
                 window=window or 4 * n_threads,
@@ -491,9 +539,11 @@ class _Tasks:
         config: Config | None,
         spacing_mm: float | None,
         timeout_s: float | None,
+        anonymize_seed: str | None = None,
     ) -> None:
         self.client, self.out = client, out
         self.config, self.spacing_mm, self.timeout_s = config, spacing_mm, timeout_s
+        self.anonymize_seed = anonymize_seed
         self.run_id = uuid.uuid4().hex[:8]
         self.jobs: dict[str, tuple[str, str]] = {}  # Dask key -> (image id, path)
         self.futures: dict[str, Any] = {}  # Dask key -> future, while pending
@@ -518,6 +568,7 @@ class _Tasks:
             self.config,
             self.spacing_mm,
             task_key,
+            self.anonymize_seed,
             key=task_key,
             retries=0,
         )
@@ -546,7 +597,8 @@ class _Tasks:
         finally:
             fut.release()
         msg = f"{type(exc).__name__}: {exc}"  # a killed worker, lost data, ...
-        return _record_failure(self.out, key, path, msg, type(exc).__name__)
+        shown = _shown_path(path, self.anonymize_seed)
+        return _record_failure(self.out, key, shown, msg, type(exc).__name__)
 
     def _finished(self) -> list[Any]:
         """The futures finished since the last call (waits up to :attr:`poll_s` for one)."""
@@ -572,7 +624,8 @@ class _Tasks:
             fut.cancel()
             fut.release()
             msg = f"timed out after {self.timeout_s:g} s"
-            yield _record_failure(self.out, key, path, msg, "TimeoutError")
+            shown = _shown_path(path, self.anonymize_seed)
+            yield _record_failure(self.out, key, shown, msg, "TimeoutError")
             if worker:  # in the background: a restart takes seconds
                 restart = threading.Thread(target=self._restart, args=(worker,), daemon=True)
                 restart.start()

@@ -34,6 +34,14 @@ __all__ = ["app", "main", "analyze_files", "summary_table", "FileResult"]
 ConfigOption = Annotated[
     Path | None, typer.Option("--config", help="Configuration file (JSON or TOML).")
 ]
+AnonymizeOption = Annotated[
+    bool,
+    typer.Option(
+        "--anonymize",
+        help="De-identify every output (DICOM PS3.15 Basic Profile, by dicognito): no "
+        "patient, no folders, UIDs, names, IDs, institution and dates replaced.",
+    ),
+]
 SpacingOption = Annotated[
     float | None,
     typer.Option("--spacing-mm", help="Pixel spacing in mm for files that carry none."),
@@ -277,12 +285,7 @@ def analyze(
     laterality: Annotated[str | None, typer.Option(help="L or R, overrides the file.")] = None,
     view: Annotated[str | None, typer.Option(help="CC, MLO, ..., overrides the file.")] = None,
     overlay: Annotated[bool, typer.Option(help="Write <stem>.overlay.png.")] = True,
-    anonymize: Annotated[
-        bool,
-        typer.Option(
-            "--anonymize", help="Leave patient name, ID and birth date out of every output."
-        ),
-    ] = False,
+    anonymize: AnonymizeOption = False,
     sr: Annotated[
         bool,
         typer.Option(
@@ -522,6 +525,7 @@ def node(
         float | None,
         typer.Option("--timeout-s", help="Time limit of one image's analysis, in seconds."),
     ] = None,
+    anonymize: AnonymizeOption = False,
     config_path: ConfigOption = None,
 ) -> None:
     """DICOM Storage SCP: analyse each received mammogram once, write JSON and SR to OUT."""
@@ -547,6 +551,7 @@ def node(
             allow=allow or (),
             tls=tls,
             timeout_s=timeout_s,
+            anonymize=anonymize,
         )
     except ConfigError as exc:
         err_console.print(f"[red]error:[/] {exc}")
@@ -606,6 +611,7 @@ def batch(
             "--timeout-s", help="Time limit of one image in s; past it the image is failed."
         ),
     ] = 300.0,
+    anonymize: AnonymizeOption = False,
     config_path: ConfigOption = None,
 ) -> None:
     """Analyse an archive with Dask: one folder per image, resumable, summary.csv at the end."""
@@ -628,6 +634,7 @@ def batch(
             spacing_mm=spacing_mm,
             retry_failed=retry_failed,
             timeout_s=timeout_s,
+            anonymize=anonymize,
         )
     except ConfigError as exc:
         err_console.print(f"[red]error:[/] {exc}")

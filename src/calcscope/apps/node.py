@@ -82,7 +82,8 @@ from calcscope.apps.tls import TLSFiles
 from calcscope.config import Config
 from calcscope.errors import ConfigError
 from calcscope.files import fsync_dir, write_atomic
-from calcscope.reports.writer import output_paths
+from calcscope.reports.dicom_source import Deidentifier
+from calcscope.reports.writer import folder_seed, output_paths
 
 __all__ = [
     "ACCEPTED_SOP_CLASSES",
@@ -270,6 +271,14 @@ class StorageNode:
         The analysis of one file, ``(path, config) -> Analysis``; ``None`` is
         :func:`calcscope.pipeline.analyze`. With ``processes`` it must be a module-level
         function (it is pickled).
+    anonymize
+        De-identify every output (``results/<uid>/``: the JSON, SR and GSPS, the forwarded
+        SR and GSPS included; ``error.json``) by DICOM PS3.15's Basic Profile
+        (:mod:`calcscope.reports.dicom_source`) under the seed kept in
+        ``OUT/.calcscope-anonymize-seed`` (:func:`calcscope.reports.writer.folder_seed`),
+        so that a restarted node maps the same UIDs to the same pseudonyms. The node's own
+        state (the received images, the folder names, the markers and the log) stays keyed
+        by the received SOP Instance UID.
     """
 
     def __init__(
@@ -292,6 +301,7 @@ class StorageNode:
         tls: TLSFiles | None = None,
         timeout_s: float | None = None,
         analyze: Analyze | None = None,
+        anonymize: bool = False,
     ) -> None:
         if not ae_title or len(ae_title) > 16:
             raise ConfigError(f"AE title {ae_title!r}: 1-16 characters")
@@ -329,6 +339,7 @@ class StorageNode:
         self._log_handler: logging.Handler | None = None
         for sub in ("incoming", "results", "done", "received", "failed"):
             (self.out / sub).mkdir(parents=True, exist_ok=True)
+        self.anonymize_seed = folder_seed(self.out) if anonymize else None
 
     # paths
     def _incoming(self, uid: str) -> Path:
@@ -625,6 +636,7 @@ class StorageNode:
             dicom_reports=self.dicom_reports,
             final_path=str(self.out / "received" / src.name),
             analyze=self.analyze,
+            anonymize_seed=self.anonymize_seed,
         )
         log.info("analysing %s", uid)
         try:
@@ -662,9 +674,12 @@ class StorageNode:
 
     def _fail(self, uid: str, src: Path, tmp: Path, error: str, message: str) -> None:
         record = {"status": "failed", "error": error, "message": message}
-        write_atomic(
-            tmp / "error.json", _json_bytes({"sop_instance_uid": uid, **record}), durable=True
-        )
+        shown = {"sop_instance_uid": uid, **record}
+        if self.anonymize_seed is not None:  # the received file's path names its UID
+            new_uid = Deidentifier(self.anonymize_seed).uid(uid)
+            text = message.replace(f"{self.out}{os.sep}", "").replace(uid, new_uid)
+            shown = {**shown, "sop_instance_uid": new_uid, "message": text}
+        write_atomic(tmp / "error.json", _json_bytes(shown), durable=True)
         self._commit(uid, tmp, record)
         self._move(src, "failed")
         self.stats.add("failed")

@@ -52,6 +52,8 @@ class AnalysisJob:
     analyze: Analyze | None = None
     """The analysis; ``None`` is :func:`calcscope.pipeline.analyze` (a module-level
     function when run in a process)."""
+    anonymize_seed: str | None = None
+    """De-identify every output under this seed (``--anonymize``); ``None``: do not."""
 
 
 @dataclass(frozen=True)
@@ -89,7 +91,13 @@ def run_job(job: AnalysisJob) -> AnalysisOutcome:
     from calcscope.reports.writer import OutputOptions, write_outputs
 
     analyze = job.analyze or _default_analyze
-    options = OutputOptions(sr=job.dicom_reports, overlay=False, durable=True)
+    options = OutputOptions(
+        sr=job.dicom_reports,
+        overlay=False,
+        durable=True,
+        anonymize=job.anonymize_seed is not None,
+        anonymize_seed=job.anonymize_seed,
+    )
     try:
         analysis = analyze(Path(job.src), job.config)
         write_outputs(analysis, job.out_dir, STEM, options, source_path=job.final_path)

@@ -3,8 +3,8 @@
 * :func:`source_dataset`: the header of the analysed image, re-read from its DICOM file,
   or, for an image that was not DICOM (PNG, TIFF, array, phantom), a *synthetic* header
   whose UIDs are derived from the pixel data (:func:`derived_uid`), with no patient.
-* :func:`deidentify`: the same header without the patient's name, ID, birth date and
-  other identifiers (``--anonymize``).
+* :class:`Deidentifier`, :func:`deidentify`: the same header de-identified by DICOM
+  PS3.15's Basic Application Level Confidentiality Profile (dicognito), ``--anonymize``.
 * :func:`pixel_centre_xy` and :func:`outline_rc`: calcscope's ``(row, col)`` pixel
   geometry as DICOM image coordinates and outlines.
 * :func:`view_code`, :func:`laterality_code`: the SNOMED CT codes of the image's view
@@ -17,12 +17,15 @@ from __future__ import annotations
 import copy
 import datetime as _dt
 import hashlib
+import hmac
+import secrets
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pydicom
-from pydicom.dataset import Dataset
+from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import DigitalMammographyXRayImageStorageForPresentation, generate_uid
 
 from calcscope.about import DISCLAIMER, __version__
@@ -39,6 +42,9 @@ __all__ = [
     "pixel_digest",
     "source_dataset",
     "deidentify",
+    "Deidentifier",
+    "DEIDENTIFICATION_CODES",
+    "mark_deidentified",
     "pixel_centre_xy",
     "outline_rc",
     "description_text",
@@ -53,27 +59,193 @@ DIGITAL_MAMMOGRAPHY_PRESENTATION = DigitalMammographyXRayImageStorageForPresenta
 #: Patient name written in de-identified exports.
 ANONYMOUS_NAME = "ANONYMOUS^"
 
-#: Attributes removed or emptied by :func:`deidentify` besides name, ID and birth date.
-_IDENTIFYING = (
+#: Attributes of PS3.15 Table E.1-1 that the Basic Profile removes ("X") and dicognito
+#: keeps (it replaces names, IDs, UIDs, dates, institution and address, and removes a few).
+_REMOVED = (
+    "AcquisitionComments",
+    "AdditionalPatientHistory",
+    "AdmittingDiagnosesDescription",
+    "Allergies",
+    "ConsultingPhysicianName",
+    "ContentCreatorName",
+    "CountryOfResidence",
+    "DerivationDescription",
+    "DetectorID",
+    "DeviceSerialNumber",
+    "EthnicGroup",
+    "FrameComments",
+    "ImageComments",
+    "InstitutionAddress",
+    "InstitutionCodeSequence",
+    "InstitutionalDepartmentName",
+    "InstitutionalDepartmentTypeCodeSequence",
+    "IssuerOfPatientIDQualifiersSequence",
+    "LastMenstrualDate",
+    "MedicalAlerts",
+    "NameOfPhysiciansReadingStudy",
+    "OperatorIdentificationSequence",
+    "OperatorsName",
     "OtherPatientIDs",
     "OtherPatientIDsSequence",
     "OtherPatientNames",
     "PatientAddress",
-    "PatientTelephoneNumbers",
-    "PatientMotherBirthName",
+    "PatientAge",
+    "PatientBirthName",
     "PatientBirthTime",
-    "IssuerOfPatientID",
-    "MilitaryRank",
-    "MedicalRecordLocator",
-    "EthnicGroup",
     "PatientComments",
-    "InstitutionAddress",
-    "ReferringPhysicianName",
+    "PatientMotherBirthName",
+    "PatientPrimaryLanguageCodeSequence",
+    "PatientSexNeutered",
+    "PatientSize",
+    "PatientState",
+    "PatientWeight",
+    "PerformedProcedureStepDescription",
+    "PerformingPhysicianIdentificationSequence",
     "PerformingPhysicianName",
-    "OperatorsName",
-    "NameOfPhysiciansReadingStudy",
-    "AccessionNumber",
+    "PersonAddress",
+    "PersonTelephoneNumbers",
+    "PhysiciansOfRecord",
+    "PhysiciansOfRecordIdentificationSequence",
+    "PregnancyStatus",
+    "ProtocolName",
+    "ReasonForStudy",
+    "ReferencedPatientSequence",
+    "ReferringPhysicianAddress",
+    "ReferringPhysicianIdentificationSequence",
+    "ReferringPhysicianTelephoneNumbers",
+    "RegionOfResidence",
+    "RequestAttributesSequence",
+    "RequestedProcedureDescription",
+    "RequestingPhysician",
+    "ResponsiblePerson",
+    "ScheduledPerformingPhysicianName",
+    "SeriesDescription",
+    "SmokingStatus",
+    "StudyDescription",
 )
+
+#: Attributes the Basic Profile empties ("Z": type 2, kept present with no value).
+_EMPTIED = ("PatientBirthDate", "PatientSex", "ReferringPhysicianName")
+
+#: De-identification methods applied (CID 7050): the Basic Application Confidentiality
+#: Profile, with dates shifted by a constant offset rather than removed.
+DEIDENTIFICATION_CODES: tuple[tuple[str, str], ...] = (
+    ("113100", "Basic Application Confidentiality Profile"),
+    ("113107", "Retain Longitudinal Temporal Information Modified Dates Option"),
+)
+
+#: The seed of this process's de-identification when none is given: random, never
+#: written anywhere, so that pseudonyms cannot be traced back by trying identifiers.
+_PROCESS_SEED = secrets.token_hex(16)
+
+
+class Deidentifier:
+    """De-identification by DICOM PS3.15's Basic Application Level Confidentiality Profile.
+
+    The work is done by `dicognito <https://github.com/blairconrad/dicognito>`_ (a
+    maintained implementation of the profile: it replaces every UID but class and
+    transfer syntax UIDs, every person name, the patient, study, accession and station
+    IDs, institution name and address, and shifts every date and time by one offset),
+    completed by calcscope for the attributes that the profile removes or empties and
+    dicognito keeps (:data:`_REMOVED`, :data:`_EMPTIED`, private attributes, overlays).
+    The patient's name becomes :data:`ANONYMOUS_NAME`.
+
+    One seed, one mapping: the same original UID, ID or date always gives the same
+    replacement under the same seed, so the SR, the presentation state and the JSON report
+    of an image (and images of one study in one run) reference each other consistently,
+    and an image de-identified by ``dicognito --seed SEED`` gets the UIDs that the
+    de-identified SR references.
+
+    Parameters
+    ----------
+    seed
+        The secret of the mapping; ``None`` uses a random seed drawn once per process.
+        Anyone who knows the seed can test a guessed identifier against a pseudonym.
+    """
+
+    def __init__(self, seed: str | None = None) -> None:
+        from dicognito.anonymizer import Anonymizer
+
+        self.seed = _PROCESS_SEED if seed is None else str(seed)
+        self._anonymizer = Anonymizer(seed=self.seed)
+
+    def dataset(self, ds: Dataset) -> Dataset:
+        """A de-identified copy of ``ds`` (its file meta included), marked as such.
+
+        Sets Patient Identity Removed ``YES``, De-identification Method and its Code
+        Sequence (CID 7050, :data:`DEIDENTIFICATION_CODES`) as PS3.15 E.1.1 requires.
+        """
+        from dicognito import __version__ as dicognito_version
+
+        out = copy.deepcopy(ds)
+        if not hasattr(out, "file_meta"):
+            out.file_meta = FileMetaDataset()
+        out.remove_private_tags()
+        for tag in [t for t in out.keys() if 0x6000 <= t.group <= 0x60FF]:
+            del out[tag]  # overlays (may hold burned-in text)
+        self._anonymizer.anonymize(out)
+        for item in _walk_datasets(out):
+            for kw in _REMOVED:
+                if kw in item:
+                    delattr(item, kw)
+            for kw in _EMPTIED:
+                if kw in item:
+                    setattr(item, kw, "")
+        out.PatientName = ANONYMOUS_NAME
+        out.PatientBirthDate = ""
+        out.PatientIdentityRemoved = "YES"
+        mark_deidentified(out, f"dicognito {dicognito_version}")
+        return out
+
+    def uid(self, uid: str) -> str:
+        """The replacement of one UID (as in :meth:`dataset`)."""
+        ds = Dataset()
+        ds.file_meta = FileMetaDataset()
+        ds.SOPInstanceUID = uid
+        self._anonymizer.anonymize(ds)
+        return str(ds.SOPInstanceUID)
+
+    def pseudonym(self, text: str, *, length: int = 16) -> str:
+        """A keyed hash of ``text`` (hex, ``length`` characters): a name that reveals
+        nothing of ``text`` without the seed, and is the same for the same ``text``."""
+        digest = hmac.new(self.seed.encode(), text.encode(), hashlib.sha256).hexdigest()
+        return digest[:length]
+
+    def file_name(self, path: str, uids: Iterable[str | None] = ()) -> str:
+        """The file name of ``path`` (no folders), each of ``uids`` in it replaced by its
+        pseudonym: archives and the DICOM node name files after their SOP Instance UID."""
+        name = Path(path).name
+        for uid in sorted({u for u in uids if u}, key=len, reverse=True):
+            name = name.replace(uid, self.uid(uid))
+        return name
+
+
+def _walk_datasets(ds: Dataset) -> Iterator[Dataset]:
+    """``ds`` and every item of its sequences, recursively."""
+    yield ds
+    for elem in list(ds):
+        if elem.VR == "SQ" and elem.value:
+            for item in elem.value:
+                yield from _walk_datasets(item)
+
+
+def mark_deidentified(ds: Dataset, method: str = "") -> None:
+    """Mark ``ds`` (an export of a de-identified image) as PS3.15 E.1.1 requires:
+    Patient Identity Removed ``YES``, De-identification Method (LO, 64 characters a
+    value) and its Code Sequence with the codes of :data:`DEIDENTIFICATION_CODES`."""
+    ds.PatientIdentityRemoved = "YES"
+    values = ["calcscope --anonymize: PS3.15 Basic Profile, dates shifted"]
+    if method:
+        values.insert(0, method[:64])
+    ds.DeidentificationMethod = values
+    codes = []
+    for value, meaning in DEIDENTIFICATION_CODES:
+        item = Dataset()
+        item.CodeValue = value
+        item.CodingSchemeDesignator = "DCM"
+        item.CodeMeaning = meaning
+        codes.append(item)
+    ds.DeidentificationMethodCodeSequence = codes
 
 
 def derived_uid(*parts: object) -> str:
@@ -138,27 +310,13 @@ def source_dataset(src: SourceModel) -> Dataset:
     return _synthetic_source(src)
 
 
-def deidentify(ds: Dataset) -> Dataset:
-    """A copy of ``ds`` without the patient's name, ID, birth date and other identifiers.
+def deidentify(ds: Dataset, *, seed: str | None = None) -> Dataset:
+    """A de-identified copy of ``ds`` (:meth:`Deidentifier.dataset` under ``seed``).
 
-    The name becomes :data:`ANONYMOUS_NAME`, the ID a pseudonym derived from the Study
-    Instance UID (not from the ID, so that it cannot be traced back by trying IDs), the
-    birth date empty. UIDs are kept: the exports must still reference the image.
+    Every UID but class UIDs is replaced, so the exports reference the image as it is
+    after the same de-identification (``dicognito --seed SEED``), never the original.
     """
-    out = copy.deepcopy(ds)
-    out.PatientName = ANONYMOUS_NAME
-    study = str(out.get("StudyInstanceUID", ""))
-    out.PatientID = "ANON-" + hashlib.sha256(study.encode()).hexdigest()[:12].upper()
-    out.PatientBirthDate = ""
-    for kw in _IDENTIFYING:
-        if kw in out:
-            if kw in ("AccessionNumber", "ReferringPhysicianName"):
-                setattr(out, kw, "")
-            else:
-                delattr(out, kw)
-    out.PatientIdentityRemoved = "YES"
-    out.DeidentificationMethod = "calcscope --anonymize: patient name, ID, birth date removed"
-    return out
+    return Deidentifier(seed).dataset(ds)
 
 
 def pixel_centre_xy(rc: np.ndarray | tuple[float, float]) -> np.ndarray:

@@ -15,7 +15,7 @@ full-size frame, and every PACS viewer that shows presentation states shows it.
 Coordinates are DICOM image coordinates ``(x=column, y=row)``, the centre of pixel
 (r, c) being (c + 0.5, r + 0.5), as in :mod:`calcscope.reports.sr`; the source image is
 referenced as described there (a synthetic instance for non-DICOM input), and
-``anonymize`` replaces the patient's name, ID and birth date.
+``anonymize`` de-identifies the image's header (PS3.15 Basic Profile, UIDs replaced).
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ from calcscope.about import __version__
 from calcscope.reports.dicom_source import (
     deidentify,
     derived_uid,
+    mark_deidentified,
     outline_rc,
     pixel_centre_xy,
     source_dataset,
@@ -136,17 +137,22 @@ def _boxes_and_labels(report: AnalysisReport) -> tuple[list[GraphicObject], list
 
 
 def build_gsps(
-    report: AnalysisReport, *, anonymize: bool = False, source: Dataset | None = None
+    report: AnalysisReport,
+    *,
+    anonymize: bool = False,
+    source: Dataset | None = None,
+    seed: str | None = None,
 ) -> GrayscaleSoftcopyPresentationState:
     """The presentation state marking the calcifications and findings of ``report``.
 
     ``report`` is built without ``anonymize`` (its source path leads to the image's
-    DICOM header); ``anonymize`` replaces the patient's name, ID and birth date here.
+    DICOM header); ``anonymize`` de-identifies that header here under ``seed``
+    (:func:`~calcscope.reports.dicom_source.deidentify`), references included.
     ``source`` is the header of the analysed image, by default :func:`source_dataset`.
     """
     ref = source if source is not None else source_dataset(report.source)
     if anonymize:
-        ref = deidentify(ref)
+        ref = deidentify(ref, seed=seed)
     outlines = _outlines(report)
     boxes, labels = _boxes_and_labels(report)
     annotations = [
@@ -174,15 +180,16 @@ def build_gsps(
     # General Series Laterality (type 2C: the breast is a paired structure)
     gsps.Laterality = report.source.laterality or ""
     if anonymize:
-        gsps.PatientIdentityRemoved = "YES"
-        gsps.DeidentificationMethod = ref.DeidentificationMethod
+        mark_deidentified(gsps, str(ref.DeidentificationMethod[0]))
     return gsps
 
 
-def gsps_bytes(report: AnalysisReport, *, anonymize: bool = False) -> bytes:
+def gsps_bytes(
+    report: AnalysisReport, *, anonymize: bool = False, seed: str | None = None
+) -> bytes:
     """The presentation state as a DICOM file's bytes."""
     buf = BytesIO()
-    build_gsps(report, anonymize=anonymize).save_as(buf, enforce_file_format=True)
+    build_gsps(report, anonymize=anonymize, seed=seed).save_as(buf, enforce_file_format=True)
     return buf.getvalue()
 
 

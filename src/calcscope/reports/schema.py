@@ -390,17 +390,24 @@ def _macro(r: MacroResult) -> MacroModel:
     )
 
 
-def _source(analysis: Analysis, *, anonymize: bool) -> SourceModel:
+def _source(analysis: Analysis, *, anonymize: bool, seed: str | None) -> SourceModel:
     m = analysis.mammogram
     src = m.source
     path = src.path
-    if anonymize and path is not None:
-        path = Path(path).name
+    uids = (src.study_instance_uid, src.series_instance_uid, src.sop_instance_uid)
+    if anonymize:
+        from calcscope.reports.dicom_source import Deidentifier
+
+        deid = Deidentifier(seed)
+        if path is not None:
+            path = deid.file_name(path, uids)
+        study, series, sop = (deid.uid(u) if u else u for u in uids)
+        uids = (study, series, sop)
     return SourceModel(
         path=path,
-        study_instance_uid=src.study_instance_uid,
-        series_instance_uid=src.series_instance_uid,
-        sop_instance_uid=src.sop_instance_uid,
+        study_instance_uid=uids[0],
+        series_instance_uid=uids[1],
+        sop_instance_uid=uids[2],
         sop_class_uid=src.sop_class_uid,
         modality=src.modality,
         presentation_intent=src.presentation_intent,
@@ -445,18 +452,22 @@ def _nipple_line(analysis: Analysis) -> NippleLineModel | None:
     )
 
 
-def to_report(analysis: Analysis, *, anonymize: bool = False) -> AnalysisReport:
+def to_report(
+    analysis: Analysis, *, anonymize: bool = False, seed: str | None = None
+) -> AnalysisReport:
     """Build the JSON report model of an analysis.
 
-    With ``anonymize`` the patient block is left out and the source path is reduced to
-    its file name.
+    With ``anonymize`` the patient block is left out, the source path is reduced to its
+    file name (a UID in it replaced as below), and the source's Study, Series and SOP
+    Instance UIDs are replaced as the de-identified SR and GSPS replace them
+    (:class:`calcscope.reports.dicom_source.Deidentifier` under ``seed``).
     """
     calcs = _calcifications(analysis)
     detected = analysis.detected
     detected_ids = {c.id for c in detected}
     n_macro = sum(1 for c in detected if c.kind.value == "macro")
     return AnalysisReport(
-        source=_source(analysis, anonymize=anonymize),
+        source=_source(analysis, anonymize=anonymize, seed=seed),
         patient=_patient(analysis, anonymize=anonymize),
         settings=_settings(analysis.config),
         breast_area_mm2=round(analysis.breast_area_mm2, 1),
@@ -499,9 +510,11 @@ def load_report(path: str | Path) -> AnalysisReport:
         ) from exc
 
 
-def write_json(analysis: Analysis, path: str | Path, *, anonymize: bool = False) -> Path:
-    """Write the JSON report (atomically)."""
-    report = to_report(analysis, anonymize=anonymize)
+def write_json(
+    analysis: Analysis, path: str | Path, *, anonymize: bool = False, seed: str | None = None
+) -> Path:
+    """Write the JSON report (atomically); ``anonymize`` and ``seed`` as :func:`to_report`."""
+    report = to_report(analysis, anonymize=anonymize, seed=seed)
     text = json.dumps(report.model_dump(mode="json"), indent=1)
     return write_atomic(path, text.encode("utf-8"))
 

@@ -9,7 +9,7 @@ public class for this SOP class: its public ``EnhancedSR``, ``ComprehensiveSR`` 
 its private SR base ``_SR``, and pyproject.toml pins highdicom below the next minor
 version for that reason).
 It references the analysed image by its Study, Series and SOP Instance UIDs and inherits
-the image's patient and study attributes (replaced by a pseudonym with ``anonymize``).
+the image's patient and study attributes (de-identified with ``anonymize``, references included).
 
 Content tree (PS3.16 TID 4000, with PS3.17 Annex E as the worked example)::
 
@@ -119,6 +119,7 @@ from calcscope.reports.dicom_source import (
     derived_uid,
     description_text,
     laterality_code,
+    mark_deidentified,
     outline_rc,
     pixel_centre_xy,
     source_dataset,
@@ -543,7 +544,11 @@ class MammographyCADSR(_SR):
 
 
 def build_sr(
-    report: AnalysisReport, *, anonymize: bool = False, source: Dataset | None = None
+    report: AnalysisReport,
+    *,
+    anonymize: bool = False,
+    source: Dataset | None = None,
+    seed: str | None = None,
 ) -> MammographyCADSR:
     """The Mammography CAD SR of ``report`` (see the module docstring).
 
@@ -553,14 +558,18 @@ def build_sr(
         The analysis report to export; built without ``anonymize`` so that its source
         path leads to the image's DICOM header.
     anonymize
-        Replace the patient's name, ID and birth date by a pseudonym (:func:`deidentify`).
+        De-identify the image's header before it is copied and referenced
+        (:func:`deidentify`: PS3.15 Basic Profile, UIDs replaced) and mark the SR so.
     source
         Header of the analysed image; by default :func:`source_dataset` of
         ``report.source``.
+    seed
+        The de-identification's seed
+        (:class:`~calcscope.reports.dicom_source.Deidentifier`); ``None``: this process's.
     """
     ref = source if source is not None else source_dataset(report.source)
     if anonymize:
-        ref = deidentify(ref)
+        ref = deidentify(ref, seed=seed)
     key = str(ref.SOPInstanceUID)
     sr = MammographyCADSR(
         evidence=[ref],
@@ -579,17 +588,16 @@ def build_sr(
     sr.SoftwareVersions = __version__
     sr.ManufacturerModelName = "calcscope"
     if anonymize:
-        sr.PatientIdentityRemoved = "YES"
-        sr.DeidentificationMethod = ref.DeidentificationMethod
+        mark_deidentified(sr, str(ref.DeidentificationMethod[0]))
     return sr
 
 
-def sr_bytes(report: AnalysisReport, *, anonymize: bool = False) -> bytes:
+def sr_bytes(report: AnalysisReport, *, anonymize: bool = False, seed: str | None = None) -> bytes:
     """The Mammography CAD SR as a DICOM file's bytes."""
     from io import BytesIO
 
     buf = BytesIO()
-    build_sr(report, anonymize=anonymize).save_as(buf, enforce_file_format=True)
+    build_sr(report, anonymize=anonymize, seed=seed).save_as(buf, enforce_file_format=True)
     return buf.getvalue()
 
 

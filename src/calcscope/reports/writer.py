@@ -20,7 +20,15 @@ if TYPE_CHECKING:
     from calcscope.pipeline import Analysis
     from calcscope.reports.schema import AnalysisReport
 
-__all__ = ["SUFFIXES", "OutputOptions", "Outputs", "output_paths", "write_outputs"]
+__all__ = [
+    "SUFFIXES",
+    "SEED_FILE",
+    "OutputOptions",
+    "Outputs",
+    "output_paths",
+    "write_outputs",
+    "folder_seed",
+]
 
 SUFFIXES: dict[str, str] = {
     "json": ".json",
@@ -31,6 +39,40 @@ SUFFIXES: dict[str, str] = {
     "letter_html": ".letter.html",
     "letter_txt": ".letter.txt",
 }
+
+
+#: The file in an output folder (batch, node) that keeps its de-identification seed.
+SEED_FILE = ".calcscope-anonymize-seed"
+
+
+def folder_seed(folder: str | Path) -> str:
+    """The de-identification seed of a batch's or node's output folder.
+
+    Read from :data:`SEED_FILE` in ``folder``, or drawn at random and written there
+    (readable by its owner only) on the first run, so that a resumed run maps every UID,
+    ID and image to the same pseudonym as the first. Keep the file private: whoever holds
+    it can test a guessed identifier against a pseudonym; delete it to cut the link.
+    """
+    import os
+    import secrets
+
+    path = Path(folder) / SEED_FILE
+    try:
+        seed = path.read_text(encoding="ascii").strip()
+    except FileNotFoundError:
+        seed = ""
+    if not seed:  # none yet, or an empty one left by a crash while creating it
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        path.unlink(missing_ok=True)
+        seed = secrets.token_hex(32)
+        # created readable by its owner only (not through atomic_path, whose file gets
+        # the umask's permissions); O_EXCL: a concurrent first run fails, never mixes
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="ascii") as fh:
+            fh.write(seed + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+    return seed
 
 
 @dataclass(frozen=True)
@@ -44,6 +86,11 @@ class OutputOptions:
     letter: bool = False
     """The patient letter, as HTML and plain text."""
     anonymize: bool = False
+    """De-identify every output (PS3.15 Basic Profile, :mod:`calcscope.reports.dicom_source`):
+    no patient block, no folders in paths, replaced UIDs, names, IDs and dates."""
+    anonymize_seed: str | None = None
+    """The secret of the de-identification's mapping (see
+    :class:`~calcscope.reports.dicom_source.Deidentifier`); ``None``: random per process."""
     durable: bool = False
     """fsync every file and its folder (the DICOM node acknowledges only durable data)."""
 
@@ -86,20 +133,28 @@ def write_outputs(
     The report model (:func:`calcscope.reports.schema.to_report`) is built once and
     every renderer (HTML, letter, SR, GSPS) takes it; only the overlay PNG needs the
     pixels of ``analysis``. ``source_path`` replaces the report's source path (the node
-    moves an image after analysing it); ``report`` is the report model when the caller
-    already built it. Returns the paths written.
+    moves an image after analysing it; with ``anonymize`` only its de-identified file
+    name); ``report`` is the report model when the caller already built it (with
+    ``anonymize``, built with the same seed). Returns the paths written.
     """
     from calcscope.reports.schema import to_report
 
     opts = options or OutputOptions()
     paths = output_paths(out_dir, stem)
     Path(out_dir).mkdir(parents=True, exist_ok=True)
+    seed = opts.anonymize_seed
     if report is None:
-        report = to_report(analysis, anonymize=opts.anonymize)
+        report = to_report(analysis, anonymize=opts.anonymize, seed=seed)
     # The DICOM exports re-read the image's header from where it was analysed (an
     # anonymized report keeps only the file name); they de-identify it themselves.
     dicom_report = to_report(analysis) if opts.anonymize else report
     if source_path is not None:
+        if opts.anonymize:
+            from calcscope.reports.dicom_source import Deidentifier
+
+            src = dicom_report.source
+            uids = (src.study_instance_uid, src.series_instance_uid, src.sop_instance_uid)
+            source_path = Deidentifier(seed).file_name(source_path, uids)
         source = report.source.model_copy(update={"path": source_path})
         report = report.model_copy(update={"source": source})
     written: dict[str, Path] = {}
@@ -115,8 +170,8 @@ def write_outputs(
         from calcscope.reports.gsps import gsps_bytes
         from calcscope.reports.sr import sr_bytes
 
-        put("sr", sr_bytes(dicom_report, anonymize=opts.anonymize))
-        put("gsps", gsps_bytes(dicom_report, anonymize=opts.anonymize))
+        put("sr", sr_bytes(dicom_report, anonymize=opts.anonymize, seed=seed))
+        put("gsps", gsps_bytes(dicom_report, anonymize=opts.anonymize, seed=seed))
     if opts.html:
         from calcscope.reports.html import render_html
         from calcscope.reports.schema import overlay_png
