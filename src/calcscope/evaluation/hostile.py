@@ -332,7 +332,7 @@ def _raster_cases(
 
 # --------------------------------------------------------------------------- special files
 def _special_cases(folder: Path, start: int) -> list[Case]:
-    made: list[tuple[str, str, Callable[[Path], None]]] = [
+    made: list[tuple[str, str, Callable[[Path], object]]] = [
         (".dcm", "a FIFO", lambda p: os.mkfifo(p)),
         (".dcm", "a folder named like an image", lambda p: p.mkdir()),
         (".dcm", "a symbolic link loop", lambda p: p.symlink_to(p)),

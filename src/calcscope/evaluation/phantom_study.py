@@ -78,7 +78,8 @@ def score_phantom(
     boxes = np.array([c.bbox_rc for c in detected]).reshape(-1, 4)
     tc = np.array([t.center_rc for t in truth.calcifications]).reshape(-1, 2)
     tlen = np.array([t.length_mm for t in truth.calcifications])
-    found_ids, missed = [], []
+    found_ids: list[int] = []
+    missed: list[int] = []
     n_true = 0
     for t, centre in zip(truth.calcifications, tc, strict=True):
         if t.diameter_mm < min_diameter_mm:

@@ -71,8 +71,7 @@ def load_truth(
     """Pair each image with its truth: returns (id -> image path, id -> truth)."""
     if fmt == "mias":
         paths = {p.stem: p for p in images if p.stem.startswith("mdb")}
-        truth = read_mias(truth_path, paths.keys())
-        return paths, truth
+        return paths, read_mias(truth_path, paths.keys())
     if fmt == "inbreast":
         paths = {p.stem.split("_")[0]: p for p in images}
         truth: dict[str, ImageTruth] = {}
@@ -157,8 +156,8 @@ def evaluate_images(
                 if located:
                     from calcscope.imaging.io import read_image
 
-                    m = read_image(path, spacing_mm=spacing_mm)
-                    masks[key] = preprocess(m, cfg.preprocess).breast
+                    mammogram = read_image(path, spacing_mm=spacing_mm)
+                    masks[key] = preprocess(mammogram, cfg.preprocess).breast
                 continue
             except (ValueError, KeyError, CalcscopeError):
                 json_path.unlink(missing_ok=True)  # half-written or stale: redo

@@ -46,7 +46,7 @@ def parse_spacing(value: SpacingArg, name: str | None) -> tuple[float, float] | 
         if isinstance(value, int | float | np.number):
             pair = (float(value), float(value))
         else:
-            row, col = value  # type: ignore[misc]
+            row, col = value
             pair = (float(row), float(col))
     except (TypeError, ValueError) as exc:
         raise InputError(

@@ -308,7 +308,7 @@ def add_noise(
         return img
     std = 0.01 * noise * FULL_FIELD_SPACING_MM / spacing
     quantum = rng.standard_normal(img.shape, dtype=np.float32)
-    grain = cv2.GaussianBlur(
+    grain: np.ndarray = cv2.GaussianBlur(
         rng.standard_normal(img.shape, dtype=np.float32), (0, 0), max(0.1 / spacing, 0.7)
     )
     grain *= np.float32(0.4 / max(float(grain[::7, ::7].std()), 1e-6))
