@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from io import BytesIO
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pydicom
@@ -246,8 +247,8 @@ def _truncated_cases(clean: bytes, rng: random.Random, n: int) -> Iterator[tuple
 def _compressed(ds: Dataset, syntax: pydicom.uid.UID) -> Dataset | None:
     d = copy.deepcopy(ds)
     try:
-        kwargs = {"encoding_plugin": "pylibjpeg"} if syntax == RLELossless else {}
-        d.compress(syntax, **kwargs)  # type: ignore[arg-type]
+        kwargs: dict[str, Any] = {"encoding_plugin": "pylibjpeg"} if syntax == RLELossless else {}
+        d.compress(syntax, **kwargs)
     except Exception:  # noqa: BLE001 - encoder missing here: that syntax is skipped
         try:
             d = copy.deepcopy(ds)
