@@ -157,7 +157,8 @@ class AnalysisWorker:
             if isinstance(self._ready.exception(), BrokenProcessPool):
                 continue
             try:
-                return self._pool.submit(run_job, job)
+                future: Future[AnalysisOutcome] = self._pool.submit(run_job, job)
+                return future
             except BrokenProcessPool:
                 continue
         raise BrokenProcessPool("no analysis process could be started")

@@ -223,7 +223,7 @@ def _byte_cases(clean: bytes, rng: random.Random, n: int) -> Iterator[tuple[str,
             offsets = [
                 i
                 for i in range(132, header_end - 12, 2)
-                if b[i + 4 : i + 6] in (b"OB", b"OW", b"UN", b"SQ", b"UT", b"UC")
+                if bytes(b[i + 4 : i + 6]) in (b"OB", b"OW", b"UN", b"SQ", b"UT", b"UC")
             ]
             if offsets:
                 i = rng.choice(offsets)

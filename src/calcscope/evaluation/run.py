@@ -41,7 +41,13 @@ from calcscope.evaluation.froc import (
     sensitivity_at,
     write_froc_csv,
 )
-from calcscope.evaluation.truth import ImageTruth, mark_off_breast, read_inbreast_xml, read_mias
+from calcscope.evaluation.truth import (
+    ImageTruth,
+    TruthCluster,
+    mark_off_breast,
+    read_inbreast_xml,
+    read_mias,
+)
 
 __all__ = ["EvaluationResult", "evaluate_images", "load_truth"]
 
@@ -99,7 +105,7 @@ def _cbis_truth(
     by_name = {p.parent.parent.parent.name if p.name == "1-1.dcm" else p.stem: p for p in images}
     root = images[0].parents[3] if images and len(images[0].parents) > 3 else None
     paths: dict[str, Path] = {}
-    clusters: dict[str, list] = {}
+    clusters: dict[str, list[TruthCluster]] = {}
     for f in findings:
         key = f.image_id
         img = by_name.get(key)
