@@ -73,11 +73,13 @@ _CID4014_KEYWORD = {
 
 
 def _cid6011(keyword: str) -> Code:
-    return getattr(codes.CID6011, keyword)
+    code: Code = getattr(codes.CID6011, keyword)
+    return code
 
 
 def _cid6012(keyword: str) -> Code:
-    return getattr(codes.CID6012, keyword)
+    code: Code = getattr(codes.CID6012, keyword)
+    return code
 
 
 class Morphology(StrEnum):

@@ -362,7 +362,8 @@ def _open_client(
 
 def _nthreads(client: Any) -> int:
     try:
-        return max(1, sum(client.nthreads().values()))
+        nthreads: dict[str, int] = client.nthreads()  # worker address -> threads
+        return max(1, sum(nthreads.values()))
     except Exception:  # noqa: BLE001
         return 1
 

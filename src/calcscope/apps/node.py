@@ -410,6 +410,7 @@ class StorageNode:
 
     def _application_entity(self) -> Any:
         """The pynetdicom AE: its contexts, timeouts and who may associate."""
+        # (ignore: pynetdicom makes its SOP classes at import time, unseen by mypy)
         from pynetdicom import AE
         from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 

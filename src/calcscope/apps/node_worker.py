@@ -20,10 +20,13 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from calcscope.config import Config
 from calcscope.errors import CalcscopeError
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 
 __all__ = ["STEM", "AnalysisJob", "AnalysisOutcome", "AnalysisWorker", "run_job"]
 
@@ -141,7 +144,7 @@ class AnalysisWorker:
             return run_job(job)
         try:
             future = self._submit(job)
-            return future.result(timeout=self.timeout_s)  # type: ignore[no-any-return]
+            return future.result(timeout=self.timeout_s)
         except TimeoutError:
             self._restart()
             msg = f"no result within the time limit of {self.timeout_s:g} s; stopped"
@@ -151,7 +154,7 @@ class AnalysisWorker:
             msg = "the analysis process died (killed, out of memory, or a crash in a decoder)"
             return AnalysisOutcome(error=WORKER_DIED, message=msg)
 
-    def _submit(self, job: AnalysisJob) -> Any:
+    def _submit(self, job: AnalysisJob) -> Future[AnalysisOutcome]:
         """Submit ``job`` once the process has imported the pipeline (so that the time
         limit counts the analysis only); a process that died while idle is replaced."""
         from concurrent.futures.process import BrokenProcessPool
@@ -162,7 +165,8 @@ class AnalysisWorker:
             if isinstance(self._ready.exception(), BrokenProcessPool):
                 continue
             try:
-                return self._pool.submit(run_job, job)
+                future: Future[AnalysisOutcome] = self._pool.submit(run_job, job)
+                return future
             except BrokenProcessPool:
                 continue
         raise BrokenProcessPool("no analysis process could be started")

@@ -54,7 +54,7 @@ def centre_contour(
     rows, cols = residual.shape
     r0, c0, r1, c1 = bbox
     ra, ca, rb, cb = max(r0 - pad, 0), max(c0 - pad, 0), min(r1 + pad, rows), min(c1 + pad, cols)
-    patch = residual[ra:rb, ca:cb].astype(np.float64)
+    patch: np.ndarray = residual[ra:rb, ca:cb].astype(np.float64)
     if min(patch.shape) < 3:
         return None
     patch = cv2.GaussianBlur(patch, (0, 0), max(ISO_SMOOTH_MM / pixel_mm, 0.3))

@@ -228,7 +228,7 @@ def add_coarse_deposits(
     new = [d for d in deposits if d.mask.sum() >= min_px and not _covered(d, detected)]
     if not new:
         return calcs
-    labels = np.zeros(tophat.residual.shape, dtype=np.int32)
+    labels: np.ndarray = np.zeros(tophat.residual.shape, dtype=np.int32)
     for j, d in enumerate(new, start=1):
         labels[d.box][d.mask] = j
     cands = _deposit_candidates(new, mammogram, tophat, cfg)

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from io import BytesIO
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pydicom
@@ -222,7 +223,7 @@ def _byte_cases(clean: bytes, rng: random.Random, n: int) -> Iterator[tuple[str,
             offsets = [
                 i
                 for i in range(132, header_end - 12, 2)
-                if b[i + 4 : i + 6] in (b"OB", b"OW", b"UN", b"SQ", b"UT", b"UC")
+                if bytes(b[i + 4 : i + 6]) in (b"OB", b"OW", b"UN", b"SQ", b"UT", b"UC")
             ]
             if offsets:
                 i = rng.choice(offsets)
@@ -246,8 +247,8 @@ def _truncated_cases(clean: bytes, rng: random.Random, n: int) -> Iterator[tuple
 def _compressed(ds: Dataset, syntax: pydicom.uid.UID) -> Dataset | None:
     d = copy.deepcopy(ds)
     try:
-        kwargs = {"encoding_plugin": "pylibjpeg"} if syntax == RLELossless else {}
-        d.compress(syntax, **kwargs)  # type: ignore[arg-type]
+        kwargs: dict[str, Any] = {"encoding_plugin": "pylibjpeg"} if syntax == RLELossless else {}
+        d.compress(syntax, **kwargs)
     except Exception:  # noqa: BLE001 - encoder missing here: that syntax is skipped
         try:
             d = copy.deepcopy(ds)
@@ -332,7 +333,7 @@ def _raster_cases(
 
 # --------------------------------------------------------------------------- special files
 def _special_cases(folder: Path, start: int) -> list[Case]:
-    made: list[tuple[str, str, Callable[[Path], None]]] = [
+    made: list[tuple[str, str, Callable[[Path], object]]] = [
         (".dcm", "a FIFO", lambda p: os.mkfifo(p)),
         (".dcm", "a folder named like an image", lambda p: p.mkdir()),
         (".dcm", "a symbolic link loop", lambda p: p.symlink_to(p)),

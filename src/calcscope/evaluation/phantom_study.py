@@ -13,7 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from calcscope.detection.features import Candidates
+from calcscope.model import Calcification
 from calcscope.phantom.mammogram import Phantom
+from calcscope.phantom.truth import PhantomTruth, TrueCluster
 from calcscope.pipeline import Analysis
 
 __all__ = ["PhantomScore", "score_phantom", "compare_with_truth", "label_candidates"]
@@ -78,7 +80,8 @@ def score_phantom(
     boxes = np.array([c.bbox_rc for c in detected]).reshape(-1, 4)
     tc = np.array([t.center_rc for t in truth.calcifications]).reshape(-1, 2)
     tlen = np.array([t.length_mm for t in truth.calcifications])
-    found_ids, missed = [], []
+    found_ids: list[int] = []
+    missed: list[int] = []
     n_true = 0
     for t, centre in zip(truth.calcifications, tc, strict=True):
         if t.diameter_mm < min_diameter_mm:
@@ -138,10 +141,10 @@ def score_phantom(
 
 
 def _members_found(
-    k: object,
+    k: TrueCluster,
     members: tuple[int, ...],
-    truth: object,
-    by_id: dict,
+    truth: PhantomTruth,
+    by_id: dict[int, Calcification],
     scale: np.ndarray,
     min_diameter_mm: float,
 ) -> int:
@@ -151,8 +154,8 @@ def _members_found(
     pts = np.array([c.center_rc for c in dets]) * scale
     boxes = np.array([c.bbox_rc for c in dets])
     n = 0
-    for t in truth.calcifications:  # type: ignore[attr-defined]
-        if t.id not in k.member_ids or t.diameter_mm < min_diameter_mm:  # type: ignore[attr-defined]
+    for t in truth.calcifications:
+        if t.id not in k.member_ids or t.diameter_mm < min_diameter_mm:
             continue
         centre = np.array(t.center_rc)
         near = np.sqrt(((pts - centre * scale) ** 2).sum(1)) <= max(0.5, t.length_mm / 2)

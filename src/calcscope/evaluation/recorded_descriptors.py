@@ -334,7 +334,8 @@ def _metrics() -> ModuleType:
             f"the evaluation needs the 'eval' extra ({exc.name} is missing): "
             "pip install 'calcscope[eval]'"
         ) from exc
-    return metrics
+    module: ModuleType = metrics  # sklearn has no type information: Any
+    return module
 
 
 def roc_auc(y: Sequence[bool], score: Sequence[float]) -> float:

@@ -41,7 +41,13 @@ from calcscope.evaluation.froc import (
     sensitivity_at,
     write_froc_csv,
 )
-from calcscope.evaluation.truth import ImageTruth, mark_off_breast, read_inbreast_xml, read_mias
+from calcscope.evaluation.truth import (
+    ImageTruth,
+    TruthCluster,
+    mark_off_breast,
+    read_inbreast_xml,
+    read_mias,
+)
 
 __all__ = ["EvaluationResult", "evaluate_images", "load_truth"]
 
@@ -71,8 +77,7 @@ def load_truth(
     """Pair each image with its truth: returns (id -> image path, id -> truth)."""
     if fmt == "mias":
         paths = {p.stem: p for p in images if p.stem.startswith("mdb")}
-        truth = read_mias(truth_path, paths.keys())
-        return paths, truth
+        return paths, read_mias(truth_path, paths.keys())
     if fmt == "inbreast":
         paths = {p.stem.split("_")[0]: p for p in images}
         truth: dict[str, ImageTruth] = {}
@@ -100,7 +105,7 @@ def _cbis_truth(
     by_name = {p.parent.parent.parent.name if p.name == "1-1.dcm" else p.stem: p for p in images}
     root = images[0].parents[3] if images and len(images[0].parents) > 3 else None
     paths: dict[str, Path] = {}
-    clusters: dict[str, list] = {}
+    clusters: dict[str, list[TruthCluster]] = {}
     for f in findings:
         key = f.image_id
         img = by_name.get(key)
@@ -157,8 +162,8 @@ def evaluate_images(
                 if located:
                     from calcscope.imaging.io import read_image
 
-                    m = read_image(path, spacing_mm=spacing_mm)
-                    masks[key] = preprocess(m, cfg.preprocess).breast
+                    mammogram = read_image(path, spacing_mm=spacing_mm)
+                    masks[key] = preprocess(mammogram, cfg.preprocess).breast
                 continue
             except (ValueError, KeyError, CalcscopeError):
                 json_path.unlink(missing_ok=True)  # half-written or stale: redo

@@ -46,7 +46,7 @@ def parse_spacing(value: SpacingArg, name: str | None) -> tuple[float, float] | 
         if isinstance(value, int | float | np.number):
             pair = (float(value), float(value))
         else:
-            row, col = value  # type: ignore[misc]
+            row, col = value
             pair = (float(row), float(col))
     except (TypeError, ValueError) as exc:
         raise InputError(
@@ -186,7 +186,8 @@ def grey_from_channels(arr: np.ndarray, name: str | None) -> np.ndarray:
             "a mammogram is a grey-level image",
             name,
         )
-    return channels.mean(axis=2)
+    grey: np.ndarray = channels.mean(axis=2)
+    return grey
 
 
 def finish(values: np.ndarray, name: str | None = None) -> np.ndarray:
@@ -196,7 +197,7 @@ def finish(values: np.ndarray, name: str | None = None) -> np.ndarray:
             "the pixel values are not finite numbers after normalisation (NaN or infinity)",
             name,
         )
-    out = np.clip(values, 0.0, 1.0).astype(np.float32)
+    out: np.ndarray = np.clip(values, 0.0, 1.0).astype(np.float32)
     out.setflags(write=False)
     return out
 

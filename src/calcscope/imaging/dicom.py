@@ -136,6 +136,8 @@ def read_dicom(p: Path, config: IOConfig, user_spacing: tuple[float, float] | No
         )
     check_size(rows, cols, config, name)
 
+    spacing: tuple[float, float] | None
+    origin: str | None
     if user_spacing is not None:  # the given spacing overrides the header's, right or wrong
         spacing, origin = user_spacing, "user"
     else:

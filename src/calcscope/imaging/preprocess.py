@@ -84,7 +84,8 @@ def _largest_component(mask: np.ndarray) -> np.ndarray:
     if n <= 1:
         return mask.astype(bool)
     biggest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
-    return labels == biggest
+    largest: np.ndarray = labels == biggest
+    return largest
 
 
 def _otsu(values: np.ndarray) -> float:

@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import (
+    UID,
     DigitalMammographyXRayImageStorageForPresentation,
     ExplicitVRLittleEndian,
     generate_uid,
@@ -212,7 +213,7 @@ def _mammography_dataset(data: np.ndarray, mammogram: Mammogram) -> Dataset:
     )
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = ds.SOPClassUID
-    meta.MediaStorageSOPInstanceUID = uids.sop_instance
+    meta.MediaStorageSOPInstanceUID = UID(uids.sop_instance)
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds.file_meta = meta
     ds.InstanceCreationDate = ds.SeriesDate = ds.ContentDate = date

@@ -68,7 +68,8 @@ def _power_law_field(
     spec = amp * (rng.standard_normal(amp.shape) + 1j * rng.standard_normal(amp.shape))
     field = np.fft.irfft2(spec, s=(h, w))
     field -= field.mean()
-    return (field / field.std()).astype(np.float32)
+    unit: np.ndarray = (field / field.std()).astype(np.float32)
+    return unit
 
 
 def _dist_mm(mask: np.ndarray, cell_mm: float, *, border_inside: bool) -> np.ndarray:
@@ -83,7 +84,8 @@ def _dist_mm(mask: np.ndarray, cell_mm: float, *, border_inside: bool) -> np.nda
         value=0,
     )
     d = cv2.distanceTransform(pad, cv2.DIST_L2, cv2.DIST_MASK_5)[1:-1, 1:-1]
-    return np.clip(d - 0.5, 0, None) * cell_mm
+    dist_mm: np.ndarray = np.clip(d - 0.5, 0, None) * cell_mm
+    return dist_mm
 
 
 def _draw_tube(img: np.ndarray, path_rc: np.ndarray, radius_px: float, amp: float) -> None:
@@ -266,7 +268,8 @@ def render_anatomy(
         muscle = rng.uniform(0.7, 0.78) + 0.03 * pfield
         img = img * (1 - pect_soft) + muscle * pect_soft
     sigma = max(PSF_SIGMA_MM / s, 0.5)
-    return cv2.GaussianBlur(img.astype(np.float32), (0, 0), sigma)
+    blurred: np.ndarray = cv2.GaussianBlur(img.astype(np.float32), (0, 0), sigma)
+    return blurred
 
 
 def random_inside(rng: np.random.Generator, anat: Anatomy, min_mm: float) -> tuple[float, float]:
@@ -308,7 +311,7 @@ def add_noise(
         return img
     std = 0.01 * noise * FULL_FIELD_SPACING_MM / spacing
     quantum = rng.standard_normal(img.shape, dtype=np.float32)
-    grain = cv2.GaussianBlur(
+    grain: np.ndarray = cv2.GaussianBlur(
         rng.standard_normal(img.shape, dtype=np.float32), (0, 0), max(0.1 / spacing, 0.7)
     )
     grain *= np.float32(0.4 / max(float(grain[::7, ::7].std()), 1e-6))

@@ -340,7 +340,8 @@ def _free_centre(
     """A random pixel ``(row, col)`` more than ``margin_mm`` inside the region (``inside_mm``:
     distance to its edge) whose disc of ``reach_px`` clears every ``blocked`` disc
     ``(row, col, radius_px)``."""
-    rows, cols = np.indices(inside_mm.shape, sparse=True)
+    height, width = inside_mm.shape
+    rows, cols = np.indices((height, width), sparse=True)
     ok_map = inside_mm > margin_mm
     for r, c, rad in blocked:
         ok_map &= (rows - r) ** 2 + (cols - c) ** 2 > (rad + reach_px) ** 2
@@ -460,7 +461,7 @@ def insert_clusters(
             true_cluster(k + 1, calcs, tuple(ids), morph, Distribution.GROUPED, spacing)
         )
         blocked.append((float(cr), float(cc), reach_px + 5.0 / spacing))
-    out = np.clip(img + layer, 0.0, 1.0)
+    out: np.ndarray = np.clip(img + layer, 0.0, 1.0)
     if levels:
         out = np.round(out * levels) / levels
     inserted = Mammogram(

@@ -58,7 +58,8 @@ def _star(angles: np.ndarray, radii: np.ndarray, *, du: float = 0.0, dv: float =
     def f(u: np.ndarray, v: np.ndarray) -> np.ndarray:
         x, y = u - du, v - dv
         rb = np.interp(np.arctan2(y, x), angles, radii, period=2 * np.pi)
-        return np.sqrt(np.clip(1.0 - (x * x + y * y) / (rb * rb), 0.0, None))
+        height: np.ndarray = np.sqrt(np.clip(1.0 - (x * x + y * y) / (rb * rb), 0.0, None))
+        return height
 
     return f
 
@@ -96,7 +97,8 @@ def _ring(r_out: float, thick: float, fill: float, ecc: float) -> Profile:
 
 def _union(parts: Sequence[Profile]) -> Profile:
     def f(u: np.ndarray, v: np.ndarray) -> np.ndarray:
-        return np.maximum.reduce([p(u, v) for p in parts])
+        height: np.ndarray = np.maximum.reduce([p(u, v) for p in parts])
+        return height
 
     return f
 

@@ -98,7 +98,7 @@ class Location:
     @property
     def text(self) -> str:
         """E.g. "left breast, outer half, middle third, 45 mm from the nipple (CC view)"."""
-        side = {Laterality.LEFT: "left breast", Laterality.RIGHT: "right breast"}
+        side: dict[str, str] = {Laterality.LEFT: "left breast", Laterality.RIGHT: "right breast"}
         parts = [side.get(self.laterality or "", "breast of unknown side")]
         if self.half is BreastHalf.CENTRAL:
             parts.append("behind the nipple")
@@ -138,7 +138,8 @@ def _top_half(mammogram: Mammogram) -> tuple[BreastHalf | None, str]:
     orientation = (mammogram.source.patient_orientation or "").upper().split("\\")
     down = orientation[1] if len(orientation) == 2 else ""
     if usual is BreastHalf.OUTER:
-        lateral = {Laterality.LEFT: "L", Laterality.RIGHT: "R"}.get(mammogram.laterality or "")
+        lateral_of: dict[str, str] = {Laterality.LEFT: "L", Laterality.RIGHT: "R"}
+        lateral = lateral_of.get(mammogram.laterality or "")
         if lateral is None or not set(down) & {"L", "R"}:
             return usual, "image top taken as lateral (the usual CC orientation)"
         # the column direction points down the image: towards the lateral side, the top

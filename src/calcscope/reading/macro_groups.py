@@ -148,7 +148,8 @@ def _near_boxes(
     r, col = centres[:, :1], centres[:, 1:]  # (n, 1) against the (m,) boxes
     dr = np.maximum(np.maximum(boxes_mm[:, 0] - r, r - boxes_mm[:, 2]), 0.0)
     dc = np.maximum(np.maximum(boxes_mm[:, 1] - col, col - boxes_mm[:, 3]), 0.0)
-    return (np.hypot(dr, dc) <= gap_mm).any(axis=1)
+    near: np.ndarray = (np.hypot(dr, dc) <= gap_mm).any(axis=1)
+    return near
 
 
 def _member_boxes(
@@ -157,9 +158,10 @@ def _member_boxes(
     spacing_mm: tuple[float, float],
 ) -> np.ndarray:
     sr, sc = spacing_mm
-    return np.array(
+    boxes_mm: np.ndarray = np.array(
         [by_id[i].bbox_rc for f in findings for i in f.member_ids], dtype=np.float64
     ).reshape(-1, 4) * np.array([sr, sc, sr, sc])
+    return boxes_mm
 
 
 def _is_anchor(f: MacroFinding, by_id: dict[int, Calcification], t: DescribeThresholds) -> bool:

@@ -586,7 +586,8 @@ def render_overlay(analysis: Analysis, *, max_side_px: int | None = None) -> np.
         boxes = np.array([by_id[i].bbox_rc for i in r.finding.member_ids])
         bbox = (boxes[:, 0].min(), boxes[:, 1].min(), boxes[:, 2].max(), boxes[:, 3].max())
         box(bbox, f"M{r.finding.id} {r.finding.pattern.value}", _CATEGORY_BGR[Category.C2])
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    rgb: np.ndarray = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    return rgb
 
 
 def overlay_png(analysis: Analysis, *, max_side_px: int | None = 4096) -> bytes:

@@ -183,4 +183,4 @@ def write_outputs(
         put("letter_html", letter_html(report))
         put("letter_txt", letter_text(report))
     put("json", json.dumps(report.model_dump(mode="json"), indent=1))
-    return Outputs(**written)  # type: ignore[arg-type]
+    return Outputs(**written)
