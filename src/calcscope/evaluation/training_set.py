@@ -104,7 +104,11 @@ def _read_mias(images_dir: Path, truth_path: Path) -> TrainingSet:
     paths = {p.stem: p for p in _images(images_dir) if p.stem[:3] == "mdb" and p.stem[3:].isdigit()}
     if not paths:
         raise TrainingDataError(f"{images_dir}: no mini-MIAS images (mdbNNN.pgm)")
-    truth = read_mias(truth_path, sorted(paths))
+    from calcscope.imaging.io import read_image
+
+    first = next(iter(sorted(paths.values())))
+    size_px = read_image(first, spacing_mm=0.2).shape[0]  # the file's origin is bottom-left
+    truth = read_mias(truth_path, sorted(paths), size_px=size_px)
     woman = {k: mias_woman(k) for k in paths}
     return TrainingSet(SetFormat.MIAS, images_dir, dict(sorted(paths.items())), truth, woman)
 

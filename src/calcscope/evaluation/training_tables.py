@@ -196,7 +196,10 @@ def build_table(job: ImageJob) -> TableSummary:
     y = _inside(c.center_rc.reshape(-1, 2), circles, MIN_RADIUS_MM / m.pixel_mm).astype(np.int8)
     xs, of = [], []
     for i, seed in enumerate(job.insert_seeds if len(circles) == 0 else ()):
-        ph = insert_clusters(m, prep.mask, seed=seed, n_clusters=3, levels=job.levels)
+        try:
+            ph = insert_clusters(m, prep.mask, seed=seed, n_clusters=3, levels=job.levels)
+        except ValueError:
+            continue  # no room for three clusters in this (small) breast
         ci = detect(ph.mammogram, prep, CANDIDATES).candidates
         xi = ci.feature_matrix()[label_candidates(ph, ci) == 1]
         xs.append(xi)
