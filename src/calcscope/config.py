@@ -247,9 +247,7 @@ def with_model(config: Config, model: str | Path) -> Config:
     made absolute, so that worker processes find it) or a model name."""
     path = Path(model).expanduser()
     value = str(path.resolve()) if path.exists() else str(model)
-    return config.model_copy(
-        update={"detect": config.detect.model_copy(update={"model": value})}
-    )
+    return config.model_copy(update={"detect": config.detect.model_copy(update={"model": value})})
 
 
 def load_config(path: str | Path | None = None, **overrides: Any) -> Config:

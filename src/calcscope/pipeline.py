@@ -15,8 +15,8 @@ import numpy as np
 
 from calcscope.about import __version__
 from calcscope.config import Config, with_model
-from calcscope.detection.clusters import cluster_calcifications
 from calcscope.detection.classifier import resolve_model
+from calcscope.detection.clusters import cluster_calcifications
 from calcscope.detection.detect import Detection, detect
 from calcscope.detection.model_card import ModelIdentity
 from calcscope.imaging.io import from_array, read_image

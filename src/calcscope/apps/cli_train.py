@@ -118,9 +118,7 @@ def train(
             progress.console.print(message)
 
         try:
-            res = train_model(
-                fmt.value, images, truth, out, opts, progress=on_progress, say=say
-            )
+            res = train_model(fmt.value, images, truth, out, opts, progress=on_progress, say=say)
         except ConfigError as exc:
             err_console.print(f"[red]error:[/] {exc}")
             raise typer.Exit(2) from exc

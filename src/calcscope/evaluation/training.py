@@ -412,9 +412,7 @@ def _load_base(base: Path | None) -> tuple[ModelCard | None, list[Any]]:
     return card, [lgb.Booster(model_file=str(Path(base) / w)) for w in card.weights]
 
 
-def _data_entry(
-    ts: TrainingSet, summaries: dict[str, TableSummary], fmt_name: str
-) -> TrainingData:
+def _data_entry(ts: TrainingSet, summaries: dict[str, TableSummary], fmt_name: str) -> TrainingData:
     usable = _usable(summaries)
     excluded = {k: t.excluded_reason for k, t in ts.truth.items() if t.excluded_reason}
     excluded |= {k: "truth circle off the breast" for k, s in summaries.items() if s.off_breast}

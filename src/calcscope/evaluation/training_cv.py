@@ -65,7 +65,10 @@ def cross_validate(
                     continue  # extra normals train only
                 a = analyze(ts.paths[k], spacing_mm=opts.spacing_mm, config=cfg)
                 dets = [
-                    ((float(f.cluster.center_rc[0]), float(f.cluster.center_rc[1])), f.cluster.score)
+                    (
+                        (float(f.cluster.center_rc[0]), float(f.cluster.center_rc[1])),
+                        f.cluster.score,
+                    )
                     for f in a.clusters
                 ]
                 circles = load_table(table_of[k]).circles_rc

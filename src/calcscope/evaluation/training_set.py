@@ -186,7 +186,9 @@ def _read_cbis(images_dir: Path, truth_path: Path) -> TrainingSet:
             woman[key] = key.rsplit("_", 2)[0] if key.count("_") >= 2 else key
     # the circles come from the masks, read with the image (their size is checked there)
     truth = {
-        k: ImageTruth(k, (), (), bool(masks.get(k)), ("calcification",) if k in masks else (), None, None)
+        k: ImageTruth(
+            k, (), (), bool(masks.get(k)), ("calcification",) if k in masks else (), None, None
+        )
         for k in paths
     }
     return TrainingSet(

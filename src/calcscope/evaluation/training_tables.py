@@ -283,7 +283,9 @@ def phantom_table(k: int, out: Path, key: str) -> TableSummary:
     dists = [Distribution.GROUPED, Distribution.GROUPED, Distribution.LINEAR, Distribution.REGIONAL]
     specs = [
         ClusterSpec(
-            CLUSTER_MORPHOLOGIES[i], dists[int(rng.integers(len(dists)))], n=int(rng.integers(5, 14))
+            CLUSTER_MORPHOLOGIES[i],
+            dists[int(rng.integers(len(dists)))],
+            n=int(rng.integers(5, 14)),
         )
         for i in morphs
     ]
