@@ -21,6 +21,7 @@ __all__ = [
     "MODEL_DIR",
     "load_model",
     "model_files",
+    "model_folder",
     "model_identity",
     "resolve_model",
     "score_candidates",
@@ -40,7 +41,7 @@ def _shipped_name() -> str | None:
         return None
 
 
-def _model_folder(name: str) -> Path | None:
+def model_folder(name: str) -> Path | None:
     """The model folder ``name`` stands for: a folder (with a card, or given with a
     directory part), or the shipped folder when ``name`` is its card's name."""
     path = Path(name).expanduser()
@@ -60,7 +61,7 @@ def model_files(name: str) -> list[Path]:
     ``<name>.lgb.txt`` or, for an ensemble, ``<name>.1.lgb.txt``, ``<name>.2.lgb.txt``,
     ...; a name ending in ``.txt`` is one file.
     """
-    folder = _model_folder(name)
+    folder = model_folder(name)
     if folder is not None:
         return [folder / w for w in read_card(folder).weights]
     if name.endswith(".txt"):
@@ -86,7 +87,7 @@ def resolve_model(name: str) -> ModelIdentity | None:
     """
     if name == "cnr":
         return None
-    folder = _model_folder(name)
+    folder = model_folder(name)
     if folder is not None:
         stat = (folder / CARD_FILE).stat()
         return _folder_identity(str(folder.resolve()), stat.st_mtime_ns, stat.st_size)

@@ -408,8 +408,13 @@ def _load_base(base: Path | None) -> tuple[ModelCard | None, list[Any]]:
         return None, []
     import lightgbm as lgb
 
-    card = read_card(base)
-    return card, [lgb.Booster(model_file=str(Path(base) / w)) for w in card.weights]
+    from calcscope.detection.classifier import model_folder
+
+    folder = model_folder(str(base))
+    if folder is None:
+        raise TrainingDataError(f"--base {base}: not a model folder (no model.json there)")
+    card = read_card(folder)
+    return card, [lgb.Booster(model_file=str(folder / w)) for w in card.weights]
 
 
 def _data_entry(ts: TrainingSet, summaries: dict[str, TableSummary], fmt_name: str) -> TrainingData:

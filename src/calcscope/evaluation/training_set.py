@@ -12,13 +12,19 @@ from pathlib import Path
 from calcscope.errors import InputError
 from calcscope.evaluation.truth import (
     ImageTruth,
-    TruthCluster,
     read_cbis_ddsm,
     read_inbreast_xml,
     read_mias,
 )
 
-__all__ = ["SetFormat", "TrainingDataError", "TrainingSet", "read_training_set"]
+__all__ = [
+    "SetFormat",
+    "TrainingDataError",
+    "TrainingSet",
+    "cbis_image_key",
+    "mias_woman",
+    "read_training_set",
+]
 
 
 class TrainingDataError(InputError):
@@ -237,8 +243,3 @@ def read_training_set(fmt: SetFormat | str, images_dir: Path, truth_path: Path) 
             f"{truth_path.name}, so there is nothing to learn calcifications from"
         )
     return ts
-
-
-def circles(ts: TrainingSet, image_id: str) -> tuple[TruthCluster, ...]:
-    """Located truth clusters of one image (CBIS-DDSM: none until its masks are read)."""
-    return tuple(c for c in ts.truth[image_id].clusters if c.center_rc is not None)
