@@ -313,3 +313,19 @@ def test_model_option_reaches_config(mias_model: tuple[Path, Path, Path]) -> Non
     assert Path(cfg.detect.model) == out.resolve()
     assert Config().detect.model == "candidates-v2"
     assert isinstance(read_card(out), ModelCard)
+
+
+def test_evaluate_with_model_redoes_reports_of_another_model(
+    mias_model: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    from calcscope.config import with_model
+    from calcscope.evaluation.run import evaluate_images
+
+    images, info, out = mias_model
+    card = read_card(out)
+    evaluate_images("mias", images, info, tmp_path, config=with_model(Config(), out))
+    doc = json.loads((tmp_path / "images" / "mdb001.json").read_text())
+    assert doc["model"] == {"name": card.name, "sha256": card.sha256}
+    evaluate_images("mias", images, info, tmp_path)  # the shipped model: every report redone
+    doc = json.loads((tmp_path / "images" / "mdb001.json").read_text())
+    assert doc["model"]["name"] == "candidates-v2"

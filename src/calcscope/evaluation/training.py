@@ -379,6 +379,9 @@ def train_model(
         key = code_key()
         jobs = _jobs(ts, opts, cache, key)
         summaries = build_tables(jobs, opts, progress)
+        n_cached = sum(s.cached for s in summaries.values())
+        if n_cached:
+            say(f"{n_cached} of {len(summaries)} image tables came from the cache {cache}")
         phantoms = _phantoms(opts.phantoms, cache, key, progress)
         usable = _usable(summaries)
         if not any(s.n_positive for s in usable.values()):
