@@ -329,3 +329,21 @@ def test_evaluate_with_model_redoes_reports_of_another_model(
     evaluate_images("mias", images, info, tmp_path)  # the shipped model: every report redone
     doc = json.loads((tmp_path / "images" / "mdb001.json").read_text())
     assert doc["model"]["name"] == "candidates-v2"
+
+
+def test_train_command(mias_model: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    from calcscope.apps.cli import main
+
+    images, info, base = mias_model
+    common = ["train", "--format", "mias", "--images", str(images), "--truth", str(info)]
+    fast = ["--ensemble", "2", "--insertions", "1", "--rounds", "5", "--workers", "1"]
+    rc = main([*common, "--out", str(tmp_path / "m"), "--cache", str(base / ".cache"), *fast])
+    assert rc == 0
+    card = read_card(tmp_path / "m")
+    assert card.name == "m" and card.training.rounds == 5
+    empty, empty_info = _mias_set(tmp_path / "none", n=2, calc=())
+    rc = main(["train", "--format", "mias", "--images", str(empty), "--truth", str(empty_info),
+               "--out", str(tmp_path / "n"), *fast])  # fmt: skip
+    assert rc == 1 and not (tmp_path / "n" / "model.json").exists()
+    rc = main([*common, "--out", str(tmp_path / "b"), "--base", str(tmp_path), *fast])
+    assert rc == 2  # not a model folder

@@ -89,8 +89,11 @@ def resolve_model(name: str) -> ModelIdentity | None:
         return None
     folder = model_folder(name)
     if folder is not None:
-        stat = (folder / CARD_FILE).stat()
-        return _folder_identity(str(folder.resolve()), stat.st_mtime_ns, stat.st_size)
+        if not (folder / CARD_FILE).is_file():
+            read_card(folder)  # raises the message for a folder without a card
+        files = sorted([folder / CARD_FILE, *folder.glob("*.txt")])
+        stamp = tuple((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in files)
+        return _folder_identity(str(folder.resolve()), stamp)
     paths = model_files(name)
     if not paths or not all(p.is_file() for p in paths):
         raise ConfigError(
@@ -104,7 +107,9 @@ def resolve_model(name: str) -> ModelIdentity | None:
 
 
 @functools.lru_cache(maxsize=16)
-def _folder_identity(folder: str, mtime_ns: int, size: int) -> ModelIdentity:
+def _folder_identity(folder: str, stamp: tuple[tuple[str, int, int], ...]) -> ModelIdentity:
+    """The checked card of ``folder``, cached while its files (``stamp``: names, times
+    and sizes) stay the same."""
     card = read_card(Path(folder))
     return ModelIdentity(name=card.name, sha256=card.sha256)
 
