@@ -12,9 +12,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from calcscope.detection.model_card import ModelCard
 from calcscope.errors import CalcscopeError, ConfigError
 
-__all__ = ["train"]
+__all__ = ["card_table", "train"]
 
 console = Console(stderr=False)
 err_console = Console(stderr=True)
@@ -125,8 +126,13 @@ def train(
         except CalcscopeError as exc:
             err_console.print(f"[red]error:[/] {exc}")
             raise typer.Exit(1) from exc
-    card = res.card
-    table = Table(title=f"model {card.name} written to {res.out}")
+    console.print(card_table(res.card, res.out))
+    console.print(f"use it: calcscope analyze --model {res.out} IMAGES --out DIR")
+
+
+def card_table(card: ModelCard, out: Path) -> Table:
+    """What ``train`` tells at the end: the data, the cross-validated FROC, the hash."""
+    table = Table(title=f"model {card.name} written to {out}")
     table.add_column("")
     table.add_column("")
     for d in card.data:
@@ -144,5 +150,4 @@ def train(
             + " false clusters per image",
         )
     table.add_row("sha256", card.sha256)
-    console.print(table)
-    console.print(f"use it: calcscope analyze --model {res.out} IMAGES --out DIR")
+    return table
