@@ -62,7 +62,7 @@ def shipped_card() -> ModelCard:
         doc = json.loads(LOWO.read_text())
         cv = CrossValidation(
             split="leave-one-woman-out (mdb(2k-1) and mdb(2k) are one woman)",
-            folds=37,
+            folds=53,
             n_images=doc["n_images"],
             n_true_clusters=doc["n_true_clusters"],
             points=[
@@ -81,7 +81,7 @@ def shipped_card() -> ModelCard:
                 format="mias",
                 folder="images",
                 n_images=70,
-                n_women=37,
+                n_women=53,
                 n_clusters=12,
                 n_calcifications=0,
                 spacings_mm=[0.2],
@@ -135,7 +135,7 @@ def main() -> None:
         return
     if args.mias is None:
         ap.error("--mias DIR is needed (or --card-only)")
-    opts = TrainOptions(**{**RECIPE.__dict__, "cache_dir": args.cache, "cv_folds": 37 * args.cv})
+    opts = TrainOptions(**{**RECIPE.__dict__, "cache_dir": args.cache, "cv_folds": 53 * args.cv})
     res = train_model("mias", args.mias / "images", args.mias / "Info.txt", args.out, opts)
     print(f"wrote {res.out} ({res.card.name}, sha256 {res.card.sha256[:12]})")
 
