@@ -135,7 +135,9 @@ def main() -> None:
         return
     if args.mias is None:
         ap.error("--mias DIR is needed (or --card-only)")
-    opts = TrainOptions(**{**RECIPE.__dict__, "cache_dir": args.cache, "cv_folds": 53 * args.cv})
+    opts = TrainOptions(
+        **{**RECIPE.__dict__, "cache_dir": args.cache, "cv_folds": 10_000 * args.cv}
+    )  # one fold per woman
     res = train_model("mias", args.mias / "images", args.mias / "Info.txt", args.out, opts)
     print(f"wrote {res.out} ({res.card.name}, sha256 {res.card.sha256[:12]})")
 
