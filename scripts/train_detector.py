@@ -135,9 +135,8 @@ def main() -> None:
         return
     if args.mias is None:
         ap.error("--mias DIR is needed (or --card-only)")
-    opts = TrainOptions(
-        **{**RECIPE.__dict__, "cache_dir": args.cache, "cv_folds": 10_000 * args.cv}
-    )  # one fold per woman
+    folds = 10_000 if args.cv else 0  # one fold per woman
+    opts = TrainOptions(**{**RECIPE.__dict__, "cache_dir": args.cache, "cv_folds": folds})
     res = train_model("mias", args.mias / "images", args.mias / "Info.txt", args.out, opts)
     print(f"wrote {res.out} ({res.card.name}, sha256 {res.card.sha256[:12]})")
 
