@@ -347,3 +347,16 @@ def test_train_command(mias_model: tuple[Path, Path, Path], tmp_path: Path) -> N
     assert rc == 1 and not (tmp_path / "n" / "model.json").exists()
     rc = main([*common, "--out", str(tmp_path / "b"), "--base", str(tmp_path), *fast])
     assert rc == 2  # not a model folder
+
+
+def test_extra_normals_add_negatives(mias_model: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    images, info, base = mias_model
+    normals = tmp_path / "normals"
+    normals.mkdir()
+    for k in (40, 41):
+        cv2.imwrite(str(normals / f"n{k}.pgm"), _image(k, False)[0])
+    opts = TrainOptions(**{**FAST.__dict__, "normals": (normals,), "cache_dir": base / ".cache"})
+    card = train_model("mias", images, info, tmp_path / "m", opts).card
+    before = read_card(base).data[0]
+    assert card.data[0].n_images == before.n_images + 2
+    assert card.data[0].n_candidates > before.n_candidates
