@@ -24,6 +24,7 @@ __all__ = [
     "DescribeConfig",
     "Config",
     "load_config",
+    "with_model",
 ]
 
 
@@ -118,7 +119,8 @@ class DetectConfig(_Frozen):
     model: str = Field(
         "candidates-v2",
         description="Candidate scorer: 'cnr' (logistic in the peak contrast-to-noise "
-        "ratio) or the name of a shipped LightGBM model (or ensemble) in calcscope/models.",
+        "ratio), the name of the shipped LightGBM model (or ensemble) in "
+        "calcscope/detection/models, or a model folder written by 'calcscope train'.",
     )
     score_cnr_mid: float = Field(8.0, description="Peak CNR at which the score is 0.5.")
     score_cnr_width: float = Field(1.0, gt=0, description="Logistic width of the score in CNR.")
@@ -238,6 +240,14 @@ class Config(_Frozen):
     cluster: ClusterConfig = ClusterConfig()
     describe: DescribeConfig = DescribeConfig()
     assess: AssessConfig = AssessConfig()
+
+
+def with_model(config: Config, model: str | Path) -> Config:
+    """``config`` with candidates scored by ``model``: a model folder (``calcscope train``;
+    made absolute, so that worker processes find it) or a model name."""
+    path = Path(model).expanduser()
+    value = str(path.resolve()) if path.exists() else str(model)
+    return config.model_copy(update={"detect": config.detect.model_copy(update={"model": value})})
 
 
 def load_config(path: str | Path | None = None, **overrides: Any) -> Config:

@@ -14,9 +14,11 @@ from pathlib import Path
 import numpy as np
 
 from calcscope.about import __version__
-from calcscope.config import Config
+from calcscope.config import Config, with_model
+from calcscope.detection.classifier import resolve_model
 from calcscope.detection.clusters import cluster_calcifications
 from calcscope.detection.detect import Detection, detect
+from calcscope.detection.model_card import ModelIdentity
 from calcscope.imaging.io import from_array, read_image
 from calcscope.imaging.preprocess import Preprocessed, preprocess
 from calcscope.model import Calcification, Cluster, Laterality, Mammogram, View
@@ -68,6 +70,7 @@ class Analysis:
     nipple_line: NippleLine | None = None
     timings_s: dict[str, float] = field(default_factory=dict)
     version: str = __version__
+    model: ModelIdentity | None = None  # the candidate classifier (card name and hash)
 
     @property
     def detected(self) -> tuple[Calcification, ...]:
@@ -97,14 +100,21 @@ def analyze(
     *,
     laterality: Laterality | str | None = None,
     view: View | str | None = None,
+    model: str | Path | None = None,
 ) -> Analysis:
     """Analyse one mammogram: a file path, a 2-D array (needs ``spacing_mm``) or a
     :class:`~calcscope.model.Mammogram`.
+
+    ``model`` is a model folder written by ``calcscope train`` (or a model name); it
+    overrides ``config.detect.model``. A model whose card does not match (tampered, other
+    features) raises :class:`~calcscope.errors.ConfigError`.
 
     Raises :class:`~calcscope.errors.InputError` subclasses for input that cannot be
     analysed (unreadable, not a mammogram, no spacing).
     """
     cfg = config or Config()
+    if model is not None:
+        cfg = with_model(cfg, model)
     t0 = time.perf_counter()
     if isinstance(image, Mammogram):
         mammo = image
@@ -200,4 +210,5 @@ def analyze_mammogram(
         breast_area_mm2=area,
         nipple_line=line,
         timings_s=timings,
+        model=resolve_model(cfg.detect.model),
     )

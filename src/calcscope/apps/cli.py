@@ -1,4 +1,4 @@
-"""Command line: ``calcscope analyze | demo | phantom | evaluate | node | batch``.
+"""Command line: ``calcscope analyze | demo | phantom | evaluate | train | node | batch``.
 
 Exit codes: 0 all inputs analysed; 1 at least one input failed (the others were still
 analysed and written); 2 usage or configuration error.
@@ -40,6 +40,13 @@ AnonymizeOption = Annotated[
         "--anonymize",
         help="De-identify every output (DICOM PS3.15 Basic Profile, by dicognito): no "
         "patient, no folders, UIDs, names, IDs, institution and dates replaced.",
+    ),
+]
+ModelOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--model",
+        help="Model folder written by 'calcscope train' (default: the shipped model).",
     ),
 ]
 SpacingOption = Annotated[
@@ -93,9 +100,20 @@ def _root(
     """calcscope: research software, not a medical device."""
 
 
-def _load(config_path: Path | None) -> Config:
+def _load(config_path: Path | None, model: Path | None = None) -> Config:
+    """The configuration, with ``--model`` applied and the model checked (its card's
+    hash and features): a model this calcscope cannot use stops the command here."""
     try:
-        return load_config(config_path)
+        cfg = load_config(config_path)
+        if model is not None:
+            from calcscope.config import with_model
+
+            cfg = with_model(cfg, model)
+        if cfg.detect.model != "cnr":
+            from calcscope.detection.classifier import resolve_model
+
+            resolve_model(cfg.detect.model)
+        return cfg
     except ConfigError as exc:
         err_console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2) from exc
@@ -282,6 +300,7 @@ def analyze(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
     spacing_mm: SpacingOption = None,
     config_path: ConfigOption = None,
+    model: ModelOption = None,
     laterality: Annotated[str | None, typer.Option(help="L or R, overrides the file.")] = None,
     view: Annotated[str | None, typer.Option(help="CC, MLO, ..., overrides the file.")] = None,
     overlay: Annotated[bool, typer.Option(help="Write <stem>.overlay.png.")] = True,
@@ -308,7 +327,7 @@ def analyze(
     """Analyse mammograms: writes <stem>.json (and an overlay PNG) per image into OUT."""
     from calcscope.imaging.io import find_images
 
-    cfg = _load(config_path)
+    cfg = _load(config_path, model)
     if spacing_mm is not None and not (0.01 <= spacing_mm <= 1.0):
         err_console.print(f"[red]error:[/] --spacing-mm {spacing_mm} is outside 0.01-1 mm")
         raise typer.Exit(2)
@@ -423,6 +442,7 @@ def evaluate(
     ] = None,
     spacing_mm: SpacingOption = None,
     config_path: ConfigOption = None,
+    model: ModelOption = None,
 ) -> None:
     """Score calcscope on a public data set: FROC of clusters, or CBIS-DDSM descriptor rules."""
     out.mkdir(parents=True, exist_ok=True)
@@ -445,7 +465,7 @@ def evaluate(
         return
     from calcscope.evaluation.run import evaluate_images
 
-    cfg = _load(config_path)
+    cfg = _load(config_path, model)
     with Progress(
         TextColumn("[bold]evaluating"),
         BarColumn(),
@@ -527,6 +547,7 @@ def node(
     ] = None,
     anonymize: AnonymizeOption = False,
     config_path: ConfigOption = None,
+    model: ModelOption = None,
 ) -> None:
     """DICOM Storage SCP: analyse each received mammogram once, write JSON and SR to OUT."""
     import signal
@@ -534,7 +555,7 @@ def node(
 
     from calcscope.apps.node import Forward, StorageNode, TLSFiles
 
-    cfg = _load(config_path)
+    cfg = _load(config_path, model)
     try:
         fwd = Forward.parse(forward) if forward else None
         tls = TLSFiles.from_options(tls_cert, tls_key, tls_ca)
@@ -613,11 +634,12 @@ def batch(
     ] = 300.0,
     anonymize: AnonymizeOption = False,
     config_path: ConfigOption = None,
+    model: ModelOption = None,
 ) -> None:
     """Analyse an archive with Dask: one folder per image, resumable, summary.csv at the end."""
     from calcscope.apps.batch import run_batch
 
-    cfg = _load(config_path)
+    cfg = _load(config_path, model)
     if scheduler and workers:
         err_console.print("[red]error:[/] give --scheduler or --workers, not both")
         raise typer.Exit(2)
@@ -671,6 +693,7 @@ def serve(
     config_path: Annotated[
         Path | None, typer.Option("--config", help="Configuration file for uploads.")
     ] = None,
+    model: ModelOption = None,
     images: Annotated[
         list[Path] | None,
         typer.Option(
@@ -710,7 +733,7 @@ def serve(
         if not folder.is_dir():
             err_console.print(f"[red]error:[/] {folder}: no such folder")
             raise typer.Exit(2)
-    cfg = _load(config_path)
+    cfg = _load(config_path, model)
     loopback = host in ("127.0.0.1", "localhost", "::1")
     if not loopback:
         err_console.print(
@@ -730,6 +753,15 @@ def serve(
     console.print(f"calcscope viewer on http://{shown}:{port}/ (Ctrl+C stops it). {DISCLAIMER}")
     console.print(f"uploads are written to {web.state.uploads_dir}")
     uvicorn.run(web, host=host, port=port, log_level="warning")
+
+
+def _register_train() -> None:
+    from calcscope.apps.cli_train import train
+
+    app.command(name="train")(train)
+
+
+_register_train()
 
 
 def main(argv: list[str] | None = None) -> int:

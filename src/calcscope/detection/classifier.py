@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
+import json
 from pathlib import Path
 from typing import Any
 
@@ -12,23 +14,56 @@ import numpy as np
 
 from calcscope.config import DetectConfig
 from calcscope.detection.features import Candidates
+from calcscope.detection.model_card import CARD_FILE, ModelIdentity, read_card
 from calcscope.errors import ConfigError
 
-__all__ = ["MODEL_DIR", "load_model", "model_files", "score_candidates", "scored_candidates"]
+__all__ = [
+    "MODEL_DIR",
+    "load_model",
+    "model_files",
+    "model_folder",
+    "model_identity",
+    "resolve_model",
+    "score_candidates",
+    "scored_candidates",
+]
 
 MODEL_DIR = Path(__file__).resolve().parent / "models"
-"""Folder of the shipped candidate models."""
+"""Folder of the shipped candidate model: a model folder like any other (its card is
+``models/model.json``)."""
+
+
+def _shipped_name() -> str | None:
+    """Name on the shipped model's card, None without a card."""
+    try:
+        return str(json.loads((MODEL_DIR / CARD_FILE).read_text())["name"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def model_folder(name: str) -> Path | None:
+    """The model folder ``name`` stands for: a folder (with a card, or given with a
+    directory part), or the shipped folder when ``name`` is its card's name."""
+    path = Path(name).expanduser()
+    if path.is_dir() and ((path / CARD_FILE).is_file() or path.name != name):
+        return path
+    if name == _shipped_name():
+        return MODEL_DIR
+    return None
 
 
 def model_files(name: str) -> list[Path]:
     """The LightGBM text files of the candidate model ``name``.
 
-    A shipped name (``"candidates-v2"``) is looked up in :data:`MODEL_DIR`; a name with
-    a directory part is a path without its suffix, as written by
-    ``scripts/train_detector.py`` during cross-validation. The model is the single file
-    ``<name>.lgb.txt`` or, for an ensemble, the files ``<name>.1.lgb.txt``,
-    ``<name>.2.lgb.txt``, ...; a name ending in ``.txt`` is one file.
+    ``name`` is a model folder (``calcscope train --out``; its card lists the weights),
+    the name on the shipped model's card (``"candidates-v2"``), or, without a card, a
+    path without its suffix as written during cross-validation: the single file
+    ``<name>.lgb.txt`` or, for an ensemble, ``<name>.1.lgb.txt``, ``<name>.2.lgb.txt``,
+    ...; a name ending in ``.txt`` is one file.
     """
+    folder = model_folder(name)
+    if folder is not None:
+        return [folder / w for w in read_card(folder).weights]
     if name.endswith(".txt"):
         return [Path(name)]
     base = Path(name) if Path(name).name != name else MODEL_DIR / name
@@ -38,16 +73,65 @@ def model_files(name: str) -> list[Path]:
     return sorted(base.parent.glob(base.name + ".*.lgb.txt"))
 
 
-@functools.lru_cache(maxsize=4)
-def load_model(name: str) -> tuple[Any, ...]:
-    """The LightGBM candidate classifier(s) of ``name`` (see :func:`model_files`): one
-    booster, or the members of an ensemble whose predictions are averaged."""
-    import lightgbm
+def resolve_model(name: str) -> ModelIdentity | None:
+    """Check the model ``name`` and say which it is (card name and content hash).
 
+    None for the ``"cnr"`` scorer. A model folder is checked by
+    :func:`~calcscope.detection.model_card.read_card` (hash, features); a bare weights
+    file (cross-validation folds) is named by its path and the sha256 of its files.
+
+    Raises
+    ------
+    ConfigError
+        The model is missing, tampered or made for other features.
+    """
+    if name == "cnr":
+        return None
+    folder = model_folder(name)
+    if folder is not None:
+        if not (folder / CARD_FILE).is_file():
+            read_card(folder)  # raises the message for a folder without a card
+        files = sorted([folder / CARD_FILE, *folder.glob("*.txt")])
+        stamp = tuple((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in files)
+        return _folder_identity(str(folder.resolve()), stamp)
     paths = model_files(name)
     if not paths or not all(p.is_file() for p in paths):
-        raise ConfigError(f"detector model {name!r} not found (looked for {name}.lgb.txt)")
-    return tuple(lightgbm.Booster(model_file=str(p)) for p in paths)
+        raise ConfigError(
+            f"detector model {name!r} not found: give a model folder (with {CARD_FILE}) "
+            f"or the shipped model's name ({_shipped_name()})"
+        )
+    h = hashlib.sha256()
+    for p in paths:
+        h.update(p.read_bytes())
+    return ModelIdentity(name=name, sha256=h.hexdigest())
+
+
+@functools.lru_cache(maxsize=16)
+def _folder_identity(folder: str, stamp: tuple[tuple[str, int, int], ...]) -> ModelIdentity:
+    """The checked card of ``folder``, cached while its files (``stamp``: names, times
+    and sizes) stay the same."""
+    card = read_card(Path(folder))
+    return ModelIdentity(name=card.name, sha256=card.sha256)
+
+
+def model_identity(name: str) -> ModelIdentity | None:
+    """Alias of :func:`resolve_model`, for reports."""
+    return resolve_model(name)
+
+
+def load_model(name: str) -> tuple[Any, ...]:
+    """The LightGBM candidate classifier(s) of ``name`` (see :func:`model_files`): one
+    booster, or the members of an ensemble whose predictions are averaged. A model
+    folder is checked first (:func:`resolve_model`)."""
+    ident = resolve_model(name)
+    return _boosters(tuple(str(p) for p in model_files(name)), ident.sha256 if ident else None)
+
+
+@functools.lru_cache(maxsize=4)
+def _boosters(paths: tuple[str, ...], sha256: str | None) -> tuple[Any, ...]:
+    import lightgbm
+
+    return tuple(lightgbm.Booster(model_file=p) for p in paths)
 
 
 def score_candidates(cands: Candidates, config: DetectConfig) -> np.ndarray:
@@ -55,7 +139,7 @@ def score_candidates(cands: Candidates, config: DetectConfig) -> np.ndarray:
 
     With ``config.model == "cnr"`` a logistic function of the peak CNR (0.5 at
     ``score_cnr_mid``); otherwise the probability given by the shipped LightGBM
-    candidate classifier of that name (trained by ``scripts/train_detector.py``; for an
+    candidate classifier of that name or model folder (trained by ``calcscope train``; for an
     ensemble, the mean of its members' probabilities). The operating point
     (``operating_score``) is a threshold on this score.
     """

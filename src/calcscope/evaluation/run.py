@@ -124,6 +124,15 @@ def _cbis_truth(
     return paths, truth
 
 
+def _model_block(cfg: Config) -> dict[str, str | None] | None:
+    """The ``model`` block a report made with ``cfg`` carries: a report made by another
+    model (an earlier ``--model``) is redone, not scored."""
+    from calcscope.detection.classifier import resolve_model
+
+    ident = resolve_model(cfg.detect.model)
+    return None if ident is None else {"name": ident.name, "sha256": ident.sha256}
+
+
 def evaluate_images(
     fmt: str,
     images_dir: Path,
@@ -148,6 +157,7 @@ def evaluate_images(
         spacing_mm = 0.2
     res_dir = out_dir / "images"
     res_dir.mkdir(parents=True, exist_ok=True)
+    model = _model_block(cfg)
     failed: dict[str, str] = {}
     masks: dict[str, np.ndarray] = {}
     spacing_of: dict[str, float] = {}
@@ -158,7 +168,10 @@ def evaluate_images(
         located = any(c.center_rc is not None for c in truth[key].clusters)
         if json_path.is_file():
             try:
-                spacing_of[key] = json.loads(json_path.read_text())["source"]["spacing_mm"][0]
+                doc = json.loads(json_path.read_text())
+                if doc.get("model") != model:
+                    raise ValueError("made by another model")
+                spacing_of[key] = doc["source"]["spacing_mm"][0]
                 if located:
                     from calcscope.imaging.io import read_image
 

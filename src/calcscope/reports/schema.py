@@ -28,6 +28,7 @@ from calcscope.reports.dicom_source import pixel_digest
 __all__ = [
     "SCHEMA_VERSION",
     "AnalysisReport",
+    "ModelInfo",
     "to_report",
     "load_report",
     "write_json",
@@ -229,6 +230,14 @@ class SettingsModel(_Model):
     config: dict[str, Any]
 
 
+class ModelInfo(_Model):
+    """The candidate classifier that scored the calcifications: its card's name and
+    content hash (``model.json`` of its model folder)."""
+
+    name: str
+    sha256: str | None = None
+
+
 class AnalysisReport(_Model):
     """The JSON document calcscope writes per image."""
 
@@ -239,6 +248,7 @@ class AnalysisReport(_Model):
     source: SourceModel
     patient: PatientModel | None
     settings: SettingsModel
+    model: ModelInfo | None = None
     breast_area_mm2: float
     nipple_line: NippleLineModel | None = None
     assessment: AssessmentModel
@@ -470,6 +480,9 @@ def to_report(
         source=_source(analysis, anonymize=anonymize, seed=seed),
         patient=_patient(analysis, anonymize=anonymize),
         settings=_settings(analysis.config),
+        model=None
+        if analysis.model is None
+        else ModelInfo(name=analysis.model.name, sha256=analysis.model.sha256),
         breast_area_mm2=round(analysis.breast_area_mm2, 1),
         nipple_line=_nipple_line(analysis),
         assessment=_assessment(analysis.assessment),

@@ -1,0 +1,160 @@
+"""``calcscope train``: the command (registered on the application in
+:mod:`calcscope.apps.cli`)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+
+from calcscope.detection.model_card import ModelCard
+from calcscope.errors import CalcscopeError, ConfigError
+
+__all__ = ["card_table", "train"]
+
+console = Console(stderr=False)
+err_console = Console(stderr=True)
+
+
+class TrainFormat(StrEnum):
+    mias = "mias"
+    cbis_ddsm = "cbis-ddsm"
+    inbreast = "inbreast"
+
+
+def train(
+    fmt: Annotated[TrainFormat, typer.Option("--format", help="Ground-truth format.")],
+    images: Annotated[Path, typer.Option("--images", help="Image folder (searched).")],
+    truth: Annotated[
+        Path,
+        typer.Option(
+            "--truth", help="mini-MIAS Info.txt, CBIS-DDSM CSV, or a folder of INbreast XML."
+        ),
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Model folder to write.")],
+    spacing_mm: Annotated[
+        float | None,
+        typer.Option("--spacing-mm", help="Pixel spacing of every image in mm (mini-MIAS: 0.2)."),
+    ] = None,
+    normals: Annotated[
+        list[Path] | None,
+        typer.Option("--normals", help="Folder of extra normal images (repeatable)."),
+    ] = None,
+    cv: Annotated[
+        bool, typer.Option("--cv", help="Cross-validated cluster FROC by woman, on the card.")
+    ] = False,
+    cv_folds: Annotated[int, typer.Option("--cv-folds", help="Folds of --cv.")] = 5,
+    base: Annotated[
+        Path | None,
+        typer.Option(
+            "--base", help="Continue this model folder's boosting on the new data (init_model)."
+        ),
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option("--name", help="Name on the card (default: OUT's name).")
+    ] = None,
+    ensemble: Annotated[int, typer.Option("--ensemble", help="Ensemble members.")] = 3,
+    insertions: Annotated[
+        int,
+        typer.Option(
+            "--insertions",
+            help="Insertions of 3 synthetic clusters per normal image and member (0: none).",
+        ),
+    ] = 1,
+    rounds: Annotated[int, typer.Option("--rounds", help="Boosting rounds per member.")] = 250,
+    phantoms: Annotated[
+        int, typer.Option("--phantoms", help="Synthetic phantoms added (shipped model: 48).")
+    ] = 0,
+    workers: Annotated[int, typer.Option("--workers", help="Processes building tables.")] = 2,
+    cache: Annotated[
+        Path | None,
+        typer.Option("--cache", help="Candidate table cache (default OUT/.cache; resumable)."),
+    ] = None,
+) -> None:
+    """Train the candidate classifier on your own set and write a model folder for --model."""
+    from calcscope.evaluation.training import TrainOptions, train_model
+
+    if spacing_mm is not None and not (0.01 <= spacing_mm <= 1.0):
+        err_console.print(f"[red]error:[/] --spacing-mm {spacing_mm} is outside 0.01-1 mm")
+        raise typer.Exit(2)
+    if min(ensemble, rounds, workers) < 1 or min(insertions, phantoms) < 0 or cv_folds < 2:
+        err_console.print(
+            "[red]error:[/] --ensemble, --rounds and --workers must be at least 1, "
+            "--insertions and --phantoms at least 0, --cv-folds at least 2"
+        )
+        raise typer.Exit(2)
+    opts = TrainOptions(
+        spacing_mm=spacing_mm,
+        rounds=rounds,
+        ensemble=ensemble,
+        insertions=insertions,
+        phantoms=phantoms,
+        cv_folds=cv_folds if cv else 0,
+        workers=workers,
+        name=name,
+        cache_dir=cache,
+        normals=tuple(normals or ()),
+        base=base,
+    )
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+    ) as progress:
+        tasks: dict[str, TaskID] = {}
+
+        def on_progress(what: str, done: int, total: int) -> None:
+            if what not in tasks:
+                tasks[what] = progress.add_task(what, total=total)
+            progress.update(tasks[what], completed=done, total=total)
+
+        def say(message: str) -> None:
+            progress.console.print(message)
+
+        try:
+            res = train_model(fmt.value, images, truth, out, opts, progress=on_progress, say=say)
+        except ConfigError as exc:
+            err_console.print(f"[red]error:[/] {exc}")
+            raise typer.Exit(2) from exc
+        except CalcscopeError as exc:
+            err_console.print(f"[red]error:[/] {exc}")
+            raise typer.Exit(1) from exc
+    console.print(card_table(res.card, res.out))
+    console.print(f"use it: calcscope analyze --model {res.out} IMAGES --out DIR")
+
+
+def card_table(card: ModelCard, out: Path) -> Table:
+    """What ``train`` tells at the end: the data, the cross-validated FROC, the hash."""
+    table = Table(title=f"model {card.name} written to {out}")
+    table.add_column("")
+    table.add_column("")
+    for d in card.data:
+        table.add_row(
+            f"data: {d.format} ({d.folder})",
+            f"{d.n_images} images, {d.n_women} women, {d.n_clusters} clusters, "
+            f"{d.n_positive_candidates} positive / {d.n_candidates} candidates, "
+            f"{d.n_inserted_positives} on inserted clusters",
+        )
+    if card.cross_validation is not None:
+        cvr = card.cross_validation
+        table.add_row(
+            f"cluster sensitivity, {cvr.split}",
+            " / ".join(f"{p.sensitivity:.2f} at {p.fp_per_image:g}" for p in cvr.points)
+            + " false clusters per image",
+        )
+    table.add_row("sha256", card.sha256)
+    return table
