@@ -152,10 +152,11 @@ class DetectConfig(_Frozen):
         "make, but never makes one.",
     )
     speck_max_pixel_mm: float = Field(
-        0.07,
+        0.06,
         ge=0.0,
         description="The two sharpness rules above apply only at pixels up to this size, "
-        "where a 0.18 mm width spans several pixels (0 turns them off).",
+        "where a 0.15 mm width spans three pixels: DDSM film scans (0.042-0.05 mm), where "
+        "they were measured (0 turns them off).",
     )
     min_diameter_mm: float = Field(0.05, description="Smallest equivalent diameter kept.")
     max_diameter_mm: float = Field(12.0, description="Largest equivalent diameter kept.")
@@ -211,7 +212,10 @@ class ClusterConfig(_Frozen):
         "sure speck or two with faint ones scattered around them (0 turns it off).",
     )
     sure_max_pixel_mm: float = Field(
-        0.07, ge=0.0, description="Pixel size (mm) up to which sure_members applies."
+        0.06,
+        ge=0.0,
+        description="Pixel size (mm) up to which sure_members applies (measured on DDSM film "
+        "scans at 0.042-0.05 mm).",
     )
     centre_bandwidth_mm: float = Field(
         2.5,
