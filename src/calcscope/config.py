@@ -129,6 +129,37 @@ class DetectConfig(_Frozen):
         description="Neighbouring calcifications whose peaks are this far apart are split "
         "at the valley between them.",
     )
+    speck_min_mm: float = Field(
+        0.15,
+        ge=0.0,
+        description="Narrowest half-maximum width (equivalent diameter, mm) the imaging "
+        "chain can draw a calcification with (screen, focal spot and scanner blur): a "
+        "speck narrower than this whose energy lies in the finest band alone is dust, a "
+        "dead pixel or film grain (score capped at speck_max_score). Applied at pixels up to "
+        "speck_max_pixel_mm.",
+    )
+    speck_min_band_ratio: float = Field(
+        0.2,
+        ge=0.0,
+        description="A speck whose second band's CNR is under this fraction of its finest "
+        "band's is sharper than the imaging chain draws (dust, grain; score capped at "
+        "speck_max_score); at pixels up to speck_max_pixel_mm.",
+    )
+    speck_max_score: float = Field(
+        0.1,
+        ge=0.0,
+        le=1.0,
+        description="Score cap of a speck sharper than the imaging chain draws (see "
+        "speck_min_mm): it stays a possible calcification that may join a cluster others "
+        "make, but never makes one.",
+    )
+    speck_max_pixel_mm: float = Field(
+        0.06,
+        ge=0.0,
+        description="The two sharpness rules above apply only at pixels up to this size, "
+        "where a 0.15 mm width spans three pixels: DDSM film scans (0.042-0.05 mm), where "
+        "they were measured (0 turns them off).",
+    )
     min_diameter_mm: float = Field(0.05, description="Smallest equivalent diameter kept.")
     max_diameter_mm: float = Field(12.0, description="Largest equivalent diameter kept.")
     operating_score: float = Field(
@@ -173,6 +204,20 @@ class ClusterConfig(_Frozen):
         description="Only calcifications scoring at least this can be cluster cores "
         "(fainter ones join a core's cluster but do not extend it; chosen on the "
         "leave-one-woman-out FROC of mini-MIAS among 0.1-0.5).",
+    )
+    sure_members: int = Field(
+        4,
+        ge=0,
+        description="At pixels up to sure_max_pixel_mm, a cluster needs at least this many "
+        "members scoring core_min_score or more: there a calcification of 0.15 mm spans "
+        "several pixels and is seen on its own, while film grain, dust and noise make a "
+        "sure speck or two with faint ones scattered around them (0 turns it off).",
+    )
+    sure_max_pixel_mm: float = Field(
+        0.06,
+        ge=0.0,
+        description="Pixel size (mm) up to which sure_members applies (measured on DDSM film "
+        "scans at 0.042-0.05 mm).",
     )
     centre_bandwidth_mm: float = Field(
         2.5,

@@ -143,4 +143,5 @@ def render_html(report: AnalysisReport, *, overlay_png: bytes | None = None) -> 
         settings=_settings(report),
         config=json.dumps(report.settings.config, indent=1),
         version=__version__,
+        domain_warning=report.domain.warning if report.domain is not None else None,
     )

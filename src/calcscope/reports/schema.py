@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from calcscope.about import DISCLAIMER, __version__
 from calcscope.config import Config
+from calcscope.detection.domain import image_domain
 from calcscope.errors import ReportError
 from calcscope.files import write_atomic
 from calcscope.model import Calcification
@@ -38,7 +39,7 @@ __all__ = [
     "write_atomic",
 ]
 
-SCHEMA_VERSION = "1.4"
+SCHEMA_VERSION = "1.5"
 
 
 class _Model(BaseModel):
@@ -222,6 +223,17 @@ class MacroModel(_Model):
     assessment: AssessmentModel
 
 
+class DomainModel(_Model):
+    """Whether the image lies inside what the detector was trained and measured on
+    (:func:`calcscope.detection.domain.image_domain`)."""
+
+    pixel_mm: float
+    acquisition: str = Field(description="film, digital or unknown")
+    processing: str | None = Field(None, description="DICOM Presentation Intent, if given")
+    familiar: bool
+    warning: str | None = None
+
+
 class SettingsModel(_Model):
     macro_threshold_mm: float
     cluster_definition: str
@@ -251,6 +263,7 @@ class AnalysisReport(_Model):
     model: ModelInfo | None = None
     breast_area_mm2: float
     nipple_line: NippleLineModel | None = None
+    domain: DomainModel | None = None
     assessment: AssessmentModel
     n_calcifications: int = Field(description="calcifications at the operating point")
     n_macrocalcifications: int
@@ -462,6 +475,17 @@ def _nipple_line(analysis: Analysis) -> NippleLineModel | None:
     )
 
 
+def _domain(analysis: Analysis) -> DomainModel:
+    d = image_domain(analysis.mammogram)
+    return DomainModel(
+        pixel_mm=round(d.pixel_mm, 4),
+        acquisition=d.acquisition.value,
+        processing=d.processing,
+        familiar=d.familiar,
+        warning=d.warning,
+    )
+
+
 def to_report(
     analysis: Analysis, *, anonymize: bool = False, seed: str | None = None
 ) -> AnalysisReport:
@@ -485,6 +509,7 @@ def to_report(
         else ModelInfo(name=analysis.model.name, sha256=analysis.model.sha256),
         breast_area_mm2=round(analysis.breast_area_mm2, 1),
         nipple_line=_nipple_line(analysis),
+        domain=_domain(analysis),
         assessment=_assessment(analysis.assessment),
         n_calcifications=len(detected),
         n_macrocalcifications=n_macro,
