@@ -51,6 +51,21 @@ def _local_peak(residual: np.ndarray, pixel_mm: float, peak_mm: float) -> np.nda
     return on_quarter_mm_grid(residual, pixel_mm, dilate)
 
 
+def _fine_near(img: np.ndarray, edge: np.ndarray, pixel_mm: float) -> np.ndarray:
+    """``img`` blurred by the finest band's sigma, computed only in the box around the
+    ``edge`` pixels (with the filter's reach as margin) and zero elsewhere: the gradient
+    is read on the edge pixels and their neighbours only."""
+    sigma_px = BAND_SIGMAS_MM[0] / pixel_mm
+    rows = np.flatnonzero(edge.any(axis=1))
+    cols = np.flatnonzero(edge.any(axis=0))
+    reach = 2 + int(np.ceil(4 * sigma_px)) + 1  # OpenCV's float kernel spans 4 sigmas
+    r0, r1 = max(0, rows[0] - reach), min(img.shape[0], rows[-1] + 1 + reach)
+    c0, c1 = max(0, cols[0] - reach), min(img.shape[1], cols[-1] + 1 + reach)
+    out = np.zeros(img.shape, dtype=np.float32)
+    out[r0:r1, c0:c1] = blur(np.ascontiguousarray(img[r0:r1, c0:c1]), sigma_px)
+    return out
+
+
 def _upper_quartile_gradient(
     fine: np.ndarray, edge: np.ndarray, lab: np.ndarray, big: np.ndarray, pixel_mm: float
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -129,14 +144,16 @@ def sharp_deposits(
     is_big = np.zeros(n, dtype=bool)
     is_big[big] = True
     # outline pixels of the large objects, away from the image border
+    in_big_mask = is_big[lab]
     inner = cv2.erode(obj.view(np.uint8), np.ones((3, 3), np.uint8), borderValue=0)
-    edge = obj & (inner == 0) & is_big[lab]
+    edge = obj & (inner == 0) & in_big_mask
+    del inner, obj
     edge[0, :] = edge[-1, :] = edge[:, 0] = edge[:, -1] = False
     if not edge.any():
         return ()
-    fine = blur(img, BAND_SIGMAS_MM[0] / pixel_mm)
-    g75, valid = _upper_quartile_gradient(fine, edge, lab, big, pixel_mm)
-    in_big = np.flatnonzero(is_big[lab])  # the large objects' pixels only
+    g75, valid = _upper_quartile_gradient(_fine_near(img, edge, pixel_mm), edge, lab, big, pixel_mm)
+    in_big = np.flatnonzero(in_big_mask)  # the large objects' pixels only
+    del in_big_mask, edge
     peak_r = np.full(n, -np.inf)
     np.maximum.at(peak_r, lab.ravel()[in_big], residual.ravel()[in_big].astype(np.float64))
     peak_r = peak_r[big]
