@@ -84,6 +84,7 @@ __all__ = [
     "ViewRecord",
     "image_id",
     "default_workers",
+    "worker_memory_bytes",
     "analyse_to_folder",
     "run_batch",
     "write_summaries",
@@ -92,8 +93,18 @@ __all__ = [
 
 DEFAULT_TIMEOUT_S = 300.0
 """Time limit of one image's analysis, s (a hung decoder never stalls the batch)."""
-BYTES_PER_PIXEL = 20
-"""Peak memory of one analysis per image pixel, bytes (issue 17's target)."""
+BYTES_PER_PIXEL = 60
+"""Peak memory of one analysis per image pixel, bytes: measured (peak RSS of a fresh
+process above its RSS after the imports, ``benchmarks/profile_pipeline.py``) at 57-59 on
+a 4096 x 3328 phantom and a 0.05 mm CBIS-DDSM film; issue 17's target is 20."""
+WORKER_ENV = {
+    "OPENCV_FOR_THREADS_NUM": "1",
+    "OMP_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+}
+"""Environment of a local worker process: one image per worker, one core each (OpenCV's
+and the BLAS thread pools too), so that workers do not fight over the cores."""
 MAX_PLAUSIBLE_PIXELS = 30_000_000
 """The largest real mammograms hold about 30 megapixels."""
 WORKER_OVERHEAD_BYTES = 400 * 2**20
@@ -155,9 +166,14 @@ def default_workers(available_bytes: int | None = None, cpus: int | None = None)
         except ImportError:  # pragma: no cover - psutil comes with Dask distributed
             available_bytes = 0
     n_cpus = cpus or os.cpu_count() or 1
-    per_worker = BYTES_PER_PIXEL * MAX_PLAUSIBLE_PIXELS + WORKER_OVERHEAD_BYTES
-    by_memory = available_bytes // per_worker if available_bytes else n_cpus
+    by_memory = available_bytes // worker_memory_bytes() if available_bytes else n_cpus
     return max(1, min(n_cpus, int(by_memory)))
+
+
+def worker_memory_bytes() -> int:
+    """Memory one local worker may use, bytes: one analysis of the largest plausible
+    mammogram plus the idle process (Dask's memory limit of each local worker)."""
+    return BYTES_PER_PIXEL * MAX_PLAUSIBLE_PIXELS + WORKER_OVERHEAD_BYTES
 
 
 def _announce_start(task_key: str | None) -> None:
@@ -318,13 +334,13 @@ def _open_client(
     n = workers or default_workers()
     kwargs: dict[str, Any] = {}
     if processes:  # one image per worker process, one core each (OpenCV's pool too)
-        kwargs["env"] = {"OPENCV_FOR_THREADS_NUM": "1"}
+        kwargs["env"] = dict(WORKER_ENV)
     cluster = LocalCluster(
         n_workers=n,
         threads_per_worker=1,
         processes=processes,
         dashboard_address=None,
-        memory_limit=0 if not processes else "auto",
+        memory_limit=0 if not processes else worker_memory_bytes(),
         **kwargs,
     )
     client = Client(cluster)
