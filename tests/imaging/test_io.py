@@ -968,3 +968,11 @@ def test_analyze_run_with_corrupt_headers_and_a_fifo(
     far = folder / "far-spacing.dcm"
     assert main(["analyze", str(far), "--spacing-mm", "0.1", "--out", str(rescued)]) == 0
     assert _clusters(rescued / "far-spacing.json") == answer
+
+
+def test_default_pixel_limit_fits_the_largest_real_mammogram() -> None:
+    """About 30 megapixels pass (film digitised at 0.042 mm); 40 are refused (memory)."""
+    big = np.zeros((6000, 5000), dtype=np.uint8)  # 30 MP
+    from_array(big, 0.05)
+    with pytest.raises(ImageTooLargeError):
+        from_array(np.zeros((8000, 5000), dtype=np.uint8), 0.05)  # 40 MP

@@ -69,7 +69,7 @@ from calcscope.apps.batch_tables import (
     write_breasts,
     write_summaries,
 )
-from calcscope.config import Config
+from calcscope.config import Config, IOConfig
 from calcscope.errors import CalcscopeError, ConfigError
 from calcscope.files import write_atomic
 
@@ -105,8 +105,9 @@ WORKER_ENV = {
 }
 """Environment of a local worker process: one image per worker, one core each (OpenCV's
 and the BLAS thread pools too), so that workers do not fight over the cores."""
-MAX_PLAUSIBLE_PIXELS = 30_000_000
-"""The largest real mammograms hold about 30 megapixels."""
+MAX_PLAUSIBLE_PIXELS = IOConfig().max_pixels
+"""The largest image analysed (``io.max_pixels``, 32 megapixels: the largest real
+mammograms hold about 30)."""
 WORKER_OVERHEAD_BYTES = 400 * 2**20
 """Memory of an idle worker process (interpreter, NumPy, OpenCV, Dask), bytes."""
 START_TOPIC = "calcscope-batch-start"
@@ -148,7 +149,7 @@ def default_workers(available_bytes: int | None = None, cpus: int | None = None)
     """Local worker processes that fit the free memory and the cores.
 
     Each worker holds one image at a time: about :data:`BYTES_PER_PIXEL` bytes per pixel of
-    the largest plausible mammogram (:data:`MAX_PLAUSIBLE_PIXELS`, about 0.6 GB) plus
+    the largest plausible mammogram (:data:`MAX_PLAUSIBLE_PIXELS`, about 1.9 GB) plus
     :data:`WORKER_OVERHEAD_BYTES`.
 
     Parameters
