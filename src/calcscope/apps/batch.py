@@ -94,9 +94,9 @@ __all__ = [
 DEFAULT_TIMEOUT_S = 300.0
 """Time limit of one image's analysis, s (a hung decoder never stalls the batch)."""
 BYTES_PER_PIXEL = 60
-"""Peak memory of one analysis per image pixel, bytes: measured (peak RSS of a fresh
-process above its RSS after the imports, ``benchmarks/profile_pipeline.py``) at 57-59 on
-a 4096 x 3328 phantom and a 0.05 mm CBIS-DDSM film; issue 17's target is 20."""
+"""Peak memory of one analysis per image pixel, bytes, with a margin: measured (peak RSS
+of a fresh process above its RSS after the imports, ``benchmarks/profile_pipeline.py``)
+at 52-53 on a 4096 x 3328 phantom and a 0.05 mm CBIS-DDSM film; issue 17's target is 20."""
 WORKER_ENV = {
     "OPENCV_FOR_THREADS_NUM": "1",
     "OMP_NUM_THREADS": "1",

@@ -45,8 +45,6 @@ class BandStack:
 
     Attributes
     ----------
-    cnr : np.ndarray
-        Contrast-to-noise map: the maximum over bands of each band's CNR (float32).
     seed_map : np.ndarray
         Maximum CNR over the fine bands that may seed a candidate (float32).
     band_maps : tuple of np.ndarray
@@ -57,11 +55,19 @@ class BandStack:
         The image blurred by the largest sigma (local tissue brightness).
     """
 
-    cnr: np.ndarray
     seed_map: np.ndarray
     band_maps: tuple[np.ndarray, ...]
     noise: tuple[float, ...]
     background_level: np.ndarray
+
+    @property
+    def cnr(self) -> np.ndarray:
+        """Contrast-to-noise map: the maximum over bands of each band's CNR (float32),
+        computed when asked for (a full-size image the stack need not hold)."""
+        out = self.seed_map.copy()
+        for band in self.band_maps[_SEED_BANDS:]:
+            np.maximum(out, band, out=out)
+        return out
 
 
 @dataclass(frozen=True)
@@ -74,13 +80,15 @@ class TopHat:
         Image minus its grey-opening background, image units (float32).
     sigma : float
         Robust noise level of ``residual`` inside the breast, image units.
-    z : np.ndarray
-        ``residual / sigma``.
     """
 
     residual: np.ndarray
     sigma: float
-    z: np.ndarray
+
+    @property
+    def z(self) -> np.ndarray:
+        """``residual / sigma`` (float32), computed when asked for."""
+        return self.residual * np.float32(1.0 / self.sigma)
 
 
 @dataclass(frozen=True)
@@ -191,13 +199,12 @@ def tissue_background(img: np.ndarray, pixel_mm: float, size_mm: float) -> np.nd
 
 def band_pass_stack(img: np.ndarray, pixel_mm: float, mask: np.ndarray) -> BandStack:
     """Differences of Gaussians at :data:`BAND_SIGMAS_MM`, each divided by its robust noise
-    level inside ``mask``, and their maximum (the CNR map)."""
+    level inside ``mask``, and the maximum of the seeding bands (the CNR map, their
+    maximum over all bands, is :attr:`BandStack.cnr`)."""
     mask_sub = mask[_NOISE_SUBSAMPLE]
     # one pair of blurred images at a time, bands scaled in place: the stack never holds
     # more than two blurred copies of the image
     finer = blur(img, BAND_SIGMAS_MM[0] / pixel_mm)
-    cnr: np.ndarray | None = None
-    seed_map: np.ndarray | None = None
     band_noise: list[float] = []
     band_maps: list[np.ndarray] = []
     for k in range(len(BAND_SIGMAS_MM) - 1):
@@ -208,14 +215,10 @@ def band_pass_stack(img: np.ndarray, pixel_mm: float, mask: np.ndarray) -> BandS
         band_noise.append(sigma)
         band_cnr *= np.float32(1.0 / sigma)
         band_maps.append(band_cnr)
-        if cnr is None or seed_map is None:  # the finest band
-            cnr, seed_map = band_cnr.copy(), band_cnr.copy()
-            continue
-        np.maximum(cnr, band_cnr, out=cnr)
-        if k < _SEED_BANDS:
-            np.maximum(seed_map, band_cnr, out=seed_map)
-    assert cnr is not None and seed_map is not None
-    return BandStack(cnr, seed_map, tuple(band_maps), tuple(band_noise), finer)
+    seed_map = band_maps[0].copy()
+    for band in band_maps[1:_SEED_BANDS]:
+        np.maximum(seed_map, band, out=seed_map)
+    return BandStack(seed_map, tuple(band_maps), tuple(band_noise), finer)
 
 
 def top_hat(img: np.ndarray, pixel_mm: float, mask: np.ndarray, background_mm: float) -> TopHat:
@@ -223,7 +226,7 @@ def top_hat(img: np.ndarray, pixel_mm: float, mask: np.ndarray, background_mm: f
     disc of ``background_mm``), which shows whole coarse deposits up to that size."""
     residual = img - tissue_background(img, pixel_mm, background_mm)
     sigma = robust_sigma(residual[_NOISE_SUBSAMPLE][mask[_NOISE_SUBSAMPLE]])
-    return TopHat(residual, sigma, residual * np.float32(1.0 / sigma))
+    return TopHat(residual, sigma)
 
 
 def seeded_regions(
@@ -282,7 +285,7 @@ def split_regions(
     if lab is not None:
         in_obj |= ok[lab.ravel()[p_idx]]
     del ok, lab, local_peak
-    obj_mask = np.zeros(bands.cnr.shape, dtype=np.uint8)
+    obj_mask = np.zeros(bands.seed_map.shape, dtype=np.uint8)
     obj_mask.ravel()[p_idx[in_obj]] = 1
     _, labels, stats, _ = cv2.connectedComponentsWithStats(
         obj_mask, connectivity=8, ltype=cv2.CV_32S
