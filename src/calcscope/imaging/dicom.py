@@ -456,16 +456,24 @@ def _voi_lut(values: np.ndarray, ds: Dataset, name: str) -> np.ndarray | None:
         lo, hi = float(np.min(probe)), float(np.max(probe))
         if not (math.isfinite(lo) and math.isfinite(hi) and hi > lo):
             return None
-        # the LUT works pixel by pixel: a band of rows at a time keeps pydicom's float64
-        # temporaries small (the same values as the whole image at once)
-        out = np.empty(values.shape, dtype=np.float64)
-        for r0 in range(0, values.shape[0], _VOI_ROWS):
-            band = values[r0 : r0 + _VOI_ROWS]
+
+        def through(band: np.ndarray) -> np.ndarray:
             band = np.rint(band).astype(np.int64) if lut else band.astype(np.float64)
             windowed = np.asarray(apply_voi_lut(band, ds, index=0), dtype=np.float64)
             windowed -= lo
             windowed /= hi - lo
-            out[r0 : r0 + _VOI_ROWS] = windowed
+            return windowed
+
+        # the LUT works value by value: stored values (unsigned integers) go through it
+        # once each, as a table; other values a band of rows at a time, which keeps
+        # pydicom's float64 temporaries small (the same values as the whole image at once)
+        top = int(values.max()) if values.dtype.kind == "u" and values.size else -1
+        if 0 <= top < 2**16:
+            out = through(np.arange(top + 1, dtype=values.dtype))[values]
+        else:
+            out = np.empty(values.shape, dtype=np.float64)
+            for r0 in range(0, values.shape[0], _VOI_ROWS):
+                out[r0 : r0 + _VOI_ROWS] = through(values[r0 : r0 + _VOI_ROWS])
     if not np.all(np.isfinite(out)):
         raise ImplausibleValueError("the VOI LUT gives pixel values that are not finite", name)
     return out
