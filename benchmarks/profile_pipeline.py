@@ -184,24 +184,34 @@ def reports(a: Any, repeat: int) -> None:
 
 def fresh_rss(path: Path, spacing_mm: float | None, n_px: int) -> None:
     """Peak RSS of a fresh process analysing ``path``, above its RSS after the imports."""
+    # the peak is the kernel's high-water mark of this process image (VmHWM, reset by
+    # exec); ru_maxrss would count the parent's pages that the child held between fork
+    # and exec
     code = (
-        "import resource, json, sys\n"
+        "import json\n"
         "import calcscope.pipeline as p\n"
-        "def rss():\n"
-        "    return int(open('/proc/self/statm').read().split()[1]) * 4096\n"
-        "base = rss()\n"
+        "def status(key):\n"
+        "    for line in open('/proc/self/status'):\n"
+        "        if line.startswith(key + ':'):\n"
+        "            return int(line.split()[1]) * 1024\n"
+        "base = status('VmRSS')\n"
+        "from calcscope.config import Config\n"
+        "from calcscope.detection.classifier import load_model\n"
+        "load_model(Config().detect.model)\n"
+        "model = status('VmRSS')\n"
         f"a = p.analyze({str(path)!r}, spacing_mm={spacing_mm!r})\n"
-        "peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024\n"
-        "print(json.dumps({'base': base, 'peak': peak}))\n"
+        "print(json.dumps({'base': base, 'model': model, 'peak': status('VmHWM')}))\n"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=os.environ
     )
     r = json.loads(out.stdout.strip().splitlines()[-1])
-    extra = r["peak"] - r["base"]
+    extra, arrays = r["peak"] - r["base"], r["peak"] - r["model"]
     print(
-        f"fresh process: RSS after import {r['base'] / 2**20:.0f} MiB, peak {r['peak'] / 2**20:.0f}"
-        f" MiB, analysis {extra / 2**20:.0f} MiB = {extra / n_px:.1f} bytes/pixel"
+        f"fresh process: RSS after import {r['base'] / 2**20:.0f} MiB, with the model loaded "
+        f"{r['model'] / 2**20:.0f} MiB, peak {r['peak'] / 2**20:.0f} MiB; analysis above the "
+        f"import {extra / 2**20:.0f} MiB = {extra / n_px:.1f} bytes/pixel, above the loaded "
+        f"model {arrays / 2**20:.0f} MiB = {arrays / n_px:.1f} bytes/pixel"
     )
 
 
