@@ -15,10 +15,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from pydicom.sr.codedict import codes
-from pydicom.sr.coding import Code
+
+if TYPE_CHECKING:
+    from pydicom.sr.coding import Code
 
 __all__ = [
     "Laterality",
@@ -60,7 +62,7 @@ class View(StrEnum):
     def code(self) -> Code | None:
         """SNOMED CT code of the view (DICOM CID 4014); ``None`` for OTHER."""
         keyword = _CID4014_KEYWORD.get(self)
-        return None if keyword is None else getattr(codes.CID4014, keyword)
+        return None if keyword is None else getattr(_codes().CID4014, keyword)
 
 
 _CID4014_KEYWORD = {
@@ -72,13 +74,20 @@ _CID4014_KEYWORD = {
 }
 
 
+def _codes() -> Any:
+    """pydicom's SR code dictionary, imported when first needed (a fifth of a second)."""
+    from pydicom.sr.codedict import codes
+
+    return codes
+
+
 def _cid6011(keyword: str) -> Code:
-    code: Code = getattr(codes.CID6011, keyword)
+    code: Code = getattr(_codes().CID6011, keyword)
     return code
 
 
 def _cid6012(keyword: str) -> Code:
-    code: Code = getattr(codes.CID6012, keyword)
+    code: Code = getattr(_codes().CID6012, keyword)
     return code
 
 

@@ -968,3 +968,36 @@ def test_analyze_run_with_corrupt_headers_and_a_fifo(
     far = folder / "far-spacing.dcm"
     assert main(["analyze", str(far), "--spacing-mm", "0.1", "--out", str(rescued)]) == 0
     assert _clusters(rescued / "far-spacing.json") == answer
+
+
+def test_default_pixel_limit_fits_the_largest_real_mammogram() -> None:
+    """About 30 megapixels pass (film digitised at 0.042 mm); 40 are refused (memory)."""
+    big = np.zeros((6000, 5000), dtype=np.uint8)  # 30 MP
+    from_array(big, 0.05)
+    with pytest.raises(ImageTooLargeError):
+        from_array(np.zeros((8000, 5000), dtype=np.uint8), 0.05)  # 40 MP
+
+
+@pytest.mark.parametrize("window", [None, (30000.0, 20000.0), (1000.5, 1.0)])
+def test_window_table_gives_pydicom_values(tmp_path, window) -> None:
+    """The VOI window goes through a table of the stored values: the same grey levels as
+    pydicom's windowing of every pixel."""
+    import pydicom
+    from pydicom.pixels import apply_voi_lut
+
+    from calcscope.imaging.io import write_image
+    from calcscope.phantom.mammogram import make_phantom
+
+    path = write_image(
+        make_phantom(seed=2, spacing_mm=0.2, shape=(600, 480)).mammogram, tmp_path / "w.dcm"
+    )
+    ds = pydicom.dcmread(path)
+    if window is not None:
+        ds.WindowCenter, ds.WindowWidth = window
+        ds.save_as(path)
+    raw = ds.pixel_array
+    probe = apply_voi_lut(np.array([-1e30, 1e30]), ds, index=0)
+    lo, hi = float(probe.min()), float(probe.max())
+    expected = (apply_voi_lut(raw.astype(np.float64), ds, index=0) - lo) / (hi - lo)
+    expected = np.clip(expected, 0.0, 1.0).astype(np.float32)
+    assert np.array_equal(read_image(path).pixels, expected)

@@ -210,6 +210,17 @@ def test_gsps_outlines_every_calcification_on_the_source(case):
     assert sum(t.startswith("C") for t in texts) == len(case["json"]["clusters"])
 
 
+def test_built_sr_content_is_the_whole_tree(case):
+    """build_sr hands highdicom a light root and sets the whole tree afterwards: the
+    document's content (highdicom's view of it) and its evidence still cover it all."""
+    sr = build_sr(to_report(case["analysis"]))
+    root = sr.content[0]
+    assert len(root.ContentSequence) == len(sr.ContentSequence) > 2
+    evidence = sr.CurrentRequestedProcedureEvidenceSequence[0].ReferencedSeriesSequence[0]
+    uid = evidence.ReferencedSOPSequence[0].ReferencedSOPInstanceUID
+    assert uid == case["source"].SOPInstanceUID
+
+
 def test_anonymized_dicom_has_no_patient_identity(case):
     rep = to_report(case["analysis"])
     for ds in (build_sr(rep, anonymize=True), build_gsps(rep, anonymize=True)):

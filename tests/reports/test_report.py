@@ -13,6 +13,7 @@ from calcscope.pipeline import analyze_mammogram
 from calcscope.reports.schema import (
     AnalysisReport,
     load_report,
+    overlay_png,
     render_overlay,
     to_report,
     write_json,
@@ -105,6 +106,17 @@ def test_overlay_marks_the_findings(analysis):
     assert changed.sum() > 100
     r0, c0, r1, c1 = analysis.clusters[0].cluster.bbox_rc
     assert changed[max(0, r0 - 20) : r1 + 20, max(0, c0 - 20) : c1 + 20].any()
+
+
+def test_overlay_png_is_shrunk_to_its_long_side(analysis):
+    """The overlay PNG is shrunk to ``max_side_px`` (the image is 1500 x 1200)."""
+    import cv2
+
+    png = overlay_png(analysis, max_side_px=750)
+    decoded = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_UNCHANGED)
+    assert decoded.shape == (750, 600, 3)
+    full = cv2.imdecode(np.frombuffer(overlay_png(analysis), np.uint8), cv2.IMREAD_UNCHANGED)
+    assert full.shape == (1500, 1200, 3)  # under the default 2048 px: kept
 
 
 def test_json_schema_explains_every_size_and_shape_feature() -> None:

@@ -71,7 +71,7 @@ from calcscope.apps.batch_tables import (
     write_breasts,
     write_summaries,
 )
-from calcscope.config import Config
+from calcscope.config import Config, IOConfig
 from calcscope.errors import CalcscopeError, ConfigError
 from calcscope.files import write_atomic
 
@@ -86,6 +86,7 @@ __all__ = [
     "ViewRecord",
     "image_id",
     "default_workers",
+    "worker_memory_bytes",
     "analyse_to_folder",
     "run_batch",
     "write_summaries",
@@ -94,10 +95,21 @@ __all__ = [
 
 DEFAULT_TIMEOUT_S = 300.0
 """Time limit of one image's analysis, s (a hung decoder never stalls the batch)."""
-BYTES_PER_PIXEL = 20
-"""Peak memory of one analysis per image pixel, bytes (issue 17's target)."""
-MAX_PLAUSIBLE_PIXELS = 30_000_000
-"""The largest real mammograms hold about 30 megapixels."""
+BYTES_PER_PIXEL = 60
+"""Peak memory of one analysis per image pixel, bytes, with a margin: measured (peak RSS
+of a fresh process above its RSS after the imports, ``benchmarks/profile_pipeline.py``)
+at 52-53 on a 4096 x 3328 phantom and a 0.05 mm CBIS-DDSM film; issue 17's target is 20."""
+WORKER_ENV = {
+    "OPENCV_FOR_THREADS_NUM": "1",
+    "OMP_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+}
+"""Environment of a local worker process: one image per worker, one core each (OpenCV's
+and the BLAS thread pools too), so that workers do not fight over the cores."""
+MAX_PLAUSIBLE_PIXELS = IOConfig().max_pixels
+"""The largest image analysed (``io.max_pixels``, 32 megapixels: the largest real
+mammograms hold about 30)."""
 WORKER_OVERHEAD_BYTES = 400 * 2**20
 """Memory of an idle worker process (interpreter, NumPy, OpenCV, Dask), bytes."""
 START_TOPIC = "calcscope-batch-start"
@@ -139,7 +151,7 @@ def default_workers(available_bytes: int | None = None, cpus: int | None = None)
     """Local worker processes that fit the free memory and the cores.
 
     Each worker holds one image at a time: about :data:`BYTES_PER_PIXEL` bytes per pixel of
-    the largest plausible mammogram (:data:`MAX_PLAUSIBLE_PIXELS`, about 0.6 GB) plus
+    the largest plausible mammogram (:data:`MAX_PLAUSIBLE_PIXELS`, about 1.9 GB) plus
     :data:`WORKER_OVERHEAD_BYTES`.
 
     Parameters
@@ -157,9 +169,14 @@ def default_workers(available_bytes: int | None = None, cpus: int | None = None)
         except ImportError:  # pragma: no cover - psutil comes with Dask distributed
             available_bytes = 0
     n_cpus = cpus or os.cpu_count() or 1
-    per_worker = BYTES_PER_PIXEL * MAX_PLAUSIBLE_PIXELS + WORKER_OVERHEAD_BYTES
-    by_memory = available_bytes // per_worker if available_bytes else n_cpus
+    by_memory = available_bytes // worker_memory_bytes() if available_bytes else n_cpus
     return max(1, min(n_cpus, int(by_memory)))
+
+
+def worker_memory_bytes() -> int:
+    """Memory one local worker may use, bytes: one analysis of the largest plausible
+    mammogram plus the idle process (Dask's memory limit of each local worker)."""
+    return BYTES_PER_PIXEL * MAX_PLAUSIBLE_PIXELS + WORKER_OVERHEAD_BYTES
 
 
 def _announce_start(task_key: str | None) -> None:
@@ -342,13 +359,13 @@ def _open_client(
     n = workers or default_workers()
     kwargs: dict[str, Any] = {}
     if processes:  # one image per worker process, one core each (OpenCV's pool too)
-        kwargs["env"] = {"OPENCV_FOR_THREADS_NUM": "1"}
+        kwargs["env"] = dict(WORKER_ENV)
     cluster = LocalCluster(
         n_workers=n,
         threads_per_worker=1,
         processes=processes,
         dashboard_address=None,
-        memory_limit=0 if not processes else "auto",
+        memory_limit=0 if not processes else worker_memory_bytes(),
         **kwargs,
     )
     client = Client(cluster)

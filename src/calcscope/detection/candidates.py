@@ -45,8 +45,6 @@ class BandStack:
 
     Attributes
     ----------
-    cnr : np.ndarray
-        Contrast-to-noise map: the maximum over bands of each band's CNR (float32).
     seed_map : np.ndarray
         Maximum CNR over the fine bands that may seed a candidate (float32).
     band_maps : tuple of np.ndarray
@@ -57,11 +55,19 @@ class BandStack:
         The image blurred by the largest sigma (local tissue brightness).
     """
 
-    cnr: np.ndarray
     seed_map: np.ndarray
     band_maps: tuple[np.ndarray, ...]
     noise: tuple[float, ...]
     background_level: np.ndarray
+
+    @property
+    def cnr(self) -> np.ndarray:
+        """Contrast-to-noise map: the maximum over bands of each band's CNR (float32),
+        computed when asked for (a full-size image the stack need not hold)."""
+        out = self.seed_map.copy()
+        for band in self.band_maps[_SEED_BANDS:]:
+            np.maximum(out, band, out=out)
+        return out
 
 
 @dataclass(frozen=True)
@@ -74,13 +80,15 @@ class TopHat:
         Image minus its grey-opening background, image units (float32).
     sigma : float
         Robust noise level of ``residual`` inside the breast, image units.
-    z : np.ndarray
-        ``residual / sigma``.
     """
 
     residual: np.ndarray
     sigma: float
-    z: np.ndarray
+
+    @property
+    def z(self) -> np.ndarray:
+        """``residual / sigma`` (float32), computed when asked for."""
+        return self.residual * np.float32(1.0 / self.sigma)
 
 
 @dataclass(frozen=True)
@@ -191,23 +199,26 @@ def tissue_background(img: np.ndarray, pixel_mm: float, size_mm: float) -> np.nd
 
 def band_pass_stack(img: np.ndarray, pixel_mm: float, mask: np.ndarray) -> BandStack:
     """Differences of Gaussians at :data:`BAND_SIGMAS_MM`, each divided by its robust noise
-    level inside ``mask``, and their maximum (the CNR map)."""
+    level inside ``mask``, and the maximum of the seeding bands (the CNR map, their
+    maximum over all bands, is :attr:`BandStack.cnr`)."""
     mask_sub = mask[_NOISE_SUBSAMPLE]
-    blurred = [blur(img, s / pixel_mm) for s in BAND_SIGMAS_MM]
-    cnr = np.full(img.shape, -np.inf, dtype=np.float32)
-    seed_map = np.full(img.shape, -np.inf, dtype=np.float32)
+    # one pair of blurred images at a time, bands scaled in place: the stack never holds
+    # more than two blurred copies of the image
+    finer = blur(img, BAND_SIGMAS_MM[0] / pixel_mm)
     band_noise: list[float] = []
     band_maps: list[np.ndarray] = []
     for k in range(len(BAND_SIGMAS_MM) - 1):
-        band = blurred[k] - blurred[k + 1]
-        sigma = robust_sigma(band[_NOISE_SUBSAMPLE][mask_sub])
+        coarser = blur(img, BAND_SIGMAS_MM[k + 1] / pixel_mm)
+        band_cnr = np.subtract(finer, coarser, dtype=np.float32)
+        finer = coarser
+        sigma = robust_sigma(band_cnr[_NOISE_SUBSAMPLE][mask_sub])
         band_noise.append(sigma)
-        band_cnr = band * np.float32(1.0 / sigma)
+        band_cnr *= np.float32(1.0 / sigma)
         band_maps.append(band_cnr)
-        np.maximum(cnr, band_cnr, out=cnr)
-        if k < _SEED_BANDS:
-            np.maximum(seed_map, band_cnr, out=seed_map)
-    return BandStack(cnr, seed_map, tuple(band_maps), tuple(band_noise), blurred[-1])
+    seed_map = band_maps[0].copy()
+    for band in band_maps[1:_SEED_BANDS]:
+        np.maximum(seed_map, band, out=seed_map)
+    return BandStack(seed_map, tuple(band_maps), tuple(band_noise), finer)
 
 
 def top_hat(img: np.ndarray, pixel_mm: float, mask: np.ndarray, background_mm: float) -> TopHat:
@@ -215,7 +226,7 @@ def top_hat(img: np.ndarray, pixel_mm: float, mask: np.ndarray, background_mm: f
     disc of ``background_mm``), which shows whole coarse deposits up to that size."""
     residual = img - tissue_background(img, pixel_mm, background_mm)
     sigma = robust_sigma(residual[_NOISE_SUBSAMPLE][mask[_NOISE_SUBSAMPLE]])
-    return TopHat(residual, sigma, residual * np.float32(1.0 / sigma))
+    return TopHat(residual, sigma)
 
 
 def seeded_regions(
@@ -261,16 +272,20 @@ def split_regions(
     stay specks, a lucent centre stays out of its rim), or when it is part of a coarse
     deposit (:func:`coarse_deposit_mask`).
     """
-    remap = np.zeros(regions.n_labels, dtype=np.int32)
-    remap[regions.kept] = np.arange(1, regions.kept.size + 1, dtype=np.int32)
-    parent = remap[regions.labels]
-    p_idx = np.flatnonzero(parent)
+    keep = np.zeros(regions.n_labels, dtype=bool)
+    keep[regions.kept] = True
+    grown = np.flatnonzero(regions.labels)  # the grown pixels only, not the whole image
+    p_idx = grown[keep[regions.labels.ravel()[grown]]]
+    del grown
     k = 2 * max(1, int(round(cfg.split_mm / pixel_mm))) + 1
     local_peak = cv2.dilate(bands.seed_map, cv2.getStructuringElement(cv2.MORPH_RECT, (k, k)))
     p_cnr = bands.seed_map.ravel()[p_idx]
     in_obj = (p_cnr >= cfg.grow_cnr) & (p_cnr >= 0.5 * local_peak.ravel()[p_idx])
-    in_obj |= coarse_deposit_mask(tophat.z, mask, pixel_mm, cfg).ravel()[p_idx]
-    obj_mask = np.zeros(bands.cnr.shape, dtype=np.uint8)
+    ok, lab = _coarse_deposits(tophat.z, mask, pixel_mm, cfg)
+    if lab is not None:
+        in_obj |= ok[lab.ravel()[p_idx]]
+    del ok, lab, local_peak
+    obj_mask = np.zeros(bands.seed_map.shape, dtype=np.uint8)
     obj_mask.ravel()[p_idx[in_obj]] = 1
     _, labels, stats, _ = cv2.connectedComponentsWithStats(
         obj_mask, connectivity=8, ltype=cv2.CV_32S
@@ -285,10 +300,19 @@ def coarse_deposit_mask(
     noise) above ``macro_object_z`` at least ``macro_min_mm`` across and bright throughout
     (mean above 1.5 x the level). Smaller bright regions are left to the band-pass, which
     keeps specks on bright tissue apart."""
+    ok, lab = _coarse_deposits(rz, mask, pixel_mm, cfg)
+    return np.zeros(rz.shape, dtype=bool) if lab is None else ok[lab]
+
+
+def _coarse_deposits(
+    rz: np.ndarray, mask: np.ndarray, pixel_mm: float, cfg: DetectConfig
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """:func:`coarse_deposit_mask` as a per-label flag and the label image (``None``
+    when there is no region), so that callers look up only the pixels they need."""
     high = ((rz >= cfg.macro_object_z) & mask).view(np.uint8)
     n, lab, stats, _ = cv2.connectedComponentsWithStats(high, connectivity=8, ltype=cv2.CV_32S)
     if n <= 1:
-        return np.zeros(rz.shape, dtype=bool)
+        return np.zeros(1, dtype=bool), None
     min_px = np.pi * (cfg.macro_min_mm / 2) ** 2 / pixel_mm**2
     idx = np.flatnonzero(lab)
     ll = lab.ravel()[idx]
@@ -297,4 +321,4 @@ def coarse_deposit_mask(
     )
     ok = (stats[:, cv2.CC_STAT_AREA] >= min_px) & (mean_z >= 1.5 * cfg.macro_object_z)
     ok[0] = False
-    return ok[lab]
+    return ok, lab

@@ -51,15 +51,37 @@ def _local_peak(residual: np.ndarray, pixel_mm: float, peak_mm: float) -> np.nda
     return on_quarter_mm_grid(residual, pixel_mm, dilate)
 
 
+def _fine_near(
+    img: np.ndarray, edge: np.ndarray, pixel_mm: float
+) -> tuple[np.ndarray, tuple[int, int]]:
+    """``img`` blurred by the finest band's sigma in the box around the ``edge`` pixels
+    (with the filter's reach as margin: the gradient is read on the edge pixels and their
+    neighbours only), and the box's ``(row, col)`` origin."""
+    sigma_px = BAND_SIGMAS_MM[0] / pixel_mm
+    rows = np.flatnonzero(edge.any(axis=1))
+    cols = np.flatnonzero(edge.any(axis=0))
+    reach = 2 + int(np.ceil(4 * sigma_px)) + 1  # OpenCV's float kernel spans 4 sigmas
+    r0, r1 = max(0, rows[0] - reach), min(img.shape[0], rows[-1] + 1 + reach)
+    c0, c1 = max(0, cols[0] - reach), min(img.shape[1], cols[-1] + 1 + reach)
+    return blur(img[r0:r1, c0:c1], sigma_px), (int(r0), int(c0))
+
+
 def _upper_quartile_gradient(
-    fine: np.ndarray, edge: np.ndarray, lab: np.ndarray, big: np.ndarray, pixel_mm: float
+    fine: tuple[np.ndarray, tuple[int, int]],
+    edge: np.ndarray,
+    lab: np.ndarray,
+    big: np.ndarray,
+    pixel_mm: float,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Upper-quartile gradient (intensity per mm) of ``fine`` on the ``edge`` pixels of each
-    object ``big`` (labels in ``lab``), and whether the object has edge pixels."""
+    """Upper-quartile gradient (intensity per mm) of ``fine`` (a box of the smoothed image
+    and its origin, :func:`_fine_near`) on the ``edge`` pixels of each object ``big``
+    (labels in ``lab``), and whether the object has edge pixels."""
     r, c = np.nonzero(edge)
+    box, (r0, c0) = fine
+    rb, cb = r - r0, c - c0
 
     def at(dr: int, dc: int) -> np.ndarray:  # the smoothed image beside the outline
-        return fine[r + dr, c + dc].astype(np.float64)
+        return box[rb + dr, cb + dc].astype(np.float64)
 
     gx = (at(-1, 1) + 2 * at(0, 1) + at(1, 1)) - (at(-1, -1) + 2 * at(0, -1) + at(1, -1))
     gy = (at(1, -1) + 2 * at(1, 0) + at(1, 1)) - (at(-1, -1) + 2 * at(-1, 0) + at(-1, 1))
@@ -129,14 +151,16 @@ def sharp_deposits(
     is_big = np.zeros(n, dtype=bool)
     is_big[big] = True
     # outline pixels of the large objects, away from the image border
+    in_big_mask = is_big[lab]
     inner = cv2.erode(obj.view(np.uint8), np.ones((3, 3), np.uint8), borderValue=0)
-    edge = obj & (inner == 0) & is_big[lab]
+    edge = obj & (inner == 0) & in_big_mask
+    del inner, obj
     edge[0, :] = edge[-1, :] = edge[:, 0] = edge[:, -1] = False
     if not edge.any():
         return ()
-    fine = blur(img, BAND_SIGMAS_MM[0] / pixel_mm)
-    g75, valid = _upper_quartile_gradient(fine, edge, lab, big, pixel_mm)
-    in_big = np.flatnonzero(is_big[lab])  # the large objects' pixels only
+    g75, valid = _upper_quartile_gradient(_fine_near(img, edge, pixel_mm), edge, lab, big, pixel_mm)
+    in_big = np.flatnonzero(in_big_mask)  # the large objects' pixels only
+    del in_big_mask, edge
     peak_r = np.full(n, -np.inf)
     np.maximum.at(peak_r, lab.ravel()[in_big], residual.ravel()[in_big].astype(np.float64))
     peak_r = peak_r[big]

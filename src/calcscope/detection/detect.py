@@ -132,6 +132,7 @@ def detect(
     if regions.count == 0:
         return _nothing_found(bands, tophat)
     objects = split_regions(regions, bands, tophat, mask, pixel_mm, cfg)
+    del regions  # its label image is no longer needed
     if objects.count <= 0:
         return _nothing_found(bands, tophat)
 

@@ -165,13 +165,14 @@ def measure_candidates(
     half_px = objects.stats[1:, cv2.CC_STAT_AREA].astype(np.float64)
     area_mm2 = half_px * (spacing_mm[0] * spacing_mm[1])
     major_mm, minor_mm = _axes_mm(lab, rows_all, cols_all, half_px, spacing_mm, pixel_mm)
+    band_values = np.stack([b.ravel()[flat_idx] for b in bands.band_maps])
     return Candidates(
         label=index.astype(np.int32),
         center_rc=np.column_stack([cr, cc]),
         bbox_rc=_bboxes(objects.stats[1:]),
-        peak_cnr=per(bands.cnr.ravel()[flat_idx], "maximum"),
-        band_cnr=np.column_stack([per(b.ravel()[flat_idx], "maximum") for b in bands.band_maps]),
-        tophat_z=per(tophat.z.ravel()[flat_idx], "maximum"),
+        peak_cnr=per(np.max(band_values, axis=0), "maximum"),  # the CNR map at the objects
+        band_cnr=np.column_stack([per(v, "maximum") for v in band_values]),
+        tophat_z=per(tophat.residual.ravel()[flat_idx] * np.float32(1.0 / tophat.sigma), "maximum"),
         contrast=peak_r - base_r,
         area_mm2=area_mm2,
         diameter_mm=2.0 * np.sqrt(area_mm2 / np.pi),

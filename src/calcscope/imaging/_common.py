@@ -173,7 +173,9 @@ def robust_normalise(values: np.ndarray) -> np.ndarray:
         lo, hi = float(values.min()), float(values.max())
     if hi <= lo:
         return np.zeros_like(values, dtype=np.float64)
-    return (values - lo) / (hi - lo)
+    out: np.ndarray = np.subtract(values, lo, dtype=np.float64)
+    out /= hi - lo
+    return out
 
 
 def grey_from_channels(arr: np.ndarray, name: str | None) -> np.ndarray:
@@ -197,7 +199,10 @@ def finish(values: np.ndarray, name: str | None = None) -> np.ndarray:
             "the pixel values are not finite numbers after normalisation (NaN or infinity)",
             name,
         )
-    out: np.ndarray = np.clip(values, 0.0, 1.0).astype(np.float32)
+    # cast, then clip: the same values as clipping first (the cast is monotonic and 0
+    # and 1 are exact), without a float64 temporary
+    out: np.ndarray = values.astype(np.float32)
+    np.clip(out, 0.0, 1.0, out=out)
     out.setflags(write=False)
     return out
 

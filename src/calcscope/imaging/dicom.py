@@ -407,7 +407,9 @@ def _modality_lut(raw: np.ndarray, ds: Dataset, name: str) -> tuple[np.ndarray, 
     lo_v, hi_v = float(raw.min()), float(raw.max())
     with np.errstate(all="ignore"):
         probe = slope * np.array([lo_v, lo_v + 1.0, hi_v - 1.0, hi_v]) + intercept
-        values = raw.astype(np.float64) * slope + intercept
+        values = raw.astype(np.float64)  # scaled in place: one full-size copy
+        values *= slope
+        values += intercept
         steps = np.diff(probe)[[0, 2]]
         # the pipeline works in float32: the steps must survive that too (a slope of
         # 1e-300 underflows to a blank image)
@@ -425,6 +427,10 @@ def _modality_lut(raw: np.ndarray, ds: Dataset, name: str) -> tuple[np.ndarray, 
     return values, True
 
 
+_VOI_ROWS = 256
+"""Rows of pixels put through the VOI LUT at a time."""
+
+
 def _voi_lut(values: np.ndarray, ds: Dataset, name: str) -> np.ndarray | None:
     """Values through the VOI LUT (window or LUT) mapped to ``[0, 1]``; None without one
     or when its output range is empty. Non-finite window values are refused."""
@@ -440,20 +446,36 @@ def _voi_lut(values: np.ndarray, ds: Dataset, name: str) -> np.ndarray | None:
                     "the header is corrupt, not analysed",
                     name,
                 )
+    lut = bool(ds.get("VOILUTSequence"))
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        if ds.get("VOILUTSequence"):
+        if lut:
             descriptor = ds.VOILUTSequence[0].LUTDescriptor
             entries, first = int(descriptor[0]) or 2**16, int(descriptor[1])
             probe = apply_voi_lut(np.arange(first, first + entries), ds, index=0)
-            windowed = apply_voi_lut(np.rint(values).astype(np.int64), ds, index=0)
         else:
             probe = apply_voi_lut(np.array([-1e30, 1e30]), ds, index=0)
-            windowed = apply_voi_lut(values.astype(np.float64), ds, index=0)
-    lo, hi = float(np.min(probe)), float(np.max(probe))
-    if not (math.isfinite(lo) and math.isfinite(hi) and hi > lo):
-        return None
-    out = (np.asarray(windowed, dtype=np.float64) - lo) / (hi - lo)
+        lo, hi = float(np.min(probe)), float(np.max(probe))
+        if not (math.isfinite(lo) and math.isfinite(hi) and hi > lo):
+            return None
+
+        def through(band: np.ndarray) -> np.ndarray:
+            band = np.rint(band).astype(np.int64) if lut else band.astype(np.float64)
+            windowed = np.asarray(apply_voi_lut(band, ds, index=0), dtype=np.float64)
+            windowed -= lo
+            windowed /= hi - lo
+            return windowed
+
+        # the LUT works value by value: stored values (unsigned integers) go through it
+        # once each, as a table; other values a band of rows at a time, which keeps
+        # pydicom's float64 temporaries small (the same values as the whole image at once)
+        top = int(values.max()) if values.dtype.kind == "u" and values.size else -1
+        if 0 <= top < 2**16:
+            out: np.ndarray = through(np.arange(top + 1, dtype=values.dtype))[values]
+        else:
+            out = np.empty(values.shape, dtype=np.float64)
+            for r0 in range(0, values.shape[0], _VOI_ROWS):
+                out[r0 : r0 + _VOI_ROWS] = through(values[r0 : r0 + _VOI_ROWS])
     if not np.all(np.isfinite(out)):
         raise ImplausibleValueError("the VOI LUT gives pixel values that are not finite", name)
     return out
@@ -466,7 +488,7 @@ def _dicom_grey(raw: np.ndarray, ds: Dataset, photometric: str, name: str) -> np
     if out is None:
         intent = str(ds.get("PresentationIntentType", "") or "").upper()
         if rescaled or intent == "FOR PROCESSING":
-            out = robust_normalise(values.astype(np.float64))
+            out = robust_normalise(values)
         else:
             bits = int_or(ds.get("BitsStored"), 8 * raw.dtype.itemsize)
             if int_or(ds.get("PixelRepresentation"), 0) == 1:
@@ -475,9 +497,11 @@ def _dicom_grey(raw: np.ndarray, ds: Dataset, photometric: str, name: str) -> np
                 lo_i, hi_i = 0, 2**bits - 1
             hi_f = max(float(hi_i), float(raw.max()))
             lo_f = min(float(lo_i), float(raw.min()))
-            out = (raw.astype(np.float64) - lo_f) / (hi_f - lo_f)
+            out = raw.astype(np.float64)
+            out -= lo_f
+            out /= hi_f - lo_f
     if photometric == "MONOCHROME1":
-        out = 1.0 - out
+        out = np.subtract(1.0, out, out=out)  # out is this function's own array
     return out
 
 

@@ -11,7 +11,6 @@ from collections.abc import Sequence
 
 import numpy as np
 from scipy.spatial import cKDTree
-from scipy.stats import spearmanr
 
 from calcscope.model import Calcification, Cluster, Distribution, Morphology
 from calcscope.reading.thresholds import DescribeThresholds
@@ -114,6 +113,8 @@ def _wedge_from_nipple(pts: np.ndarray, nipple: np.ndarray) -> tuple[float, floa
     offset = np.abs(side - np.median(side))
     if np.ptp(offset) == 0 or np.ptp(along) == 0:
         return None
+    from scipy.stats import spearmanr  # scipy.stats takes most of a second to import
+
     rho = float(spearmanr(along, offset).statistic)
     bearing = np.degrees(np.arctan2(side, along))
     return rho, float(np.percentile(bearing, 90) - np.percentile(bearing, 10))

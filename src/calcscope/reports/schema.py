@@ -581,13 +581,14 @@ def render_overlay(analysis: Analysis, *, max_side_px: int | None = None) -> np.
     scale = 1.0
     if max_side_px and max(pix.shape) > max_side_px:
         scale = max_side_px / max(pix.shape)
-    grey = (np.clip(pix, 0, 1) * 255).astype(np.uint8)
-    if scale != 1.0:
-        grey = cv2.resize(
-            grey,
+    small = pix
+    if scale != 1.0:  # shrink first: the 8-bit conversion then runs on the small copy
+        small = cv2.resize(
+            pix.astype(np.float32, copy=False),
             (int(pix.shape[1] * scale), int(pix.shape[0] * scale)),
             interpolation=cv2.INTER_AREA,
         )
+    grey = (np.clip(small, 0, 1) * 255).astype(np.uint8)
     img = cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR)
     thick = max(1, int(round(max(img.shape) / 1500)))
     in_finding = {i for f in analysis.clusters for i in f.cluster.member_ids}
@@ -628,17 +629,26 @@ def render_overlay(analysis: Analysis, *, max_side_px: int | None = None) -> np.
     return rgb
 
 
-def overlay_png(analysis: Analysis, *, max_side_px: int | None = 4096) -> bytes:
-    """The overlay encoded as PNG."""
+OVERLAY_MAX_SIDE_PX = 2048
+"""Default long side (pixels) of the overlay PNG: enough to see every mark; the viewer
+shows the image itself at full resolution."""
+
+
+def overlay_png(analysis: Analysis, *, max_side_px: int | None = OVERLAY_MAX_SIDE_PX) -> bytes:
+    """The overlay encoded as PNG (zlib level 1: noisy film compresses little better at
+    level 6, at four times the cost), shrunk to ``max_side_px`` on its long
+    side (pixels; ``None`` keeps the image's size)."""
     rgb = render_overlay(analysis, max_side_px=max_side_px)
     ok, buf = cv2.imencode(
-        ".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 3]
+        ".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 1]
     )
     if not ok:  # pragma: no cover - OpenCV failure
         raise OSError("could not encode the overlay PNG")
     return buf.tobytes()
 
 
-def write_overlay(analysis: Analysis, path: str | Path, *, max_side_px: int | None = 4096) -> Path:
+def write_overlay(
+    analysis: Analysis, path: str | Path, *, max_side_px: int | None = OVERLAY_MAX_SIDE_PX
+) -> Path:
     """Write the overlay as PNG (atomically)."""
     return write_atomic(path, overlay_png(analysis, max_side_px=max_side_px))

@@ -97,6 +97,7 @@ import pydicom
 from highdicom.sr import (
     CodeContentItem,
     ContainerContentItem,
+    ContentSequence,
     DateContentItem,
     ImageContentItem,
     NumContentItem,
@@ -542,6 +543,31 @@ class MammographyCADSR(_SR):
             **kwargs,
         )
 
+    @property
+    def content(self) -> ContentSequence:
+        """The document's content tree, parsed from its Content Sequence (see
+        :func:`build_sr`, which sets the whole tree after construction)."""
+        root = Dataset()
+        for keyword in (
+            "ConceptNameCodeSequence",
+            "ContentSequence",
+            "ValueType",
+            "ContinuityOfContent",
+            "ContentTemplateSequence",
+        ):
+            setattr(root, keyword, getattr(self, keyword))
+        return ContentSequence.from_sequence([root], is_root=True, copy=True)
+
+
+def _light_root(content: Dataset, n_items: int) -> Dataset:
+    """The root of ``content`` with its first ``n_items`` children only."""
+    light = Dataset()
+    for elem in content:
+        if elem.keyword != "ContentSequence":
+            light.add(elem)
+    light.ContentSequence = list(content.ContentSequence)[:n_items]
+    return light
+
 
 def build_sr(
     report: AnalysisReport,
@@ -571,9 +597,14 @@ def build_sr(
     if anonymize:
         ref = deidentify(ref, seed=seed)
     key = str(ref.SOPInstanceUID)
+    content = _content(report, ref)
+    # highdicom deep-copies, re-parses and searches the whole tree it is given (most of
+    # the time for 50 calcifications, dozens of items each): it gets the root with its
+    # language and image library (which reference the one evidence image, as every item
+    # does) and the whole tree is set afterwards
     sr = MammographyCADSR(
         evidence=[ref],
-        content=_content(report, ref),
+        content=_light_root(content, 2),
         series_instance_uid=derived_uid("calcscope-sr-series", key, __version__),
         series_number=9001,
         sop_instance_uid=generate_uid(),
@@ -584,6 +615,7 @@ def build_sr(
         is_verified=False,
         series_description="calcscope CAD SR (research software, not a medical device)",
     )
+    sr.ContentSequence = content.ContentSequence
     _strip_image_names(sr)
     sr.SoftwareVersions = __version__
     sr.ManufacturerModelName = "calcscope"

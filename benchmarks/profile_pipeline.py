@@ -1,0 +1,241 @@
+"""Profile of one analysis: time and memory per stage, per step of detect, per report.
+
+Usage: ``python benchmarks/profile_pipeline.py [--repeat 3] [--film PATH]``
+
+For the 4096 x 3328 full-field phantom at 0.07 mm (written as DICOM and read back) and a
+0.05 mm CBIS-DDSM film (``../shared/data/cbis-ddsm-images``, when present) it prints:
+
+- the reference: ten OpenCV Gaussian passes (sigma 2 px, float32) on the same image, and
+  the analysis time as a ratio to it (the figure that travels between machines);
+- the median time of each step over ``--repeat`` runs, detect split into its steps;
+- per step, the numpy/OpenCV memory held after it and the peak during it (tracemalloc);
+- the peak RSS of a fresh process (a subprocess that imports calcscope, then analyses the
+  file) minus its RSS after the imports, in MiB and bytes per pixel;
+- the reports: the report model, the SR, the GSPS and the overlay PNG (time and size).
+
+The detect steps repeat :func:`calcscope.detection.detect.detect`'s sequence with its
+public step functions (see that module); the total is checked against ``detect`` itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import tracemalloc
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+FILM = SHARED / "cbis-ddsm-images" / "Mass-Test_P_00173_LEFT_MLO.dcm"
+
+
+class Steps:
+    """Records the time and the traced memory of named steps."""
+
+    def __init__(self, trace: bool) -> None:
+        self.trace = trace
+        self.times: dict[str, float] = {}
+        self.mem: dict[str, tuple[float, float]] = {}
+
+    def run(self, name: str, fn: Callable[..., Any], *args: Any, **kw: Any) -> Any:
+        if self.trace:
+            tracemalloc.reset_peak()
+        t = time.perf_counter()
+        out = fn(*args, **kw)
+        self.times[name] = self.times.get(name, 0.0) + time.perf_counter() - t
+        if self.trace:
+            cur, peak = tracemalloc.get_traced_memory()
+            self.mem[name] = (cur / 2**20, peak / 2**20)
+        return out
+
+
+def detect_steps(mammo: Any, prep: Any, cfg: Any, s: Steps) -> Any:
+    """:func:`~calcscope.detection.detect.detect`, step by step."""
+    from calcscope.detection import candidates as cd
+    from calcscope.detection.classifier import scored_candidates
+    from calcscope.detection.deposits import add_coarse_deposits, sharp_deposits
+    from calcscope.detection.features import (
+        context_features,
+        measure_candidates,
+        subset_candidates,
+    )
+    from calcscope.detection.outline import outline_calcifications
+
+    c = cfg.detect
+    img = s.run("d.float32", lambda: mammo.pixels.astype(np.float32, copy=False))
+    px, sp, mask = mammo.pixel_mm, mammo.spacing_mm, prep.mask
+    bands = s.run("d.band_pass", cd.band_pass_stack, img, px, mask)
+    tophat = s.run("d.top_hat", cd.top_hat, img, px, mask, c.background_mm)
+    deps = ()
+    if px <= c.coarse_max_pixel_mm:
+        deps = s.run("d.sharp_deposits", sharp_deposits, img, tophat, mask, px, c)
+    regions = s.run("d.seeded_regions", cd.seeded_regions, bands, tophat, mask, sp, c)
+    objects = s.run("d.split_regions", cd.split_regions, regions, bands, tophat, mask, px, c)
+    cands = s.run("d.measure", measure_candidates, objects, bands, tophat, sp, px)
+    cands = subset_candidates(cands, cands.peak_cnr >= c.seed_cnr)
+    cands = s.run("d.context", context_features, cands, bands.band_maps[0], px, sp)
+    cands = s.run("d.score", scored_candidates, cands, c)
+    thr = min(c.min_score, c.operating_score)
+    calcs = s.run(
+        "d.outline",
+        outline_calcifications,
+        mammo,
+        objects.labels,
+        cands,
+        thr,
+        tophat.residual,
+        tophat.sigma,
+    )
+    return s.run("d.coarse_deposits", add_coarse_deposits, mammo, calcs, deps, tophat, c)
+
+
+def gaussian_reference(img: np.ndarray, repeat: int) -> float:
+    """Median seconds of ten OpenCV Gaussian passes (sigma 2 px) on ``img`` as float32."""
+    f = img.astype(np.float32)
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        for _ in range(10):
+            cv2.GaussianBlur(f, (0, 0), 2.0)
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def profile(path: Path, spacing_mm: float | None, repeat: int) -> None:
+    from calcscope.config import Config
+    from calcscope.imaging.io import read_image
+    from calcscope.imaging.preprocess import preprocess
+    from calcscope.pipeline import analyze, analyze_mammogram
+
+    cfg = Config()
+    mammo = read_image(path, spacing_mm=spacing_mm)
+    rows, cols = mammo.shape
+    print(f"\n== {path.name}: {cols} x {rows} px at {mammo.pixel_mm:.3f} mm")
+    ref = gaussian_reference(mammo.pixels, repeat)
+    analyze(path, spacing_mm=spacing_mm)  # warm-up
+    walls, stage_runs = [], []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        a = analyze(path, spacing_mm=spacing_mm)
+        walls.append(time.perf_counter() - t)
+        stage_runs.append(a.timings_s)
+    wall = statistics.median(walls)
+    print(f"ten Gaussian passes (sigma 2 px): {ref:.3f} s")
+    print(f"analysis (read included): {wall:.3f} s = {wall / ref:.2f} x the reference")
+    print(f"{'stage':<22}{'median s':>10}")
+    for k in stage_runs[0]:
+        print(f"{k:<22}{statistics.median(r[k] for r in stage_runs):>10.3f}")
+
+    step_runs = []
+    for _ in range(repeat):
+        s = Steps(trace=False)
+        prep = s.run("preprocess", preprocess, mammo, cfg.preprocess)
+        detect_steps(mammo, prep, cfg, s)
+        step_runs.append(s.times)
+    tracemalloc.start()
+    s = Steps(trace=True)
+    prep = s.run("preprocess", preprocess, mammo, cfg.preprocess)
+    detect_steps(mammo, prep, cfg, s)
+    tracemalloc.stop()
+    mp = rows * cols / 1e6
+    print(f"{'step':<22}{'median s':>10}{'held MiB':>10}{'peak MiB':>10}  (traced, {mp:.1f} MP)")
+    for k in step_runs[0]:
+        held, peak = s.mem[k]
+        t = statistics.median(r[k] for r in step_runs)
+        print(f"{k:<22}{t:>10.3f}{held:>10.0f}{peak:>10.0f}")
+    reports(analyze_mammogram(mammo, cfg) if spacing_mm is None else a, repeat)
+    fresh_rss(path, spacing_mm, rows * cols)
+
+
+def reports(a: Any, repeat: int) -> None:
+    """Time of the report model, SR, GSPS and overlay PNG."""
+    from calcscope.reports.gsps import gsps_bytes
+    from calcscope.reports.schema import overlay_png, to_report
+    from calcscope.reports.sr import sr_bytes
+
+    rep = to_report(a)
+    n = len(rep.calcifications)
+    for name, fn in (
+        ("report model", lambda: to_report(a)),
+        ("SR", lambda: sr_bytes(rep)),
+        ("GSPS", lambda: gsps_bytes(rep)),
+        ("overlay PNG", lambda: overlay_png(a)),
+    ):
+        fn()
+        times = []
+        for _ in range(repeat):
+            t = time.perf_counter()
+            out = fn()
+            times.append(time.perf_counter() - t)
+        size = f"{len(out) / 1e6:.2f} MB" if isinstance(out, bytes) else ""
+        print(f"report {name:<15}{statistics.median(times):>8.3f} s  {size}  ({n} calcs)")
+
+
+def fresh_rss(path: Path, spacing_mm: float | None, n_px: int) -> None:
+    """Peak RSS of a fresh process analysing ``path``, above its RSS after the imports."""
+    # the peak is the kernel's high-water mark of this process image (VmHWM, reset by
+    # exec); ru_maxrss would count the parent's pages that the child held between fork
+    # and exec
+    code = (
+        "import json\n"
+        "import calcscope.pipeline as p\n"
+        "def status(key):\n"
+        "    for line in open('/proc/self/status'):\n"
+        "        if line.startswith(key + ':'):\n"
+        "            return int(line.split()[1]) * 1024\n"
+        "base = status('VmRSS')\n"
+        "from calcscope.config import Config\n"
+        "from calcscope.detection.classifier import load_model\n"
+        "load_model(Config().detect.model)\n"
+        "model = status('VmRSS')\n"
+        f"a = p.analyze({str(path)!r}, spacing_mm={spacing_mm!r})\n"
+        "print(json.dumps({'base': base, 'model': model, 'peak': status('VmHWM')}))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=os.environ
+    )
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    extra, arrays = r["peak"] - r["base"], r["peak"] - r["model"]
+    print(
+        f"fresh process: RSS after import {r['base'] / 2**20:.0f} MiB, with the model loaded "
+        f"{r['model'] / 2**20:.0f} MiB, peak {r['peak'] / 2**20:.0f} MiB; analysis above the "
+        f"import {extra / 2**20:.0f} MiB = {extra / n_px:.1f} bytes/pixel, above the loaded "
+        f"model {arrays / 2**20:.0f} MiB = {arrays / n_px:.1f} bytes/pixel"
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--film", type=Path, default=FILM)
+    args = ap.parse_args()
+    from calcscope.imaging.io import write_image
+    from calcscope.phantom.mammogram import make_phantom
+
+    print(f"cpus={os.cpu_count()} load={os.getloadavg()[0]:.1f} cv2 threads={cv2.getNumThreads()}")
+    with tempfile.TemporaryDirectory() as tmp:
+        ph = make_phantom(seed=0, spacing_mm=0.07)
+        path = write_image(ph.mammogram, Path(tmp) / "phantom.dcm")
+        del ph
+        profile(path, None, args.repeat)
+    if args.film.exists():
+        profile(args.film, 0.05, args.repeat)
+    else:
+        print(f"{args.film}: not found, film skipped")
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"\nthis process' max RSS: {rss:.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()
