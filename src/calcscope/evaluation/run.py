@@ -20,7 +20,6 @@ Formats
 from __future__ import annotations
 
 import csv
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -133,6 +132,108 @@ def _model_block(cfg: Config) -> dict[str, str | None] | None:
     return None if ident is None else {"name": ident.name, "sha256": ident.sha256}
 
 
+@dataclass
+class _Analysed:
+    """What the analysis of a set left for scoring."""
+
+    failed: dict[str, str]
+    masks: dict[str, np.ndarray]
+    spacing_of: dict[str, float]
+
+
+def _reuse(json_path: Path, model: dict[str, str | None] | None) -> float | None:
+    """The pixel spacing of a report written earlier by the same model, else ``None``
+    (a half-written, stale or other model's report is removed, to be redone)."""
+    from calcscope.reports.schema import load_report
+
+    if not json_path.is_file():
+        return None
+    try:
+        report = load_report(json_path)
+    except CalcscopeError:
+        json_path.unlink(missing_ok=True)
+        return None
+    made_by = None if report.model is None else report.model.model_dump()
+    if made_by != model:
+        json_path.unlink(missing_ok=True)
+        return None
+    return float(report.source.spacing_mm[0])
+
+
+def _analyse_set(
+    paths: dict[str, Path],
+    truth: dict[str, ImageTruth],
+    res_dir: Path,
+    cfg: Config,
+    spacing_mm: float | None,
+    on_image: Callable[[str, int, int], None] | None,
+) -> _Analysed:
+    """Analyse every image into ``res_dir/<key>.json``, reusing the reports already there."""
+    from calcscope.imaging.io import read_image
+    from calcscope.imaging.preprocess import preprocess
+    from calcscope.pipeline import analyze
+    from calcscope.reports.schema import write_json
+
+    model = _model_block(cfg)
+    done = _Analysed({}, {}, {})
+    for i, (key, path) in enumerate(sorted(paths.items())):
+        if on_image:
+            on_image(key, i, len(paths))
+        json_path = res_dir / f"{key}.json"
+        located = any(c.center_rc is not None for c in truth[key].clusters)
+        try:
+            spacing = _reuse(json_path, model)
+            if spacing is not None:
+                done.spacing_of[key] = spacing
+                if located:
+                    mammogram = read_image(path, spacing_mm=spacing_mm)
+                    done.masks[key] = preprocess(mammogram, cfg.preprocess).breast
+                continue
+            a = analyze(path, spacing_mm=spacing_mm, config=cfg)
+        except CalcscopeError as exc:
+            done.failed[key] = str(exc)
+            continue
+        write_json(a, json_path)
+        done.spacing_of[key] = a.mammogram.spacing_mm[0]
+        if located:
+            done.masks[key] = a.prep.breast
+    return done
+
+
+def _score_image(
+    key: str, t: ImageTruth, json_path: Path, spacing: float
+) -> tuple[MatchResult, MatchResult | None, dict[str, object]]:
+    """The cluster match, the calcification match (when the truth has points) and the
+    per-image row of one image."""
+    dets = load_detections_from_json(json_path, level="cluster")
+    m = match_clusters(dets, t, spacing_mm=spacing)
+    m = MatchResult(m.true_scores, m.fp_scores, image_id=key)
+    calc = None
+    if t.calcifications:
+        cd = load_detections_from_json(json_path, level="calcification")
+        pts = [c.center_rc for c in t.calcifications]
+        calc = match_calcifications(cd, pts, spacing_mm=spacing)
+    row = {
+        "image": key,
+        "true_clusters": m.n_true,
+        "hit": m.n_hit,
+        "best_true_scores": ";".join("" if s is None else f"{s:.3f}" for s in m.true_scores),
+        "detected_clusters": len(dets),
+        "false_positive_scores": ";".join(f"{s:.3f}" for s in m.fp_scores),
+    }
+    return m, calc, row
+
+
+_PER_IMAGE_FIELDS = [
+    "image",
+    "true_clusters",
+    "hit",
+    "best_true_scores",
+    "detected_clusters",
+    "false_positive_scores",
+]
+
+
 def evaluate_images(
     fmt: str,
     images_dir: Path,
@@ -144,10 +245,6 @@ def evaluate_images(
     on_image: Callable[[str, int, int], None] | None = None,
 ) -> EvaluationResult:
     """Analyse every image of the set (skipping those already done) and score them."""
-    from calcscope.imaging.preprocess import preprocess
-    from calcscope.pipeline import analyze
-    from calcscope.reports.schema import write_json
-
     cfg = config or Config()
     images = _images_in(images_dir)
     if not images:
@@ -157,67 +254,20 @@ def evaluate_images(
         spacing_mm = 0.2
     res_dir = out_dir / "images"
     res_dir.mkdir(parents=True, exist_ok=True)
-    model = _model_block(cfg)
-    failed: dict[str, str] = {}
-    masks: dict[str, np.ndarray] = {}
-    spacing_of: dict[str, float] = {}
-    for i, (key, path) in enumerate(sorted(paths.items())):
-        if on_image:
-            on_image(key, i, len(paths))
-        json_path = res_dir / f"{key}.json"
-        located = any(c.center_rc is not None for c in truth[key].clusters)
-        if json_path.is_file():
-            try:
-                doc = json.loads(json_path.read_text())
-                if doc.get("model") != model:
-                    raise ValueError("made by another model")
-                spacing_of[key] = doc["source"]["spacing_mm"][0]
-                if located:
-                    from calcscope.imaging.io import read_image
-
-                    mammogram = read_image(path, spacing_mm=spacing_mm)
-                    masks[key] = preprocess(mammogram, cfg.preprocess).breast
-                continue
-            except (ValueError, KeyError, CalcscopeError):
-                json_path.unlink(missing_ok=True)  # half-written or stale: redo
-        try:
-            a = analyze(path, spacing_mm=spacing_mm, config=cfg)
-        except CalcscopeError as exc:
-            failed[key] = str(exc)
-            continue
-        write_json(a, json_path)
-        spacing_of[key] = a.mammogram.spacing_mm[0]
-        if located:
-            masks[key] = a.prep.breast
-    truth = mark_off_breast(truth, masks)
+    done = _analyse_set(paths, truth, res_dir, cfg, spacing_mm, on_image)
+    truth = mark_off_breast(truth, done.masks)
     excluded = {k: t.excluded_reason for k, t in truth.items() if t.excluded_reason}
     cluster_results: list[MatchResult] = []
     calc_results: list[MatchResult] = []
     rows = []
     for key in sorted(paths):
-        if key in failed or key in excluded or key not in spacing_of:
+        if key in done.failed or key in excluded or key not in done.spacing_of:
             continue
-        t = truth[key]
-        dets = load_detections_from_json(res_dir / f"{key}.json", level="cluster")
-        m = match_clusters(dets, t, spacing_mm=spacing_of[key])
-        m = MatchResult(m.true_scores, m.fp_scores, image_id=key)
+        m, calc, row = _score_image(key, truth[key], res_dir / f"{key}.json", done.spacing_of[key])
         cluster_results.append(m)
-        if t.calcifications:
-            cd = load_detections_from_json(res_dir / f"{key}.json", level="calcification")
-            pts = [c.center_rc for c in t.calcifications]
-            calc_results.append(match_calcifications(cd, pts, spacing_mm=spacing_of[key]))
-        rows.append(
-            {
-                "image": key,
-                "true_clusters": m.n_true,
-                "hit": m.n_hit,
-                "best_true_scores": ";".join(
-                    "" if s is None else f"{s:.3f}" for s in m.true_scores
-                ),
-                "detected_clusters": len(dets),
-                "false_positive_scores": ";".join(f"{s:.3f}" for s in m.fp_scores),
-            }
-        )
+        if calc is not None:
+            calc_results.append(calc)
+        rows.append(row)
     curve = froc_curve(cluster_results)
     write_froc_csv(curve, out_dir / "froc_clusters.csv")
     plot_froc(curve, out_dir / "froc_clusters.png", title=f"calcscope clusters, {fmt}")
@@ -227,19 +277,12 @@ def evaluate_images(
         write_froc_csv(calc_curve, out_dir / "froc_calcifications.csv")
         plot_froc(calc_curve, out_dir / "froc_calcifications.png", title=f"calcifications, {fmt}")
     with (out_dir / "per_image.csv").open("w", newline="") as fh:
-        fields = [
-            "image",
-            "true_clusters",
-            "hit",
-            "best_true_scores",
-            "detected_clusters",
-            "false_positive_scores",
-        ]
-        w = csv.DictWriter(fh, fieldnames=fields)
+        w = csv.DictWriter(fh, fieldnames=_PER_IMAGE_FIELDS)
         w.writeheader()
         w.writerows(rows)
     with (out_dir / "excluded.csv").open("w", newline="") as fh:
         w2 = csv.writer(fh)
         w2.writerow(["image", "reason"])
-        w2.writerows(sorted(excluded.items()) + sorted(failed.items()))
+        w2.writerows(sorted(excluded.items()) + sorted(done.failed.items()))
+    failed = done.failed
     return EvaluationResult(curve, calc_curve, len(cluster_results), excluded, failed, out_dir)
