@@ -15,7 +15,9 @@ Layout of ``OUT``::
     OUT/<image id>/_done           written last: the folder is complete
     OUT/summary.csv                one row per cluster of every image, sorted
     OUT/images.csv                 one row per image: status, counts, category, error
+    OUT/exams.csv                  one row per exam finding (images grouped by study)
     OUT/breasts.csv                clusters seen on both views of a breast: quadrant, clock
+                                   (both from the exam model, calcscope.exam)
 
 The image id is the path relative to ``INPUT_DIR`` with ``/`` replaced by ``__``. Each
 task writes into ``OUT/.tmp-<id>-<random>/`` (each file through
@@ -59,6 +61,7 @@ from typing import Any
 from calcscope.apps.batch_tables import (
     BREAST_COLUMNS,
     DONE,
+    EXAM_COLUMNS,
     IMAGE_COLUMNS,
     REPORT_STEM,
     SUMMARY_COLUMNS,
@@ -67,6 +70,7 @@ from calcscope.apps.batch_tables import (
     cluster_rows,
     csv_text,
     write_breasts,
+    write_exams,
     write_summaries,
 )
 from calcscope.config import Config
@@ -77,6 +81,7 @@ __all__ = [
     "SUMMARY_COLUMNS",
     "IMAGE_COLUMNS",
     "BREAST_COLUMNS",
+    "EXAM_COLUMNS",
     "REPORT_STEM",
     "DEFAULT_TIMEOUT_S",
     "BatchResult",
@@ -88,6 +93,7 @@ __all__ = [
     "run_batch",
     "write_summaries",
     "write_breasts",
+    "write_exams",
 ]
 
 DEFAULT_TIMEOUT_S = 300.0
@@ -117,6 +123,7 @@ class BatchResult:
     seconds: float
     workers: int
     breasts_csv: Path | None = None
+    exams_csv: Path | None = None
 
     @property
     def images_per_second(self) -> float:
@@ -208,8 +215,7 @@ def _analyse_into(
             record = _write_failure(folder, key, path, msg, type(exc).__name__, tb)
         rows: list[dict[str, Any]] = []
     else:
-        view = ViewRecord.from_report(report)
-        write_atomic(folder / "views.json", view.to_json() if view else "null\n")
+        write_atomic(folder / "views.json", ViewRecord.from_report(report).to_json())
         record = ImageRecord.from_report(key, path, report)
         rows = cluster_rows(key, report)
     write_atomic(folder / "clusters.csv", csv_text(rows, SUMMARY_COLUMNS))
@@ -428,7 +434,7 @@ def run_batch(
         finally:
             close()
     summary, images = write_summaries(out, keys)
-    breasts = write_breasts(out, keys)
+    exams, breasts = write_exams(out, keys)
     return BatchResult(
         n_images=len(keys),
         n_skipped=n_skipped,
@@ -437,6 +443,7 @@ def run_batch(
         summary_csv=summary,
         images_csv=images,
         breasts_csv=breasts,
+        exams_csv=exams,
         seconds=time.perf_counter() - t_start,
         workers=n_threads,
     )

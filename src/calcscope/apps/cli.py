@@ -691,8 +691,9 @@ def batch(
     console.print(
         f"{res.n_images} images: {res.n_analysed} analysed, {res.n_failed} failed, "
         f"{res.n_skipped} already done; {res.images_per_second:.2f} images/s. "
-        f"Summary: {res.summary_csv} (per image: {res.images_csv}; clusters seen on both "
-        f"views of a breast: {res.breasts_csv}). {DISCLAIMER}"
+        f"Summary: {res.summary_csv} (per image: {res.images_csv}; per exam finding: "
+        f"{res.exams_csv}; clusters seen on both views of a breast: {res.breasts_csv}). "
+        f"{DISCLAIMER}"
     )
     if res.n_failed:
         raise typer.Exit(1)

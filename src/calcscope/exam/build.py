@@ -133,6 +133,8 @@ def _pair(
         description=_description(worse),
         assessment=Assessment(base.category, base.likelihood, base.follow_up, (*base.rules, hit)),
         score=round(1.0 - (1.0 - sa) * (1.0 - sb), 4),
+        morphology=worse.morphology,
+        distribution=worse.distribution,
     )
 
 
@@ -162,6 +164,8 @@ def _single(
         description=_description(f),
         assessment=finding_assessment(_assessment_of(f), kind, img.view.label, missing),
         score=round(f.score if f.score is not None else 0.5, 4),
+        morphology=f.morphology,
+        distribution=f.distribution,
     )
 
 

@@ -65,6 +65,8 @@ class ExamFinding:
     description: str
     assessment: Assessment
     score: float  # in [0, 1]; higher on two views than on one
+    morphology: str = ""  # BI-RADS morphology (cluster) or benign pattern (macro) value
+    distribution: str | None = None
 
     @property
     def both_views(self) -> bool:

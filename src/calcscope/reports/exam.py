@@ -65,8 +65,9 @@ class ExamViewModel(_Model):
 class ExamFindingModel(_Model):
     id: int
     kind: Literal["cluster", "macro"]
-    views: dict[Literal["CC", "MLO"], ExamViewModel] = Field(
-        description="the views showing the finding; a view is absent where it is not seen"
+    views: dict[Literal["CC", "MLO", "additional"], ExamViewModel] = Field(
+        description="the views showing the finding (CC, MLO); a view is absent where it is "
+        "not seen; additional: an image of unknown side or view"
     )
     distance_from_nipple_mm: float | None
     quadrant: str | None = Field(
