@@ -159,7 +159,7 @@ def make_exam(
                 true_centers[view] = (r, c)
                 clusters = [ClusterSpec(morphology, Distribution.GROUPED, n, center_rc=(r, c))]
             views[(side, view)] = make_phantom(
-                seed=seeds[view] + (0 if side is lat else 100),
+                seed=seeds[view],
                 spacing_mm=spacing_mm,
                 shape=(rows, cols),
                 laterality=side,
