@@ -226,38 +226,40 @@ class ExamAnalysis:
 
 
 def _view_finding(key: str, f: ClusterFinding | MacroResult) -> ViewFinding:
+    """One finding of an image as the exam pairs it (NaN distance: not located)."""
     loc = f.location
-    nan = float("nan")
-    common = {
-        "image": key,
-        "nipple_distance_mm": nan
-        if loc is None or loc.nipple_distance_mm is None
-        else loc.nipple_distance_mm,
-        "offset_mm": 0.0 if loc is None or loc.offset_mm is None else loc.offset_mm,
-        "category": f.assessment.category.value,
-        "likelihood": f.assessment.likelihood,
-        "follow_up": f.assessment.follow_up.value,
-        "reason": f.assessment.reason,
-        "depth": None if loc is None or loc.depth is None else loc.depth.value,
-        "half": None if loc is None or loc.half is None else loc.half.value,
-    }
     if isinstance(f, ClusterFinding):
-        return ViewFinding(
-            finding_id=f.cluster.id,
-            morphology=f.description.morphology.value,
-            kind="cluster",
-            score=f.cluster.score,
-            distribution=f.description.distribution.value,
-            n_calcifications=len(f.cluster.member_ids),
-            **common,
+        fid, morph, kind, score = (
+            f.cluster.id,
+            f.description.morphology.value,
+            "cluster",
+            f.cluster.score,
         )
+        dist: str | None = f.description.distribution.value
+        n = len(f.cluster.member_ids)
+    else:
+        fid, morph, kind, score = f.finding.id, f.finding.pattern.value, "macro", 1.0
+        dist, n = None, len(f.finding.member_ids)
     return ViewFinding(
-        finding_id=f.finding.id,
-        morphology=f.finding.pattern.value,
-        kind="macro",
-        score=1.0,
-        n_calcifications=len(f.finding.member_ids),
-        **common,
+        image=key,
+        finding_id=fid,
+        nipple_distance_mm=(
+            float("nan")
+            if loc is None or loc.nipple_distance_mm is None
+            else loc.nipple_distance_mm
+        ),
+        offset_mm=0.0 if loc is None or loc.offset_mm is None else loc.offset_mm,
+        morphology=morph,
+        category=f.assessment.category.value,
+        likelihood=f.assessment.likelihood,
+        kind=kind,
+        follow_up=f.assessment.follow_up.value,
+        reason=f.assessment.reason,
+        depth=None if loc is None or loc.depth is None else loc.depth.value,
+        score=score,
+        distribution=dist,
+        n_calcifications=n,
+        half=None if loc is None or loc.half is None else loc.half.value,
     )
 
 

@@ -83,3 +83,22 @@ def test_anonymize_leaves_the_patient_id_out_of_the_exam(run: dict, tmp_path: Pa
     (doc,) = tmp_path.glob("*.exam.json")
     assert load_exam(doc).patient_id is None
     assert b"CALCSCOPE-EXAM-0" not in doc.read_bytes()
+
+
+def test_pipeline_analyze_exam_reads_the_same_exam(run: dict) -> None:
+    from calcscope.pipeline import analyze_exam
+    from calcscope.reports.exam import to_exam_report
+
+    folder = run["dirs"][0]
+    files = sorted(folder.glob("*.dcm"))
+    result = analyze_exam(files, keys=[f"{p.stem}.json" for p in files])
+    assert len(result.analyses) == 4
+    api = to_exam_report(result.exam)
+    cli, _ = _exam_of(run["out"], folder)
+    assert api.study_instance_uid == cli.study_instance_uid
+    assert api.assessment.category == cli.assessment.category
+    for lat in ("L", "R"):
+        a, b = api.breasts[lat], cli.breasts[lat]
+        assert [(f.kind, sorted(f.views), f.quadrant, f.clock) for f in a.findings] == [
+            (f.kind, sorted(f.views), f.quadrant, f.clock) for f in b.findings
+        ]
