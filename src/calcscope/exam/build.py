@@ -148,8 +148,6 @@ def _single(
         else f"no {other_role} view of this breast in the exam"
     )
     kind = FindingKind(f.kind)
-    half = f.half
-    quadrant = half if half not in (None, "central") else ("central" if half else None)
     return ExamFinding(
         id=fid,
         laterality=lat,
@@ -158,7 +156,7 @@ def _single(
         distance_from_nipple_mm=(
             round(f.nipple_distance_mm, 1) if f.nipple_distance_mm == f.nipple_distance_mm else None
         ),
-        quadrant=quadrant,
+        quadrant=f.half,  # one view tells a half only (or central)
         clock=None,
         depth=f.depth,
         description=_description(f),
