@@ -4,6 +4,7 @@ for a CC or MLO)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -132,3 +133,17 @@ def test_manifest_groups_plain_files_and_gives_laterality_and_view(tmp_path: Pat
     bad.write_text("name,exam\nx.png,E\n")
     with pytest.raises(ConfigError, match="file, exam"):
         read_manifest(bad)
+
+
+def test_grouping_never_opens_a_fifo_or_parses_garbage(tmp_path: Path):
+    fifo = tmp_path / "pipe.dcm"
+    os.mkfifo(fifo)  # opening it for reading would block
+    garbage = tmp_path / "garbage.dcm"
+    garbage.write_bytes(b"\0" * 128 + b"DICM" + b"\xff" * 300)
+    loop = tmp_path / "loop.dcm"
+    loop.symlink_to(loop)
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("file,exam,laterality,view\nloop.dcm,E,L,CC\n")
+    groups = group_exams([fifo, garbage, loop], read_manifest(manifest))
+    assert [g.grouped_by for g in groups] == ["file", "file", "manifest"]
+    assert groups[0].images[0].study_instance_uid is None

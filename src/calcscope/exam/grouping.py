@@ -12,10 +12,15 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
+import os
 import re
+import stat
+import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from calcscope.errors import ConfigError
 from calcscope.exam.views import ExamView, ViewModifier, view_from_dataset
@@ -73,19 +78,73 @@ def _str(value: object) -> str | None:
     return text or None
 
 
+HEADER_BYTES = 4 * 2**20
+"""Grouping reads at most this many bytes of a file (headers come before the pixels)."""
+_TAGS = (
+    "StudyInstanceUID",
+    "PatientID",
+    "StudyDate",
+    "SOPInstanceUID",
+    "ImageLaterality",
+    "Laterality",
+    "ViewPosition",
+    "ViewCodeSequence",
+    "ViewModifierCodeSequence",
+    "AcquisitionDeviceProcessingDescription",
+    "SeriesDescription",
+    "EstimatedRadiographicMagnificationFactor",
+)
+
+
+def _head(p: Path) -> bytes | None:
+    """The first :data:`HEADER_BYTES` of a regular file that looks like DICOM (``DICM`` at
+    byte 128, or a .dcm / .dicom name), opened without blocking; None for anything else
+    (a FIFO, a device, a missing or unreadable file: the analysis reports those)."""
+    try:
+        if not stat.S_ISREG(p.stat().st_mode):
+            return None
+        fd = os.open(p, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with os.fdopen(fd, "rb") as fh:
+            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                return None
+            data = fh.read(HEADER_BYTES)
+    except (OSError, RuntimeError):
+        return None
+    if data[128:132] != b"DICM" and p.suffix.lower() not in (".dcm", ".dicom"):
+        return None
+    return data
+
+
 def read_header(path: str | Path) -> ImageHeader:
     """The grouping header of ``path``: its DICOM attributes, or nothing for a file that
-    is not DICOM (or cannot be read; the analysis reports that)."""
+    is not DICOM or cannot be read (the analysis says what is wrong with it).
+
+    Hostile input is safe here: only a regular file is opened (never a FIFO), only its
+    first :data:`HEADER_BYTES` are parsed, only the grouping attributes are read, and a
+    deflated data set is not inflated.
+    """
     import pydicom
-    from pydicom.errors import InvalidDicomError
 
     p = Path(path)
-    try:
-        ds = pydicom.dcmread(p, stop_before_pixels=True)
-    except (InvalidDicomError, OSError, ValueError, TypeError, KeyError, EOFError):
+    data = _head(p)
+    if data is None:
         return ImageHeader(p)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ds = pydicom.dcmread(
+                io.BytesIO(data), stop_before_pixels=True, force=True, specific_tags=list(_TAGS)
+            )
+            ts = str(getattr(ds.get("file_meta"), "TransferSyntaxUID", "") or "")
+            if ts == "1.2.840.10008.1.2.1.99":  # deflated: not inflated for grouping
+                return ImageHeader(p)
+            header = _header_of(p, ds)
     except Exception:  # noqa: BLE001 - a garbled header: the analysis says what is wrong
         return ImageHeader(p)
+    return header
+
+
+def _header_of(p: Path, ds: Any) -> ImageHeader:
     lat = _str(ds.get("ImageLaterality")) or _str(ds.get("Laterality"))
     return ImageHeader(
         path=p,
@@ -142,13 +201,20 @@ def read_manifest(path: str | Path) -> dict[str, ManifestRow]:
             raise ConfigError(f"{p}, line {n}: laterality {lat_text!r} is not L or R")
         view, mods = _manifest_view(raw.get(columns.get("view", ""), "") or "")
         row = ManifestRow(exam, Laterality(lat_text) if lat_text else None, view, mods)
-        rows[str((p.parent / name).resolve())] = row
+        rows[_resolved(p.parent / name)] = row
         rows.setdefault(Path(name).name, row)
     return rows
 
 
+def _resolved(path: Path) -> str:
+    try:
+        return str(path.resolve())
+    except (OSError, RuntimeError):  # a symbolic link loop
+        return str(path.absolute())
+
+
 def _apply_manifest(header: ImageHeader, manifest: Mapping[str, ManifestRow]) -> ImageHeader:
-    row = manifest.get(str(header.path.resolve())) or manifest.get(header.path.name)
+    row = manifest.get(_resolved(header.path)) or manifest.get(header.path.name)
     if row is None:
         return header
     view = header.view
