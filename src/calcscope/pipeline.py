@@ -8,6 +8,7 @@ batch) call :func:`analyze` and translate its :class:`Analysis`; they do no imag
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -19,6 +20,10 @@ from calcscope.detection.classifier import resolve_model
 from calcscope.detection.clusters import cluster_calcifications
 from calcscope.detection.detect import Detection, detect
 from calcscope.detection.model_card import ModelIdentity
+from calcscope.exam.build import build_exam
+from calcscope.exam.model import Exam, ExamImage
+from calcscope.exam.pairing import ViewFinding
+from calcscope.exam.views import ExamView
 from calcscope.imaging.io import from_array, read_image
 from calcscope.imaging.preprocess import Preprocessed, preprocess
 from calcscope.model import Calcification, Cluster, Laterality, Mammogram, View
@@ -36,7 +41,16 @@ from calcscope.reading.describe import (
 )
 from calcscope.reading.location import Location, NippleLine, locate, nipple_line
 
-__all__ = ["ClusterFinding", "MacroResult", "Analysis", "analyze", "analyze_mammogram"]
+__all__ = [
+    "ClusterFinding",
+    "MacroResult",
+    "Analysis",
+    "analyze",
+    "analyze_mammogram",
+    "ExamAnalysis",
+    "analyze_exam",
+    "exam_image",
+]
 
 
 @dataclass(frozen=True)
@@ -212,3 +226,112 @@ def analyze_mammogram(
         timings_s=timings,
         model=resolve_model(cfg.detect.model),
     )
+
+
+@dataclass(frozen=True)
+class ExamAnalysis:
+    """The analyses of an exam's images and the exam read from them."""
+
+    analyses: tuple[Analysis, ...]
+    exam: Exam
+
+
+def _view_finding(key: str, f: ClusterFinding | MacroResult) -> ViewFinding:
+    """One finding of an image as the exam pairs it (NaN distance: not located)."""
+    loc = f.location
+    if isinstance(f, ClusterFinding):
+        fid, morph, kind, score = (
+            f.cluster.id,
+            f.description.morphology.value,
+            "cluster",
+            f.cluster.score,
+        )
+        dist: str | None = f.description.distribution.value
+        n = len(f.cluster.member_ids)
+    else:
+        fid, morph, kind, score = f.finding.id, f.finding.pattern.value, "macro", 1.0
+        dist, n = None, len(f.finding.member_ids)
+    return ViewFinding(
+        image=key,
+        finding_id=fid,
+        nipple_distance_mm=(
+            float("nan")
+            if loc is None or loc.nipple_distance_mm is None
+            else loc.nipple_distance_mm
+        ),
+        offset_mm=0.0 if loc is None or loc.offset_mm is None else loc.offset_mm,
+        morphology=morph,
+        category=f.assessment.category.value,
+        likelihood=f.assessment.likelihood,
+        kind=kind,
+        follow_up=f.assessment.follow_up.value,
+        reason=f.assessment.reason,
+        depth=None if loc is None or loc.depth is None else loc.depth.value,
+        score=score,
+        distribution=dist,
+        n_calcifications=n,
+        half=None if loc is None or loc.half is None else loc.half.value,
+    )
+
+
+def exam_image(analysis: Analysis, key: str, view: ExamView | None = None) -> ExamImage:
+    """The exam's view of one analysed image: ``key`` names its report (e.g. its JSON
+    path relative to the exam document); ``view`` with its modifiers when known (default:
+    the mammogram's view, no modifiers)."""
+    m = analysis.mammogram
+    return ExamImage(
+        key=key,
+        sop_instance_uid=m.source.sop_instance_uid,
+        laterality=m.laterality,
+        view=view if view is not None else ExamView(m.view),
+        findings=tuple(_view_finding(key, f) for f in analysis.findings),
+    )
+
+
+def analyze_exam(
+    images: Sequence[str | Path | Mammogram],
+    config: Config | None = None,
+    *,
+    exam_id: str | None = None,
+    keys: Sequence[str] | None = None,
+) -> ExamAnalysis:
+    """Analyse the images of one exam (file paths or mammograms) and read them together:
+    one finding per calcification group seen on the CC and MLO views of a breast, per
+    breast and per exam assessment (:func:`calcscope.exam.build.build_exam`).
+
+    ``keys`` name each image in the exam (default: the file name, or ``image<k>``).
+    Spot and magnification views are recognised from the DICOM view codes of files.
+    """
+    from calcscope.exam.grouping import read_header
+
+    cfg = config or Config()
+    analyses, exam_images = [], []
+    uid = pid = date = None
+    for k, image in enumerate(images):
+        analysis = analyze(image, config=cfg)
+        view = None
+        if isinstance(image, str | Path):
+            header = read_header(image)
+            view = header.view if header.view.view is not None else None
+            uid, pid, date = (
+                uid or header.study_instance_uid,
+                pid or header.patient_id,
+                date or header.study_date,
+            )
+        key = (
+            keys[k]
+            if keys is not None
+            else (Path(image).name if isinstance(image, str | Path) else f"image{k + 1}")
+        )
+        analyses.append(analysis)
+        exam_images.append(exam_image(analysis, key, view))
+        src = analysis.mammogram.source
+        uid, pid = uid or src.study_instance_uid, pid or src.patient_id
+    exam = build_exam(
+        exam_images,
+        exam_id=exam_id or uid or "exam",
+        study_instance_uid=uid,
+        patient_id=pid,
+        study_date=date,
+    )
+    return ExamAnalysis(tuple(analyses), exam)

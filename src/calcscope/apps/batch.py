@@ -15,7 +15,9 @@ Layout of ``OUT``::
     OUT/<image id>/_done           written last: the folder is complete
     OUT/summary.csv                one row per cluster of every image, sorted
     OUT/images.csv                 one row per image: status, counts, category, error
+    OUT/exams.csv                  one row per exam finding (images grouped by study)
     OUT/breasts.csv                clusters seen on both views of a breast: quadrant, clock
+                                   (both from the exam model, calcscope.exam)
 
 The image id is the path relative to ``INPUT_DIR`` with ``/`` replaced by ``__`` (with
 ``anonymize``: ``anon-`` and a keyed hash of it, whose key is kept in
@@ -61,6 +63,7 @@ from typing import Any
 from calcscope.apps.batch_tables import (
     BREAST_COLUMNS,
     DONE,
+    EXAM_COLUMNS,
     IMAGE_COLUMNS,
     REPORT_STEM,
     SUMMARY_COLUMNS,
@@ -69,6 +72,7 @@ from calcscope.apps.batch_tables import (
     cluster_rows,
     csv_text,
     write_breasts,
+    write_exams,
     write_summaries,
 )
 from calcscope.config import Config, IOConfig
@@ -79,6 +83,7 @@ __all__ = [
     "SUMMARY_COLUMNS",
     "IMAGE_COLUMNS",
     "BREAST_COLUMNS",
+    "EXAM_COLUMNS",
     "REPORT_STEM",
     "DEFAULT_TIMEOUT_S",
     "BatchResult",
@@ -91,6 +96,7 @@ __all__ = [
     "run_batch",
     "write_summaries",
     "write_breasts",
+    "write_exams",
 ]
 
 DEFAULT_TIMEOUT_S = 300.0
@@ -131,6 +137,7 @@ class BatchResult:
     seconds: float
     workers: int
     breasts_csv: Path | None = None
+    exams_csv: Path | None = None
 
     @property
     def images_per_second(self) -> float:
@@ -247,8 +254,7 @@ def _analyse_into(
             record = _write_failure(folder, key, path, msg, name, traceback.format_exc())
         rows: list[dict[str, Any]] = []
     else:
-        view = ViewRecord.from_report(report)
-        write_atomic(folder / "views.json", view.to_json() if view else "null\n")
+        write_atomic(folder / "views.json", ViewRecord.from_report(report).to_json())
         record = ImageRecord.from_report(key, report.source.path or shown, report)
         rows = cluster_rows(key, report)
     write_atomic(folder / "clusters.csv", csv_text(rows, SUMMARY_COLUMNS))
@@ -494,7 +500,7 @@ def run_batch(
         finally:
             close()
     summary, images = write_summaries(out, keys)
-    breasts = write_breasts(out, keys)
+    exams, breasts = write_exams(out, keys)
     return BatchResult(
         n_images=len(keys),
         n_skipped=n_skipped,
@@ -503,6 +509,7 @@ def run_batch(
         summary_csv=summary,
         images_csv=images,
         breasts_csv=breasts,
+        exams_csv=exams,
         seconds=time.perf_counter() - t_start,
         workers=n_threads,
     )

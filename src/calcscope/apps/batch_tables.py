@@ -1,5 +1,9 @@
-"""The tables of a batch (``summary.csv``, ``images.csv``, ``breasts.csv``) and the small
-per-image records they are built from.
+"""The tables of a batch (``summary.csv``, ``images.csv``, ``exams.csv``, ``breasts.csv``)
+and the small per-image records they are built from.
+
+``exams.csv`` (one row per exam finding) and ``breasts.csv`` (the clusters seen on both
+views of a breast) both come from the exam model (:func:`calcscope.exam.build.build_exam`)
+built from the images' view records: one computation of the pairing.
 
 Every row is read from the typed report model
 (:class:`calcscope.reports.schema.AnalysisReport`; older ``analysis.json`` files through
@@ -17,10 +21,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from calcscope.exam.build import build_exam
+from calcscope.exam.model import Exam, ExamFinding, ExamImage
+from calcscope.exam.pairing import ViewFinding
+from calcscope.exam.views import ExamView, ViewRole
 from calcscope.files import atomic_path
-from calcscope.model import Laterality
-from calcscope.reading.assess import Category
-from calcscope.reading.location import ViewFinding, clock_face, pair_views
+from calcscope.model import Laterality, View
 
 if TYPE_CHECKING:
     from calcscope.reports.schema import AnalysisReport
@@ -29,6 +35,7 @@ __all__ = [
     "SUMMARY_COLUMNS",
     "IMAGE_COLUMNS",
     "BREAST_COLUMNS",
+    "EXAM_COLUMNS",
     "DONE",
     "REPORT_STEM",
     "ImageRecord",
@@ -37,6 +44,8 @@ __all__ = [
     "cluster_rows",
     "write_summaries",
     "write_breasts",
+    "write_exams",
+    "batch_exams",
 ]
 
 SUMMARY_COLUMNS = (
@@ -84,12 +93,32 @@ BREAST_COLUMNS = (
     "category",
     "likelihood",
 )
+EXAM_COLUMNS = (
+    "exam",
+    "laterality",
+    "finding_id",
+    "kind",
+    "cc_image",
+    "cc_finding_id",
+    "mlo_image",
+    "mlo_finding_id",
+    "distance_from_nipple_mm",
+    "quadrant",
+    "clock",
+    "depth",
+    "morphology",
+    "description",
+    "category",
+    "follow_up",
+    "likelihood",
+    "score",
+    "breast_category",
+    "exam_category",
+)
 DONE = "_done"
 REPORT_STEM = "analysis"
 """Stem of each image's outputs in its folder: ``OUT/<id>/analysis.json`` (the name
 earlier versions used, so their folders still count as done)."""
-_CC_VIEWS = ("CC", "XCCL")
-_MLO_VIEWS = ("MLO", "ML", "LM")
 
 
 @dataclass(frozen=True)
@@ -142,43 +171,39 @@ class ImageRecord:
 
 @dataclass(frozen=True)
 class ViewRecord:
-    """What :func:`write_breasts` needs of one image (its folder's ``views.json``).
+    """What the exam tables need of one image (its folder's ``views.json``).
 
     Written by the task, so that the end of a batch does not read every full report again.
-    ``findings`` are :class:`~calcscope.reading.location.ViewFinding` field values without
-    the image (it is the folder's name).
+    ``findings`` are :class:`~calcscope.exam.pairing.ViewFinding` field values without
+    the image (it is the folder's name). ``study`` is the Study Instance UID, else the
+    patient id, else None (the image is an exam of its own); records written by earlier
+    versions hold clusters only and no SOP Instance UID.
     """
 
-    study: str
-    laterality: str  # "L" or "R"
-    view: str
+    study: str | None
+    laterality: str | None  # "L" or "R"
+    view: str | None
     findings: tuple[dict[str, Any], ...]
+    sop_instance_uid: str | None = None
 
     @classmethod
-    def from_report(cls, report: AnalysisReport) -> ViewRecord | None:
-        """The record of ``report``; None for an image that cannot be paired (no study,
-        laterality or view)."""
+    def from_report(cls, report: AnalysisReport) -> ViewRecord:
+        """The record of ``report``: its identity and its clusters and macro findings."""
+        from calcscope.reports.exam import exam_image_from_report
+
         src = report.source
         study = src.study_instance_uid or (report.patient.id if report.patient else None)
-        lat, view = src.laterality, src.view
-        if not study or lat not in ("L", "R") or view not in _CC_VIEWS + _MLO_VIEWS:
-            return None
-        findings = []
-        for c in report.clusters:
-            loc = c.location
-            if loc is None or loc.nipple_distance_mm is None or loc.offset_mm is None:
-                continue
-            findings.append(
-                {
-                    "finding_id": int(c.id),
-                    "nipple_distance_mm": float(loc.nipple_distance_mm),
-                    "offset_mm": float(loc.offset_mm),
-                    "morphology": str(c.morphology),
-                    "category": str(c.assessment.category),
-                    "likelihood": float(c.assessment.likelihood),
-                }
-            )
-        return cls(study=str(study), laterality=lat, view=view, findings=tuple(findings))
+        image = exam_image_from_report(report, "")
+        findings = tuple(
+            {k: v for k, v in asdict(f).items() if k != "image"} for f in image.findings
+        )
+        return cls(
+            study=str(study) if study else None,
+            laterality=src.laterality,
+            view=src.view,
+            findings=findings,
+            sop_instance_uid=src.sop_instance_uid,
+        )
 
     @classmethod
     def read(cls, folder: Path) -> ViewRecord | None:
@@ -190,10 +215,11 @@ class ViewRecord:
             if data is None:
                 return None
             return cls(
-                study=str(data["study"]),
-                laterality=str(data["laterality"]),
-                view=str(data["view"]),
+                study=data.get("study"),
+                laterality=data.get("laterality"),
+                view=data.get("view"),
                 findings=tuple(data["findings"]),
+                sop_instance_uid=data.get("sop_instance_uid"),
             )
         if full.exists():
             from calcscope.reports.schema import AnalysisReport
@@ -202,12 +228,20 @@ class ViewRecord:
         return None
 
     def to_json(self) -> str:
-        """``views.json`` (the layout earlier versions wrote)."""
+        """``views.json``."""
         return json.dumps({**asdict(self), "findings": list(self.findings)}) + "\n"
 
     def view_findings(self, key: str) -> list[ViewFinding]:
-        """The findings as :class:`~calcscope.reading.location.ViewFinding` of image ``key``."""
+        """The findings as :class:`~calcscope.exam.pairing.ViewFinding` of image ``key``."""
         return [ViewFinding(image=key, **f) for f in self.findings]
+
+    def exam_image(self, key: str) -> ExamImage:
+        """The exam's view of this image (``key``: its folder)."""
+        view = View(self.view) if self.view in {v.value for v in View} else None
+        lat = Laterality(self.laterality) if self.laterality in ("L", "R") else None
+        return ExamImage(
+            key, self.sop_instance_uid, lat, ExamView(view), tuple(self.view_findings(key))
+        )
 
 
 def csv_text(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> str:
@@ -280,51 +314,105 @@ def write_summaries(out_dir: str | Path, keys: list[str]) -> tuple[Path, Path]:
     return summary, images
 
 
-def _breast_row(study: str, lat: str, a: ViewFinding, b: ViewFinding) -> dict[str, Any]:
-    """The ``breasts.csv`` row of the CC finding ``a`` paired with the MLO finding ``b``."""
-    quadrant, hour = clock_face(Laterality(lat), a.offset_mm, b.offset_mm)
-    worse = max((a, b), key=lambda f: (Category(f.category).rank, f.likelihood))
-    return {
-        "study": study,
-        "laterality": lat,
-        "cc_image": a.image,
-        "cc_cluster_id": a.finding_id,
-        "mlo_image": b.image,
-        "mlo_cluster_id": b.finding_id,
-        "nipple_distance_mm": round((a.nipple_distance_mm + b.nipple_distance_mm) / 2, 1),
-        "distance_difference_mm": round(abs(a.nipple_distance_mm - b.nipple_distance_mm), 1),
-        "quadrant": quadrant,
-        "clock": "" if hour is None else hour,
-        "morphology": worse.morphology,
-        "category": worse.category,
-        "likelihood": worse.likelihood,
-    }
-
-
-def write_breasts(out_dir: str | Path, keys: list[str]) -> Path:
-    """Write ``breasts.csv``: clusters seen on both the CC and the MLO view of one breast.
-
-    Images are grouped by study (Study Instance UID, else patient id) and laterality; in
-    each group the clusters of the CC views and of the MLO (ML, LM) views are paired by
-    their distance from the nipple (:func:`calcscope.reading.location.pair_views`), and each
-    pair gets its quadrant and clock face (:func:`calcscope.reading.location.clock_face`):
-    the CC view tells outer from inner, the MLO view upper from lower. Each row gives the
-    worse of the two calls. Images without a study, laterality or view are left out. Each
-    image's ``views.json`` is read, or its ``analysis.json`` (as the report model) for
-    folders written without it.
-    """
+def batch_exams(out_dir: str | Path, keys: list[str]) -> list[Exam]:
+    """The exams of a batch: its images grouped by study (Study Instance UID, else patient
+    id; an image without either is an exam of its own), read from each folder's
+    ``views.json`` (or ``analysis.json``), each exam read with
+    :func:`calcscope.exam.build.build_exam`; in study order."""
     out = Path(out_dir)
-    groups: dict[tuple[str, str], tuple[list[ViewFinding], list[ViewFinding]]] = {}
+    groups: dict[str, list[ExamImage]] = {}
     for key in keys:
         record = ViewRecord.read(out / key)
         if record is None:
             continue
-        cc, mlo = groups.setdefault((record.study, record.laterality), ([], []))
-        (cc if record.view in _CC_VIEWS else mlo).extend(record.view_findings(key))
-    path = out / "breasts.csv"
-    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=BREAST_COLUMNS, lineterminator="\n")
-        writer.writeheader()
-        for (study, lat), (cc, mlo) in sorted(groups.items()):
-            writer.writerows(_breast_row(study, lat, a, b) for a, b in pair_views(cc, mlo))
-    return path
+        groups.setdefault(record.study or key, []).append(record.exam_image(key))
+    return [build_exam(images, exam_id=study) for study, images in sorted(groups.items())]
+
+
+def _hour(clock: str | None) -> int | str:
+    return "" if clock is None else int(clock.split()[0])
+
+
+def _breast_row(exam: Exam, f: ExamFinding) -> dict[str, Any]:
+    """The ``breasts.csv`` row of a cluster seen on both views."""
+    cc, mlo = f.views[ViewRole.CC], f.views[ViewRole.MLO]
+    a, b = cc.nipple_distance_mm or 0.0, mlo.nipple_distance_mm or 0.0
+    return {
+        "study": exam.exam_id,
+        "laterality": f.laterality.value if f.laterality else "",
+        "cc_image": cc.image,
+        "cc_cluster_id": cc.finding_id,
+        "mlo_image": mlo.image,
+        "mlo_cluster_id": mlo.finding_id,
+        "nipple_distance_mm": f.distance_from_nipple_mm,
+        "distance_difference_mm": round(abs(a - b), 1),
+        "quadrant": "central" if f.quadrant == "subareolar" else f.quadrant,
+        "clock": _hour(f.clock),
+        "morphology": f.morphology,
+        "category": f.assessment.category.value,
+        "likelihood": f.assessment.likelihood,
+    }
+
+
+def _exam_row(exam: Exam, f: ExamFinding) -> dict[str, Any]:
+    """The ``exams.csv`` row of one exam finding."""
+    cc, mlo = f.views.get(ViewRole.CC), f.views.get(ViewRole.MLO)
+    breast = exam.breasts[f.laterality].assessment if f.laterality else None
+    return {
+        "exam": exam.exam_id,
+        "laterality": f.laterality.value if f.laterality else "",
+        "finding_id": f.id,
+        "kind": f.kind.value,
+        "cc_image": cc.image if cc else "",
+        "cc_finding_id": cc.finding_id if cc else "",
+        "mlo_image": mlo.image if mlo else "",
+        "mlo_finding_id": mlo.finding_id if mlo else "",
+        "distance_from_nipple_mm": _blank_none(f.distance_from_nipple_mm),
+        "quadrant": _blank_none(f.quadrant),
+        "clock": _blank_none(f.clock),
+        "depth": _blank_none(f.depth),
+        "morphology": f.morphology,
+        "description": f.description,
+        "category": f.assessment.category.value,
+        "follow_up": f.assessment.follow_up.value,
+        "likelihood": round(f.assessment.likelihood, 4),
+        "score": f.score,
+        "breast_category": breast.category.value if breast else "",
+        "exam_category": exam.assessment.category.value,
+    }
+
+
+def write_exams(
+    out_dir: str | Path, keys: list[str], exams: list[Exam] | None = None
+) -> tuple[Path, Path]:
+    """Write ``exams.csv`` (one row per exam finding) and ``breasts.csv`` (the clusters
+    seen on both the CC and the MLO view of a breast, with their quadrant and clock face)
+    from the exam model of the batch (:func:`batch_exams`). Both are written through
+    temporary files renamed at the end."""
+    out = Path(out_dir)
+    exams = batch_exams(out, keys) if exams is None else exams
+    exam_rows = [_exam_row(e, f) for e in exams for f in e.findings]
+    breast_rows = [
+        _breast_row(e, f)
+        for e in exams
+        for f in e.findings
+        if f.kind.value == "cluster" and f.both_views
+    ]
+    breast_rows.sort(key=lambda r: (r["study"], r["laterality"], r["cc_image"], r["cc_cluster_id"]))
+    paths = []
+    for name, columns, rows in (
+        ("exams.csv", EXAM_COLUMNS, exam_rows),
+        ("breasts.csv", BREAST_COLUMNS, breast_rows),
+    ):
+        path = out / name
+        with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=columns, lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(rows)
+        paths.append(path)
+    return paths[0], paths[1]
+
+
+def write_breasts(out_dir: str | Path, keys: list[str]) -> Path:
+    """Write ``breasts.csv`` (and ``exams.csv``): see :func:`write_exams`."""
+    return write_exams(out_dir, keys)[1]

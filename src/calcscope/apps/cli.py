@@ -9,7 +9,9 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -26,7 +28,7 @@ from calcscope.errors import CalcscopeError, ConfigError, InputError
 
 if TYPE_CHECKING:
     from calcscope.pipeline import Analysis
-    from calcscope.reports.writer import OutputOptions
+    from calcscope.reports.writer import OutputOptions, Outputs
 
 __all__ = ["app", "main", "analyze_files", "summary_table", "FileResult"]
 
@@ -147,8 +149,14 @@ def analyze_files(
     sr: bool = False,
     html: bool = False,
     letter: bool = False,
+    overrides: Mapping[Path, tuple[str | None, str | None]] | None = None,
+    on_analysis: Callable[[Path, Analysis, Outputs], None] | None = None,
 ) -> list[FileResult]:
     """Analyse ``files`` one by one into ``out``; a failure never stops the run.
+
+    ``overrides`` gives a file its laterality and view (an exam manifest's);
+    ``on_analysis`` is called with each analysed file, its analysis and the paths
+    written (the exam documents are built from them).
 
     Beside ``<stem>.json`` (and ``<stem>.overlay.png`` with ``overlay``): ``sr`` writes the
     DICOM Mammography CAD SR ``<stem>.sr.dcm`` and the presentation state with the
@@ -168,6 +176,8 @@ def analyze_files(
         laterality=laterality,
         view=view,
         keep_analysis=keep_analysis,
+        overrides=dict(overrides or {}),
+        on_analysis=on_analysis,
     )
     out.mkdir(parents=True, exist_ok=True)
     results: list[FileResult] = []
@@ -192,6 +202,8 @@ class _Job:
     laterality: str | None
     view: str | None
     keep_analysis: bool
+    overrides: Mapping[Path, tuple[str | None, str | None]] = dataclass_field(default_factory=dict)
+    on_analysis: Callable[[Path, Analysis, Outputs], None] | None = None
 
 
 def _file_progress(show: bool) -> Progress:
@@ -214,15 +226,18 @@ def _analyze_one(path: Path, stem: str, job: _Job) -> FileResult:
     from calcscope.reports.writer import write_outputs
 
     t0 = time.perf_counter()
+    lat, view = job.overrides.get(path, (None, None))
     try:
         analysis = analyze(
             path,
             spacing_mm=job.spacing_mm,
             config=job.config,
-            laterality=job.laterality,
-            view=job.view,
+            laterality=job.laterality or lat,
+            view=job.view or view,
         )
         written = write_outputs(analysis, job.out, stem, job.options)
+        if job.on_analysis is not None:
+            job.on_analysis(path, analysis, written)
     except CalcscopeError as exc:
         msg = str(exc) if isinstance(exc, InputError) and exc.path else f"{path}: {exc}"
     except MemoryError:
@@ -323,8 +338,17 @@ def analyze(
     all_reports: Annotated[
         bool, typer.Option("--all-reports", help="Same as --sr --html --letter.")
     ] = False,
+    exam_manifest: Annotated[
+        Path | None,
+        typer.Option(
+            "--exam-manifest",
+            help="CSV with columns file, exam, laterality, view: groups files into exams.",
+        ),
+    ] = None,
 ) -> None:
-    """Analyse mammograms: writes <stem>.json (and an overlay PNG) per image into OUT."""
+    """Analyse mammograms: writes <stem>.json (and an overlay PNG) per image into OUT, and
+    <exam>.exam.json per exam (images of one study, or of one exam of --exam-manifest)."""
+    from calcscope.apps.exams import ExamCollector
     from calcscope.imaging.io import find_images
 
     cfg = _load(config_path, model)
@@ -338,6 +362,11 @@ def analyze(
     if not files and not missing:
         err_console.print("[red]error:[/] no mammogram files found in the given inputs")
         raise typer.Exit(1)
+    try:
+        exams = ExamCollector.for_files(files, out, manifest=exam_manifest, anonymize=anonymize)
+    except ConfigError as exc:
+        err_console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from exc
     results = analyze_files(
         files,
         out,
@@ -350,7 +379,10 @@ def analyze(
         sr=sr or all_reports,
         html=html or all_reports,
         letter=letter or all_reports,
+        overrides=exams.overrides,
+        on_analysis=exams.add,
     )
+    exams.write()
     console.print(summary_table(results))
     failed = sum(not r.ok for r in results) + len(missing)
     if failed:
@@ -360,24 +392,48 @@ def analyze(
 
 @app.command()
 def phantom(
-    out: Annotated[Path, typer.Option("--out", "-o", help="Image file: .dcm, .png, .tif, .pgm")],
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Image file: .dcm, .png, .tif, .pgm")
+    ] = None,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
-    spacing_mm: Annotated[float, typer.Option("--spacing-mm", help="Pixel spacing.")] = 0.07,
+    spacing_mm: Annotated[
+        float | None, typer.Option("--spacing-mm", help="Pixel spacing (0.07; exam 0.1).")
+    ] = None,
     view: Annotated[str, typer.Option(help="CC or MLO.")] = "CC",
     laterality: Annotated[str, typer.Option(help="L or R.")] = "L",
+    exam: Annotated[
+        Path | None,
+        typer.Option(
+            "--exam", help="Write a four-view exam (DICOM, one study) and truth.json into DIR."
+        ),
+    ] = None,
 ) -> None:
-    """Write a synthetic mammogram and its ground truth (<file>.truth.json)."""
+    """Write a synthetic mammogram and its ground truth (<file>.truth.json), or with
+    --exam DIR a four-view exam (RCC, RMLO, LCC, LMLO) and its truth.json."""
+    if (out is None) == (exam is None):
+        err_console.print("[red]error:[/] give either --out FILE or --exam DIR")
+        raise typer.Exit(2)
+    spacing = spacing_mm if spacing_mm is not None else (0.1 if exam is not None else 0.07)
+    if not (0.03 <= spacing <= 0.3):
+        err_console.print("[red]error:[/] --spacing-mm must be within 0.03-0.3 mm")
+        raise typer.Exit(2)
+    if exam is not None:
+        from calcscope.apps.exams import write_phantom_exam
+
+        try:
+            console.print(write_phantom_exam(exam, seed, spacing, laterality))
+        except ValueError as exc:
+            err_console.print(f"[red]error:[/] {exc}")
+            raise typer.Exit(2) from exc
+        return
     from calcscope.imaging.io import write_image
     from calcscope.model import Laterality, View
     from calcscope.phantom.mammogram import make_phantom, truth_to_dict
 
-    if not (0.03 <= spacing_mm <= 0.3):
-        err_console.print("[red]error:[/] --spacing-mm must be within 0.03-0.3 mm")
-        raise typer.Exit(2)
     try:
         ph = make_phantom(
             seed=seed,
-            spacing_mm=spacing_mm,
+            spacing_mm=spacing,
             view=View(view.upper()),
             laterality=Laterality(laterality.upper()),
         )
@@ -385,11 +441,11 @@ def phantom(
         err_console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2) from exc
     try:
-        path = write_image(ph.mammogram, out)
+        path = write_image(ph.mammogram, out)  # type: ignore[arg-type]
     except CalcscopeError as exc:
         err_console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(1) from exc
-    truth = out.with_name(out.name + ".truth.json")
+    truth = path.with_name(path.name + ".truth.json")
     truth.write_text(json.dumps(truth_to_dict(ph), indent=1))
     console.print(f"wrote {path} and {truth}")
 
@@ -664,8 +720,9 @@ def batch(
     console.print(
         f"{res.n_images} images: {res.n_analysed} analysed, {res.n_failed} failed, "
         f"{res.n_skipped} already done; {res.images_per_second:.2f} images/s. "
-        f"Summary: {res.summary_csv} (per image: {res.images_csv}; clusters seen on both "
-        f"views of a breast: {res.breasts_csv}). {DISCLAIMER}"
+        f"Summary: {res.summary_csv} (per image: {res.images_csv}; per exam finding: "
+        f"{res.exams_csv}; clusters seen on both views of a breast: {res.breasts_csv}). "
+        f"{DISCLAIMER}"
     )
     if res.n_failed:
         raise typer.Exit(1)

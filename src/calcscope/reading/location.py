@@ -23,9 +23,9 @@ Geometry on the image, after :mod:`calcscope.imaging.preprocess`:
   Findings within ``central_mm`` of the line are "behind the nipple" (central, the
   atlas's retroareolar and central regions) rather than in either half.
 
-With both views of a breast, :func:`pair_views` pairs their findings by distance from the
-nipple and :func:`clock_face` gives each pair its quadrant and clock-face hour (used by
-:func:`calcscope.apps.batch.write_breasts`).
+With both views of a breast, :func:`calcscope.exam.pairing.pair_views` pairs their findings
+by distance from the nipple and :func:`calcscope.exam.pairing.clock_face` gives each pair its
+quadrant and clock-face hour (the exam model, :mod:`calcscope.exam`).
 """
 
 from __future__ import annotations
@@ -43,11 +43,9 @@ __all__ = [
     "Depth",
     "Location",
     "NippleLine",
-    "ViewFinding",
-    "clock_face",
     "locate",
     "nipple_line",
-    "pair_views",
+    "CENTRAL_MM",
 ]
 
 CENTRAL_MM = 5.0
@@ -247,79 +245,3 @@ def locate(
         nipple_distance_mm=float(np.hypot(*rel_mm)),
         offset_mm=offset,
     )
-
-
-@dataclass(frozen=True)
-class ViewFinding:
-    """One finding on one view, as a cross-view pairing needs it."""
-
-    image: str
-    finding_id: int
-    nipple_distance_mm: float
-    offset_mm: float  # + outer (CC) or upper (MLO)
-    morphology: str
-    category: str
-    likelihood: float
-
-
-def clock_face(
-    laterality: Laterality, outer_mm: float, upper_mm: float, central_mm: float = CENTRAL_MM
-) -> tuple[str, int | None]:
-    """Quadrant and clock-face hour of a finding ``outer_mm`` outwards (CC view) and
-    ``upper_mm`` upwards (MLO view) of the nipple.
-
-    The clock is read facing the patient: 12 o'clock up, the right breast's outer side at
-    9 o'clock and the left breast's at 3 o'clock (BI-RADS atlas). Within ``central_mm`` of
-    the nipple on both views the finding is "central" (no hour); within it on one view
-    only, it lies between two quadrants ("upper", "outer", ...).
-    """
-    outer_c, upper_c = abs(outer_mm) < central_mm, abs(upper_mm) < central_mm
-    vertical = "upper" if upper_mm > 0 else "lower"
-    horizontal = "outer" if outer_mm > 0 else "inner"
-    if outer_c and upper_c:
-        return "central", None
-    if outer_c:
-        quadrant = vertical
-    elif upper_c:
-        quadrant = horizontal
-    else:
-        quadrant = f"{vertical} {horizontal}"
-    # viewer's x axis: to the viewer's right; the right breast's outer side is on the left
-    x = outer_mm if laterality is Laterality.LEFT else -outer_mm
-    angle = float(np.degrees(np.arctan2(upper_mm, x)))
-    hour = int(round((90.0 - angle) / 30.0)) % 12
-    return quadrant, 12 if hour == 0 else hour
-
-
-def pair_views(
-    cc: list[ViewFinding], mlo: list[ViewFinding], max_difference_mm: float = 15.0
-) -> list[tuple[ViewFinding, ViewFinding]]:
-    """Findings of a CC and an MLO view of one breast that are likely the same.
-
-    A finding lies at about the same distance from the nipple on both views (the usual
-    way to find it on the other view, e.g. the "arc" or nipple-distance method of
-    triangulation); pairs whose distances differ by at most ``max_difference_mm`` are
-    taken greedily, closest first, preferring the same morphology; each finding joins
-    one pair at most.
-    """
-    options = sorted(
-        (
-            abs(a.nipple_distance_mm - b.nipple_distance_mm),
-            a.morphology != b.morphology,
-            i,
-            j,
-        )
-        for i, a in enumerate(cc)
-        for j, b in enumerate(mlo)
-        if abs(a.nipple_distance_mm - b.nipple_distance_mm) <= max_difference_mm
-    )
-    used_a: set[int] = set()
-    used_b: set[int] = set()
-    pairs = []
-    for _, _, i, j in options:
-        if i in used_a or j in used_b:
-            continue
-        used_a.add(i)
-        used_b.add(j)
-        pairs.append((cc[i], mlo[j]))
-    return sorted(pairs, key=lambda p: (p[0].image, p[0].finding_id))

@@ -1,0 +1,263 @@
+"""The exam report: ``<exam name>.exam.json`` (schema ``calcscope.exam``), a versioned
+pydantic model like the image report (:class:`calcscope.reports.schema.AnalysisReport`).
+
+One document per exam, beside the images' reports: the study's identity, each image (its
+report's path, SOP Instance UID, laterality, view, part in the reading), each breast
+(``"L"``, ``"R"``) with its assessment and findings, the exam's assessment (the highest
+breast category with its follow-up), and ``outputs``: the exam's SR, letter and HTML page
+(paths relative to the exam document; null until written).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from calcscope.about import DISCLAIMER, __version__
+from calcscope.exam.model import Exam, ExamFinding, ExamImage
+from calcscope.exam.pairing import ViewFinding
+from calcscope.exam.views import ExamView
+from calcscope.files import write_atomic
+from calcscope.model import Laterality, View
+from calcscope.reading.assess import Assessment
+from calcscope.reports.schema import AnalysisReport
+
+__all__ = [
+    "EXAM_SCHEMA_VERSION",
+    "EXAM_SUFFIX",
+    "ExamReport",
+    "to_exam_report",
+    "exam_image_from_report",
+    "write_exam",
+    "load_exam",
+]
+
+EXAM_SCHEMA_VERSION = "1.0"
+EXAM_SUFFIX = ".exam.json"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ExamAssessmentModel(_Model):
+    category: str = Field(description="BI-RADS category: 0, 1, 2, 3, 4A, 4B, 4C or 5")
+    category_label: str
+    likelihood: float = Field(ge=0, le=1, description="likelihood of malignancy")
+    follow_up: str
+    follow_up_label: str
+    reason: str
+
+
+class ExamViewModel(_Model):
+    """Where a finding shows on one view."""
+
+    sop_instance_uid: str | None
+    image_report: str = Field(description="the image's report, relative to this document")
+    finding_id: int = Field(description="the finding's id in that report (cluster or macro)")
+    view: str | None = Field(description="the projection: CC, XCCL, MLO, ML or LM")
+    nipple_distance_mm: float | None = None
+
+
+class ExamFindingModel(_Model):
+    id: int
+    kind: Literal["cluster", "macro"]
+    views: dict[Literal["CC", "MLO", "additional"], ExamViewModel] = Field(
+        description="the views showing the finding (CC, MLO); a view is absent where it is "
+        "not seen; additional: an image of unknown side or view"
+    )
+    distance_from_nipple_mm: float | None
+    quadrant: str | None = Field(
+        description="upper outer, upper inner, lower outer, lower inner; upper, lower, outer, "
+        "inner between two; central or subareolar; one view gives a half only"
+    )
+    clock: str | None = Field(description="clock face read facing the patient, e.g. 2 o'clock")
+    depth: str | None = Field(description="anterior, middle or posterior third")
+    description: str
+    assessment: ExamAssessmentModel
+    score: float = Field(ge=0, le=1, description="certainty; higher when seen on both views")
+
+
+class BreastModel(_Model):
+    imaged: bool
+    assessment: ExamAssessmentModel | None = Field(description="null: breast not imaged")
+    findings: list[ExamFindingModel]
+
+
+class ExamImageModel(_Model):
+    report: str = Field(description="the image's JSON report, relative to this document")
+    sop_instance_uid: str | None
+    laterality: str | None
+    view: str | None
+    view_modifiers: list[str]
+    role: str = Field(description="CC or MLO (read for the findings), or additional")
+
+
+class ExamOutputsModel(_Model):
+    """The exam's other outputs, relative to this document (null: not written)."""
+
+    sr: str | None = None
+    letter_html: str | None = None
+    letter_txt: str | None = None
+    html: str | None = None
+
+
+class ExamReport(_Model):
+    """The JSON document calcscope writes per exam."""
+
+    schema_name: Literal["calcscope.exam"] = "calcscope.exam"
+    schema_version: str = EXAM_SCHEMA_VERSION
+    calcscope_version: str = __version__
+    disclaimer: str = DISCLAIMER
+    exam_id: str
+    study_instance_uid: str | None
+    patient_id: str | None
+    study_date: str | None
+    images: list[ExamImageModel]
+    breasts: dict[Literal["L", "R"], BreastModel]
+    findings_unknown_side: list[ExamFindingModel] = Field(default_factory=list)
+    assessment: ExamAssessmentModel
+    outputs: ExamOutputsModel = Field(default_factory=ExamOutputsModel)
+
+
+def _assessment(a: Assessment) -> ExamAssessmentModel:
+    return ExamAssessmentModel(
+        category=a.category.value,
+        category_label=a.category.label,
+        likelihood=round(a.likelihood, 4),
+        follow_up=a.follow_up.value,
+        follow_up_label=a.follow_up.label,
+        reason=a.reason,
+    )
+
+
+def _finding(f: ExamFinding) -> ExamFindingModel:
+    views = {
+        role.value: ExamViewModel(
+            sop_instance_uid=link.sop_instance_uid,
+            image_report=link.image,
+            finding_id=link.finding_id,
+            view=link.view,
+            nipple_distance_mm=(
+                None if link.nipple_distance_mm is None else round(link.nipple_distance_mm, 1)
+            ),
+        )
+        for role, link in f.views.items()
+    }
+    return ExamFindingModel(
+        id=f.id,
+        kind=f.kind.value,
+        views=views,
+        distance_from_nipple_mm=f.distance_from_nipple_mm,
+        quadrant=f.quadrant,
+        clock=f.clock,
+        depth=f.depth,
+        description=f.description,
+        assessment=_assessment(f.assessment),
+        score=f.score,
+    )
+
+
+def to_exam_report(exam: Exam, *, anonymize: bool = False) -> ExamReport:
+    """The JSON model of an exam; with ``anonymize`` the patient id is left out."""
+    images = [
+        ExamImageModel(
+            report=img.key,
+            sop_instance_uid=img.sop_instance_uid,
+            laterality=img.laterality.value if img.laterality else None,
+            view=img.view.view.value if img.view.view else None,
+            view_modifiers=[m.value for m in img.view.modifiers],
+            role=exam.roles[img.key].value,
+        )
+        for img in exam.images
+    ]
+    breasts = {
+        lat.value: BreastModel(
+            imaged=bool(b.images),
+            assessment=_assessment(b.assessment) if b.assessment else None,
+            findings=[_finding(f) for f in b.findings],
+        )
+        for lat, b in exam.breasts.items()
+    }
+    return ExamReport(
+        exam_id=exam.exam_id,
+        study_instance_uid=exam.study_instance_uid,
+        patient_id=None if anonymize else exam.patient_id,
+        study_date=exam.study_date,
+        images=images,
+        breasts=breasts,
+        findings_unknown_side=[_finding(f) for f in exam.unplaced],
+        assessment=_assessment(exam.assessment),
+    )
+
+
+def _members_score(report: AnalysisReport, ids: list[int]) -> float:
+    scores = [c.score for c in report.calcifications if c.id in set(ids)]
+    return float(max(scores)) if scores else 1.0
+
+
+def exam_image_from_report(
+    report: AnalysisReport, key: str, view: ExamView | None = None
+) -> ExamImage:
+    """The exam's view of an image from its JSON report (``key``: how the exam names it)."""
+    src = report.source
+    findings: list[ViewFinding] = []
+    for kind, items in (("cluster", report.clusters), ("macro", report.macro_findings)):
+        for c in items:
+            loc = c.location
+            dist = None if loc is None else loc.nipple_distance_mm
+            is_cluster = kind == "cluster"
+            findings.append(
+                ViewFinding(
+                    image=key,
+                    finding_id=c.id,
+                    nipple_distance_mm=float("nan") if dist is None else float(dist),
+                    offset_mm=float(loc.offset_mm) if loc and loc.offset_mm is not None else 0.0,
+                    morphology=c.morphology if is_cluster else c.pattern,  # type: ignore[union-attr]
+                    category=c.assessment.category,
+                    likelihood=c.assessment.likelihood,
+                    kind=kind,
+                    follow_up=c.assessment.follow_up,
+                    reason=c.assessment.reason,
+                    depth=loc.depth if loc else None,
+                    score=c.score if is_cluster else _members_score(report, c.member_ids),  # type: ignore[union-attr]
+                    distribution=c.distribution if is_cluster else None,  # type: ignore[union-attr]
+                    n_calcifications=len(c.member_ids),
+                    half=loc.half if loc else None,
+                )
+            )
+    if view is None:
+        view = ExamView(View(src.view) if src.view else None)
+    return ExamImage(
+        key=key,
+        sop_instance_uid=src.sop_instance_uid,
+        laterality=Laterality(src.laterality) if src.laterality in ("L", "R") else None,
+        view=view,
+        findings=tuple(findings),
+    )
+
+
+def write_exam(
+    exam: Exam,
+    out_dir: str | Path,
+    *,
+    anonymize: bool = False,
+    outputs: ExamOutputsModel | None = None,
+    durable: bool = False,
+) -> Path:
+    """Write ``<out_dir>/<exam.name>.exam.json`` atomically
+    (:func:`calcscope.files.write_atomic`)."""
+    report = to_exam_report(exam, anonymize=anonymize)
+    if outputs is not None:
+        report = report.model_copy(update={"outputs": outputs})
+    path = Path(out_dir) / f"{exam.name}{EXAM_SUFFIX}"
+    text = json.dumps(report.model_dump(mode="json"), indent=1)
+    return write_atomic(path, text, durable=durable)
+
+
+def load_exam(path: str | Path) -> ExamReport:
+    """Read an exam document written by calcscope."""
+    return ExamReport.model_validate_json(Path(path).read_bytes())
