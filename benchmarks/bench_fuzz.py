@@ -165,6 +165,7 @@ def run_batch(
         if n_tb or rc not in (0, 1):
             tally.add("batch", "traceback", f"{folder.name}: exit {rc}, {n_tb} tracebacks")
         rows = {}
+        csv.field_size_limit(2**31 - 1)  # a long message must not stop the count
         images_csv = out / "images.csv"
         if images_csv.exists():
             with images_csv.open(newline="") as fh:
@@ -338,6 +339,30 @@ def run_node(
         _judge(tally, "node", c, got, failed, good, clean)
 
 
+def print_surface(tally: Tally, surface: str) -> None:
+    """The counts of one surface, printed as soon as it is done (flushed)."""
+    counts = tally.counts[surface]
+    print(f"\n{surface}:")
+    for key in (
+        "traceback",
+        "hang",
+        "silent different answer",
+        "lost good file",
+        "clear error",
+        "same answer",
+        "no output, no error",
+    ):
+        print(f"  {key:26s} {counts[key]}")
+    for key in sorted(k for k in counts if ": " in k):
+        print(f"    {key:40s} {counts[key]}")
+    for key, ex in tally.examples.items():
+        if key.startswith(f"{surface}:"):
+            print(f"  {key}:")
+            for line in ex:
+                print(f"    {line}")
+    sys.stdout.flush()
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--n", type=int, default=10_000, help="hostile files to make")
@@ -382,32 +407,17 @@ def main() -> int:
     t1 = time.perf_counter()
     run_analyze(folders, by_chunk, clean, tally, args.timeout_s)
     print(f"analyze: {time.perf_counter() - t1:.0f} s")
+    print_surface(tally, "analyze")
     if not args.no_batch:
         t1 = time.perf_counter()
         run_batch(folders, by_chunk, clean, tally, args.timeout_s)
         print(f"batch: {time.perf_counter() - t1:.0f} s")
+        print_surface(tally, "batch")
     if args.node_sample:
         t1 = time.perf_counter()
         run_node(folders, by_chunk, clean, tally, args.node_sample, args.timeout_s)
         print(f"node: {time.perf_counter() - t1:.0f} s")
-    for surface, counts in tally.counts.items():
-        print(f"\n{surface}:")
-        for key in (
-            "traceback",
-            "hang",
-            "silent different answer",
-            "lost good file",
-            "clear error",
-            "same answer",
-            "no output, no error",
-        ):
-            print(f"  {key:26s} {counts[key]}")
-        for key in sorted(k for k in counts if ": " in k):
-            print(f"    {key:40s} {counts[key]}")
-    for key, ex in tally.examples.items():
-        print(f"\n{key}:")
-        for line in ex:
-            print(f"  {line}")
+        print_surface(tally, "node")
     print(f"\nworking folder: {work}")
     return 1 if tally.bad() else 0
 

@@ -35,12 +35,34 @@ class CalcscopeError(Exception):
     """Base class of every error calcscope raises on purpose."""
 
 
+#: An error message is one line of at most this many characters: a corrupt header can
+#: make a value megabytes long, and it is quoted in the message.
+MAX_MESSAGE_CHARS = 600
+
+
+def one_line(message: str, limit: int = MAX_MESSAGE_CHARS) -> str:
+    """``message`` as one printable line of at most ``limit`` characters: control
+    characters escaped, the middle of a longer message left out (and counted)."""
+    text = "".join(
+        ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in message
+    )
+    if len(text) <= limit:
+        return text
+    head = limit * 2 // 3
+    tail = limit - head - 40
+    return f"{text[:head]} ... ({len(text) - head - tail} characters left out) ... {text[-tail:]}"
+
+
 class InputError(CalcscopeError):
-    """An input cannot be analysed. ``path`` names it when known."""
+    """An input cannot be analysed. ``path`` names it when known.
+
+    The message is one printable line of at most :data:`MAX_MESSAGE_CHARS` characters
+    (:func:`one_line`), whatever header values it quotes.
+    """
 
     def __init__(self, message: str, path: str | None = None) -> None:
         self.path = path
-        super().__init__(f"{path}: {message}" if path else message)
+        super().__init__(one_line(f"{path}: {message}" if path else message))
 
 
 class UnreadableFileError(InputError):

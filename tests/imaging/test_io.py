@@ -1001,3 +1001,17 @@ def test_window_table_gives_pydicom_values(tmp_path, window) -> None:
     expected = (apply_voi_lut(raw.astype(np.float64), ds, index=0) - lo) / (hi - lo)
     expected = np.clip(expected, 0.0, 1.0).astype(np.float32)
     assert np.array_equal(read_image(path).pixels, expected)
+
+
+def test_error_messages_are_one_bounded_line() -> None:
+    """A corrupt header can make a quoted value megabytes long: the message stays one
+    printable line of bounded length, naming the file."""
+    from calcscope.errors import MAX_MESSAGE_CHARS, NotAMammogramError
+
+    value = "MG\x00\x08" + "x" * 2_000_000 + "\n\x7f"
+    exc = NotAMammogramError(f"modality {value!r} is not a mammogram's", "/data/a.dcm")
+    text = str(exc)
+    assert len(text) <= MAX_MESSAGE_CHARS
+    assert "\n" not in text and "\x00" not in text
+    assert text.startswith("/data/a.dcm: modality")
+    assert "characters left out" in text

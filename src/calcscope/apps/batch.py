@@ -76,7 +76,7 @@ from calcscope.apps.batch_tables import (
     write_summaries,
 )
 from calcscope.config import Config, IOConfig
-from calcscope.errors import CalcscopeError, ConfigError
+from calcscope.errors import CalcscopeError, ConfigError, one_line
 from calcscope.files import write_atomic
 
 __all__ = [
@@ -244,7 +244,7 @@ def _analyse_into(
         raise
     except BaseException as exc:  # noqa: BLE001 - a per-image record instead of a crash
         name = type(exc).__name__
-        msg = str(exc) if isinstance(exc, CalcscopeError) else f"{name}: {exc}"
+        msg = one_line(str(exc) if isinstance(exc, CalcscopeError) else f"{name}: {exc}")
         if anonymize:
             msg = msg.replace(path, shown).replace(str(Path(path).resolve()), shown)
             record = _write_failure(folder, key, shown, msg, name)
@@ -621,7 +621,7 @@ class _Tasks:
             exc = err
         finally:
             fut.release()
-        msg = f"{type(exc).__name__}: {exc}"  # a killed worker, lost data, ...
+        msg = one_line(f"{type(exc).__name__}: {exc}")  # a killed worker, lost data, ...
         shown = _shown_path(path, self.anonymize_seed)
         return _record_failure(self.out, key, shown, msg, type(exc).__name__)
 

@@ -24,7 +24,7 @@ from rich.table import Table
 
 from calcscope.about import DISCLAIMER, __version__
 from calcscope.config import Config, load_config
-from calcscope.errors import CalcscopeError, ConfigError, InputError
+from calcscope.errors import CalcscopeError, ConfigError, InputError, one_line
 
 if TYPE_CHECKING:
     from calcscope.pipeline import Analysis
@@ -239,13 +239,13 @@ def _analyze_one(path: Path, stem: str, job: _Job) -> FileResult:
         if job.on_analysis is not None:
             job.on_analysis(path, analysis, written)
     except CalcscopeError as exc:
-        msg = str(exc) if isinstance(exc, InputError) and exc.path else f"{path}: {exc}"
+        msg = str(exc) if isinstance(exc, InputError) and exc.path else one_line(f"{path}: {exc}")
     except MemoryError:
         msg = f"{path}: out of memory while analysing this image"
     except (KeyboardInterrupt, SystemExit, GeneratorExit):
         raise
     except BaseException as exc:  # noqa: BLE001 - one bad file (a panic too) must not stop the run
-        msg = f"{path}: unexpected {type(exc).__name__}: {exc}"
+        msg = one_line(f"{path}: unexpected {type(exc).__name__}: {exc}")
     else:
         follow_up = analysis.assessment.follow_up
         return FileResult(

@@ -80,7 +80,7 @@ from calcscope.apps.node_worker import STEM, AnalysisJob, AnalysisWorker, Analyz
 from calcscope.apps.send import SUCCESS, Forward, ForwardError, send_files
 from calcscope.apps.tls import TLSFiles
 from calcscope.config import Config
-from calcscope.errors import ConfigError
+from calcscope.errors import ConfigError, one_line
 from calcscope.files import fsync_dir, write_atomic
 from calcscope.reports.dicom_source import Deidentifier
 from calcscope.reports.writer import folder_seed, output_paths
@@ -545,7 +545,10 @@ class StorageNode:
             ds.file_meta = event.file_meta
             problem = check_dataset(ds, sop_class, uid)
         except Exception as exc:  # noqa: BLE001 - a corrupt data set must not take the node down
-            problem = (CANNOT_UNDERSTAND, f"corrupt data set: {type(exc).__name__}: {exc}")
+            problem = (
+                CANNOT_UNDERSTAND,
+                one_line(f"corrupt data set: {type(exc).__name__}: {exc}"),
+            )
         if problem is not None:
             self.stats.add("rejected")
             log.warning("refused %s from %s (0x%04X): %s", uid, sender, problem[0], problem[1])

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from calcscope.config import Config
-from calcscope.errors import CalcscopeError
+from calcscope.errors import CalcscopeError, one_line
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
@@ -79,7 +79,7 @@ class AnalysisOutcome:
     def failure(cls, exc: BaseException) -> AnalysisOutcome:
         """The outcome of an analysis that raised ``exc``."""
         name = type(exc).__name__
-        msg = str(exc) if isinstance(exc, CalcscopeError) else f"{name}: {exc}"
+        msg = one_line(str(exc) if isinstance(exc, CalcscopeError) else f"{name}: {exc}")
         return cls(error=name, message=msg)
 
 

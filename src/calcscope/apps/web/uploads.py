@@ -29,7 +29,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 
 from calcscope.apps.web.state import ViewerState, is_fatal, viewer_state
-from calcscope.errors import CalcscopeError, InputError
+from calcscope.errors import CalcscopeError, InputError, one_line
 from calcscope.imaging.io import sniff_format
 
 __all__ = [
@@ -190,7 +190,7 @@ def _http_error(exc: BaseException, name: str, dest: Path) -> HTTPException:
         return HTTPException(413, f"{name}: not enough memory to analyse this image")
     log.error("analysis of upload %s failed", name, exc_info=exc)
     return HTTPException(
-        500, f"{name}: the analysis failed unexpectedly ({type(exc).__name__}: {exc})"
+        500, one_line(f"{name}: the analysis failed unexpectedly ({type(exc).__name__}: {exc})")
     )
 
 
