@@ -391,6 +391,22 @@ def _nthreads(client: Any) -> int:
         return 1
 
 
+def _image_ids(root: Path, out: Path, anonymize: bool) -> tuple[dict[str, str], str | None]:
+    """Image id -> path of every image under ``root``, and the de-identification seed
+    (with ``anonymize`` the ids are keyed pseudonyms of the paths, see :func:`run_batch`)."""
+    from calcscope.imaging.io import find_images
+
+    base = root if root.is_dir() else root.parent
+    if not anonymize:
+        return {image_id(p, base): str(p) for p in find_images([root])}, None
+    from calcscope.reports.dicom_source import Deidentifier
+    from calcscope.reports.writer import folder_seed
+
+    seed = folder_seed(out)
+    deid = Deidentifier(seed)
+    return {f"anon-{deid.pseudonym(image_id(p, base))}": str(p) for p in find_images([root])}, seed
+
+
 def run_batch(
     input_dir: str | Path,
     out_dir: str | Path,
@@ -438,19 +454,13 @@ def run_batch(
     on_result
         Called with each finished image's record (in completion order).
     timeout_s
-        Time limit of one image, s, counted from the start of its task: past it the image
-        is recorded as failed ("timed out after N s"), its worker is restarted where it can
-        be, and the batch goes on; ``None``: no limit.
+        Time limit of one image, s, from the start of its task: past it the image is
+        failed ("timed out after N s"), its worker restarted; ``None``: no limit.
     anonymize
-        De-identify every output (DICOM PS3.15 Basic Profile, see
-        :mod:`calcscope.reports.dicom_source`): the image ids become keyed pseudonyms of
-        their paths (``anon-<16 hex>``), the path columns hold the file name only, and
-        the seed of the mapping is kept in ``OUT/.calcscope-anonymize-seed``
-        (:func:`calcscope.reports.writer.folder_seed`; keep it private) so that a resumed
-        batch gives every image the same pseudonyms.
+        De-identify every output (DICOM PS3.15 Basic Profile): image ids become keyed
+        pseudonyms of their paths (``anon-<16 hex>``; the key in
+        ``OUT/.calcscope-anonymize-seed``, keep it private), path columns the file name.
     """
-    from calcscope.imaging.io import find_images
-
     t_start = time.perf_counter()
     root = Path(input_dir)
     if not root.exists():
@@ -459,17 +469,7 @@ def run_batch(
         raise ConfigError(f"the time limit must be positive, not {timeout_s} s")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    base = root if root.is_dir() else root.parent
-    seed = None
-    if anonymize:
-        from calcscope.reports.dicom_source import Deidentifier
-        from calcscope.reports.writer import folder_seed
-
-        seed = folder_seed(out)
-        deid = Deidentifier(seed)
-        paths = {f"anon-{deid.pseudonym(image_id(p, base))}": str(p) for p in find_images([root])}
-    else:
-        paths = {image_id(p, base): str(p) for p in find_images([root])}
+    paths, seed = _image_ids(root, out, anonymize)
     keys = sorted(paths)
     todo = _clean(out, set(keys), retry_failed)
     n_skipped = len(keys) - len(todo)
@@ -481,21 +481,10 @@ def run_batch(
             client_, close = client, (lambda: None)
         try:
             n_threads = _nthreads(client_)
-            tasks = _Tasks(
-                client_,
-                out,
-                config=config,
-                spacing_mm=spacing_mm,
-                timeout_s=timeout_s,
-                anonymize_seed=seed,
-            )
-            records = tasks.run(
-                [(k, paths[k]) for k in todo],
-                window=window or 4 * n_threads,
-                show_progress=show_progress,
-                n_total=len(keys),
-                n_skipped=n_skipped,
-            )
+            tasks = _Tasks(client_, out, config, spacing_mm, timeout_s, seed)
+            jobs = [(k, paths[k]) for k in todo]
+            display = (show_progress, len(keys), n_skipped)
+            records = tasks.run(jobs, window=window or 4 * n_threads, display=display)
             n_ok, n_failed = _count(records, on_result)
         finally:
             close()
@@ -560,7 +549,6 @@ class _Tasks:
         self,
         client: Any,
         out: Path,
-        *,
         config: Config | None,
         spacing_mm: float | None,
         timeout_s: float | None,
@@ -668,12 +656,12 @@ class _Tasks:
         jobs: list[tuple[str, str]],
         *,
         window: int,
-        show_progress: bool,
-        n_total: int,
-        n_skipped: int,
+        display: tuple[bool, int, int],
     ) -> Iterator[ImageRecord]:
         """Submit ``jobs`` ((image id, path)) with at most ``window`` in flight; yield each
-        image's record as it finishes, fails or runs out of time."""
+        image's record as it finishes, fails or runs out of time. ``display``: whether to
+        show the bar, the images in all and those already done."""
+        show_progress, n_total, n_skipped = display
         todo = iter(jobs)
         self.client.subscribe_topic(START_TOPIC, self._on_start)
         try:
