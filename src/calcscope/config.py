@@ -213,6 +213,12 @@ class ClusterConfig(_Frozen):
         "several pixels and is seen on its own, while film grain, dust and noise make a "
         "sure speck or two with faint ones scattered around them (0 turns it off).",
     )
+    sure_min_score: float = Field(
+        0.5,
+        ge=0.0,
+        le=1.0,
+        description="Score a member needs to count towards sure_members.",
+    )
     sure_max_pixel_mm: float = Field(
         0.06,
         ge=0.0,
