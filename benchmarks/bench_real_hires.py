@@ -132,6 +132,7 @@ class _Tally:
         cands = a.detection.candidates
         cand_rc = [(float(r), float(c)) for r, c in cands.center_rc]
         cc = a.config.cluster
+        sure_score = cc.core_min_score if cc.sure_min_score is None else cc.sure_min_score
         matched: set[int] = set()
         for tc in ph.truth.clusters:
             hits = _near(reported, tc.center_rc, max(tc.radius_mm, 2.0) + 1.0)
@@ -146,7 +147,7 @@ class _Tally:
                 near = _near(cand_rc, m.center_rc, max(0.4, m.diameter_mm))
                 self.members += 1
                 self.with_candidate += bool(near)
-                n_sure += bool(near) and max(cands.score[i] for i in near) >= cc.sure_min_score
+                n_sure += bool(near) and max(cands.score[i] for i in near) >= sure_score
             self.sure += int(n_sure)
             self.sure_enough += int(n_sure >= cc.sure_members)
         self.false += len(reported) - len(matched)

@@ -90,7 +90,7 @@ def test_clear_clusters_inserted_into_real_film_are_found(shared_data):
 @pytest.mark.xfail(
     strict=True,
     reason="issue 18 gap: faint clusters (level 0.03-0.05, 1-2 times P_00173's tissue texture, "
-    "member CNR 4-6 like its ~700 grain candidates per film) are found 3 times in 15 in the "
+    "member CNR 4-6 like its ~700 grain candidates per film) are found 4 times in 19 in the "
     "benchmark; the candidate classifier scores their members under 0.1 on this film",
 )
 def test_faint_clusters_inserted_into_real_film_are_found(shared_data):
