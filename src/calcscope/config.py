@@ -215,6 +215,14 @@ class ClusterConfig(_Frozen):
         "several pixels and is seen on its own, while film grain, dust and noise make a "
         "sure speck or two with faint ones scattered around them (0 turns it off).",
     )
+    sure_min_score: float | None = Field(
+        None,
+        ge=0.0,
+        le=1.0,
+        description="Score a member needs to count towards sure_members (None: "
+        "core_min_score; lower values measured on real film at 0.05 mm gave one cluster in "
+        "48 more, see docs/accuracy.md).",
+    )
     sure_max_pixel_mm: float = Field(
         0.06,
         ge=0.0,

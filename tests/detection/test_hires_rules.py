@@ -83,6 +83,14 @@ def test_at_fine_pixels_a_cluster_needs_sure_members():
     assert len(cluster_calcifications(group(0.1), (0.1, 0.1))) == 1
     off = ClusterConfig(sure_members=0)
     assert len(cluster_calcifications(group(0.05), (0.05, 0.05), off)) == 1
+    # members scoring 0.3 count as sure from sure_min_score 0.3 (default: core_min_score)
+    assert (
+        len(cluster_calcifications(group(0.05), (0.05, 0.05), ClusterConfig(sure_min_score=0.3)))
+        == 1
+    )
+    assert (
+        cluster_calcifications(group(0.05), (0.05, 0.05), ClusterConfig(sure_min_score=0.31)) == ()
+    )
 
 
 def test_image_domain_warns_outside_what_was_measured():

@@ -45,26 +45,54 @@ def test_calcification_free_films_have_at_most_a_quarter_false_cluster_per_image
     assert n_false / len(CALC_FREE) <= 0.25, f"{n_false} false clusters on {len(CALC_FREE)} films"
 
 
-def test_clusters_inserted_into_real_film_are_found(shared_data):
-    """Bright clusters of 8-12 members inserted into the real tissue of P_00820 and one
-    P_00173 view are found at the report's operating point."""
+def _found_share(
+    shared_data: Path, rels: tuple[str, ...], seeds: range, contrast: tuple[float, float]
+) -> float:
+    """Share of clusters (two per seed and film; 5-12 members of 0.15-0.6 mm, issue 18's
+    specks) inserted into the real tissue of ``rels`` found at the report's operating point."""
     cfg = Config()
     found = inserted = 0
-    for rel in (CALC_FREE[0], CALC_FREE[4]):
+    for index, rel in enumerate(rels):
         mammo = _read(shared_data, rel)
         region = preprocess(mammo, cfg.preprocess).mask
-        ph = insert_clusters(
-            mammo, region, seed=0, n_clusters=2, members=(8, 12), contrast=(0.08, 0.1)
-        )
-        a = analyze_mammogram(ph.mammogram, cfg)
-        for tc in ph.truth.clusters:
-            inserted += 1
-            found += any(
-                math.hypot(
-                    (f.cluster.center_rc[0] - tc.center_rc[0]) * 0.05,
-                    (f.cluster.center_rc[1] - tc.center_rc[1]) * 0.05,
-                )
-                <= max(tc.radius_mm, 2.0) + 1.0
-                for f in a.clusters
+        for seed in seeds:
+            ph = insert_clusters(
+                mammo,
+                region,
+                seed=seed + 1000 * index,
+                n_clusters=2,
+                members=(5, 12),
+                radius_mm=(2.0, 6.0),
+                contrast=contrast,
+                piece_mm=(0.15, 0.6),
             )
-    assert found / inserted >= 0.75, f"{found} of {inserted} inserted clusters found"
+            a = analyze_mammogram(ph.mammogram, cfg)
+            for tc in ph.truth.clusters:
+                inserted += 1
+                found += any(
+                    math.hypot(
+                        (f.cluster.center_rc[0] - tc.center_rc[0]) * 0.05,
+                        (f.cluster.center_rc[1] - tc.center_rc[1]) * 0.05,
+                    )
+                    <= max(tc.radius_mm, 2.0) + 1.0
+                    for f in a.clusters
+                )
+    return found / inserted
+
+
+def test_clear_clusters_inserted_into_real_film_are_found(shared_data):
+    """Clusters of level 0.08-0.15 (the brighter half of the real calcifications on MG1)
+    inserted into P_00173 and P_00820: at least 0.9 found (the benchmark: 19 of 19)."""
+    share = _found_share(shared_data, (CALC_FREE[1], CALC_FREE[4]), range(2), (0.08, 0.15))
+    assert share >= 0.9, f"{share:.2f} of the inserted clusters found"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 18 gap: faint clusters (level 0.03-0.05, 1-2 times P_00173's tissue texture, "
+    "member CNR 4-6 like its ~700 grain candidates per film) are found 4 times in 19 in the "
+    "benchmark; the candidate classifier scores their members under 0.1 on this film",
+)
+def test_faint_clusters_inserted_into_real_film_are_found(shared_data):
+    share = _found_share(shared_data, (CALC_FREE[0],), range(2), (0.03, 0.05))
+    assert share >= 0.9, f"{share:.2f} of the inserted clusters found"

@@ -365,3 +365,19 @@ def test_public_api_is_the_same_from_the_package_and_the_mammogram_module():
     assert set(package.__all__) == set(module.__all__)
     for name in package.__all__:
         assert getattr(package, name) is getattr(module, name), name
+
+
+def test_insert_clusters_can_restrict_pieces_to_microcalcification_specks() -> None:
+    rng = np.random.default_rng(3)
+    pixels = (0.5 + 0.01 * rng.standard_normal((900, 900))).astype(np.float32)
+    base = Mammogram(pixels=np.clip(pixels, 0, 1), spacing_mm=(0.05, 0.05))
+    region = np.ones(pixels.shape, dtype=bool)
+    sizes = []
+    for seed in range(4):
+        ph = insert_clusters(base, region, seed=seed, n_clusters=2, piece_mm=(0.15, 0.6))
+        sizes += [max(c.diameter_mm, c.length_mm) for c in ph.truth.calcifications]
+    free = insert_clusters(base, region, seed=0, n_clusters=2)
+    free_sizes = [max(c.diameter_mm, c.length_mm) for c in free.truth.calcifications]
+    assert min(sizes) >= 0.1 and max(sizes) <= 0.65, (min(sizes), max(sizes))
+    assert len(sizes) >= 40
+    assert free_sizes != sizes[: len(free_sizes)]  # the option changes the draw

@@ -211,7 +211,8 @@ def cluster_calcifications(
         return ()
     clusters: list[Cluster] = []
     need_sure = cfg.sure_members if np.sqrt(sr * sc) <= cfg.sure_max_pixel_mm else 0
-    sure = scores >= cfg.core_min_score
+    sure_score = cfg.core_min_score if cfg.sure_min_score is None else cfg.sure_min_score
+    sure = scores >= sure_score
     for k in range(comps.count):
         members = np.flatnonzero(comps.assign == k)
         if members.size >= cfg.min_members and int(sure[members].sum()) >= need_sure:

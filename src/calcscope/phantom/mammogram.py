@@ -69,7 +69,13 @@ from calcscope.phantom.placement import (
     place_single,
     render_piece,
 )
-from calcscope.phantom.shapes import CLUSTER_MORPHOLOGIES, MACRO_PATTERNS, member_shape
+from calcscope.phantom.shapes import (
+    CLUSTER_MORPHOLOGIES,
+    MACRO_PATTERNS,
+    Shape,
+    disc,
+    member_shape,
+)
 from calcscope.phantom.truth import (
     ClusterSpec,
     Phantom,
@@ -352,6 +358,20 @@ def _free_centre(
     return int(cr), int(cc)
 
 
+def _sized_shape(
+    rng: np.random.Generator, morph: Morphology, piece_mm: tuple[float, float]
+) -> Shape:
+    """A member of ``morph`` whose largest extent (twice its bound, mm) lies in ``piece_mm``:
+    the morphology's own shapes drawn until one fits (up to 100 draws), else a speck of
+    that morphology's label with a diameter drawn uniformly in ``piece_mm``."""
+    lo, hi = piece_mm
+    for _ in range(100):
+        shape = member_shape(rng, morph)
+        if lo <= 2.0 * shape.bound_mm <= hi:
+            return shape
+    return disc(rng, float(rng.uniform(lo, hi)), shape.label, shape.amp, ecc_max=1.0)
+
+
 def _members_in_disc(
     rng: np.random.Generator,
     n: int,
@@ -359,14 +379,16 @@ def _members_in_disc(
     centre_rc: tuple[int, int],
     radius_mm: float,
     spacing: float,
+    piece_mm: tuple[float, float] | None = None,
 ) -> list[Piece]:
     """Up to ``n`` members of ``morph`` drawn uniformly in a disc of ``radius_mm`` about
-    ``centre_rc``, apart from each other (a member that finds no room is left out)."""
+    ``centre_rc``, apart from each other (a member that finds no room is left out); with
+    ``piece_mm``, each member's size lies in that range (:func:`_sized_shape`)."""
     cr, cc = centre_rc
     taken: list[tuple[float, float, float]] = []
     pieces: list[Piece] = []
     for _ in range(n):
-        shape = member_shape(rng, morph)
+        shape = member_shape(rng, morph) if piece_mm is None else _sized_shape(rng, morph, piece_mm)
         for _try in range(200):
             rho, phi = radius_mm * math.sqrt(rng.random()), rng.uniform(0, 2 * np.pi)
             r, c = cr + rho * math.sin(phi) / spacing, cc + rho * math.cos(phi) / spacing
@@ -392,6 +414,7 @@ def insert_clusters(
     psf_mm: tuple[float, float] = (0.05, 0.12),
     avoid_rc: Sequence[tuple[float, float, float]] = (),
     levels: int | None = None,
+    piece_mm: tuple[float, float] | None = None,
 ) -> Phantom:
     """Insert synthetic microcalcification clusters into a real mammogram.
 
@@ -420,6 +443,10 @@ def insert_clusters(
     levels
         Quantise the result to this many grey levels (255 for 8-bit film scans), as the
         original pixels are.
+    piece_mm
+        Restrict every member to this size range (mm, largest extent: a speck's diameter,
+        a line's length): e.g. ``(0.15, 0.6)``, the microcalcification specks of issue 18's
+        target. None (default): the morphology's own sizes (0.1-2 mm).
 
     Returns
     -------
@@ -450,7 +477,7 @@ def insert_clusters(
         reach_px = (radius + 2.0) / spacing  # members and their blur stay within this
         cr, cc = _free_centre(rng, inside_mm, radius + 2.0, blocked, reach_px)
         ids = []
-        for piece in _members_in_disc(rng, n, morph, (cr, cc), radius, spacing):
+        for piece in _members_in_disc(rng, n, morph, (cr, cc), radius, spacing, piece_mm):
             target = level * float(rng.uniform(0.6, 1.4))
             cen, d, length, _ = render_piece(layer, piece, spacing, ss, psf_px, peak=target)
             calcs.append(
