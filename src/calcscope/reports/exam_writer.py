@@ -21,7 +21,12 @@ from pathlib import Path
 
 from calcscope.exam.model import Exam
 from calcscope.files import write_atomic
-from calcscope.reports.exam import ExamOutputsModel, to_exam_report, write_exam
+from calcscope.reports.exam import (
+    ExamOutputsModel,
+    exam_file_name,
+    to_exam_report,
+    write_exam,
+)
 
 __all__ = ["EXAM_OUTPUT_SUFFIXES", "ExamOutputOptions", "write_exam_outputs"]
 
@@ -52,9 +57,10 @@ class ExamOutputOptions:
     """fsync every file and its folder."""
 
 
-def _stem(exam: Exam) -> str:
+def _stem(exam: Exam, opts: ExamOutputOptions) -> str:
+    name = exam_file_name(exam, anonymize=opts.anonymize, seed=opts.anonymize_seed)
     image_stems = {Path(i.key).name.removesuffix(".json") for i in exam.images}
-    return exam.name if exam.name not in image_stems else f"{exam.name}.exam"
+    return name if name not in image_stems else f"{name}.exam"
 
 
 def write_exam_outputs(
@@ -81,8 +87,8 @@ def write_exam_outputs(
     opts = options or ExamOutputOptions()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    report = to_exam_report(exam, anonymize=opts.anonymize)
-    stem = _stem(exam)
+    report = to_exam_report(exam, anonymize=opts.anonymize, seed=opts.anonymize_seed)
+    stem = _stem(exam, opts)
     written: dict[str, str] = {}
 
     def put(kind: str, data: bytes | str) -> None:
@@ -115,4 +121,11 @@ def write_exam_outputs(
 
         put("html", render_exam_html(report, has_overlay=lambda p: (out / p).is_file()))
     outputs = ExamOutputsModel(**written)
-    return write_exam(exam, out, anonymize=opts.anonymize, outputs=outputs, durable=opts.durable)
+    return write_exam(
+        exam,
+        out,
+        anonymize=opts.anonymize,
+        seed=opts.anonymize_seed,
+        outputs=outputs,
+        durable=opts.durable,
+    )
