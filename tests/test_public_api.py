@@ -63,6 +63,7 @@ EXPORTED: dict[str, set[str]] = {
         "EXAM_SUFFIX",
         "ExamReport",
         "to_exam_report",
+        "exam_file_name",
         "exam_image_from_report",
         "write_exam",
         "load_exam",

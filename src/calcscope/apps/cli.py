@@ -347,7 +347,11 @@ def analyze(
     ] = None,
 ) -> None:
     """Analyse mammograms: writes <stem>.json (and an overlay PNG) per image into OUT, and
-    <exam>.exam.json per exam (images of one study, or of one exam of --exam-manifest)."""
+    <exam>.exam.json per exam (images of one study, or of one exam of --exam-manifest).
+
+    --sr, --letter and --html write each image's SR, letter and page and, for an exam of
+    two or more images, one more for the exam (<exam>.sr.dcm, <exam>.letter.html and
+    .letter.txt, <exam>.html), listed in the exam JSON's outputs."""
     from calcscope.apps.exams import ExamCollector
     from calcscope.imaging.io import find_images
 
@@ -363,7 +367,15 @@ def analyze(
         err_console.print("[red]error:[/] no mammogram files found in the given inputs")
         raise typer.Exit(1)
     try:
-        exams = ExamCollector.for_files(files, out, manifest=exam_manifest, anonymize=anonymize)
+        exams = ExamCollector.for_files(
+            files,
+            out,
+            manifest=exam_manifest,
+            anonymize=anonymize,
+            sr=sr or all_reports,
+            letter=letter or all_reports,
+            html=html or all_reports,
+        )
     except ConfigError as exc:
         err_console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2) from exc

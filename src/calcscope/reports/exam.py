@@ -11,6 +11,7 @@ breast category with its follow-up), and ``outputs``: the exam's SR, letter and 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
@@ -30,6 +31,7 @@ __all__ = [
     "EXAM_SUFFIX",
     "ExamReport",
     "to_exam_report",
+    "exam_file_name",
     "exam_image_from_report",
     "write_exam",
     "load_exam",
@@ -134,10 +136,34 @@ def _assessment(a: Assessment) -> ExamAssessmentModel:
     )
 
 
-def _finding(f: ExamFinding) -> ExamFindingModel:
+def _same(uid: str | None) -> str | None:
+    return uid
+
+
+def _uid_map(anonymize: bool, seed: str | None) -> Callable[[str | None], str | None]:
+    """Identity, or the replacement of a UID as the de-identified exports make it."""
+    if not anonymize:
+        return _same
+    from calcscope.reports.dicom_source import Deidentifier
+
+    deid = Deidentifier(seed)
+    return lambda uid: None if uid is None else deid.uid(uid)
+
+
+def exam_file_name(exam: Exam, *, anonymize: bool = False, seed: str | None = None) -> str:
+    """The exam's file-name-safe name (``<name>.exam.json``); with ``anonymize`` the
+    study's UID in it replaced as the de-identified exports replace it."""
+    if not anonymize:
+        return exam.name
+    from calcscope.reports.dicom_source import Deidentifier
+
+    return Deidentifier(seed).file_name(exam.name, [exam.study_instance_uid])
+
+
+def _finding(f: ExamFinding, uid: Callable[[str | None], str | None] = _same) -> ExamFindingModel:
     views = {
         role.value: ExamViewModel(
-            sop_instance_uid=link.sop_instance_uid,
+            sop_instance_uid=uid(link.sop_instance_uid),
             image_report=link.image,
             finding_id=link.finding_id,
             view=link.view,
@@ -161,12 +187,19 @@ def _finding(f: ExamFinding) -> ExamFindingModel:
     )
 
 
-def to_exam_report(exam: Exam, *, anonymize: bool = False) -> ExamReport:
-    """The JSON model of an exam; with ``anonymize`` the patient id is left out."""
+def to_exam_report(exam: Exam, *, anonymize: bool = False, seed: str | None = None) -> ExamReport:
+    """The JSON model of an exam.
+
+    With ``anonymize`` the patient id and the study date are left out, the exam id is
+    reduced to a file name, and the Study and SOP Instance UIDs are replaced as the
+    de-identified image reports and exports replace them
+    (:class:`calcscope.reports.dicom_source.Deidentifier` under ``seed``).
+    """
+    uid = _uid_map(anonymize, seed)
     images = [
         ExamImageModel(
             report=img.key,
-            sop_instance_uid=img.sop_instance_uid,
+            sop_instance_uid=uid(img.sop_instance_uid),
             laterality=img.laterality.value if img.laterality else None,
             view=img.view.view.value if img.view.view else None,
             view_modifiers=[m.value for m in img.view.modifiers],
@@ -178,18 +211,23 @@ def to_exam_report(exam: Exam, *, anonymize: bool = False) -> ExamReport:
         lat.value: BreastModel(
             imaged=bool(b.images),
             assessment=_assessment(b.assessment) if b.assessment else None,
-            findings=[_finding(f) for f in b.findings],
+            findings=[_finding(f, uid) for f in b.findings],
         )
         for lat, b in exam.breasts.items()
     }
+    exam_id = exam.exam_id
+    if anonymize:
+        from calcscope.reports.dicom_source import Deidentifier
+
+        exam_id = Deidentifier(seed).file_name(exam_id, [exam.study_instance_uid])
     return ExamReport(
-        exam_id=exam.exam_id,
-        study_instance_uid=exam.study_instance_uid,
+        exam_id=exam_id,
+        study_instance_uid=uid(exam.study_instance_uid),
         patient_id=None if anonymize else exam.patient_id,
-        study_date=exam.study_date,
+        study_date=None if anonymize else exam.study_date,
         images=images,
         breasts=breasts,
-        findings_unknown_side=[_finding(f) for f in exam.unplaced],
+        findings_unknown_side=[_finding(f, uid) for f in exam.unplaced],
         assessment=_assessment(exam.assessment),
     )
 
@@ -245,15 +283,17 @@ def write_exam(
     out_dir: str | Path,
     *,
     anonymize: bool = False,
+    seed: str | None = None,
     outputs: ExamOutputsModel | None = None,
     durable: bool = False,
 ) -> Path:
-    """Write ``<out_dir>/<exam.name>.exam.json`` atomically
-    (:func:`calcscope.files.write_atomic`)."""
-    report = to_exam_report(exam, anonymize=anonymize)
+    """Write ``<out_dir>/<name>.exam.json`` atomically
+    (:func:`calcscope.files.write_atomic`; ``name``: :func:`exam_file_name`)."""
+    report = to_exam_report(exam, anonymize=anonymize, seed=seed)
     if outputs is not None:
         report = report.model_copy(update={"outputs": outputs})
-    path = Path(out_dir) / f"{exam.name}{EXAM_SUFFIX}"
+    name = exam_file_name(exam, anonymize=anonymize, seed=seed)
+    path = Path(out_dir) / f"{name}{EXAM_SUFFIX}"
     text = json.dumps(report.model_dump(mode="json"), indent=1)
     return write_atomic(path, text, durable=durable)
 

@@ -415,9 +415,20 @@ def _cluster_impression(
     f: ClusterModel, members: Sequence[CalcificationModel], ref: Dataset
 ) -> Dataset:
     """TID 4003 holding one Calcification Cluster finding and its members."""
+    required = Category(f.assessment.category).rank >= Category.C3.rank
+    return _impression(required, [_cluster_finding(f, members, ref, _R.CONTAINS)])
+
+
+def _cluster_finding(
+    f: ClusterModel,
+    members: Sequence[CalcificationModel],
+    ref: Dataset,
+    rel: RelationshipTypeValues,
+) -> Dataset:
+    """TID 4006 Single Image Finding = Calcification Cluster with its members (TID 4009)."""
     a = f.assessment
     required = Category(a.category).rank >= Category.C3.rank
-    item = _code(SINGLE_IMAGE_FINDING, CALCIFICATION_CLUSTER, _R.CONTAINS)
+    item = _code(SINGLE_IMAGE_FINDING, CALCIFICATION_CLUSTER, rel)
     kids = [
         _intent(required),
         *_algorithm(),
@@ -430,7 +441,7 @@ def _cluster_impression(
         *_assessment_items(a, f.location.text if f.location else None),
     ]
     kids += [_calc_finding(c, ref, _R.INFERRED_FROM, required=False) for c in members]
-    return _impression(required, [_with(item, kids)])
+    return _with(item, kids)
 
 
 def _macro_impression(
