@@ -268,7 +268,9 @@ def _content(
     library = ContainerContentItem(
         name=IMAGE_LIBRARY, is_content_continuous=False, relationship_type=_R.CONTAINS
     )
-    sided = [(side, f) for side in ("R", "L") for f in exam.breasts[side].findings]
+    sided: list[tuple[str | None, ExamFindingModel]] = [
+        (side, f) for side in ("R", "L") for f in exam.breasts[side].findings
+    ]
     sided += [(None, f) for f in exam.findings_unknown_side]
     a = exam.assessment
     summary = _code(CAD_SUMMARY, WITH_FINDINGS if sided else WITHOUT_FINDINGS, _R.CONTAINS)
