@@ -282,7 +282,7 @@ def test_missing_results_folder(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         create_app(tmp_path / "nope")
     app = create_app(None, uploads_dir=tmp_path)
-    assert TestClient(app).get("/api/studies").json() == {"studies": []}
+    assert TestClient(app).get("/api/studies").json() == {"studies": [], "exams": []}
 
 
 # ------------------------------------------------------------- files outside the folders
