@@ -233,6 +233,10 @@ def test_node_refuses_a_bad_exam_setting(tmp_path: Path) -> None:
         StorageNode(AET, 0, tmp_path / "a", exam_idle_s=0)
     with pytest.raises(ConfigError):
         StorageNode(AET, 0, tmp_path / "b", exam_views=0)
+    args = ["node", "--out", str(tmp_path / "c"), "--port", "0"]
+    assert main([*args, "--exam-idle-s", "0"]) == 2
+    assert main([*args, "--exam-views", "0"]) == 2
+    assert not (tmp_path / "c" / "node.log").exists()
 
 
 # --- node without a PACS --------------------------------------------------------------------
