@@ -134,6 +134,111 @@ def test_forward_parse() -> None:
             Forward.parse(bad)
 
 
+# --- exams ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def exam_views(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The four views of one synthetic exam (one study), small and coarse."""
+    from calcscope.phantom.exam import write_exam_phantom
+
+    views, _ = write_exam_phantom(
+        tmp_path_factory.mktemp("exam"), seed=1, spacing_mm=0.2, shape=(900, 700)
+    )
+    return {p.stem: p for p in views.values()}
+
+
+def _study(views: dict[str, Path], names: list[str], study: str | None = None) -> list:  # type: ignore[type-arg]
+    """The named views as new instances, of their own study or of ``study``."""
+    out = []
+    for name in names:
+        ds = pydicom.dcmread(views[name])
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+        if study is not None:
+            ds.StudyInstanceUID = study
+        out.append(ds)
+    return out
+
+
+def _exam(folder: Path) -> dict:  # type: ignore[type-arg]
+    return json.loads((folder / "exam.exam.json").read_text())
+
+
+def test_node_assembles_an_exam_and_a_late_image_makes_a_new_version(
+    tmp_path: Path, exam_views: dict[str, Path]
+) -> None:
+    out = tmp_path / "node"
+    four = _study(exam_views, ["RCC", "LCC", "RMLO", "LMLO"])
+    study = str(four[0].StudyInstanceUID)
+    folder = out / "exams" / study
+    with StorageNode(AET, 0, out, processes=False, exam_idle_s=600, exam_views=4) as node:
+        assert _send(node.port, four[:3]) == [0, 0, 0]
+        assert node.wait_idle(120)
+        assert not (folder / "exam.exam.json").exists()  # three views: not complete yet
+        assert node.exams.open_exams == 1
+        assert _send(node.port, four[3:]) == [0]
+        _wait(lambda: (folder / "exam.exam.json").exists(), 120, "the exam")
+        first = _exam(folder)
+        assert first["schema_name"] == "calcscope.exam"
+        assert first["study_instance_uid"] == study
+        assert len(first["images"]) == 4
+        assert {(i["laterality"], i["view"]) for i in first["images"]} == {
+            ("R", "CC"),
+            ("L", "CC"),
+            ("R", "MLO"),
+            ("L", "MLO"),
+        }
+        for image in first["images"]:
+            assert (folder / image["report"]).is_file(), image["report"]
+        assert any(set(f["views"]) == {"CC", "MLO"} for f in first["breasts"]["L"]["findings"])
+        # a late image of the completed study reopens it: a new version, the old one kept
+        late = _study(exam_views, ["LCC"], study=study)
+        assert _send(node.port, late) == [0]
+        _wait(lambda: (folder / "exam.v1.exam.json").exists(), 120, "the new version")
+        assert node.wait_idle(60)
+    assert json.loads((folder / "exam.v1.exam.json").read_text()) == first
+    second = _exam(folder)
+    assert len(second["images"]) == 5
+    uids = {i["sop_instance_uid"] for i in second["images"]}
+    assert str(late[0].SOPInstanceUID) in uids
+    assert sorted(p.name for p in folder.glob("*.exam.json")) == [
+        "exam.exam.json",
+        "exam.v1.exam.json",
+    ]
+
+
+def test_node_writes_one_exam_per_study_after_the_idle_time(
+    tmp_path: Path, exam_views: dict[str, Path]
+) -> None:
+    out = tmp_path / "node"
+    a = _study(exam_views, ["RCC", "LCC"], study=generate_uid())
+    b = _study(exam_views, ["RMLO"], study=generate_uid())
+    with StorageNode(AET, 0, out, processes=False, exam_idle_s=1.0, exam_views=4) as node:
+        assert _send(node.port, [a[0], b[0], a[1]]) == [0, 0, 0]
+        assert node.wait_idle(120)
+        _wait(lambda: len(list((out / "exams").glob("*/exam.exam.json"))) == 2, 30, "2 exams")
+        assert node.exams.open_exams == 0
+    exams = {
+        e["study_instance_uid"]: e
+        for e in (json.loads(p.read_text()) for p in (out / "exams").glob("*/exam.exam.json"))
+    }
+    assert set(exams) == {str(a[0].StudyInstanceUID), str(b[0].StudyInstanceUID)}
+    assert len(exams[str(a[0].StudyInstanceUID)]["images"]) == 2
+    assert len(exams[str(b[0].StudyInstanceUID)]["images"]) == 1
+    assert not list((out / "exams").glob("*/exam.v*.exam.json"))
+
+
+def test_node_refuses_a_bad_exam_setting(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError):
+        StorageNode(AET, 0, tmp_path / "a", exam_idle_s=0)
+    with pytest.raises(ConfigError):
+        StorageNode(AET, 0, tmp_path / "b", exam_views=0)
+    args = ["node", "--out", str(tmp_path / "c"), "--port", "0"]
+    assert main([*args, "--exam-idle-s", "0"]) == 2
+    assert main([*args, "--exam-views", "0"]) == 2
+    assert not (tmp_path / "c" / "node.log").exists()
+
+
 # --- node without a PACS --------------------------------------------------------------------
 
 

@@ -282,7 +282,7 @@ def test_missing_results_folder(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         create_app(tmp_path / "nope")
     app = create_app(None, uploads_dir=tmp_path)
-    assert TestClient(app).get("/api/studies").json() == {"studies": []}
+    assert TestClient(app).get("/api/studies").json() == {"studies": [], "exams": []}
 
 
 # ------------------------------------------------------------- files outside the folders
@@ -616,6 +616,170 @@ def test_browser(server: str, artifacts: Path) -> None:
         "5-bad-upload.png",
     ]
     assert io.BytesIO((artifacts / "2-study.png").read_bytes()).getbuffer().nbytes > 10_000
+
+
+# ----------------------------------------------------------------------------- exams
+
+
+@pytest.fixture(scope="module")
+def exam_results(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A results folder written like ``calcscope analyze EXAM_DIR --out``: four image
+    reports of one synthetic exam (a cluster in the left breast) and its exam document."""
+    from calcscope.apps.exams import ExamCollector
+    from calcscope.phantom.exam import write_exam_phantom
+
+    root = tmp_path_factory.mktemp("webexam")
+    views, _ = write_exam_phantom(root / "exam", seed=1, spacing_mm=0.2, shape=(900, 700))
+    files = sorted(views.values())
+    out = root / "results"
+    exams = ExamCollector.for_files(files, out)
+    res = analyze_files(files, out, config=CONFIG, show_progress=False, on_analysis=exams.add)
+    assert all(r.ok for r in res)
+    assert len(exams.write()) == 1
+    return out
+
+
+def _exam_client(folder: Path, tmp_path: Path) -> TestClient:
+    return TestClient(create_app(folder, uploads_dir=tmp_path / "up", config=CONFIG))
+
+
+def test_exam_api_lists_and_hangs_the_exam(exam_results: Path, tmp_path: Path) -> None:
+    client = _exam_client(exam_results, tmp_path)
+    listed = client.get("/api/studies").json()
+    assert sorted(s["id"] for s in listed["studies"]) == ["LCC", "LMLO", "RCC", "RMLO"]
+    assert len(listed["exams"]) == 1
+    row = listed["exams"][0]
+    assert row["kind"] == "exam" and row["n_images"] == 4
+    assert client.get("/api/exams").json()["exams"] == listed["exams"]
+    body = client.get(f"/api/exams/{row['id']}").json()
+    assert body["exam"]["schema_name"] == "calcscope.exam"
+    assert [p["slot"] for p in body["panels"]] == ["RCC", "LCC", "RMLO", "LMLO"]
+    for panel in body["panels"]:
+        assert panel["study_id"] == panel["slot"]
+        assert panel["report"]["source"]["laterality"] == panel["laterality"]
+        assert panel["image"]["levels"], panel["image"]
+        assert panel["flip"] is False  # the phantom is written as it is hung
+        tile = client.get(f"/api/studies/{panel['study_id']}/tiles/0/0/0.png")
+        assert tile.status_code == 200 and tile.content[:4] == b"\x89PNG"
+    left = body["exam"]["breasts"]["L"]["findings"]
+    assert any(set(f["views"]) == {"CC", "MLO"} for f in left)
+    assert client.get("/api/exams/nope").status_code == 404
+    assert client.get("/api/exams/..%2Fetc").status_code == 404
+
+
+def test_exam_panel_is_mirrored_when_its_nipple_points_outwards(
+    exam_results: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "results"
+    shutil.copytree(exam_results, folder)
+    report = json.loads((folder / "RCC.json").read_text())
+    row, col = report["nipple_line"]["nipple_rc"]
+    width = report["source"]["shape_rc"][1]
+    report["nipple_line"]["nipple_rc"] = [row, width - 1 - col]
+    (folder / "RCC.json").write_text(json.dumps(report))
+    client = _exam_client(folder, tmp_path)
+    exam_id = client.get("/api/exams").json()["exams"][0]["id"]
+    flips = {p["slot"]: p["flip"] for p in client.get(f"/api/exams/{exam_id}").json()["panels"]}
+    assert flips == {"RCC": True, "LCC": False, "RMLO": False, "LMLO": False}
+
+
+def test_exam_outside_the_folders_is_not_read(exam_results: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "results"
+    folder.mkdir()
+    exam = next(exam_results.glob("*.exam.json"))
+    (folder / "linked.exam.json").symlink_to(exam)
+    client = _exam_client(folder, tmp_path)
+    assert client.get("/api/studies").json()["exams"] == []
+
+
+@pytest.fixture()
+def exam_server(exam_results: Path, tmp_path: Path):  # type: ignore[no-untyped-def]
+    uvicorn = pytest.importorskip("uvicorn")
+    app = create_app(exam_results, uploads_dir=tmp_path / "up", config=CONFIG)
+    port = _free_port()
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not srv.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            pytest.fail("uvicorn did not start")
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    srv.should_exit = True
+    thread.join(timeout=10)
+
+
+def _centre(page, selector: str) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+    box = page.locator(selector).bounding_box()
+    assert box is not None, selector
+    return box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+
+
+def test_browser_exam_hanging(exam_server: str, artifacts: Path) -> None:
+    sync_api = pytest.importorskip("playwright.sync_api")
+    chromium = chromium_path()
+    problems: list[str] = []
+    with sync_api.sync_playwright() as pw, tempfile.TemporaryDirectory() as profile:
+        try:
+            ctx = pw.chromium.launch_persistent_context(
+                profile,
+                executable_path=chromium,
+                headless=True,
+                args=list(CHROMIUM_ARGS),
+                viewport={"width": 1280, "height": 1000},
+                timeout=60_000,
+            )
+        except Exception as exc:  # noqa: BLE001 - a broken browser install is a skip
+            pytest.skip(f"chromium at {chromium} does not start under Playwright: {exc}")
+        try:
+            page = ctx.new_page()
+            page.set_default_timeout(20_000)
+            page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
+            page.goto(exam_server + "/")
+            page.wait_for_selector("body[data-ready='1']")
+            page.click("#exam-list button.exam")
+            page.wait_for_selector("body[data-exam]")
+            page.wait_for_function(
+                "() => document.querySelectorAll('#hanging .pane img').length > 0 && "
+                "Array.from(document.querySelectorAll('#hanging .pane img'))"
+                ".every(i => i.complete && i.naturalWidth > 0)"
+            )
+            # four panels, each with its image, in the hanging's places
+            for slot in ("RCC", "LCC", "RMLO", "LMLO"):
+                pane = f"#hanging .panel[data-slot='{slot}'] .pane"
+                assert page.get_attribute(pane, "data-study") == slot
+                assert page.locator(f"{pane} img").count() > 0
+            rcc, lcc = _centre(page, "[data-slot='RCC']"), _centre(page, "[data-slot='LCC']")
+            rmlo, lmlo = _centre(page, "[data-slot='RMLO']"), _centre(page, "[data-slot='LMLO']")
+            assert rcc[0] < lcc[0] and rmlo[0] < lmlo[0]
+            assert max(rcc[1], lcc[1]) < min(rmlo[1], lmlo[1])
+            # the breasts face each other: each image touches its panel's outer edge
+            for slot, side in (("RCC", "left"), ("LCC", "right")):
+                pane = page.locator(f"[data-slot='{slot}'] .pane").bounding_box()
+                img = page.locator(f"[data-slot='{slot}'] .ptiles").bounding_box()
+                assert pane is not None and img is not None
+                if side == "left":
+                    assert abs(img["x"] - pane["x"]) < 2
+                else:
+                    assert abs(img["x"] + img["width"] - pane["x"] - pane["width"]) < 2
+            # marks on the views; a finding row marks the finding on both views
+            assert page.locator("#hanging g.finding").count() >= 2
+            row = page.locator("#exam-findings tr.finding[data-views='CC,MLO']").first
+            key = row.get_attribute("data-exam")
+            row.click()
+            page.wait_for_selector(f"body[data-exam-finding='{key}']")
+            selected = page.locator("#hanging g.finding.selected")
+            assert selected.count() == 2
+            slots = sorted(
+                selected.nth(i).evaluate("e => e.closest('.panel').dataset.slot") for i in range(2)
+            )
+            assert slots == [key[0] + "CC", key[0] + "MLO"]
+            assert "selected" in (row.get_attribute("class") or "")
+            page.screenshot(path=str(artifacts / "6-exam.png"), full_page=True)
+        finally:
+            ctx.close()
+    assert problems == []
 
 
 # ------------------------------------------------------------------------------ CLI

@@ -613,11 +613,19 @@ def node(
         float | None,
         typer.Option("--timeout-s", help="Time limit of one image's analysis, in seconds."),
     ] = None,
+    exam_idle_s: Annotated[
+        float,
+        typer.Option("--exam-idle-s", help="Write a study's exam when no image came for so long."),
+    ] = 60.0,
+    exam_views: Annotated[
+        int, typer.Option("--exam-views", help="... or when this many images of it came.")
+    ] = 4,
     anonymize: AnonymizeOption = False,
     config_path: ConfigOption = None,
     model: ModelOption = None,
 ) -> None:
-    """DICOM Storage SCP: analyse each received mammogram once, write JSON and SR to OUT."""
+    """DICOM Storage SCP: analyse each received mammogram once, write JSON and SR to OUT,
+    and each study's exam to OUT/exams/<study>/exam.exam.json."""
     import signal
     import threading
 
@@ -641,6 +649,8 @@ def node(
             tls=tls,
             timeout_s=timeout_s,
             anonymize=anonymize,
+            exam_idle_s=exam_idle_s,
+            exam_views=exam_views,
         )
     except ConfigError as exc:
         err_console.print(f"[red]error:[/] {exc}")

@@ -31,6 +31,7 @@ The received file is the unit of work, and the disk is the queue::
     OUT/done/<SOPInstanceUID>         commit marker (one line of JSON)
     OUT/received/<SOPInstanceUID>.dcm analysed images
     OUT/failed/<SOPInstanceUID>.dcm   images whose analysis failed
+    OUT/exams/<study>/exam.exam.json  the study's exam (:mod:`calcscope.apps.node_exams`)
 
 1. The C-STORE handler checks the data set (a mammogram, pixel data present and complete),
    writes it through a temporary file, ``fsync`` and ``os.replace`` to ``incoming/``, and
@@ -76,6 +77,7 @@ from typing import Any
 from pydicom import uid as dicom_uid
 
 from calcscope.about import DISCLAIMER
+from calcscope.apps.node_exams import ExamAssembler
 from calcscope.apps.node_worker import STEM, AnalysisJob, AnalysisWorker, Analyze
 from calcscope.apps.send import SUCCESS, Forward, ForwardError, send_files
 from calcscope.apps.tls import TLSFiles
@@ -279,6 +281,10 @@ class StorageNode:
         so that a restarted node maps the same UIDs to the same pseudonyms. The node's own
         state (the received images, the folder names, the markers and the log) stays keyed
         by the received SOP Instance UID.
+    exam_idle_s, exam_views
+        A study's exam is written when no image of it arrived for ``exam_idle_s`` seconds
+        or when ``exam_views`` images of it arrived; a late image writes a new version
+        (:class:`~calcscope.apps.node_exams.ExamAssembler`).
     """
 
     def __init__(
@@ -302,7 +308,11 @@ class StorageNode:
         timeout_s: float | None = None,
         analyze: Analyze | None = None,
         anonymize: bool = False,
+        exam_idle_s: float = 60.0,
+        exam_views: int = 4,
     ) -> None:
+        if exam_idle_s <= 0 or exam_views < 1:
+            raise ConfigError("exam idle time must be positive and exam views at least 1")
         if not ae_title or len(ae_title) > 16:
             raise ConfigError(f"AE title {ae_title!r}: 1-16 characters")
         if workers < 1 or queue_size < 1:
@@ -340,6 +350,7 @@ class StorageNode:
         for sub in ("incoming", "results", "done", "received", "failed"):
             (self.out / sub).mkdir(parents=True, exist_ok=True)
         self.anonymize_seed = folder_seed(self.out) if anonymize else None
+        self.exams = ExamAssembler(self.out, exam_idle_s, exam_views, anonymize)
 
     # paths
     def _incoming(self, uid: str) -> Path:
@@ -383,6 +394,12 @@ class StorageNode:
             DISCLAIMER,
         )
         leftovers = self._recover()
+        self.exams.recover()
+        tick = min(1.0, self.exams.idle_s / 4)
+        t = threading.Thread(target=self._poll_exams, args=(tick,), name="calcscope-exams")
+        t.daemon = True
+        t.start()
+        self._threads.append(t)
         for i in range(self.n_workers):
             t = threading.Thread(target=self._work, name=f"calcscope-worker-{i}", daemon=True)
             t.start()
@@ -623,10 +640,24 @@ class StorageNode:
         if src.exists():
             os.replace(src, self.out / folder / src.name)
 
+    def _poll_exams(self, tick_s: float) -> None:
+        while not self._stop.wait(tick_s):
+            try:
+                self.exams.poll()
+            except Exception:  # noqa: BLE001 - the exam thread never dies
+                log.exception("unexpected error writing an exam")
+
+    def _add_to_exam(self, uid: str) -> None:
+        try:
+            self.exams.add(uid)
+        except Exception:  # noqa: BLE001 - the image is analysed; its exam is retried
+            log.exception("unexpected error adding %s to its exam", uid)
+
     def _analyse(self, worker: AnalysisWorker, uid: str) -> None:
         src = self._incoming(uid)
         if self._done(uid).exists():  # committed before a crash; only the move was missing
             self._move(src, "received")
+            self._add_to_exam(uid)
             return
         if not src.exists():
             return
@@ -664,6 +695,7 @@ class StorageNode:
             outcome.n_clusters,
             outcome.category,
         )
+        self._add_to_exam(uid)
         if self.forward is not None and self.dicom_reports:
             self._forward_results(uid)
 

@@ -13,6 +13,8 @@ Routes (every error answer is JSON, ``{"error": "<readable message>"}``)::
     GET  /api/studies/{id}/letter                the patient letter (HTML, sandboxed)
     GET  /api/studies/{id}/overlay.png           the overlay PNG, when written
     GET  /api/studies/{id}/report.json           the JSON report file
+    GET  /api/exams                              the exams (``*.exam.json``)
+    GET  /api/exams/{id}                         an exam, its four panels and their reports
     POST /api/upload                             multipart: file, spacing_mm, laterality, view
 
 The routes live in routers (:mod:`calcscope.apps.web.routes`: page, studies, tiles;
@@ -157,7 +159,7 @@ def create_app(
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.mount("/static", StaticFiles(directory=routes.STATIC_DIR), name="static")
-    for router in (routes.pages, routes.tiles, routes.studies, uploads):
+    for router in (routes.pages, routes.tiles, routes.studies, routes.exams, uploads):
         app.include_router(router)
     return app
 

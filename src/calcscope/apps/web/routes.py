@@ -14,13 +14,14 @@ from fastapi import APIRouter, Depends, HTTPException
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 
 from calcscope.about import DISCLAIMER, __version__
+from calcscope.apps.web.exams import exam_panels, exam_summary, find_exam, scan_exams
 from calcscope.apps.web.state import ViewerState, viewer_state
 from calcscope.apps.web.studies import Study, letter_from_report, load_base_image, summary
 from calcscope.apps.web.tiles import TILE_PX, Pyramid
 from calcscope.apps.web.uploads import prune_uploads
 from calcscope.reports.schema import AnalysisReport
 
-__all__ = ["STATIC_DIR", "LETTER_CSP", "pages", "studies", "tiles"]
+__all__ = ["STATIC_DIR", "LETTER_CSP", "pages", "studies", "tiles", "exams"]
 
 STATIC_DIR = Path(__file__).parent / "static"
 #: The letter comes from a results folder: no script, no origin, inline style only.
@@ -31,6 +32,7 @@ State = Annotated[ViewerState, Depends(viewer_state)]
 pages = APIRouter()
 studies = APIRouter(prefix="/api/studies")
 tiles = APIRouter(prefix="/api/studies")
+exams = APIRouter(prefix="/api/exams")
 
 
 def _study(state: ViewerState, study_id: str) -> tuple[Study, AnalysisReport]:
@@ -94,24 +96,29 @@ def list_studies(state: State) -> dict[str, Any]:
         report = state.store.report(study)
         if report is not None:
             rows.append(summary(study, report))
-    return {"studies": rows}
+    return {"studies": rows, "exams": [exam_summary(e) for e in scan_exams(state.store)]}
+
+
+def _image(state: ViewerState, study: Study, report: AnalysisReport) -> dict[str, Any]:
+    """The tile pyramid's shape (``levels``: (rows, cols) per level) and version."""
+    try:
+        version, pyr = _pyramid(state, study, report)
+    except (FileNotFoundError, OSError, ValueError) as exc:
+        return {"kind": None, "note": f"no image to show: {exc}", "levels": []}
+    return {
+        "kind": pyr.kind,
+        "note": pyr.note,
+        "version": version,
+        "tile_px": pyr.tile_px,
+        "levels": [list(s) for s in pyr.shapes],
+    }
 
 
 @studies.get("/{study_id}")
 def get_study(study_id: str, state: State) -> JSONResponse:
     """The JSON report and the tile pyramid's shape."""
     study, report = _study(state, study_id)
-    try:
-        version, pyr = _pyramid(state, study, report)
-        image: dict[str, Any] = {
-            "kind": pyr.kind,
-            "note": pyr.note,
-            "version": version,
-            "tile_px": pyr.tile_px,
-            "levels": [list(s) for s in pyr.shapes],
-        }
-    except (FileNotFoundError, OSError, ValueError) as exc:
-        image = {"kind": None, "note": f"no image to show: {exc}", "levels": []}
+    image = _image(state, study, report)
     body = {
         **summary(study, report),
         "image": image,
@@ -154,6 +161,49 @@ def get_report(study_id: str, state: State) -> FileResponse:
     if path is None:  # pragma: no cover - removed or replaced since the lookup
         raise HTTPException(404, f"no study with id {study_id!r}")
     return FileResponse(path, media_type="application/json", filename=f"{study.id}.json")
+
+
+# ----------------------------------------------------------------------------- exams
+
+
+@exams.get("")
+def list_exams(state: State) -> dict[str, Any]:
+    """The exams of the results folder."""
+    return {"exams": [exam_summary(e) for e in scan_exams(state.store)]}
+
+
+@exams.get("/{exam_id}")
+def get_exam(exam_id: str, state: State) -> JSONResponse:
+    """The exam document and its hanging: one panel per CC and MLO image (slot, study id
+    for the tiles, whether it is shown mirrored, the tile pyramid's shape, the image's
+    report)."""
+    entry = find_exam(state.store, exam_id)
+    if entry is None:
+        raise HTTPException(404, f"no exam with id {exam_id!r}")
+    panels = []
+    for p in exam_panels(state.store, entry):
+        report = state.store.report(p.study) if p.study is not None else None
+        panel: dict[str, Any] = {
+            "slot": p.slot,
+            "laterality": p.laterality,
+            "view": p.view,
+            "report_key": p.report_key,
+            "sop_instance_uid": p.sop_instance_uid,
+            "flip": p.flip,
+            "study_id": p.study.id if p.study is not None else None,
+            "image": None,
+            "report": None,
+        }
+        if p.study is not None and report is not None:
+            panel["image"] = _image(state, p.study, report)
+            panel["report"] = report.model_dump(mode="json")
+        panels.append(panel)
+    body = {
+        **exam_summary(entry),
+        "exam": entry.report.model_dump(mode="json"),
+        "panels": panels,
+    }
+    return JSONResponse(body)
 
 
 # ----------------------------------------------------------------------------- tiles

@@ -29,7 +29,14 @@ from calcscope.apps.web.tiles import Pyramid, to_uint8
 from calcscope.errors import CalcscopeError
 from calcscope.reports.schema import AnalysisReport, load_report
 
-__all__ = ["Study", "StudyStore", "SCHEMA_NAME", "load_base_image", "letter_from_report"]
+__all__ = [
+    "Study",
+    "StudyStore",
+    "SCHEMA_NAME",
+    "load_base_image",
+    "letter_from_report",
+    "study_id_for",
+]
 
 SCHEMA_NAME = "calcscope.analysis"
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -57,7 +64,9 @@ class Study:
         return self.stem.with_name(self.stem.name + ".letter.html")
 
 
-def _study_id(stem: str) -> str:
+def study_id_for(stem: str) -> str:
+    """The URL-safe id of a report named ``stem``: the stem itself when it is safe, else a
+    hash of it."""
     if _SAFE_ID.match(stem) and not stem.endswith("."):
         return stem
     return "s-" + hashlib.sha1(stem.encode("utf-8", "surrogatepass")).hexdigest()[:16]
@@ -119,12 +128,15 @@ class StudyStore:
             if origin == "upload":
                 paths.sort(key=lambda p: p.stat().st_mtime if p.exists() else 0, reverse=True)
             for path in paths:
-                if path.name.endswith((".meta.json", ".truth.json")) or not path.is_file():
+                if (
+                    path.name.endswith((".meta.json", ".truth.json", ".exam.json"))
+                    or not path.is_file()
+                ):
                     continue
                 report = self.report_at(path)
                 if report is None:
                     continue
-                sid = _study_id(path.stem)
+                sid = study_id_for(path.stem)
                 if sid in found:
                     continue
                 found[sid] = Study(sid, path, origin, self._display_name(path, report, origin))

@@ -443,6 +443,7 @@
       list.appendChild(li);
     });
     $('study-empty').hidden = data.studies.length > 0;
+    if (window.calcscopeExams) { window.calcscopeExams.list(data.exams || []); }
     return data.studies;
   }
 
@@ -461,6 +462,7 @@
     current.mmPx = 1 / Math.max(1e-6, (sp[0] + sp[1]) / 2);
     current.findings = findingBoxes(rep);
     $('welcome').hidden = true;
+    $('exam').hidden = true;
     $('study').hidden = false;
     $('study-title').textContent = st.name;
     var a = rep.assessment || {};
@@ -485,7 +487,9 @@
 
   function openFromHash() {
     var m = /^#study=(.+)$/.exec(location.hash);
-    if (m) { openStudy(decodeURIComponent(m[1])); }
+    if (m) { openStudy(decodeURIComponent(m[1])); return; }
+    var e = /^#exam=(.+)$/.exec(location.hash);
+    if (e && window.calcscopeExams) { window.calcscopeExams.open(decodeURIComponent(e[1])); }
   }
 
   function setStatus(text, kind) {
@@ -544,6 +548,10 @@
     openFromHash();
     document.body.dataset.ready = '1';
   }
+
+  /* shared with exam.js */
+  window.calcscope = { api: api, svgEl: svgEl, safeClass: safeClass, words: words,
+    showMessage: showMessage, findingBoxes: findingBoxes, cell: cell };
 
   document.addEventListener('DOMContentLoaded', start);
 }());

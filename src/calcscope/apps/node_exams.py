@@ -1,0 +1,186 @@
+"""The DICOM node's exams: the images of one study, assembled as they arrive.
+
+Each analysed image (its committed ``results/<SOPInstanceUID>/analysis.json``) joins the
+exam of its study (the report's StudyInstanceUID; an image without one is an exam of its
+own). An exam is complete when ``views`` images of it have arrived, or when none arrived
+for ``idle_s`` seconds; it is then written from the images' reports (never their pixels),
+like ``calcscope analyze`` does (:mod:`calcscope.apps.exams`)::
+
+    OUT/exams/<study>/members          SOP Instance UIDs of the analysed images, one a line
+    OUT/exams/<study>/written          the members when the exam was last written
+    OUT/exams/<study>/exam.exam.json   the exam (:func:`calcscope.reports.exam.write_exam`)
+    OUT/exams/<study>/exam.vN.exam.json  earlier versions, N = 1, 2, ... (oldest first)
+
+A late image of a completed study reopens its exam: the exam is written again with every
+image, the version it replaces kept as ``exam.vN.exam.json``; nothing is lost. ``members``
+is written (atomically, durably) before anything else, so a node restarted before an
+exam was written reopens it (:meth:`ExamAssembler.recover`).
+
+The image reports are named relative to the exam document (``../../results/<uid>/
+analysis.json``); with ``anonymize`` the node's folder names (the received UIDs) must not
+leak, so each image is named by its de-identified SOP Instance UID instead
+(``<uid>/analysis.json``, under ``results/`` of no folder).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from calcscope.errors import CalcscopeError
+from calcscope.files import write_atomic
+from calcscope.reports.exam import EXAM_SUFFIX, exam_image_from_report, write_exam
+from calcscope.reports.schema import AnalysisReport, load_report
+
+__all__ = ["EXAM_NAME", "ExamAssembler"]
+
+log = logging.getLogger("calcscope.node")
+
+#: The exam document's name in its study folder: ``exam.exam.json``.
+EXAM_NAME = "exam"
+_UNSAFE = re.compile(r"[^0-9A-Za-z._-]")
+
+
+def _folder_name(study: str) -> str:
+    name = _UNSAFE.sub("_", study)[:120].strip(".")
+    return name or "unknown"
+
+
+def _read_lines(path: Path) -> list[str]:
+    try:
+        return [x for x in path.read_text(encoding="utf-8").splitlines() if x]
+    except OSError:
+        return []
+
+
+@dataclass
+class ExamAssembler:
+    """Assembles the node's exams (see the module docstring).
+
+    Parameters
+    ----------
+    out
+        The node's folder (its ``results/`` and ``exams/``).
+    idle_s
+        An exam is complete when no image of it arrived for this long, in seconds.
+    views
+        ... or when this many images of it arrived.
+    anonymize
+        Leave the patient id out and name the images by their (de-identified) SOP
+        Instance UID rather than by the node's folders.
+    """
+
+    out: Path
+    idle_s: float = 60.0
+    views: int = 4
+    anonymize: bool = False
+    _last: dict[str, float] = field(default_factory=dict)  # open study -> last arrival
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        if self.idle_s <= 0 or self.views < 1:
+            raise ValueError("exam idle time must be positive and the view count at least 1")
+        (self.out / "exams").mkdir(parents=True, exist_ok=True)
+
+    def folder(self, study: str) -> Path:
+        """The study's exam folder."""
+        return self.out / "exams" / _folder_name(study)
+
+    def _report(self, uid: str) -> AnalysisReport | None:
+        try:
+            return load_report(self.out / "results" / uid / "analysis.json")
+        except (CalcscopeError, OSError):
+            return None
+
+    def add(self, uid: str) -> Path | None:
+        """Add the committed image ``uid`` to its study's exam; writes the exam when this
+        completes it (the view count) and returns the document's path, else ``None``."""
+        report = self._report(uid)
+        if report is None:
+            return None
+        study = report.source.study_instance_uid or f"image-{report.source.sop_instance_uid}"
+        with self._lock:
+            folder = self.folder(study)
+            folder.mkdir(parents=True, exist_ok=True)
+            members = _read_lines(folder / "members")
+            if uid not in members:
+                members.append(uid)
+                write_atomic(folder / "members", "\n".join(members) + "\n", durable=True)
+            if members == _read_lines(folder / "written"):
+                return None
+            self._last[study] = time.monotonic()
+            if len(members) >= self.views:
+                return self._write(study)
+        return None
+
+    def poll(self, now: float | None = None) -> list[Path]:
+        """Write every open exam with no image for ``idle_s``; returns the documents."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            due = [s for s, t in self._last.items() if now - t >= self.idle_s]
+            return [p for p in (self._write(s) for s in due) if p is not None]
+
+    def flush(self) -> list[Path]:
+        """Write every open exam now (whatever its view count)."""
+        return self.poll(now=float("inf"))
+
+    def recover(self) -> None:
+        """Reopen the exams whose members changed since they were last written (a node
+        stopped in between); they are written after ``idle_s``."""
+        now = time.monotonic()
+        with self._lock:
+            for folder in sorted((self.out / "exams").iterdir()):
+                members = _read_lines(folder / "members")
+                if members and members != _read_lines(folder / "written"):
+                    report = self._report(members[0])
+                    if report is not None:
+                        src = report.source
+                        study = src.study_instance_uid or f"image-{src.sop_instance_uid}"
+                        self._last[study] = now
+
+    @property
+    def open_exams(self) -> int:
+        """Exams waiting to be written."""
+        with self._lock:
+            return len(self._last)
+
+    def _write(self, study: str) -> Path | None:
+        """Write the study's exam (a new version when one exists); under the lock."""
+        from calcscope.exam.build import build_exam
+
+        self._last.pop(study, None)
+        folder = self.folder(study)
+        members = _read_lines(folder / "members")
+        images, patient_id = [], None
+        for uid in members:
+            report = self._report(uid)
+            if report is None:
+                continue
+            if self.anonymize:
+                key = f"{report.source.sop_instance_uid}/analysis.json"
+            else:
+                key = os.path.relpath(self.out / "results" / uid / "analysis.json", folder)
+            images.append(exam_image_from_report(report, Path(key).as_posix()))
+            patient_id = patient_id or report.patient.id
+        if not images:
+            return None
+        exam = build_exam(
+            images,
+            exam_id=study,
+            name=EXAM_NAME,
+            study_instance_uid=None if study.startswith("image-") else study,
+            patient_id=patient_id,
+        )
+        current = folder / f"{EXAM_NAME}{EXAM_SUFFIX}"
+        if current.exists():
+            n = len(list(folder.glob(f"{EXAM_NAME}.v*{EXAM_SUFFIX}"))) + 1
+            os.replace(current, folder / f"{EXAM_NAME}.v{n}{EXAM_SUFFIX}")
+        path = write_exam(exam, folder, anonymize=self.anonymize, durable=True)
+        write_atomic(folder / "written", "\n".join(members) + "\n", durable=True)
+        log.info("exam of study %s written: %d image(s), %s", study, len(images), path.name)
+        return path
