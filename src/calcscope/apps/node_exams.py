@@ -166,7 +166,8 @@ class ExamAssembler:
             else:
                 key = os.path.relpath(self.out / "results" / uid / "analysis.json", folder)
             images.append(exam_image_from_report(report, Path(key).as_posix()))
-            patient_id = patient_id or report.patient.id
+            if report.patient is not None:
+                patient_id = patient_id or report.patient.id
         if not images:
             return None
         exam = build_exam(
