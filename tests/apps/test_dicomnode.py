@@ -191,6 +191,10 @@ def test_node_assembles_an_exam_and_a_late_image_makes_a_new_version(
         for image in first["images"]:
             assert (folder / image["report"]).is_file(), image["report"]
         assert any(set(f["views"]) == {"CC", "MLO"} for f in first["breasts"]["L"]["findings"])
+        assert first["outputs"]["sr"] == "exam.sr.dcm"
+        assert _evidence_uids(folder / "exam.sr.dcm") == {
+            i["sop_instance_uid"] for i in first["images"]
+        }
         # a late image of the completed study reopens it: a new version, the old one kept
         late = _study(exam_views, ["LCC"], study=study)
         assert _send(node.port, late) == [0]
@@ -205,6 +209,18 @@ def test_node_assembles_an_exam_and_a_late_image_makes_a_new_version(
         "exam.exam.json",
         "exam.v1.exam.json",
     ]
+    assert _evidence_uids(folder / "exam.sr.dcm") == uids  # the SR replaced: five images
+
+
+def _evidence_uids(path: Path) -> set[str]:
+    """The SOP Instance UIDs an exam SR references as its evidence."""
+    sr = pydicom.dcmread(path)
+    return {
+        str(inst.ReferencedSOPInstanceUID)
+        for study in sr.CurrentRequestedProcedureEvidenceSequence
+        for series in study.ReferencedSeriesSequence
+        for inst in series.ReferencedSOPSequence
+    }
 
 
 def test_node_writes_one_exam_per_study_after_the_idle_time(

@@ -350,7 +350,9 @@ class StorageNode:
         for sub in ("incoming", "results", "done", "received", "failed"):
             (self.out / sub).mkdir(parents=True, exist_ok=True)
         self.anonymize_seed = folder_seed(self.out) if anonymize else None
-        self.exams = ExamAssembler(self.out, exam_idle_s, exam_views, anonymize)
+        self.exams = ExamAssembler(
+            self.out, exam_idle_s, exam_views, anonymize, dicom_reports=dicom_reports
+        )
 
     # paths
     def _incoming(self, uid: str) -> Path:

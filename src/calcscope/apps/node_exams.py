@@ -73,12 +73,17 @@ class ExamAssembler:
     anonymize
         Leave the patient id out and name the images by their (de-identified) SOP
         Instance UID rather than by the node's folders.
+    dicom_reports
+        Also write the exam's Mammography CAD SR (``exam.sr.dcm``, one for the study,
+        :mod:`calcscope.reports.exam_sr`), replaced with each new version of the exam.
+        Not with ``anonymize``: the de-identified exam names no image file to re-read.
     """
 
     out: Path
     idle_s: float = 60.0
     views: int = 4
     anonymize: bool = False
+    dicom_reports: bool = False
     _last: dict[str, float] = field(default_factory=dict)  # open study -> last arrival
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -181,7 +186,12 @@ class ExamAssembler:
         if current.exists():
             n = len(list(folder.glob(f"{EXAM_NAME}.v*{EXAM_SUFFIX}"))) + 1
             os.replace(current, folder / f"{EXAM_NAME}.v{n}{EXAM_SUFFIX}")
-        path = write_exam(exam, folder, anonymize=self.anonymize, durable=True)
+        if self.dicom_reports and not self.anonymize:
+            from calcscope.reports.exam_writer import ExamOutputOptions, write_exam_outputs
+
+            path = write_exam_outputs(exam, folder, ExamOutputOptions(sr=True, durable=True))
+        else:
+            path = write_exam(exam, folder, anonymize=self.anonymize, durable=True)
         write_atomic(folder / "written", "\n".join(members) + "\n", durable=True)
         log.info("exam of study %s written: %d image(s), %s", study, len(images), path.name)
         return path
