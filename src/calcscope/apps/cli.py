@@ -18,12 +18,20 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich import box
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from calcscope.about import DISCLAIMER, __version__
-from calcscope.config import Config, load_config
+from calcscope.apps.cli_common import (
+    AnonymizeOption,
+    ConfigOption,
+    ModelOption,
+    SpacingOption,
+    console,
+    err_console,
+    load_settings,
+)
+from calcscope.config import Config
 from calcscope.errors import CalcscopeError, ConfigError, InputError, one_line
 
 if TYPE_CHECKING:
@@ -31,30 +39,6 @@ if TYPE_CHECKING:
     from calcscope.reports.writer import OutputOptions, Outputs
 
 __all__ = ["app", "main", "analyze_files", "summary_table", "FileResult"]
-
-# options shared by several commands
-ConfigOption = Annotated[
-    Path | None, typer.Option("--config", help="Configuration file (JSON or TOML).")
-]
-AnonymizeOption = Annotated[
-    bool,
-    typer.Option(
-        "--anonymize",
-        help="De-identify every output (DICOM PS3.15 Basic Profile, by dicognito): no "
-        "patient, no folders, UIDs, names, IDs, institution and dates replaced.",
-    ),
-]
-ModelOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--model",
-        help="Model folder written by 'calcscope train' (default: the shipped model).",
-    ),
-]
-SpacingOption = Annotated[
-    float | None,
-    typer.Option("--spacing-mm", help="Pixel spacing in mm for files that carry none."),
-]
 
 app = typer.Typer(
     name="calcscope",
@@ -64,8 +48,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console(stderr=False)
-err_console = Console(stderr=True)
 
 
 @dataclass
@@ -100,25 +82,6 @@ def _root(
     ] = None,
 ) -> None:
     """calcscope: research software, not a medical device."""
-
-
-def _load(config_path: Path | None, model: Path | None = None) -> Config:
-    """The configuration, with ``--model`` applied and the model checked (its card's
-    hash and features): a model this calcscope cannot use stops the command here."""
-    try:
-        cfg = load_config(config_path)
-        if model is not None:
-            from calcscope.config import with_model
-
-            cfg = with_model(cfg, model)
-        if cfg.detect.model != "cnr":
-            from calcscope.detection.classifier import resolve_model
-
-            resolve_model(cfg.detect.model)
-        return cfg
-    except ConfigError as exc:
-        err_console.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(2) from exc
 
 
 def _unique_stem(path: Path, used: set[str]) -> str:
@@ -355,7 +318,7 @@ def analyze(
     from calcscope.apps.exams import ExamCollector
     from calcscope.imaging.io import find_images
 
-    cfg = _load(config_path, model)
+    cfg = load_settings(config_path, model)
     if spacing_mm is not None and not (0.01 <= spacing_mm <= 1.0):
         err_console.print(f"[red]error:[/] --spacing-mm {spacing_mm} is outside 0.01-1 mm")
         raise typer.Exit(2)
@@ -524,7 +487,9 @@ def evaluate(
         from calcscope.evaluation.recorded_descriptors import assess_cbis_csv, format_evaluation
 
         try:
-            ev = assess_cbis_csv(truth, out, thresholds=_load(config_path).assess.thresholds)
+            ev = assess_cbis_csv(
+                truth, out, thresholds=load_settings(config_path).assess.thresholds
+            )
         except CalcscopeError as exc:
             err_console.print(f"[red]error:[/] {exc}")
             raise typer.Exit(1) from exc
@@ -533,7 +498,7 @@ def evaluate(
         return
     from calcscope.evaluation.run import evaluate_images
 
-    cfg = _load(config_path, model)
+    cfg = load_settings(config_path, model)
     with Progress(
         TextColumn("[bold]evaluating"),
         BarColumn(),

@@ -4,21 +4,24 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from calcscope.about import DISCLAIMER
-from calcscope.apps.cli import (
+from calcscope.apps.cli_common import (
     AnonymizeOption,
     ConfigOption,
     ModelOption,
     SpacingOption,
-    _load,
     console,
     err_console,
+    load_settings,
 )
 from calcscope.errors import ConfigError
+
+if TYPE_CHECKING:
+    from calcscope.apps.node import StorageNode
 
 __all__ = ["batch", "node", "serve"]
 
@@ -77,12 +80,9 @@ def node(
 ) -> None:
     """DICOM Storage SCP: analyse each received mammogram once, write JSON and SR to OUT,
     and each study's exam to OUT/exams/<study>/exam.exam.json."""
-    import signal
-    import threading
-
     from calcscope.apps.node import Forward, StorageNode, TLSFiles
 
-    cfg = _load(config_path, model)
+    cfg = load_settings(config_path, model)
     try:
         fwd = Forward.parse(forward) if forward else None
         tls = TLSFiles.from_options(tls_cert, tls_key, tls_ca)
@@ -109,9 +109,16 @@ def node(
     except ImportError as exc:
         err_console.print(f"[red]error:[/] {exc}: pip install 'calcscope[dicom]'")
         raise typer.Exit(2) from exc
-    import logging
+    _serve_node(node_, out, fwd is not None and not dicom_reports)
 
-    if fwd is not None and not dicom_reports:
+
+def _serve_node(node_: StorageNode, out: Path, nothing_forwarded: bool) -> None:
+    """Run a built node until Ctrl-C or SIGTERM, logging to the console."""
+    import logging
+    import signal
+    import threading
+
+    if nothing_forwarded:
         err_console.print("[yellow]warning:[/] --no-dicom-reports: nothing will be forwarded")
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
@@ -121,12 +128,13 @@ def node(
     try:
         node_.start()
     except OSError as exc:
-        err_console.print(f"[red]error:[/] cannot listen on port {port}: {exc}")
+        err_console.print(f"[red]error:[/] cannot listen on port {node_.port}: {exc}")
         raise typer.Exit(2) from exc
     console.print(
-        f"calcscope node {ae_title} listening on {node_.address[0]} port {node_.port}"
-        f"{' (TLS)' if tls else ''}; results in {out}/ "
-        f"(log {out / 'node.log'}); forward: {fwd or 'none'}. Ctrl-C stops. {DISCLAIMER}"
+        f"calcscope node {node_.ae_title} listening on {node_.address[0]} port {node_.port}"
+        f"{' (TLS)' if node_.tls else ''}; results in {out}/ "
+        f"(log {out / 'node.log'}); forward: {node_.forward or 'none'}. Ctrl-C stops. "
+        f"{DISCLAIMER}"
     )
     node_.serve_until(stop)
     s = node_.stats
@@ -167,7 +175,7 @@ def batch(
     """Analyse an archive with Dask: one folder per image, resumable, summary.csv at the end."""
     from calcscope.apps.batch import run_batch
 
-    cfg = _load(config_path, model)
+    cfg = load_settings(config_path, model)
     if scheduler and workers:
         err_console.print("[red]error:[/] give --scheduler or --workers, not both")
         raise typer.Exit(2)
@@ -261,7 +269,7 @@ def serve(
         if not folder.is_dir():
             err_console.print(f"[red]error:[/] {folder}: no such folder")
             raise typer.Exit(2)
-    cfg = _load(config_path, model)
+    cfg = load_settings(config_path, model)
     loopback = host in ("127.0.0.1", "localhost", "::1")
     if not loopback:
         err_console.print(
