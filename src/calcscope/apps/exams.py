@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from calcscope.exam.compare import PriorExam
 from calcscope.exam.grouping import ExamGroup, group_exams, read_manifest
 from calcscope.exam.model import ExamImage
 
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
     from calcscope.pipeline import Analysis
     from calcscope.reports.writer import Outputs
 
-__all__ = ["ExamCollector", "write_phantom_exam"]
+__all__ = ["ExamCollector", "split_priors", "write_phantom_exam"]
 
 
 @dataclass
@@ -31,6 +32,8 @@ class ExamCollector:
     out: Path
     anonymize: bool = False
     images: dict[Path, ExamImage] = field(default_factory=dict)
+    priors: list[PriorExam] = field(default_factory=list)  # read from earlier documents
+    prior_files: frozenset[Path] = frozenset()  # images named with --prior
 
     @classmethod
     def for_files(
@@ -40,11 +43,16 @@ class ExamCollector:
         *,
         manifest: Path | None = None,
         anonymize: bool = False,
+        priors: Sequence[PriorExam] = (),
+        prior_files: Sequence[Path] = (),
     ) -> ExamCollector:
         """Group ``files`` (by study, or by ``manifest``; raises ConfigError for a bad
-        manifest)."""
+        manifest); ``priors`` and the images ``prior_files`` (among ``files``) are named
+        as priors (``--prior``)."""
         rows = read_manifest(manifest) if manifest is not None else None
-        return cls(group_exams(files, rows), out, anonymize)
+        return cls(
+            group_exams(files, rows), out, anonymize, {}, list(priors), frozenset(prior_files)
+        )
 
     @property
     def overrides(self) -> dict[Path, tuple[str | None, str | None]]:
@@ -69,11 +77,14 @@ class ExamCollector:
         self.images[path] = exam_image(analysis, key, view)
 
     def write(self) -> list[Path]:
-        """Write the document of every exam with at least one analysed image."""
+        """Write the document of every exam with at least one analysed image, each
+        compared with its prior (:func:`calcscope.exam.priors.compare_with_priors`)."""
         from calcscope.exam.build import build_exam
+        from calcscope.exam.priors import compare_with_priors
         from calcscope.reports.exam import write_exam
 
-        written = []
+        exams = []
+        explicit = set()
         for group in self.groups:
             images = [self.images[h.path] for h in group.images if h.path in self.images]
             if not images:
@@ -86,13 +97,52 @@ class ExamCollector:
                 patient_id=group.patient_id,
                 study_date=group.study_date,
             )
-            written.append(write_exam(exam, self.out, anonymize=self.anonymize))
-        return written
+            exams.append(exam)
+            if any(h.path in self.prior_files for h in group.images):
+                explicit.add(exam.exam_id)
+        compared = compare_with_priors(exams, self.priors, explicit=frozenset(explicit))
+        return [write_exam(e, self.out, anonymize=self.anonymize) for e in compared]
 
 
-def write_phantom_exam(folder: Path, seed: int, spacing_mm: float, laterality: str) -> str:
-    """``calcscope phantom --exam DIR``: write the four views and truth.json; returns the
-    line to print (raises ValueError for an invalid argument)."""
+def split_priors(inputs: Sequence[Path]) -> tuple[list[PriorExam], list[Path]]:
+    """``--prior`` inputs: exam documents (``*.exam.json`` files, or the ones of a previous
+    run's output folder: read, not re-analysed) and the other inputs (images or folders of
+    images, analysed with the run). Raises ConfigError for an unreadable exam document."""
+    from pydantic import ValidationError
+
+    from calcscope.errors import ConfigError
+    from calcscope.reports.exam import EXAM_SUFFIX, load_exam, prior_from_report
+
+    priors: list[PriorExam] = []
+    images: list[Path] = []
+    for p in inputs:
+        docs = sorted(p.glob(f"*{EXAM_SUFFIX}")) if p.is_dir() else []
+        if p.is_file() and p.name.endswith(EXAM_SUFFIX):
+            docs = [p]
+        if not docs:
+            images.append(p)
+            continue
+        for doc in docs:
+            try:
+                priors.append(prior_from_report(load_exam(doc)))
+            except (OSError, ValueError, ValidationError) as exc:
+                raise ConfigError(f"{doc}: not a calcscope exam document ({exc})"[:600]) from exc
+    return priors, images
+
+
+def write_phantom_exam(
+    folder: Path, seed: int, spacing_mm: float, laterality: str, follow_up: bool = False
+) -> str:
+    """``calcscope phantom --exam DIR [--follow-up]``: write the four views and truth.json
+    (with ``follow_up``: a prior and a current exam in DIR/prior and DIR/current); returns
+    the line to print (raises ValueError for an invalid argument)."""
+    if follow_up:
+        from calcscope.phantom.follow_up import write_follow_up_phantom
+
+        prior, current, truth_path = write_follow_up_phantom(
+            folder, seed=seed, spacing_mm=spacing_mm
+        )
+        return f"wrote a prior exam into {prior}, a current one into {current} and {truth_path}"
     from calcscope.model import Laterality
     from calcscope.phantom.exam import write_exam_phantom
 

@@ -59,36 +59,37 @@ class MatchConfig:
         Findings whose distances from the nipple differ by more are never matched (mm;
         20: a new compression changes the distance by up to about 15 %).
     distance_scale_mm
-        The distance term is ``exp(-(diff / scale)**2 / 2)`` (mm; 8).
+        The distance term is ``exp(-(diff / scale)**2 / 2)`` (mm; 10).
     min_score
         A pair scoring below it is not a match (0.5; the score is in [0, 1]).
     weight_distance, weight_location, weight_depth, weight_morphology, weight_size,
     weight_views
-        Weights of the score's terms (sum 1): distance from the nipple 0.35, quadrant and
-        clock 0.25, depth third 0.1, morphology 0.15, number of calcifications 0.1, a view
-        in common 0.05.
+        Weights of the score's terms (sum 1): distance from the nipple 0.4, quadrant and
+        clock 0.3, depth third 0.1, morphology 0.1, number of calcifications 0.05 (low: a
+        group that grows must still match), a view in common 0.05.
     count_increase_min, count_increase_fraction
-        More calcifications: at least this many more (3) and this fraction more (0.3).
+        More calcifications: at least this many more (4) and this fraction more (0.5).
     extent_increase_min_mm, extent_increase_fraction
-        A larger extent: at least this much larger (3 mm) and this fraction larger (0.5).
+        A larger extent: at least this much larger (4 mm) and this fraction larger (0.6),
+        with at least one calcification more.
         The thresholds are wide enough that the detector's variation between two
         exposures of an unchanged group (a calcification more or less, a member at the
         edge) reads as stable; the same amounts downwards read as decreased.
     """
 
     distance_tolerance_mm: float = 20.0
-    distance_scale_mm: float = 8.0
+    distance_scale_mm: float = 10.0
     min_score: float = 0.5
-    weight_distance: float = 0.35
-    weight_location: float = 0.25
+    weight_distance: float = 0.4
+    weight_location: float = 0.3
     weight_depth: float = 0.1
-    weight_morphology: float = 0.15
-    weight_size: float = 0.1
+    weight_morphology: float = 0.1
+    weight_size: float = 0.05
     weight_views: float = 0.05
-    count_increase_min: int = 3
-    count_increase_fraction: float = 0.3
-    extent_increase_min_mm: float = 3.0
-    extent_increase_fraction: float = 0.5
+    count_increase_min: int = 4
+    count_increase_fraction: float = 0.5
+    extent_increase_min_mm: float = 4.0
+    extent_increase_fraction: float = 0.6
 
 
 @dataclass(frozen=True)
@@ -196,10 +197,10 @@ def _depth_term(a: str | None, b: str | None) -> float:
 
 
 def _size_term(a: int | None, b: int | None) -> float:
-    """Similar numbers of calcifications: 1 for equal, 0 for a four-fold difference."""
+    """Similar numbers of calcifications: 1 for equal, 0 for an eight-fold difference."""
     if not a or not b:
         return 0.5
-    return max(0.0, 1.0 - abs(math.log(a / b)) / math.log(4.0))
+    return max(0.0, 1.0 - abs(math.log(a / b)) / math.log(8.0))
 
 
 def match_score(current: ExamFinding, prior: PriorFinding, config: MatchConfig) -> float | None:
@@ -252,25 +253,22 @@ def _grew(now: float | None, before: float | None, least: float, fraction: float
 
 
 def classify_change(current: ExamFinding, prior: PriorFinding, config: MatchConfig) -> Change:
-    """INCREASED with more calcifications or a larger extent (:class:`MatchConfig`),
-    DECREASED with as many fewer or a smaller one, else STABLE."""
+    """INCREASED with more calcifications, or a larger extent with at least one more
+    calcification (:class:`MatchConfig`); DECREASED with as many fewer, or a smaller extent
+    with at least one fewer; else STABLE. A larger extent with no more calcifications is
+    usually one member more or less at the group's edge, not growth."""
     c = config
-    if _grew(
-        current.n_calcifications,
-        prior.n_calcifications,
-        c.count_increase_min,
-        c.count_increase_fraction,
-    ) or _grew(
-        current.extent_mm, prior.extent_mm, c.extent_increase_min_mm, c.extent_increase_fraction
+    now_n, then_n = current.n_calcifications, prior.n_calcifications
+    more = now_n is not None and then_n is not None and now_n > then_n
+    fewer = now_n is not None and then_n is not None and now_n < then_n
+    count = (c.count_increase_min, c.count_increase_fraction)
+    extent = (c.extent_increase_min_mm, c.extent_increase_fraction)
+    if _grew(now_n, then_n, *count) or (
+        more and _grew(current.extent_mm, prior.extent_mm, *extent)
     ):
         return Change.INCREASED
-    if _grew(
-        prior.n_calcifications,
-        current.n_calcifications,
-        c.count_increase_min,
-        c.count_increase_fraction,
-    ) or _grew(
-        prior.extent_mm, current.extent_mm, c.extent_increase_min_mm, c.extent_increase_fraction
+    if _grew(then_n, now_n, *count) or (
+        fewer and _grew(prior.extent_mm, current.extent_mm, *extent)
     ):
         return Change.DECREASED
     return Change.STABLE
