@@ -156,13 +156,14 @@ def _views(
     return views
 
 
-def make_follow_up(
-    *, seed: int = 0, spacing_mm: float = 0.1, shape: tuple[int, int] = (1300, 1100)
-) -> FollowUpPhantom:
-    """The prior and current exams of :data:`CLUSTERS` (see the module docstring)."""
+def _layout(
+    base: int, shape: tuple[int, int], spacing_mm: float
+) -> tuple[dict[str, dict[View, int]], dict, dict]:
+    """The anatomy seeds of both exams from ``base`` and every cluster's place (raises
+    ValueError where a breast leaves no room)."""
     seeds = {
-        "prior": {View.CC: seed * 8 + 1, View.MLO: seed * 8 + 2},
-        "current": {View.CC: seed * 8 + 5, View.MLO: seed * 8 + 6},
+        "prior": {View.CC: base + 1, View.MLO: base + 2},
+        "current": {View.CC: base + 5, View.MLO: base + 6},
     }
     frames = {
         k: {v: _nipple_frame(s, shape, spacing_mm, v) for v, s in sd.items()}
@@ -184,6 +185,23 @@ def make_follow_up(
             if placed is not None and n:
                 spec = ClusterSpec(cl.morphology, Distribution.GROUPED, n, None, radius)
                 specs[key].setdefault(cl.laterality, []).append((placed, spec))
+    return seeds, places, specs
+
+
+def make_follow_up(
+    *, seed: int = 0, spacing_mm: float = 0.1, shape: tuple[int, int] = (1300, 1100)
+) -> FollowUpPhantom:
+    """The prior and current exams of :data:`CLUSTERS` (see the module docstring); where
+    the seed's breasts leave no room for a cluster, other breasts are drawn (the same seed
+    always gives the same exams)."""
+    for attempt in range(8):
+        try:
+            seeds, places, specs = _layout(seed * 8 + 100_000 * attempt, shape, spacing_mm)
+            break
+        except ValueError:
+            continue
+    else:
+        raise ValueError("no room for the follow-up's clusters; use a larger shape")
     return FollowUpPhantom(
         prior=_views(seeds["prior"], shape, spacing_mm, specs["prior"]),
         current=_views(seeds["current"], shape, spacing_mm, specs["current"]),
