@@ -23,7 +23,7 @@ from pathlib import Path
 
 from calcscope.apps.cli import main as cli
 from calcscope.phantom.follow_up import write_follow_up_phantom
-from calcscope.reports.exam import load_exam
+from calcscope.reports.exam import ExamFindingModel, ExamReport, load_exam
 
 
 def _seeds(text: str) -> list[int]:
@@ -33,8 +33,22 @@ def _seeds(text: str) -> list[int]:
     return [int(v) for v in text.split(",")]
 
 
-def _one(seed: int, root: Path) -> list[tuple[str, str | None, str, float | None]]:
-    """(name, change given or None when the cluster was not found, expected, distance shift)."""
+def _found(doc: ExamReport, lat: str, where: dict) -> list[ExamFindingModel]:
+    """The findings of ``doc`` seen on both views near a truth cluster's place."""
+    return [
+        f
+        for f in doc.breasts[lat].findings
+        if f.kind == "cluster"
+        and set(f.views) == {"CC", "MLO"}
+        and f.distance_from_nipple_mm is not None
+        and abs(f.distance_from_nipple_mm - where["distance_from_nipple_mm"]) < 10
+        and f.quadrant == where["quadrant"]
+    ]
+
+
+def _one(seed: int, root: Path) -> list[tuple[str, str | None, str, bool | None, float | None]]:
+    """Per truth cluster: (name, change given or None when not found, expected, matched to
+    its true prior (None: that one not found), shift of the distance from the nipple)."""
     folder = root / f"seed{seed}"
     write_follow_up_phantom(folder, seed=seed, spacing_mm=0.1)
     out = folder / "out"
@@ -42,31 +56,27 @@ def _one(seed: int, root: Path) -> list[tuple[str, str | None, str, float | None
     cli([*argv, "--no-overlay"])
     truth = json.loads((folder / "truth.json").read_text())
     docs = {d.study_instance_uid: d for d in map(load_exam, out.glob("*.exam.json"))}
-    now, before = (
-        docs[truth["current"]["study_instance_uid"]],
-        docs[truth["prior"]["study_instance_uid"]],
-    )
-    prior_d = {f.id: f.distance_from_nipple_mm for b in before.breasts.values() for f in b.findings}
+    now = docs[truth["current"]["study_instance_uid"]]
+    before = docs[truth["prior"]["study_instance_uid"]]
     rows = []
     for cl in truth["clusters"]:
-        where = cl["current"]
-        found = [
-            f
-            for f in now.breasts[cl["laterality"]].findings
-            if f.kind == "cluster"
-            and set(f.views) == {"CC", "MLO"}
-            and abs(f.distance_from_nipple_mm - where["distance_from_nipple_mm"]) < 10
-            and f.quadrant == where["quadrant"]
-        ]
+        found = _found(now, cl["laterality"], cl["current"])
         if len(found) != 1 or found[0].change is None:
-            rows.append((cl["name"], None, cl["change"], None))
+            rows.append((cl["name"], None, cl["change"], None, None))
             continue
-        ch = found[0].change
+        f, ch = found[0], found[0].change
+        true_prior = _found(before, cl["laterality"], cl["prior"]) if cl["prior"] else []
+        right: bool | None
         shift = None
-        if ch.prior_finding_id is not None and found[0].distance_from_nipple_mm is not None:
-            d = prior_d.get(ch.prior_finding_id)
-            shift = None if d is None else abs(found[0].distance_from_nipple_mm - d)
-        rows.append((cl["name"], ch.change, cl["change"], shift))
+        if cl["prior"] is None:
+            right = ch.prior_finding_id is None
+        elif len(true_prior) != 1:
+            right = None
+        else:
+            right = ch.prior_finding_id == true_prior[0].id
+            if right and f.distance_from_nipple_mm is not None:
+                shift = abs(f.distance_from_nipple_mm - true_prior[0].distance_from_nipple_mm)
+        rows.append((cl["name"], ch.change, cl["change"], right, shift))
     return rows
 
 
@@ -82,23 +92,24 @@ def main() -> None:
             except ValueError as exc:  # no room for the clusters in this seed's breasts
                 print(f"seed {seed}: skipped ({exc})")
                 continue
-            print(f"seed {seed}: " + ", ".join(f"{n} {g} (expected {e})" for n, g, e, _ in got))
+            print(f"seed {seed}: " + ", ".join(f"{r[0]} {r[1]} (expected {r[2]})" for r in got))
             rows += got
     found = [r for r in rows if r[1] is not None]
-    matched_ok = [
-        r for r in found if (r[2] == "new") == (r[1] == "new")
-    ]  # matched to a prior exactly when it had one
+    judged = [r for r in found if r[3] is not None]
     right = [r for r in found if r[1] == r[2]]
-    shifts = sorted(r[3] for r in found if r[3] is not None)
-    print(f"truth clusters found on both views: {len(found)} of {len(rows)}")
-    print(f"matched right (to its prior, or to none when new): {len(matched_ok)} of {len(found)}")
+    shifts = sorted(r[4] for r in found if r[4] is not None)
+    print(f"truth clusters found on both views of the current exam: {len(found)} of {len(rows)}")
+    print(
+        "matched to the right prior finding (to none when new), where the prior's was found: "
+        f"{sum(bool(r[3]) for r in judged)} of {len(judged)}"
+    )
     print(f"change labelled right: {len(right)} of {len(found)}")
     for name in ("growing", "stable", "new"):
         mine = [r for r in found if r[0] == name]
         print(f"  {name}: {sum(r[1] == r[2] for r in mine)} of {len(mine)}")
     if shifts:
         print(
-            "distance-from-nipple shift of matched clusters: "
+            "distance-from-nipple shift of rightly matched clusters: "
             f"median {shifts[len(shifts) // 2]:.1f} mm, max {shifts[-1]:.1f} mm"
         )
 

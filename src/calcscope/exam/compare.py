@@ -297,8 +297,8 @@ def _change_of(
     first_seen = (earlier.first_seen if earlier else None) or prior.study_date
     stable_since = None
     if change is Change.STABLE:
-        kept = earlier is not None and earlier.change is Change.STABLE
-        stable_since = (earlier.stable_since if kept else None) or prior.study_date
+        kept = earlier.stable_since if earlier and earlier.change is Change.STABLE else None
+        stable_since = kept or prior.study_date
     return FindingChange(
         change=change,
         prior_finding_id=p.id,
@@ -422,10 +422,8 @@ def change_sentence(finding: ExamFinding, prior_date: str | None) -> str:
     opening = (
         f"compared with your mammogram of {when}" if when else "compared with your last mammogram"
     )
-    side = {Laterality.LEFT: "your left breast", Laterality.RIGHT: "your right breast"}.get(
-        finding.laterality,
-        "your breast",  # type: ignore[arg-type]
-    )
+    sides = {Laterality.LEFT: "your left breast", Laterality.RIGHT: "your right breast"}
+    side = sides[finding.laterality] if finding.laterality is not None else "your breast"
     if finding.kind is FindingKind.MACRO:
         what = "a calcification of a harmless-looking kind"
     elif (finding.n_calcifications or 0) <= 12:

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from calcscope.exam.pairing import clock_face
 from calcscope.files import write_atomic
 from calcscope.model import Distribution, Laterality, Morphology, View
@@ -102,7 +104,13 @@ class FollowUpPhantom:
     places: dict[str, tuple[Placed | None, Placed | None]]
 
 
-def _place(frames: dict, d_mm: float, angles_deg: tuple[float, float], spacing_mm: float) -> Placed:
+Frames = dict[View, tuple[Any, np.ndarray, np.ndarray, np.ndarray]]
+"""Per view: the breast, its nipple (mm), the unit vectors back and up (see _nipple_frame)."""
+
+
+def _place(
+    frames: Frames, d_mm: float, angles_deg: tuple[float, float], spacing_mm: float
+) -> Placed:
     offs = {View.CC: d_mm * math.sin(math.radians(angles_deg[0]))}
     offs[View.MLO] = d_mm * math.sin(math.radians(angles_deg[1]))
     centers = {}
@@ -116,7 +124,7 @@ def _place(frames: dict, d_mm: float, angles_deg: tuple[float, float], spacing_m
 
 
 def _both(
-    frames: dict, cl: FollowUpCluster, d_mm: float, spacing_mm: float
+    frames: dict[str, Frames], cl: FollowUpCluster, d_mm: float, spacing_mm: float
 ) -> tuple[Placed | None, Placed]:
     """The cluster's place in the prior exam (None when absent) and the current one,
     nearer the nipple where the breasts leave no room at ``d_mm``."""
@@ -158,7 +166,7 @@ def _views(
 
 def _layout(
     base: int, shape: tuple[int, int], spacing_mm: float
-) -> tuple[dict[str, dict[View, int]], dict, dict]:
+) -> tuple[dict[str, dict[View, int]], dict[str, Any], dict[str, Any]]:
     """The anatomy seeds of both exams from ``base`` and every cluster's place (raises
     ValueError where a breast leaves no room)."""
     seeds = {
@@ -209,7 +217,7 @@ def make_follow_up(
     )
 
 
-def _where(cl: FollowUpCluster, p: Placed | None, n: int, radius: float) -> dict | None:
+def _where(cl: FollowUpCluster, p: Placed | None, n: int, radius: float) -> dict[str, Any] | None:
     if p is None:
         return None
     quadrant, hour = clock_face(cl.laterality, p.outer_mm, p.upper_mm)
