@@ -57,6 +57,12 @@ EXPORTED: dict[str, set[str]] = {
         "ViewModifier",
         "ViewRole",
         "view_from_dataset",
+        "Change",
+        "Comparison",
+        "FindingChange",
+        "MatchConfig",
+        "compare_exams",
+        "change_sentence",
     },
     "calcscope.reports.exam": {
         "EXAM_SCHEMA_VERSION",
@@ -67,6 +73,7 @@ EXPORTED: dict[str, set[str]] = {
         "exam_image_from_report",
         "write_exam",
         "load_exam",
+        "prior_from_report",
     },
     "calcscope.phantom": {
         "TrueCalcification",

@@ -248,9 +248,10 @@ def _view_finding(key: str, f: ClusterFinding | MacroResult) -> ViewFinding:
         )
         dist: str | None = f.description.distribution.value
         n = len(f.cluster.member_ids)
+        extent: float | None = float(f.cluster.extent_mm)
     else:
         fid, morph, kind, score = f.finding.id, f.finding.pattern.value, "macro", 1.0
-        dist, n = None, len(f.finding.member_ids)
+        dist, n, extent = None, len(f.finding.member_ids), None
     return ViewFinding(
         image=key,
         finding_id=fid,
@@ -271,6 +272,7 @@ def _view_finding(key: str, f: ClusterFinding | MacroResult) -> ViewFinding:
         distribution=dist,
         n_calcifications=n,
         half=None if loc is None or loc.half is None else loc.half.value,
+        extent_mm=extent,
     )
 
 

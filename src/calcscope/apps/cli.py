@@ -308,22 +308,38 @@ def analyze(
             help="CSV with columns file, exam, laterality, view: groups files into exams.",
         ),
     ] = None,
+    prior: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--prior",
+            help="Prior exam: image files or folders (analysed too), or a previous run's "
+            "output folder or <exam>.exam.json (read, not re-analysed). Repeatable.",
+        ),
+    ] = None,
 ) -> None:
     """Analyse mammograms: writes <stem>.json (and an overlay PNG) per image into OUT, and
-    <exam>.exam.json per exam (images of one study, or of one exam of --exam-manifest).
+    <exam>.exam.json per exam (images of one study, or of one exam of --exam-manifest),
+    each exam compared with the patient's latest earlier exam among the inputs or --prior.
 
     --sr, --letter and --html write each image's SR, letter and page and, for an exam of
     two or more images, one more for the exam (<exam>.sr.dcm, <exam>.letter.html and
     .letter.txt, <exam>.html), listed in the exam JSON's outputs."""
-    from calcscope.apps.exams import ExamCollector
+    from calcscope.apps.exams import ExamCollector, split_priors
     from calcscope.imaging.io import find_images
 
     cfg = load_settings(config_path, model)
     if spacing_mm is not None and not (0.01 <= spacing_mm <= 1.0):
         err_console.print(f"[red]error:[/] --spacing-mm {spacing_mm} is outside 0.01-1 mm")
         raise typer.Exit(2)
-    missing = [p for p in inputs if not p.exists()]
+    try:
+        prior_exams, prior_inputs = split_priors([p for p in prior or [] if p.exists()])
+    except ConfigError as exc:
+        err_console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from exc
+    missing = [p for p in [*inputs, *(prior or [])] if not p.exists()]
+    prior_files = find_images(prior_inputs) if prior_inputs else []
     files = find_images([p for p in inputs if p.exists()])
+    files += [p for p in prior_files if p not in set(files)]
     for p in missing:
         err_console.print(f"[red]error:[/] {p}: no such file or folder")
     if not files and not missing:
@@ -338,6 +354,8 @@ def analyze(
             sr=sr or all_reports,
             letter=letter or all_reports,
             html=html or all_reports,
+            priors=prior_exams,
+            prior_files=prior_files,
         )
     except ConfigError as exc:
         err_console.print(f"[red]error:[/] {exc}")
@@ -382,11 +400,22 @@ def phantom(
             "--exam", help="Write a four-view exam (DICOM, one study) and truth.json into DIR."
         ),
     ] = None,
+    follow_up: Annotated[
+        bool,
+        typer.Option(
+            "--follow-up",
+            help="With --exam: a prior and a current exam of one woman, two years apart "
+            "(DIR/prior, DIR/current), a cluster that grows, one that stays, one that is new.",
+        ),
+    ] = False,
 ) -> None:
     """Write a synthetic mammogram and its ground truth (<file>.truth.json), or with
     --exam DIR a four-view exam (RCC, RMLO, LCC, LMLO) and its truth.json."""
     if (out is None) == (exam is None):
         err_console.print("[red]error:[/] give either --out FILE or --exam DIR")
+        raise typer.Exit(2)
+    if follow_up and exam is None:
+        err_console.print("[red]error:[/] --follow-up needs --exam DIR")
         raise typer.Exit(2)
     spacing = spacing_mm if spacing_mm is not None else (0.1 if exam is not None else 0.07)
     if not (0.03 <= spacing <= 0.3):
@@ -396,7 +425,7 @@ def phantom(
         from calcscope.apps.exams import write_phantom_exam
 
         try:
-            console.print(write_phantom_exam(exam, seed, spacing, laterality))
+            console.print(write_phantom_exam(exam, seed, spacing, laterality, follow_up))
         except ValueError as exc:
             err_console.print(f"[red]error:[/] {exc}")
             raise typer.Exit(2) from exc

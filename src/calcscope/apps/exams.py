@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from calcscope.exam.compare import PriorExam
 from calcscope.exam.grouping import ExamGroup, group_exams, read_manifest
 from calcscope.exam.model import ExamImage
 from calcscope.reports.exam_writer import ExamOutputOptions
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
     from calcscope.pipeline import Analysis
     from calcscope.reports.writer import Outputs
 
-__all__ = ["ExamCollector", "write_phantom_exam"]
+__all__ = ["ExamCollector", "split_priors", "write_phantom_exam"]
 
 
 @dataclass
@@ -40,6 +41,8 @@ class ExamCollector:
     options: ExamOutputOptions = field(default_factory=ExamOutputOptions)
     images: dict[Path, ExamImage] = field(default_factory=dict)
     sources: dict[str, Path] = field(default_factory=dict)
+    priors: list[PriorExam] = field(default_factory=list)  # read from earlier documents
+    prior_files: frozenset[Path] = frozenset()  # images named with --prior
 
     @classmethod
     def for_files(
@@ -52,12 +55,22 @@ class ExamCollector:
         sr: bool = False,
         letter: bool = False,
         html: bool = False,
+        priors: Sequence[PriorExam] = (),
+        prior_files: Sequence[Path] = (),
     ) -> ExamCollector:
         """Group ``files`` (by study, or by ``manifest``; raises ConfigError for a bad
-        manifest); ``sr``, ``letter``, ``html``: the exam outputs to write."""
+        manifest); ``sr``, ``letter``, ``html``: the exam outputs to write; ``priors`` and
+        the images ``prior_files`` (among ``files``) are named as priors (``--prior``)."""
         rows = read_manifest(manifest) if manifest is not None else None
         options = ExamOutputOptions(sr=sr, letter=letter, html=html, anonymize=anonymize)
-        return cls(group_exams(files, rows), out, anonymize, options)
+        return cls(
+            group_exams(files, rows),
+            out,
+            anonymize,
+            options,
+            priors=list(priors),
+            prior_files=frozenset(prior_files),
+        )
 
     @property
     def overrides(self) -> dict[Path, tuple[str | None, str | None]]:
@@ -83,11 +96,14 @@ class ExamCollector:
         self.sources[key] = path
 
     def write(self) -> list[Path]:
-        """Write the document of every exam with at least one analysed image."""
+        """Write the document of every exam with at least one analysed image, each
+        compared with its prior (:func:`calcscope.exam.priors.compare_with_priors`)."""
         from calcscope.exam.build import build_exam
+        from calcscope.exam.priors import compare_with_priors
         from calcscope.reports.exam_writer import write_exam_outputs
 
-        written = []
+        exams = []
+        explicit = set()
         for group in self.groups:
             images = [self.images[h.path] for h in group.images if h.path in self.images]
             if not images:
@@ -100,15 +116,57 @@ class ExamCollector:
                 patient_id=group.patient_id,
                 study_date=group.study_date,
             )
-            options = self.options if len(images) > 1 else ExamOutputOptions()
+            exams.append(exam)
+            if any(h.path in self.prior_files for h in group.images):
+                explicit.add(exam.exam_id)
+        compared = compare_with_priors(exams, self.priors, explicit=frozenset(explicit))
+        written = []
+        for e in compared:
+            options = self.options if len(e.images) > 1 else ExamOutputOptions()
             options = replace(options, anonymize=self.anonymize)
-            written.append(write_exam_outputs(exam, self.out, options, sources=self.sources))
+            written.append(write_exam_outputs(e, self.out, options, sources=self.sources))
         return written
 
 
-def write_phantom_exam(folder: Path, seed: int, spacing_mm: float, laterality: str) -> str:
-    """``calcscope phantom --exam DIR``: write the four views and truth.json; returns the
-    line to print (raises ValueError for an invalid argument)."""
+def split_priors(inputs: Sequence[Path]) -> tuple[list[PriorExam], list[Path]]:
+    """``--prior`` inputs: exam documents (``*.exam.json`` files, or the ones of a previous
+    run's output folder: read, not re-analysed) and the other inputs (images or folders of
+    images, analysed with the run). Raises ConfigError for an unreadable exam document."""
+    from pydantic import ValidationError
+
+    from calcscope.errors import ConfigError
+    from calcscope.reports.exam import EXAM_SUFFIX, load_exam, prior_from_report
+
+    priors: list[PriorExam] = []
+    images: list[Path] = []
+    for p in inputs:
+        docs = sorted(p.glob(f"*{EXAM_SUFFIX}")) if p.is_dir() else []
+        if p.is_file() and p.name.endswith(EXAM_SUFFIX):
+            docs = [p]
+        if not docs:
+            images.append(p)
+            continue
+        for doc in docs:
+            try:
+                priors.append(prior_from_report(load_exam(doc)))
+            except (OSError, ValueError, ValidationError) as exc:
+                raise ConfigError(f"{doc}: not a calcscope exam document ({exc})"[:600]) from exc
+    return priors, images
+
+
+def write_phantom_exam(
+    folder: Path, seed: int, spacing_mm: float, laterality: str, follow_up: bool = False
+) -> str:
+    """``calcscope phantom --exam DIR [--follow-up]``: write the four views and truth.json
+    (with ``follow_up``: a prior and a current exam in DIR/prior and DIR/current); returns
+    the line to print (raises ValueError for an invalid argument)."""
+    if follow_up:
+        from calcscope.phantom.follow_up import write_follow_up_phantom
+
+        prior, current, truth_path = write_follow_up_phantom(
+            folder, seed=seed, spacing_mm=spacing_mm
+        )
+        return f"wrote a prior exam into {prior}, a current one into {current} and {truth_path}"
     from calcscope.model import Laterality
     from calcscope.phantom.exam import write_exam_phantom
 

@@ -18,7 +18,7 @@ Rules (BI-RADS atlas, 5th ed.):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from calcscope.exam.model import BreastReading, Exam, ExamFinding, ExamImage, FindingKind, ViewLink
 from calcscope.exam.pairing import SUBAREOLAR_MM, ViewFinding, clock_face, pair_views
@@ -32,7 +32,13 @@ from calcscope.reading.assess import (
     assess_image,
 )
 
-__all__ = ["build_exam", "assign_roles", "finding_assessment", "ONE_VIEW_RECALL"]
+__all__ = [
+    "build_exam",
+    "assign_roles",
+    "finding_assessment",
+    "exam_assessment",
+    "ONE_VIEW_RECALL",
+]
 
 ONE_VIEW_RECALL = frozenset({Category.C3, Category.C4A, Category.C4B})
 """Categories of a cluster that, seen on one view only, become 0 (additional views)."""
@@ -104,6 +110,12 @@ def _link(img: ExamImage, f: ViewFinding) -> ViewLink:
     )
 
 
+def _most(a: float | None, b: float | None) -> float | None:
+    """The larger of two per-view sizes in mm (None where neither view tells it)."""
+    known = [x for x in (a, b) if x is not None]
+    return round(max(known), 1) if known else None
+
+
 def _pair(
     fid: int, lat: Laterality, cc: tuple[ExamImage, ViewFinding], mlo: tuple[ExamImage, ViewFinding]
 ) -> ExamFinding:
@@ -135,6 +147,10 @@ def _pair(
         score=round(1.0 - (1.0 - sa) * (1.0 - sb), 4),
         morphology=worse.morphology,
         distribution=worse.distribution,
+        n_calcifications=max(
+            (n for n in (a.n_calcifications, b.n_calcifications) if n is not None), default=None
+        ),
+        extent_mm=_most(a.extent_mm, b.extent_mm),
     )
 
 
@@ -164,6 +180,8 @@ def _single(
         score=round(f.score if f.score is not None else 0.5, 4),
         morphology=f.morphology,
         distribution=f.distribution,
+        n_calcifications=f.n_calcifications,
+        extent_mm=None if f.extent_mm is None else round(f.extent_mm, 1),
     )
 
 
@@ -222,8 +240,8 @@ def _breast(
     return BreastReading(lat, tuple(i.key for i in mine), tuple(findings), assessment)
 
 
-def _exam_assessment(
-    breasts: dict[Laterality, BreastReading], unplaced: list[ExamFinding]
+def exam_assessment(
+    breasts: Mapping[Laterality, BreastReading], unplaced: Sequence[ExamFinding]
 ) -> Assessment:
     """The highest breast category (and its follow-up), negative when nothing was found."""
     candidates = [(f"{_SIDE[lat]}", b.assessment) for lat, b in breasts.items() if b.assessment]
@@ -281,5 +299,5 @@ def build_exam(
         roles=roles,
         breasts=breasts,
         unplaced=tuple(unplaced),
-        assessment=_exam_assessment(breasts, unplaced),
+        assessment=exam_assessment(breasts, unplaced),
     )

@@ -14,7 +14,18 @@ from calcscope.exam.views import ExamView, ViewRole
 from calcscope.model import Laterality
 from calcscope.reading.assess import Assessment
 
-__all__ = ["FindingKind", "ExamImage", "ViewLink", "ExamFinding", "BreastReading", "Exam"]
+__all__ = [
+    "FindingKind",
+    "ExamImage",
+    "ViewLink",
+    "ExamFinding",
+    "BreastReading",
+    "Exam",
+    "Change",
+    "FindingChange",
+    "ResolvedFinding",
+    "Comparison",
+]
 
 
 class FindingKind(StrEnum):
@@ -22,6 +33,58 @@ class FindingKind(StrEnum):
 
     CLUSTER = "cluster"
     MACRO = "macro"  # a benign macro pattern (popcorn, rim, vascular, ...)
+
+
+class Change(StrEnum):
+    """How a finding changed since the prior exam (:mod:`calcscope.exam.compare`)."""
+
+    NEW = "new"
+    INCREASED = "increased"
+    STABLE = "stable"
+    DECREASED = "decreased"
+
+
+@dataclass(frozen=True)
+class FindingChange:
+    """A finding's change since the prior exam, with the numbers it rests on.
+
+    ``prior_finding_id`` is the matched finding of the prior exam (None for a new one);
+    ``stable_since`` the study date (YYYYMMDD) of the earliest exam showing the finding
+    unchanged; ``first_seen`` the date of the earliest exam showing it at all.
+    """
+
+    change: Change
+    prior_finding_id: int | None = None
+    match_score: float | None = None
+    prior_n_calcifications: int | None = None
+    n_calcifications: int | None = None
+    prior_extent_mm: float | None = None
+    extent_mm: float | None = None
+    stable_since: str | None = None
+    first_seen: str | None = None
+    prior_category: str | None = None
+
+
+@dataclass(frozen=True)
+class ResolvedFinding:
+    """A finding of the prior exam not seen now."""
+
+    prior_finding_id: int
+    kind: str
+    description: str
+    distance_from_nipple_mm: float | None
+    quadrant: str | None
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Which prior exam the exam was compared with (all None: no prior)."""
+
+    prior_study_instance_uid: str | None = None
+    prior_study_date: str | None = None
+    interval_months: int | None = None
+    prior_exam_id: str | None = None
+    older_study_date: str | None = None  # the exam before the prior, where it was used
 
 
 @dataclass(frozen=True)
@@ -67,6 +130,10 @@ class ExamFinding:
     score: float  # in [0, 1]; higher on two views than on one
     morphology: str = ""  # BI-RADS morphology (cluster) or benign pattern (macro) value
     distribution: str | None = None
+    n_calcifications: int | None = None  # the most on one view
+    extent_mm: float | None = None  # the largest on one view (clusters)
+    change: FindingChange | None = None  # None: not compared (no prior)
+    follow_up_months: int | None = None  # BI-RADS 3: months to the next mammogram
 
     @property
     def both_views(self) -> bool:
@@ -81,6 +148,7 @@ class BreastReading:
     images: tuple[str, ...]
     findings: tuple[ExamFinding, ...]
     assessment: Assessment | None
+    resolved: tuple[ResolvedFinding, ...] = ()  # prior findings not seen now
 
 
 @dataclass(frozen=True)
@@ -97,6 +165,7 @@ class Exam:
     breasts: Mapping[Laterality, BreastReading]
     unplaced: tuple[ExamFinding, ...]  # findings of images of unknown laterality
     assessment: Assessment
+    comparison: Comparison | None = None  # None: not compared; see calcscope.exam.compare
 
     @property
     def findings(self) -> tuple[ExamFinding, ...]:

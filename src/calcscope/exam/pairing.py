@@ -50,6 +50,7 @@ class ViewFinding:
     distribution: str | None = None
     n_calcifications: int | None = None
     half: str | None = None
+    extent_mm: float | None = None  # a cluster's extent (longest member distance + size)
 
 
 def clock_face(

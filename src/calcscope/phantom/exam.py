@@ -35,7 +35,14 @@ from calcscope.phantom.anatomy import EDGE_MARGIN_MM, breast_geometry
 from calcscope.phantom.mammogram import ClusterSpec, make_phantom
 from calcscope.phantom.truth import Phantom
 
-__all__ = ["ExamPhantom", "ExamTruth", "PATIENT_ORIENTATION", "make_exam", "write_exam_phantom"]
+__all__ = [
+    "ExamPhantom",
+    "ExamTruth",
+    "PATIENT_ORIENTATION",
+    "make_exam",
+    "write_exam_phantom",
+    "write_views",
+]
 
 PATIENT_ORIENTATION = {
     (Laterality.RIGHT, View.CC): "A\\L",
@@ -205,22 +212,20 @@ def truth_dict(exam: ExamPhantom, files: dict[tuple[Laterality, View], str]) -> 
     }
 
 
-def write_exam_phantom(
-    out_dir: str | Path, *, seed: int = 0, spacing_mm: float = 0.1, **kwargs: Any
-) -> tuple[dict[tuple[Laterality, View], Path], Path]:
-    """Write the exam of :func:`make_exam` as four DICOM files of one study and
-    ``truth.json`` into ``out_dir``; returns the files and the truth's path."""
-    from pydicom.uid import generate_uid
-
+def write_views(
+    out: Path,
+    views: dict[tuple[Laterality, View], Phantom],
+    study: str,
+    date: str,
+    patient: str,
+) -> dict[tuple[Laterality, View], Path]:
+    """Write the views of one study as DICOM MG files ``<L|R><view>.dcm`` into ``out``
+    (``study``: StudyInstanceUID, ``date``: StudyDate YYYYMMDD)."""
     from calcscope.imaging.write import write_image
 
-    out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    exam = make_exam(seed=seed, spacing_mm=spacing_mm, **kwargs)
-    study, date = generate_uid(), "20240315"
-    patient = f"CALCSCOPE-EXAM-{seed}"
     files: dict[tuple[Laterality, View], Path] = {}
-    for k, ((lat, view), ph) in enumerate(sorted(exam.views.items())):
+    for k, ((lat, view), ph) in enumerate(sorted(views.items())):
         path = out / f"{lat.value}{view.value}.dcm"
         write_image(ph.mammogram, path)
         ds = pydicom.dcmread(path)
@@ -233,6 +238,19 @@ def write_exam_phantom(
         with atomic_path(path) as tmp:
             ds.save_as(tmp, enforce_file_format=True)
         files[(lat, view)] = path
+    return files
+
+
+def write_exam_phantom(
+    out_dir: str | Path, *, seed: int = 0, spacing_mm: float = 0.1, **kwargs: Any
+) -> tuple[dict[tuple[Laterality, View], Path], Path]:
+    """Write the exam of :func:`make_exam` as four DICOM files of one study and
+    ``truth.json`` into ``out_dir``; returns the files and the truth's path."""
+    from pydicom.uid import generate_uid
+
+    out = Path(out_dir)
+    exam = make_exam(seed=seed, spacing_mm=spacing_mm, **kwargs)
+    files = write_views(out, exam.views, generate_uid(), "20240315", f"CALCSCOPE-EXAM-{seed}")
     truth = truth_dict(exam, {key: p.name for key, p in files.items()})
     truth_path = write_atomic(out / "truth.json", json.dumps(truth, indent=1) + "\n")
     return files, truth_path

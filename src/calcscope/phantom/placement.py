@@ -72,7 +72,9 @@ def _cluster_sampler(
     n = spec.n
     dist = spec.distribution
     if dist is Distribution.GROUPED:
-        radius = max(rng.uniform(4.0, 8.0), math.sqrt(n / 0.3) * (n_bound_mm + 0.5))
+        drawn = rng.uniform(4.0, 8.0)  # drawn always: the same seed gives the same image
+        wanted = drawn if spec.radius_mm is None else spec.radius_mm
+        radius = max(wanted, math.sqrt(n / 0.3) * (n_bound_mm + 0.5))
 
         def grouped() -> tuple[float, float, float]:
             rho, phi = radius * math.sqrt(rng.random()), rng.uniform(0, 2 * np.pi)

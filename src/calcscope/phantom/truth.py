@@ -132,12 +132,16 @@ class ClusterSpec:
     center_rc
         ``(row, col)`` in pixels of the returned image, or ``None`` for a random free
         place inside the breast. Ignored for DIFFUSE.
+    radius_mm
+        GROUPED only: the group's radius in mm (at least what ``n`` needs); ``None`` draws
+        4-8 mm.
     """
 
     morphology: Morphology
     distribution: Distribution = Distribution.GROUPED
     n: int = 8
     center_rc: tuple[float, float] | None = None
+    radius_mm: float | None = None
 
 
 def true_cluster(

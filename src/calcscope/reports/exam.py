@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from calcscope.about import DISCLAIMER, __version__
-from calcscope.exam.model import Exam, ExamFinding, ExamImage
+from calcscope.exam.compare import PriorExam, PriorFinding
+from calcscope.exam.model import Change, Exam, ExamFinding, ExamImage, FindingChange, FindingKind
 from calcscope.exam.pairing import ViewFinding
 from calcscope.exam.views import ExamView
 from calcscope.files import write_atomic
@@ -35,9 +37,12 @@ __all__ = [
     "exam_image_from_report",
     "write_exam",
     "load_exam",
+    "prior_from_report",
 ]
 
-EXAM_SCHEMA_VERSION = "1.0"
+EXAM_SCHEMA_VERSION = "1.1"
+"""1.1: findings' ``change``, ``n_calcifications``, ``extent_mm`` and ``follow_up_months``,
+breasts' ``resolved``, the exam's ``comparison`` (all optional)."""
 EXAM_SUFFIX = ".exam.json"
 
 
@@ -64,6 +69,21 @@ class ExamViewModel(_Model):
     nipple_distance_mm: float | None = None
 
 
+class ChangeModel(_Model):
+    """A finding's change since the prior exam (:mod:`calcscope.exam.compare`)."""
+
+    change: Literal["new", "increased", "stable", "decreased"]
+    prior_finding_id: int | None = None
+    match_score: float | None = Field(None, description="matching score in [0, 1]")
+    prior_n_calcifications: int | None = None
+    n_calcifications: int | None = None
+    prior_extent_mm: float | None = None
+    extent_mm: float | None = None
+    stable_since: str | None = Field(None, description="earliest exam date showing it unchanged")
+    first_seen: str | None = Field(None, description="earliest exam date showing it")
+    prior_category: str | None = None
+
+
 class ExamFindingModel(_Model):
     id: int
     kind: Literal["cluster", "macro"]
@@ -81,12 +101,44 @@ class ExamFindingModel(_Model):
     description: str
     assessment: ExamAssessmentModel
     score: float = Field(ge=0, le=1, description="certainty; higher when seen on both views")
+    morphology: str | None = Field(None, description="BI-RADS morphology or benign pattern")
+    n_calcifications: int | None = Field(None, description="the most on one view")
+    extent_mm: float | None = Field(None, description="a cluster's largest extent on one view")
+    change: ChangeModel | None = Field(None, description="null: not compared with a prior")
+    follow_up_months: int | None = Field(
+        None, description="BI-RADS 3: months to the next follow-up mammogram"
+    )
+
+
+class ResolvedModel(_Model):
+    """A finding of the prior exam not seen now."""
+
+    prior_finding_id: int
+    kind: str
+    description: str
+    distance_from_nipple_mm: float | None
+    quadrant: str | None
 
 
 class BreastModel(_Model):
     imaged: bool
     assessment: ExamAssessmentModel | None = Field(description="null: breast not imaged")
     findings: list[ExamFindingModel]
+    resolved: list[ResolvedModel] = Field(
+        default_factory=list, description="findings of the prior exam not seen now"
+    )
+
+
+class ComparisonModel(_Model):
+    """The prior exam the exam was compared with (nulls: no prior)."""
+
+    prior_study_instance_uid: str | None = None
+    prior_study_date: str | None = None
+    interval_months: int | None = None
+    prior_exam_id: str | None = None
+    older_study_date: str | None = Field(
+        None, description="the exam before the prior, which the prior was compared with"
+    )
 
 
 class ExamImageModel(_Model):
@@ -122,6 +174,9 @@ class ExamReport(_Model):
     breasts: dict[Literal["L", "R"], BreastModel]
     findings_unknown_side: list[ExamFindingModel] = Field(default_factory=list)
     assessment: ExamAssessmentModel
+    comparison: ComparisonModel | None = Field(
+        None, description="the prior exam compared with; null: not compared"
+    )
     outputs: ExamOutputsModel = Field(default_factory=ExamOutputsModel)
 
 
@@ -184,7 +239,39 @@ def _finding(f: ExamFinding, uid: Callable[[str | None], str | None] = _same) ->
         description=f.description,
         assessment=_assessment(f.assessment),
         score=f.score,
+        morphology=f.morphology or None,
+        n_calcifications=f.n_calcifications,
+        extent_mm=f.extent_mm,
+        change=None if f.change is None else ChangeModel(**asdict(f.change)),
+        follow_up_months=f.follow_up_months,
     )
+
+
+def _comparison(
+    exam: Exam, uid: Callable[[str | None], str | None], anonymize: bool
+) -> ComparisonModel | None:
+    """The comparison block; de-identified: the prior's UID mapped, its dates and id left out."""
+    if exam.comparison is None:
+        return None
+    c = ComparisonModel(**asdict(exam.comparison))
+    if not anonymize:
+        return c
+    return c.model_copy(
+        update={
+            "prior_study_instance_uid": uid(c.prior_study_instance_uid),
+            "prior_study_date": None,
+            "older_study_date": None,
+            "prior_exam_id": None,
+        }
+    )
+
+
+def _undated(f: ExamFindingModel, anonymize: bool) -> ExamFindingModel:
+    """``f`` without the exam dates of its change when de-identified."""
+    if not anonymize or f.change is None:
+        return f
+    change = f.change.model_copy(update={"stable_since": None, "first_seen": None})
+    return f.model_copy(update={"change": change})
 
 
 def to_exam_report(exam: Exam, *, anonymize: bool = False, seed: str | None = None) -> ExamReport:
@@ -211,7 +298,8 @@ def to_exam_report(exam: Exam, *, anonymize: bool = False, seed: str | None = No
         lat.value: BreastModel(
             imaged=bool(b.images),
             assessment=_assessment(b.assessment) if b.assessment else None,
-            findings=[_finding(f, uid) for f in b.findings],
+            findings=[_undated(_finding(f, uid), anonymize) for f in b.findings],
+            resolved=[ResolvedModel(**asdict(r)) for r in b.resolved],
         )
         for lat, b in exam.breasts.items()
     }
@@ -229,6 +317,7 @@ def to_exam_report(exam: Exam, *, anonymize: bool = False, seed: str | None = No
         breasts=breasts,
         findings_unknown_side=[_finding(f, uid) for f in exam.unplaced],
         assessment=_assessment(exam.assessment),
+        comparison=_comparison(exam, uid, anonymize),
     )
 
 
@@ -265,6 +354,7 @@ def exam_image_from_report(
                     distribution=c.distribution if is_cluster else None,  # type: ignore[union-attr]
                     n_calcifications=len(c.member_ids),
                     half=loc.half if loc else None,
+                    extent_mm=float(c.extent_mm) if is_cluster else None,  # type: ignore[union-attr]
                 )
             )
     if view is None:
@@ -301,3 +391,44 @@ def write_exam(
 def load_exam(path: str | Path) -> ExamReport:
     """Read an exam document written by calcscope."""
     return ExamReport.model_validate_json(Path(path).read_bytes())
+
+
+def _prior_finding(f: ExamFindingModel, lat: Laterality | None) -> PriorFinding:
+    change = None
+    if f.change is not None:
+        change = FindingChange(**{**f.change.model_dump(), "change": Change(f.change.change)})
+    return PriorFinding(
+        id=f.id,
+        laterality=lat,
+        kind=FindingKind(f.kind),
+        views=frozenset(r for r in f.views if r != "additional"),
+        distance_from_nipple_mm=f.distance_from_nipple_mm,
+        quadrant=f.quadrant,
+        clock=f.clock,
+        depth=f.depth,
+        morphology=f.morphology or "",
+        n_calcifications=f.n_calcifications,
+        extent_mm=f.extent_mm,
+        category=f.assessment.category,
+        description=f.description,
+        change=change,
+    )
+
+
+def prior_from_report(report: ExamReport) -> PriorExam:
+    """The prior exam of a comparison from its JSON document (a previous run's output:
+    read, not re-analysed)."""
+    findings = [
+        _prior_finding(f, Laterality(lat))
+        for lat, breast in sorted(report.breasts.items(), key=lambda kv: kv[0] != "R")
+        for f in breast.findings
+    ]
+    findings += [_prior_finding(f, None) for f in report.findings_unknown_side]
+    return PriorExam(
+        exam_id=report.exam_id,
+        study_instance_uid=report.study_instance_uid,
+        patient_id=report.patient_id,
+        study_date=report.study_date,
+        findings=tuple(findings),
+        prior_study_date=report.comparison.prior_study_date if report.comparison else None,
+    )
