@@ -1015,3 +1015,25 @@ def test_error_messages_are_one_bounded_line() -> None:
     assert "\n" not in text and "\x00" not in text
     assert text.startswith("/data/a.dcm: modality")
     assert "characters left out" in text
+
+
+@pytest.mark.parametrize(
+    ("header", "what"),
+    [(b"P5\n520 700\n65535\n", "width"), (b"P5\n560 700\n6\x0c535\n", "maxval")],
+)
+def test_pgm_whose_header_disagrees_with_its_data_is_refused(
+    tmp_path: Path, header: bytes, what: str
+) -> None:
+    """A flipped byte in a PGM header (no checksum) would read the pixels sheared or
+    scaled into another image: the pixel byte count must match the header."""
+    from calcscope.errors import UnreadableFileError
+
+    rng = np.random.default_rng(3)
+    data = rng.integers(0, 65535, size=(700, 560), dtype=np.uint16).astype(">u2").tobytes()
+    good = tmp_path / "good.pgm"
+    good.write_bytes(b"P5\n560 700\n65535\n" + data)
+    assert read_image(good, spacing_mm=0.1).pixels.shape == (700, 560)
+    bad = tmp_path / f"bad-{what}.pgm"
+    bad.write_bytes(header + data)
+    with pytest.raises(UnreadableFileError, match="header declares"):
+        read_image(bad, spacing_mm=0.1)

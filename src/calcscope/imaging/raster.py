@@ -15,7 +15,12 @@ import numpy as np
 from PIL import Image
 
 from calcscope.config import IOConfig
-from calcscope.errors import ImageTooLargeError, MissingSpacingError, NotAMammogramError
+from calcscope.errors import (
+    ImageTooLargeError,
+    MissingSpacingError,
+    NotAMammogramError,
+    UnreadableFileError,
+)
 from calcscope.imaging._common import (
     MISSING_SPACING,
     check_size,
@@ -50,9 +55,36 @@ def read_pillow(p: Path, config: IOConfig, spacing: tuple[float, float] | None) 
             check_size(rows, cols, config, name)
             if spacing is None:
                 raise MissingSpacingError(MISSING_SPACING, name)
+            _check_pnm_length(im, p, name)
             im.load()  # raises OSError when truncated
             arr, depth = _pillow_array(im)
     return _from_decoded(arr, depth, spacing, name, invert=False)
+
+
+def _check_pnm_length(im: Image.Image, p: Path, name: str) -> None:
+    """A binary PGM/PPM has no checksum: its pixel bytes must be exactly what its header
+    declares (width x height x samples x bytes per sample, 2 when maxval > 255), else the
+    header is corrupt and the pixels would be read sheared or scaled into another image."""
+    tiles = getattr(im, "tile", None)
+    if im.format not in ("PPM", "PGM") or not tiles:
+        return
+    codec, offset, raw_args = tiles[0][0], int(tiles[0][2]), tiles[0][3]
+    args = (raw_args,) if isinstance(raw_args, str) else tuple(raw_args or ())
+    if codec == "raw":
+        wide = "16" in str(args[0] if args else im.mode)
+    elif codec == "ppm" and len(args) > 1:
+        wide = int(args[1]) > 255
+    else:  # plain (ASCII) PNM: lengths vary
+        return
+    expected = im.size[0] * im.size[1] * len(im.getbands()) * (2 if wide else 1)
+    held = p.stat().st_size - offset
+    if held != expected:
+        raise UnreadableFileError(
+            f"the PGM/PPM header declares {im.size[0]} x {im.size[1]} pixels "
+            f"({expected} bytes of pixel data) but the file holds {held}: corrupt header "
+            "or truncated file; not analysed",
+            name,
+        )
 
 
 def _pillow_array(im: Image.Image) -> tuple[np.ndarray, int | None]:
