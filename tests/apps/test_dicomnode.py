@@ -223,6 +223,55 @@ def _evidence_uids(path: Path) -> set[str]:
     }
 
 
+def test_node_forwards_the_exam_sr(tmp_path: Path, exam_views: dict[str, Path]) -> None:
+    """A completed exam's one SR for the study goes to the PACS, besides each image's."""
+    from pynetdicom import AllStoragePresentationContexts, evt
+
+    received: list[pydicom.Dataset] = []
+
+    def on_store(event: evt.Event) -> int:
+        received.append(event.dataset)
+        return 0
+
+    pacs = AE(ae_title="PACS")
+    pacs.supported_contexts = AllStoragePresentationContexts
+    pacs_port = _free_port()
+    server = pacs.start_server(
+        ("127.0.0.1", pacs_port), block=False, evt_handlers=[(evt.EVT_C_STORE, on_store)]
+    )
+    four = _study(exam_views, ["RCC", "LCC", "RMLO", "LMLO"])
+    uids = {str(ds.SOPInstanceUID) for ds in four}
+    fwd = Forward("127.0.0.1", pacs_port, "PACS")
+    try:
+        with StorageNode(
+            AET, 0, tmp_path / "node", forward=fwd, processes=False, exam_views=4
+        ) as node:
+            assert _send(node.port, four) == [0, 0, 0, 0]
+
+            def exam_sr() -> list[pydicom.Dataset]:
+                return [
+                    ds
+                    for ds in received
+                    if ds.SOPClassUID == MammographyCADSRStorage
+                    and len(
+                        ds.CurrentRequestedProcedureEvidenceSequence[0].ReferencedSeriesSequence
+                    )
+                    and {
+                        str(i.ReferencedSOPInstanceUID)
+                        for s in ds.CurrentRequestedProcedureEvidenceSequence
+                        for r in s.ReferencedSeriesSequence
+                        for i in r.ReferencedSOPSequence
+                    }
+                    == uids
+                ]
+
+            _wait(lambda: len(exam_sr()) == 1, 120, "the exam SR at the PACS")
+    finally:
+        server.shutdown()
+    per_image = [ds for ds in received if ds.SOPClassUID == MammographyCADSRStorage]
+    assert len(per_image) == 5  # four image SRs and the exam's
+
+
 def test_node_writes_one_exam_per_study_after_the_idle_time(
     tmp_path: Path, exam_views: dict[str, Path]
 ) -> None:

@@ -31,7 +31,8 @@ The received file is the unit of work, and the disk is the queue::
     OUT/done/<SOPInstanceUID>         commit marker (one line of JSON)
     OUT/received/<SOPInstanceUID>.dcm analysed images
     OUT/failed/<SOPInstanceUID>.dcm   images whose analysis failed
-    OUT/exams/<study>/exam.exam.json  the study's exam (:mod:`calcscope.apps.node_exams`)
+    OUT/exams/<study>/exam.exam.json  the study's exam and its SR, exam.sr.dcm (sent to the
+                                      PACS with ``forward``; :mod:`calcscope.apps.node_exams`)
 
 1. The C-STORE handler checks the data set (a mammogram, pixel data present and complete),
    writes it through a temporary file, ``fsync`` and ``os.replace`` to ``incoming/``, and
@@ -41,10 +42,9 @@ The received file is the unit of work, and the disk is the queue::
    sender gets ``0xA700`` (out of resources) and may retry.
 3. Worker threads, apart from the association threads, take the images one by one and
    analyse each in their own worker process (:mod:`calcscope.apps.node_worker`), under a
-   time limit when one is set. The results are written into a temporary folder renamed to
+   time limit when one is set. The results go to a temporary folder renamed to
    ``results/<uid>``; the ``done`` marker is the commit; then the image moves to
-   ``received/``. An image whose marker
-   exists is never analysed again (a second C-STORE of it is answered with success).
+   ``received/``. An image with a marker is never analysed again.
 4. On start, the node deletes half-received temporary files and half-written result
    folders, and queues every file left in ``incoming/`` and every result whose forwarding
    had not succeeded.
@@ -645,15 +645,33 @@ class StorageNode:
     def _poll_exams(self, tick_s: float) -> None:
         while not self._stop.wait(tick_s):
             try:
-                self.exams.poll()
+                for path in self.exams.poll():
+                    self._forward_exam(path)
             except Exception:  # noqa: BLE001 - the exam thread never dies
                 log.exception("unexpected error writing an exam")
 
     def _add_to_exam(self, uid: str) -> None:
         try:
-            self.exams.add(uid)
+            path = self.exams.add(uid)
         except Exception:  # noqa: BLE001 - the image is analysed; its exam is retried
             log.exception("unexpected error adding %s to its exam", uid)
+            return
+        if path is not None:
+            self._forward_exam(path)
+
+    def _forward_exam(self, exam_json: Path) -> None:
+        """Send a newly written exam's SR to the PACS (a failure is logged and counted)."""
+        sr = exam_json.with_name(exam_json.name.removesuffix(".exam.json") + ".sr.dcm")
+        if self.forward is None or not self.dicom_reports or not sr.exists():
+            return
+        try:
+            send_files([sr], self.forward, calling_ae_title=self.ae_title)
+        except Exception as exc:  # noqa: BLE001 - network trouble
+            self.stats.add("forward_failed")
+            log.error("could not forward the exam SR %s to %s: %s", sr, self.forward, exc)
+            return
+        self.stats.add("forwarded")
+        log.info("forwarded the exam SR %s to %s", sr.parent.name, self.forward)
 
     def _analyse(self, worker: AnalysisWorker, uid: str) -> None:
         src = self._incoming(uid)
