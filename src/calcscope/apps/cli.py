@@ -35,6 +35,7 @@ from calcscope.config import Config
 from calcscope.errors import CalcscopeError, ConfigError, InputError, one_line
 
 if TYPE_CHECKING:
+    from calcscope.exam.compare import PriorExam
     from calcscope.pipeline import Analysis
     from calcscope.reports.writer import OutputOptions, Outputs
 
@@ -272,6 +273,32 @@ def summary_table(results: list[FileResult]) -> Table:
     return table
 
 
+def _gather_inputs(
+    inputs: list[Path], prior: list[Path]
+) -> tuple[list[Path], list[Path], list[PriorExam], list[Path]]:
+    """The image files of ``inputs`` and ``--prior`` (searched), the inputs that do not
+    exist (each reported), the prior exam documents read, and the prior image files.
+    Exits 2 for an unreadable exam document, 1 when nothing is found."""
+    from calcscope.apps.exams import split_priors
+    from calcscope.imaging.io import find_images
+
+    try:
+        prior_exams, prior_inputs = split_priors([p for p in prior if p.exists()])
+    except ConfigError as exc:
+        err_console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from exc
+    missing = [p for p in [*inputs, *prior] if not p.exists()]
+    prior_files = find_images(prior_inputs) if prior_inputs else []
+    files = find_images([p for p in inputs if p.exists()])
+    files += [p for p in prior_files if p not in set(files)]
+    for p in missing:
+        err_console.print(f"[red]error:[/] {p}: no such file or folder")
+    if not files and not missing:
+        err_console.print("[red]error:[/] no mammogram files found in the given inputs")
+        raise typer.Exit(1)
+    return files, missing, prior_exams, prior_files
+
+
 @app.command()
 def analyze(
     inputs: Annotated[list[Path], typer.Argument(help="Mammogram files or folders (searched).")],
@@ -324,27 +351,13 @@ def analyze(
     --sr, --letter and --html write each image's SR, letter and page and, for an exam of
     two or more images, one more for the exam (<exam>.sr.dcm, <exam>.letter.html and
     .letter.txt, <exam>.html), listed in the exam JSON's outputs."""
-    from calcscope.apps.exams import ExamCollector, split_priors
-    from calcscope.imaging.io import find_images
+    from calcscope.apps.exams import ExamCollector
 
     cfg = load_settings(config_path, model)
     if spacing_mm is not None and not (0.01 <= spacing_mm <= 1.0):
         err_console.print(f"[red]error:[/] --spacing-mm {spacing_mm} is outside 0.01-1 mm")
         raise typer.Exit(2)
-    try:
-        prior_exams, prior_inputs = split_priors([p for p in prior or [] if p.exists()])
-    except ConfigError as exc:
-        err_console.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(2) from exc
-    missing = [p for p in [*inputs, *(prior or [])] if not p.exists()]
-    prior_files = find_images(prior_inputs) if prior_inputs else []
-    files = find_images([p for p in inputs if p.exists()])
-    files += [p for p in prior_files if p not in set(files)]
-    for p in missing:
-        err_console.print(f"[red]error:[/] {p}: no such file or folder")
-    if not files and not missing:
-        err_console.print("[red]error:[/] no mammogram files found in the given inputs")
-        raise typer.Exit(1)
+    files, missing, prior_exams, prior_files = _gather_inputs(inputs, prior or [])
     try:
         exams = ExamCollector.for_files(
             files,

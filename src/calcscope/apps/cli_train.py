@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -21,6 +21,9 @@ from rich.table import Table
 
 from calcscope.detection.model_card import ModelCard
 from calcscope.errors import CalcscopeError, ConfigError
+
+if TYPE_CHECKING:
+    from calcscope.evaluation.training import TrainOptions, TrainResult
 
 __all__ = ["card_table", "train"]
 
@@ -84,7 +87,7 @@ def train(
     ] = None,
 ) -> None:
     """Train the candidate classifier on your own set and write a model folder for --model."""
-    from calcscope.evaluation.training import TrainOptions, train_model
+    from calcscope.evaluation.training import TrainOptions
 
     if spacing_mm is not None and not (0.01 <= spacing_mm <= 1.0):
         err_console.print(f"[red]error:[/] --spacing-mm {spacing_mm} is outside 0.01-1 mm")
@@ -108,6 +111,17 @@ def train(
         normals=tuple(normals or ()),
         base=base,
     )
+    res = _run_training(fmt.value, images, truth, out, opts)
+    console.print(card_table(res.card, res.out))
+    console.print(f"use it: calcscope analyze --model {res.out} IMAGES --out DIR")
+
+
+def _run_training(
+    fmt: str, images: Path, truth: Path, out: Path, opts: TrainOptions
+) -> TrainResult:
+    """Train with a progress bar per step; errors exit 2 (configuration) or 1."""
+    from calcscope.evaluation.training import train_model
+
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -126,15 +140,13 @@ def train(
             progress.console.print(message)
 
         try:
-            res = train_model(fmt.value, images, truth, out, opts, progress=on_progress, say=say)
+            return train_model(fmt, images, truth, out, opts, progress=on_progress, say=say)
         except ConfigError as exc:
             err_console.print(f"[red]error:[/] {exc}")
             raise typer.Exit(2) from exc
         except CalcscopeError as exc:
             err_console.print(f"[red]error:[/] {exc}")
             raise typer.Exit(1) from exc
-    console.print(card_table(res.card, res.out))
-    console.print(f"use it: calcscope analyze --model {res.out} IMAGES --out DIR")
 
 
 def card_table(card: ModelCard, out: Path) -> Table:

@@ -49,12 +49,10 @@ The received file is the unit of work, and the disk is the queue::
    folders, and queues every file left in ``incoming/`` and every result whose forwarding
    had not succeeded.
 
-Failure statuses: ``0xA900`` data set does not match the SOP class (not a mammogram, UID
-mismatch), ``0xC000`` cannot understand (undecodable or truncated data set), ``0x0117``
-invalid SOP Instance UID, ``0xA700`` out of resources (queue full, disk full, stopping).
-An image that passes these checks but cannot be analysed (an error, a decoder panic, a
-worker process that died or ran over the time limit) is logged and recorded in
-``results/<uid>/error.json``, and the node goes on. Research software, not a medical device.
+Failure statuses: ``0xA900`` not a mammogram or UID mismatch, ``0xC000`` undecodable or
+truncated data set, ``0x0117`` invalid SOP Instance UID, ``0xA700`` out of resources. An
+image that passes but cannot be analysed (an error, a decoder panic, a worker that died or
+ran over the time limit) is recorded in ``results/<uid>/error.json``; the node goes on.
 """
 
 from __future__ import annotations
