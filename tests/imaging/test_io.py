@@ -1037,3 +1037,22 @@ def test_pgm_whose_header_disagrees_with_its_data_is_refused(
     bad.write_bytes(header + data)
     with pytest.raises(UnreadableFileError, match="header declares"):
         read_image(bad, spacing_mm=0.1)
+
+
+def test_cut_jpeg_ls_frame_is_refused(tmp_path: Path) -> None:
+    """A JPEG-LS frame cut short decodes without an error in some decoders (the missing
+    rows filled): a frame must end with its end marker, else the file is refused; the
+    intact frame still reads."""
+    pytest.importorskip("jpeg_ls")
+    from calcscope.errors import UnreadableFileError
+
+    stored = np.round(truth_image(256, 256) * 4095).astype(np.uint16)
+    ds = mg_dataset(stored, bits_stored=12, ImagerPixelSpacing=[0.1, 0.1])
+    ds.compress(JPEGLSLossless, encoding_plugin="pyjpegls")
+    frame = next(generate_frames(ds.PixelData, number_of_frames=1))
+    intact = save(ds, tmp_path / "intact.dcm")
+    assert read_image(intact).pixels.shape == (256, 256)
+    cut = frame[: len(frame) * 2 // 3]
+    ds.PixelData = encapsulate([cut + b"\x00" * (len(cut) % 2)])
+    with pytest.raises(UnreadableFileError, match="end marker"):
+        read_image(save(ds, tmp_path / "cut.dcm"))

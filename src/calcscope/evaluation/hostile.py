@@ -259,14 +259,14 @@ def _compressed(ds: Dataset, syntax: pydicom.uid.UID) -> Dataset | None:
 
 
 def _fragment_cases(ds: Dataset, rng: random.Random, n: int) -> Iterator[tuple[str, bytes]]:
-    from pydicom.encaps import encapsulate, generate_fragments
+    from pydicom.encaps import encapsulate, generate_frames
 
     for syntax in (RLELossless, JPEGLSLossless, JPEG2000Lossless):
         d = _compressed(ds, syntax)
         if d is None:
             continue
-        frags = list(generate_fragments(d.PixelData))
-        frame = b"".join(frags)
+        # the whole frame (generate_frames skips the Basic Offset Table item)
+        frame = next(generate_frames(d.PixelData, number_of_frames=1))
         for k in range(n):
             f = bytearray(frame)
             kind = k % 6

@@ -228,6 +228,7 @@ def _decode(ds: Dataset, name: str) -> np.ndarray:
     pylibjpeg-rle on corrupt RLE segments), becomes an UnreadableFileError that names the
     file and the transfer syntax. Only an interrupt or an exit goes through.
     """
+    _check_end_markers(ds, name)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -241,6 +242,34 @@ def _decode(ds: Dataset, name: str) -> np.ndarray:
             "gdcmconv --raw) or export it as 16-bit PNG and pass --spacing-mm",
             name,
         ) from exc
+
+
+def _check_end_markers(ds: Dataset, name: str) -> None:
+    """Refuse a JPEG-family or JPEG 2000 frame that does not end with its end marker
+    (EOI / EOC, both ``FF D9``, padding zeros allowed): a cut stream is decoded by some
+    decoders without an error, the missing rows filled with whatever they hold."""
+    ts = _transfer_syntax(ds)
+    if ts is None or not ts.is_compressed or not str(ts).startswith("1.2.840.10008.1.2.4."):
+        return
+    if "PixelData" not in ds:
+        return
+    from pydicom.encaps import generate_frames
+
+    n = int(ds.get("NumberOfFrames", 1) or 1)
+    try:
+        frames = list(generate_frames(ds.PixelData, number_of_frames=max(n, 1)))
+    except Exception as exc:  # noqa: BLE001 - a corrupt encapsulation: the decoder says more
+        raise UnreadableFileError(
+            f"the encapsulated pixel data cannot be split into frames: {one_line(exc)}", name
+        ) from exc
+    for k, frame in enumerate(frames):
+        if not bytes(frame).rstrip(b"\x00").endswith(b"\xff\xd9"):
+            raise UnreadableFileError(
+                f"frame {k + 1} of the {_transfer_syntax_text(ds)} pixel data does not end "
+                "with its end marker (FF D9): the compressed data are cut or corrupt; "
+                "not analysed",
+                name,
+            )
 
 
 def _source(
