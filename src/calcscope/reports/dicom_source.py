@@ -139,6 +139,18 @@ DEIDENTIFICATION_CODES: tuple[tuple[str, str], ...] = (
 _PROCESS_SEED = secrets.token_hex(16)
 
 
+def _strip_times(item: Dataset) -> None:
+    """Times of day emptied and date-times cut to their (shifted) date: dicognito shifts
+    dates but keeps the time of day, which with the study's other details can identify
+    an examination (PS3.15 Basic Profile: Z/X for Study, Series, Acquisition and Content
+    times)."""
+    for elem in item:
+        if elem.VR == "TM" and elem.value:
+            elem.value = ""
+        elif elem.VR == "DT" and elem.value:
+            elem.value = str(elem.value)[:8]
+
+
 class Deidentifier:
     """De-identification by DICOM PS3.15's Basic Application Level Confidentiality Profile.
 
@@ -191,6 +203,7 @@ class Deidentifier:
             for kw in _EMPTIED:
                 if kw in item:
                     setattr(item, kw, "")
+            _strip_times(item)
         out.PatientName = ANONYMOUS_NAME
         out.PatientBirthDate = ""
         out.PatientIdentityRemoved = "YES"
