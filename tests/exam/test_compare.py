@@ -326,3 +326,15 @@ def test_prior_named_explicitly_as_images_or_as_a_previous_run(follow_ups: dict)
     assert main([*argv, "--out", str(out2), "--no-overlay"]) == 0
     assert len(list(out2.glob("*.json"))) == 4 + 1  # the current exam only
     _check_changes(_current(out2, folder), folder)
+
+
+@pytest.mark.parametrize("seed", SEEDS[:1])
+def test_the_exam_letter_tells_the_changes(follow_ups: dict, seed: int) -> None:
+    """The patient's letter says, in plain words, what changed since the prior mammogram."""
+    from calcscope.reports.exam_letter import exam_letter_text
+
+    text = exam_letter_text(_current(follow_ups["out"], follow_ups["dirs"][seed]))
+    assert "Compared with your mammogram of 20 May 2022" in text
+    assert "has grown" in text
+    assert "is new" in text
+    assert "has not changed" in text

@@ -404,7 +404,8 @@ _WORDS = {
 }
 
 
-def _long_date(text: str | None) -> str | None:
+def long_date(text: str | None) -> str | None:
+    """A DICOM date (YYYYMMDD) in words, e.g. \"20 May 2024\"; None when unreadable."""
     d = _date(text)
     return None if d is None else f"{d.day} {_MONTHS[d.month - 1]} {d.year}"
 
@@ -418,7 +419,7 @@ def change_sentence(finding: ExamFinding, prior_date: str | None) -> str:
     """
     if finding.change is None:
         return ""
-    when = _long_date(prior_date)
+    when = long_date(prior_date)
     opening = (
         f"compared with your mammogram of {when}" if when else "compared with your last mammogram"
     )

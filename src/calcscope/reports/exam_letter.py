@@ -48,9 +48,41 @@ def _where(f: ExamFindingModel) -> str | None:
     return ", ".join(parts) if parts else None
 
 
-def _breast(side: str, b: BreastModel, exam_category: str) -> list[str]:
+_CHANGE_WORDS = {
+    "new": "is new",
+    "increased": "has grown",
+    "stable": "has not changed",
+    "decreased": "has become smaller",
+}
+
+
+def _changes(side: str, b: BreastModel, prior_date: str | None) -> list[str]:
+    """What changed since the prior mammogram, one sentence per compared finding."""
+    from calcscope.exam.compare import long_date
+
+    when = long_date(prior_date)
+    opening = f"Compared with your mammogram of {when}" if when else "Compared with your last one"
+    out = []
+    for f in b.findings:
+        if f.change is None:
+            continue
+        what = "a larger calcium spot" if f.kind == "macro" else "a group of calcium spots"
+        out.append(
+            f"{opening}, {what} in your {_SIDE[side]} breast {_CHANGE_WORDS[f.change.change]}."
+        )
+    if b.resolved:
+        out.append(
+            f"{_count(len(b.resolved), 'group', 'groups')} seen on the earlier mammogram of "
+            f"your {_SIDE[side]} breast can no longer be seen."
+        )
+    return out
+
+
+def _breast(
+    side: str, b: BreastModel, exam_category: str, prior_date: str | None = None
+) -> list[str]:
     """The sentences about one breast (what its category means when it is not the
-    exam's, which the next paragraph explains)."""
+    exam's, which the next paragraph explains), and what changed since the prior."""
     name = f"your {_SIDE[side]} breast"
     if not b.imaged or b.assessment is None:
         return [f"There were no pictures of {name} in this exam."]
@@ -77,6 +109,7 @@ def _breast(side: str, b: BreastModel, exam_category: str) -> list[str]:
             f"{_count(len(macros), 'larger spot', 'larger spots')}. "
             "Larger spots are almost always harmless."
         )
+    seen += _changes(side, b, prior_date)
     if b.assessment.category != exam_category:
         seen.append(_MEANING[Category(b.assessment.category)])
     return seen
@@ -89,8 +122,9 @@ def exam_letter_paragraphs(exam: ExamReport) -> list[list[str]]:
         "A calcification is a tiny spot of calcium in the breast. "
         "They are very common, and more so with age."
     ]
+    prior_date = exam.comparison.prior_study_date if exam.comparison else None
     for side in ("R", "L"):
-        seen += _breast(side, exam.breasts[side], exam.assessment.category)
+        seen += _breast(side, exam.breasts[side], exam.assessment.category, prior_date)
     if exam.findings_unknown_side:
         seen.append(
             f"The computer also found "
