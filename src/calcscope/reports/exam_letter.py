@@ -10,11 +10,17 @@ exam report (:class:`calcscope.reports.exam.ExamReport`) with the same Jinja2 te
 
 from __future__ import annotations
 
-from calcscope.about import __version__
 from calcscope.reading.assess import Category, FollowUp
 from calcscope.reports.exam import BreastModel, ExamFindingModel, ExamReport
-from calcscope.reports.letter import _MEANING, EXPLAINED_TERMS, NEXT_STEP, NOTICE, _count
-from calcscope.reports.templating import render_template
+from calcscope.reports.letter import (
+    _MEANING,
+    EXPLAINED_TERMS,
+    NEXT_STEP,
+    NOTICE,
+    _count,
+    paragraphs_html,
+    paragraphs_text,
+)
 
 __all__ = ["exam_letter_paragraphs", "exam_letter_text", "exam_letter_html"]
 
@@ -32,8 +38,6 @@ _QUADRANT_WORDS = {
     "central": "the middle, behind the nipple",
     "subareolar": "the area just behind the nipple",
 }
-
-_HEADINGS = ("", "What we saw", "What it usually means", "What happens next", "Your doctor")
 
 
 def _where(f: ExamFindingModel) -> str | None:
@@ -143,20 +147,9 @@ def exam_letter_paragraphs(exam: ExamReport) -> list[list[str]]:
 
 def exam_letter_text(exam: ExamReport) -> str:
     """The exam letter as plain text."""
-    parts = ["Your mammogram: the computer's reading", ""]
-    for heading, para in zip(_HEADINGS, exam_letter_paragraphs(exam), strict=True):
-        if heading:
-            parts.append(heading)
-        parts.append(" ".join(para))
-        parts.append("")
-    parts.append(f"(calcscope {__version__}: research software, not a medical device.)")
-    return "\n".join(parts) + "\n"
+    return paragraphs_text(exam_letter_paragraphs(exam))
 
 
 def exam_letter_html(exam: ExamReport) -> str:
     """The exam letter as a small self-contained HTML page (template ``letter.html.j2``)."""
-    sections = [
-        (heading, " ".join(para))
-        for heading, para in zip(_HEADINGS, exam_letter_paragraphs(exam), strict=True)
-    ]
-    return render_template("letter.html.j2", sections=sections, version=__version__)
+    return paragraphs_html(exam_letter_paragraphs(exam))

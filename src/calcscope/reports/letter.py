@@ -33,6 +33,8 @@ __all__ = [
     "letter_paragraphs",
     "letter_text",
     "letter_html",
+    "paragraphs_text",
+    "paragraphs_html",
     "write_letter",
 ]
 
@@ -191,10 +193,11 @@ def letter_paragraphs(report: AnalysisReport) -> list[list[str]]:
 _HEADINGS = ("", "What we saw", "What it usually means", "What happens next", "Your doctor")
 
 
-def letter_text(report: AnalysisReport) -> str:
-    """The letter as plain text."""
+def paragraphs_text(paragraphs: list[list[str]]) -> str:
+    """A letter's paragraphs (notice, what was seen, meaning, next step, doctor) as plain
+    text under their headings; the image letter and the exam letter share it."""
     parts = ["Your mammogram: the computer's reading", ""]
-    for heading, para in zip(_HEADINGS, letter_paragraphs(report), strict=True):
+    for heading, para in zip(_HEADINGS, paragraphs, strict=True):
         if heading:
             parts.append(heading)
         parts.append(" ".join(para))
@@ -203,13 +206,22 @@ def letter_text(report: AnalysisReport) -> str:
     return "\n".join(parts) + "\n"
 
 
-def letter_html(report: AnalysisReport) -> str:
-    """The letter as a small self-contained HTML page (template ``letter.html.j2``)."""
+def paragraphs_html(paragraphs: list[list[str]]) -> str:
+    """A letter's paragraphs as a small self-contained HTML page (``letter.html.j2``)."""
     sections = [
-        (heading, " ".join(para))
-        for heading, para in zip(_HEADINGS, letter_paragraphs(report), strict=True)
+        (heading, " ".join(para)) for heading, para in zip(_HEADINGS, paragraphs, strict=True)
     ]
     return render_template("letter.html.j2", sections=sections, version=__version__)
+
+
+def letter_text(report: AnalysisReport) -> str:
+    """The letter as plain text."""
+    return paragraphs_text(letter_paragraphs(report))
+
+
+def letter_html(report: AnalysisReport) -> str:
+    """The letter as a small self-contained HTML page (template ``letter.html.j2``)."""
+    return paragraphs_html(letter_paragraphs(report))
 
 
 def write_letter(report: AnalysisReport, stem_path: str | Path) -> tuple[Path, Path]:
