@@ -42,7 +42,6 @@ from io import BytesIO
 
 from pydicom.dataset import Dataset
 from pydicom.sr.coding import Code
-from pydicom.uid import generate_uid
 
 from calcscope.about import __version__
 from calcscope.reading.assess import Category, FollowUp
@@ -50,7 +49,6 @@ from calcscope.reports.dicom_source import (
     Deidentifier,
     derived_uid,
     description_text,
-    mark_deidentified,
 )
 from calcscope.reports.exam import ExamAssessmentModel, ExamFindingModel, ExamReport
 from calcscope.reports.schema import AnalysisReport
@@ -79,7 +77,6 @@ from calcscope.reports.sr import (
     SUMMARY_OF_DETECTIONS,
     WITH_FINDINGS,
     WITHOUT_FINDINGS,
-    MammographyCADSR,
     _algorithm,
     _calc_finding,
     _cluster_finding,
@@ -89,14 +86,13 @@ from calcscope.reports.sr import (
     _image_ref,
     _impression,
     _intent,
-    _light_root,
     _num,
-    _strip_image_names,
     _text,
     _with,
     category_code,
     source_dataset,
 )
+from calcscope.reports.sr_document import MammographyCADSR, cad_sr_document
 
 __all__ = ["ExamImageInput", "build_exam_sr", "exam_sr_bytes"]
 
@@ -329,28 +325,16 @@ def build_exam_sr(
     ordered = [refs[img.report] for img in exam.images]
     content = _content(exam, reports, refs)
     first = ordered[0]
-    sr = MammographyCADSR(
-        evidence=ordered,
-        content=_light_root(content, 2),
-        series_instance_uid=derived_uid(
+    return cad_sr_document(
+        ordered,
+        content,
+        series_uid=derived_uid(
             "calcscope-exam-sr-series", str(first.StudyInstanceUID), __version__
         ),
         series_number=9002,
-        sop_instance_uid=generate_uid(),
-        instance_number=1,
-        manufacturer="calcscope",
-        is_complete=True,
-        is_final=False,
-        is_verified=False,
-        series_description="calcscope exam CAD SR (research software, not a medical device)",
+        description="calcscope exam CAD SR (research software, not a medical device)",
+        deidentified_by=str(first.DeidentificationMethod[0]) if anonymize else None,
     )
-    sr.ContentSequence = content.ContentSequence
-    _strip_image_names(sr)
-    sr.SoftwareVersions = __version__
-    sr.ManufacturerModelName = "calcscope"
-    if anonymize:
-        mark_deidentified(sr, str(first.DeidentificationMethod[0]))
-    return sr
 
 
 def exam_sr_bytes(

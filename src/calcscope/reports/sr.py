@@ -88,7 +88,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import cv2
 import numpy as np
@@ -97,7 +96,6 @@ import pydicom
 from highdicom.sr import (
     CodeContentItem,
     ContainerContentItem,
-    ContentSequence,
     DateContentItem,
     ImageContentItem,
     NumContentItem,
@@ -105,10 +103,9 @@ from highdicom.sr import (
     ScoordContentItem,
     TextContentItem,
 )
-from highdicom.sr.sop import _SR
 from pydicom.dataset import Dataset
 from pydicom.sr.coding import Code
-from pydicom.uid import MammographyCADSRStorage, generate_uid
+from pydicom.uid import MammographyCADSRStorage
 
 from calcscope.about import __version__
 from calcscope.model import Laterality, View
@@ -120,7 +117,6 @@ from calcscope.reports.dicom_source import (
     derived_uid,
     description_text,
     laterality_code,
-    mark_deidentified,
     outline_rc,
     pixel_centre_xy,
     source_dataset,
@@ -134,6 +130,7 @@ from calcscope.reports.schema import (
     CodedConcept,
     MacroModel,
 )
+from calcscope.reports.sr_document import MammographyCADSR, cad_sr_document
 
 __all__ = [
     "MAMMOGRAPHY_CAD_SR_STORAGE",
@@ -519,67 +516,6 @@ def _content(report: AnalysisReport, ref: Dataset) -> Dataset:
     )
 
 
-def _strip_image_names(ds: Dataset) -> None:
-    """Remove the placeholder concept name of IMAGE items (TID 4020 and the images that
-    SCOORDs are SELECTED FROM carry none; highdicom needs one while building)."""
-    for item in _walk(ds):
-        if item.ValueType == "IMAGE" and "ConceptNameCodeSequence" in item:
-            del item.ConceptNameCodeSequence
-
-
-# --- the document -----------------------------------------------------------------------
-
-
-class MammographyCADSR(_SR):
-    """A Mammography CAD SR document (SOP class 1.2.840.10008.5.1.4.1.1.88.50)."""
-
-    def __init__(
-        self,
-        evidence: Sequence[Dataset],
-        content: Dataset,
-        series_instance_uid: str,
-        series_number: int,
-        sop_instance_uid: str,
-        instance_number: int,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(
-            evidence=evidence,
-            content=content,
-            series_instance_uid=series_instance_uid,
-            series_number=series_number,
-            sop_instance_uid=sop_instance_uid,
-            sop_class_uid=MAMMOGRAPHY_CAD_SR_STORAGE,
-            instance_number=instance_number,
-            **kwargs,
-        )
-
-    @property
-    def content(self) -> ContentSequence:
-        """The document's content tree, parsed from its Content Sequence (see
-        :func:`build_sr`, which sets the whole tree after construction)."""
-        root = Dataset()
-        for keyword in (
-            "ConceptNameCodeSequence",
-            "ContentSequence",
-            "ValueType",
-            "ContinuityOfContent",
-            "ContentTemplateSequence",
-        ):
-            setattr(root, keyword, getattr(self, keyword))
-        return ContentSequence.from_sequence([root], is_root=True, copy=True)
-
-
-def _light_root(content: Dataset, n_items: int) -> Dataset:
-    """The root of ``content`` with its first ``n_items`` children only."""
-    light = Dataset()
-    for elem in content:
-        if elem.keyword != "ContentSequence":
-            light.add(elem)
-    light.ContentSequence = list(content.ContentSequence)[:n_items]
-    return light
-
-
 def build_sr(
     report: AnalysisReport,
     *,
@@ -609,30 +545,14 @@ def build_sr(
         ref = deidentify(ref, seed=seed)
     key = str(ref.SOPInstanceUID)
     content = _content(report, ref)
-    # highdicom deep-copies, re-parses and searches the whole tree it is given (most of
-    # the time for 50 calcifications, dozens of items each): it gets the root with its
-    # language and image library (which reference the one evidence image, as every item
-    # does) and the whole tree is set afterwards
-    sr = MammographyCADSR(
-        evidence=[ref],
-        content=_light_root(content, 2),
-        series_instance_uid=derived_uid("calcscope-sr-series", key, __version__),
+    return cad_sr_document(
+        [ref],
+        content,
+        series_uid=derived_uid("calcscope-sr-series", key, __version__),
         series_number=9001,
-        sop_instance_uid=generate_uid(),
-        instance_number=1,
-        manufacturer="calcscope",
-        is_complete=True,
-        is_final=False,
-        is_verified=False,
-        series_description="calcscope CAD SR (research software, not a medical device)",
+        description="calcscope CAD SR (research software, not a medical device)",
+        deidentified_by=str(ref.DeidentificationMethod[0]) if anonymize else None,
     )
-    sr.ContentSequence = content.ContentSequence
-    _strip_image_names(sr)
-    sr.SoftwareVersions = __version__
-    sr.ManufacturerModelName = "calcscope"
-    if anonymize:
-        mark_deidentified(sr, str(ref.DeidentificationMethod[0]))
-    return sr
 
 
 def sr_bytes(report: AnalysisReport, *, anonymize: bool = False, seed: str | None = None) -> bytes:
@@ -705,12 +625,6 @@ def _value_code(item: Dataset) -> tuple[str, str]:
 
 def _key(code: Code) -> tuple[str, str]:
     return (code.value, code.scheme_designator)
-
-
-def _walk(item: Dataset) -> Iterable[Dataset]:
-    for child in item.get("ContentSequence", []):
-        yield child
-        yield from _walk(child)
 
 
 def _read_finding(item: Dataset) -> SRFinding:
