@@ -244,7 +244,7 @@ def test_rows_come_from_the_report_model(clean_run: Path) -> None:
     """A folder written by the previous version (no views.json, no trailing newline
     difference mattering) is read as the report model; its rows equal the task's."""
     from calcscope.apps.batch import ViewRecord
-    from calcscope.apps.batch_tables import cluster_rows
+    from calcscope.apps.batch_tables import cluster_rows, header_identity
     from calcscope.reports.schema import AnalysisReport
 
     folder = clean_run / "a__p0.dcm"
@@ -252,7 +252,11 @@ def test_rows_come_from_the_report_model(clean_run: Path) -> None:
     rows = cluster_rows("a__p0.dcm", report)
     with (folder / "clusters.csv").open(newline="") as fh:
         assert [{k: str(v) for k, v in r.items()} for r in rows] == list(csv.DictReader(fh))
-    record = ViewRecord.from_report(report)
+    patient_id, study_date = header_identity(str(clean_run.parent / "x"))  # not a file
+    assert (patient_id, study_date) == (None, None)
+    patient_id, study_date = header_identity(report.source.path or "")
+    assert patient_id == "CALCSCOPE-PHANTOM" and study_date is not None
+    record = ViewRecord.from_report(report, patient_id=patient_id, study_date=study_date)
     assert record is not None and record.view == "CC"
     assert record.to_json() == (folder / "views.json").read_text()
 

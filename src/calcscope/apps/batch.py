@@ -69,8 +69,10 @@ from calcscope.apps.batch_tables import (
     SUMMARY_COLUMNS,
     ImageRecord,
     ViewRecord,
+    batch_exams,
     cluster_rows,
     csv_text,
+    header_identity,
     write_breasts,
     write_exams,
     write_summaries,
@@ -240,6 +242,7 @@ def _analyse_into(
         analysis = analyze(path, spacing_mm=spacing_mm, config=config)
         report = to_report(analysis, anonymize=anonymize, seed=anonymize_seed)
         write_outputs(analysis, folder, REPORT_STEM, options, report=report)
+        patient_id, study_date = header_identity(path, anonymize_seed)
     except _PASS_THROUGH:
         raise
     except BaseException as exc:  # noqa: BLE001 - a per-image record instead of a crash
@@ -254,7 +257,8 @@ def _analyse_into(
             record = _write_failure(folder, key, path, msg, name, traceback.format_exc())
         rows: list[dict[str, Any]] = []
     else:
-        write_atomic(folder / "views.json", ViewRecord.from_report(report).to_json())
+        view = ViewRecord.from_report(report, patient_id=patient_id, study_date=study_date)
+        write_atomic(folder / "views.json", view.to_json())
         record = ImageRecord.from_report(key, report.source.path or shown, report)
         rows = cluster_rows(key, report)
     write_atomic(folder / "clusters.csv", csv_text(rows, SUMMARY_COLUMNS))
@@ -489,7 +493,7 @@ def run_batch(
         finally:
             close()
     summary, images = write_summaries(out, keys)
-    exams, breasts = write_exams(out, keys)
+    exams, breasts = _write_exam_tables(out, keys)
     return BatchResult(
         n_images=len(keys),
         n_skipped=n_skipped,
@@ -502,6 +506,17 @@ def run_batch(
         seconds=time.perf_counter() - t_start,
         workers=n_threads,
     )
+
+
+def _write_exam_tables(out: Path, keys: list[str]) -> tuple[Path, Path]:
+    """Each exam compared with its priors (the latest earlier exam of the same patient
+    in the batch, as ``calcscope analyze`` does) and written as ``OUT/<exam>.exam.json``
+    (the values are de-identified already where the batch is); then ``exams.csv`` and
+    ``breasts.csv``."""
+    from calcscope.apps.exams import write_compared_exams
+
+    compared = write_compared_exams(batch_exams(out, keys), out)
+    return write_exams(out, keys, [exam for exam, _ in compared])
 
 
 def _count(

@@ -17,12 +17,13 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from calcscope.exam.build import build_exam
-from calcscope.exam.model import Exam, ExamFinding, ExamImage
+from calcscope.exam.model import Change, Exam, ExamFinding, ExamImage
 from calcscope.exam.pairing import ViewFinding
 from calcscope.exam.views import ExamView, ViewRole
 from calcscope.files import atomic_path
@@ -46,6 +47,8 @@ __all__ = [
     "write_breasts",
     "write_exams",
     "batch_exams",
+    "header_identity",
+    "report_key",
 ]
 
 SUMMARY_COLUMNS = (
@@ -114,6 +117,15 @@ EXAM_COLUMNS = (
     "score",
     "breast_category",
     "exam_category",
+    "change",
+    "prior_finding_id",
+    "prior_study_date",
+    "interval_months",
+    "n_new",
+    "n_increased",
+    "n_stable",
+    "n_decreased",
+    "n_resolved",
 )
 DONE = "_done"
 REPORT_STEM = "analysis"
@@ -185,10 +197,19 @@ class ViewRecord:
     view: str | None
     findings: tuple[dict[str, Any], ...]
     sop_instance_uid: str | None = None
+    patient_id: str | None = None  # from the DICOM header, de-identified with the outputs
+    study_date: str | None = None  # YYYYMMDD, likewise (shifted when de-identified)
 
     @classmethod
-    def from_report(cls, report: AnalysisReport) -> ViewRecord:
-        """The record of ``report``: its identity and its clusters and macro findings."""
+    def from_report(
+        cls,
+        report: AnalysisReport,
+        *,
+        patient_id: str | None = None,
+        study_date: str | None = None,
+    ) -> ViewRecord:
+        """The record of ``report``: its identity and its clusters and macro findings;
+        ``patient_id`` and ``study_date`` (:func:`header_identity`) find the exam's priors."""
         from calcscope.reports.exam import exam_image_from_report
 
         src = report.source
@@ -203,6 +224,8 @@ class ViewRecord:
             view=src.view,
             findings=findings,
             sop_instance_uid=src.sop_instance_uid,
+            patient_id=patient_id,
+            study_date=study_date,
         )
 
     @classmethod
@@ -220,6 +243,8 @@ class ViewRecord:
                 view=data.get("view"),
                 findings=tuple(data["findings"]),
                 sop_instance_uid=data.get("sop_instance_uid"),
+                patient_id=data.get("patient_id"),
+                study_date=data.get("study_date"),
             )
         if full.exists():
             from calcscope.reports.schema import AnalysisReport
@@ -228,8 +253,12 @@ class ViewRecord:
         return None
 
     def to_json(self) -> str:
-        """``views.json``."""
-        return json.dumps({**asdict(self), "findings": list(self.findings)}) + "\n"
+        """``views.json`` (without the patient id and study date where both are unknown,
+        as earlier versions wrote it)."""
+        data = {**asdict(self), "findings": list(self.findings)}
+        if self.patient_id is None and self.study_date is None:
+            del data["patient_id"], data["study_date"]
+        return json.dumps(data) + "\n"
 
     def view_findings(self, key: str) -> list[ViewFinding]:
         """The findings as :class:`~calcscope.exam.pairing.ViewFinding` of image ``key``."""
@@ -314,19 +343,77 @@ def write_summaries(out_dir: str | Path, keys: list[str]) -> tuple[Path, Path]:
     return summary, images
 
 
+def header_identity(path: str, anonymize_seed: str | None = None) -> tuple[str | None, str | None]:
+    """The patient id and study date (YYYYMMDD) of an image file's DICOM header (None for
+    a file without them), which decide its exam's priors; with ``anonymize_seed`` both
+    de-identified as the image's outputs are (dicognito: the id replaced, the date
+    shifted by the seed's offset, so that intervals between exams hold)."""
+    from calcscope.exam.grouping import read_header
+
+    header = read_header(path)
+    patient_id, study_date = header.patient_id, header.study_date
+    if anonymize_seed is None or (patient_id is None and study_date is None):
+        return patient_id, study_date
+    from pydicom import Dataset
+
+    from calcscope.reports.dicom_source import Deidentifier
+
+    ds = Dataset()
+    ds.PatientID = patient_id or ""
+    ds.StudyDate = study_date or ""
+    out = Deidentifier(anonymize_seed).dataset(ds)
+    return (str(out.PatientID) or None) if patient_id else None, (
+        (str(out.StudyDate) or None) if study_date else None
+    )
+
+
+def report_key(key: str) -> str:
+    """How an exam names the report of image folder ``key``: its path relative to the
+    batch's output folder."""
+    return f"{key}/{REPORT_STEM}.json"
+
+
+def _folder(image: str) -> str:
+    """The image folder of an exam's report key (the tables name the folder)."""
+    return image.removesuffix(f"/{REPORT_STEM}.json")
+
+
+def _safe_name(exam_id: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]", "_", exam_id)[:128] or "exam"
+
+
 def batch_exams(out_dir: str | Path, keys: list[str]) -> list[Exam]:
     """The exams of a batch: its images grouped by study (Study Instance UID, else patient
     id; an image without either is an exam of its own), read from each folder's
     ``views.json`` (or ``analysis.json``), each exam read with
-    :func:`calcscope.exam.build.build_exam`; in study order."""
+    :func:`calcscope.exam.build.build_exam` with its patient id and study date (not yet
+    compared with its priors: :func:`calcscope.apps.exams.write_compared_exams`); in
+    study order."""
     out = Path(out_dir)
-    groups: dict[str, list[ExamImage]] = {}
+    groups: dict[str, list[tuple[ViewRecord, ExamImage]]] = {}
     for key in keys:
         record = ViewRecord.read(out / key)
         if record is None:
             continue
-        groups.setdefault(record.study or key, []).append(record.exam_image(key))
-    return [build_exam(images, exam_id=study) for study, images in sorted(groups.items())]
+        groups.setdefault(record.study or key, []).append(
+            (record, record.exam_image(report_key(key)))
+        )
+    exams = []
+    for study, members in sorted(groups.items()):
+        patient_id = next((r.patient_id for r, _ in members if r.patient_id), None)
+        study_date = next((r.study_date for r, _ in members if r.study_date), None)
+        uid = next((r.study for r, _ in members if r.study and r.study != r.patient_id), None)
+        exams.append(
+            build_exam(
+                [image for _, image in members],
+                exam_id=study,
+                name=_safe_name(study),
+                study_instance_uid=uid,
+                patient_id=patient_id,
+                study_date=study_date,
+            )
+        )
+    return exams
 
 
 def _hour(clock: str | None) -> int | str:
@@ -340,9 +427,9 @@ def _breast_row(exam: Exam, f: ExamFinding) -> dict[str, Any]:
     return {
         "study": exam.exam_id,
         "laterality": f.laterality.value if f.laterality else "",
-        "cc_image": cc.image,
+        "cc_image": _folder(cc.image),
         "cc_cluster_id": cc.finding_id,
-        "mlo_image": mlo.image,
+        "mlo_image": _folder(mlo.image),
         "mlo_cluster_id": mlo.finding_id,
         "nipple_distance_mm": f.distance_from_nipple_mm,
         "distance_difference_mm": round(abs(a - b), 1),
@@ -363,9 +450,9 @@ def _exam_row(exam: Exam, f: ExamFinding) -> dict[str, Any]:
         "laterality": f.laterality.value if f.laterality else "",
         "finding_id": f.id,
         "kind": f.kind.value,
-        "cc_image": cc.image if cc else "",
+        "cc_image": _folder(cc.image) if cc else "",
         "cc_finding_id": cc.finding_id if cc else "",
-        "mlo_image": mlo.image if mlo else "",
+        "mlo_image": _folder(mlo.image) if mlo else "",
         "mlo_finding_id": mlo.finding_id if mlo else "",
         "distance_from_nipple_mm": _blank_none(f.distance_from_nipple_mm),
         "quadrant": _blank_none(f.quadrant),
@@ -379,6 +466,25 @@ def _exam_row(exam: Exam, f: ExamFinding) -> dict[str, Any]:
         "score": f.score,
         "breast_category": breast.category.value if breast else "",
         "exam_category": exam.assessment.category.value,
+        **_comparison_cells(exam, f),
+    }
+
+
+def _comparison_cells(exam: Exam, f: ExamFinding) -> dict[str, Any]:
+    """The comparison columns of an ``exams.csv`` row: the finding's change and its
+    prior finding, the prior's date, the interval and the exam's counts of each change
+    (blank where the exam was not compared with a prior)."""
+    c = exam.comparison
+    if c is None or c.prior_exam_id is None:
+        return {k: "" for k in EXAM_COLUMNS[EXAM_COLUMNS.index("change") :]}
+    changes = [g.change.change.value for g in exam.findings if g.change is not None]
+    return {
+        "change": f.change.change.value if f.change is not None else "",
+        "prior_finding_id": _blank_none(f.change.prior_finding_id if f.change else None),
+        "prior_study_date": _blank_none(c.prior_study_date),
+        "interval_months": _blank_none(c.interval_months),
+        **{f"n_{k.value}": changes.count(k.value) for k in Change},
+        "n_resolved": sum(len(b.resolved) for b in exam.breasts.values()),
     }
 
 
@@ -390,7 +496,10 @@ def write_exams(
     from the exam model of the batch (:func:`batch_exams`). Both are written through
     temporary files renamed at the end."""
     out = Path(out_dir)
-    exams = batch_exams(out, keys) if exams is None else exams
+    if exams is None:
+        from calcscope.exam.priors import compare_with_priors
+
+        exams = compare_with_priors(batch_exams(out, keys))
     exam_rows = [_exam_row(e, f) for e in exams for f in e.findings]
     breast_rows = [
         _breast_row(e, f)

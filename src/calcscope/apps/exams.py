@@ -14,21 +14,21 @@ exams holds one image at a time.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from calcscope.exam.compare import PriorExam
 from calcscope.exam.grouping import ExamGroup, group_exams, read_manifest
-from calcscope.exam.model import ExamImage
+from calcscope.exam.model import Exam, ExamImage
 from calcscope.reports.exam_writer import ExamOutputOptions
 
 if TYPE_CHECKING:
     from calcscope.pipeline import Analysis
     from calcscope.reports.writer import Outputs
 
-__all__ = ["ExamCollector", "split_priors", "write_phantom_exam"]
+__all__ = ["ExamCollector", "split_priors", "write_compared_exams", "write_phantom_exam"]
 
 
 @dataclass
@@ -99,8 +99,6 @@ class ExamCollector:
         """Write the document of every exam with at least one analysed image, each
         compared with its prior (:func:`calcscope.exam.priors.compare_with_priors`)."""
         from calcscope.exam.build import build_exam
-        from calcscope.exam.priors import compare_with_priors
-        from calcscope.reports.exam_writer import write_exam_outputs
 
         exams = []
         explicit = set()
@@ -119,13 +117,42 @@ class ExamCollector:
             exams.append(exam)
             if any(h.path in self.prior_files for h in group.images):
                 explicit.add(exam.exam_id)
-        compared = compare_with_priors(exams, self.priors, explicit=frozenset(explicit))
-        written = []
-        for e in compared:
-            options = self.options if len(e.images) > 1 else ExamOutputOptions()
-            options = replace(options, anonymize=self.anonymize)
-            written.append(write_exam_outputs(e, self.out, options, sources=self.sources))
-        return written
+        options = replace(self.options, anonymize=self.anonymize)
+        written = write_compared_exams(
+            exams,
+            self.out,
+            options,
+            priors=self.priors,
+            explicit=frozenset(explicit),
+            sources=self.sources,
+        )
+        return [path for _, path in written]
+
+
+def write_compared_exams(
+    exams: Sequence[Exam],
+    out: Path,
+    options: ExamOutputOptions | None = None,
+    *,
+    priors: Sequence[PriorExam] = (),
+    explicit: frozenset[str] = frozenset(),
+    sources: Mapping[str, Path] | None = None,
+) -> list[tuple[Exam, Path]]:
+    """Compare every exam with its prior (:func:`calcscope.exam.priors.compare_with_priors`:
+    the latest earlier exam of the same patient among ``exams`` and ``priors``) and write
+    its document into ``out`` (:func:`calcscope.reports.exam_writer.write_exam_outputs`;
+    an exam of one image gets its JSON only); ``explicit``: ids of the exams named as
+    priors. Used by ``calcscope analyze`` and ``calcscope batch``. Returns each compared
+    exam with its document's path, in the order given."""
+    from calcscope.exam.priors import compare_with_priors
+    from calcscope.reports.exam_writer import write_exam_outputs
+
+    opts = options or ExamOutputOptions()
+    written = []
+    for e in compare_with_priors(exams, priors, explicit=explicit):
+        one = opts if len(e.images) > 1 else ExamOutputOptions(anonymize=opts.anonymize)
+        written.append((e, write_exam_outputs(e, out, one, sources=sources)))
+    return written
 
 
 def split_priors(inputs: Sequence[Path]) -> tuple[list[PriorExam], list[Path]]:
