@@ -7,6 +7,7 @@ regular file inside the viewer's folders, symlinks followed before the check.
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -14,7 +15,14 @@ from fastapi import APIRouter, Depends, HTTPException
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 
 from calcscope.about import DISCLAIMER, __version__
-from calcscope.apps.web.exams import exam_panels, exam_summary, find_exam, scan_exams
+from calcscope.apps.web.compare import compare_links, find_prior
+from calcscope.apps.web.exams import (
+    ExamEntry,
+    exam_panels,
+    exam_summary,
+    find_exam,
+    scan_exams,
+)
 from calcscope.apps.web.state import ViewerState, viewer_state
 from calcscope.apps.web.studies import Study, letter_from_report, load_base_image, summary
 from calcscope.apps.web.tiles import TILE_PX, Pyramid
@@ -172,14 +180,10 @@ def list_exams(state: State) -> dict[str, Any]:
     return {"exams": [exam_summary(e) for e in scan_exams(state.store)]}
 
 
-@exams.get("/{exam_id}")
-def get_exam(exam_id: str, state: State) -> JSONResponse:
-    """The exam document and its hanging: one panel per CC and MLO image (slot, study id
+def _exam_body(state: ViewerState, entry: ExamEntry) -> dict[str, Any]:
+    """An exam's document and its hanging: one panel per CC and MLO image (slot, study id
     for the tiles, whether it is shown mirrored, the tile pyramid's shape, the image's
-    report)."""
-    entry = find_exam(state.store, exam_id)
-    if entry is None:
-        raise HTTPException(404, f"no exam with id {exam_id!r}")
+    report), and the id of its prior exam in the viewer (``prior_id``, or null)."""
     panels = []
     for p in exam_panels(state.store, entry):
         report = state.store.report(p.study) if p.study is not None else None
@@ -198,10 +202,46 @@ def get_exam(exam_id: str, state: State) -> JSONResponse:
             panel["image"] = _image(state, p.study, report)
             panel["report"] = report.model_dump(mode="json")
         panels.append(panel)
-    body = {
+    prior = find_prior(state.store, entry)
+    return {
         **exam_summary(entry),
         "exam": entry.report.model_dump(mode="json"),
         "panels": panels,
+        "prior_id": prior.id if prior is not None else None,
+    }
+
+
+def _exam_entry(state: ViewerState, exam_id: str) -> ExamEntry:
+    entry = find_exam(state.store, exam_id)
+    if entry is None:
+        raise HTTPException(404, f"no exam with id {exam_id!r}")
+    return entry
+
+
+@exams.get("/{exam_id}")
+def get_exam(exam_id: str, state: State) -> JSONResponse:
+    """The exam document, its hanging and its prior's id (:func:`_exam_body`)."""
+    return JSONResponse(_exam_body(state, _exam_entry(state, exam_id)))
+
+
+@exams.get("/{exam_id}/compare")
+def get_comparison(exam_id: str, state: State) -> JSONResponse:
+    """The exam and its prior side by side: both exams' bodies (:func:`_exam_body`) and
+    the links between their findings (:func:`calcscope.apps.web.compare.compare_links`);
+    HTTP 404 when the exam has no prior in the viewer's folders."""
+    entry = _exam_entry(state, exam_id)
+    prior = find_prior(state.store, entry)
+    if prior is None:
+        raise HTTPException(404, "this exam has no prior exam in the viewer's folders")
+    links = compare_links(entry.report, prior.report)
+    body = {
+        "id": entry.id,
+        "comparison": entry.report.comparison.model_dump(mode="json")
+        if entry.report.comparison is not None
+        else None,
+        "current": _exam_body(state, entry),
+        "prior": _exam_body(state, prior),
+        "links": [asdict(link) for link in links],
     }
     return JSONResponse(body)
 

@@ -69,11 +69,13 @@
     return k;
   }
 
-  function drawPanel(pane, panel, keys) {
+  /* the pane's image (tiles of one pyramid level that fits it) and an empty mark layer;
+   * null when the panel has no report */
+  function paneWorld(pane, panel) {
     var c = C();
     pane.replaceChildren();
     pane.classList.toggle('empty', !panel || !panel.report);
-    if (!panel || !panel.report) { return; }
+    if (!panel || !panel.report) { return null; }
     var rep = panel.report, img = panel.image || {};
     var H = rep.source.shape_rc[0], W = rep.source.shape_rc[1];
     var cw = pane.clientWidth || 1, ch = pane.clientHeight || 1;
@@ -115,23 +117,35 @@
     var svg = c.svgEl('svg', { 'class': 'pmarks', width: W, height: H, viewBox: '0 0 ' + W + ' ' + H });
     var sp = rep.source.spacing_mm || [0.1, 0.1];
     var pad = Math.max(6, 0.6 / Math.max(1e-6, (sp[0] + sp[1]) / 2));
-    c.findingBoxes(rep).forEach(function (f) {
-      var key = keys.get(panel.report_key + '|' + f.id) || '';
-      var g = c.svgEl('g', { 'class': 'finding cat-' + c.safeClass(f.category),
-        'data-finding': f.id, 'data-exam': key });
-      var b = f.bbox;
-      var x0 = panel.flip ? W - b[3] : b[1];
-      g.appendChild(c.svgEl('rect', { x: x0 - pad, y: b[0] - pad,
-        width: b[3] - b[1] + 2 * pad, height: b[2] - b[0] + 2 * pad }));
-      var text = c.svgEl('text', { x: x0 - pad, y: b[0] - pad - 4, 'font-size': 14 / s,
-        'stroke-width': 3 / s });
-      text.textContent = key ? key + ' (' + f.id + ')' : f.id;
-      g.appendChild(text);
-      if (key) { g.addEventListener('click', function () { select(key); }); }
-      svg.appendChild(g);
-    });
     world.appendChild(svg);
     pane.appendChild(world);
+    return { svg: svg, W: W, s: s, pad: pad, flip: panel.flip };
+  }
+
+  /* one finding's box and label (text only) on the pane's mark layer */
+  function markBox(w, f, label, attrs) {
+    var c = C(), b = f.bbox, pad = w.pad;
+    var g = c.svgEl('g', attrs);
+    var x0 = w.flip ? w.W - b[3] : b[1];
+    g.appendChild(c.svgEl('rect', { x: x0 - pad, y: b[0] - pad,
+      width: b[3] - b[1] + 2 * pad, height: b[2] - b[0] + 2 * pad }));
+    var text = c.svgEl('text', { x: x0 - pad, y: b[0] - pad - 4, 'font-size': 14 / w.s,
+      'stroke-width': 3 / w.s });
+    text.textContent = label;
+    g.appendChild(text);
+    w.svg.appendChild(g);
+    return g;
+  }
+
+  function drawPanel(pane, panel, keys) {
+    var c = C(), w = paneWorld(pane, panel);
+    if (!w) { return; }
+    c.findingBoxes(panel.report).forEach(function (f) {
+      var key = keys.get(panel.report_key + '|' + f.id) || '';
+      var g = markBox(w, f, key ? key + ' (' + f.id + ')' : f.id, {
+        'class': 'finding cat-' + c.safeClass(f.category), 'data-finding': f.id, 'data-exam': key });
+      if (key) { g.addEventListener('click', function () { select(key); }); }
+    });
   }
 
   function select(key) {
@@ -203,6 +217,7 @@
     $('welcome').hidden = true;
     $('study').hidden = true;
     $('exam').hidden = false;
+    if (window.calcscopeCompare) { window.calcscopeCompare.reset(data); }
     $('exam-title').textContent = 'Exam ' + (data.study_date || '') + ' (' + data.name + ')';
     var a = data.exam.assessment;
     $('exam-assessment').textContent = 'BI-RADS ' + a.category + ' (' + a.category_label +
@@ -217,6 +232,7 @@
     document.body.dataset.exam = data.id;
   }
 
-  window.addEventListener('resize', function () { if (!$('exam').hidden) { draw(); } });
-  window.calcscopeExams = { list: list, open: open };
+  window.addEventListener('resize', function () { if (!$('exam').hidden && !$('hanging').hidden) { draw(); } });
+  window.calcscopeExams = { list: list, open: open, findingKeys: findingKeys,
+    paneWorld: paneWorld, markBox: markBox, draw: draw };
 }());
