@@ -139,3 +139,21 @@ def test_views_record_keeps_the_identity_and_old_records_still_read(batch_out: P
     assert old is not None and old.patient_id is None
     assert old.to_json() == json.dumps(data) + "\n"
     shutil.rmtree(folder.parent / "old")
+
+
+def test_exams_without_study_uid_are_told_apart_by_date(batch_out: Path, tmp_path) -> None:
+    """Images without a Study Instance UID: one exam per patient and study date (as
+    ``calcscope analyze`` groups them), so the later is still compared with the earlier."""
+    from calcscope.apps.batch_tables import write_exams
+
+    keys = sorted(p.name for p in batch_out.glob("woman__*") if (p / "views.json").exists())
+    assert len(keys) == 8
+    for key in keys:
+        data = json.loads((batch_out / key / "views.json").read_text())
+        data["study"] = data["patient_id"]
+        (tmp_path / key).mkdir()
+        (tmp_path / key / "views.json").write_text(json.dumps(data))
+    exams = _by_exam(write_exams(tmp_path, keys)[0].parent)
+    patient = json.loads((tmp_path / keys[0] / "views.json").read_text())["patient_id"]
+    assert sorted(exams) == [f"{patient}-20220520", f"{patient}-20240520"]
+    assert {"increased", "stable", "new"} <= {r["change"] for r in exams[f"{patient}-20240520"]}

@@ -15,9 +15,16 @@ Layout of ``OUT``::
     OUT/<image id>/_done           written last: the folder is complete
     OUT/summary.csv                one row per cluster of every image, sorted
     OUT/images.csv                 one row per image: status, counts, category, error
-    OUT/exams.csv                  one row per exam finding (images grouped by study)
+    OUT/exams.csv                  one row per exam finding (images grouped by study), with
+                                   its change since the prior exam and the comparison's counts
     OUT/breasts.csv                clusters seen on both views of a breast: quadrant, clock
                                    (both from the exam model, calcscope.exam)
+    OUT/<exam>.exam.json           each exam's document, compared with its prior
+
+Exams of one patient (the same ``PatientID``; de-identified alike with ``anonymize``) are
+compared as ``calcscope analyze`` compares them: each with the latest earlier one, itself
+compared with the one before (:func:`calcscope.apps.exams.write_compared_exams`); the exam
+documents and tables are rebuilt from the per-image folders at the end of every run.
 
 The image id is the path relative to ``INPUT_DIR`` with ``/`` replaced by ``__`` (with
 ``anonymize``: ``anon-`` and a keyed hash of it, whose key is kept in

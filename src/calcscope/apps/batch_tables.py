@@ -384,7 +384,8 @@ def _safe_name(exam_id: str) -> str:
 
 def batch_exams(out_dir: str | Path, keys: list[str]) -> list[Exam]:
     """The exams of a batch: its images grouped by study (Study Instance UID, else patient
-    id; an image without either is an exam of its own), read from each folder's
+    id and study date, else patient id; an image without either is an exam of its own),
+    as ``calcscope analyze`` groups them, read from each folder's
     ``views.json`` (or ``analysis.json``), each exam read with
     :func:`calcscope.exam.build.build_exam` with its patient id and study date (not yet
     compared with its priors: :func:`calcscope.apps.exams.write_compared_exams`); in
@@ -395,9 +396,10 @@ def batch_exams(out_dir: str | Path, keys: list[str]) -> list[Exam]:
         record = ViewRecord.read(out / key)
         if record is None:
             continue
-        groups.setdefault(record.study or key, []).append(
-            (record, record.exam_image(report_key(key)))
-        )
+        study = record.study or key
+        if record.study is not None and record.study == record.patient_id and record.study_date:
+            study = f"{record.patient_id}-{record.study_date}"  # no UID: patient and date
+        groups.setdefault(study, []).append((record, record.exam_image(report_key(key))))
     exams = []
     for study, members in sorted(groups.items()):
         patient_id = next((r.patient_id for r, _ in members if r.patient_id), None)
