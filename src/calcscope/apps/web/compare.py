@@ -69,7 +69,7 @@ def find_prior(store: StudyStore, entry: ExamEntry) -> ExamEntry | None:
 def _findings(report: ExamReport) -> list[tuple[str | None, ExamFindingModel]]:
     out: list[tuple[str | None, ExamFindingModel]] = []
     for lat in ("R", "L"):
-        breast = report.breasts.get(lat)  # type: ignore[call-overload]
+        breast = report.breasts.get(lat)
         out += [(lat, f) for f in (breast.findings if breast is not None else [])]
     return out + [(None, f) for f in report.findings_unknown_side]
 
@@ -86,9 +86,11 @@ def compare_links(current: ExamReport, prior: ExamReport) -> list[CompareLink]:
         if matched not in prior_ids:
             matched = None
         links.append(CompareLink(len(links) + 1, lat, change, f.id, matched))
-    for lat in ("R", "L"):
-        breast = current.breasts.get(lat)  # type: ignore[call-overload]
+    for side in ("R", "L"):
+        breast = current.breasts.get(side)
         for r in breast.resolved if breast is not None else []:
             if r.prior_finding_id in prior_ids:
-                links.append(CompareLink(len(links) + 1, lat, "resolved", None, r.prior_finding_id))
+                links.append(
+                    CompareLink(len(links) + 1, side, "resolved", None, r.prior_finding_id)
+                )
     return links
