@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import socket
 import time
+from io import BytesIO
 from pathlib import Path
 from typing import Any
 
@@ -207,3 +208,99 @@ def test_pacs_down_or_silent_never_holds_the_exam_back(
     assert all(f.change is None for b in current.breasts.values() for f in b.findings)
     log = (out / "node.log").read_text()
     assert "no comparison" in log
+
+
+def _redated(files: list[Path], study_date: str, new_uids: bool) -> list[bytes]:
+    """The files with another StudyDate (and, with ``new_uids``, as another study)."""
+    from pydicom.uid import generate_uid
+
+    study, series = generate_uid(), {}
+    out = []
+    for f in files:
+        ds = pydicom.dcmread(f)
+        ds.StudyDate = study_date
+        if new_uids:
+            ds.StudyInstanceUID = study
+            ds.SeriesInstanceUID = series.setdefault(str(ds.SeriesInstanceUID), generate_uid())
+            ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+        buf = BytesIO()
+        ds.save_as(buf, enforce_file_format=True)
+        out.append(buf.getvalue())
+    return out
+
+
+def test_a_prior_under_two_years_brings_the_study_before_it(
+    tmp_path: Path, follow_up: Path, orthanc: Any
+) -> None:
+    """The prior is 12 months old: the study before it (24 months) is retrieved too, and a
+    group unchanged over both carries the older date (two years of stability)."""
+    truth = _truth(follow_up)
+    prior_files = sorted((follow_up / "prior").glob("*.dcm"))
+    for data in _redated(prior_files, "20230520", False) + _redated(prior_files, "20220520", True):
+        orthanc.post("/instances", data)
+    out = tmp_path / "node"
+    source = f"ORTHANC@127.0.0.1:{orthanc.dicom_port}"
+    with _node(out, prior_source=source, prior_timeout_s=240) as node:
+        _send(node.port, sorted((follow_up / "current").glob("*.dcm")))
+        doc = _exam_of(out, truth["current"]["study_instance_uid"], 300)
+    assert doc.comparison is not None
+    assert doc.comparison.prior_study_instance_uid == truth["prior"]["study_instance_uid"]
+    assert doc.comparison.prior_study_date == "20230520"
+    assert doc.comparison.interval_months == 12
+    assert doc.comparison.older_study_date == "20220520"
+    assert (out / "node.log").read_text().count("of prior study") == 2
+    stable = [
+        f.change
+        for f in doc.breasts["R"].findings
+        if f.kind == "cluster" and f.change is not None and f.change.change == "stable"
+    ]
+    assert stable and all(c.stable_since == "20220520" for c in stable)
+
+
+def _find_move_scp(prior: list[Path], node_port: list[int]) -> Any:
+    """A PACS (pynetdicom) that answers C-FIND and C-MOVE but offers no C-GET."""
+    from pynetdicom import evt
+    from pynetdicom.sop_class import (  # type: ignore[attr-defined]
+        StudyRootQueryRetrieveInformationModelFind,
+        StudyRootQueryRetrieveInformationModelMove,
+    )
+
+    datasets = [pydicom.dcmread(f) for f in prior]
+
+    def on_find(event: Any) -> Any:
+        ident = pydicom.Dataset()
+        ident.QueryRetrieveLevel = "STUDY"
+        ident.StudyInstanceUID = datasets[0].StudyInstanceUID
+        ident.StudyDate = datasets[0].StudyDate
+        yield 0xFF00, ident
+
+    def on_move(event: Any) -> Any:
+        assert event.move_destination.strip() == AET
+        yield "127.0.0.1", node_port[0]
+        yield len(datasets)
+        for ds in datasets:
+            yield 0xFF00, ds
+
+    ae = AE(ae_title="PACS")
+    ae.add_supported_context(StudyRootQueryRetrieveInformationModelFind)
+    ae.add_supported_context(StudyRootQueryRetrieveInformationModelMove)
+    ae.add_requested_context(DigitalMammographyXRayImageStorageForPresentation)
+    handlers = [(evt.EVT_C_FIND, on_find), (evt.EVT_C_MOVE, on_move)]
+    return ae.start_server(("127.0.0.1", 0), block=False, evt_handlers=handlers)
+
+
+def test_a_pacs_without_c_get_sends_the_prior_by_c_move(tmp_path: Path, follow_up: Path) -> None:
+    truth = _truth(follow_up)
+    node_port: list[int] = []
+    server = _find_move_scp(sorted((follow_up / "prior").glob("*.dcm")), node_port)
+    out = tmp_path / "node"
+    try:
+        source = f"PACS@127.0.0.1:{server.server_address[1]}"
+        with _node(out, prior_source=source, prior_timeout_s=240) as node:
+            node_port.append(node.port)
+            _send(node.port, sorted((follow_up / "current").glob("*.dcm")))
+            doc = _exam_of(out, truth["current"]["study_instance_uid"], 300)
+    finally:
+        server.shutdown()
+    _check_changes(doc, follow_up)
+    assert "sent 4 image(s) of prior study" in (out / "node.log").read_text()

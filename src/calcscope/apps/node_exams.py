@@ -25,6 +25,7 @@ leak, so each image is named by its de-identified SOP Instance UID instead
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
 import threading
@@ -111,7 +112,9 @@ class ExamAssembler:
 
     def add(self, uid: str) -> Path | None:
         """Add the committed image ``uid`` to its study's exam; writes the exam when this
-        completes it (the view count) and returns the document's path, else ``None``."""
+        completes it (the view count) and returns the document's path, else ``None``.
+        With ``priors``, a completed exam is left to the next :meth:`poll` instead (it
+        waits for the priors)."""
         report = self._report(uid)
         if report is None:
             return None
@@ -126,9 +129,12 @@ class ExamAssembler:
             if members == _read_lines(folder / "written"):
                 return None
             self._last[study] = time.monotonic()
+            if len(members) == 1:
+                self._search(members)
             if len(members) < self.views:
-                if len(members) == 1:
-                    self._search(members)
+                return None
+            if self.priors is not None:  # written by poll(), whose wait for the priors
+                self._last[study] = -math.inf  # never holds back an analysis worker
                 return None
             self._last.pop(study, None)
         return self._write(study)
@@ -196,6 +202,7 @@ class ExamAssembler:
         from calcscope.exam.build import build_exam
         from calcscope.exam.priors import compare_with_priors
 
+        self._last.pop(study, None)
         folder = self.folder(study)
         members = _read_lines(folder / "members")
         if members == _read_lines(folder / "written"):

@@ -204,11 +204,11 @@ def retrieve_study(
     calling_ae_title: str = "CALCSCOPE",
     timeout_s: float = 60.0,
     move_to: str | None = None,
-) -> list[Path] | None:
+) -> list[Path] | int:
     """The study's mammograms, by C-GET into ``dest`` (``<SOPInstanceUID>.dcm``; other
     objects of the study are refused); when the PACS offers no C-GET and ``move_to`` is
-    given, a C-MOVE to that AE title instead, returning ``None`` (the images go there).
-    Raises :class:`PriorsUnavailable`."""
+    given, a C-MOVE to that AE title instead, returning the number of objects the PACS
+    sent there. Raises :class:`PriorsUnavailable`."""
     from pydicom import Dataset
     from pynetdicom import build_role, evt
     from pynetdicom.sop_class import (  # type: ignore[attr-defined]
@@ -240,24 +240,30 @@ def retrieve_study(
         ae.add_requested_context(cls, list(TRANSFER_SYNTAXES))
     roles = [build_role(cls, scp_role=True) for cls in ACCEPTED_SOP_CLASSES]
     handlers = [(evt.EVT_C_STORE, on_store)]
-    assoc = _associate(ae, source, ext_neg=roles, evt_handlers=handlers)
+    assoc = ae.associate(
+        source.host, source.port, ae_title=source.ae_title, ext_neg=roles, evt_handlers=handlers
+    )
+    offered = assoc.is_established and any(
+        c.abstract_syntax == Get for c in assoc.accepted_contexts
+    )
+    if not offered:  # refused (no context accepted), down, or no C-GET among the accepted
+        if assoc.is_established:
+            assoc.release()
+        if move_to is None:
+            raise PriorsUnavailable(f"{source} offers no C-GET (or is down)")
+        return _move(source, query, move_to, calling_ae_title, timeout_s)
     try:
-        if not any(c.abstract_syntax == Get for c in assoc.accepted_contexts):
-            if move_to is None:
-                raise PriorsUnavailable(f"{source} offers no C-GET")
-            _move(source, query, move_to, calling_ae_title, timeout_s)
-            return None
         for status, _ in assoc.send_c_get(query, Get):
             code = int(getattr(status, "Status", -1))
             if code not in (0x0000, 0xFF00, 0xB000):  # B000: some sub-operations refused
                 raise PriorsUnavailable(f"{source} answered the C-GET with 0x{code:04X}")
     finally:
-        if assoc.is_established:
-            assoc.release()
+        assoc.release()
     return got
 
 
-def _move(source: PriorSource, query: Any, move_to: str, calling: str, timeout_s: float) -> None:
+def _move(source: PriorSource, query: Any, move_to: str, calling: str, timeout_s: float) -> int:
+    """C-MOVE the study to ``move_to``; the number of objects sent."""
     from pynetdicom.sop_class import (  # type: ignore[attr-defined]
         StudyRootQueryRetrieveInformationModelMove as Move,
     )
@@ -265,13 +271,16 @@ def _move(source: PriorSource, query: Any, move_to: str, calling: str, timeout_s
     ae = _ae(calling, timeout_s)
     ae.add_requested_context(Move)
     assoc = _associate(ae, source)
+    sent = 0
     try:
         for status, _ in assoc.send_c_move(query, move_to, Move):
             code = int(getattr(status, "Status", -1))
             if code not in (0x0000, 0xFF00, 0xB000):
                 raise PriorsUnavailable(f"{source} answered the C-MOVE with 0x{code:04X}")
+            sent = int(status.get("NumberOfCompletedSuboperations", sent) or sent)
     finally:
         assoc.release()
+    return sent
 
 
 # --- the node's search --------------------------------------------------------------------
@@ -448,13 +457,16 @@ class PriorFinder:
             timeout_s=left,
             move_to=self.ae_title,
         )
-        if files is None:  # C-MOVE to the node itself: its exam is assembled as any other
-            return self._await_document(uid, deadline)
-        if not files:
-            raise PriorsUnavailable(f"the PACS sent no mammogram of study {uid}")
-        log.info("retrieved %d image(s) of prior study %s by C-GET", len(files), uid)
-        self._analyze_images(files, folder / "results")
-        return _write_prior_exam(folder, study, key, older)
+        if isinstance(files, int):  # C-MOVE to the node itself: analysed as any image
+            log.info("%s sent %d image(s) of prior study %s by C-MOVE", self.source, files, uid)
+            reports = self._await_moved(uid, files, deadline)
+        else:
+            log.info("retrieved %d image(s) of prior study %s by C-GET", len(files), uid)
+            self._analyze_images(files, folder / "results")
+            reports = sorted((folder / "results").glob("*/analysis.json"))
+        if not reports:
+            raise PriorsUnavailable(f"no mammogram of prior study {uid} was analysed")
+        return _write_prior_exam(folder, reports, study, key, older)
 
     def _analyze_images(self, files: Sequence[Path], results: Path) -> None:
         """Analyse retrieved images, each into ``results/<file stem>/analysis.json``
@@ -479,13 +491,23 @@ class PriorFinder:
         finally:
             worker.close()
 
-    def _await_document(self, study: str, deadline: float) -> PriorExam | None:
-        while time.monotonic() < deadline:
-            prior = self._document(study)
-            if prior is not None:
-                return prior
-            time.sleep(0.5)
-        raise PriorsUnavailable(f"the images of study {study} sent by C-MOVE came too late")
+    def _await_moved(self, study: str, n: int, deadline: float) -> list[Path]:
+        """The node's reports of the ``n`` images of ``study`` it was sent by C-MOVE, once
+        analysed (those of the study's ``members``, :mod:`calcscope.apps.node_exams`)."""
+        members = self.out / "exams" / _folder_name(study) / "members"
+        while True:
+            try:
+                uids = members.read_text(encoding="utf-8").split()
+            except OSError:
+                uids = []
+            if len(uids) >= n or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        reports = [self.out / "results" / u / "analysis.json" for u in uids]
+        reports = [r for r in reports if r.exists()]
+        if len(reports) < n:
+            raise PriorsUnavailable(f"the images of study {study} sent by C-MOVE came too late")
+        return reports
 
 
 def _read_prior(path: Path) -> PriorExam | None:
@@ -500,16 +522,22 @@ def _read_prior(path: Path) -> PriorExam | None:
 
 
 def _write_prior_exam(
-    folder: Path, study: PriorStudy, key: StudyKey, older: PriorExam | None
+    folder: Path,
+    reports: Sequence[Path],
+    study: PriorStudy,
+    key: StudyKey,
+    older: PriorExam | None,
 ) -> PriorExam:
-    """Build, compare with ``older`` and write the exam of a retrieved study."""
+    """Build the exam of a retrieved study from its images' ``reports``, compare it with
+    ``older`` and write it into ``folder``."""
     from calcscope.exam.build import build_exam
     from calcscope.exam.priors import compare_with_priors
     from calcscope.reports.exam import exam_image_from_report, write_exam
     from calcscope.reports.schema import load_report
 
     images = []
-    for report_path in sorted((folder / "results").glob("*/analysis.json")):
+    folder.mkdir(parents=True, exist_ok=True)
+    for report_path in reports:
         try:
             report = load_report(report_path)
         except (CalcscopeError, OSError):
