@@ -278,7 +278,7 @@ def test_node_writes_one_exam_per_study_after_the_idle_time(
     out = tmp_path / "node"
     a = _study(exam_views, ["RCC", "LCC"], study=generate_uid())
     b = _study(exam_views, ["RMLO"], study=generate_uid())
-    with StorageNode(AET, 0, out, processes=False, exam_idle_s=1.0, exam_views=4) as node:
+    with StorageNode(AET, 0, out, processes=False, exam_idle_s=3.0, exam_views=4) as node:
         assert _send(node.port, [a[0], b[0], a[1]]) == [0, 0, 0]
         assert node.wait_idle(120)
         _wait(lambda: len(list((out / "exams").glob("*/exam.exam.json"))) == 2, 30, "2 exams")

@@ -111,6 +111,18 @@ def test_node_refuses_prior_source_with_anonymize(tmp_path: Path) -> None:
         _node(tmp_path / "n", prior_timeout_s=0)
 
 
+def test_cli_refuses_a_bad_prior_source(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from calcscope.apps.cli import main
+
+    out = tmp_path / "node"
+    argv = ["node", "--out", str(out), "--port", "0", "--prior-source", "ORTHANC:4242"]
+    assert main(argv) == 2
+    assert "AET@HOST:PORT" in capsys.readouterr().err
+    assert main([*argv[:-1], "PACS@127.0.0.1:4242", "--anonymize"]) == 2
+    assert "--anonymize" in capsys.readouterr().err
+    assert not (out / "node.log").exists()
+
+
 # --- the node's own priors ------------------------------------------------------------------
 
 
