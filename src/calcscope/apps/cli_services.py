@@ -74,6 +74,21 @@ def node(
     exam_views: Annotated[
         int, typer.Option("--exam-views", help="... or when this many images of it came.")
     ] = 4,
+    prior_source: Annotated[
+        str | None,
+        typer.Option(
+            "--prior-source",
+            help="Compare each exam with the patient's prior mammograms held by this PACS "
+            "(AET@HOST:PORT; C-FIND, then C-GET, else C-MOVE to this node).",
+        ),
+    ] = None,
+    prior_timeout_s: Annotated[
+        float,
+        typer.Option(
+            "--prior-timeout-s",
+            help="Wait at most so long for the priors after a study's first image, in seconds.",
+        ),
+    ] = 120.0,
     anonymize: AnonymizeOption = False,
     config_path: ConfigOption = None,
     model: ModelOption = None,
@@ -102,6 +117,8 @@ def node(
             anonymize=anonymize,
             exam_idle_s=exam_idle_s,
             exam_views=exam_views,
+            prior_source=prior_source,
+            prior_timeout_s=prior_timeout_s,
         )
     except ConfigError as exc:
         err_console.print(f"[red]error:[/] {exc}")

@@ -68,7 +68,6 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +75,8 @@ from pydicom import uid as dicom_uid
 
 from calcscope.about import DISCLAIMER
 from calcscope.apps.node_exams import ExamAssembler
-from calcscope.apps.node_worker import STEM, AnalysisJob, AnalysisWorker, Analyze
+from calcscope.apps.node_priors import PriorFinder, PriorSource
+from calcscope.apps.node_worker import STEM, AnalysisJob, AnalysisWorker, Analyze, NodeStats
 from calcscope.apps.send import SUCCESS, Forward, ForwardError, send_files
 from calcscope.apps.tls import TLSFiles
 from calcscope.config import Config
@@ -92,6 +92,7 @@ __all__ = [
     "Forward",
     "ForwardError",
     "NodeStats",
+    "PriorSource",
     "StorageNode",
     "TLSFiles",
     "analysed_counts",
@@ -142,26 +143,6 @@ INVALID_SOP_INSTANCE = 0x0117
 _UID_RE = re.compile(r"[0-9]+(\.[0-9]+)*")
 _TMP = ".tmp-"
 log = logging.getLogger("calcscope.node")
-
-
-@dataclass
-class NodeStats:
-    """Counters of one node's life (thread-safe through :meth:`add`)."""
-
-    received: int = 0
-    duplicates: int = 0
-    rejected: int = 0
-    busy: int = 0
-    analysed: int = 0
-    failed: int = 0
-    forwarded: int = 0
-    forward_failed: int = 0
-    recovered: int = 0
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
-
-    def add(self, name: str, n: int = 1) -> None:
-        with self._lock:
-            setattr(self, name, getattr(self, name) + n)
 
 
 def _json_bytes(obj: Any) -> bytes:
@@ -283,6 +264,11 @@ class StorageNode:
         A study's exam is written when no image of it arrived for ``exam_idle_s`` seconds
         or when ``exam_views`` images of it arrived; a late image writes a new version
         (:class:`~calcscope.apps.node_exams.ExamAssembler`).
+    prior_source, prior_timeout_s
+        Compare each exam with the woman's prior exam: the node's own earlier exams, and,
+        with ``prior_source`` (``AET@HOST:PORT``), the PACS's (C-FIND, C-GET or C-MOVE;
+        :mod:`calcscope.apps.node_priors`), waited for at most ``prior_timeout_s`` seconds
+        after the study's first image; not with ``anonymize``.
     """
 
     def __init__(
@@ -308,6 +294,8 @@ class StorageNode:
         anonymize: bool = False,
         exam_idle_s: float = 60.0,
         exam_views: int = 4,
+        prior_source: PriorSource | str | None = None,
+        prior_timeout_s: float = 120.0,
     ) -> None:
         if exam_idle_s <= 0 or exam_views < 1:
             raise ConfigError("exam idle time must be positive and exam views at least 1")
@@ -348,8 +336,16 @@ class StorageNode:
         for sub in ("incoming", "results", "done", "received", "failed"):
             (self.out / sub).mkdir(parents=True, exist_ok=True)
         self.anonymize_seed = folder_seed(self.out) if anonymize else None
+        if isinstance(prior_source, str):
+            prior_source = PriorSource.parse(prior_source)
+        if anonymize and prior_source is not None:
+            raise ConfigError("--prior-source needs the patient's identity: not with --anonymize")
+        self.priors = None if anonymize else PriorFinder(
+            self.out, prior_source, ae_title, prior_timeout_s, self.config, processes,
+            timeout_s, analyze,
+        )  # fmt: skip
         self.exams = ExamAssembler(
-            self.out, exam_idle_s, exam_views, anonymize, dicom_reports=dicom_reports
+            self.out, exam_idle_s, exam_views, anonymize, dicom_reports, self.priors
         )
 
     # paths

@@ -25,6 +25,7 @@ leak, so each image is named by its de-identified SOP Instance UID instead
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
 import threading
@@ -32,7 +33,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from calcscope.apps.node_priors import PriorFinder, StudyKey
 from calcscope.errors import CalcscopeError
+from calcscope.exam.compare import PriorExam
 from calcscope.files import write_atomic
 from calcscope.reports.exam import EXAM_SUFFIX, exam_image_from_report, write_exam
 from calcscope.reports.schema import AnalysisReport, load_report
@@ -77,6 +80,10 @@ class ExamAssembler:
         Also write the exam's Mammography CAD SR (``exam.sr.dcm``, one for the study,
         :mod:`calcscope.reports.exam_sr`), replaced with each new version of the exam.
         Not with ``anonymize``: the de-identified exam names no image file to re-read.
+    priors
+        Compare each exam with the woman's prior exam that this finder gives
+        (:mod:`calcscope.apps.node_priors`; its search starts with the study's first
+        image); ``None``: no comparison (the exam has no ``comparison``).
     """
 
     out: Path
@@ -84,6 +91,7 @@ class ExamAssembler:
     views: int = 4
     anonymize: bool = False
     dicom_reports: bool = False
+    priors: PriorFinder | None = None
     _last: dict[str, float] = field(default_factory=dict)  # open study -> last arrival
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -104,7 +112,9 @@ class ExamAssembler:
 
     def add(self, uid: str) -> Path | None:
         """Add the committed image ``uid`` to its study's exam; writes the exam when this
-        completes it (the view count) and returns the document's path, else ``None``."""
+        completes it (the view count) and returns the document's path, else ``None``.
+        With ``priors``, a completed exam is left to the next :meth:`poll` instead (it
+        waits for the priors)."""
         report = self._report(uid)
         if report is None:
             return None
@@ -119,16 +129,37 @@ class ExamAssembler:
             if members == _read_lines(folder / "written"):
                 return None
             self._last[study] = time.monotonic()
-            if len(members) >= self.views:
-                return self._write(study)
+            if len(members) == 1:
+                self._search(members)
+            if len(members) < self.views:
+                return None
+            if self.priors is not None:  # written by poll(), whose wait for the priors
+                self._last[study] = -math.inf  # never holds back an analysis worker
+                return None
+            self._last.pop(study, None)
+        return self._write(study)
+
+    def _key(self, members: list[str]) -> StudyKey | None:
+        """The study's key for the search of priors, from a received image's header."""
+        for uid in members:
+            key = StudyKey.from_file(self.out / "received" / f"{uid}.dcm")
+            if key is not None:
+                return key
         return None
+
+    def _search(self, members: list[str]) -> None:
+        key = self._key(members) if self.priors is not None else None
+        if self.priors is not None and key is not None:
+            self.priors.start(key)
 
     def poll(self, now: float | None = None) -> list[Path]:
         """Write every open exam with no image for ``idle_s``; returns the documents."""
         now = time.monotonic() if now is None else now
         with self._lock:
             due = [s for s, t in self._last.items() if now - t >= self.idle_s]
-            return [p for p in (self._write(s) for s in due) if p is not None]
+            for s in due:
+                self._last.pop(s, None)
+        return [p for p in (self._write(s) for s in due) if p is not None]
 
     def flush(self) -> list[Path]:
         """Write every open exam now (whatever its view count)."""
@@ -155,22 +186,37 @@ class ExamAssembler:
             return len(self._last)
 
     def _write(self, study: str) -> Path | None:
+        """Write the study's exam, compared with its priors (waited for outside the lock:
+        a bounded time)."""
+        key = self._key(_read_lines(self.folder(study) / "members"))
+        priors = None
+        if self.priors is not None:
+            priors = self.priors.wait(key) if key is not None else []
+        with self._lock:
+            return self._write_locked(study, key, priors)
+
+    def _write_locked(
+        self, study: str, key: StudyKey | None, priors: list[PriorExam] | None
+    ) -> Path | None:
         """Write the study's exam (a new version when one exists); under the lock."""
         from calcscope.exam.build import build_exam
+        from calcscope.exam.priors import compare_with_priors
 
         self._last.pop(study, None)
         folder = self.folder(study)
         members = _read_lines(folder / "members")
+        if members == _read_lines(folder / "written"):
+            return None  # written meanwhile by another thread
         images, patient_id = [], None
         for uid in members:
             report = self._report(uid)
             if report is None:
                 continue
             if self.anonymize:
-                key = f"{report.source.sop_instance_uid}/analysis.json"
+                name = f"{report.source.sop_instance_uid}/analysis.json"
             else:
-                key = os.path.relpath(self.out / "results" / uid / "analysis.json", folder)
-            images.append(exam_image_from_report(report, Path(key).as_posix()))
+                name = os.path.relpath(self.out / "results" / uid / "analysis.json", folder)
+            images.append(exam_image_from_report(report, Path(name).as_posix()))
             if report.patient is not None:
                 patient_id = patient_id or report.patient.id
         if not images:
@@ -181,7 +227,19 @@ class ExamAssembler:
             name=EXAM_NAME,
             study_instance_uid=None if study.startswith("image-") else study,
             patient_id=patient_id,
+            study_date=key.study_date if key is not None and priors is not None else None,
         )
+        if priors is not None:
+            (exam,) = compare_with_priors([exam], priors)
+            if exam.comparison is not None and exam.comparison.prior_study_instance_uid:
+                c = exam.comparison
+                log.info(
+                    "exam of study %s compared with study %s of %s (%s months earlier)",
+                    study,
+                    c.prior_study_instance_uid,
+                    c.prior_study_date,
+                    c.interval_months,
+                )
         current = folder / f"{EXAM_NAME}{EXAM_SUFFIX}"
         if current.exists():
             n = len(list(folder.glob(f"{EXAM_NAME}.v*{EXAM_SUFFIX}"))) + 1

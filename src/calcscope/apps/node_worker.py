@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +28,7 @@ from calcscope.errors import CalcscopeError, one_line
 if TYPE_CHECKING:
     from concurrent.futures import Future
 
-__all__ = ["STEM", "AnalysisJob", "AnalysisOutcome", "AnalysisWorker", "run_job"]
+__all__ = ["STEM", "AnalysisJob", "AnalysisOutcome", "AnalysisWorker", "NodeStats", "run_job"]
 
 STEM = "analysis"
 """The stem of every output of the node (``results/<uid>/analysis.json``, ...)."""
@@ -37,6 +37,26 @@ WORKER_DIED = "WorkerDied"
 TIMED_OUT = "TimeoutError"
 
 Analyze = Callable[[Path, Config], Any]
+
+
+@dataclass
+class NodeStats:
+    """Counters of one node's life (thread-safe through :meth:`add`)."""
+
+    received: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    busy: int = 0
+    analysed: int = 0
+    failed: int = 0
+    forwarded: int = 0
+    forward_failed: int = 0
+    recovered: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add(self, name: str, n: int = 1) -> None:
+        with self._lock:
+            setattr(self, name, getattr(self, name) + n)
 
 
 @dataclass(frozen=True)
