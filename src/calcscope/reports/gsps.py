@@ -20,7 +20,6 @@ referenced as described there (a synthetic instance for non-DICOM input), and
 
 from __future__ import annotations
 
-from io import BytesIO
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +37,7 @@ from pydicom.dataset import Dataset
 from pydicom.uid import GrayscaleSoftcopyPresentationStateStorage, generate_uid
 
 from calcscope.about import __version__
+from calcscope.reports.dicom_bytes import dataset_bytes
 from calcscope.reports.dicom_source import (
     deidentify,
     derived_uid,
@@ -188,9 +188,8 @@ def gsps_bytes(
     report: AnalysisReport, *, anonymize: bool = False, seed: str | None = None
 ) -> bytes:
     """The presentation state as a DICOM file's bytes."""
-    buf = BytesIO()
-    build_gsps(report, anonymize=anonymize, seed=seed).save_as(buf, enforce_file_format=True)
-    return buf.getvalue()
+    gsps = build_gsps(report, anonymize=anonymize, seed=seed)
+    return dataset_bytes(gsps, ["GraphicAnnotationSequence"])
 
 
 def write_gsps(report: AnalysisReport, path: str | Path, *, anonymize: bool = False) -> Path:
