@@ -47,6 +47,7 @@ __all__ = [
     "image_item",
     "scoord_item",
     "with_children",
+    "typed_dataset",
 ]
 
 
@@ -69,7 +70,7 @@ def _tag_vr(keyword: str) -> tuple[BaseTag, str]:
     return BaseTag(tag), dictionary_VR(tag)
 
 
-def _dataset(**values: Any) -> Dataset:
+def typed_dataset(**values: Any) -> Dataset:
     """A dataset with ``values`` by keyword, each element added with its dictionary VR.
 
     Values are given in their final type (``str``, :class:`~pydicom.valuerep.DS`,
@@ -113,7 +114,7 @@ def _coded(code: Code) -> tuple[tuple[str, str], ...]:
 def _code_dataset(code: Code) -> Dataset:
     """The coded concept's dataset, made once per code and shared by every item that
     names the code (read only: nothing in calcscope changes a built document's codes)."""
-    return _dataset(**dict(_coded(code)))
+    return typed_dataset(**dict(_coded(code)))
 
 
 def _item(value_type: str, name: Code | None, rel: Rel | None, **values: Any) -> Dataset:
@@ -122,7 +123,7 @@ def _item(value_type: str, name: Code | None, rel: Rel | None, **values: Any) ->
         head["ConceptNameCodeSequence"] = [_code_dataset(name)]
     if rel is not None:
         head["RelationshipType"] = rel.value
-    return _dataset(**head, **values)
+    return typed_dataset(**head, **values)
 
 
 def code_item(name: Code, value: Code, rel: Rel | None) -> Dataset:
@@ -151,7 +152,7 @@ def num_item(name: Code, value: float, unit: Code, rel: Rel | None) -> Dataset:
     if isinstance(value, float):
         measured["FloatingPointValue"] = value
     measured["MeasurementUnitsCodeSequence"] = [_code_dataset(unit)]
-    return _item("NUM", name, rel, MeasuredValueSequence=[_dataset(**measured)])
+    return _item("NUM", name, rel, MeasuredValueSequence=[typed_dataset(**measured)])
 
 
 def container_item(
@@ -161,7 +162,7 @@ def container_item(
     values: dict[str, Any] = {"ContinuityOfContent": "CONTINUOUS" if continuous else "SEPARATE"}
     if template_id is not None:
         values["ContentTemplateSequence"] = [
-            _dataset(MappingResource="DCMR", TemplateIdentifier=str(template_id))
+            typed_dataset(MappingResource="DCMR", TemplateIdentifier=str(template_id))
         ]
     return _item("CONTAINER", name, rel, **values)
 
@@ -169,7 +170,7 @@ def container_item(
 def image_item(sop_class_uid: str, sop_instance_uid: str, rel: Rel | None) -> Dataset:
     """An IMAGE content item without concept name (TID 4020's images and the images SCOORDs
     are SELECTED FROM carry none)."""
-    ref = _dataset(
+    ref = typed_dataset(
         ReferencedSOPClassUID=str(sop_class_uid), ReferencedSOPInstanceUID=str(sop_instance_uid)
     )
     return _item("IMAGE", None, rel, ReferencedSOPSequence=[ref])
