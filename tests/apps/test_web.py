@@ -119,6 +119,21 @@ def test_pyramid_tiles_cover_the_image_and_cache_is_bounded() -> None:
     assert cache._tile_bytes <= 10_000
 
 
+def test_overlay_tiles_without_colour_are_grey_pngs() -> None:
+    """An RGB overlay's tile away from every mark is sent as a grey PNG (a third of the
+    bytes); a tile with a coloured mark stays RGB, its colours intact."""
+    grey = (np.arange(512 * 512) % 251).astype(np.uint8).reshape(512, 512)
+    rgb = np.repeat(grey[:, :, None], 3, axis=2)
+    rgb[300:310, 300:400] = (255, 255, 0)  # a yellow mark in tile (1, 1)
+    pyr = Pyramid(rgb, kind="overlay")
+    plain = cv2.imdecode(np.frombuffer(pyr.tile_png(0, 0, 0), np.uint8), cv2.IMREAD_UNCHANGED)
+    assert plain.ndim == 2
+    np.testing.assert_array_equal(plain, grey[:256, :256])
+    marked = cv2.imdecode(np.frombuffer(pyr.tile_png(0, 1, 1), np.uint8), cv2.IMREAD_UNCHANGED)
+    np.testing.assert_array_equal(marked[:, :, ::-1], rgb[256:, 256:])  # BGR on disk
+    assert len(pyr.tile_png(0, 0, 0)) < len(pyr.tile_png(0, 1, 1)) / 2
+
+
 # ------------------------------------------------------------------------------ API
 
 
@@ -162,7 +177,7 @@ def test_overlay_fallback_and_letters(client: TestClient) -> None:
     assert "gone.dcm" in moved["image"]["note"]
     tile = client.get("/api/studies/moved/tiles/0/0/0.png")
     img = cv2.imdecode(np.frombuffer(tile.content, np.uint8), cv2.IMREAD_UNCHANGED)
-    assert img.shape == (TILE_PX, TILE_PX, 3)
+    assert img.shape[:2] == (TILE_PX, TILE_PX)  # a grey PNG where the tile has no mark
     letter = client.get("/api/studies/case/letter")
     assert letter.status_code == 200 and "research software" in letter.text
     assert letter.headers["content-security-policy"].startswith("sandbox")
