@@ -1,12 +1,18 @@
 """Batch throughput for 1 and 2 Dask workers, and the DICOM node's C-STORE-to-SR time.
 
-Usage: ``python benchmarks/bench_batch_node.py [--images 24] [--workers 1,2] [--repeat 2]
-[--no-pair] [--node-images 5] [--rows 600 --cols 480 --spacing-mm 0.2]``
+Usage: ``python benchmarks/bench_batch_node.py [--images 12] [--workers 1,2] [--repeat 2]
+[--no-pair] [--node-images 5] [--rows R --cols C] [--spacing-mm 0.1]``
 
 1. Writes ``--images`` phantom mammograms (DICOM) into a temporary folder, then runs
    :func:`calcscope.apps.batch.run_batch` over the same set on a local Dask cluster of 1, then
    2, worker processes (cluster started and warmed up before the clock starts), and
-   prints images per second and the speed-up over the first worker count. Workers run
+   prints images per second and the speed-up over the first worker count. The images
+   are full-field phantoms at 0.1 mm by default (2867 x 2330 px, about half a second each on an
+   idle core): on the tiny images of earlier runs (600 x 480) the per-task overhead of
+   Dask and of the files was a large share. Each line also shows how busy the workers
+   were (the images' analysis times over wall time x workers: what is not busy is task
+   overhead, waiting and the driver), the driver's time writing the summary tables,
+   and the load average (other processes on the machine take cores too). Workers run
    one thread each with OpenCV's and the BLAS pools at one thread
    (:data:`calcscope.apps.batch.WORKER_ENV`) and a memory limit of
    :func:`calcscope.apps.batch.worker_memory_bytes`; then the same on a ``dask scheduler``
@@ -28,10 +34,11 @@ import statistics
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 
-def _phantoms(folder: Path, n: int, shape: tuple[int, int], spacing_mm: float) -> list[Path]:
+def _phantoms(folder: Path, n: int, shape: tuple[int, int] | None, spacing_mm: float) -> list[Path]:
     from calcscope.imaging.io import write_image
     from calcscope.phantom.mammogram import make_phantom
 
@@ -63,12 +70,49 @@ def _warm(client: object) -> None:
     print(f"{'':>8}workers: {', '.join(sorted(seen))}")
 
 
-def _timed_batch(client: object, folder: Path, n: int, out: Path) -> float:
-    from calcscope.apps.batch import run_batch
+@dataclass(frozen=True)
+class _Run:
+    """One timed batch: images per second, and where the wall time went."""
+
+    images_per_s: float
+    wall_s: float
+    busy: float  # sum of the images' analysis times / (wall x workers)
+    tables_s: float  # the driver's summaries (summary, images, exams, breasts CSV)
+
+
+def _timed_batch(client: object, folder: Path, n: int, out: Path, workers: int) -> _Run:
+    from calcscope.apps.batch import run_batch, write_exams, write_summaries
 
     res = run_batch(folder, out, client=client, show_progress=False)
     assert res.n_analysed == n, res
-    return float(res.images_per_second)
+    analysis_s = sum(
+        float(json.loads(p.read_text())["timings_s"]["total"]) for p in out.glob("*/analysis.json")
+    )
+    keys = sorted(p.parent.name for p in out.glob("*/analysis.json"))
+    t = time.perf_counter()
+    write_summaries(out, keys)
+    write_exams(out, keys)
+    tables_s = time.perf_counter() - t
+    busy = analysis_s / (res.seconds * workers)
+    return _Run(float(res.images_per_second), res.seconds, busy, tables_s)
+
+
+def _print_runs(w: int, runs: list[_Run], base: float | None) -> float:
+    """Print one worker count's line; return the base rate (the first count's best)."""
+    best = max(runs, key=lambda r: r.images_per_s)
+    base = base or best.images_per_s
+    each = " ".join(f"{r.images_per_s:.2f}" for r in runs)
+    print(
+        f"{w:>8}{each:>22}{best.images_per_s:>8.2f}{best.images_per_s / base:>10.2f}"
+        f"{best.busy:>8.0%}{best.tables_s:>9.2f}{os.getloadavg()[0]:>7.1f}"
+    )
+    return base
+
+
+_HEADER = (
+    f"{'workers':>8}{'images/s (each run)':>22}{'best':>8}{'speed-up':>10}"
+    f"{'busy':>8}{'tables s':>9}{'load':>7}"
+)
 
 
 def bench_batch(folder: Path, n: int, workers: list[int], work: Path, repeat: int) -> None:
@@ -78,7 +122,7 @@ def bench_batch(folder: Path, n: int, workers: list[int], work: Path, repeat: in
     from calcscope.apps.batch import WORKER_ENV, worker_memory_bytes
 
     print(f"\nbatch, LocalCluster: {n} images of {folder}, cpus={os.cpu_count()}")
-    print(f"{'workers':>8}{'images/s (each run)':>28}{'best':>8}{'speed-up':>10}")
+    print(_HEADER)
     base = None
     for w in workers:
         with (
@@ -93,11 +137,10 @@ def bench_batch(folder: Path, n: int, workers: list[int], work: Path, repeat: in
             Client(cluster) as client,
         ):
             _warm(client)
-            runs = [_timed_batch(client, folder, n, work / f"batch-{w}-{k}") for k in range(repeat)]
-        best = max(runs)
-        base = base or best
-        each = " ".join(f"{r:.2f}" for r in runs)
-        print(f"{w:>8}{each:>28}{best:>8.2f}{best / base:>10.2f}")
+            runs = [
+                _timed_batch(client, folder, n, work / f"batch-{w}-{k}", w) for k in range(repeat)
+            ]
+        base = _print_runs(w, runs, base)
 
 
 def bench_pair(folder: Path, n: int, workers: list[int], work: Path, repeat: int) -> None:
@@ -111,7 +154,7 @@ def bench_pair(folder: Path, n: int, workers: list[int], work: Path, repeat: int
 
     dask = str(Path(sys.executable).with_name("dask"))
     print(f"\nbatch, dask scheduler + dask worker on 127.0.0.1: {n} images")
-    print(f"{'workers':>8}{'images/s (each run)':>28}{'best':>8}{'speed-up':>10}")
+    print(_HEADER)
     base = None
     env = {**os.environ, **WORKER_ENV}
     for w in workers:
@@ -136,17 +179,15 @@ def bench_pair(folder: Path, n: int, workers: list[int], work: Path, repeat: int
                 client.wait_for_workers(w, timeout=120)
                 _warm(client)
                 runs = [
-                    _timed_batch(client, folder, n, work / f"pair-{w}-{k}") for k in range(repeat)
+                    _timed_batch(client, folder, n, work / f"pair-{w}-{k}", w)
+                    for k in range(repeat)
                 ]
         finally:
             for proc in (worker, sched):
                 if proc is not None:
                     proc.terminate()
                     proc.wait(timeout=30)
-        best = max(runs)
-        base = base or best
-        each = " ".join(f"{r:.2f}" for r in runs)
-        print(f"{w:>8}{each:>28}{best:>8.2f}{best / base:>10.2f}")
+        base = _print_runs(w, runs, base)
 
 
 class _Pacs:
@@ -224,14 +265,21 @@ def bench_node(image: Path, n: int, work: Path) -> None:
     )
 
 
+def _shape(path: Path) -> tuple[int, int]:
+    import pydicom
+
+    ds = pydicom.dcmread(path, stop_before_pixels=True)
+    return int(ds.Rows), int(ds.Columns)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--images", type=int, default=24)
+    ap.add_argument("--images", type=int, default=12)
     ap.add_argument("--workers", default="1,2", help="comma-separated worker counts")
     ap.add_argument("--node-images", type=int, default=5)
-    ap.add_argument("--rows", type=int, default=600)
-    ap.add_argument("--cols", type=int, default=480)
-    ap.add_argument("--spacing-mm", type=float, default=0.2)
+    ap.add_argument("--rows", type=int, default=0, help="0: a full-field detector's")
+    ap.add_argument("--cols", type=int, default=0, help="0: a full-field detector's")
+    ap.add_argument("--spacing-mm", type=float, default=0.1)
     ap.add_argument("--repeat", type=int, default=2, help="timed runs per worker count")
     ap.add_argument(
         "--pair",
@@ -245,9 +293,11 @@ def main() -> None:
         folder = work / "images"
         folder.mkdir()
         t = time.perf_counter()
-        paths = _phantoms(folder, args.images, (args.rows, args.cols), args.spacing_mm)
+        shape = (args.rows, args.cols) if args.rows and args.cols else None
+        paths = _phantoms(folder, args.images, shape, args.spacing_mm)
+        rows, cols = _shape(paths[0])
         print(
-            f"{len(paths)} phantoms {args.rows} x {args.cols} px at {args.spacing_mm} mm "
+            f"{len(paths)} phantoms {rows} x {cols} px at {args.spacing_mm} mm "
             f"written in {time.perf_counter() - t:.1f} s"
         )
         counts = [int(w) for w in args.workers.split(",")]

@@ -204,3 +204,27 @@ def test_batch_time_limit_must_be_positive(tmp_path):
     pytest.importorskip("distributed")
     code = main(["batch", str(tmp_path / "in"), "--out", str(tmp_path / "o"), "--timeout-s", "0"])
     assert code == 2
+
+
+def test_start_up_imports_stay_light():
+    """``calcscope --help`` loads neither the detector nor the heavy libraries of other
+    commands, and loading the detector model does not pull in scikit-learn (half a second
+    of lightgbm's import that prediction never uses)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, calcscope.apps.cli\n"
+        "heavy = ['calcscope.detection', 'lightgbm', 'sklearn', 'highdicom', 'dask', "
+        "'distributed', 'fastapi', 'matplotlib', 'pynetdicom', 'skimage']\n"
+        "print(sorted(m for m in heavy if m in sys.modules))\n"
+        "from calcscope.config import Config\n"
+        "from calcscope.detection.classifier import load_model\n"
+        "print(len(load_model(Config().detect.model)), 'sklearn' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    assert out[0] == "[]"
+    n_members, sklearn_loaded = out[1].split()
+    assert int(n_members) >= 1 and sklearn_loaded == "False"

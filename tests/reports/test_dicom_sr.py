@@ -11,6 +11,7 @@ import json
 import shutil
 import subprocess
 from dataclasses import replace
+from io import BytesIO
 
 import numpy as np
 import pydicom
@@ -19,6 +20,7 @@ import pytest
 from calcscope.apps.cli import analyze_files
 from calcscope.config import Config
 from calcscope.model import Source
+from calcscope.reports.dicom_bytes import dataset_bytes
 from calcscope.reports.dicom_source import Deidentifier
 from calcscope.reports.gsps import GSPS_STORAGE, build_gsps
 from calcscope.reports.schema import to_report
@@ -27,6 +29,7 @@ from calcscope.reports.sr import (
     MAMMOGRAPHY_CAD_SR_STORAGE,
     build_sr,
     read_sr,
+    sr_bytes,
     view_code,
 )
 from helpers import phantom_case_dicom
@@ -219,6 +222,19 @@ def test_built_sr_content_is_the_whole_tree(case):
     evidence = sr.CurrentRequestedProcedureEvidenceSequence[0].ReferencedSeriesSequence[0]
     uid = evidence.ReferencedSOPSequence[0].ReferencedSOPInstanceUID
     assert uid == case["source"].SOPInstanceUID
+
+
+def test_fast_encoding_writes_pydicoms_bytes(case):
+    """sr_bytes and gsps_bytes encode the content themselves: the same bytes as pydicom."""
+    report = to_report(case["analysis"])
+    for doc, sequence in ((build_sr(report), "ContentSequence"),
+                          (build_gsps(report), "GraphicAnnotationSequence")):  # fmt: skip
+        buf = BytesIO()
+        doc.save_as(buf, enforce_file_format=True)
+        assert dataset_bytes(doc, [sequence]) == buf.getvalue()
+    assert len(read_sr(pydicom.dcmread(BytesIO(sr_bytes(report)))).calcifications) == len(
+        report.reported_calcifications()
+    )
 
 
 def test_anonymized_dicom_has_no_patient_identity(case):

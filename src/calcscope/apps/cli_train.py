@@ -19,10 +19,10 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from calcscope.detection.model_card import ModelCard
 from calcscope.errors import CalcscopeError, ConfigError
 
 if TYPE_CHECKING:
+    from calcscope.detection.model_card import ModelCard
     from calcscope.evaluation.training import TrainOptions, TrainResult
 
 __all__ = ["card_table", "train"]

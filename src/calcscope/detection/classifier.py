@@ -7,7 +7,10 @@ import dataclasses
 import functools
 import hashlib
 import json
+import sys
+import threading
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -130,9 +133,29 @@ def load_model(name: str) -> tuple[Any, ...]:
 
 @functools.lru_cache(maxsize=4)
 def _boosters(paths: tuple[str, ...], sha256: str | None) -> tuple[Any, ...]:
-    import lightgbm
-
+    lightgbm = _import_lightgbm()
     return tuple(lightgbm.Booster(model_file=p) for p in paths)
+
+
+_IMPORT_LOCK = threading.Lock()
+
+
+def _import_lightgbm() -> ModuleType:
+    """lightgbm, imported (when it is the first to load) without its scikit-learn
+    wrappers: its ``compat`` module imports scikit-learn whenever installed, about half a
+    second of a command's start-up that prediction (``Booster``) never uses, nor
+    calcscope's training (``lightgbm.train``). scikit-learn stays importable afterwards."""
+    with _IMPORT_LOCK:
+        if "lightgbm" in sys.modules or "sklearn" in sys.modules:
+            import lightgbm
+
+            return lightgbm
+        sys.modules["sklearn"] = None  # type: ignore[assignment]  # import fails: not used
+        try:
+            import lightgbm
+        finally:
+            del sys.modules["sklearn"]
+        return lightgbm
 
 
 def score_candidates(cands: Candidates, config: DetectConfig) -> np.ndarray:

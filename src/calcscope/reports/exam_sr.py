@@ -38,7 +38,6 @@ study) are referenced all the same, and the SR takes the first image's study.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from io import BytesIO
 
 from pydicom.dataset import Dataset
 from pydicom.sr.coding import Code
@@ -92,7 +91,8 @@ from calcscope.reports.sr import (
     category_code,
     source_dataset,
 )
-from calcscope.reports.sr_document import MammographyCADSR, cad_sr_document
+from calcscope.reports.sr_document import MammographyCADSR, cad_sr_document, document_bytes
+from calcscope.reports.sr_items import container_item
 
 __all__ = ["ExamImageInput", "build_exam_sr", "exam_sr_bytes"]
 
@@ -235,11 +235,7 @@ def _summaries(refs: Sequence[Dataset], with_clusters: bool) -> list[Dataset]:
     )
 
     def box(name: Code, items: list[Dataset]) -> Dataset:
-        from highdicom.sr import ContainerContentItem
-
-        c = ContainerContentItem(
-            name=name, is_content_continuous=False, relationship_type=_R.INFERRED_FROM
-        )
+        c = container_item(name, _R.INFERRED_FROM)
         return _with(c, items)
 
     return [
@@ -257,13 +253,9 @@ def _summaries(refs: Sequence[Dataset], with_clusters: bool) -> list[Dataset]:
 def _content(
     exam: ExamReport, images: Mapping[str, AnalysisReport], refs: Mapping[str, Dataset]
 ) -> Dataset:
-    from highdicom.sr import ContainerContentItem
-
     keys = [img.report for img in exam.images]
     entries = [_image_library(images[k], refs[k]).ContentSequence[0] for k in keys]
-    library = ContainerContentItem(
-        name=IMAGE_LIBRARY, is_content_continuous=False, relationship_type=_R.CONTAINS
-    )
+    library = container_item(IMAGE_LIBRARY, _R.CONTAINS)
     sided: list[tuple[str | None, ExamFindingModel]] = [
         (side, f) for side in ("R", "L") for f in exam.breasts[side].findings
     ]
@@ -276,9 +268,7 @@ def _content(
         _code(RECOMMENDED_FOLLOW_UP, FOLLOW_UP_CODE[FollowUp(a.follow_up)]),
         *[_finding_impression(f, side, images, refs) for side, f in sided],
     ]
-    root = ContainerContentItem(
-        name=MAMMOGRAPHY_CAD_REPORT, is_content_continuous=False, template_id="4000"
-    )
+    root = container_item(MAMMOGRAPHY_CAD_REPORT, None, template_id="4000")
     has_clusters = any(f.kind == "cluster" for _, f in sided) or any(
         images[k].clusters for k in keys
     )
@@ -345,8 +335,4 @@ def exam_sr_bytes(
     seed: str | None = None,
 ) -> bytes:
     """The exam's Mammography CAD SR as a DICOM file's bytes (:func:`build_exam_sr`)."""
-    buf = BytesIO()
-    build_exam_sr(exam, images, anonymize=anonymize, seed=seed).save_as(
-        buf, enforce_file_format=True
-    )
-    return buf.getvalue()
+    return document_bytes(build_exam_sr(exam, images, anonymize=anonymize, seed=seed))

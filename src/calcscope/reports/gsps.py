@@ -20,7 +20,6 @@ referenced as described there (a synthetic instance for non-DICOM input), and
 
 from __future__ import annotations
 
-from io import BytesIO
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +37,7 @@ from pydicom.dataset import Dataset
 from pydicom.uid import GrayscaleSoftcopyPresentationStateStorage, generate_uid
 
 from calcscope.about import __version__
+from calcscope.reports.dicom_bytes import dataset_bytes
 from calcscope.reports.dicom_source import (
     deidentify,
     derived_uid,
@@ -47,6 +47,7 @@ from calcscope.reports.dicom_source import (
     source_dataset,
 )
 from calcscope.reports.schema import AnalysisReport
+from calcscope.reports.sr_items import typed_dataset
 
 __all__ = ["GSPS_STORAGE", "build_gsps", "gsps_bytes", "write_gsps"]
 
@@ -83,16 +84,32 @@ _FINDING_LAYER = GraphicLayer(
 )
 
 
-def _outlines(report: AnalysisReport) -> list[GraphicObject]:
-    """A closed polyline around every calcification the reports show."""
-    return [
-        GraphicObject(
-            graphic_type=GraphicTypeValues.POLYLINE,
-            graphic_data=_closed_xy(outline_rc(c)),
-            units=AnnotationUnitsValues.PIXEL,
-        )
-        for c in report.reported_calcifications()
-    ]
+def _outline_xys(report: AnalysisReport) -> list[np.ndarray]:
+    """The closed polyline (x, y) around every calcification the reports show."""
+    return [_closed_xy(outline_rc(c)) for c in report.reported_calcifications()]
+
+
+def _polyline(xy: np.ndarray) -> Dataset:
+    """A Graphic Object: an unfilled POLYLINE in PIXEL units, the dataset that
+    :class:`highdicom.pr.GraphicObject` builds, made without its per-object checks (one
+    GSPS has a few hundred; :func:`_check_outlines` checks them at once)."""
+    return typed_dataset(
+        GraphicAnnotationUnits=AnnotationUnitsValues.PIXEL.value,
+        GraphicDimensions=2,
+        NumberOfGraphicPoints=len(xy),
+        GraphicData=xy.flatten().tolist(),
+        GraphicType=GraphicTypeValues.POLYLINE.value,
+        GraphicFilled="N",
+    )
+
+
+def _check_outlines(xys: list[np.ndarray], ref: Dataset) -> None:
+    """highdicom's checks of a graphic object, on every outline at once."""
+    xy = np.vstack(xys)
+    if xy.min() < 0 or xy[:, 0].max() > float(ref.Columns) or xy[:, 1].max() > float(ref.Rows):
+        raise ValueError("a calcification outline lies outside the referenced image")
+    if any(len(p) < 2 for p in xys):
+        raise ValueError("a POLYLINE needs at least two points")
 
 
 def _marks(report: AnalysisReport) -> list[tuple[tuple[int, int, int, int], str]]:
@@ -153,13 +170,15 @@ def build_gsps(
     ref = source if source is not None else source_dataset(report.source)
     if anonymize:
         ref = deidentify(ref, seed=seed)
-    outlines = _outlines(report)
+    outlines = _outline_xys(report)
     boxes, labels = _boxes_and_labels(report)
     annotations = [
         GraphicAnnotation([ref], _FINDING_LAYER, graphic_objects=boxes or None, text_objects=labels)
     ]
-    if outlines:
-        annotations.insert(0, GraphicAnnotation([ref], _CALC_LAYER, graphic_objects=outlines))
+    if outlines:  # highdicom builds the layer around the first outline (see below)
+        _check_outlines(outlines, ref)
+        first = GraphicObject(GraphicTypeValues.POLYLINE, outlines[0], AnnotationUnitsValues.PIXEL)
+        annotations.insert(0, GraphicAnnotation([ref], _CALC_LAYER, graphic_objects=[first]))
     key = str(ref.SOPInstanceUID)
     gsps = GrayscaleSoftcopyPresentationState(
         referenced_images=[ref],
@@ -177,6 +196,9 @@ def build_gsps(
         graphic_annotations=annotations,
         series_description="calcscope marks (research software, not a medical device)",
     )
+    if outlines:  # the other outlines, built without highdicom's per-object work
+        layer = gsps.GraphicAnnotationSequence[0]
+        layer.GraphicObjectSequence = [first, *(_polyline(p) for p in outlines[1:])]
     # General Series Laterality (type 2C: the breast is a paired structure)
     gsps.Laterality = report.source.laterality or ""
     if anonymize:
@@ -188,9 +210,8 @@ def gsps_bytes(
     report: AnalysisReport, *, anonymize: bool = False, seed: str | None = None
 ) -> bytes:
     """The presentation state as a DICOM file's bytes."""
-    buf = BytesIO()
-    build_gsps(report, anonymize=anonymize, seed=seed).save_as(buf, enforce_file_format=True)
-    return buf.getvalue()
+    gsps = build_gsps(report, anonymize=anonymize, seed=seed)
+    return dataset_bytes(gsps, ["GraphicAnnotationSequence"])
 
 
 def write_gsps(report: AnalysisReport, path: str | Path, *, anonymize: bool = False) -> Path:

@@ -85,7 +85,7 @@ Every document states that it comes from research software, not a medical device
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,16 +93,6 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 import pydicom
-from highdicom.sr import (
-    CodeContentItem,
-    ContainerContentItem,
-    DateContentItem,
-    ImageContentItem,
-    NumContentItem,
-    RelationshipTypeValues,
-    ScoordContentItem,
-    TextContentItem,
-)
 from pydicom.dataset import Dataset
 from pydicom.sr.coding import Code
 from pydicom.uid import MammographyCADSRStorage
@@ -130,7 +120,18 @@ from calcscope.reports.schema import (
     CodedConcept,
     MacroModel,
 )
-from calcscope.reports.sr_document import MammographyCADSR, cad_sr_document
+from calcscope.reports.sr_document import MammographyCADSR, cad_sr_document, document_bytes
+from calcscope.reports.sr_items import (
+    Rel,
+    code_item,
+    container_item,
+    date_item,
+    image_item,
+    num_item,
+    scoord_item,
+    text_item,
+    with_children,
+)
 
 __all__ = [
     "MAMMOGRAPHY_CAD_SR_STORAGE",
@@ -227,50 +228,35 @@ def category_code(category: Category) -> Code:
     )
 
 
-_R = RelationshipTypeValues
+_R = Rel
 _ALGORITHM = "calcscope"
 
 
 # --- content items ----------------------------------------------------------------------
+# (built by :mod:`calcscope.reports.sr_items` as pydicom datasets in highdicom's structure)
+
+_with = with_children
 
 
-def _with(item: Dataset, children: Iterable[Dataset]) -> Dataset:
-    kids = list(children)
-    if kids:
-        item.ContentSequence = kids
-    return item
-
-
-def _image_ref(ref: Dataset, rel: RelationshipTypeValues | None) -> ImageContentItem:
-    item = ImageContentItem(
-        name=_sct("260753009", "Source"),
-        referenced_sop_class_uid=ref.SOPClassUID,
-        referenced_sop_instance_uid=ref.SOPInstanceUID,
-        relationship_type=rel,
-    )
-    return item  # its placeholder concept name is removed by _strip_image_names
+def _image_ref(ref: Dataset, rel: Rel | None) -> Dataset:
+    return image_item(ref.SOPClassUID, ref.SOPInstanceUID, rel)
 
 
 def _scoord(name: Code, graphic_type: str, xy: np.ndarray, ref: Dataset) -> Dataset:
-    item = ScoordContentItem(
-        name=name,
-        graphic_type=graphic_type,
-        graphic_data=np.asarray(xy, dtype=np.float32),
-        relationship_type=_R.HAS_PROPERTIES,
-    )
+    item = scoord_item(name, graphic_type, xy, _R.HAS_PROPERTIES)
     return _with(item, [_image_ref(ref, _R.SELECTED_FROM)])
 
 
-def _text(name: Code, value: str, rel: RelationshipTypeValues = _R.HAS_PROPERTIES) -> Dataset:
-    return TextContentItem(name=name, value=value, relationship_type=rel)
+def _text(name: Code, value: str, rel: Rel = _R.HAS_PROPERTIES) -> Dataset:
+    return text_item(name, value, rel)
 
 
-def _code(name: Code, value: Code, rel: RelationshipTypeValues = _R.HAS_PROPERTIES) -> Dataset:
-    return CodeContentItem(name=name, value=value, relationship_type=rel)
+def _code(name: Code, value: Code, rel: Rel = _R.HAS_PROPERTIES) -> Dataset:
+    return code_item(name, value, rel)
 
 
 def _num(name: Code, value: float, unit: Code) -> Dataset:
-    return NumContentItem(name=name, value=value, unit=unit, relationship_type=_R.HAS_PROPERTIES)
+    return num_item(name, value, unit, _R.HAS_PROPERTIES)
 
 
 def _algorithm() -> list[Dataset]:
@@ -333,7 +319,7 @@ def _intent(required: bool) -> Dataset:
 def _calc_finding(
     c: CalcificationModel,
     ref: Dataset,
-    rel: RelationshipTypeValues,
+    rel: Rel,
     *,
     required: bool,
     calc_type: Code | None = None,
@@ -354,11 +340,7 @@ def _calc_finding(
 
 def _impression(required: bool, findings: list[Dataset]) -> Dataset:
     """TID 4003 Individual Impression/Recommendation."""
-    box = ContainerContentItem(
-        name=INDIVIDUAL_IMPRESSION,
-        is_content_continuous=False,
-        relationship_type=_R.INFERRED_FROM,
-    )
+    box = container_item(INDIVIDUAL_IMPRESSION, _R.INFERRED_FROM)
     return _with(box, [_intent(required), *findings])
 
 
@@ -375,26 +357,19 @@ def _image_library(report: AnalysisReport, ref: Dataset) -> Dataset:
         ctx.append(_code(IMAGE_VIEW, _sct(*view), _R.HAS_ACQ_CONTEXT))
     study_date = str(ref.get("StudyDate", "") or "")
     if len(study_date) == 8 and study_date.isdigit():
-        ctx.append(DateContentItem(STUDY_DATE, study_date, _R.HAS_ACQ_CONTEXT))
+        ctx.append(date_item(STUDY_DATE, study_date, _R.HAS_ACQ_CONTEXT))
     for name, v in (
         (HORIZONTAL_PIXEL_SPACING, src.spacing_mm[1]),
         (VERTICAL_PIXEL_SPACING, src.spacing_mm[0]),
     ):
-        n = NumContentItem(
-            name=name, value=float(v), unit=MILLIMETRE, relationship_type=_R.HAS_ACQ_CONTEXT
-        )
-        ctx.append(n)
-    library = ContainerContentItem(
-        name=IMAGE_LIBRARY, is_content_continuous=False, relationship_type=_R.CONTAINS
-    )
+        ctx.append(num_item(name, float(v), MILLIMETRE, _R.HAS_ACQ_CONTEXT))
+    library = container_item(IMAGE_LIBRARY, _R.CONTAINS)
     return _with(library, [_with(image, ctx)])
 
 
 def _detections(ref: Dataset, with_clusters: bool) -> list[Dataset]:
     performed = [INDIVIDUAL_CALCIFICATION] + ([CALCIFICATION_CLUSTER] if with_clusters else [])
-    box = ContainerContentItem(
-        name=SUCCESSFUL_DETECTIONS, is_content_continuous=False, relationship_type=_R.INFERRED_FROM
-    )
+    box = container_item(SUCCESSFUL_DETECTIONS, _R.INFERRED_FROM)
     items = [
         _with(
             _code(DETECTION_PERFORMED, kind, _R.CONTAINS),
@@ -420,7 +395,7 @@ def _cluster_finding(
     f: ClusterModel,
     members: Sequence[CalcificationModel],
     ref: Dataset,
-    rel: RelationshipTypeValues,
+    rel: Rel,
 ) -> Dataset:
     """TID 4006 Single Image Finding = Calcification Cluster with its members (TID 4009)."""
     a = f.assessment
@@ -502,9 +477,7 @@ def _content(report: AnalysisReport, ref: Dataset) -> Dataset:
         _code(RECOMMENDED_FOLLOW_UP, FOLLOW_UP_CODE[follow_up]),
         *_impressions(report, ref),
     ]
-    root = ContainerContentItem(
-        name=MAMMOGRAPHY_CAD_REPORT, is_content_continuous=False, template_id="4000"
-    )
+    root = container_item(MAMMOGRAPHY_CAD_REPORT, None, template_id="4000")
     return _with(
         root,
         [
@@ -556,12 +529,8 @@ def build_sr(
 
 
 def sr_bytes(report: AnalysisReport, *, anonymize: bool = False, seed: str | None = None) -> bytes:
-    """The Mammography CAD SR as a DICOM file's bytes."""
-    from io import BytesIO
-
-    buf = BytesIO()
-    build_sr(report, anonymize=anonymize, seed=seed).save_as(buf, enforce_file_format=True)
-    return buf.getvalue()
+    """The Mammography CAD SR as a DICOM file's bytes (:func:`document_bytes`)."""
+    return document_bytes(build_sr(report, anonymize=anonymize, seed=seed))
 
 
 def write_sr(report: AnalysisReport, path: str | Path, *, anonymize: bool = False) -> Path:

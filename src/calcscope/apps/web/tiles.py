@@ -100,10 +100,15 @@ class Pyramid:
         return self.level(k)[row * t : (row + 1) * t, col * t : (col + 1) * t]
 
     def tile_png(self, k: int, row: int, col: int) -> bytes:
-        """The tile encoded as PNG."""
+        """The tile encoded as PNG (zlib level 1); an RGB tile without colour (an overlay's
+        tile away from every mark) as a grey PNG, a third of the bytes and the time."""
         tile = self.tile(k, row, col)
         if tile.ndim == 3:
-            tile = cv2.cvtColor(tile, cv2.COLOR_RGB2BGR)
+            grey = tile[:, :, 0]
+            if np.array_equal(grey, tile[:, :, 1]) and np.array_equal(grey, tile[:, :, 2]):
+                tile = grey
+            else:
+                tile = cv2.cvtColor(tile, cv2.COLOR_RGB2BGR)
         ok, buf = cv2.imencode(".png", np.ascontiguousarray(tile), [cv2.IMWRITE_PNG_COMPRESSION, 1])
         if not ok:  # pragma: no cover - OpenCV failure
             raise OSError("could not encode a tile as PNG")
