@@ -141,7 +141,7 @@ def _saved(ds: Dataset) -> bytes:
 
 
 def _with_raw_sequences(ds: Dataset, sequences: Sequence[str]) -> bytes:
-    tags = [BaseTag(ds.data_element(k).tag) for k in sequences if k in ds]
+    tags = [BaseTag(ds[k].tag) for k in sequences if k in ds]
     saved = {tag: ds[tag] for tag in tags}
     read_state = (*ds.original_encoding, ds.original_character_set)
     try:

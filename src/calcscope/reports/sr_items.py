@@ -29,7 +29,7 @@ import numpy as np
 import numpy.typing as npt
 from pydicom.charset import default_encoding
 from pydicom.datadict import dictionary_VR, tag_for_keyword
-from pydicom.dataelem import DataElement
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence as DicomSequence
@@ -77,7 +77,7 @@ def typed_dataset(**values: Any) -> Dataset:
     ``float``, a list of floats for FL, a list of datasets for SQ), so that pydicom's
     conversion and validation of each value are skipped.
     """
-    elements: dict[BaseTag, DataElement] = {}
+    elements: dict[BaseTag, DataElement | RawDataElement] = {}
     for keyword, value in values.items():
         tag, vr = _tag_vr(keyword)
         if vr == "SQ":
