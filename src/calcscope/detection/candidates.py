@@ -23,6 +23,8 @@ __all__ = [
     "band_pass_stack",
     "blur",
     "coarse_deposit_mask",
+    "component_stats",
+    "local_max_at",
     "on_quarter_mm_grid",
     "robust_sigma",
     "seeded_regions",
@@ -37,6 +39,11 @@ _MAD_TO_SIGMA = 1.4826
 _SEED_BANDS = 2  # bands 0 and 1 (sharp detail up to about 1 mm) may seed a candidate
 _NOISE_SUBSAMPLE = (slice(None, None, 3), slice(None, None, 3))
 """Every third pixel in each direction: enough to estimate a noise level."""
+_CHUNK_ROWS = 128
+"""Rows per strip of the element-wise masks (:func:`_strips`): a strip's temporaries stay
+in the processor's cache and no full-image temporary is allocated."""
+_TILE = 256
+"""Side (pixels) of the tiles of :func:`local_max_at`."""
 
 
 @dataclass(frozen=True)
@@ -103,11 +110,14 @@ class SeededRegions:
         Number of labels in ``labels``, the background included.
     kept : np.ndarray
         Labels of the regions kept (seeded, not too large).
+    pixels : np.ndarray or None
+        Flat indices of the grown pixels, ascending (``None``: found from ``labels``).
     """
 
     labels: np.ndarray
     n_labels: int
     kept: np.ndarray
+    pixels: np.ndarray | None = None
 
     @property
     def count(self) -> int:
@@ -125,10 +135,13 @@ class ObjectLabels:
         Component image of the objects (int32, 1..count, 0 = none).
     stats : np.ndarray
         OpenCV component statistics, one row per label (row 0 the background).
+    pixels : np.ndarray or None
+        Flat indices of the objects' pixels, ascending (``None``: found from ``labels``).
     """
 
     labels: np.ndarray
     stats: np.ndarray
+    pixels: np.ndarray | None = None
 
     @property
     def count(self) -> int:
@@ -229,6 +242,69 @@ def top_hat(img: np.ndarray, pixel_mm: float, mask: np.ndarray, background_mm: f
     return TopHat(residual, sigma)
 
 
+def _strips(
+    out: np.ndarray, fn: Callable[[slice], np.ndarray], rows: int = _CHUNK_ROWS
+) -> np.ndarray:
+    """Fill ``out`` strip by strip of ``rows`` rows with ``fn(strip)`` (an element-wise
+    expression of the images' rows ``strip``): the same values as the expression on the
+    whole image, without its full-image temporaries."""
+    for r0 in range(0, out.shape[0], rows):
+        strip = slice(r0, min(r0 + rows, out.shape[0]))
+        out[strip] = fn(strip)
+    return out
+
+
+def component_stats(
+    pixels: np.ndarray, labels_at: np.ndarray, n_labels: int, shape: tuple[int, int]
+) -> np.ndarray:
+    """OpenCV's component statistics (``cv2.connectedComponentsWithStats``: left, top,
+    width, height, area; one int32 row per label, row 0 the background taken as the whole
+    image) of the labelled pixels ``pixels`` (flat indices, ascending) with labels
+    ``labels_at`` (1..n_labels-1): the same figures for the labels present (rows of zeros
+    for the others), computed from those few pixels instead of a pass over the image."""
+    stats = np.zeros((n_labels, 5), dtype=np.int32)
+    stats[0] = (0, 0, shape[1], shape[0], shape[0] * shape[1] - pixels.size)
+    if pixels.size == 0:
+        return stats
+    order = np.argsort(labels_at, kind="stable")
+    labs = labels_at[order]
+    rows, cols = np.divmod(pixels[order], shape[1])
+    starts = np.concatenate([[0], np.flatnonzero(np.diff(labs)) + 1])
+    present = labs[starts]
+    top, left = np.minimum.reduceat(rows, starts), np.minimum.reduceat(cols, starts)
+    stats[present, cv2.CC_STAT_LEFT] = left
+    stats[present, cv2.CC_STAT_TOP] = top
+    stats[present, cv2.CC_STAT_WIDTH] = np.maximum.reduceat(cols, starts) - left + 1
+    stats[present, cv2.CC_STAT_HEIGHT] = np.maximum.reduceat(rows, starts) - top + 1
+    stats[present, cv2.CC_STAT_AREA] = np.diff(np.append(starts, labs.size))
+    return stats
+
+
+def local_max_at(img: np.ndarray, pixels: np.ndarray, k: int) -> np.ndarray:
+    """Highest value of ``img`` in the ``k`` x ``k`` square around each pixel of
+    ``pixels`` (flat indices): ``cv2.dilate(img, k x k square)`` read at those pixels
+    (a maximum is exact in any order), computed in the tiles of :data:`_TILE` pixels that
+    hold them."""
+    rows, cols = img.shape
+    r, c = np.divmod(pixels, cols)
+    n_tile_cols = -(-cols // _TILE)
+    tile = (r // _TILE) * n_tile_cols + c // _TILE
+    order = np.argsort(tile, kind="stable")
+    tile_s = tile[order]
+    starts = np.concatenate([[0], np.flatnonzero(np.diff(tile_s)) + 1])
+    ends = np.append(starts[1:], tile_s.size)
+    h = k // 2
+    se = cv2.getStructuringElement(cv2.MORPH_RECT, (k, k))
+    out = np.empty(pixels.size, dtype=img.dtype)
+    for s0, s1 in zip(starts, ends, strict=True):
+        tr, tc = divmod(int(tile_s[s0]), n_tile_cols)
+        ra, ca = max(tr * _TILE - h, 0), max(tc * _TILE - h, 0)
+        rb, cb = min((tr + 1) * _TILE + h, rows), min((tc + 1) * _TILE + h, cols)
+        sel = order[s0:s1]
+        out[sel] = cv2.dilate(img[ra:rb, ca:cb], se)[r[sel] - ra, c[sel] - ca]
+    return out
+
+
 def seeded_regions(
     bands: BandStack,
     tophat: TopHat,
@@ -243,18 +319,28 @@ def seeded_regions(
     Seeds need a sharp (fine-band) peak: smooth bright tissue never seeds, however bright;
     coarse deposits seed on their sharp edges and grow through the top-hat.
     """
-    grow = ((bands.cnr >= cfg.grow_cnr) | (tophat.z >= cfg.macro_grow_z)) & mask
-    seeds = (bands.seed_map >= cfg.seed_cnr) & grow
-    n_lab, labels, stats, _ = cv2.connectedComponentsWithStats(
-        grow.view(np.uint8), connectivity=8, ltype=cv2.CV_32S
-    )
-    has_seed = np.bincount(labels[seeds], minlength=n_lab) > 0
+    z_scale = np.float32(1.0 / tophat.sigma)
+    coarse = bands.band_maps[_SEED_BANDS:]
+
+    def grow_rows(r: slice) -> np.ndarray:
+        # bands.cnr >= grow_cnr, band by band: the maximum reaches a level when one does
+        g = (bands.seed_map[r] >= cfg.grow_cnr) | (tophat.residual[r] * z_scale >= cfg.macro_grow_z)
+        for band in coarse:
+            g |= band[r] >= cfg.grow_cnr
+        return g & mask[r]
+
+    grow = _strips(np.empty(mask.shape, dtype=bool), grow_rows)
+    n_lab, labels = cv2.connectedComponents(grow.view(np.uint8), connectivity=8, ltype=cv2.CV_32S)
+    pixels = np.flatnonzero(grow)
+    del grow
+    lab = labels.ravel()[pixels]
+    has_seed = np.bincount(lab[bands.seed_map.ravel()[pixels] >= cfg.seed_cnr], minlength=n_lab) > 0
     has_seed[0] = False
-    area_px = stats[:, cv2.CC_STAT_AREA]
+    area_px = np.bincount(lab, minlength=n_lab)
     px_area_mm2 = spacing_mm[0] * spacing_mm[1]
     max_area_px = np.pi * (cfg.max_diameter_mm / 2) ** 2 / px_area_mm2 * 4  # generous
     keep = has_seed & (area_px <= max_area_px)
-    return SeededRegions(labels, n_lab, np.flatnonzero(keep).astype(np.int32))
+    return SeededRegions(labels, n_lab, np.flatnonzero(keep).astype(np.int32), pixels)
 
 
 def split_regions(
@@ -274,23 +360,25 @@ def split_regions(
     """
     keep = np.zeros(regions.n_labels, dtype=bool)
     keep[regions.kept] = True
-    grown = np.flatnonzero(regions.labels)  # the grown pixels only, not the whole image
+    grown = (
+        np.flatnonzero(regions.labels) if regions.pixels is None else regions.pixels
+    )  # the grown pixels only, not the whole image
     p_idx = grown[keep[regions.labels.ravel()[grown]]]
     del grown
     k = 2 * max(1, int(round(cfg.split_mm / pixel_mm))) + 1
-    local_peak = cv2.dilate(bands.seed_map, cv2.getStructuringElement(cv2.MORPH_RECT, (k, k)))
     p_cnr = bands.seed_map.ravel()[p_idx]
-    in_obj = (p_cnr >= cfg.grow_cnr) & (p_cnr >= 0.5 * local_peak.ravel()[p_idx])
-    ok, lab = _coarse_deposits(tophat.z, mask, pixel_mm, cfg)
+    in_obj = (p_cnr >= cfg.grow_cnr) & (p_cnr >= 0.5 * local_max_at(bands.seed_map, p_idx, k))
+    ok, lab = _coarse_deposits(tophat.residual, np.float32(1.0 / tophat.sigma), mask, pixel_mm, cfg)
     if lab is not None:
         in_obj |= ok[lab.ravel()[p_idx]]
-    del ok, lab, local_peak
+    del ok, lab
+    pixels = p_idx[in_obj]
     obj_mask = np.zeros(bands.seed_map.shape, dtype=np.uint8)
-    obj_mask.ravel()[p_idx[in_obj]] = 1
-    _, labels, stats, _ = cv2.connectedComponentsWithStats(
-        obj_mask, connectivity=8, ltype=cv2.CV_32S
-    )
-    return ObjectLabels(labels, stats)
+    obj_mask.ravel()[pixels] = 1
+    n, labels = cv2.connectedComponents(obj_mask, connectivity=8, ltype=cv2.CV_32S)
+    del obj_mask
+    stats = component_stats(pixels, labels.ravel()[pixels], n, labels.shape)
+    return ObjectLabels(labels, stats, pixels)
 
 
 def coarse_deposit_mask(
@@ -300,25 +388,29 @@ def coarse_deposit_mask(
     noise) above ``macro_object_z`` at least ``macro_min_mm`` across and bright throughout
     (mean above 1.5 x the level). Smaller bright regions are left to the band-pass, which
     keeps specks on bright tissue apart."""
-    ok, lab = _coarse_deposits(rz, mask, pixel_mm, cfg)
+    ok, lab = _coarse_deposits(rz, np.float32(1.0), mask, pixel_mm, cfg)
     return np.zeros(rz.shape, dtype=bool) if lab is None else ok[lab]
 
 
 def _coarse_deposits(
-    rz: np.ndarray, mask: np.ndarray, pixel_mm: float, cfg: DetectConfig
+    residual: np.ndarray, z_scale: np.float32, mask: np.ndarray, pixel_mm: float, cfg: DetectConfig
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """:func:`coarse_deposit_mask` as a per-label flag and the label image (``None``
-    when there is no region), so that callers look up only the pixels they need."""
-    high = ((rz >= cfg.macro_object_z) & mask).view(np.uint8)
-    n, lab, stats, _ = cv2.connectedComponentsWithStats(high, connectivity=8, ltype=cv2.CV_32S)
+    """:func:`coarse_deposit_mask` of ``rz = residual * z_scale`` (float32) as a per-label
+    flag and the label image (``None`` when there is no region), so that callers look up
+    only the pixels they need."""
+    high = _strips(
+        np.empty(mask.shape, dtype=bool),
+        lambda r: (residual[r] * z_scale >= cfg.macro_object_z) & mask[r],
+    )
+    n, lab = cv2.connectedComponents(high.view(np.uint8), connectivity=8, ltype=cv2.CV_32S)
     if n <= 1:
         return np.zeros(1, dtype=bool), None
     min_px = np.pi * (cfg.macro_min_mm / 2) ** 2 / pixel_mm**2
-    idx = np.flatnonzero(lab)
+    idx = np.flatnonzero(high)
+    del high
     ll = lab.ravel()[idx]
-    mean_z = np.bincount(ll, rz.ravel()[idx], minlength=n) / np.maximum(
-        np.bincount(ll, minlength=n), 1
-    )
-    ok = (stats[:, cv2.CC_STAT_AREA] >= min_px) & (mean_z >= 1.5 * cfg.macro_object_z)
+    area = np.bincount(ll, minlength=n)
+    mean_z = np.bincount(ll, residual.ravel()[idx] * z_scale, minlength=n) / np.maximum(area, 1)
+    ok = (area >= min_px) & (mean_z >= 1.5 * cfg.macro_object_z)
     ok[0] = False
     return ok, lab

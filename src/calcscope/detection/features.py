@@ -147,7 +147,7 @@ def measure_candidates(
     axes are those of the object (its half-peak outline).
     """
     m = objects.count
-    flat_idx = np.flatnonzero(objects.labels)
+    flat_idx = np.flatnonzero(objects.labels) if objects.pixels is None else objects.pixels
     lab = objects.labels.ravel()[flat_idx]
     index = np.arange(1, m + 1)
 
