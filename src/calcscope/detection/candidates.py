@@ -24,6 +24,7 @@ __all__ = [
     "blur",
     "coarse_deposit_mask",
     "component_stats",
+    "filter_at",
     "local_max_at",
     "on_quarter_mm_grid",
     "robust_sigma",
@@ -280,11 +281,16 @@ def component_stats(
     return stats
 
 
-def local_max_at(img: np.ndarray, pixels: np.ndarray, k: int) -> np.ndarray:
-    """Highest value of ``img`` in the ``k`` x ``k`` square around each pixel of
-    ``pixels`` (flat indices): ``cv2.dilate(img, k x k square)`` read at those pixels
-    (a maximum is exact in any order), computed in the tiles of :data:`_TILE` pixels that
-    hold them."""
+def filter_at(
+    img: np.ndarray,
+    pixels: np.ndarray,
+    reach: int,
+    op: Callable[[np.ndarray], np.ndarray],
+) -> np.ndarray:
+    """``op(img)`` read at ``pixels`` (flat indices), for a local filter ``op`` that looks
+    at most ``reach`` pixels away: computed in the tiles of :data:`_TILE` pixels that hold
+    them (each with a margin of ``reach``, cut at the image edge, where ``op``'s own border
+    rule applies as on the whole image)."""
     rows, cols = img.shape
     r, c = np.divmod(pixels, cols)
     n_tile_cols = -(-cols // _TILE)
@@ -293,16 +299,22 @@ def local_max_at(img: np.ndarray, pixels: np.ndarray, k: int) -> np.ndarray:
     tile_s = tile[order]
     starts = np.concatenate([[0], np.flatnonzero(np.diff(tile_s)) + 1])
     ends = np.append(starts[1:], tile_s.size)
-    h = k // 2
-    se = cv2.getStructuringElement(cv2.MORPH_RECT, (k, k))
     out = np.empty(pixels.size, dtype=img.dtype)
     for s0, s1 in zip(starts, ends, strict=True):
         tr, tc = divmod(int(tile_s[s0]), n_tile_cols)
-        ra, ca = max(tr * _TILE - h, 0), max(tc * _TILE - h, 0)
-        rb, cb = min((tr + 1) * _TILE + h, rows), min((tc + 1) * _TILE + h, cols)
+        ra, ca = max(tr * _TILE - reach, 0), max(tc * _TILE - reach, 0)
+        rb, cb = min((tr + 1) * _TILE + reach, rows), min((tc + 1) * _TILE + reach, cols)
         sel = order[s0:s1]
-        out[sel] = cv2.dilate(img[ra:rb, ca:cb], se)[r[sel] - ra, c[sel] - ca]
+        out[sel] = op(img[ra:rb, ca:cb])[r[sel] - ra, c[sel] - ca]
     return out
+
+
+def local_max_at(img: np.ndarray, pixels: np.ndarray, k: int) -> np.ndarray:
+    """Highest value of ``img`` in the ``k`` x ``k`` square around each pixel of
+    ``pixels`` (flat indices): ``cv2.dilate(img, k x k square)`` read at those pixels
+    (a maximum is exact in any order), computed in tiles (:func:`filter_at`)."""
+    se = cv2.getStructuringElement(cv2.MORPH_RECT, (k, k))
+    return filter_at(img, pixels, k // 2, lambda tile: cv2.dilate(tile, se))
 
 
 def seeded_regions(
