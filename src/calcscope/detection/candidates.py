@@ -223,15 +223,29 @@ def band_pass_stack(img: np.ndarray, pixel_mm: float, mask: np.ndarray) -> BandS
     band_maps: list[np.ndarray] = []
     for k in range(len(BAND_SIGMAS_MM) - 1):
         coarser = blur(img, BAND_SIGMAS_MM[k + 1] / pixel_mm)
-        band_cnr = np.subtract(finer, coarser, dtype=np.float32)
-        finer = coarser
-        sigma = robust_sigma(band_cnr[_NOISE_SUBSAMPLE][mask_sub])
+        # the noise from the subsampled difference, then the band scaled strip by strip:
+        # one pass over the image and no full-size temporary
+        sigma = robust_sigma(
+            np.subtract(
+                finer[_NOISE_SUBSAMPLE][mask_sub],
+                coarser[_NOISE_SUBSAMPLE][mask_sub],
+                dtype=np.float32,
+            )
+        )
         band_noise.append(sigma)
-        band_cnr *= np.float32(1.0 / sigma)
-        band_maps.append(band_cnr)
-    seed_map = band_maps[0].copy()
+        scale = np.float32(1.0 / sigma)
+        band_maps.append(
+            _strips(
+                np.empty(img.shape, dtype=np.float32),
+                lambda r, f=finer, c=coarser, s=scale: (
+                    np.subtract(f[r], c[r], dtype=np.float32) * s
+                ),
+            )
+        )
+        finer = coarser
+    seed_map = band_maps[0]
     for band in band_maps[1:_SEED_BANDS]:
-        np.maximum(seed_map, band, out=seed_map)
+        seed_map = np.maximum(seed_map, band)
     return BandStack(seed_map, tuple(band_maps), tuple(band_noise), finer)
 
 
