@@ -24,6 +24,7 @@ __all__ = [
     "blur",
     "coarse_deposit_mask",
     "component_stats",
+    "sparse_components",
     "filter_at",
     "local_max_at",
     "on_quarter_mm_grid",
@@ -269,6 +270,26 @@ def _strips(
     return out
 
 
+def sparse_components(binary: np.ndarray, pixels: np.ndarray) -> tuple[int, np.ndarray]:
+    """``cv2.connectedComponents(binary, connectivity=8)``'s label count and int32 label
+    image, the labelling run only in the box around the set pixels (``pixels``, flat
+    indices of ``binary``'s set pixels), its origin on even rows and columns so that
+    OpenCV's 2 x 2 blocks, and so the numbering of the labels, stay those of the whole
+    image. Outside the box the label image is never written (no memory is used there)."""
+    labels = np.zeros(binary.shape, dtype=np.int32)
+    if pixels.size == 0:
+        return 1, labels
+    rows, cols = binary.shape
+    first_row, last_row = int(pixels[0]) // cols, int(pixels[-1]) // cols
+    c = pixels % cols
+    r0, c0 = first_row & ~1, int(c.min()) & ~1
+    box = (slice(r0, last_row + 1), slice(c0, int(c.max()) + 1))
+    n, labels[box] = cv2.connectedComponents(
+        np.ascontiguousarray(binary[box]).view(np.uint8), connectivity=8, ltype=cv2.CV_32S
+    )
+    return n, labels
+
+
 def component_stats(
     pixels: np.ndarray, labels_at: np.ndarray, n_labels: int, shape: tuple[int, int]
 ) -> np.ndarray:
@@ -356,8 +377,8 @@ def seeded_regions(
         return g & mask[r]
 
     grow = _strips(np.empty(mask.shape, dtype=bool), grow_rows)
-    n_lab, labels = cv2.connectedComponents(grow.view(np.uint8), connectivity=8, ltype=cv2.CV_32S)
     pixels = np.flatnonzero(grow)
+    n_lab, labels = sparse_components(grow, pixels)
     del grow
     lab = labels.ravel()[pixels]
     has_seed = np.bincount(lab[bands.seed_map.ravel()[pixels] >= cfg.seed_cnr], minlength=n_lab) > 0
@@ -401,7 +422,7 @@ def split_regions(
     pixels = p_idx[in_obj]
     obj_mask = np.zeros(bands.seed_map.shape, dtype=np.uint8)
     obj_mask.ravel()[pixels] = 1
-    n, labels = cv2.connectedComponents(obj_mask, connectivity=8, ltype=cv2.CV_32S)
+    n, labels = sparse_components(obj_mask, pixels)
     del obj_mask
     stats = component_stats(pixels, labels.ravel()[pixels], n, labels.shape)
     return ObjectLabels(labels, stats, pixels)
@@ -428,12 +449,12 @@ def _coarse_deposits(
         np.empty(mask.shape, dtype=bool),
         lambda r: (residual[r] * z_scale >= cfg.macro_object_z) & mask[r],
     )
-    n, lab = cv2.connectedComponents(high.view(np.uint8), connectivity=8, ltype=cv2.CV_32S)
+    idx = np.flatnonzero(high)
+    n, lab = sparse_components(high, idx)
+    del high
     if n <= 1:
         return np.zeros(1, dtype=bool), None
     min_px = np.pi * (cfg.macro_min_mm / 2) ** 2 / pixel_mm**2
-    idx = np.flatnonzero(high)
-    del high
     ll = lab.ravel()[idx]
     area = np.bincount(ll, minlength=n)
     mean_z = np.bincount(ll, residual.ravel()[idx] * z_scale, minlength=n) / np.maximum(area, 1)

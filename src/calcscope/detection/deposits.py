@@ -23,6 +23,7 @@ from calcscope.detection.candidates import (
     blur,
     component_stats,
     on_quarter_mm_grid,
+    sparse_components,
 )
 from calcscope.detection.features import Candidates
 from calcscope.detection.outline import outline_calcifications
@@ -165,8 +166,8 @@ def sharp_deposits(
         obj[r] = (
             (residual[r] * z_scale >= cfg.macro_grow_z) & (residual[r] >= 0.25 * peak[r]) & mask[r]
         )
-    n, lab = cv2.connectedComponents(obj.view(np.uint8), connectivity=8, ltype=cv2.CV_32S)
     pixels = np.flatnonzero(obj)
+    n, lab = sparse_components(obj, pixels)
     lab_p = lab.ravel()[pixels]
     area = np.bincount(lab_p, minlength=n)
     min_px = np.pi * (cfg.coarse_min_mm / 2) ** 2 / pixel_mm**2
