@@ -41,7 +41,7 @@ _MAD_TO_SIGMA = 1.4826
 _SEED_BANDS = 2  # bands 0 and 1 (sharp detail up to about 1 mm) may seed a candidate
 _NOISE_SUBSAMPLE = (slice(None, None, 3), slice(None, None, 3))
 """Every third pixel in each direction: enough to estimate a noise level."""
-_CHUNK_ROWS = 128
+_CHUNK_ROWS = 64
 """Rows per strip of the element-wise masks (:func:`_strips`): a strip's temporaries stay
 in the processor's cache and no full-image temporary is allocated."""
 _TILE = 256
@@ -235,14 +235,12 @@ def band_pass_stack(img: np.ndarray, pixel_mm: float, mask: np.ndarray) -> BandS
         )
         band_noise.append(sigma)
         scale = np.float32(1.0 / sigma)
-        band_maps.append(
-            _strips(
-                np.empty(img.shape, dtype=np.float32),
-                lambda r, f=finer, c=coarser, s=scale: (
-                    np.subtract(f[r], c[r], dtype=np.float32) * s
-                ),
-            )
-        )
+        band = np.empty(img.shape, dtype=np.float32)
+        for r0 in range(0, band.shape[0], _CHUNK_ROWS):  # in place, strip by strip
+            strip = band[r0 : r0 + _CHUNK_ROWS]
+            np.subtract(finer[r0 : r0 + _CHUNK_ROWS], coarser[r0 : r0 + _CHUNK_ROWS], out=strip)
+            strip *= scale
+        band_maps.append(band)
         finer = coarser
     seed_map = band_maps[0]
     for band in band_maps[1:_SEED_BANDS]:
