@@ -1,7 +1,9 @@
 """Multi-scale spot finding: the band-pass stack, the top-hat residual, seeded regions and
 their split into objects (steps 1 to 4 of :func:`calcscope.detection.detect.detect`).
 
-All images are float32 and every filter is an OpenCV call on the whole image.
+All images are float32 and every filter is an OpenCV call, on the whole image or, where
+its result is read at a few pixels only, in tiles around them (:func:`filter_at`);
+components are labelled in the box around their pixels (:func:`sparse_components`).
 """
 
 from __future__ import annotations
