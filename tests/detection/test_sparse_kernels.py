@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from calcscope.detection.candidates import (
+    band_pass_stack,
     component_stats,
     filter_at,
     local_max_at,
@@ -61,5 +62,18 @@ def test_filter_at_reads_the_whole_image_filter() -> None:
     want = cv2.dilate(img, cv2.getStructuringElement(cv2.MORPH_RECT, (k, k))).ravel()[pixels]
     np.testing.assert_array_equal(local_max_at(img, pixels, k), want)
     box = cv2.boxFilter(img, -1, (29, 29)).ravel()[pixels]
-    got = filter_at(img, pixels, 14, lambda t: cv2.boxFilter(t, -1, (29, 29)))
+    got = filter_at(img.shape, pixels, 14, lambda box: cv2.boxFilter(img[box], -1, (29, 29)))
     np.testing.assert_allclose(got, box, rtol=1e-6, atol=1e-6)
+
+
+def test_band_stack_seed_map_is_the_fine_bands_maximum() -> None:
+    rng = np.random.default_rng(4)
+    img = rng.normal(100.0, 5.0, size=(200, 240)).astype(np.float32)
+    mask = np.ones(img.shape, dtype=bool)
+    bands = band_pass_stack(img, 0.07, mask)
+    want = np.maximum(bands.band_maps[0], bands.band_maps[1])
+    np.testing.assert_array_equal(bands.seed_map, want)
+    pixels = np.array([0, 5, 1234, img.size - 1])
+    np.testing.assert_array_equal(bands.seed_at(pixels), want.ravel()[pixels])
+    np.testing.assert_array_equal(bands.seed_at(np.s_[10:20]), want[10:20])
+    np.testing.assert_array_equal(bands.cnr, np.maximum(want, bands.band_maps[2]))

@@ -56,8 +56,6 @@ class BandStack:
 
     Attributes
     ----------
-    seed_map : np.ndarray
-        Maximum CNR over the fine bands that may seed a candidate (float32).
     band_maps : tuple of np.ndarray
         Each band's CNR (band divided by its robust noise level), finest first.
     noise : tuple of float
@@ -66,10 +64,28 @@ class BandStack:
         The image blurred by the largest sigma (local tissue brightness).
     """
 
-    seed_map: np.ndarray
     band_maps: tuple[np.ndarray, ...]
     noise: tuple[float, ...]
     background_level: np.ndarray
+
+    def seed_at(self, where: slice | tuple[slice, slice] | np.ndarray) -> np.ndarray:
+        """The seed map (maximum CNR over the fine bands that may seed a candidate,
+        float32) at ``where``: rows, a box, or flat pixel indices. It is never held as a
+        full image: the detector reads it in strips, tiles and at its grown pixels."""
+        seed_bands = self.band_maps[:_SEED_BANDS]
+        if isinstance(where, np.ndarray):
+            values = [b.ravel()[where] for b in seed_bands]
+        else:
+            values = [b[where] for b in seed_bands]
+        out = values[0]
+        for v in values[1:]:
+            out = np.maximum(out, v)
+        return out
+
+    @property
+    def seed_map(self) -> np.ndarray:
+        """The whole seed map (see :meth:`seed_at`), computed when asked for."""
+        return self.seed_at(slice(None))
 
     @property
     def cnr(self) -> np.ndarray:
@@ -216,8 +232,8 @@ def tissue_background(img: np.ndarray, pixel_mm: float, size_mm: float) -> np.nd
 
 def band_pass_stack(img: np.ndarray, pixel_mm: float, mask: np.ndarray) -> BandStack:
     """Differences of Gaussians at :data:`BAND_SIGMAS_MM`, each divided by its robust noise
-    level inside ``mask``, and the maximum of the seeding bands (the CNR map, their
-    maximum over all bands, is :attr:`BandStack.cnr`)."""
+    level inside ``mask`` (the maximum of the seeding bands is :meth:`BandStack.seed_at`,
+    the CNR map, their maximum over all bands, :attr:`BandStack.cnr`)."""
     mask_sub = mask[_NOISE_SUBSAMPLE]
     # one pair of blurred images at a time, bands scaled in place: the stack never holds
     # more than two blurred copies of the image
@@ -244,16 +260,19 @@ def band_pass_stack(img: np.ndarray, pixel_mm: float, mask: np.ndarray) -> BandS
             strip *= scale
         band_maps.append(band)
         finer = coarser
-    seed_map = band_maps[0]
-    for band in band_maps[1:_SEED_BANDS]:
-        seed_map = np.maximum(seed_map, band)
-    return BandStack(seed_map, tuple(band_maps), tuple(band_noise), finer)
+    return BandStack(tuple(band_maps), tuple(band_noise), finer)
 
 
 def top_hat(img: np.ndarray, pixel_mm: float, mask: np.ndarray, background_mm: float) -> TopHat:
     """The top-hat residual of ``img`` over its tissue background (a grey opening with a
     disc of ``background_mm``), which shows whole coarse deposits up to that size."""
-    residual = img - tissue_background(img, pixel_mm, background_mm)
+    background = tissue_background(img, pixel_mm, background_mm)
+    # in place when the types allow: no second full-size image
+    residual = (
+        np.subtract(img, background, out=background)
+        if background.dtype == np.result_type(img, background)
+        else img - background
+    )
     sigma = robust_sigma(residual[_NOISE_SUBSAMPLE][mask[_NOISE_SUBSAMPLE]])
     return TopHat(residual, sigma)
 
@@ -317,16 +336,17 @@ def component_stats(
 
 
 def filter_at(
-    img: np.ndarray,
+    shape: tuple[int, int],
     pixels: np.ndarray,
     reach: int,
-    op: Callable[[np.ndarray], np.ndarray],
+    op: Callable[[tuple[slice, slice]], np.ndarray],
 ) -> np.ndarray:
-    """``op(img)`` read at ``pixels`` (flat indices), for a local filter ``op`` that looks
-    at most ``reach`` pixels away: computed in the tiles of :data:`_TILE` pixels that hold
-    them (each with a margin of ``reach``, cut at the image edge, where ``op``'s own border
-    rule applies as on the whole image)."""
-    rows, cols = img.shape
+    """A local filter read at ``pixels`` (flat indices of an image of ``shape``):
+    ``op(box)`` filters the image's ``box`` (a pair of slices), looking at most ``reach``
+    pixels away. It runs only in the tiles of :data:`_TILE` pixels that hold ``pixels``,
+    each with a margin of ``reach`` cut at the image edge (where ``op``'s own border rule
+    applies as on the whole image)."""
+    rows, cols = shape
     r, c = np.divmod(pixels, cols)
     n_tile_cols = -(-cols // _TILE)
     tile = (r // _TILE) * n_tile_cols + c // _TILE
@@ -334,22 +354,22 @@ def filter_at(
     tile_s = tile[order]
     starts = np.concatenate([[0], np.flatnonzero(np.diff(tile_s)) + 1])
     ends = np.append(starts[1:], tile_s.size)
-    out = np.empty(pixels.size, dtype=img.dtype)
+    out = np.empty(pixels.size, dtype=np.float32)
     for s0, s1 in zip(starts, ends, strict=True):
         tr, tc = divmod(int(tile_s[s0]), n_tile_cols)
         ra, ca = max(tr * _TILE - reach, 0), max(tc * _TILE - reach, 0)
         rb, cb = min((tr + 1) * _TILE + reach, rows), min((tc + 1) * _TILE + reach, cols)
         sel = order[s0:s1]
-        out[sel] = op(img[ra:rb, ca:cb])[r[sel] - ra, c[sel] - ca]
+        out[sel] = op((slice(ra, rb), slice(ca, cb)))[r[sel] - ra, c[sel] - ca]
     return out
 
 
 def local_max_at(img: np.ndarray, pixels: np.ndarray, k: int) -> np.ndarray:
-    """Highest value of ``img`` in the ``k`` x ``k`` square around each pixel of
-    ``pixels`` (flat indices): ``cv2.dilate(img, k x k square)`` read at those pixels
-    (a maximum is exact in any order), computed in tiles (:func:`filter_at`)."""
+    """Highest value of ``img`` (float32) in the ``k`` x ``k`` square around each pixel of
+    ``pixels`` (flat indices): ``cv2.dilate(img, k x k square)`` read at those pixels (a
+    maximum is exact in any order), computed in tiles (:func:`filter_at`)."""
     se = cv2.getStructuringElement(cv2.MORPH_RECT, (k, k))
-    return filter_at(img, pixels, k // 2, lambda tile: cv2.dilate(tile, se))
+    return filter_at(img.shape, pixels, k // 2, lambda box: cv2.dilate(img[box], se))
 
 
 def seeded_regions(
@@ -371,7 +391,7 @@ def seeded_regions(
 
     def grow_rows(r: slice) -> np.ndarray:
         # bands.cnr >= grow_cnr, band by band: the maximum reaches a level when one does
-        g = (bands.seed_map[r] >= cfg.grow_cnr) | (tophat.residual[r] * z_scale >= cfg.macro_grow_z)
+        g = (bands.seed_at(r) >= cfg.grow_cnr) | (tophat.residual[r] * z_scale >= cfg.macro_grow_z)
         for band in coarse:
             g |= band[r] >= cfg.grow_cnr
         return g & mask[r]
@@ -381,7 +401,7 @@ def seeded_regions(
     n_lab, labels = sparse_components(grow, pixels)
     del grow
     lab = labels.ravel()[pixels]
-    has_seed = np.bincount(lab[bands.seed_map.ravel()[pixels] >= cfg.seed_cnr], minlength=n_lab) > 0
+    has_seed = np.bincount(lab[bands.seed_at(pixels) >= cfg.seed_cnr], minlength=n_lab) > 0
     has_seed[0] = False
     area_px = np.bincount(lab, minlength=n_lab)
     px_area_mm2 = spacing_mm[0] * spacing_mm[1]
@@ -405,6 +425,7 @@ def split_regions(
     stay specks, a lucent centre stays out of its rim), or when it is part of a coarse
     deposit (:func:`coarse_deposit_mask`).
     """
+    shape = regions.labels.shape
     keep = np.zeros(regions.n_labels, dtype=bool)
     keep[regions.kept] = True
     grown = (
@@ -413,14 +434,16 @@ def split_regions(
     p_idx = grown[keep[regions.labels.ravel()[grown]]]
     del grown
     k = 2 * max(1, int(round(cfg.split_mm / pixel_mm))) + 1
-    p_cnr = bands.seed_map.ravel()[p_idx]
-    in_obj = (p_cnr >= cfg.grow_cnr) & (p_cnr >= 0.5 * local_max_at(bands.seed_map, p_idx, k))
+    p_cnr = bands.seed_at(p_idx)
+    se = cv2.getStructuringElement(cv2.MORPH_RECT, (k, k))
+    local_peak = filter_at(shape, p_idx, k // 2, lambda box: cv2.dilate(bands.seed_at(box), se))
+    in_obj = (p_cnr >= cfg.grow_cnr) & (p_cnr >= 0.5 * local_peak)
     ok, lab = _coarse_deposits(tophat.residual, np.float32(1.0 / tophat.sigma), mask, pixel_mm, cfg)
     if lab is not None:
         in_obj |= ok[lab.ravel()[p_idx]]
     del ok, lab
     pixels = p_idx[in_obj]
-    obj_mask = np.zeros(bands.seed_map.shape, dtype=np.uint8)
+    obj_mask = np.zeros(shape, dtype=np.uint8)
     obj_mask.ravel()[pixels] = 1
     n, labels = sparse_components(obj_mask, pixels)
     del obj_mask

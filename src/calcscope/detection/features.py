@@ -200,7 +200,10 @@ def context_features(
     cc = np.clip(np.round(c.center_rc[:, 1]).astype(np.int64), 0, cols - 1)
     # the mean square in a k x k box, read only at the candidates (tiles around them)
     sq = filter_at(
-        band0, rr * cols + cc, k // 2, lambda t: cv2.boxFilter(np.minimum(t, 20.0) ** 2, -1, (k, k))
+        band0.shape,
+        rr * cols + cc,
+        k // 2,
+        lambda box: cv2.boxFilter(np.minimum(band0[box], 20.0) ** 2, -1, (k, k)),
     )
     local_rms = np.sqrt(np.maximum(sq, 0.0)).astype(np.float64)
     pts = c.center_rc * np.asarray(spacing_mm)
