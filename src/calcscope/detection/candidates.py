@@ -1,7 +1,9 @@
 """Multi-scale spot finding: the band-pass stack, the top-hat residual, seeded regions and
 their split into objects (steps 1 to 4 of :func:`calcscope.detection.detect.detect`).
 
-All images are float32 and every filter is an OpenCV call on the whole image.
+All images are float32 and every filter is an OpenCV call, on the whole image or, where
+its result is read at a few pixels only, in tiles around them (:func:`filter_at`);
+components are labelled in the box around their pixels (:func:`sparse_components`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,10 @@ __all__ = [
     "band_pass_stack",
     "blur",
     "coarse_deposit_mask",
+    "component_stats",
+    "sparse_components",
+    "filter_at",
+    "local_max_at",
     "on_quarter_mm_grid",
     "robust_sigma",
     "seeded_regions",
@@ -37,6 +43,11 @@ _MAD_TO_SIGMA = 1.4826
 _SEED_BANDS = 2  # bands 0 and 1 (sharp detail up to about 1 mm) may seed a candidate
 _NOISE_SUBSAMPLE = (slice(None, None, 3), slice(None, None, 3))
 """Every third pixel in each direction: enough to estimate a noise level."""
+_CHUNK_ROWS = 64
+"""Rows per strip of the element-wise masks (:func:`_strips`): a strip's temporaries stay
+in the processor's cache and no full-image temporary is allocated."""
+_TILE = 256
+"""Side (pixels) of the tiles of :func:`local_max_at`."""
 
 
 @dataclass(frozen=True)
@@ -45,8 +56,6 @@ class BandStack:
 
     Attributes
     ----------
-    seed_map : np.ndarray
-        Maximum CNR over the fine bands that may seed a candidate (float32).
     band_maps : tuple of np.ndarray
         Each band's CNR (band divided by its robust noise level), finest first.
     noise : tuple of float
@@ -55,10 +64,28 @@ class BandStack:
         The image blurred by the largest sigma (local tissue brightness).
     """
 
-    seed_map: np.ndarray
     band_maps: tuple[np.ndarray, ...]
     noise: tuple[float, ...]
     background_level: np.ndarray
+
+    def seed_at(self, where: slice | tuple[slice, slice] | np.ndarray) -> np.ndarray:
+        """The seed map (maximum CNR over the fine bands that may seed a candidate,
+        float32) at ``where``: rows, a box, or flat pixel indices. It is never held as a
+        full image: the detector reads it in strips, tiles and at its grown pixels."""
+        seed_bands = self.band_maps[:_SEED_BANDS]
+        if isinstance(where, np.ndarray):
+            values = [b.ravel()[where] for b in seed_bands]
+        else:
+            values = [b[where] for b in seed_bands]
+        out = values[0]
+        for v in values[1:]:
+            out = np.maximum(out, v)
+        return out
+
+    @property
+    def seed_map(self) -> np.ndarray:
+        """The whole seed map (see :meth:`seed_at`), computed when asked for."""
+        return self.seed_at(slice(None))
 
     @property
     def cnr(self) -> np.ndarray:
@@ -103,11 +130,14 @@ class SeededRegions:
         Number of labels in ``labels``, the background included.
     kept : np.ndarray
         Labels of the regions kept (seeded, not too large).
+    pixels : np.ndarray or None
+        Flat indices of the grown pixels, ascending (``None``: found from ``labels``).
     """
 
     labels: np.ndarray
     n_labels: int
     kept: np.ndarray
+    pixels: np.ndarray | None = None
 
     @property
     def count(self) -> int:
@@ -125,10 +155,13 @@ class ObjectLabels:
         Component image of the objects (int32, 1..count, 0 = none).
     stats : np.ndarray
         OpenCV component statistics, one row per label (row 0 the background).
+    pixels : np.ndarray or None
+        Flat indices of the objects' pixels, ascending (``None``: found from ``labels``).
     """
 
     labels: np.ndarray
     stats: np.ndarray
+    pixels: np.ndarray | None = None
 
     @property
     def count(self) -> int:
@@ -199,8 +232,8 @@ def tissue_background(img: np.ndarray, pixel_mm: float, size_mm: float) -> np.nd
 
 def band_pass_stack(img: np.ndarray, pixel_mm: float, mask: np.ndarray) -> BandStack:
     """Differences of Gaussians at :data:`BAND_SIGMAS_MM`, each divided by its robust noise
-    level inside ``mask``, and the maximum of the seeding bands (the CNR map, their
-    maximum over all bands, is :attr:`BandStack.cnr`)."""
+    level inside ``mask`` (the maximum of the seeding bands is :meth:`BandStack.seed_at`,
+    the CNR map, their maximum over all bands, :attr:`BandStack.cnr`)."""
     mask_sub = mask[_NOISE_SUBSAMPLE]
     # one pair of blurred images at a time, bands scaled in place: the stack never holds
     # more than two blurred copies of the image
@@ -209,24 +242,134 @@ def band_pass_stack(img: np.ndarray, pixel_mm: float, mask: np.ndarray) -> BandS
     band_maps: list[np.ndarray] = []
     for k in range(len(BAND_SIGMAS_MM) - 1):
         coarser = blur(img, BAND_SIGMAS_MM[k + 1] / pixel_mm)
-        band_cnr = np.subtract(finer, coarser, dtype=np.float32)
-        finer = coarser
-        sigma = robust_sigma(band_cnr[_NOISE_SUBSAMPLE][mask_sub])
+        # the noise from the subsampled difference, then the band scaled strip by strip:
+        # one pass over the image and no full-size temporary
+        sigma = robust_sigma(
+            np.subtract(
+                finer[_NOISE_SUBSAMPLE][mask_sub],
+                coarser[_NOISE_SUBSAMPLE][mask_sub],
+                dtype=np.float32,
+            )
+        )
         band_noise.append(sigma)
-        band_cnr *= np.float32(1.0 / sigma)
-        band_maps.append(band_cnr)
-    seed_map = band_maps[0].copy()
-    for band in band_maps[1:_SEED_BANDS]:
-        np.maximum(seed_map, band, out=seed_map)
-    return BandStack(seed_map, tuple(band_maps), tuple(band_noise), finer)
+        scale = np.float32(1.0 / sigma)
+        band = np.empty(img.shape, dtype=np.float32)
+        for r0 in range(0, band.shape[0], _CHUNK_ROWS):  # in place, strip by strip
+            strip = band[r0 : r0 + _CHUNK_ROWS]
+            np.subtract(finer[r0 : r0 + _CHUNK_ROWS], coarser[r0 : r0 + _CHUNK_ROWS], out=strip)
+            strip *= scale
+        band_maps.append(band)
+        finer = coarser
+    return BandStack(tuple(band_maps), tuple(band_noise), finer)
 
 
 def top_hat(img: np.ndarray, pixel_mm: float, mask: np.ndarray, background_mm: float) -> TopHat:
     """The top-hat residual of ``img`` over its tissue background (a grey opening with a
     disc of ``background_mm``), which shows whole coarse deposits up to that size."""
-    residual = img - tissue_background(img, pixel_mm, background_mm)
+    background = tissue_background(img, pixel_mm, background_mm)
+    # in place when the types allow: no second full-size image
+    residual = (
+        np.subtract(img, background, out=background)
+        if background.dtype == np.result_type(img, background)
+        else img - background
+    )
     sigma = robust_sigma(residual[_NOISE_SUBSAMPLE][mask[_NOISE_SUBSAMPLE]])
     return TopHat(residual, sigma)
+
+
+def _strips(
+    out: np.ndarray, fn: Callable[[slice], np.ndarray], rows: int = _CHUNK_ROWS
+) -> np.ndarray:
+    """Fill ``out`` strip by strip of ``rows`` rows with ``fn(strip)`` (an element-wise
+    expression of the images' rows ``strip``): the same values as the expression on the
+    whole image, without its full-image temporaries."""
+    for r0 in range(0, out.shape[0], rows):
+        strip = slice(r0, min(r0 + rows, out.shape[0]))
+        out[strip] = fn(strip)
+    return out
+
+
+def sparse_components(binary: np.ndarray, pixels: np.ndarray) -> tuple[int, np.ndarray]:
+    """``cv2.connectedComponents(binary, connectivity=8)``'s label count and int32 label
+    image, the labelling run only in the box around the set pixels (``pixels``, flat
+    indices of ``binary``'s set pixels), its origin on even rows and columns so that
+    OpenCV's 2 x 2 blocks, and so the numbering of the labels, stay those of the whole
+    image. Outside the box the label image is never written (no memory is used there)."""
+    labels = np.zeros(binary.shape, dtype=np.int32)
+    if pixels.size == 0:
+        return 1, labels
+    rows, cols = binary.shape
+    first_row, last_row = int(pixels[0]) // cols, int(pixels[-1]) // cols
+    c = pixels % cols
+    r0, c0 = first_row & ~1, int(c.min()) & ~1
+    box = (slice(r0, last_row + 1), slice(c0, int(c.max()) + 1))
+    n, labels[box] = cv2.connectedComponents(
+        np.ascontiguousarray(binary[box]).view(np.uint8), connectivity=8, ltype=cv2.CV_32S
+    )
+    return n, labels
+
+
+def component_stats(
+    pixels: np.ndarray, labels_at: np.ndarray, n_labels: int, shape: tuple[int, int]
+) -> np.ndarray:
+    """OpenCV's component statistics (``cv2.connectedComponentsWithStats``: left, top,
+    width, height, area; one int32 row per label, row 0 the background taken as the whole
+    image) of the labelled pixels ``pixels`` (flat indices, ascending) with labels
+    ``labels_at`` (1..n_labels-1): the same figures for the labels present (rows of zeros
+    for the others), computed from those few pixels instead of a pass over the image."""
+    stats = np.zeros((n_labels, 5), dtype=np.int32)
+    stats[0] = (0, 0, shape[1], shape[0], shape[0] * shape[1] - pixels.size)
+    if pixels.size == 0:
+        return stats
+    order = np.argsort(labels_at, kind="stable")
+    labs = labels_at[order]
+    rows, cols = np.divmod(pixels[order], shape[1])
+    starts = np.concatenate([[0], np.flatnonzero(np.diff(labs)) + 1])
+    present = labs[starts]
+    top, left = np.minimum.reduceat(rows, starts), np.minimum.reduceat(cols, starts)
+    stats[present, cv2.CC_STAT_LEFT] = left
+    stats[present, cv2.CC_STAT_TOP] = top
+    stats[present, cv2.CC_STAT_WIDTH] = np.maximum.reduceat(cols, starts) - left + 1
+    stats[present, cv2.CC_STAT_HEIGHT] = np.maximum.reduceat(rows, starts) - top + 1
+    stats[present, cv2.CC_STAT_AREA] = np.diff(np.append(starts, labs.size))
+    return stats
+
+
+def filter_at(
+    shape: tuple[int, int],
+    pixels: np.ndarray,
+    reach: int,
+    op: Callable[[tuple[slice, slice]], np.ndarray],
+) -> np.ndarray:
+    """A local filter read at ``pixels`` (flat indices of an image of ``shape``):
+    ``op(box)`` filters the image's ``box`` (a pair of slices), looking at most ``reach``
+    pixels away. It runs only in the tiles of :data:`_TILE` pixels that hold ``pixels``,
+    each with a margin of ``reach`` cut at the image edge (where ``op``'s own border rule
+    applies as on the whole image)."""
+    rows, cols = shape
+    r, c = np.divmod(pixels, cols)
+    n_tile_cols = -(-cols // _TILE)
+    tile = (r // _TILE) * n_tile_cols + c // _TILE
+    order = np.argsort(tile, kind="stable")
+    tile_s = tile[order]
+    starts = np.concatenate([[0], np.flatnonzero(np.diff(tile_s)) + 1])
+    ends = np.append(starts[1:], tile_s.size)
+    out = np.empty(pixels.size, dtype=np.float32)
+    for s0, s1 in zip(starts, ends, strict=True):
+        tr, tc = divmod(int(tile_s[s0]), n_tile_cols)
+        ra, ca = max(tr * _TILE - reach, 0), max(tc * _TILE - reach, 0)
+        rb, cb = min((tr + 1) * _TILE + reach, rows), min((tc + 1) * _TILE + reach, cols)
+        sel = order[s0:s1]
+        out[sel] = op((slice(ra, rb), slice(ca, cb)))[r[sel] - ra, c[sel] - ca]
+    return out
+
+
+def local_max_at(img: np.ndarray, pixels: np.ndarray, k: int) -> np.ndarray:
+    """Highest value of ``img`` (float32) in the ``k`` x ``k`` square around each pixel of
+    ``pixels`` (flat indices): ``cv2.dilate(img, k x k square)`` read at those pixels (a
+    maximum is exact in any order), computed in tiles (:func:`filter_at`)."""
+    se = cv2.getStructuringElement(cv2.MORPH_RECT, (k, k))
+    return filter_at(img.shape, pixels, k // 2, lambda box: cv2.dilate(img[box], se))
 
 
 def seeded_regions(
@@ -243,18 +386,28 @@ def seeded_regions(
     Seeds need a sharp (fine-band) peak: smooth bright tissue never seeds, however bright;
     coarse deposits seed on their sharp edges and grow through the top-hat.
     """
-    grow = ((bands.cnr >= cfg.grow_cnr) | (tophat.z >= cfg.macro_grow_z)) & mask
-    seeds = (bands.seed_map >= cfg.seed_cnr) & grow
-    n_lab, labels, stats, _ = cv2.connectedComponentsWithStats(
-        grow.view(np.uint8), connectivity=8, ltype=cv2.CV_32S
-    )
-    has_seed = np.bincount(labels[seeds], minlength=n_lab) > 0
+    z_scale = np.float32(1.0 / tophat.sigma)
+    coarse = bands.band_maps[_SEED_BANDS:]
+
+    def grow_rows(r: slice) -> np.ndarray:
+        # bands.cnr >= grow_cnr, band by band: the maximum reaches a level when one does
+        g = (bands.seed_at(r) >= cfg.grow_cnr) | (tophat.residual[r] * z_scale >= cfg.macro_grow_z)
+        for band in coarse:
+            g |= band[r] >= cfg.grow_cnr
+        return g & mask[r]
+
+    grow = _strips(np.empty(mask.shape, dtype=bool), grow_rows)
+    pixels = np.flatnonzero(grow)
+    n_lab, labels = sparse_components(grow, pixels)
+    del grow
+    lab = labels.ravel()[pixels]
+    has_seed = np.bincount(lab[bands.seed_at(pixels) >= cfg.seed_cnr], minlength=n_lab) > 0
     has_seed[0] = False
-    area_px = stats[:, cv2.CC_STAT_AREA]
+    area_px = np.bincount(lab, minlength=n_lab)
     px_area_mm2 = spacing_mm[0] * spacing_mm[1]
     max_area_px = np.pi * (cfg.max_diameter_mm / 2) ** 2 / px_area_mm2 * 4  # generous
     keep = has_seed & (area_px <= max_area_px)
-    return SeededRegions(labels, n_lab, np.flatnonzero(keep).astype(np.int32))
+    return SeededRegions(labels, n_lab, np.flatnonzero(keep).astype(np.int32), pixels)
 
 
 def split_regions(
@@ -272,25 +425,30 @@ def split_regions(
     stay specks, a lucent centre stays out of its rim), or when it is part of a coarse
     deposit (:func:`coarse_deposit_mask`).
     """
+    shape = regions.labels.shape
     keep = np.zeros(regions.n_labels, dtype=bool)
     keep[regions.kept] = True
-    grown = np.flatnonzero(regions.labels)  # the grown pixels only, not the whole image
+    grown = (
+        np.flatnonzero(regions.labels) if regions.pixels is None else regions.pixels
+    )  # the grown pixels only, not the whole image
     p_idx = grown[keep[regions.labels.ravel()[grown]]]
     del grown
     k = 2 * max(1, int(round(cfg.split_mm / pixel_mm))) + 1
-    local_peak = cv2.dilate(bands.seed_map, cv2.getStructuringElement(cv2.MORPH_RECT, (k, k)))
-    p_cnr = bands.seed_map.ravel()[p_idx]
-    in_obj = (p_cnr >= cfg.grow_cnr) & (p_cnr >= 0.5 * local_peak.ravel()[p_idx])
-    ok, lab = _coarse_deposits(tophat.z, mask, pixel_mm, cfg)
+    p_cnr = bands.seed_at(p_idx)
+    se = cv2.getStructuringElement(cv2.MORPH_RECT, (k, k))
+    local_peak = filter_at(shape, p_idx, k // 2, lambda box: cv2.dilate(bands.seed_at(box), se))
+    in_obj = (p_cnr >= cfg.grow_cnr) & (p_cnr >= 0.5 * local_peak)
+    ok, lab = _coarse_deposits(tophat.residual, np.float32(1.0 / tophat.sigma), mask, pixel_mm, cfg)
     if lab is not None:
         in_obj |= ok[lab.ravel()[p_idx]]
-    del ok, lab, local_peak
-    obj_mask = np.zeros(bands.seed_map.shape, dtype=np.uint8)
-    obj_mask.ravel()[p_idx[in_obj]] = 1
-    _, labels, stats, _ = cv2.connectedComponentsWithStats(
-        obj_mask, connectivity=8, ltype=cv2.CV_32S
-    )
-    return ObjectLabels(labels, stats)
+    del ok, lab
+    pixels = p_idx[in_obj]
+    obj_mask = np.zeros(shape, dtype=np.uint8)
+    obj_mask.ravel()[pixels] = 1
+    n, labels = sparse_components(obj_mask, pixels)
+    del obj_mask
+    stats = component_stats(pixels, labels.ravel()[pixels], n, labels.shape)
+    return ObjectLabels(labels, stats, pixels)
 
 
 def coarse_deposit_mask(
@@ -300,25 +458,29 @@ def coarse_deposit_mask(
     noise) above ``macro_object_z`` at least ``macro_min_mm`` across and bright throughout
     (mean above 1.5 x the level). Smaller bright regions are left to the band-pass, which
     keeps specks on bright tissue apart."""
-    ok, lab = _coarse_deposits(rz, mask, pixel_mm, cfg)
+    ok, lab = _coarse_deposits(rz, np.float32(1.0), mask, pixel_mm, cfg)
     return np.zeros(rz.shape, dtype=bool) if lab is None else ok[lab]
 
 
 def _coarse_deposits(
-    rz: np.ndarray, mask: np.ndarray, pixel_mm: float, cfg: DetectConfig
+    residual: np.ndarray, z_scale: np.float32, mask: np.ndarray, pixel_mm: float, cfg: DetectConfig
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """:func:`coarse_deposit_mask` as a per-label flag and the label image (``None``
-    when there is no region), so that callers look up only the pixels they need."""
-    high = ((rz >= cfg.macro_object_z) & mask).view(np.uint8)
-    n, lab, stats, _ = cv2.connectedComponentsWithStats(high, connectivity=8, ltype=cv2.CV_32S)
+    """:func:`coarse_deposit_mask` of ``rz = residual * z_scale`` (float32) as a per-label
+    flag and the label image (``None`` when there is no region), so that callers look up
+    only the pixels they need."""
+    high = _strips(
+        np.empty(mask.shape, dtype=bool),
+        lambda r: (residual[r] * z_scale >= cfg.macro_object_z) & mask[r],
+    )
+    idx = np.flatnonzero(high)
+    n, lab = sparse_components(high, idx)
+    del high
     if n <= 1:
         return np.zeros(1, dtype=bool), None
     min_px = np.pi * (cfg.macro_min_mm / 2) ** 2 / pixel_mm**2
-    idx = np.flatnonzero(lab)
     ll = lab.ravel()[idx]
-    mean_z = np.bincount(ll, rz.ravel()[idx], minlength=n) / np.maximum(
-        np.bincount(ll, minlength=n), 1
-    )
-    ok = (stats[:, cv2.CC_STAT_AREA] >= min_px) & (mean_z >= 1.5 * cfg.macro_object_z)
+    area = np.bincount(ll, minlength=n)
+    mean_z = np.bincount(ll, residual.ravel()[idx] * z_scale, minlength=n) / np.maximum(area, 1)
+    ok = (area >= min_px) & (mean_z >= 1.5 * cfg.macro_object_z)
     ok[0] = False
     return ok, lab

@@ -17,7 +17,14 @@ import cv2
 import numpy as np
 
 from calcscope.config import DetectConfig
-from calcscope.detection.candidates import BAND_SIGMAS_MM, TopHat, blur, on_quarter_mm_grid
+from calcscope.detection.candidates import (
+    BAND_SIGMAS_MM,
+    TopHat,
+    blur,
+    component_stats,
+    on_quarter_mm_grid,
+    sparse_components,
+)
 from calcscope.detection.features import Candidates
 from calcscope.detection.outline import outline_calcifications
 from calcscope.model import Calcification, Mammogram
@@ -52,31 +59,29 @@ def _local_peak(residual: np.ndarray, pixel_mm: float, peak_mm: float) -> np.nda
 
 
 def _fine_near(
-    img: np.ndarray, edge: np.ndarray, pixel_mm: float
+    img: np.ndarray, r: np.ndarray, c: np.ndarray, pixel_mm: float
 ) -> tuple[np.ndarray, tuple[int, int]]:
-    """``img`` blurred by the finest band's sigma in the box around the ``edge`` pixels
-    (with the filter's reach as margin: the gradient is read on the edge pixels and their
-    neighbours only), and the box's ``(row, col)`` origin."""
+    """``img`` blurred by the finest band's sigma in the box around the edge pixels
+    ``(r, c)`` (with the filter's reach as margin: the gradient is read on the edge pixels
+    and their neighbours only), and the box's ``(row, col)`` origin."""
     sigma_px = BAND_SIGMAS_MM[0] / pixel_mm
-    rows = np.flatnonzero(edge.any(axis=1))
-    cols = np.flatnonzero(edge.any(axis=0))
     reach = 2 + int(np.ceil(4 * sigma_px)) + 1  # OpenCV's float kernel spans 4 sigmas
-    r0, r1 = max(0, rows[0] - reach), min(img.shape[0], rows[-1] + 1 + reach)
-    c0, c1 = max(0, cols[0] - reach), min(img.shape[1], cols[-1] + 1 + reach)
+    r0, r1 = max(0, r.min() - reach), min(img.shape[0], r.max() + 1 + reach)
+    c0, c1 = max(0, c.min() - reach), min(img.shape[1], c.max() + 1 + reach)
     return blur(img[r0:r1, c0:c1], sigma_px), (int(r0), int(c0))
 
 
 def _upper_quartile_gradient(
     fine: tuple[np.ndarray, tuple[int, int]],
-    edge: np.ndarray,
-    lab: np.ndarray,
+    r: np.ndarray,
+    c: np.ndarray,
+    lab_e: np.ndarray,
     big: np.ndarray,
     pixel_mm: float,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Upper-quartile gradient (intensity per mm) of ``fine`` (a box of the smoothed image
-    and its origin, :func:`_fine_near`) on the ``edge`` pixels of each object ``big``
-    (labels in ``lab``), and whether the object has edge pixels."""
-    r, c = np.nonzero(edge)
+    and its origin, :func:`_fine_near`) on the edge pixels ``(r, c)`` (raster order) of each
+    object ``big`` (their labels ``lab_e``), and whether the object has edge pixels."""
     box, (r0, c0) = fine
     rb, cb = r - r0, c - c0
 
@@ -86,7 +91,6 @@ def _upper_quartile_gradient(
     gx = (at(-1, 1) + 2 * at(0, 1) + at(1, 1)) - (at(-1, -1) + 2 * at(0, -1) + at(1, -1))
     gy = (at(1, -1) + 2 * at(1, 0) + at(1, 1)) - (at(-1, -1) + 2 * at(-1, 0) + at(-1, 1))
     grad = np.hypot(gx, gy) / (8.0 * pixel_mm)  # intensity per mm
-    lab_e = lab[r, c]
     # upper quartile of the gradient per object (sort by object, then gradient)
     order = np.lexsort((grad, lab_e))
     lab_s, grad_s = lab_e[order], grad[order]
@@ -122,6 +126,22 @@ def _deposit_shapes(
     return tuple(out)
 
 
+def _outline_pixels(obj: np.ndarray, pixels: np.ndarray) -> np.ndarray:
+    """Those of ``pixels`` (flat indices of ``obj`` pixels, ascending) on the outline of
+    ``obj`` (a 3 x 3 neighbour outside it), away from the image border."""
+    rows, cols = obj.shape
+    r, c = np.divmod(pixels, cols)
+    inside = (r > 0) & (r < rows - 1) & (c > 0) & (c < cols - 1)
+    p = pixels[inside]
+    flat = obj.ravel()
+    interior = np.ones(p.size, dtype=bool)
+    for dr in (-1, 0, 1):
+        for dc in (-1, 0, 1):
+            if dr or dc:
+                interior &= flat[p + (dr * cols + dc)]
+    return p[~interior]
+
+
 def sharp_deposits(
     img: np.ndarray, tophat: TopHat, mask: np.ndarray, pixel_mm: float, cfg: DetectConfig
 ) -> tuple[SharpDeposit, ...]:
@@ -139,37 +159,44 @@ def sharp_deposits(
     """
     residual = tophat.residual
     peak = _local_peak(residual, pixel_mm, cfg.coarse_peak_mm)
-    obj = (tophat.z >= cfg.macro_grow_z) & (residual >= 0.25 * peak) & mask
-    n, lab, stats, _ = cv2.connectedComponentsWithStats(
-        obj.view(np.uint8), connectivity=8, ltype=cv2.CV_32S
-    )
+    z_scale = np.float32(1.0 / tophat.sigma)
+    obj = np.empty(mask.shape, dtype=bool)
+    for r0 in range(0, obj.shape[0], 128):  # strips: no full-image temporaries
+        r = slice(r0, r0 + 128)
+        obj[r] = (
+            (residual[r] * z_scale >= cfg.macro_grow_z) & (residual[r] >= 0.25 * peak[r]) & mask[r]
+        )
+    pixels = np.flatnonzero(obj)
+    n, lab = sparse_components(obj, pixels)
+    lab_p = lab.ravel()[pixels]
+    area = np.bincount(lab_p, minlength=n)
     min_px = np.pi * (cfg.coarse_min_mm / 2) ** 2 / pixel_mm**2
-    big = np.flatnonzero(stats[:, cv2.CC_STAT_AREA] >= min_px)
+    big = np.flatnonzero(area >= min_px)
     big = big[big > 0]
     if big.size == 0:
         return ()
     is_big = np.zeros(n, dtype=bool)
     is_big[big] = True
-    # outline pixels of the large objects, away from the image border
-    in_big_mask = is_big[lab]
-    inner = cv2.erode(obj.view(np.uint8), np.ones((3, 3), np.uint8), borderValue=0)
-    edge = obj & (inner == 0) & in_big_mask
-    del inner, obj
-    edge[0, :] = edge[-1, :] = edge[:, 0] = edge[:, -1] = False
-    if not edge.any():
+    in_big = pixels[is_big[lab_p]]  # the large objects' pixels only
+    del pixels, lab_p
+    edge = _outline_pixels(obj, in_big)
+    del obj
+    if edge.size == 0:
         return ()
-    g75, valid = _upper_quartile_gradient(_fine_near(img, edge, pixel_mm), edge, lab, big, pixel_mm)
-    in_big = np.flatnonzero(in_big_mask)  # the large objects' pixels only
-    del in_big_mask, edge
+    r, c = np.divmod(edge, lab.shape[1])
+    fine = _fine_near(img, r, c, pixel_mm)
+    g75, valid = _upper_quartile_gradient(fine, r, c, lab.ravel()[edge], big, pixel_mm)
+    lab_b = lab.ravel()[in_big]
     peak_r = np.full(n, -np.inf)
-    np.maximum.at(peak_r, lab.ravel()[in_big], residual.ravel()[in_big].astype(np.float64))
+    np.maximum.at(peak_r, lab_b, residual.ravel()[in_big].astype(np.float64))
     peak_r = peak_r[big]
     width_mm = peak_r / np.maximum(g75, 1e-12)
-    radius_mm = np.sqrt(stats[big, cv2.CC_STAT_AREA] / np.pi) * pixel_mm
+    radius_mm = np.sqrt(area[big] / np.pi) * pixel_mm
     ok_obj = (
         valid & (width_mm <= cfg.coarse_edge_mm) & (width_mm <= cfg.coarse_edge_ratio * radius_mm)
     )
-    return _deposit_shapes(big[ok_obj], lab, stats, residual, peak)
+    stats = component_stats(in_big, lab_b, n, lab.shape) if ok_obj.any() else None
+    return () if stats is None else _deposit_shapes(big[ok_obj], lab, stats, residual, peak)
 
 
 def _covered(deposit: SharpDeposit, detected: list[tuple[int, int, int, int]]) -> bool:

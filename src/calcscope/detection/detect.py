@@ -36,8 +36,12 @@ Method
    (:func:`~calcscope.detection.deposits.add_coarse_deposits`): the classifier, trained mostly
    on specks, can score a large faint deposit as tissue.
 
-All images are float32 and every filter is an OpenCV call on the whole image; the only
-Python loop is over kept calcifications, to trace their outlines.
+All images are float32 and every filter is an OpenCV call. Filters whose result is read at
+a few pixels (the split's local peak, the local texture) run only in the tiles holding
+them, connected components only in the box around their pixels, and element-wise masks in
+row strips, with the same results as on the whole image (see ``docs/accuracy.md``, Speed).
+The Python loops are over those tiles and over kept calcifications, to trace their
+outlines.
 
 :func:`detect` runs these steps as named stages, each a function of its own module:
 :mod:`~calcscope.detection.candidates` (steps 1-3 and the split into objects),

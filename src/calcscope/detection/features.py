@@ -11,7 +11,7 @@ import numpy as np
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
-from calcscope.detection.candidates import BandStack, ObjectLabels, TopHat
+from calcscope.detection.candidates import BandStack, ObjectLabels, TopHat, filter_at
 
 __all__ = [
     "Candidates",
@@ -147,7 +147,7 @@ def measure_candidates(
     axes are those of the object (its half-peak outline).
     """
     m = objects.count
-    flat_idx = np.flatnonzero(objects.labels)
+    flat_idx = np.flatnonzero(objects.labels) if objects.pixels is None else objects.pixels
     lab = objects.labels.ravel()[flat_idx]
     index = np.arange(1, m + 1)
 
@@ -198,8 +198,14 @@ def context_features(
     rows, cols = band0.shape
     rr = np.clip(np.round(c.center_rc[:, 0]).astype(np.int64), 0, rows - 1)
     cc = np.clip(np.round(c.center_rc[:, 1]).astype(np.int64), 0, cols - 1)
-    sq = cv2.boxFilter(np.minimum(band0, 20.0) ** 2, -1, (k, k))
-    local_rms = np.sqrt(np.maximum(sq[rr, cc], 0.0)).astype(np.float64)
+    # the mean square in a k x k box, read only at the candidates (tiles around them)
+    sq = filter_at(
+        band0.shape,
+        rr * cols + cc,
+        k // 2,
+        lambda box: cv2.boxFilter(np.minimum(band0[box], 20.0) ** 2, -1, (k, k)),
+    )
+    local_rms = np.sqrt(np.maximum(sq, 0.0)).astype(np.float64)
     pts = c.center_rc * np.asarray(spacing_mm)
     tree = cKDTree(pts)
     counts = np.array([len(n) - 1 for n in tree.query_ball_point(pts, r=5.0)], dtype=np.float64)
