@@ -254,7 +254,7 @@ def band_pass_stack(img: np.ndarray, pixel_mm: float, mask: np.ndarray) -> BandS
         band_noise.append(sigma)
         scale = np.float32(1.0 / sigma)
         band = np.empty(img.shape, dtype=np.float32)
-        for r0 in range(0, band.shape[0], _CHUNK_ROWS):  # in place, strip by strip
+        for r0 in range(0, int(img.shape[0]), _CHUNK_ROWS):  # in place, strip by strip
             strip = band[r0 : r0 + _CHUNK_ROWS]
             np.subtract(finer[r0 : r0 + _CHUNK_ROWS], coarser[r0 : r0 + _CHUNK_ROWS], out=strip)
             strip *= scale

@@ -161,10 +161,12 @@ def sharp_deposits(
     peak = _local_peak(residual, pixel_mm, cfg.coarse_peak_mm)
     z_scale = np.float32(1.0 / tophat.sigma)
     obj = np.empty(mask.shape, dtype=bool)
-    for r0 in range(0, obj.shape[0], 128):  # strips: no full-image temporaries
-        r = slice(r0, r0 + 128)
-        obj[r] = (
-            (residual[r] * z_scale >= cfg.macro_grow_z) & (residual[r] >= 0.25 * peak[r]) & mask[r]
+    for r0 in range(0, int(mask.shape[0]), 128):  # strips: no full-image temporaries
+        rows = slice(r0, r0 + 128)
+        obj[rows] = (
+            (residual[rows] * z_scale >= cfg.macro_grow_z)
+            & (residual[rows] >= 0.25 * peak[rows])
+            & mask[rows]
         )
     pixels = np.flatnonzero(obj)
     n, lab = sparse_components(obj, pixels)
