@@ -228,6 +228,7 @@ class ExamAssembler:
             study_instance_uid=None if study.startswith("image-") else study,
             patient_id=patient_id,
             study_date=key.study_date if key is not None and priors is not None else None,
+            issuer_of_patient_id=key.issuer if key is not None else None,
         )
         if priors is not None:
             (exam,) = compare_with_priors([exam], priors)
