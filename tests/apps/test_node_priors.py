@@ -139,6 +139,46 @@ def test_node_compares_with_its_own_earlier_exam(tmp_path: Path, follow_up: Path
         current = _exam_of(out, truth["current"]["study_instance_uid"], 120)
     _check_changes(current, follow_up)
     assert not (out / "priors").exists()
+    # the patient letter and the exam page, as ``analyze --letter --html`` writes them
+    folder = out / "exams" / truth["current"]["study_instance_uid"]
+    assert current.outputs.letter_txt == "exam.letter.txt"
+    assert current.outputs.letter_html == "exam.letter.html" and current.outputs.html == "exam.html"
+    text = (folder / "exam.letter.txt").read_text()
+    assert "Compared with your mammogram of 20 May 2022" in text
+    assert "has grown" in text and "is new" in text and "has not changed" in text
+    assert "has grown" in (folder / "exam.letter.html").read_text()
+    assert (folder / "exam.html").read_text().lstrip().lower().startswith("<!doctype html")
+
+
+def test_an_anonymized_node_writes_an_anonymized_letter(tmp_path: Path, follow_up: Path) -> None:
+    """De-identified (and so not compared: an anonymizing node looks for no priors), the letter and
+    the page are written all the same, and tell no patient, date or UID."""
+    truth = _truth(follow_up)
+    header = pydicom.dcmread(next((follow_up / "current").glob("*.dcm")), stop_before_pixels=True)
+    out = tmp_path / "node"
+    with _node(out, anonymize=True) as node:
+        _send(node.port, sorted((follow_up / "prior").glob("*.dcm")))
+        _send(node.port, sorted((follow_up / "current").glob("*.dcm")))
+        deadline = time.monotonic() + 240
+        while len(list(out.glob("exams/*/exam.letter.txt"))) < 2:
+            assert time.monotonic() < deadline, "no letters of the two exams"
+            time.sleep(0.2)
+    docs = [load_exam(p) for p in out.glob("exams/*/exam.exam.json")]
+    assert all(d.patient_id is None and d.study_date is None for d in docs)
+    assert all(d.outputs.letter_txt and d.outputs.html and d.outputs.sr is None for d in docs)
+    secrets = [
+        str(header.PatientID),
+        str(header.PatientName),
+        "2022",
+        "2024",
+        truth["current"]["study_instance_uid"],
+        truth["prior"]["study_instance_uid"],
+    ]
+    for path in [*out.glob("exams/*/exam.letter.*"), *out.glob("exams/*/exam.html")]:
+        text = path.read_text()
+        assert not [s for s in secrets if s and s in text], path
+    letters = [p.read_text() for p in out.glob("exams/*/exam.letter.txt")]
+    assert all("Your mammogram" in text and "breast" in text for text in letters)
 
 
 # --- against a real PACS --------------------------------------------------------------------

@@ -9,6 +9,14 @@ like ``calcscope analyze`` does (:mod:`calcscope.apps.exams`)::
     OUT/exams/<study>/members          SOP Instance UIDs of the analysed images, one a line
     OUT/exams/<study>/written          the members when the exam was last written
     OUT/exams/<study>/exam.exam.json   the exam (:func:`calcscope.reports.exam.write_exam`)
+    OUT/exams/<study>/exam.letter.html, exam.letter.txt, exam.html
+                                       the patient letter (with the change since the
+                                       prior in plain words) and the exam page, as
+                                       ``calcscope analyze --letter --html`` writes them
+                                       (:func:`calcscope.reports.exam_writer.write_exam_outputs`;
+                                       de-identified with ``anonymize``)
+    OUT/exams/<study>/exam.sr.dcm      the exam's Mammography CAD SR (with the DICOM
+                                       reports, not with ``anonymize``)
     OUT/exams/<study>/exam.vN.exam.json  earlier versions, N = 1, 2, ... (oldest first)
 
 A late image of a completed study reopens its exam: the exam is written again with every
@@ -37,7 +45,8 @@ from calcscope.apps.node_priors import PriorFinder, StudyKey
 from calcscope.errors import CalcscopeError
 from calcscope.exam.compare import PriorExam
 from calcscope.files import write_atomic
-from calcscope.reports.exam import EXAM_SUFFIX, exam_image_from_report, write_exam
+from calcscope.reports.exam import EXAM_SUFFIX, exam_image_from_report
+from calcscope.reports.exam_writer import ExamOutputOptions, write_exam_outputs
 from calcscope.reports.schema import AnalysisReport, load_report
 
 __all__ = ["EXAM_NAME", "ExamAssembler"]
@@ -245,12 +254,14 @@ class ExamAssembler:
         if current.exists():
             n = len(list(folder.glob(f"{EXAM_NAME}.v*{EXAM_SUFFIX}"))) + 1
             os.replace(current, folder / f"{EXAM_NAME}.v{n}{EXAM_SUFFIX}")
-        if self.dicom_reports and not self.anonymize:
-            from calcscope.reports.exam_writer import ExamOutputOptions, write_exam_outputs
-
-            path = write_exam_outputs(exam, folder, ExamOutputOptions(sr=True, durable=True))
-        else:
-            path = write_exam(exam, folder, anonymize=self.anonymize, durable=True)
+        opts = ExamOutputOptions(
+            sr=self.dicom_reports and not self.anonymize,
+            letter=True,
+            html=True,
+            anonymize=self.anonymize,
+            durable=True,
+        )
+        path = write_exam_outputs(exam, folder, opts)
         write_atomic(folder / "written", "\n".join(members) + "\n", durable=True)
         log.info("exam of study %s written: %d image(s), %s", study, len(images), path.name)
         return path
