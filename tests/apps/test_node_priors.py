@@ -150,6 +150,42 @@ def test_node_compares_with_its_own_earlier_exam(tmp_path: Path, follow_up: Path
     assert (folder / "exam.html").read_text().lstrip().lower().startswith("<!doctype html")
 
 
+def test_a_prior_arriving_after_the_current_exam_has_it_compared_again(
+    tmp_path: Path, follow_up: Path
+) -> None:
+    """Out of order: the current study first (no prior yet: not compared), then the prior;
+    the current exam is compared again and written as a new version, the first kept."""
+    truth = _truth(follow_up)
+    out = tmp_path / "node"
+    folder = out / "exams" / truth["current"]["study_instance_uid"]
+    with _node(out) as node:
+        _send(node.port, sorted((follow_up / "current").glob("*.dcm")))
+        first = _exam_of(out, truth["current"]["study_instance_uid"], 120)
+        assert first.comparison is not None and first.comparison.prior_study_date is None
+        assert {
+            f.change.change
+            for f in first.findings_unknown_side
+            + [f for b in first.breasts.values() for f in b.findings]
+            if f.change is not None
+        } <= {"new"}
+        _send(node.port, sorted((follow_up / "prior").glob("*.dcm")))
+        prior = _exam_of(out, truth["prior"]["study_instance_uid"], 120)
+        assert prior.comparison is not None and prior.comparison.prior_study_date is None
+        deadline = time.monotonic() + 60
+        while not (folder / "exam.v1.exam.json").exists():
+            assert time.monotonic() < deadline, "the current exam was not compared again"
+            time.sleep(0.2)
+    assert load_exam(folder / "exam.v1.exam.json") == first
+    _check_changes(load_exam(folder / "exam.exam.json"), follow_up)
+    assert "has grown" in (folder / "exam.letter.txt").read_text()
+    # the prior's exam is written once, and nothing else is rewritten
+    assert sorted(p.name for p in out.glob("exams/*/exam*.exam.json")) == [
+        "exam.exam.json",
+        "exam.exam.json",
+        "exam.v1.exam.json",
+    ]
+
+
 def test_an_anonymized_node_writes_an_anonymized_letter(tmp_path: Path, follow_up: Path) -> None:
     """De-identified (and so not compared: an anonymizing node looks for no priors), the letter and
     the page are written all the same, and tell no patient, date or UID."""
