@@ -150,6 +150,32 @@ def test_node_compares_with_its_own_earlier_exam(tmp_path: Path, follow_up: Path
     assert (folder / "exam.html").read_text().lstrip().lower().startswith("<!doctype html")
 
 
+def _with_issuer(files: list[Path], issuer: str, folder: Path) -> list[Path]:
+    folder.mkdir(parents=True)
+    out = []
+    for f in files:
+        ds = pydicom.dcmread(f)
+        ds.IssuerOfPatientID = issuer
+        ds.save_as(folder / f.name)
+        out.append(folder / f.name)
+    return out
+
+
+def test_the_node_never_compares_exams_of_another_issuer(tmp_path: Path, follow_up: Path) -> None:
+    """The same PatientID from two issuers: the node's earlier exam is not the prior."""
+    truth = _truth(follow_up)
+    prior = _with_issuer(sorted((follow_up / "prior").glob("*.dcm")), "HOSP-A", tmp_path / "p")
+    current = _with_issuer(sorted((follow_up / "current").glob("*.dcm")), "HOSP-B", tmp_path / "c")
+    out = tmp_path / "node"
+    with _node(out) as node:
+        _send(node.port, prior)
+        _exam_of(out, truth["prior"]["study_instance_uid"], 120)
+        _send(node.port, current)
+        doc = _exam_of(out, truth["current"]["study_instance_uid"], 120)
+    assert doc.comparison is not None and doc.comparison.prior_study_instance_uid is None
+    assert not list(out.glob("exams/*/exam.v1.exam.json"))  # nor compared again
+
+
 def test_a_prior_arriving_after_the_current_exam_has_it_compared_again(
     tmp_path: Path, follow_up: Path
 ) -> None:

@@ -204,12 +204,26 @@ class ExamAssembler:
         key = self._key(_read_lines(self.folder(study) / "members"))
         priors = None
         if self.priors is not None:
-            priors = self.priors.wait(key) if key is not None else []
+            priors = self._same_issuer(key, self.priors.wait(key)) if key is not None else []
         with self._lock:
             path = self._write_locked(study, key, priors)
         if path is not None and key is not None and priors is not None:
             self._compare_later(key, path)
         return path
+
+    def _same_issuer(self, key: StudyKey, priors: list[PriorExam]) -> list[PriorExam]:
+        """``priors`` without the node's own exams whose images give another Issuer of
+        Patient ID than ``key``'s (the same id from another issuer: another patient; the
+        exam documents do not keep the issuer, the received images do)."""
+        from calcscope.exam.priors import same_issuer
+
+        kept = []
+        for prior in priors:
+            members = _read_lines(self.folder(prior.exam_id) / "members")
+            theirs = self._key(members) if members else None
+            if theirs is None or same_issuer(theirs.issuer, key.issuer):
+                kept.append(prior)
+        return kept
 
     def _later_exam(self, key: StudyKey) -> tuple[str, str] | None:
         """(study, study date) of the node's earliest exam of ``key``'s patient taken after
@@ -255,7 +269,7 @@ class ExamAssembler:
             prior = prior_from_report(load_exam(path))
         except (ValueError, OSError):
             return
-        priors = [*self.priors.wait(later_key), prior]
+        priors = [*self._same_issuer(later_key, self.priors.wait(later_key)), prior]
         log.info(
             "exam of study %s: prior study %s arrived after it; compared again",
             study,
