@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -157,3 +158,54 @@ def test_exams_without_study_uid_are_told_apart_by_date(batch_out: Path, tmp_pat
     patient = json.loads((tmp_path / keys[0] / "views.json").read_text())["patient_id"]
     assert sorted(exams) == [f"{patient}-20220520", f"{patient}-20240520"]
     assert {"increased", "stable", "new"} <= {r["change"] for r in exams[f"{patient}-20240520"]}
+
+
+@pytest.mark.parametrize(
+    ("prior_issuer", "current_issuer", "compared"),
+    [("HOSP-A", "HOSP-B", False), ("HOSP-A", "HOSP-A", True), (None, "HOSP-B", True)],
+)
+def test_an_exam_of_another_issuer_is_not_the_prior(
+    batch_out: Path,
+    archive,
+    tmp_path: Path,
+    prior_issuer: str | None,
+    current_issuer: str,
+    compared: bool,
+) -> None:
+    """views.json carries the Issuer of Patient ID; the same PatientID from two issuers is
+    two patients (not compared), the same issuer or one unknown is one."""
+    from calcscope.apps.batch_tables import write_exams
+
+    keys = sorted(p.name for p in batch_out.glob("woman__*") if (p / "views.json").exists())
+    for key in keys:
+        record = ViewRecord.read(batch_out / key)
+        assert record is not None and record.issuer_of_patient_id is None
+        issuer = prior_issuer if "__prior__" in key else current_issuer
+        text = replace(record, issuer_of_patient_id=issuer).to_json()
+        assert ('"issuer_of_patient_id"' in text) is (issuer is not None)
+        (tmp_path / key).mkdir()
+        (tmp_path / key / "views.json").write_text(text)
+        assert ViewRecord.read(tmp_path / key) == replace(record, issuer_of_patient_id=issuer)
+    exams = _by_exam(write_exams(tmp_path, keys)[0].parent)
+    current = exams[archive[1]["current"]["study_instance_uid"]]
+    assert {r["prior_study_date"] for r in current} == ({"20220520"} if compared else {""})
+
+
+def test_header_issuer_is_read_and_de_identified(archive) -> None:
+    """The issuer comes from the header; de-identified it is a digest keyed by the seed."""
+    import pydicom
+
+    from calcscope.apps.batch_tables import header_issuer
+
+    src = next((archive[0] / "woman" / "prior").glob("*.dcm"))
+    assert header_issuer(str(src)) is None
+    ds = pydicom.dcmread(src)
+    paths = []
+    for name, issuer in (("a.dcm", "HOSP-A"), ("b.dcm", "HOSP-A"), ("c.dcm", "HOSP-B")):
+        ds.IssuerOfPatientID = issuer
+        paths.append(str(archive[0].parent / name))
+        ds.save_as(paths[-1])
+    assert header_issuer(paths[0]) == "HOSP-A"
+    a, b, c = (header_issuer(p, "seed") for p in paths)
+    assert a == b != c and a is not None and "HOSP" not in a
+    assert header_issuer(paths[0], "other seed") != a

@@ -139,6 +139,108 @@ def test_node_compares_with_its_own_earlier_exam(tmp_path: Path, follow_up: Path
         current = _exam_of(out, truth["current"]["study_instance_uid"], 120)
     _check_changes(current, follow_up)
     assert not (out / "priors").exists()
+    # the patient letter and the exam page, as ``analyze --letter --html`` writes them
+    folder = out / "exams" / truth["current"]["study_instance_uid"]
+    assert current.outputs.letter_txt == "exam.letter.txt"
+    assert current.outputs.letter_html == "exam.letter.html" and current.outputs.html == "exam.html"
+    text = (folder / "exam.letter.txt").read_text()
+    assert "Compared with your mammogram of 20 May 2022" in text
+    assert "has grown" in text and "is new" in text and "has not changed" in text
+    assert "has grown" in (folder / "exam.letter.html").read_text()
+    assert (folder / "exam.html").read_text().lstrip().lower().startswith("<!doctype html")
+
+
+def _with_issuer(files: list[Path], issuer: str, folder: Path) -> list[Path]:
+    folder.mkdir(parents=True)
+    out = []
+    for f in files:
+        ds = pydicom.dcmread(f)
+        ds.IssuerOfPatientID = issuer
+        ds.save_as(folder / f.name)
+        out.append(folder / f.name)
+    return out
+
+
+def test_the_node_never_compares_exams_of_another_issuer(tmp_path: Path, follow_up: Path) -> None:
+    """The same PatientID from two issuers: the node's earlier exam is not the prior."""
+    truth = _truth(follow_up)
+    prior = _with_issuer(sorted((follow_up / "prior").glob("*.dcm")), "HOSP-A", tmp_path / "p")
+    current = _with_issuer(sorted((follow_up / "current").glob("*.dcm")), "HOSP-B", tmp_path / "c")
+    out = tmp_path / "node"
+    with _node(out) as node:
+        _send(node.port, prior)
+        _exam_of(out, truth["prior"]["study_instance_uid"], 120)
+        _send(node.port, current)
+        doc = _exam_of(out, truth["current"]["study_instance_uid"], 120)
+    assert doc.comparison is not None and doc.comparison.prior_study_instance_uid is None
+    assert not list(out.glob("exams/*/exam.v1.exam.json"))  # nor compared again
+
+
+def test_a_prior_arriving_after_the_current_exam_has_it_compared_again(
+    tmp_path: Path, follow_up: Path
+) -> None:
+    """Out of order: the current study first (no prior yet: not compared), then the prior;
+    the current exam is compared again and written as a new version, the first kept."""
+    truth = _truth(follow_up)
+    out = tmp_path / "node"
+    folder = out / "exams" / truth["current"]["study_instance_uid"]
+    with _node(out) as node:
+        _send(node.port, sorted((follow_up / "current").glob("*.dcm")))
+        first = _exam_of(out, truth["current"]["study_instance_uid"], 120)
+        assert first.comparison is not None and first.comparison.prior_study_date is None
+        assert {
+            f.change.change
+            for f in first.findings_unknown_side
+            + [f for b in first.breasts.values() for f in b.findings]
+            if f.change is not None
+        } <= {"new"}
+        _send(node.port, sorted((follow_up / "prior").glob("*.dcm")))
+        prior = _exam_of(out, truth["prior"]["study_instance_uid"], 120)
+        assert prior.comparison is not None and prior.comparison.prior_study_date is None
+        deadline = time.monotonic() + 60
+        while not (folder / "exam.v1.exam.json").exists():
+            assert time.monotonic() < deadline, "the current exam was not compared again"
+            time.sleep(0.2)
+    assert load_exam(folder / "exam.v1.exam.json") == first
+    _check_changes(load_exam(folder / "exam.exam.json"), follow_up)
+    assert "has grown" in (folder / "exam.letter.txt").read_text()
+    # the prior's exam is written once, and nothing else is rewritten
+    assert sorted(p.name for p in out.glob("exams/*/exam*.exam.json")) == [
+        "exam.exam.json",
+        "exam.exam.json",
+        "exam.v1.exam.json",
+    ]
+
+
+def test_an_anonymized_node_writes_an_anonymized_letter(tmp_path: Path, follow_up: Path) -> None:
+    """De-identified (and so not compared: an anonymizing node looks for no priors), the letter and
+    the page are written all the same, and tell no patient, date or UID."""
+    truth = _truth(follow_up)
+    header = pydicom.dcmread(next((follow_up / "current").glob("*.dcm")), stop_before_pixels=True)
+    out = tmp_path / "node"
+    with _node(out, anonymize=True) as node:
+        _send(node.port, sorted((follow_up / "prior").glob("*.dcm")))
+        _send(node.port, sorted((follow_up / "current").glob("*.dcm")))
+        deadline = time.monotonic() + 240
+        while len(list(out.glob("exams/*/exam.letter.txt"))) < 2:
+            assert time.monotonic() < deadline, "no letters of the two exams"
+            time.sleep(0.2)
+    docs = [load_exam(p) for p in out.glob("exams/*/exam.exam.json")]
+    assert all(d.patient_id is None and d.study_date is None for d in docs)
+    assert all(d.outputs.letter_txt and d.outputs.html and d.outputs.sr is None for d in docs)
+    secrets = [
+        str(header.PatientID),
+        str(header.PatientName),
+        "2022",
+        "2024",
+        truth["current"]["study_instance_uid"],
+        truth["prior"]["study_instance_uid"],
+    ]
+    for path in [*out.glob("exams/*/exam.letter.*"), *out.glob("exams/*/exam.html")]:
+        text = path.read_text()
+        assert not [s for s in secrets if s and s in text], path
+    letters = [p.read_text() for p in out.glob("exams/*/exam.letter.txt")]
+    assert all("Your mammogram" in text and "breast" in text for text in letters)
 
 
 # --- against a real PACS --------------------------------------------------------------------

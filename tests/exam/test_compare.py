@@ -73,7 +73,13 @@ def _finding(
     )
 
 
-def _exam(exam_id: str, date: str, *findings: ExamFinding, patient: str = "P1") -> Exam:
+def _exam(
+    exam_id: str,
+    date: str,
+    *findings: ExamFinding,
+    patient: str = "P1",
+    issuer: str | None = None,
+) -> Exam:
     breasts = {
         lat: BreastReading(
             lat,
@@ -94,6 +100,7 @@ def _exam(exam_id: str, date: str, *findings: ExamFinding, patient: str = "P1") 
         breasts=breasts,
         unplaced=(),
         assessment=Assessment(Category.C1, 0.0, FollowUp.ROUTINE, ()),
+        issuer_of_patient_id=issuer,
     )
 
 
@@ -221,6 +228,31 @@ def test_priors_of_another_patient_are_not_used() -> None:
     b = _exam("b", "20240520", _finding(1), patient="P2")
     _, b2 = compare_with_priors([a, b])
     assert b2.comparison is not None and b2.comparison.prior_study_date is None
+
+
+@pytest.mark.parametrize(
+    ("issuer_a", "issuer_b", "compared"),
+    [
+        ("HOSP-A", "HOSP-B", False),
+        ("HOSP-A", "HOSP-A", True),
+        ("HOSP-A", None, True),
+        (None, "HOSP-B", True),
+    ],
+)
+def test_the_same_patient_id_from_another_issuer_is_another_patient(
+    issuer_a: str | None, issuer_b: str | None, compared: bool
+) -> None:
+    """Same PatientID and different issuers: not compared (neither automatically nor as
+    an explicit prior); the same issuer, or one unknown: compared."""
+    a = _exam("a", "20220520", _finding(1), issuer=issuer_a)
+    b = _exam("b", "20240520", _finding(1), issuer=issuer_b)
+    _, b2 = compare_with_priors([a, b])
+    assert b2.comparison is not None
+    assert (b2.comparison.prior_study_date == "20220520") is compared
+    _, b3 = compare_with_priors([a, b], explicit=frozenset({"a"}))
+    assert b3.comparison is not None and (b3.comparison.prior_study_date is not None) is compared
+    (b4,) = compare_with_priors([b], [prior_from_exam(a)])
+    assert b4.comparison is not None and (b4.comparison.prior_study_date is not None) is compared
 
 
 def test_resolved_prior_findings_are_listed_per_breast() -> None:

@@ -13,6 +13,7 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from calcscope.errors import ConfigError
 from calcscope.exam import ViewModifier, ViewRole, group_exams, read_manifest, view_from_dataset
+from calcscope.exam.grouping import read_header
 from calcscope.model import Laterality, View
 
 
@@ -147,3 +148,27 @@ def test_grouping_never_opens_a_fifo_or_parses_garbage(tmp_path: Path):
     groups = group_exams([fifo, garbage, loop], read_manifest(manifest))
     assert [g.grouped_by for g in groups] == ["file", "file", "manifest"]
     assert groups[0].images[0].study_instance_uid is None
+
+
+def test_the_issuer_of_patient_id_is_read_and_separates_patients(tmp_path: Path):
+    """The same PatientID from two issuers is two patients: their images without a study
+    UID are not one exam; the group carries the issuer."""
+    files = [
+        _write(
+            tmp_path / "a.dcm", PatientID="P1", IssuerOfPatientID="HOSP-A", StudyDate="20240101"
+        ),
+        _write(
+            tmp_path / "b.dcm", PatientID="P1", IssuerOfPatientID="HOSP-B", StudyDate="20240101"
+        ),
+        _write(
+            tmp_path / "c.dcm", PatientID="P1", IssuerOfPatientID="HOSP-A", StudyDate="20240101"
+        ),
+        _write(tmp_path / "d.dcm", PatientID="P1", StudyDate="20240101"),
+    ]
+    assert read_header(files[0]).issuer_of_patient_id == "HOSP-A"
+    assert read_header(files[3]).issuer_of_patient_id is None
+    groups = group_exams(files)
+    by_files = [sorted(h.path.name for h in g.images) for g in groups]
+    assert by_files == [["a.dcm", "c.dcm"], ["b.dcm"], ["d.dcm"]]
+    assert [g.issuer_of_patient_id for g in groups] == ["HOSP-A", "HOSP-B", None]
+    assert all("HOSP" not in g.name and "P1" not in g.name for g in groups)

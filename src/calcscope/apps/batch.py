@@ -80,6 +80,7 @@ from calcscope.apps.batch_tables import (
     cluster_rows,
     csv_text,
     header_identity,
+    header_issuer,
     write_breasts,
     write_exams,
     write_summaries,
@@ -250,6 +251,7 @@ def _analyse_into(
         report = to_report(analysis, anonymize=anonymize, seed=anonymize_seed)
         write_outputs(analysis, folder, REPORT_STEM, options, report=report)
         patient_id, study_date = header_identity(path, anonymize_seed)
+        issuer = header_issuer(path, anonymize_seed)
     except _PASS_THROUGH:
         raise
     except BaseException as exc:  # noqa: BLE001 - a per-image record instead of a crash
@@ -264,7 +266,9 @@ def _analyse_into(
             record = _write_failure(folder, key, path, msg, name, traceback.format_exc())
         rows: list[dict[str, Any]] = []
     else:
-        view = ViewRecord.from_report(report, patient_id=patient_id, study_date=study_date)
+        view = ViewRecord.from_report(
+            report, patient_id=patient_id, study_date=study_date, issuer_of_patient_id=issuer
+        )
         write_atomic(folder / "views.json", view.to_json())
         record = ImageRecord.from_report(key, report.source.path or shown, report)
         rows = cluster_rows(key, report)

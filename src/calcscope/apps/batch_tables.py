@@ -15,6 +15,7 @@ wrote, so their folders still count as done and their tables come out the same.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import re
@@ -48,6 +49,7 @@ __all__ = [
     "write_exams",
     "batch_exams",
     "header_identity",
+    "header_issuer",
     "report_key",
 ]
 
@@ -199,6 +201,7 @@ class ViewRecord:
     sop_instance_uid: str | None = None
     patient_id: str | None = None  # from the DICOM header, de-identified with the outputs
     study_date: str | None = None  # YYYYMMDD, likewise (shifted when de-identified)
+    issuer_of_patient_id: str | None = None  # likewise (a keyed digest when de-identified)
 
     @classmethod
     def from_report(
@@ -207,9 +210,11 @@ class ViewRecord:
         *,
         patient_id: str | None = None,
         study_date: str | None = None,
+        issuer_of_patient_id: str | None = None,
     ) -> ViewRecord:
         """The record of ``report``: its identity and its clusters and macro findings;
-        ``patient_id`` and ``study_date`` (:func:`header_identity`) find the exam's priors."""
+        ``patient_id``, ``study_date`` (:func:`header_identity`) and
+        ``issuer_of_patient_id`` (:func:`header_issuer`) find the exam's priors."""
         from calcscope.reports.exam import exam_image_from_report
 
         src = report.source
@@ -226,6 +231,7 @@ class ViewRecord:
             sop_instance_uid=src.sop_instance_uid,
             patient_id=patient_id,
             study_date=study_date,
+            issuer_of_patient_id=issuer_of_patient_id,
         )
 
     @classmethod
@@ -245,6 +251,7 @@ class ViewRecord:
                 sop_instance_uid=data.get("sop_instance_uid"),
                 patient_id=data.get("patient_id"),
                 study_date=data.get("study_date"),
+                issuer_of_patient_id=data.get("issuer_of_patient_id"),
             )
         if full.exists():
             from calcscope.reports.schema import AnalysisReport
@@ -254,10 +261,12 @@ class ViewRecord:
 
     def to_json(self) -> str:
         """``views.json`` (without the patient id and study date where both are unknown,
-        as earlier versions wrote it)."""
+        nor the issuer where it is, as earlier versions wrote it)."""
         data = {**asdict(self), "findings": list(self.findings)}
         if self.patient_id is None and self.study_date is None:
             del data["patient_id"], data["study_date"]
+        if self.issuer_of_patient_id is None:
+            del data["issuer_of_patient_id"]
         return json.dumps(data) + "\n"
 
     def view_findings(self, key: str) -> list[ViewFinding]:
@@ -367,6 +376,19 @@ def header_identity(path: str, anonymize_seed: str | None = None) -> tuple[str |
     )
 
 
+def header_issuer(path: str, anonymize_seed: str | None = None) -> str | None:
+    """The Issuer of Patient ID of an image file's DICOM header (None: none), which with
+    the patient id decides its exam's priors; with ``anonymize_seed`` a digest of it keyed
+    by the seed (the same issuer, the same digest; the issuer not told)."""
+    from calcscope.exam.grouping import read_header
+
+    issuer = read_header(path).issuer_of_patient_id
+    if issuer is None or anonymize_seed is None:
+        return issuer
+    key = f"{anonymize_seed}|IssuerOfPatientID|{issuer}".encode()
+    return "issuer-" + hashlib.sha256(key).hexdigest()[:16]
+
+
 def report_key(key: str) -> str:
     """How an exam names the report of image folder ``key``: its path relative to the
     batch's output folder."""
@@ -399,11 +421,14 @@ def batch_exams(out_dir: str | Path, keys: list[str]) -> list[Exam]:
         study = record.study or key
         if record.study is not None and record.study == record.patient_id and record.study_date:
             study = f"{record.patient_id}-{record.study_date}"  # no UID: patient and date
+            if record.issuer_of_patient_id:
+                study = f"{record.patient_id}-{record.issuer_of_patient_id}-{record.study_date}"
         groups.setdefault(study, []).append((record, record.exam_image(report_key(key))))
     exams = []
     for study, members in sorted(groups.items()):
         patient_id = next((r.patient_id for r, _ in members if r.patient_id), None)
         study_date = next((r.study_date for r, _ in members if r.study_date), None)
+        issuer = next((r.issuer_of_patient_id for r, _ in members if r.issuer_of_patient_id), None)
         uid = next((r.study for r, _ in members if r.study and r.study != r.patient_id), None)
         exams.append(
             build_exam(
@@ -413,6 +438,7 @@ def batch_exams(out_dir: str | Path, keys: list[str]) -> list[Exam]:
                 study_instance_uid=uid,
                 patient_id=patient_id,
                 study_date=study_date,
+                issuer_of_patient_id=issuer,
             )
         )
     return exams

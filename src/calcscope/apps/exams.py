@@ -113,6 +113,7 @@ class ExamCollector:
                 study_instance_uid=group.study_instance_uid,
                 patient_id=group.patient_id,
                 study_date=group.study_date,
+                issuer_of_patient_id=group.issuer_of_patient_id,
             )
             exams.append(exam)
             if any(h.path in self.prior_files for h in group.images):

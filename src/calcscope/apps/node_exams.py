@@ -9,12 +9,24 @@ like ``calcscope analyze`` does (:mod:`calcscope.apps.exams`)::
     OUT/exams/<study>/members          SOP Instance UIDs of the analysed images, one a line
     OUT/exams/<study>/written          the members when the exam was last written
     OUT/exams/<study>/exam.exam.json   the exam (:func:`calcscope.reports.exam.write_exam`)
+    OUT/exams/<study>/exam.letter.html, exam.letter.txt, exam.html
+                                       the patient letter (with the change since the
+                                       prior in plain words) and the exam page, as
+                                       ``calcscope analyze --letter --html`` writes them
+                                       (:func:`calcscope.reports.exam_writer.write_exam_outputs`;
+                                       de-identified with ``anonymize``)
+    OUT/exams/<study>/exam.sr.dcm      the exam's Mammography CAD SR (with the DICOM
+                                       reports, not with ``anonymize``)
     OUT/exams/<study>/exam.vN.exam.json  earlier versions, N = 1, 2, ... (oldest first)
 
 A late image of a completed study reopens its exam: the exam is written again with every
 image, the version it replaces kept as ``exam.vN.exam.json``; nothing is lost. ``members``
 is written (atomically, durably) before anything else, so a node restarted before an
 exam was written reopens it (:meth:`ExamAssembler.recover`).
+
+A prior study that arrives after the exam it precedes (out of order): once the prior's
+exam is written, the patient's earliest later exam (one only: bounded work) that was not
+compared with it or a later prior is compared again and written as a new version.
 
 The image reports are named relative to the exam document (``../../results/<uid>/
 analysis.json``); with ``anonymize`` the node's folder names (the received UIDs) must not
@@ -37,7 +49,8 @@ from calcscope.apps.node_priors import PriorFinder, StudyKey
 from calcscope.errors import CalcscopeError
 from calcscope.exam.compare import PriorExam
 from calcscope.files import write_atomic
-from calcscope.reports.exam import EXAM_SUFFIX, exam_image_from_report, write_exam
+from calcscope.reports.exam import EXAM_SUFFIX, exam_image_from_report, load_exam
+from calcscope.reports.exam_writer import ExamOutputOptions, write_exam_outputs
 from calcscope.reports.schema import AnalysisReport, load_report
 
 __all__ = ["EXAM_NAME", "ExamAssembler"]
@@ -191,21 +204,97 @@ class ExamAssembler:
         key = self._key(_read_lines(self.folder(study) / "members"))
         priors = None
         if self.priors is not None:
-            priors = self.priors.wait(key) if key is not None else []
+            priors = self._same_issuer(key, self.priors.wait(key)) if key is not None else []
         with self._lock:
-            return self._write_locked(study, key, priors)
+            path = self._write_locked(study, key, priors)
+        if path is not None and key is not None and priors is not None:
+            self._compare_later(key, path)
+        return path
+
+    def _same_issuer(self, key: StudyKey, priors: list[PriorExam]) -> list[PriorExam]:
+        """``priors`` without the node's own exams whose images give another Issuer of
+        Patient ID than ``key``'s (the same id from another issuer: another patient; the
+        exam documents do not keep the issuer, the received images do)."""
+        from calcscope.exam.priors import same_issuer
+
+        kept = []
+        for prior in priors:
+            members = _read_lines(self.folder(prior.exam_id) / "members")
+            theirs = self._key(members) if members else None
+            if theirs is None or same_issuer(theirs.issuer, key.issuer):
+                kept.append(prior)
+        return kept
+
+    def _later_exam(self, key: StudyKey) -> tuple[str, str] | None:
+        """(study, study date) of the node's earliest exam of ``key``'s patient taken after
+        ``key``'s study, where that exam was not compared with it or a later prior."""
+        if key.study_date is None:
+            return None
+        later: list[tuple[str, str]] = []
+        for path in (self.out / "exams").glob(f"*/{EXAM_NAME}{EXAM_SUFFIX}"):
+            try:
+                doc = load_exam(path)
+            except (ValueError, OSError):
+                continue
+            if (
+                doc.patient_id == key.patient_id
+                and doc.study_instance_uid not in (None, key.study_instance_uid)
+                and doc.study_date is not None
+                and doc.study_date > key.study_date
+            ):
+                later.append((doc.study_date, doc.exam_id))
+                prior_date = doc.comparison.prior_study_date if doc.comparison else None
+                if prior_date is not None and prior_date >= key.study_date:
+                    later[-1] = (doc.study_date, "")  # already compared with this or later
+        if not later:
+            return None
+        date, study = min(later)
+        return (study, date) if study else None
+
+    def _compare_later(self, key: StudyKey, path: Path) -> None:
+        """A prior that arrived after the exam it precedes: that exam (the earliest later
+        one of the patient, one only: bounded work) is compared again and rewritten, with
+        the priors it had and this one."""
+        from calcscope.exam.priors import same_issuer
+        from calcscope.reports.exam import prior_from_report
+
+        found = self._later_exam(key)
+        if found is None or self.priors is None:
+            return
+        study, _ = found
+        later_key = self._key(_read_lines(self.folder(study) / "members"))
+        if later_key is None or not same_issuer(later_key.issuer, key.issuer):
+            return  # the same id from another issuer: another patient
+        try:
+            prior = prior_from_report(load_exam(path))
+        except (ValueError, OSError):
+            return
+        priors = [*self._same_issuer(later_key, self.priors.wait(later_key)), prior]
+        log.info(
+            "exam of study %s: prior study %s arrived after it; compared again",
+            study,
+            key.study_instance_uid,
+        )
+        with self._lock:
+            self._write_locked(study, later_key, priors, force=True)
 
     def _write_locked(
-        self, study: str, key: StudyKey | None, priors: list[PriorExam] | None
+        self,
+        study: str,
+        key: StudyKey | None,
+        priors: list[PriorExam] | None,
+        *,
+        force: bool = False,
     ) -> Path | None:
-        """Write the study's exam (a new version when one exists); under the lock."""
+        """Write the study's exam (a new version when one exists); under the lock.
+        ``force``: also when it was written with the same members (compared again)."""
         from calcscope.exam.build import build_exam
         from calcscope.exam.priors import compare_with_priors
 
         self._last.pop(study, None)
         folder = self.folder(study)
         members = _read_lines(folder / "members")
-        if members == _read_lines(folder / "written"):
+        if members == _read_lines(folder / "written") and not force:
             return None  # written meanwhile by another thread
         images, patient_id = [], None
         for uid in members:
@@ -228,6 +317,7 @@ class ExamAssembler:
             study_instance_uid=None if study.startswith("image-") else study,
             patient_id=patient_id,
             study_date=key.study_date if key is not None and priors is not None else None,
+            issuer_of_patient_id=key.issuer if key is not None else None,
         )
         if priors is not None:
             (exam,) = compare_with_priors([exam], priors)
@@ -244,12 +334,14 @@ class ExamAssembler:
         if current.exists():
             n = len(list(folder.glob(f"{EXAM_NAME}.v*{EXAM_SUFFIX}"))) + 1
             os.replace(current, folder / f"{EXAM_NAME}.v{n}{EXAM_SUFFIX}")
-        if self.dicom_reports and not self.anonymize:
-            from calcscope.reports.exam_writer import ExamOutputOptions, write_exam_outputs
-
-            path = write_exam_outputs(exam, folder, ExamOutputOptions(sr=True, durable=True))
-        else:
-            path = write_exam(exam, folder, anonymize=self.anonymize, durable=True)
+        opts = ExamOutputOptions(
+            sr=self.dicom_reports and not self.anonymize,
+            letter=True,
+            html=True,
+            anonymize=self.anonymize,
+            durable=True,
+        )
+        path = write_exam_outputs(exam, folder, opts)
         write_atomic(folder / "written", "\n".join(members) + "\n", durable=True)
         log.info("exam of study %s written: %d image(s), %s", study, len(images), path.name)
         return path

@@ -264,6 +264,7 @@ def build_exam(
     study_instance_uid: str | None = None,
     patient_id: str | None = None,
     study_date: str | None = None,
+    issuer_of_patient_id: str | None = None,
 ) -> Exam:
     """Read the images of one exam together (see the module docstring).
 
@@ -275,6 +276,9 @@ def build_exam(
         The exam's identity and file-name safe name (default: ``exam_id``).
     study_instance_uid, patient_id, study_date
         The study's identity (``patient_id`` None when de-identified).
+    issuer_of_patient_id
+        Who issued ``patient_id`` (None: unknown); exams of one id from two issuers are
+        two patients' (:mod:`calcscope.exam.priors`).
     """
     roles = assign_roles(images)
     breasts: dict[Laterality, BreastReading] = {}
@@ -300,4 +304,5 @@ def build_exam(
         breasts=breasts,
         unplaced=tuple(unplaced),
         assessment=exam_assessment(breasts, unplaced),
+        issuer_of_patient_id=issuer_of_patient_id,
     )

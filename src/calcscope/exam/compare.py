@@ -123,6 +123,7 @@ class PriorExam:
     study_date: str | None  # YYYYMMDD
     findings: tuple[PriorFinding, ...]
     prior_study_date: str | None = None  # the exam it was itself compared with
+    issuer_of_patient_id: str | None = None  # who issued patient_id (None: unknown)
 
 
 @dataclass(frozen=True)
@@ -162,6 +163,7 @@ def prior_from_exam(exam: Exam) -> PriorExam:
         study_date=exam.study_date,
         findings=tuple(_prior_finding(f) for f in exam.findings),
         prior_study_date=exam.comparison.prior_study_date if exam.comparison else None,
+        issuer_of_patient_id=exam.issuer_of_patient_id,
     )
 
 

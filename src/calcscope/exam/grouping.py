@@ -48,6 +48,7 @@ class ImageHeader:
     laterality: Laterality | None = None
     view: ExamView = field(default_factory=lambda: ExamView(None))
     exam_id: str | None = None  # from a manifest
+    issuer_of_patient_id: str | None = None  # with patient_id, who the patient is
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,7 @@ class ExamGroup:
     patient_id: str | None = None
     study_date: str | None = None
     grouped_by: str = "file"  # "study_instance_uid", "patient_id+study_date", "manifest", "file"
+    issuer_of_patient_id: str | None = None
 
 
 def _str(value: object) -> str | None:
@@ -83,6 +85,7 @@ HEADER_BYTES = 4 * 2**20
 _TAGS = (
     "StudyInstanceUID",
     "PatientID",
+    "IssuerOfPatientID",
     "StudyDate",
     "SOPInstanceUID",
     "ImageLaterality",
@@ -154,6 +157,7 @@ def _header_of(p: Path, ds: Any) -> ImageHeader:
         sop_instance_uid=_str(ds.get("SOPInstanceUID")),
         laterality=Laterality(lat.upper()) if lat and lat.upper() in ("L", "R") else None,
         view=view_from_dataset(ds),
+        issuer_of_patient_id=_str(ds.get("IssuerOfPatientID")),
     )
 
 
@@ -237,6 +241,8 @@ def _key(h: ImageHeader) -> tuple[str, str, str]:
         return "study_instance_uid", h.study_instance_uid, _safe(h.study_instance_uid)
     if h.patient_id and h.study_date:
         ident = f"{h.patient_id}|{h.study_date}"
+        if h.issuer_of_patient_id:  # the same id from another issuer is another patient
+            ident = f"{h.patient_id}|{h.issuer_of_patient_id}|{h.study_date}"
         digest = hashlib.sha256(ident.encode("utf-8")).hexdigest()[:12]
         return "patient_id+study_date", ident, f"exam-{h.study_date}-{digest}"
     return "file", str(h.path), _safe(h.path.name)
@@ -274,6 +280,7 @@ def group_exams(
                 patient_id=first.patient_id,
                 study_date=first.study_date,
                 grouped_by=how,
+                issuer_of_patient_id=first.issuer_of_patient_id,
             )
         )
     return out

@@ -166,6 +166,7 @@ class Exam:
     unplaced: tuple[ExamFinding, ...]  # findings of images of unknown laterality
     assessment: Assessment
     comparison: Comparison | None = None  # None: not compared; see calcscope.exam.compare
+    issuer_of_patient_id: str | None = None  # with patient_id, who the patient is
 
     @property
     def findings(self) -> tuple[ExamFinding, ...]:

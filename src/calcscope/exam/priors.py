@@ -1,6 +1,8 @@
 """Which prior exam each exam of a run is compared with.
 
-Exams of one patient (the same ``PatientID``) are read in date order; each is compared
+Exams of one patient (the same ``PatientID`` from the same issuer: exams whose
+``IssuerOfPatientID`` both give and differ are two patients', whatever their ids; one
+without an issuer is taken as the same patient's) are read in date order; each is compared
 with the latest earlier one (:func:`calcscope.exam.compare.compare_exams`), which was
 itself compared with the one before it, so that a group unchanged over several exams
 carries the date since which it has been stable (two years of stability can rest on the
@@ -24,10 +26,18 @@ from calcscope.exam.compare import (
 from calcscope.exam.follow_up import FollowUpRules
 from calcscope.exam.model import Exam
 
-__all__ = ["compare_with_priors", "choose_prior"]
+__all__ = ["compare_with_priors", "choose_prior", "same_issuer"]
 
 
-def _same_patient(a: str | None, b: str | None, explicit: bool) -> bool:
+def same_issuer(a: str | None, b: str | None) -> bool:
+    """Whether two issuers of patient ids can be one: equal, or either unknown."""
+    return a is None or b is None or a == b
+
+
+def _same_patient(exam: Exam, prior: PriorExam, explicit: bool) -> bool:
+    if not same_issuer(exam.issuer_of_patient_id, prior.issuer_of_patient_id):
+        return False
+    a, b = exam.patient_id, prior.patient_id
     if a is not None and b is not None:
         return a == b
     return explicit
@@ -44,7 +54,7 @@ def choose_prior(exam: Exam, candidates: Sequence[tuple[PriorExam, bool]]) -> Pr
             and prior.study_instance_uid == exam.study_instance_uid
         ):
             continue
-        if not _same_patient(exam.patient_id, prior.patient_id, explicit):
+        if not _same_patient(exam, prior, explicit):
             continue
         if prior.study_date and exam.study_date:
             if prior.study_date < exam.study_date:

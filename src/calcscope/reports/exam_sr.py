@@ -12,7 +12,9 @@ holds one Individual Impression/Recommendation per exam finding::
      CONTAINS CONTAINER Image Library: one IMAGE entry per image of the exam (TID 4020)
      CONTAINS CODE CAD Processing and Findings Summary                    TID 4001
        HAS PROPERTIES TEXT Impression Description (exam and each breast), CODE Assessment
-                      Category, Recommended Follow-up (the exam's)
+                      Category, Recommended Follow-up (the exam's), CODE Comparison with
+                      Prior Study Done (the prior's Study Instance UID and date, the prior
+                      findings resolved per breast; compared exams only)
        INFERRED FROM CONTAINER Individual Impression/Recommendation       TID 4003
          (one per exam finding)
          CONTAINS CODE Composite Feature (111015) = Calcification Cluster  TID 4004
@@ -22,6 +24,9 @@ holds one Individual Impression/Recommendation per exam finding::
            finding's score, higher on two views), Probability of cancer, Calcification
            Type, Distribution, Assessment Category, Recommended Follow-up, Impression
            Description (breast, quadrant, clock, distance from the nipple, views)
+           HAS PROPERTIES its change since the prior exam: CODE Finding of change since
+                         previous mammogram (CID 6002), NUM differences, TEXT Description
+                         of Change (:mod:`calcscope.reports.exam_sr_change`)
            INFERRED FROM CODE Single Image Finding on each view it is seen on (TID 4006,
                          as in the image's SR: Center and Outline on that image)
      CONTAINS CODE Summary of Detections = Succeeded (each image)          TID 4015
@@ -50,6 +55,7 @@ from calcscope.reports.dicom_source import (
     description_text,
 )
 from calcscope.reports.exam import ExamAssessmentModel, ExamFindingModel, ExamReport
+from calcscope.reports.exam_sr_change import comparison_items, finding_change_items
 from calcscope.reports.schema import AnalysisReport
 from calcscope.reports.sr import (
     _R,
@@ -187,8 +193,10 @@ def _finding_impression(
     side: str | None,
     images: Mapping[str, AnalysisReport],
     refs: Mapping[str, Dataset],
+    prior_date: str | None = None,
 ) -> Dataset:
-    """TID 4003 holding one exam finding as a Composite Feature (TID 4004)."""
+    """TID 4003 holding one exam finding as a Composite Feature (TID 4004), with its change
+    since the prior exam (:mod:`calcscope.reports.exam_sr_change`)."""
     a = f.assessment
     required = Category(a.category).rank >= Category.C3.rank
     value = CALCIFICATION_CLUSTER if f.kind == "cluster" else INDIVIDUAL_CALCIFICATION
@@ -201,6 +209,7 @@ def _finding_impression(
         _num(PROBABILITY_OF_CANCER, round(100 * a.likelihood, 2), PERCENT),
         *_type_items(f, images),
         *_assessment_items(a, finding_where(f, side)),
+        *finding_change_items(f, prior_date),
         *_view_findings(f, images, refs),
     ]
     return _impression(required, [_with(item, kids)])
@@ -261,12 +270,14 @@ def _content(
     ]
     sided += [(None, f) for f in exam.findings_unknown_side]
     a = exam.assessment
+    prior_date = exam.comparison.prior_study_date if exam.comparison else None
     summary = _code(CAD_SUMMARY, WITH_FINDINGS if sided else WITHOUT_FINDINGS, _R.CONTAINS)
     summary_kids = [
         _text(IMPRESSION_DESCRIPTION, _summary_text(exam)),
         _code(ASSESSMENT_CATEGORY, category_code(Category(a.category))),
         _code(RECOMMENDED_FOLLOW_UP, FOLLOW_UP_CODE[FollowUp(a.follow_up)]),
-        *[_finding_impression(f, side, images, refs) for side, f in sided],
+        *comparison_items(exam),
+        *[_finding_impression(f, side, images, refs, prior_date) for side, f in sided],
     ]
     root = container_item(MAMMOGRAPHY_CAD_REPORT, None, template_id="4000")
     has_clusters = any(f.kind == "cluster" for _, f in sided) or any(

@@ -43,6 +43,7 @@ __all__ = [
     "text_item",
     "num_item",
     "date_item",
+    "uidref_item",
     "container_item",
     "image_item",
     "scoord_item",
@@ -195,3 +196,8 @@ def with_children(item: Dataset, children: Iterable[Dataset]) -> Dataset:
         tag = BaseTag(0x0040A730)
         item.add(DataElement(tag, "SQ", DicomSequence(kids), already_converted=True))
     return item
+
+
+def uidref_item(name: Code, value: str, rel: Rel | None) -> Dataset:
+    """A UIDREF content item (as ``highdicom.sr.UIDRefContentItem``)."""
+    return _item("UIDREF", name, rel, UID=str(value))
