@@ -37,6 +37,7 @@ from calcscope.errors import (
     MissingSpacingError,
     NotAMammogramError,
     UnreadableFileError,
+    one_line,
 )
 from calcscope.imaging.dicom import MAX_BAND_STEP_FRACTION, MAX_STEP_FRACTION, step_fractions
 from calcscope.imaging.io import (
@@ -150,6 +151,14 @@ def assert_one_line(exc: pytest.ExceptionInfo[InputError], path: Path) -> None:
     message = str(exc.value)
     assert "\n" not in message
     assert message.startswith(str(path))
+
+
+def test_one_line_quotes_an_exception_on_one_short_line() -> None:
+    assert one_line(ValueError("bad\n  value\tat 12")) == "bad value at 12"
+    assert one_line(RuntimeError()) == "RuntimeError"
+    assert one_line("a\nb") == "a\\nb"  # a message's control characters are escaped
+    long = one_line(ValueError("x" * 5000), 300)
+    assert len(long) <= 300 and "characters left out" in long
 
 
 # ---------------------------------------------------------------------------------------
