@@ -2,7 +2,10 @@
 counts, all 0.
 
 Usage: ``python benchmarks/bench_fuzz.py [--n 10000] [--chunk 500] [--no-batch]
-[--node-sample 1000] [--work DIR]``
+[--node-sample 1000] [--work DIR]``; ``--frames 200`` instead measures only corrupt
+compressed frames (200 per syntax, :func:`calcscope.evaluation.hostile.compressed_cases`),
+each analysed in this process, and prints the outcome per syntax and every silent
+different answer.
 
 Writes about ``--n`` hostile files (:mod:`calcscope.evaluation.hostile`: implausible header
 values, wrong VRs, flipped bytes, truncation, corrupt RLE / JPEG-LS / JPEG 2000 fragments,
@@ -33,7 +36,15 @@ import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from calcscope.evaluation.hostile import Answer, Case, Family, clean_answer, clean_dicom, make_cases
+from calcscope.evaluation.hostile import (
+    Answer,
+    Case,
+    Family,
+    clean_answer,
+    clean_dicom,
+    compressed_cases,
+    make_cases,
+)
 
 RASTER_SPACING_MM = 0.1
 
@@ -363,6 +374,43 @@ def print_surface(tally: Tally, surface: str) -> None:
     sys.stdout.flush()
 
 
+def run_frames(n_per_syntax: int, seed: int) -> int:
+    """Corrupt compressed frames through :func:`calcscope.pipeline.analyze` in this process:
+    per syntax, clear errors, clean answers and silent different answers (listed)."""
+    from calcscope.errors import CalcscopeError
+    from calcscope.pipeline import analyze
+
+    data = clean_dicom(seed)
+    clean = clean_answer(data)
+    table: dict[str, Counter[str]] = defaultdict(Counter)
+    silent = []
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "case.dcm"
+        for k, (what, blob) in enumerate(compressed_cases(n_per_syntax, seed=seed, clean=data)):
+            syntax = what.split(":")[0]
+            path.write_bytes(blob)
+            try:
+                a = analyze(path)
+            except CalcscopeError:
+                table[syntax]["clear error"] += 1
+                continue
+            except BaseException as exc:  # noqa: BLE001 - counted, never raised
+                table[syntax][f"traceback ({type(exc).__name__})"] += 1
+                continue
+            got = Answer(a.assessment.category.value, len(a.clusters))
+            key = "clean answer" if got == clean else "silent different answer"
+            table[syntax][key] += 1
+            if got != clean:
+                silent.append(f"case {k}, {what}: {got}")
+    print("| syntax | clear error | clean answer | silent different answer |")
+    print("|---|---|---|---|")
+    for syntax, c in table.items():
+        row = (c["clear error"], c["clean answer"], c["silent different answer"])
+        print(f"| {syntax} | {row[0]} | {row[1]} | {row[2]} |")
+    print("\n".join(silent))
+    return 1 if silent else 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--n", type=int, default=10_000, help="hostile files to make")
@@ -377,7 +425,15 @@ def main() -> int:
         help="hostile DICOM files sent to a node (0: skip the node)",
     )
     ap.add_argument("--work", type=Path, default=None, help="working folder (default: temp)")
+    ap.add_argument(
+        "--frames",
+        type=int,
+        default=0,
+        help="only corrupt compressed frames, this many per syntax, analysed in-process",
+    )
     args = ap.parse_args()
+    if args.frames:
+        return run_frames(args.frames, args.seed)
 
     work = args.work or Path(tempfile.mkdtemp(prefix="calcscope-fuzz-"))
     t0 = time.perf_counter()

@@ -845,13 +845,25 @@ def _rle_overrunning_segments(stored: np.ndarray) -> bytes:
     return header + runs + runs
 
 
-def test_decoder_panic_is_an_error_naming_the_transfer_syntax(tmp_path: Path) -> None:
+def test_decoder_panic_is_an_error_naming_the_transfer_syntax(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     stored = np.round(truth_image() * 16383).astype(np.uint16)
     ds = mg_dataset(stored, ImagerPixelSpacing=[0.1, 0.1])
     ds.compress(RLELossless)
     clean = save(ds, tmp_path / "clean.dcm")
     ds.PixelData = encapsulate([_rle_overrunning_segments(stored)])
     corrupt = save(ds, tmp_path / "corrupt.dcm")
+    # the structural check refuses the overrunning segments before any decoder runs ...
+    with pytest.raises(UnreadableFileError) as exc:
+        read_image(corrupt)
+    assert str(exc.value).startswith(
+        f"{corrupt}: the RLE Lossless (1.2.840.10008.1.2.5) pixel data are corrupt "
+        "(frame 1: RLE segment 1 "
+    )
+    assert_one_line(exc, corrupt)
+    # ... and without it, the decoder's panic is isolated into the same kind of error
+    monkeypatch.setattr("calcscope.imaging.dicom.frame_problem", lambda ds: None)
     with pytest.raises(UnreadableFileError) as exc:
         read_image(corrupt)
     assert str(exc.value).startswith(
