@@ -1,7 +1,7 @@
 """Hostile input through ``calcscope analyze``, ``calcscope batch`` and the DICOM node: four
 counts, all 0.
 
-Usage: ``python benchmarks/bench_fuzz.py [--n 10000] [--chunk 500] [--no-batch]
+Usage: ``python benchmarks/bench_fuzz.py [--n 10000] [--chunk 500] [--no-analyze] [--no-batch]
 [--node-sample 1000] [--work DIR]``; ``--frames 200`` instead measures only corrupt
 compressed frames (200 per syntax, :func:`calcscope.evaluation.hostile.compressed_cases`),
 each analysed in this process, and prints the outcome per syntax and every silent
@@ -417,6 +417,7 @@ def main() -> int:
     ap.add_argument("--chunk", type=int, default=500, help="hostile files per CLI run")
     ap.add_argument("--timeout-s", type=float, default=900.0, help="per CLI run")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--no-analyze", action="store_true", help="skip `calcscope analyze`")
     ap.add_argument("--no-batch", action="store_true", help="skip `calcscope batch`")
     ap.add_argument(
         "--node-sample",
@@ -461,9 +462,10 @@ def main() -> int:
             folders.append(folder)
     tally = Tally()
     t1 = time.perf_counter()
-    run_analyze(folders, by_chunk, clean, tally, args.timeout_s)
-    print(f"analyze: {time.perf_counter() - t1:.0f} s")
-    print_surface(tally, "analyze")
+    if not args.no_analyze:
+        run_analyze(folders, by_chunk, clean, tally, args.timeout_s)
+        print(f"analyze: {time.perf_counter() - t1:.0f} s")
+        print_surface(tally, "analyze")
     if not args.no_batch:
         t1 = time.perf_counter()
         run_batch(folders, by_chunk, clean, tally, args.timeout_s)
