@@ -63,9 +63,11 @@ def _stage(cases: list[Case], src: Path, dst: Path) -> None:
 
 def _run(cmd: list[str], timeout_s: float) -> tuple[int | None, str]:
     try:
-        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
+        # errors="replace": a run's output may quote a corrupt file's bytes (not UTF-8)
+        p = subprocess.run(cmd, capture_output=True, text=True, errors="replace", timeout=timeout_s)
     except subprocess.TimeoutExpired as exc:
-        err = exc.stderr.decode() if isinstance(exc.stderr, bytes) else (exc.stderr or "")
+        raw = exc.stderr
+        err = raw.decode(errors="replace") if isinstance(raw, bytes) else (raw or "")
         return None, err
     return p.returncode, p.stderr + p.stdout
 
