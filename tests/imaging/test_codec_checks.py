@@ -14,11 +14,16 @@ import pydicom
 import pytest
 from pydicom.dataset import Dataset
 from pydicom.encaps import encapsulate, generate_frames
-from pydicom.uid import JPEG2000Lossless, RLELossless
+from pydicom.uid import JPEG2000Lossless, JPEGLSLossless, RLELossless
 
 from calcscope.errors import UnreadableFileError
 from calcscope.evaluation.hostile import clean_dicom
-from calcscope.imaging.codec_checks import frame_problem, j2k_frame_problem, rle_frame_problem
+from calcscope.imaging.codec_checks import (
+    frame_problem,
+    j2k_frame_problem,
+    jpegls_frame_problem,
+    rle_frame_problem,
+)
 from calcscope.imaging.io import read_image
 
 DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
@@ -49,8 +54,8 @@ def _with_frame(ds: Dataset, frame: bytes, path: Path) -> Path:
     return path
 
 
-def test_valid_rle_and_j2k_frames_pass(clean: Dataset) -> None:
-    for syntax in (RLELossless, JPEG2000Lossless):
+def test_valid_rle_jpegls_and_j2k_frames_pass(clean: Dataset) -> None:
+    for syntax in (RLELossless, JPEGLSLossless, JPEG2000Lossless):
         d = _compressed(clean, syntax)
         assert frame_problem(d) is None, syntax.name
     assert frame_problem(clean) is None  # native pixel data: nothing to check
@@ -115,6 +120,26 @@ def test_j2k_lossless_with_quantization_or_irreversible_wavelet_is_refused(
     assert "irreversible" in (j2k_frame_problem(bytes(irreversible), *args) or "")
     with pytest.raises(UnreadableFileError, match="quantized"):
         read_image(_with_frame(d, quantized, tmp_path / "quantized.dcm"))
+
+
+def test_jpegls_header_that_changes_the_decoding_is_refused(clean: Dataset) -> None:
+    """The two flips that CharLS decoded into a BI-RADS 1 image: the LSE marker's ID and
+    the SOS marker itself; and a NEAR above 0 in a lossless stream."""
+    d = _compressed(clean, JPEGLSLossless)
+    frame = _frame(d)
+    args = (int(d.Rows), int(d.Columns), 1, 16, True)
+    assert jpegls_frame_problem(bytes(frame), *args) is None
+    lse, sos = frame.index(b"\xff\xf8"), frame.index(b"\xff\xda")
+    bad_id = bytearray(frame)
+    bad_id[lse + 4] = 0x61
+    assert "LSE" in (jpegls_frame_problem(bytes(bad_id), *args) or "")
+    no_sos = bytearray(frame)
+    no_sos[sos + 1] = 0x2B
+    assert "FF 2B" in (jpegls_frame_problem(bytes(no_sos), *args) or "")
+    near = bytearray(frame)
+    near[sos + 4 + 1 + 2 * near[sos + 4]] = 3
+    assert "NEAR = 3" in (jpegls_frame_problem(bytes(near), *args) or "")
+    assert jpegls_frame_problem(bytes(near), *args[:-1], False) is None  # near-lossless
 
 
 def test_real_compressed_files_pass() -> None:

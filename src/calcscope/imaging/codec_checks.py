@@ -9,6 +9,10 @@ format or the DICOM header, which a valid encoder never writes:
   frame, unused offsets zero), and every segment decoding (PackBits) to exactly
   ``Rows x Columns`` bytes, no run crossing that end, with at most one byte of padding left.
   A flipped control byte shifts every later byte of its segment, so its count goes wrong.
+* JPEG-LS: the markers before the scan (only SOF55, LSE with a defined ID, DRI, COM and
+  APPn, then SOS), SOF55 against the header (size, components, precision), and for the
+  lossless syntax a NEAR of 0 in SOS. A flipped LSE ID or SOS marker makes CharLS decode
+  with other parameters (a BI-RADS 4C phantom read as BI-RADS 1).
 * JPEG 2000: the SIZ marker (image size equal to ``Rows x Columns``, component count equal
   to ``SamplesPerPixel``, no sub-sampling, precision at most ``BitsAllocated``), and for
   the lossless-only syntax the COD marker's reversible 5-3 wavelet and the QCD marker's
@@ -25,9 +29,17 @@ from __future__ import annotations
 import struct
 
 from pydicom.dataset import Dataset
-from pydicom.uid import JPEG2000, JPEG2000Lossless, RLELossless
+from pydicom.uid import (
+    JPEG2000,
+    JPEG2000Lossless,
+    JPEGLSLossless,
+    JPEGLSNearLossless,
+    RLELossless,
+)
 
-__all__ = ["frame_problem", "rle_frame_problem", "j2k_frame_problem"]
+__all__ = ["frame_problem", "rle_frame_problem", "j2k_frame_problem", "jpegls_frame_problem"]
+
+_CHECKED = (RLELossless, JPEG2000Lossless, JPEG2000, JPEGLSLossless, JPEGLSNearLossless)
 
 #: RLE segment header: the segment count and 15 offsets, little-endian 32-bit.
 _RLE_HEADER_BYTES = 64
@@ -52,7 +64,7 @@ def frame_problem(ds: Dataset) -> str | None:
 
     meta = getattr(ds, "file_meta", None)
     ts = str(meta.get("TransferSyntaxUID", "")) if meta is not None else ""
-    if ts not in (RLELossless, JPEG2000Lossless, JPEG2000) or "PixelData" not in ds:
+    if ts not in _CHECKED or "PixelData" not in ds:
         return None
     rows, cols = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
     samples = int(ds.get("SamplesPerPixel", 1) or 1)
@@ -66,6 +78,8 @@ def frame_problem(ds: Dataset) -> str | None:
         data = bytes(frame)
         if ts == RLELossless:
             problem = rle_frame_problem(data, rows, cols, samples * ((bits + 7) // 8))
+        elif ts in (JPEGLSLossless, JPEGLSNearLossless):
+            problem = jpegls_frame_problem(data, rows, cols, samples, bits, ts == JPEGLSLossless)
         else:
             problem = j2k_frame_problem(data, rows, cols, samples, bits, ts == JPEG2000Lossless)
         if problem is not None:
@@ -187,3 +201,62 @@ def _j2k_coding_problem(frame: bytes, i: int) -> str | None:
             return "a JPEG 2000 marker segment has an impossible length"
         i += 2 + length
     return "the JPEG 2000 main header has no tile (SOT marker)"
+
+
+#: Marker segments allowed in a JPEG-LS stream before its first scan: SOF55, LSE, DRI,
+#: COM and APP0-APP15 (ISO 14495-1).
+_JPEGLS_HEADER_MARKERS = frozenset({0xF7, 0xF8, 0xDD, 0xFE, *range(0xE0, 0xF0)})
+
+
+def jpegls_frame_problem(
+    frame: bytes, rows: int, cols: int, samples: int, bits_allocated: int, lossless: bool
+) -> str | None:
+    """What is structurally wrong with one JPEG-LS stream's header, or None.
+
+    Parameters
+    ----------
+    frame
+        The frame's bytes (SOI, marker segments, SOS, the scan, EOI).
+    rows, cols, samples, bits_allocated
+        The header's ``Rows``, ``Columns``, ``SamplesPerPixel`` and ``BitsAllocated``.
+    lossless
+        The transfer syntax is JPEG-LS Lossless: the scan's NEAR must be 0.
+
+    Returns
+    -------
+    str or None
+        The first problem found, in words; None for a consistent header.
+    """
+    if frame[:2] != b"\xff\xd8":
+        return "no JPEG-LS SOI marker"
+    i, seen_sof = 2, False
+    while i + 4 <= len(frame):
+        if frame[i] != 0xFF:
+            return f"no JPEG-LS marker at byte {i} of the header"
+        marker, length = frame[i + 1], struct.unpack(">H", frame[i + 2 : i + 4])[0]
+        body = frame[i + 4 : i + 2 + length]
+        if length < 2 or len(body) < length - 2:
+            return "a JPEG-LS marker segment has an impossible length"
+        if marker == 0xDA:  # SOS: the scan
+            if not seen_sof:
+                return "a JPEG-LS scan before its SOF55 frame header"
+            ns = body[0] if body else 0
+            if len(body) < 1 + 2 * ns + 3:
+                return "the JPEG-LS SOS marker is cut"
+            near = body[1 + 2 * ns]
+            return f"JPEG-LS Lossless with NEAR = {near}" if lossless and near else None
+        if marker not in _JPEGLS_HEADER_MARKERS:
+            return f"unexpected marker FF {marker:02X} in the JPEG-LS header"
+        if marker == 0xF7:
+            if len(body) < 6:
+                return "the JPEG-LS SOF55 marker is cut"
+            precision, y, x = body[0], *struct.unpack(">HH", body[1:5])
+            if (y, x) != (rows, cols) or body[5] != samples:
+                return f"the JPEG-LS frame is {x} x {y} x {body[5]}, the header says otherwise"
+            if not 2 <= precision <= bits_allocated:
+                return f"JPEG-LS precision {precision} with {bits_allocated} bits allocated"
+            seen_sof = True
+        if marker == 0xF8 and (not body or body[0] not in (1, 2, 3, 4)):
+            return "a JPEG-LS LSE marker with an undefined ID"
+        i += 2 + length
+    return "no JPEG-LS scan (SOS marker)"
