@@ -103,6 +103,16 @@ def test_j2k_siz_contradicting_the_header_is_refused(
     assert words in (j2k_frame_problem(bytes(frame), *args) or "")
 
 
+def test_j2k_tile_size_that_changes_the_grid_is_refused(clean: Dataset) -> None:
+    """A flipped YTsiz (byte 31): a grid of two tiles with one tile-part, which OpenJPEG
+    decoded into a BI-RADS 0 image."""
+    d = _compressed(clean, JPEG2000Lossless)
+    frame = _frame(d)
+    args = (int(d.Rows), int(d.Columns), 1, 16, True)
+    frame[31] = 0x00  # YTsiz 700 -> 512: two tiles
+    assert "tiles" in (j2k_frame_problem(bytes(frame), *args) or "")
+
+
 def test_j2k_lossless_with_quantization_or_irreversible_wavelet_is_refused(
     clean: Dataset, tmp_path: Path
 ) -> None:

@@ -182,20 +182,25 @@ def j2k_frame_problem(
             return f"JPEG 2000 component precision {(ssiz & 0x7F) + 1} > {bits_allocated} bits"
         if (xr, yr) != (1, 1):
             return f"JPEG 2000 component sub-sampled ({xr} x {yr}): not a DICOM image"
-    return _j2k_coding_problem(frame, 42 + 3 * csiz) if lossless else None
+    xt, yt, xto, yto = struct.unpack(">4I", frame[24:40])
+    if xt == 0 or yt == 0:
+        return "a JPEG 2000 tile of size 0"
+    n_tiles = -(-(xsiz - xto) // xt) * -(-(ysiz - yto) // yt)
+    problem = _j2k_coding_problem(frame, 42 + 3 * csiz, lossless)
+    return problem or _j2k_tiles_problem(frame, n_tiles)
 
 
-def _j2k_coding_problem(frame: bytes, i: int) -> str | None:
+def _j2k_coding_problem(frame: bytes, i: int, lossless: bool) -> str | None:
     """The main header's COD and QCD markers (from offset ``i`` to the first tile) against
-    the lossless syntax: reversible wavelet, no quantization."""
+    the lossless syntax (``lossless``): reversible wavelet, no quantization."""
     while i + 4 <= len(frame):
         marker, length = struct.unpack(">HH", frame[i : i + 4])
         if marker == 0xFF90:  # SOT: the main header ends
             return None
         body = frame[i + 4 : i + 2 + length]
-        if marker == 0xFF52 and len(body) >= 10 and body[9] != 1:
+        if lossless and marker == 0xFF52 and len(body) >= 10 and body[9] != 1:
             return "JPEG 2000 Lossless with an irreversible wavelet (COD marker)"
-        if marker == 0xFF5C and body and body[0] & 0x1F != 0:
+        if lossless and marker == 0xFF5C and body and body[0] & 0x1F != 0:
             return "JPEG 2000 Lossless with quantized coefficients (QCD marker)"
         if length < 2:
             return "a JPEG 2000 marker segment has an impossible length"
@@ -260,3 +265,21 @@ def jpegls_frame_problem(
             return "a JPEG-LS LSE marker with an undefined ID"
         i += 2 + length
     return "no JPEG-LS scan (SOS marker)"
+
+
+def _j2k_tiles_problem(frame: bytes, n_tiles: int) -> str | None:
+    """Every tile of the SIZ marker's grid (``n_tiles``) has a tile-part, and no tile-part
+    names a tile outside it: a flipped tile size makes OpenJPEG decode another grid."""
+    i = frame.find(b"\xff\x90")
+    seen: set[int] = set()
+    while 0 <= i and i + 12 <= len(frame) and frame[i : i + 2] == b"\xff\x90":
+        isot, psot = struct.unpack(">HI", frame[i + 4 : i + 10])
+        if isot >= n_tiles:
+            return f"a JPEG 2000 tile-part of tile {isot}, the SIZ grid has {n_tiles} tiles"
+        seen.add(isot)
+        if psot == 0:  # the last tile-part: up to the end of the code stream
+            break
+        i += psot
+    if len(seen) != n_tiles:
+        return f"the JPEG 2000 stream holds {len(seen)} of its SIZ grid's {n_tiles} tiles"
+    return None
