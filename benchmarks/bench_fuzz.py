@@ -1,8 +1,11 @@
 """Hostile input through ``calcscope analyze``, ``calcscope batch`` and the DICOM node: four
 counts, all 0.
 
-Usage: ``python benchmarks/bench_fuzz.py [--n 10000] [--chunk 500] [--no-batch]
-[--node-sample 1000] [--work DIR]``
+Usage: ``python benchmarks/bench_fuzz.py [--n 10000] [--chunk 500] [--no-analyze] [--no-batch]
+[--node-sample 1000] [--work DIR]``; ``--frames 200`` instead measures only corrupt
+compressed frames (200 per syntax, :func:`calcscope.evaluation.hostile.compressed_cases`),
+each analysed in this process, and prints the outcome per syntax and every silent
+different answer.
 
 Writes about ``--n`` hostile files (:mod:`calcscope.evaluation.hostile`: implausible header
 values, wrong VRs, flipped bytes, truncation, corrupt RLE / JPEG-LS / JPEG 2000 fragments,
@@ -33,7 +36,15 @@ import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from calcscope.evaluation.hostile import Answer, Case, Family, clean_answer, clean_dicom, make_cases
+from calcscope.evaluation.hostile import (
+    Answer,
+    Case,
+    Family,
+    clean_answer,
+    clean_dicom,
+    compressed_cases,
+    make_cases,
+)
 
 RASTER_SPACING_MM = 0.1
 
@@ -52,9 +63,11 @@ def _stage(cases: list[Case], src: Path, dst: Path) -> None:
 
 def _run(cmd: list[str], timeout_s: float) -> tuple[int | None, str]:
     try:
-        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
+        # errors="replace": a run's output may quote a corrupt file's bytes (not UTF-8)
+        p = subprocess.run(cmd, capture_output=True, text=True, errors="replace", timeout=timeout_s)
     except subprocess.TimeoutExpired as exc:
-        err = exc.stderr.decode() if isinstance(exc.stderr, bytes) else (exc.stderr or "")
+        raw = exc.stderr
+        err = raw.decode(errors="replace") if isinstance(raw, bytes) else (raw or "")
         return None, err
     return p.returncode, p.stderr + p.stdout
 
@@ -363,12 +376,50 @@ def print_surface(tally: Tally, surface: str) -> None:
     sys.stdout.flush()
 
 
+def run_frames(n_per_syntax: int, seed: int) -> int:
+    """Corrupt compressed frames through :func:`calcscope.pipeline.analyze` in this process:
+    per syntax, clear errors, clean answers and silent different answers (listed)."""
+    from calcscope.errors import CalcscopeError
+    from calcscope.pipeline import analyze
+
+    data = clean_dicom(seed)
+    clean = clean_answer(data)
+    table: dict[str, Counter[str]] = defaultdict(Counter)
+    silent = []
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "case.dcm"
+        for k, (what, blob) in enumerate(compressed_cases(n_per_syntax, seed=seed, clean=data)):
+            syntax = what.split(":")[0]
+            path.write_bytes(blob)
+            try:
+                a = analyze(path)
+            except CalcscopeError:
+                table[syntax]["clear error"] += 1
+                continue
+            except BaseException as exc:  # noqa: BLE001 - counted, never raised
+                table[syntax][f"traceback ({type(exc).__name__})"] += 1
+                continue
+            got = Answer(a.assessment.category.value, len(a.clusters))
+            key = "clean answer" if got == clean else "silent different answer"
+            table[syntax][key] += 1
+            if got != clean:
+                silent.append(f"case {k}, {what}: {got}")
+    print("| syntax | clear error | clean answer | silent different answer |")
+    print("|---|---|---|---|")
+    for syntax, c in table.items():
+        row = (c["clear error"], c["clean answer"], c["silent different answer"])
+        print(f"| {syntax} | {row[0]} | {row[1]} | {row[2]} |")
+    print("\n".join(silent))
+    return 1 if silent else 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--n", type=int, default=10_000, help="hostile files to make")
     ap.add_argument("--chunk", type=int, default=500, help="hostile files per CLI run")
     ap.add_argument("--timeout-s", type=float, default=900.0, help="per CLI run")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--no-analyze", action="store_true", help="skip `calcscope analyze`")
     ap.add_argument("--no-batch", action="store_true", help="skip `calcscope batch`")
     ap.add_argument(
         "--node-sample",
@@ -377,7 +428,15 @@ def main() -> int:
         help="hostile DICOM files sent to a node (0: skip the node)",
     )
     ap.add_argument("--work", type=Path, default=None, help="working folder (default: temp)")
+    ap.add_argument(
+        "--frames",
+        type=int,
+        default=0,
+        help="only corrupt compressed frames, this many per syntax, analysed in-process",
+    )
     args = ap.parse_args()
+    if args.frames:
+        return run_frames(args.frames, args.seed)
 
     work = args.work or Path(tempfile.mkdtemp(prefix="calcscope-fuzz-"))
     t0 = time.perf_counter()
@@ -405,9 +464,10 @@ def main() -> int:
             folders.append(folder)
     tally = Tally()
     t1 = time.perf_counter()
-    run_analyze(folders, by_chunk, clean, tally, args.timeout_s)
-    print(f"analyze: {time.perf_counter() - t1:.0f} s")
-    print_surface(tally, "analyze")
+    if not args.no_analyze:
+        run_analyze(folders, by_chunk, clean, tally, args.timeout_s)
+        print(f"analyze: {time.perf_counter() - t1:.0f} s")
+        print_surface(tally, "analyze")
     if not args.no_batch:
         t1 = time.perf_counter()
         run_batch(folders, by_chunk, clean, tally, args.timeout_s)

@@ -39,10 +39,29 @@ class CalcscopeError(Exception):
 #: make a value megabytes long, and it is quoted in the message.
 MAX_MESSAGE_CHARS = 600
 
+#: A decoder's or parser's own message quoted inside one of ours is cut to this many
+#: characters, leaving room for the file name and the advice around it.
+MAX_QUOTED_CHARS = 300
 
-def one_line(message: str, limit: int = MAX_MESSAGE_CHARS) -> str:
-    """``message`` as one printable line of at most ``limit`` characters: control
-    characters escaped, the middle of a longer message left out (and counted)."""
+
+def one_line(message: str | BaseException, limit: int = MAX_MESSAGE_CHARS) -> str:
+    """``message`` as one printable line of at most ``limit`` characters.
+
+    Parameters
+    ----------
+    message : str or BaseException
+        The text, or an exception whose text is quoted: its whitespace runs (newlines
+        included) become single spaces, and an exception without text is named by its type.
+    limit : int
+        The most characters returned.
+
+    Returns
+    -------
+    str
+        Control characters escaped, the middle of a longer text left out (and counted).
+    """
+    if isinstance(message, BaseException):
+        message = " ".join(str(message).split()) or type(message).__name__
     text = "".join(
         ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in message
     )

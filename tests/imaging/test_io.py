@@ -37,6 +37,7 @@ from calcscope.errors import (
     MissingSpacingError,
     NotAMammogramError,
     UnreadableFileError,
+    one_line,
 )
 from calcscope.imaging.dicom import MAX_BAND_STEP_FRACTION, MAX_STEP_FRACTION, step_fractions
 from calcscope.imaging.io import (
@@ -150,6 +151,14 @@ def assert_one_line(exc: pytest.ExceptionInfo[InputError], path: Path) -> None:
     message = str(exc.value)
     assert "\n" not in message
     assert message.startswith(str(path))
+
+
+def test_one_line_quotes_an_exception_on_one_short_line() -> None:
+    assert one_line(ValueError("bad\n  value\tat 12")) == "bad value at 12"
+    assert one_line(RuntimeError()) == "RuntimeError"
+    assert one_line("a\nb") == "a\\nb"  # a message's control characters are escaped
+    long = one_line(ValueError("x" * 5000), 300)
+    assert len(long) <= 300 and "characters left out" in long
 
 
 # ---------------------------------------------------------------------------------------
@@ -836,13 +845,25 @@ def _rle_overrunning_segments(stored: np.ndarray) -> bytes:
     return header + runs + runs
 
 
-def test_decoder_panic_is_an_error_naming_the_transfer_syntax(tmp_path: Path) -> None:
+def test_decoder_panic_is_an_error_naming_the_transfer_syntax(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     stored = np.round(truth_image() * 16383).astype(np.uint16)
     ds = mg_dataset(stored, ImagerPixelSpacing=[0.1, 0.1])
     ds.compress(RLELossless)
     clean = save(ds, tmp_path / "clean.dcm")
     ds.PixelData = encapsulate([_rle_overrunning_segments(stored)])
     corrupt = save(ds, tmp_path / "corrupt.dcm")
+    # the structural check refuses the overrunning segments before any decoder runs ...
+    with pytest.raises(UnreadableFileError) as exc:
+        read_image(corrupt)
+    assert str(exc.value).startswith(
+        f"{corrupt}: the RLE Lossless (1.2.840.10008.1.2.5) pixel data are corrupt "
+        "(frame 1: RLE segment 1 "
+    )
+    assert_one_line(exc, corrupt)
+    # ... and without it, the decoder's panic is isolated into the same kind of error
+    monkeypatch.setattr("calcscope.imaging.dicom.frame_problem", lambda ds: None)
     with pytest.raises(UnreadableFileError) as exc:
         read_image(corrupt)
     assert str(exc.value).startswith(

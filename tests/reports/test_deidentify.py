@@ -1,13 +1,14 @@
 """``--anonymize`` in every surface (analyze, batch, node): no identifying value of the input
-in any output.
+in any output, nor in any output's name.
 
 The input is a phantom mammogram written as DICOM, given every identifying attribute a
-mammography archive carries (patient, study, equipment, institution, dates, UIDs) and put
-in a folder named after the patient. Every output file's bytes, and every element (text
-and UIDs, sequences included) of every DICOM output, are searched for every one of these
-values, case-insensitively; a run without ``--anonymize`` finds them (so that the search
-can fail). The node receives the image by a real C-STORE on loopback and forwards its SR
-and presentation state to a pynetdicom Storage SCP, whose received files are searched too.
+mammography archive carries (patient, study, equipment, institution, dates, UIDs), named
+and put in a folder named after the patient. Every output file's name and bytes, and
+every element (text and UIDs, sequences included) of every DICOM output, are searched for
+every one of these values, case-insensitively; a run without ``--anonymize`` finds them (so
+that the search can fail). The node receives the image by a real C-STORE on loopback and
+forwards its SR and presentation state to a pynetdicom Storage SCP, whose received files are
+searched too.
 """
 
 from __future__ import annotations
@@ -58,6 +59,8 @@ IDENTITY = {
     "PatientTelephoneNumbers": "+49 9441 5550199",
 }
 FOLDER = "SCHMIDTBAUER_HILDEGARD_PID-4711-0815"
+#: the input's file name: archives name files after the patient
+FILE = "PID-4711-0815_SCHMIDTBAUER.dcm"
 #: parts of the values above that must not appear on their own either
 TOKENS = (
     "SCHMIDTBAUER",
@@ -92,7 +95,7 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """The identified input and every value that identifies it."""
     root = tmp_path_factory.mktemp("archive")
     ph = make_phantom(seed=1, spacing_mm=0.2, shape=(600, 480))
-    path = write_image(ph.mammogram, root / FOLDER / "mammo.dcm")
+    path = write_image(ph.mammogram, root / FOLDER / FILE)
     ds = pydicom.dcmread(path)
     for keyword, value in IDENTITY.items():
         setattr(ds, keyword, value)
@@ -106,7 +109,7 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> dict:
     assert {str(ds.StudyInstanceUID), str(ds.SeriesInstanceUID), str(ds.SOPInstanceUID)} <= set(
         uids
     )
-    needles = [*IDENTITY.values(), FOLDER, *TOKENS, *uids]
+    needles = [*IDENTITY.values(), FOLDER, FILE, *TOKENS, *uids]
     return {"root": root, "path": path, "dataset": ds, "needles": needles}
 
 
@@ -118,13 +121,17 @@ def _dicom_values(ds: Dataset) -> Iterable[str]:
             yield str(elem.value)
 
 
-def leaks(files: Iterable[Path], needles: Iterable[str]) -> dict[str, set[str]]:
-    """The needles found in each file (its bytes, and for DICOM every element's value)."""
+def leaks(
+    files: Iterable[Path], needles: Iterable[str], root: Path | None = None
+) -> dict[str, set[str]]:
+    """The needles found in each file (its bytes, and for DICOM every element's value)
+    and in its name (relative to ``root``, folders included, when given)."""
     lowered = [n.lower() for n in needles]
     found: dict[str, set[str]] = {}
     for p in files:
         data = p.read_bytes().lower()
-        hits = {n for n in lowered if n.encode() in data}
+        name = str(p.relative_to(root) if root is not None else p.name).lower()
+        hits = {n for n in lowered if n.encode() in data or n in name}
         if p.suffix == ".dcm":
             text = "\n".join(_dicom_values(pydicom.dcmread(p))).lower()
             hits |= {n for n in lowered if n in text}
@@ -184,15 +191,13 @@ def _analyze(source: dict, out: Path, *flags: str) -> list[Path]:
     argv = ["analyze", str(source["path"]), "--out", str(out), "--sr", "--html", "--letter"]
     assert main([*argv, *flags]) == 0
     files = _files(out)
-    assert {p.name for p in files} >= {
-        "mammo.json",
-        "mammo.overlay.png",
-        "mammo.sr.dcm",
-        "mammo.gsps.dcm",
-        "mammo.html",
-        "mammo.letter.html",
-        "mammo.letter.txt",
-    }
+    stem = (
+        Deidentifier().uid(source["dataset"].SOPInstanceUID)
+        if "--anonymize" in flags
+        else Path(FILE).stem
+    )
+    suffixes = (".json", ".overlay.png", ".sr.dcm", ".gsps.dcm", ".html", ".letter.html")
+    assert {p.name for p in files} >= {stem + s for s in (*suffixes, ".letter.txt")}
     return files
 
 
@@ -206,6 +211,7 @@ def test_analyze_without_anonymize_keeps_the_identity(source: dict, tmp_path: Pa
         IDENTITY["StudyID"],
         IDENTITY["AccessionNumber"],
         FOLDER,
+        FILE,
         ds.StudyInstanceUID,
         ds.SOPInstanceUID,
     ):
@@ -213,16 +219,30 @@ def test_analyze_without_anonymize_keeps_the_identity(source: dict, tmp_path: Pa
 
 
 def test_analyze_anonymize_leaves_no_identity(source: dict, tmp_path: Path) -> None:
+    """No output's name or content holds the identity, the input's file name included:
+    the outputs are named after the de-identified SOP Instance UID."""
     out = tmp_path / "anon"
     files = _analyze(source, out, "--anonymize")
-    assert leaks(files, source["needles"]) == {}
-    report = json.loads((out / "mammo.json").read_text())
-    assert report["patient"] is None and report["source"]["path"] == "mammo.dcm"
+    assert leaks(files, source["needles"], out) == {}
     # the exports reference the image as de-identified under this process's seed
     sop = Deidentifier().uid(source["dataset"].SOPInstanceUID)
+    report = json.loads((out / f"{sop}.json").read_text())
+    assert report["patient"] is None and report["source"]["path"] == f"{sop}.dcm"
     assert report["source"]["sop_instance_uid"] == sop
-    for name in ("mammo.sr.dcm", "mammo.gsps.dcm"):
+    for name in (f"{sop}.sr.dcm", f"{sop}.gsps.dcm"):
         _check_deidentified_dicom(out / name, sop)
+
+
+def test_analyze_anonymize_names_a_png_by_a_keyed_hash(tmp_path: Path) -> None:
+    """An image without a SOP Instance UID is named by a keyed hash of its path."""
+    ph = make_phantom(seed=1, spacing_mm=0.2, shape=(600, 480))
+    path = write_image(ph.mammogram, tmp_path / FOLDER / "SCHMIDTBAUER.png")
+    out = tmp_path / "out"
+    argv = ["analyze", str(path), "--out", str(out), "--spacing-mm", "0.2", "--anonymize"]
+    assert main(argv) == 0
+    names = sorted(p.name for p in _files(out))
+    assert names and all(n.startswith("anon-") for n in names), names
+    assert leaks(_files(out), ["SCHMIDTBAUER", FOLDER], out) == {}
 
 
 # --- batch ---------------------------------------------------------------------------------
@@ -233,21 +253,21 @@ def test_batch_anonymize_leaves_no_identity(source: dict, tmp_path: Path) -> Non
     names the file) are free of the identity; so are the folder names."""
     root = tmp_path / "in"
     (root / FOLDER).mkdir(parents=True)
-    shutil.copy(source["path"], root / FOLDER / "mammo.dcm")
-    (root / FOLDER / "broken.dcm").write_bytes(b"\0" * 128 + b"DICM" + b"\x02\x00" * 10)
+    shutil.copy(source["path"], root / FOLDER / FILE)
+    broken = b"\0" * 128 + b"DICM" + b"\x02\x00" * 10
+    (root / FOLDER / "SCHMIDTBAUER_broken.dcm").write_bytes(broken)
     out = tmp_path / "batch"
     argv = ["batch", str(root), "--out", str(out), "--workers", "1", "--anonymize"]
     assert main(argv) == 1  # the broken file failed
     files = _files(out)
     assert any(p.name == "error.json" for p in files)
-    assert leaks(files, [*source["needles"], str(root)]) == {}
-    names = "\n".join(str(p.relative_to(out)) for p in files).lower()
-    assert not [n for n in source["needles"] if n.lower() in names]  # folder names too
+    assert leaks(files, [*source["needles"], str(root), "broken"], out) == {}  # names too
     folders = [p for p in out.iterdir() if p.is_dir()]
     assert len(folders) == 2 and all(p.name.startswith("anon-") for p in folders)
     with (out / "images.csv").open() as fh:
         table = fh.read()
-    assert "mammo.dcm" in table and "broken.dcm" in table  # the file names only
+    assert all(p.name in table for p in folders)  # each image by its id
+    assert f"{folders[0].name}.dcm" in table or f"{folders[1].name}.dcm" in table  # the failed
     # a rerun finds the same pseudonymous ids (the folder's seed): nothing to redo
     res = run_batch(root, out, anonymize=True, processes=False, show_progress=False)
     assert res.n_skipped == 2 and res.n_analysed == 0

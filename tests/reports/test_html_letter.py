@@ -67,6 +67,8 @@ def outputs(tmp_path_factory) -> dict:
     out = d / "out"
     argv = ["analyze", str(path), "--out", str(out), "--config", str(cfg)]
     assert main([*argv, "--all-reports", "--anonymize"]) == 0
+    # anonymized outputs are named after the de-identified SOP Instance UID
+    stem = Deidentifier().uid(pydicom.dcmread(path, stop_before_pixels=True).SOPInstanceUID)
     (res,) = analyze_files(
         [path],
         d / "plain",
@@ -77,7 +79,8 @@ def outputs(tmp_path_factory) -> dict:
     )
     return {
         "out": out,
-        "json": json.loads((out / "case.json").read_text()),
+        "json": json.loads((out / f"{stem}.json").read_text()),
+        "stem": stem,
         "analysis": res.analysis,
         "plain_html": d / "plain" / "case.html",
         "source": path,
@@ -95,7 +98,7 @@ def test_all_reports_are_written(outputs):
         ".letter.html",
         ".letter.txt",
     ):
-        assert f"case{suffix}" in names
+        assert f"{outputs['stem']}{suffix}" in names
 
 
 def test_anonymize_leaves_no_identity_in_any_file(outputs):
@@ -115,27 +118,28 @@ def test_anonymize_leaves_no_identity_in_any_file(outputs):
 
 
 def test_anonymized_dicom_exports_still_reference_the_image(outputs):
-    """The anonymized JSON keeps only the file name; the SR and GSPS still re-read the
-    image's header and reference its instance as de-identified (its UID replaced as the
-    JSON report's)."""
+    """The anonymized JSON names the image by its de-identified UID; the SR and GSPS
+    still re-read the image's header and reference its instance as de-identified (its
+    UID replaced as the JSON report's)."""
     original = pydicom.dcmread(outputs["source"], stop_before_pixels=True).SOPInstanceUID
     uid = outputs["json"]["source"]["sop_instance_uid"]
     assert uid == Deidentifier().uid(original) != original  # this process's seed
-    assert outputs["json"]["source"]["path"] == "case.dcm"
-    sr = pydicom.dcmread(outputs["out"] / "case.sr.dcm")
+    assert outputs["json"]["source"]["path"] == f"{uid}.dcm"  # not the input's file name
+    sr = pydicom.dcmread(outputs["out"] / f"{outputs['stem']}.sr.dcm")
     series = sr.CurrentRequestedProcedureEvidenceSequence[0].ReferencedSeriesSequence[0]
     assert series.ReferencedSOPSequence[0].ReferencedSOPInstanceUID == uid
-    gsps = pydicom.dcmread(outputs["out"] / "case.gsps.dcm")
+    gsps = pydicom.dcmread(outputs["out"] / f"{outputs['stem']}.gsps.dcm")
     ref = gsps.ReferencedSeriesSequence[0].ReferencedImageSequence[0]
     assert ref.ReferencedSOPInstanceUID == uid
 
 
 def test_every_output_says_research_software(outputs):
     out = outputs["out"]
-    for name in ("case.json", "case.html", "case.letter.html", "case.letter.txt"):
+    suffixes = (".json", ".html", ".letter.html", ".letter.txt")
+    for name in [f"{outputs['stem']}{x}" for x in suffixes]:
         text = (out / name).read_text().lower()
         assert "research software" in text and "not a medical device" in text, name
-    for name in ("case.sr.dcm", "case.gsps.dcm"):
+    for name in (f"{outputs['stem']}.sr.dcm", f"{outputs['stem']}.gsps.dcm"):
         assert b"not a medical device" in (out / name).read_bytes(), name
 
 
@@ -178,7 +182,7 @@ class _Page(HTMLParser):
 def test_html_has_findings_table_image_and_settings(outputs):
     rep = outputs["json"]
     page = _Page()
-    page.feed((outputs["out"] / "case.html").read_text())
+    page.feed((outputs["out"] / f"{outputs['stem']}.html").read_text())
     header, *rows = page.tables["findings"]
     for col in ("size (mm)", "morphology", "distribution", "BI-RADS", "follow-up", "reason"):
         assert col in header
@@ -198,7 +202,7 @@ def test_html_has_findings_table_image_and_settings(outputs):
     settings = dict(r for r in page.tables["settings"] if len(r) == 2)
     assert settings["calcscope version"] == rep["calcscope_version"]
     assert "0.5 mm" in settings["macro / micro threshold"]
-    html = (outputs["out"] / "case.html").read_text()
+    html = (outputs["out"] / f"{outputs['stem']}.html").read_text()
     assert not re.search(r"""(src|href)=["']?https?:""", html)  # nothing fetched
 
 
@@ -224,7 +228,7 @@ def _not_blank(png_path: Path) -> np.ndarray:
 
 
 def test_html_renders_in_chromium(outputs, tmp_path):
-    url = (outputs["out"] / "case.html").as_uri()
+    url = (outputs["out"] / f"{outputs['stem']}.html").as_uri()
     shot = tmp_path / "report.png"
     _chromium(tmp_path, url, f"--screenshot={shot}")
     img = _not_blank(shot)
@@ -242,7 +246,8 @@ def test_html_renders_in_chromium(outputs, tmp_path):
 
 def test_letter_renders_in_chromium(outputs, tmp_path):
     shot = tmp_path / "letter.png"
-    _chromium(tmp_path, (outputs["out"] / "case.letter.html").as_uri(), f"--screenshot={shot}")
+    letter = outputs["out"] / f"{outputs['stem']}.letter.html"
+    _chromium(tmp_path, letter.as_uri(), f"--screenshot={shot}")
     img = _not_blank(shot)
     assert (cv2.cvtColor(img, cv2.COLOR_BGR2GRAY) < 100).mean() > 0.002  # there is text
 
@@ -310,12 +315,12 @@ def test_letter_reading_level_and_next_step(outputs, category):
 
 
 def test_letter_of_the_case_says_what_was_seen(outputs):
-    txt = (outputs["out"] / "case.letter.txt").read_text()
+    txt = (outputs["out"] / f"{outputs['stem']}.letter.txt").read_text()
     _check_reading_level(txt)
     rep = outputs["json"]
     assert ("cluster" in txt) == bool(rep["clusters"])
     assert _NEXT[FollowUp(rep["assessment"]["follow_up"])] in txt.lower()
-    html = (outputs["out"] / "case.letter.html").read_text()
+    html = (outputs["out"] / f"{outputs['stem']}.letter.html").read_text()
     assert "Only your doctor can decide" in html
 
 
@@ -361,7 +366,7 @@ def test_letter_rebuilt_from_a_report_tells_diffuse_spots(outputs):
     """The web viewer renders the letter from the JSON report alone (the model)."""
     from calcscope.apps.web.studies import letter_from_report
 
-    report = load_report(outputs["out"] / "case.json")
+    report = load_report(outputs["out"] / f"{outputs['stem']}.json")
     (cluster,) = report.clusters[:1]
     assessment = report.assessment.model_copy(
         update={"category": "2", "follow_up": FollowUp.ROUTINE.value}
@@ -389,15 +394,15 @@ def test_a_report_written_by_schema_1_3_renders_the_same(outputs, tmp_path):
     from calcscope.reports.html import render_html
     from calcscope.reports.letter import letter_html
 
-    data = json.loads((outputs["out"] / "case.json").read_text())
+    data = json.loads((outputs["out"] / f"{outputs['stem']}.json").read_text())
     data["schema_version"] = "1.3"
     del data["source"]["pixel_sha256"]
     old = tmp_path / "old.json"
     old.write_text(json.dumps(data))
-    then, now = load_report(old), load_report(outputs["out"] / "case.json")
+    then, now = load_report(old), load_report(outputs["out"] / f"{outputs['stem']}.json")
     assert then.source.pixel_sha256 is None
     assert letter_html(then) == letter_html(now)
-    assert (outputs["out"] / "case.letter.html").read_text() == letter_html(now)
+    assert (outputs["out"] / f"{outputs['stem']}.letter.html").read_text() == letter_html(now)
     assert render_html(then).replace("1.3", "1.5") == render_html(now)
 
 
@@ -421,7 +426,7 @@ def test_hostile_values_are_escaped_in_the_html_report(outputs):
     from calcscope.reports.schema import PatientModel
 
     evil = '<script>alert(1)</script><img src=x onerror="alert(2)">'
-    report = load_report(outputs["out"] / "case.json")
+    report = load_report(outputs["out"] / f"{outputs['stem']}.json")
     cluster = report.clusters[0]
     report = report.model_copy(
         update={

@@ -28,7 +28,8 @@ documents and tables are rebuilt from the per-image folders at the end of every 
 
 The image id is the path relative to ``INPUT_DIR`` with ``/`` replaced by ``__`` (with
 ``anonymize``: ``anon-`` and a keyed hash of it, whose key is kept in
-``OUT/.calcscope-anonymize-seed``; every output is then de-identified). Each
+``OUT/.calcscope-anonymize-seed``; every output is then de-identified, and the tables
+name each image by its id, never by its file name). Each
 task writes into ``OUT/.tmp-<id>-<random>/`` (each file through
 :func:`calcscope.files.write_atomic`) and renames it to ``OUT/<id>/`` (atomic), so a folder
 either is complete or does not exist; folders written by earlier versions (the same names)
@@ -220,10 +221,22 @@ def _write_failure(
     return ImageRecord.failed(key, path, message)
 
 
-def _shown_path(path: str, anonymize_seed: str | None) -> str:
+def _shown_path(path: str, key: str, anonymize_seed: str | None) -> str:
     """The path written in the tables and error records: ``path``, or with
-    ``anonymize_seed`` (``--anonymize``) its file name only."""
-    return path if anonymize_seed is None else Path(path).name
+    ``anonymize_seed`` (``--anonymize``) the image id ``key`` (a keyed hash: the file's
+    and its folders' names may name the patient) and the file's suffix."""
+    if anonymize_seed is None:
+        return path
+    suffix = Path(path).suffix.lower()
+    return key + (suffix if suffix in (".dcm", ".dicom", ".png", ".tif", ".tiff", ".pgm") else "")
+
+
+def _scrubbed(message: str, path: str, shown: str) -> str:
+    """``message`` with ``path`` (as given, resolved, and its file name) replaced by
+    ``shown``: an error message names the file."""
+    for text in (str(Path(path).resolve()), path, Path(path).name):
+        message = message.replace(text, shown)
+    return message
 
 
 def _analyse_into(
@@ -244,7 +257,7 @@ def _analyse_into(
     from calcscope.reports.writer import OutputOptions, write_outputs
 
     anonymize = anonymize_seed is not None
-    shown = _shown_path(path, anonymize_seed)
+    shown = _shown_path(path, key, anonymize_seed)
     options = OutputOptions(overlay=False, anonymize=anonymize, anonymize_seed=anonymize_seed)
     try:
         analysis = analyze(path, spacing_mm=spacing_mm, config=config)
@@ -258,7 +271,7 @@ def _analyse_into(
         name = type(exc).__name__
         msg = one_line(str(exc) if isinstance(exc, CalcscopeError) else f"{name}: {exc}")
         if anonymize:
-            msg = msg.replace(path, shown).replace(str(Path(path).resolve()), shown)
+            msg = _scrubbed(msg, path, shown)
             record = _write_failure(folder, key, shown, msg, name)
         elif isinstance(exc, CalcscopeError):
             record = _write_failure(folder, key, path, msg, name)
@@ -636,7 +649,9 @@ class _Tasks:
         finally:
             fut.release()
         msg = one_line(f"{type(exc).__name__}: {exc}")  # a killed worker, lost data, ...
-        shown = _shown_path(path, self.anonymize_seed)
+        shown = _shown_path(path, key, self.anonymize_seed)
+        if self.anonymize_seed is not None:
+            msg = _scrubbed(msg, path, shown)
         return _record_failure(self.out, key, shown, msg, type(exc).__name__)
 
     def _finished(self) -> list[Any]:
@@ -663,7 +678,7 @@ class _Tasks:
             fut.cancel()
             fut.release()
             msg = f"timed out after {self.timeout_s:g} s"
-            shown = _shown_path(path, self.anonymize_seed)
+            shown = _shown_path(path, key, self.anonymize_seed)
             yield _record_failure(self.out, key, shown, msg, "TimeoutError")
             if worker:  # in the background: a restart takes seconds
                 restart = threading.Thread(target=self._restart, args=(worker,), daemon=True)

@@ -150,7 +150,7 @@ def analyze_files(
         task = progress.add_task("analysing", total=len(files), current="")
         for path in files:
             progress.update(task, current=path.name)
-            results.append(_analyze_one(path, _unique_stem(path, used), job))
+            results.append(_analyze_one(path, used, job))
             progress.advance(task)
     return results
 
@@ -183,9 +183,27 @@ def _file_progress(show: bool) -> Progress:
     )
 
 
-def _analyze_one(path: Path, stem: str, job: _Job) -> FileResult:
-    """Analyse one file and write its outputs as ``<stem>...``; a failure (a decoder's
-    panic included) is printed as one line and returned, never raised."""
+def _output_stem(path: Path, analysis: Analysis, job: _Job, used: set[str]) -> str:
+    """The unused stem of ``path``'s outputs: its file name's, or with ``anonymize`` its
+    de-identified SOP Instance UID (a keyed hash of the path for an image without one),
+    never derived from the file's or its folders' names."""
+    if not job.options.anonymize:
+        return _unique_stem(path, used)
+    from calcscope.reports.dicom_source import Deidentifier
+
+    sop = analysis.mammogram.source.sop_instance_uid
+    base = Deidentifier(job.options.anonymize_seed).output_stem(str(path), sop)
+    stem, k = base, 2
+    while stem in used:
+        stem, k = f"{base}_{k}", k + 1
+    used.add(stem)
+    return stem
+
+
+def _analyze_one(path: Path, used: set[str], job: _Job) -> FileResult:
+    """Analyse one file and write its outputs as ``<stem>...`` (:func:`_output_stem`, the
+    stem added to ``used``); a failure (a decoder's panic included) is printed as one
+    line and returned, never raised."""
     from calcscope.pipeline import analyze
     from calcscope.reports.writer import write_outputs
 
@@ -199,6 +217,7 @@ def _analyze_one(path: Path, stem: str, job: _Job) -> FileResult:
             laterality=job.laterality or lat,
             view=job.view or view,
         )
+        stem = _output_stem(path, analysis, job, used)
         written = write_outputs(analysis, job.out, stem, job.options)
         if job.on_analysis is not None:
             job.on_analysis(path, analysis, written)

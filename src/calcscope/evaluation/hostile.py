@@ -48,6 +48,7 @@ __all__ = [
     "Answer",
     "clean_dicom",
     "make_cases",
+    "compressed_cases",
     "clean_answer",
 ]
 
@@ -299,6 +300,19 @@ def _fragment_cases(ds: Dataset, rng: random.Random, n: int) -> Iterator[tuple[s
             e = copy.deepcopy(d)
             e.PixelData = encapsulate([bytes(f)])
             yield f"{syntax.name}: {what}", _save(e)
+
+
+def compressed_cases(
+    n_per_syntax: int = 200, *, seed: int = 0, clean: bytes | None = None
+) -> list[tuple[str, bytes]]:
+    """Corrupt compressed frames only: ``n_per_syntax`` per syntax (RLE, JPEG-LS, JPEG 2000
+    Lossless; a syntax without an encoder here is left out), as ``(what, DICOM bytes)``
+    whose ``what`` starts with the syntax's name: the ``compressed`` family of
+    :func:`make_cases`, cut, zeroed, emptied, doubled, or with flipped bytes."""
+    clean = clean if clean is not None else clean_dicom(seed)
+    with _lenient():
+        ds = pydicom.dcmread(BytesIO(clean))
+    return list(_fragment_cases(ds, random.Random(seed), n_per_syntax))
 
 
 # --------------------------------------------------------------------------- raster

@@ -207,11 +207,6 @@ def finish(values: np.ndarray, name: str | None = None) -> np.ndarray:
     return out
 
 
-def one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= 300 else text[:297] + "..."
-
-
 def int_or(value: Any, default: int) -> int:
     try:
         return int(value)

@@ -25,10 +25,12 @@ from pydicom.uid import (
 
 from calcscope.config import IOConfig
 from calcscope.errors import (
+    MAX_QUOTED_CHARS,
     ImplausibleValueError,
     MissingSpacingError,
     NotAMammogramError,
     UnreadableFileError,
+    one_line,
 )
 from calcscope.imaging._common import (
     MISSING_SPACING,
@@ -38,12 +40,12 @@ from calcscope.imaging._common import (
     grey_from_channels,
     int_or,
     normalise_array,
-    one_line,
     orientation,
     robust_normalise,
     str_or_none,
     uid_name,
 )
+from calcscope.imaging.codec_checks import frame_problem
 from calcscope.model import Laterality, Mammogram, Source, View
 
 __all__ = [
@@ -64,8 +66,10 @@ STEP_JUMP = 0.2
 #: bytes, where the decoder loses its place and fills the rest of the frame with blocks.
 MAX_STEP_FRACTION = 0.012
 #: ... or more than this fraction within any band of 64 rows (real images: at most 2.5 %,
-#: garbled ones 4.4-64 %), which catches a corruption that starts near the end.
-MAX_BAND_STEP_FRACTION = 0.06
+#: phantoms 1.7 %; garbled ones 4.4-64 %, among them JPEG-LS frames with a zeroed stretch,
+#: whose decoder fills the last rows with smooth blocks: 5.4 and 5.8 %), which catches a
+#: corruption that starts near the end.
+MAX_BAND_STEP_FRACTION = 0.045
 _STEP_BAND_ROWS = 64
 
 _MAMMOGRAPHY_CAPABLE_SOP_CLASSES = frozenset(
@@ -174,8 +178,9 @@ def _read_dataset(p: Path) -> Dataset:
             warnings.simplefilter("ignore")
             ds = pydicom.dcmread(p, force=True)
     except Exception as exc:  # noqa: BLE001
+        detail = one_line(exc, MAX_QUOTED_CHARS)
         raise UnreadableFileError(
-            f"not a readable DICOM file (truncated or corrupt?): {one_line(exc)}", name
+            f"not a readable DICOM file (truncated or corrupt?): {detail}", name
         ) from exc
     sop_class = str(ds.get("SOPClassUID", "") or "")
     if not sop_class and "PixelData" not in ds and "Rows" not in ds:
@@ -229,6 +234,12 @@ def _decode(ds: Dataset, name: str) -> np.ndarray:
     file and the transfer syntax. Only an interrupt or an exit goes through.
     """
     _check_end_markers(ds, name)
+    problem = frame_problem(ds)
+    if problem is not None:
+        raise UnreadableFileError(
+            f"the {_transfer_syntax_text(ds)} pixel data are corrupt ({problem}); not analysed",
+            name,
+        )
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -236,8 +247,9 @@ def _decode(ds: Dataset, name: str) -> np.ndarray:
     except (KeyboardInterrupt, SystemExit):
         raise
     except BaseException as exc:  # noqa: BLE001 - a decoder panic is not an Exception
+        detail = one_line(exc, MAX_QUOTED_CHARS)
         raise UnreadableFileError(
-            f"cannot decode the pixel data, {_transfer_syntax_text(ds)}: {one_line(exc)}. "
+            f"cannot decode the pixel data, {_transfer_syntax_text(ds)}: {detail}. "
             "Convert it to uncompressed DICOM with another tool (e.g. DCMTK dcmdjpeg, "
             "gdcmconv --raw) or export it as 16-bit PNG and pass --spacing-mm",
             name,
@@ -259,8 +271,9 @@ def _check_end_markers(ds: Dataset, name: str) -> None:
     try:
         frames = list(generate_frames(ds.PixelData, number_of_frames=max(n, 1)))
     except Exception as exc:  # noqa: BLE001 - a corrupt encapsulation: the decoder says more
+        detail = one_line(exc, MAX_QUOTED_CHARS)
         raise UnreadableFileError(
-            f"the encapsulated pixel data cannot be split into frames: {one_line(exc)}", name
+            f"the encapsulated pixel data cannot be split into frames: {detail}", name
         ) from exc
     for k, frame in enumerate(frames):
         if not bytes(frame).rstrip(b"\x00").endswith(b"\xff\xd9"):

@@ -47,11 +47,13 @@ from pydicom.uid import (
 
 from calcscope.config import IOConfig
 from calcscope.errors import (
+    MAX_QUOTED_CHARS,
     ImageTooLargeError,
     InputError,
     MissingSpacingError,
     NotAMammogramError,
     UnreadableFileError,
+    one_line,
 )
 from calcscope.imaging._common import (
     MISSING_SPACING,
@@ -61,7 +63,6 @@ from calcscope.imaging._common import (
     finish,
     grey_from_channels,
     normalise_array,
-    one_line,
     parse_laterality,
     parse_spacing,
     parse_view,
@@ -164,7 +165,8 @@ def read_image(
     except (KeyboardInterrupt, SystemExit):
         raise
     except BaseException as exc:  # noqa: BLE001 - any decoder failure (panics too)
-        raise UnreadableFileError(f"cannot decode the image: {one_line(exc)}", name) from exc
+        detail = one_line(exc, MAX_QUOTED_CHARS)
+        raise UnreadableFileError(f"cannot decode the image: {detail}", name) from exc
     if user_laterality is not None:
         image = replace(image, laterality=user_laterality)
     if user_view is not None:
@@ -353,7 +355,8 @@ def _read_head(p: Path) -> bytes:
                 raise UnreadableFileError(f"not a regular file but {kind}; skipped", name)
             return fh.read(132)
     except OSError as exc:
-        raise UnreadableFileError(f"cannot open: {one_line(exc)}", name) from exc
+        detail = one_line(exc, MAX_QUOTED_CHARS)
+        raise UnreadableFileError(f"cannot open: {detail}", name) from exc
 
 
 def _sniff(p: Path) -> str:

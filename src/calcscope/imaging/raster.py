@@ -16,10 +16,12 @@ from PIL import Image
 
 from calcscope.config import IOConfig
 from calcscope.errors import (
+    MAX_QUOTED_CHARS,
     ImageTooLargeError,
     MissingSpacingError,
     NotAMammogramError,
     UnreadableFileError,
+    one_line,
 )
 from calcscope.imaging._common import (
     MISSING_SPACING,
@@ -27,7 +29,6 @@ from calcscope.imaging._common import (
     finish,
     grey_from_channels,
     normalise_array,
-    one_line,
 )
 from calcscope.model import Mammogram, Source
 
@@ -46,7 +47,8 @@ def read_pillow(p: Path, config: IOConfig, spacing: tuple[float, float] | None) 
         try:
             im = Image.open(p)  # lazy: reads the header only
         except Image.DecompressionBombError as exc:
-            raise ImageTooLargeError(f"image too large: {one_line(exc)}", name) from exc
+            detail = one_line(exc, MAX_QUOTED_CHARS)
+            raise ImageTooLargeError(f"image too large: {detail}", name) from exc
         with im:
             cols, rows = im.size
             frames = int(getattr(im, "n_frames", 1) or 1)

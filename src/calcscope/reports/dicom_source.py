@@ -224,6 +224,36 @@ class Deidentifier:
         digest = hmac.new(self.seed.encode(), text.encode(), hashlib.sha256).hexdigest()
         return digest[:length]
 
+    def output_stem(self, path: str | None, sop_instance_uid: str | None) -> str:
+        """The name of a de-identified image's outputs (``<stem>.json``, ...), which must not
+        derive from the input's file or folder names (archives name files after patients).
+
+        Parameters
+        ----------
+        path
+            The input file (used only, through a keyed hash of its absolute path, when
+            the image has no SOP Instance UID: PNG, TIFF, PGM).
+        sop_instance_uid
+            The image's original SOP Instance UID.
+
+        Returns
+        -------
+        str
+            The de-identified SOP Instance UID (the one the de-identified SR and GSPS
+            reference), or ``anon-`` and 16 hex digits of a keyed hash of the path.
+        """
+        if sop_instance_uid:
+            return self.uid(sop_instance_uid)
+        text = str(Path(path).resolve()) if path else ""
+        return f"anon-{self.pseudonym(text)}"
+
+    def source_name(self, path: str, sop_instance_uid: str | None) -> str:
+        """The de-identified report's name of its input file: :meth:`output_stem` and the
+        file's suffix when it is an image suffix (``.dcm``, ``.png``, ...), else none."""
+        suffix = Path(path).suffix.lower()
+        known = {".dcm", ".dicom", ".png", ".tif", ".tiff", ".pgm", ".ppm", ".pnm"}
+        return self.output_stem(path, sop_instance_uid) + (suffix if suffix in known else "")
+
     def file_name(self, path: str, uids: Iterable[str | None] = ()) -> str:
         """The file name of ``path`` (no folders), each of ``uids`` in it replaced by its
         pseudonym: archives and the DICOM node name files after their SOP Instance UID."""

@@ -207,12 +207,24 @@ def _uid_map(anonymize: bool, seed: str | None) -> Callable[[str | None], str | 
 
 def exam_file_name(exam: Exam, *, anonymize: bool = False, seed: str | None = None) -> str:
     """The exam's file-name-safe name (``<name>.exam.json``); with ``anonymize`` the
-    study's UID in it replaced as the de-identified exports replace it."""
+    study's UID in it replaced as the de-identified exports replace it, and a name not
+    made from that UID (a file's name, a patient ID and date) replaced by ``anon-exam-``
+    and a keyed hash of the exam's id."""
     if not anonymize:
         return exam.name
+    return _anonymous_exam_id(exam, exam.name, seed)
+
+
+def _anonymous_exam_id(exam: Exam, text: str, seed: str | None) -> str:
+    """``text`` (the exam's name or id) de-identified: the study's UID in it replaced, or
+    the whole replaced by a keyed hash when it is not made from that UID."""
     from calcscope.reports.dicom_source import Deidentifier
 
-    return Deidentifier(seed).file_name(exam.name, [exam.study_instance_uid])
+    deid = Deidentifier(seed)
+    study = exam.study_instance_uid
+    if study and text.startswith(study.strip("._")):
+        return deid.file_name(text, [study])
+    return f"anon-exam-{deid.pseudonym(exam.exam_id)}"
 
 
 def _finding(f: ExamFinding, uid: Callable[[str | None], str | None] = _same) -> ExamFindingModel:
@@ -305,9 +317,7 @@ def to_exam_report(exam: Exam, *, anonymize: bool = False, seed: str | None = No
     }
     exam_id = exam.exam_id
     if anonymize:
-        from calcscope.reports.dicom_source import Deidentifier
-
-        exam_id = Deidentifier(seed).file_name(exam_id, [exam.study_instance_uid])
+        exam_id = _anonymous_exam_id(exam, exam_id, seed)
     return ExamReport(
         exam_id=exam_id,
         study_instance_uid=uid(exam.study_instance_uid),

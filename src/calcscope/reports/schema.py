@@ -422,8 +422,8 @@ def _source(analysis: Analysis, *, anonymize: bool, seed: str | None) -> SourceM
         from calcscope.reports.dicom_source import Deidentifier
 
         deid = Deidentifier(seed)
-        if path is not None:
-            path = deid.file_name(path, uids)
+        if path is not None:  # neither the folders nor the file's name: they may name a patient
+            path = deid.source_name(path, src.sop_instance_uid)
         study, series, sop = (deid.uid(u) if u else u for u in uids)
         uids = (study, series, sop)
     return SourceModel(
@@ -491,8 +491,9 @@ def to_report(
 ) -> AnalysisReport:
     """Build the JSON report model of an analysis.
 
-    With ``anonymize`` the patient block is left out, the source path is reduced to its
-    file name (a UID in it replaced as below), and the source's Study, Series and SOP
+    With ``anonymize`` the patient block is left out, the source path becomes
+    ``<de-identified SOP Instance UID><suffix>`` (a keyed hash of the path for an image
+    without one: ``Deidentifier.source_name``), and the source's Study, Series and SOP
     Instance UIDs are replaced as the de-identified SR and GSPS replace them
     (:class:`calcscope.reports.dicom_source.Deidentifier` under ``seed``).
     """

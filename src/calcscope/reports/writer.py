@@ -133,8 +133,9 @@ def write_outputs(
     The report model (:func:`calcscope.reports.schema.to_report`) is built once and
     every renderer (HTML, letter, SR, GSPS) takes it; only the overlay PNG needs the
     pixels of ``analysis``. ``source_path`` replaces the report's source path (the node
-    moves an image after analysing it; with ``anonymize`` only its de-identified file
-    name); ``report`` is the report model when the caller already built it (with
+    moves an image after analysing it; with ``anonymize`` only its de-identified
+    name, :meth:`~calcscope.reports.dicom_source.Deidentifier.source_name`); ``report``
+    is the report model when the caller already built it (with
     ``anonymize``, built with the same seed). Returns the paths written.
     """
     from calcscope.reports.schema import to_report
@@ -152,9 +153,8 @@ def write_outputs(
         if opts.anonymize:
             from calcscope.reports.dicom_source import Deidentifier
 
-            src = dicom_report.source
-            uids = (src.study_instance_uid, src.series_instance_uid, src.sop_instance_uid)
-            source_path = Deidentifier(seed).file_name(source_path, uids)
+            sop = dicom_report.source.sop_instance_uid
+            source_path = Deidentifier(seed).source_name(source_path, sop)
         source = report.source.model_copy(update={"path": source_path})
         report = report.model_copy(update={"source": source})
     written: dict[str, Path] = {}

@@ -1,0 +1,285 @@
+"""Structural checks of compressed DICOM frames, made before they are decoded.
+
+Decoders repair or ignore some corruption quietly and return an image of the right size
+that is not the stored one. These checks refuse a frame whose structure contradicts the
+format or the DICOM header, which a valid encoder never writes:
+
+* RLE Lossless (PS3.5 Annex G): the 64-byte segment header (segment count equal to the
+  samples times the bytes per sample, first offset 64, offsets increasing and inside the
+  frame, unused offsets zero), and every segment decoding (PackBits) to exactly
+  ``Rows x Columns`` bytes, no run crossing that end, with at most one byte of padding left.
+  A flipped control byte shifts every later byte of its segment, so its count goes wrong.
+* JPEG-LS: the markers before the scan (only SOF55, LSE with a defined ID, DRI, COM and
+  APPn, then SOS), SOF55 against the header (size, components, precision), and for the
+  lossless syntax a NEAR of 0 in SOS. A flipped LSE ID or SOS marker makes CharLS decode
+  with other parameters (a BI-RADS 4C phantom read as BI-RADS 1).
+* JPEG 2000: the SIZ marker (image size equal to ``Rows x Columns``, component count equal
+  to ``SamplesPerPixel``, no sub-sampling, precision at most ``BitsAllocated``), and for
+  the lossless-only syntax the COD marker's reversible 5-3 wavelet and the QCD marker's
+  "no quantization" style, which that syntax requires. A flipped header byte there makes
+  OpenJPEG decode another image of the same size.
+
+What they cannot see: a flipped byte inside RLE literal data or inside entropy-coded
+JPEG-LS / JPEG 2000 data leaves a valid stream (neither format carries a checksum); see
+docs/accuracy.md, "Hostile input".
+"""
+
+from __future__ import annotations
+
+import struct
+
+from pydicom.dataset import Dataset
+from pydicom.uid import (
+    JPEG2000,
+    JPEG2000Lossless,
+    JPEGLSLossless,
+    JPEGLSNearLossless,
+    RLELossless,
+)
+
+__all__ = ["frame_problem", "rle_frame_problem", "j2k_frame_problem", "jpegls_frame_problem"]
+
+_CHECKED = (RLELossless, JPEG2000Lossless, JPEG2000, JPEGLSLossless, JPEGLSNearLossless)
+
+#: RLE segment header: the segment count and 15 offsets, little-endian 32-bit.
+_RLE_HEADER_BYTES = 64
+
+
+def frame_problem(ds: Dataset) -> str | None:
+    """The first structural problem of ``ds``'s compressed frames, or None (also for
+    other transfer syntaxes and for pixel data that cannot be split into frames, which
+    the decoder reports).
+
+    Parameters
+    ----------
+    ds
+        A DICOM data set with encapsulated pixel data.
+
+    Returns
+    -------
+    str or None
+        The problem in words, naming the frame.
+    """
+    from pydicom.encaps import generate_frames
+
+    meta = getattr(ds, "file_meta", None)
+    ts = str(meta.get("TransferSyntaxUID", "")) if meta is not None else ""
+    if ts not in _CHECKED or "PixelData" not in ds:
+        return None
+    rows, cols = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
+    samples = int(ds.get("SamplesPerPixel", 1) or 1)
+    bits = int(ds.get("BitsAllocated", 16) or 16)
+    n = max(int(ds.get("NumberOfFrames", 1) or 1), 1)
+    try:
+        frames = list(generate_frames(ds.PixelData, number_of_frames=n))
+    except Exception:  # noqa: BLE001 - a corrupt encapsulation: the decoder reports it
+        return None
+    for k, frame in enumerate(frames):
+        data = bytes(frame)
+        if ts == RLELossless:
+            problem = rle_frame_problem(data, rows, cols, samples * ((bits + 7) // 8))
+        elif ts in (JPEGLSLossless, JPEGLSNearLossless):
+            problem = jpegls_frame_problem(data, rows, cols, samples, bits, ts == JPEGLSLossless)
+        else:
+            problem = j2k_frame_problem(data, rows, cols, samples, bits, ts == JPEG2000Lossless)
+        if problem is not None:
+            return f"frame {k + 1}: {problem}"
+    return None
+
+
+def rle_frame_problem(frame: bytes, rows: int, cols: int, n_segments: int) -> str | None:
+    """What is structurally wrong with one RLE Lossless frame, or None.
+
+    Parameters
+    ----------
+    frame
+        The frame's bytes (its fragments joined).
+    rows, cols
+        The header's ``Rows`` and ``Columns``.
+    n_segments
+        ``SamplesPerPixel`` times ``BitsAllocated / 8``: the segments the frame must hold.
+
+    Returns
+    -------
+    str or None
+        The first problem found, in words; None for a consistent frame.
+    """
+    if len(frame) < _RLE_HEADER_BYTES:
+        return f"the RLE header is cut ({len(frame)} bytes of 64)"
+    header = struct.unpack("<16I", frame[:_RLE_HEADER_BYTES])
+    count, offsets = header[0], header[1:]
+    if count != n_segments:
+        return f"the RLE header lists {count} segments, the image needs {n_segments}"
+    used = list(offsets[:count])
+    if used[0] != _RLE_HEADER_BYTES or any(o != 0 for o in offsets[count:]):
+        return "the RLE segment offsets are inconsistent (first not 64, or unused ones set)"
+    ends = [*used[1:], len(frame)]
+    if any(b <= a for a, b in zip(used, ends, strict=True)):
+        return "the RLE segment offsets are not increasing inside the frame"
+    need = rows * cols
+    for k, (start, end) in enumerate(zip(used, ends, strict=True)):
+        produced, consumed = _packbits_count(frame, start, end, need)
+        if produced != need:
+            return f"RLE segment {k + 1} decodes to {produced:,} bytes, not {need:,}"
+        if end - consumed > 1:  # one byte of padding to an even length
+            return f"RLE segment {k + 1} holds {end - consumed:,} bytes after its image"
+    return None
+
+
+def _packbits_count(data: bytes, start: int, end: int, need: int) -> tuple[int, int]:
+    """Bytes a PackBits segment ``data[start:end]`` decodes to, stopping at ``need`` (or
+    one past it when a run crosses it, or short when the data end), and where it stopped."""
+    produced, i = 0, start
+    while produced < need and i < end:
+        n = data[i]
+        if n < 128:  # n + 1 literal bytes follow
+            produced += n + 1
+            i += n + 2
+            if i > end:
+                return produced - (i - end), end  # the literal run is cut
+        elif n > 128:  # the next byte, 257 - n times
+            produced += 257 - n
+            i += 2
+        else:  # 128: no operation
+            i += 1
+    return produced, min(i, end)
+
+
+def j2k_frame_problem(
+    frame: bytes, rows: int, cols: int, samples: int, bits_allocated: int, lossless: bool
+) -> str | None:
+    """What is structurally wrong with one JPEG 2000 code stream, or None.
+
+    Parameters
+    ----------
+    frame
+        The frame's bytes: a JPEG 2000 code stream (``FF 4F FF 51`` ...), or a JP2 file
+        (then not checked here).
+    rows, cols, samples, bits_allocated
+        The header's ``Rows``, ``Columns``, ``SamplesPerPixel`` and ``BitsAllocated``.
+    lossless
+        The transfer syntax is JPEG 2000 Lossless Only: the wavelet must be the reversible
+        5-3 one and the coefficients unquantized.
+
+    Returns
+    -------
+    str or None
+        The first problem found, in words; None for a consistent code stream.
+    """
+    if frame[:4] != b"\xff\x4f\xff\x51":
+        return None if frame[4:8] == b"jP  " else "no JPEG 2000 SOC and SIZ markers"
+    if len(frame) < 42:
+        return "the JPEG 2000 SIZ marker is cut"
+    xsiz, ysiz, xo, yo = struct.unpack(">4I", frame[8:24])
+    csiz = struct.unpack(">H", frame[40:42])[0]
+    if (xsiz - xo, ysiz - yo) != (cols, rows):
+        return f"the JPEG 2000 image is {xsiz - xo} x {ysiz - yo}, the header says {cols} x {rows}"
+    if csiz != samples or len(frame) < 42 + 3 * csiz:
+        return f"the JPEG 2000 stream has {csiz} components, the header says {samples}"
+    for c in range(csiz):
+        ssiz, xr, yr = frame[42 + 3 * c : 45 + 3 * c]
+        if (ssiz & 0x7F) + 1 > bits_allocated:
+            return f"JPEG 2000 component precision {(ssiz & 0x7F) + 1} > {bits_allocated} bits"
+        if (xr, yr) != (1, 1):
+            return f"JPEG 2000 component sub-sampled ({xr} x {yr}): not a DICOM image"
+    xt, yt, xto, yto = struct.unpack(">4I", frame[24:40])
+    if xt == 0 or yt == 0:
+        return "a JPEG 2000 tile of size 0"
+    n_tiles = -(-(xsiz - xto) // xt) * -(-(ysiz - yto) // yt)
+    problem = _j2k_coding_problem(frame, 42 + 3 * csiz, lossless)
+    return problem or _j2k_tiles_problem(frame, n_tiles)
+
+
+def _j2k_coding_problem(frame: bytes, i: int, lossless: bool) -> str | None:
+    """The main header's COD and QCD markers (from offset ``i`` to the first tile) against
+    the lossless syntax (``lossless``): reversible wavelet, no quantization."""
+    while i + 4 <= len(frame):
+        marker, length = struct.unpack(">HH", frame[i : i + 4])
+        if marker == 0xFF90:  # SOT: the main header ends
+            return None
+        body = frame[i + 4 : i + 2 + length]
+        if lossless and marker == 0xFF52 and len(body) >= 10 and body[9] != 1:
+            return "JPEG 2000 Lossless with an irreversible wavelet (COD marker)"
+        if lossless and marker == 0xFF5C and body and body[0] & 0x1F != 0:
+            return "JPEG 2000 Lossless with quantized coefficients (QCD marker)"
+        if length < 2:
+            return "a JPEG 2000 marker segment has an impossible length"
+        i += 2 + length
+    return "the JPEG 2000 main header has no tile (SOT marker)"
+
+
+#: Marker segments allowed in a JPEG-LS stream before its first scan: SOF55, LSE, DRI,
+#: COM and APP0-APP15 (ISO 14495-1).
+_JPEGLS_HEADER_MARKERS = frozenset({0xF7, 0xF8, 0xDD, 0xFE, *range(0xE0, 0xF0)})
+
+
+def jpegls_frame_problem(
+    frame: bytes, rows: int, cols: int, samples: int, bits_allocated: int, lossless: bool
+) -> str | None:
+    """What is structurally wrong with one JPEG-LS stream's header, or None.
+
+    Parameters
+    ----------
+    frame
+        The frame's bytes (SOI, marker segments, SOS, the scan, EOI).
+    rows, cols, samples, bits_allocated
+        The header's ``Rows``, ``Columns``, ``SamplesPerPixel`` and ``BitsAllocated``.
+    lossless
+        The transfer syntax is JPEG-LS Lossless: the scan's NEAR must be 0.
+
+    Returns
+    -------
+    str or None
+        The first problem found, in words; None for a consistent header.
+    """
+    if frame[:2] != b"\xff\xd8":
+        return "no JPEG-LS SOI marker"
+    i, seen_sof = 2, False
+    while i + 4 <= len(frame):
+        if frame[i] != 0xFF:
+            return f"no JPEG-LS marker at byte {i} of the header"
+        marker, length = frame[i + 1], struct.unpack(">H", frame[i + 2 : i + 4])[0]
+        body = frame[i + 4 : i + 2 + length]
+        if length < 2 or len(body) < length - 2:
+            return "a JPEG-LS marker segment has an impossible length"
+        if marker == 0xDA:  # SOS: the scan
+            if not seen_sof:
+                return "a JPEG-LS scan before its SOF55 frame header"
+            ns = body[0] if body else 0
+            if len(body) < 1 + 2 * ns + 3:
+                return "the JPEG-LS SOS marker is cut"
+            near = body[1 + 2 * ns]
+            return f"JPEG-LS Lossless with NEAR = {near}" if lossless and near else None
+        if marker not in _JPEGLS_HEADER_MARKERS:
+            return f"unexpected marker FF {marker:02X} in the JPEG-LS header"
+        if marker == 0xF7:
+            if len(body) < 6:
+                return "the JPEG-LS SOF55 marker is cut"
+            precision, y, x = body[0], *struct.unpack(">HH", body[1:5])
+            if (y, x) != (rows, cols) or body[5] != samples:
+                return f"the JPEG-LS frame is {x} x {y} x {body[5]}, the header says otherwise"
+            if not 2 <= precision <= bits_allocated:
+                return f"JPEG-LS precision {precision} with {bits_allocated} bits allocated"
+            seen_sof = True
+        if marker == 0xF8 and (not body or body[0] not in (1, 2, 3, 4)):
+            return "a JPEG-LS LSE marker with an undefined ID"
+        i += 2 + length
+    return "no JPEG-LS scan (SOS marker)"
+
+
+def _j2k_tiles_problem(frame: bytes, n_tiles: int) -> str | None:
+    """Every tile of the SIZ marker's grid (``n_tiles``) has a tile-part, and no tile-part
+    names a tile outside it: a flipped tile size makes OpenJPEG decode another grid."""
+    i = frame.find(b"\xff\x90")
+    seen: set[int] = set()
+    while 0 <= i and i + 12 <= len(frame) and frame[i : i + 2] == b"\xff\x90":
+        isot, psot = struct.unpack(">HI", frame[i + 4 : i + 10])
+        if isot >= n_tiles:
+            return f"a JPEG 2000 tile-part of tile {isot}, the SIZ grid has {n_tiles} tiles"
+        seen.add(isot)
+        if psot == 0:  # the last tile-part: up to the end of the code stream
+            break
+        i += psot
+    if len(seen) != n_tiles:
+        return f"the JPEG 2000 stream holds {len(seen)} of its SIZ grid's {n_tiles} tiles"
+    return None

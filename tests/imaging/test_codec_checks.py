@@ -1,0 +1,173 @@
+"""Structural checks of compressed frames (calcscope.imaging.codec_checks): valid frames of
+phantoms and of the real compressed files in ../shared/data pass; the corruptions that
+decoders turned silently into another image (docs/accuracy.md, "Hostile input") are refused."""
+
+from __future__ import annotations
+
+import copy
+import struct
+from io import BytesIO
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+from pydicom.dataset import Dataset
+from pydicom.encaps import encapsulate, generate_frames
+from pydicom.uid import JPEG2000Lossless, JPEGLSLossless, RLELossless
+
+from calcscope.errors import UnreadableFileError
+from calcscope.evaluation.hostile import clean_dicom
+from calcscope.imaging.codec_checks import (
+    frame_problem,
+    j2k_frame_problem,
+    jpegls_frame_problem,
+    rle_frame_problem,
+)
+from calcscope.imaging.io import read_image
+
+DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
+
+
+@pytest.fixture(scope="module")
+def clean() -> Dataset:
+    return pydicom.dcmread(BytesIO(clean_dicom(0)))
+
+
+def _compressed(ds: Dataset, syntax: pydicom.uid.UID) -> Dataset:
+    d = copy.deepcopy(ds)
+    try:
+        d.compress(syntax, encoding_plugin="pylibjpeg" if syntax == RLELossless else "")
+    except Exception:  # noqa: BLE001 - this syntax's encoder is missing here
+        pytest.skip(f"no {syntax.name} encoder")
+    return d
+
+
+def _frame(ds: Dataset) -> bytearray:
+    return bytearray(next(generate_frames(ds.PixelData, number_of_frames=1)))
+
+
+def _with_frame(ds: Dataset, frame: bytes, path: Path) -> Path:
+    d = copy.deepcopy(ds)
+    d.PixelData = encapsulate([bytes(frame) + b"\0" * (len(frame) % 2)])
+    d.save_as(path)
+    return path
+
+
+def test_valid_rle_jpegls_and_j2k_frames_pass(clean: Dataset) -> None:
+    for syntax in (RLELossless, JPEGLSLossless, JPEG2000Lossless):
+        d = _compressed(clean, syntax)
+        assert frame_problem(d) is None, syntax.name
+    assert frame_problem(clean) is None  # native pixel data: nothing to check
+
+
+def test_rle_segment_that_decodes_to_another_length_is_refused(
+    clean: Dataset, tmp_path: Path
+) -> None:
+    d = _compressed(clean, RLELossless)
+    frame = _frame(d)
+    rows, cols = int(d.Rows), int(d.Columns)
+    assert rle_frame_problem(bytes(frame), rows, cols, 2) is None
+    # the first control byte of segment 1 made a longer literal run: every later byte
+    # of the segment is read shifted, and the count goes wrong
+    start = struct.unpack("<I", frame[4:8])[0]
+    bad = bytearray(frame)
+    bad[start] = (bad[start] + 5) % 128 if bad[start] < 128 else 0
+    assert "decodes to" in (rle_frame_problem(bytes(bad), rows, cols, 2) or "")
+    # a wrong segment count and an offset outside the frame
+    wrong = bytearray(frame)
+    wrong[0] = 3
+    assert "segments" in (rle_frame_problem(bytes(wrong), rows, cols, 2) or "")
+    outside = bytearray(frame)
+    outside[8:12] = struct.pack("<I", len(frame) + 10)
+    assert rle_frame_problem(bytes(outside), rows, cols, 2) is not None
+    with pytest.raises(UnreadableFileError, match="RLE Lossless.*corrupt"):
+        read_image(_with_frame(d, bad, tmp_path / "shifted.dcm"))
+
+
+@pytest.mark.parametrize(
+    ("offset", "value", "words"),
+    [
+        (43, 0x62, "sub-sampled"),  # XRsiz
+        (44, 0x7E, "sub-sampled"),  # YRsiz
+        (42, 0x1F, "precision"),  # Ssiz: 32 bits in a 16-bit image
+    ],
+)
+def test_j2k_siz_contradicting_the_header_is_refused(
+    clean: Dataset, offset: int, value: int, words: str
+) -> None:
+    d = _compressed(clean, JPEG2000Lossless)
+    frame = _frame(d)
+    frame[offset] = value
+    args = (int(d.Rows), int(d.Columns), 1, 16, True)
+    assert words in (j2k_frame_problem(bytes(frame), *args) or "")
+
+
+def test_j2k_tile_size_that_changes_the_grid_is_refused(clean: Dataset) -> None:
+    """A flipped YTsiz (byte 31): a grid of two tiles with one tile-part, which OpenJPEG
+    decoded into a BI-RADS 0 image."""
+    d = _compressed(clean, JPEG2000Lossless)
+    frame = _frame(d)
+    args = (int(d.Rows), int(d.Columns), 1, 16, True)
+    frame[31] = 0x00  # YTsiz 700 -> 512: two tiles
+    assert "tiles" in (j2k_frame_problem(bytes(frame), *args) or "")
+
+
+def test_j2k_lossless_with_quantization_or_irreversible_wavelet_is_refused(
+    clean: Dataset, tmp_path: Path
+) -> None:
+    d = _compressed(clean, JPEG2000Lossless)
+    frame = _frame(d)
+    args = (int(d.Rows), int(d.Columns), 1, 16, True)
+    qcd = frame.index(b"\xff\x5c")
+    quantized = bytearray(frame)
+    quantized[qcd + 4] = 0x89  # the flip that OpenJPEG decoded into another image
+    assert "quantized" in (j2k_frame_problem(bytes(quantized), *args) or "")
+    assert j2k_frame_problem(bytes(quantized), *args[:-1], False) is None  # lossy syntax
+    cod = frame.index(b"\xff\x52")
+    irreversible = bytearray(frame)
+    irreversible[cod + 4 + 9] = 0
+    assert "irreversible" in (j2k_frame_problem(bytes(irreversible), *args) or "")
+    with pytest.raises(UnreadableFileError, match="quantized"):
+        read_image(_with_frame(d, quantized, tmp_path / "quantized.dcm"))
+
+
+def test_jpegls_header_that_changes_the_decoding_is_refused(clean: Dataset) -> None:
+    """The two flips that CharLS decoded into a BI-RADS 1 image: the LSE marker's ID and
+    the SOS marker itself; and a NEAR above 0 in a lossless stream."""
+    d = _compressed(clean, JPEGLSLossless)
+    frame = _frame(d)
+    args = (int(d.Rows), int(d.Columns), 1, 16, True)
+    assert jpegls_frame_problem(bytes(frame), *args) is None
+    lse, sos = frame.index(b"\xff\xf8"), frame.index(b"\xff\xda")
+    bad_id = bytearray(frame)
+    bad_id[lse + 4] = 0x61
+    assert "LSE" in (jpegls_frame_problem(bytes(bad_id), *args) or "")
+    no_sos = bytearray(frame)
+    no_sos[sos + 1] = 0x2B
+    assert "FF 2B" in (jpegls_frame_problem(bytes(no_sos), *args) or "")
+    near = bytearray(frame)
+    near[sos + 4 + 1 + 2 * near[sos + 4]] = 3
+    assert "NEAR = 3" in (jpegls_frame_problem(bytes(near), *args) or "")
+    assert jpegls_frame_problem(bytes(near), *args[:-1], False) is None  # near-lossless
+
+
+def test_real_compressed_files_pass() -> None:
+    files = sorted(DATA.glob("**/*.dcm"))
+    if not files:
+        pytest.skip("no real DICOM files in ../shared/data")
+    checked = 0
+    for p in files:
+        ds = pydicom.dcmread(p)
+        assert frame_problem(ds) is None, p.name
+        checked += ds.file_meta.TransferSyntaxUID in (RLELossless, "1.2.840.10008.1.2.4.91")
+    assert checked >= 1
+
+
+def test_a_decoded_phantom_is_unchanged_by_the_checks(clean: Dataset, tmp_path: Path) -> None:
+    d = _compressed(clean, RLELossless)
+    d.save_as(tmp_path / "rle.dcm")
+    native = tmp_path / "native.dcm"
+    clean.save_as(native)
+    a, b = read_image(tmp_path / "rle.dcm"), read_image(native)
+    assert np.array_equal(a.pixels, b.pixels)
