@@ -324,5 +324,13 @@ def test_node_anonymize_leaves_no_identity(source: dict, tmp_path: Path) -> None
     report = json.loads((outputs[0].parent / "analysis.json").read_text())
     assert report["source"]["sop_instance_uid"] == sop
     assert report["source"]["path"] == f"{sop}.dcm"  # the received file's name, its UID mapped
+    # the results folder is named by the de-identified UID, never by the received one
+    assert [p.name for p in (out / "results").iterdir()] == [sop]
+    original = str(source["dataset"].SOPInstanceUID)
+    # the exam's documents (its members/written lists are the node's working state, as are
+    # incoming/, received/ and done/, which hold the received images themselves)
+    exam_files = [p for p in _files(out / "exams") if p.name not in {"members", "written"}]
+    assert leaks(exam_files, source["needles"]) == {}
+    assert not any(original in str(p.relative_to(out)) for p in [*outputs, *exam_files])
     for p in forwarded:
         _check_deidentified_dicom(p, sop)

@@ -3,9 +3,8 @@
 The node (``calcscope node``) stands beside a PACS. Modalities or the PACS send it
 mammograms by C-STORE; it answers C-ECHO; each image is analysed by
 :func:`calcscope.pipeline.analyze`, and the JSON report, the Mammography CAD SR and the
-presentation state (GSPS) with the outlines are written to the output folder by
-:func:`calcscope.reports.writer.write_outputs` and, with ``forward``, sent back to a PACS
-by C-STORE.
+presentation state (GSPS) are written by :func:`calcscope.reports.writer.write_outputs`
+and, with ``forward``, sent back to a PACS by C-STORE.
 
 Accepted SOP classes: Digital Mammography X-Ray Image Storage For Presentation and For
 Processing, and Secondary Capture Image Storage whose Modality is ``MG``; transfer
@@ -25,9 +24,9 @@ The received file is the unit of work, and the disk is the queue::
 
     OUT/node.log                      the log
     OUT/incoming/<SOPInstanceUID>.dcm received, not yet analysed
-    OUT/results/<SOPInstanceUID>/     analysis.json, analysis.sr.dcm, analysis.gsps.dcm
-                                      (the writer's <stem><suffix> with the stem
-                                      "analysis"), or error.json
+    OUT/results/<SOPInstanceUID>/     analysis.json, .sr.dcm, .gsps.dcm (the writer's
+                                      <stem><suffix>) or error.json; de-identified UID
+                                      with --anonymize
     OUT/done/<SOPInstanceUID>         commit marker (one line of JSON)
     OUT/received/<SOPInstanceUID>.dcm analysed images
     OUT/failed/<SOPInstanceUID>.dcm   images whose analysis failed
@@ -76,13 +75,19 @@ from pydicom import uid as dicom_uid
 from calcscope.about import DISCLAIMER
 from calcscope.apps.node_exams import ExamAssembler
 from calcscope.apps.node_priors import PriorFinder, PriorSource
-from calcscope.apps.node_worker import STEM, AnalysisJob, AnalysisWorker, Analyze, NodeStats
+from calcscope.apps.node_worker import (
+    STEM,
+    AnalysisJob,
+    AnalysisWorker,
+    Analyze,
+    NodeStats,
+    results_folder,
+)
 from calcscope.apps.send import SUCCESS, Forward, ForwardError, send_files
 from calcscope.apps.tls import TLSFiles
 from calcscope.config import Config
 from calcscope.errors import ConfigError, one_line
 from calcscope.files import fsync_dir, write_atomic
-from calcscope.reports.dicom_source import Deidentifier
 from calcscope.reports.writer import folder_seed, output_paths
 
 __all__ = [
@@ -356,7 +361,7 @@ class StorageNode:
         return self.out / "done" / uid
 
     def _results(self, uid: str) -> Path:
-        return self.out / "results" / uid
+        return results_folder(self.out, uid, self.anonymize_seed)
 
     @property
     def address(self) -> tuple[str, int]:
@@ -511,11 +516,9 @@ class StorageNode:
         files = sorted((self.out / "incoming").glob("*.dcm"), key=lambda p: p.stat().st_mtime)
         jobs = [("analyse", p.stem) for p in files]
         if self.forward is not None:
-            jobs += [
-                ("forward", d.name)
-                for d in sorted((self.out / "results").iterdir())
-                if (d / "forward_pending").exists() and self._done(d.name).exists()
-            ]
+            for u in sorted(m.name for m in (self.out / "done").iterdir()):  # tmp ones gone
+                if (self._results(u) / "forward_pending").exists():
+                    jobs.append(("forward", u))
         with self._lock:
             self._pending.update(uid for kind, uid in jobs if kind == "analyse")
         if jobs:
@@ -676,7 +679,8 @@ class StorageNode:
         if not src.exists():
             return
         t0 = time.perf_counter()
-        tmp = self.out / "results" / f"{_TMP}{uid}-{uuid.uuid4().hex[:8]}"
+        final = self._results(uid)  # never the original UID's name on an anonymising node
+        tmp = final.parent / f"{_TMP}{final.name}-{uuid.uuid4().hex[:8]}"
         tmp.mkdir()
         job = AnalysisJob(
             src=str(src),
@@ -726,7 +730,7 @@ class StorageNode:
         record = {"status": "failed", "error": error, "message": message}
         shown = {"sop_instance_uid": uid, **record}
         if self.anonymize_seed is not None:  # the received file's path names its UID
-            new_uid = Deidentifier(self.anonymize_seed).uid(uid)
+            new_uid = self._results(uid).name  # the de-identified UID
             text = message.replace(f"{self.out}{os.sep}", "").replace(uid, new_uid)
             shown = {**shown, "sop_instance_uid": new_uid, "message": text}
         write_atomic(tmp / "error.json", _json_bytes(shown), durable=True)

@@ -46,12 +46,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from calcscope.apps.node_priors import PriorFinder, StudyKey
+from calcscope.apps.node_worker import STEM, results_folder
 from calcscope.errors import CalcscopeError
 from calcscope.exam.compare import PriorExam
 from calcscope.files import write_atomic
 from calcscope.reports.exam import EXAM_SUFFIX, exam_image_from_report, load_exam
 from calcscope.reports.exam_writer import ExamOutputOptions, write_exam_outputs
 from calcscope.reports.schema import AnalysisReport, load_report
+from calcscope.reports.writer import folder_seed
 
 __all__ = ["EXAM_NAME", "ExamAssembler"]
 
@@ -107,11 +109,13 @@ class ExamAssembler:
     priors: PriorFinder | None = None
     _last: dict[str, float] = field(default_factory=dict)  # open study -> last arrival
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _seed: str | None = field(default=None, init=False)  # the de-identification seed
 
     def __post_init__(self) -> None:
         if self.idle_s <= 0 or self.views < 1:
             raise ValueError("exam idle time must be positive and the view count at least 1")
         (self.out / "exams").mkdir(parents=True, exist_ok=True)
+        self._seed = folder_seed(self.out) if self.anonymize else None
 
     def folder(self, study: str) -> Path:
         """The study's exam folder."""
@@ -119,7 +123,7 @@ class ExamAssembler:
 
     def _report(self, uid: str) -> AnalysisReport | None:
         try:
-            return load_report(self.out / "results" / uid / "analysis.json")
+            return load_report(results_folder(self.out, uid, self._seed) / f"{STEM}.json")
         except (CalcscopeError, OSError):
             return None
 
@@ -304,7 +308,7 @@ class ExamAssembler:
             if self.anonymize:
                 name = f"{report.source.sop_instance_uid}/analysis.json"
             else:
-                name = os.path.relpath(self.out / "results" / uid / "analysis.json", folder)
+                name = os.path.relpath(results_folder(self.out, uid) / f"{STEM}.json", folder)
             images.append(exam_image_from_report(report, Path(name).as_posix()))
             if report.patient is not None:
                 patient_id = patient_id or report.patient.id

@@ -19,6 +19,7 @@ import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,10 +29,39 @@ from calcscope.errors import CalcscopeError, one_line
 if TYPE_CHECKING:
     from concurrent.futures import Future
 
-__all__ = ["STEM", "AnalysisJob", "AnalysisOutcome", "AnalysisWorker", "NodeStats", "run_job"]
+    from calcscope.reports.dicom_source import Deidentifier
+
+__all__ = [
+    "STEM",
+    "AnalysisJob",
+    "AnalysisOutcome",
+    "AnalysisWorker",
+    "NodeStats",
+    "results_folder",
+    "run_job",
+]
 
 STEM = "analysis"
 """The stem of every output of the node (``results/<uid>/analysis.json``, ...)."""
+
+
+@lru_cache(maxsize=4)
+def _deidentifier(seed: str) -> Deidentifier:
+    from calcscope.reports.dicom_source import Deidentifier
+
+    return Deidentifier(seed)
+
+
+def results_folder(out: Path, uid: str, anonymize_seed: str | None = None) -> Path:
+    """The folder of one received image's outputs: ``out/results/<SOP Instance UID>``.
+
+    On an anonymising node (``anonymize_seed``, the folder's de-identification seed) the
+    folder is named by the de-identified UID that its reports carry, never by the
+    original one (a UID identifies the image, PS3.15's profile replaces it).
+    """
+    name = uid if anonymize_seed is None else _deidentifier(anonymize_seed).uid(uid)
+    return out / "results" / name
+
 
 WORKER_DIED = "WorkerDied"
 TIMED_OUT = "TimeoutError"
