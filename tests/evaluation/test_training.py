@@ -381,7 +381,7 @@ def test_extra_normals_are_cross_validated(
         cv2.imwrite(str(normals / f"mdb{k:03d}.pgm"), _image(k, False)[0])
     opts = TrainOptions(
         **{**FAST.__dict__, "normals": (normals,), "cv_folds": 3, "cache_dir": base / ".cache",
-           "cv_dir": tmp_path / "cv"}
+           "cv_dir": tmp_path / "cv", "workers": 2}  # the process pools too
     )  # fmt: skip
     card = train_model("mias", images, info, tmp_path / "m", opts).card
     cv = card.cross_validation
@@ -390,6 +390,7 @@ def test_extra_normals_are_cross_validated(
     doc = json.loads((tmp_path / "cv" / "cv_clusters.json").read_text())
     assert set(doc["images"]) >= {"normal:more/mdb041", "normal:more/mdb042", "mdb001"}
     assert (tmp_path / "cv" / "froc_clusters_cv.csv").is_file()
+    assert (tmp_path / "cv" / "images" / "mdb001.json").is_file()  # for recluster_lowo.py
     assert f"--normals {normals}" in (card.rebuild or "") and "--cv-out" in (card.rebuild or "")
 
 
@@ -446,6 +447,22 @@ def test_model_operating_point_is_used(mias_model: tuple[Path, Path, Path], tmp_
     assert report.settings.cluster_operating_score == 0.77
     write_card(mine, card.model_copy(update={"operating_point": None}))
     assert with_model(Config(), mine).cluster.operating_score == Config().cluster.operating_score
+
+
+def test_card_without_operating_point_keeps_its_hash(
+    mias_model: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    """A card written before ``operating_point`` existed (no such key) still reads."""
+    import shutil
+
+    _, _, out = mias_model
+    old = tmp_path / "old"
+    shutil.copytree(out, old, ignore=shutil.ignore_patterns(".cache"))
+    card = write_card(old, read_card(old).model_copy(update={"operating_point": None}))
+    doc = json.loads((old / "model.json").read_text())
+    del doc["operating_point"]
+    (old / "model.json").write_text(json.dumps(doc))
+    assert read_card(old).sha256 == card.sha256
 
 
 def test_shipped_card_is_the_train_recipe() -> None:

@@ -23,7 +23,6 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -55,6 +54,7 @@ from calcscope.evaluation.training_tables import (
     insert_seed,
     load_table,
     phantom_table,
+    process_pool,
 )
 
 __all__ = ["LGB_PARAMS", "TrainOptions", "TrainResult", "train_model"]
@@ -267,7 +267,7 @@ def build_tables(
         results = map(build_table, todo)
         pool = None
     else:
-        pool = ProcessPoolExecutor(workers)
+        pool = process_pool(workers)
         results = pool.map(build_table, todo)
     try:
         for i, s in enumerate(results):
@@ -289,7 +289,7 @@ def _phantoms(n: int, cache: Path, key: str, workers: int, progress: Progress | 
     if not n:
         return paths
     workers = max(1, min(workers, n))
-    pool = ProcessPoolExecutor(workers) if workers > 1 else None
+    pool = process_pool(workers) if workers > 1 else None
     results = (
         pool.map(phantom_table, range(n), paths, [key] * n)
         if pool is not None

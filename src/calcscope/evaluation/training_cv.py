@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ import numpy as np
 from calcscope.detection.model_card import CrossValidation, OperatingPoint
 from calcscope.evaluation.froc import FrocCurve, MatchResult
 from calcscope.evaluation.training_set import TrainingSet
-from calcscope.evaluation.training_tables import TableSummary, load_table
+from calcscope.evaluation.training_tables import TableSummary, load_table, process_pool
 
 __all__ = [
     "CvOutcome",
@@ -155,7 +154,7 @@ def cluster_results(
         results = map(_match, jobs)
         pool = None
     else:
-        pool = ProcessPoolExecutor(workers)
+        pool = process_pool(workers)
         results = pool.map(_match, jobs)
     try:
         for i, r in enumerate(results):
@@ -166,6 +165,39 @@ def cluster_results(
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
     return out
+
+
+@dataclass(frozen=True)
+class _FoldFit:
+    """One fold's model to train (picklable): its training tables and where to save it."""
+
+    tables: tuple[Path, ...]
+    phantoms: tuple[Path, ...]
+    opts: Any
+    base: tuple[Any, ...]
+    model: Path
+
+
+def _fit_fold(fit: _FoldFit) -> None:
+    from calcscope.evaluation.training import _fit
+
+    for e, b in enumerate(_fit(fit.tables, fit.phantoms, fit.opts, fit.base, threads=1)):
+        b.save_model(f"{fit.model}.{e + 1}.lgb.txt")
+
+
+def _fit_folds(fits: Sequence[_FoldFit], workers: int, progress: Any) -> None:
+    """Train every fold's model, ``workers`` folds at a time (one thread each: on a busy
+    machine LightGBM's threads spin while they wait for each other)."""
+    workers = max(1, min(workers, len(fits)))
+    pool = process_pool(workers) if workers > 1 else None
+    done = pool.map(_fit_fold, fits) if pool is not None else map(_fit_fold, fits)
+    try:
+        for f, _ in enumerate(done):
+            if progress:
+                progress("cross-validation: training", f + 1, len(fits))
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 def cross_validate(
@@ -186,28 +218,26 @@ def cross_validate(
     set); the clusters are matched to the truth circles as ``calcscope evaluate`` does.
     """
     from calcscope.evaluation.froc import froc_curve
-    from calcscope.evaluation.training import _fit, froc_points
+    from calcscope.evaluation.training import froc_points
 
     ids = sorted(usable)
     normal = [k for k in ids if k.startswith("normal:")]
     set_women = [ts.woman[k] for k in ids if k not in set(normal)]
     folds = fold_women(set_women, [ts.woman[k] for k in normal], opts.cv_folds, opts.seed)
     jobs: list[HeldOutImage] = []
+    reports = None if opts.cv_dir is None else Path(opts.cv_dir) / "images"
     with tempfile.TemporaryDirectory() as tmp:
+        fits = []
         for f, women in enumerate(folds):
             held = [k for k in ids if ts.woman[k] in women]
-            rest = [table_of[k] for k in ids if ts.woman[k] not in women]
-            boosters = _fit(rest, phantoms, opts, base, threads=2)
+            rest = tuple(table_of[k] for k in ids if ts.woman[k] not in women)
             model = Path(tmp) / f"fold{f}"
-            for e, b in enumerate(boosters):
-                b.save_model(f"{model}.{e + 1}.lgb.txt")
-            reports = None if opts.cv_dir is None else Path(opts.cv_dir) / "images"
+            fits.append(_FoldFit(rest, tuple(phantoms), opts, tuple(base), model))
             jobs += [
                 held_out_image(ts, k, table_of[k], str(model), opts.spacing_mm, reports)
                 for k in held
             ]
-            if progress:
-                progress("cross-validation: training", f + 1, len(folds))
+        _fit_folds(fits, opts.workers, progress)
         results = cluster_results(jobs, opts.workers, progress, "cross-validation: analysis")
     curve = froc_curve(results)
     one_each = len(folds) == len(set(set_women))
