@@ -3,22 +3,23 @@ leave-one-woman-out run, in seconds.
 
 Usage::
 
-    python scripts/train_detector.py --mias ../shared/data/mini-mias --cv   # once
-    python scripts/recluster_lowo.py                                        # the same curve
+    calcscope train ... --cv --cv-folds 53 --cv-out benchmarks/results/mias-lowo   # once
+    python scripts/recluster_lowo.py                                   # the same curve
     python scripts/recluster_lowo.py --set compact_mm=0 --set core_min_score=0.4
 
-Each held-out image's report (``LOWO/images/<id>.json``, written by ``--cv``) lists every
-calcification its fold's detector scored at least ``detect.min_score``: centre, size,
-score and whether it belongs to a benign macro pattern. Here the clusters are formed again
-from them (:func:`calcscope.detection.clusters.cluster_calcifications`) with a
+Each held-out image's report (``LOWO/images/<id>.json``, written by ``calcscope train --cv
+--cv-out LOWO``) lists every calcification its fold's detector scored at least
+``detect.min_score``: centre, size, score and whether it belongs to a benign macro pattern.
+Here the clusters are formed again from them
+(:func:`calcscope.detection.clusters.cluster_calcifications`) with a
 :class:`~calcscope.config.ClusterConfig` whose fields ``--set FIELD=VALUE`` override,
-matched against the mini-MIAS truth with :mod:`calcscope.evaluation.froc`, and the FROC summary is
-printed. With no ``--set`` the run's own figures come back (a check of the harness).
-Calcifications that are pieces of a benign macro pattern, or ``cluster_max_member_mm``
-across or more, are kept out of clusters as in the pipeline; the satellites of a pattern
-(``pattern_fragment_mm``) are not recorded in the report and do join here, so a run can
-differ from the pipeline by such a cluster. A change to the detector or to the
-description rules needs the full ``--cv`` run.
+matched against the mini-MIAS truth with :mod:`calcscope.evaluation.froc`, and the FROC
+summary is printed. With no ``--set`` the run's own figures come back (a check of the
+harness). Calcifications that are pieces of a benign macro pattern, or
+``cluster_max_member_mm`` across or more, are kept out of clusters as in the pipeline; the
+satellites of a pattern (``pattern_fragment_mm``) are not recorded in the report and do join
+here, so a run can differ from the pipeline by such a cluster. A change to the detector or
+to the description rules needs the full ``--cv`` run.
 """
 
 from __future__ import annotations
@@ -90,7 +91,7 @@ def recluster(
     """Cluster sensitivity at the FROC marks after clustering the reports again."""
     paths = sorted(reports.glob("mdb*.json"))
     if not paths:
-        raise SystemExit(f"{reports}: no per-image reports (run train_detector.py --cv)")
+        raise SystemExit(f"{reports}: no per-image reports (run calcscope train --cv --cv-out DIR)")
     truth = read_mias(info, [p.stem for p in paths])
     limit = DescribeThresholds().cluster_max_member_mm
     results = []

@@ -299,10 +299,18 @@ class Config(_Frozen):
 
 def with_model(config: Config, model: str | Path) -> Config:
     """``config`` with candidates scored by ``model``: a model folder (``calcscope train``;
-    made absolute, so that worker processes find it) or a model name."""
+    made absolute, so that worker processes find it) or a model name. When the model's
+    card gives an operating point (``operating_point.cluster_score``), reported clusters
+    use it (``cluster.operating_score``): a model's scores have their own scale."""
+    from calcscope.detection.model_card import model_operating_score
+
     path = Path(model).expanduser()
     value = str(path.resolve()) if path.exists() else str(model)
-    return config.model_copy(update={"detect": config.detect.model_copy(update={"model": value})})
+    update: dict[str, Any] = {"detect": config.detect.model_copy(update={"model": value})}
+    score = model_operating_score(value)
+    if score is not None:
+        update["cluster"] = config.cluster.model_copy(update={"operating_score": score})
+    return config.model_copy(update=update)
 
 
 def load_config(path: str | Path | None = None, **overrides: Any) -> Config:

@@ -1,9 +1,10 @@
 """The shipped detector on the real mini-MIAS images (in ``../shared/data``).
 
 These are the images the shipped models were trained on, so this is no measure of accuracy
-(the README's leave-one-woman-out figures are, from ``scripts/train_detector.py --cv``); it
-checks that ``calcscope evaluate`` still reproduces the README's in-sample row and that the
-operating points keep their meaning on film.
+(the README's leave-one-woman-out figures are, from ``calcscope train --cv``: the rebuild
+command on the shipped model's card); it checks that ``calcscope evaluate`` still
+reproduces the README's in-sample row and that the operating points keep their meaning on
+film.
 """
 
 from __future__ import annotations

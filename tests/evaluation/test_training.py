@@ -27,6 +27,7 @@ FAST = TrainOptions(
     ensemble=2,
     insertions=1,
     rounds=8,
+    phantoms=0,
     workers=1,
     extra_params={"min_data_in_leaf": 3},
 )
@@ -85,6 +86,10 @@ def test_mias_model_card(mias_model: tuple[Path, Path, Path]) -> None:
     assert card.cross_validation is None
     assert "--format mias" in (card.rebuild or "")
     assert len(card.sha256) == 64
+    op = card.operating_point  # calibrated on the training images (no --cv)
+    assert op is not None and "in-sample" in op.source and op.target_fp_per_image == 1.0
+    assert 0.1 <= op.cluster_score <= 1.0
+    assert op.fp_per_image is not None and op.fp_per_image <= 1.0
 
 
 def test_analyze_with_model_names_it(mias_model: tuple[Path, Path, Path], tmp_path: Path) -> None:
@@ -157,6 +162,9 @@ def test_cross_validation_by_woman(mias_model: tuple[Path, Path, Path], tmp_path
     assert cv.n_images == 6 and cv.n_true_clusters == 3
     assert [p.fp_per_image for p in cv.points] == [0.25, 0.5, 1.0, 2.0]
     assert all(0.0 <= p.sensitivity <= 1.0 for p in cv.points)
+    op = card.operating_point  # calibrated on the held-out images
+    assert op is not None and "cross-validated" in op.source
+    assert op.fp_per_image is not None and op.fp_per_image <= 1.0
 
 
 def test_interrupted_run_resumes(mias_model: tuple[Path, Path, Path], tmp_path: Path) -> None:
@@ -336,7 +344,8 @@ def test_train_command(mias_model: tuple[Path, Path, Path], tmp_path: Path) -> N
 
     images, info, base = mias_model
     common = ["train", "--format", "mias", "--images", str(images), "--truth", str(info)]
-    fast = ["--ensemble", "2", "--insertions", "1", "--rounds", "5", "--workers", "1"]
+    fast = ["--ensemble", "2", "--insertions", "1", "--rounds", "5", "--phantoms", "0"]
+    fast += ["--workers", "1"]
     rc = main([*common, "--out", str(tmp_path / "m"), "--cache", str(base / ".cache"), *fast])
     assert rc == 0
     card = read_card(tmp_path / "m")
@@ -360,3 +369,129 @@ def test_extra_normals_add_negatives(mias_model: tuple[Path, Path, Path], tmp_pa
     before = read_card(base).data[0]
     assert card.data[0].n_images == before.n_images + 2
     assert card.data[0].n_candidates > before.n_candidates
+
+
+def test_extra_normals_are_cross_validated(
+    mias_model: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    images, info, base = mias_model
+    normals = tmp_path / "more"
+    normals.mkdir()
+    for k in (41, 42):  # one woman (mdb041/mdb042)
+        cv2.imwrite(str(normals / f"mdb{k:03d}.pgm"), _image(k, False)[0])
+    opts = TrainOptions(
+        **{**FAST.__dict__, "normals": (normals,), "cv_folds": 3, "cache_dir": base / ".cache",
+           "cv_dir": tmp_path / "cv", "workers": 2}  # the process pools too
+    )  # fmt: skip
+    card = train_model("mias", images, info, tmp_path / "m", opts).card
+    cv = card.cross_validation
+    assert cv is not None and cv.n_images == 8 and cv.n_true_clusters == 3
+    assert "2 extra normal images cross-validated" in cv.split
+    doc = json.loads((tmp_path / "cv" / "cv_clusters.json").read_text())
+    assert set(doc["images"]) >= {"normal:more/mdb041", "normal:more/mdb042", "mdb001"}
+    assert (tmp_path / "cv" / "froc_clusters_cv.csv").is_file()
+    assert (tmp_path / "cv" / "images" / "mdb001.json").is_file()  # for recluster_lowo.py
+    assert f"--normals {normals}" in (card.rebuild or "") and "--cv-out" in (card.rebuild or "")
+
+
+def test_folds_of_the_set_do_not_depend_on_extra_normals() -> None:
+    from calcscope.evaluation.training_cv import fold_women, woman_folds
+
+    women = [f"w{k:03d}" for k in range(1, 54)]
+    extra = [f"w{k:03d}" for k in range(100, 166)]
+    plain = woman_folds(women, 53, 7)
+    mixed = fold_women(women, extra, 53, 7)
+    assert len(mixed) == 53 and all(len(f) == 1 for f in plain)
+    assert [[w for w in f if w in women] for f in mixed] == plain
+    assert sorted(w for f in mixed for w in f if w not in women) == extra  # each once
+
+
+def test_operating_point_calibration() -> None:
+    from calcscope.evaluation.froc import MatchResult, froc_curve
+    from calcscope.evaluation.training_cv import calibrate_operating_point
+
+    # 4 images; false clusters at 0.9, 0.7, 0.55, 0.52, 0.3, 0.2; hits at 0.8 and 0.25
+    results = [
+        MatchResult((0.8,), (0.9, 0.3)),
+        MatchResult((0.25,), (0.7,)),
+        MatchResult((), (0.55, 0.52)),
+        MatchResult((), (0.2,)),
+    ]
+    op = calibrate_operating_point(froc_curve(results), 1.0, "test")
+    assert op.cluster_score == 0.52  # 4 false clusters at 0.52 or more: 1 per image
+    assert op.fp_per_image == 1.0 and op.sensitivity == 0.5
+    op = calibrate_operating_point(froc_curve(results), 0.5, "test")
+    assert op.cluster_score == 0.7 and op.fp_per_image == 0.5
+    op = calibrate_operating_point(froc_curve(results), 10.0, "test")
+    assert op.cluster_score == 0.2  # the rate is never reached: the lowest score seen
+    op = calibrate_operating_point(froc_curve([MatchResult((0.06,), (0.05,))]), 10.0, "test")
+    assert op.cluster_score == 0.1  # never below MIN_OPERATING_SCORE
+
+
+def test_model_operating_point_is_used(mias_model: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    import shutil
+
+    import calcscope
+    from calcscope.config import with_model
+    from calcscope.detection.model_card import OperatingPoint
+    from calcscope.reports.schema import to_report
+
+    images, _, out = mias_model
+    mine = tmp_path / "mine"
+    shutil.copytree(out, mine, ignore=shutil.ignore_patterns(".cache"))
+    card = read_card(mine)
+    op = OperatingPoint(cluster_score=0.77, source="test")
+    write_card(mine, card.model_copy(update={"operating_point": op}))
+    assert with_model(Config(), mine).cluster.operating_score == 0.77
+    report = to_report(calcscope.analyze(images / "mdb001.pgm", spacing_mm=0.2, model=mine))
+    assert report.settings.cluster_operating_score == 0.77
+    write_card(mine, card.model_copy(update={"operating_point": None}))
+    assert with_model(Config(), mine).cluster.operating_score == Config().cluster.operating_score
+
+
+def test_card_without_operating_point_keeps_its_hash(
+    mias_model: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    """A card written before ``operating_point`` existed (no such key) still reads."""
+    import shutil
+
+    _, _, out = mias_model
+    old = tmp_path / "old"
+    shutil.copytree(out, old, ignore=shutil.ignore_patterns(".cache"))
+    card = write_card(old, read_card(old).model_copy(update={"operating_point": None}))
+    doc = json.loads((old / "model.json").read_text())
+    del doc["operating_point"]
+    (old / "model.json").write_text(json.dumps(doc))
+    assert read_card(old).sha256 == card.sha256
+
+
+def test_shipped_card_is_the_train_recipe() -> None:
+    """The shipped model folder's card: today's operating point (the config default) and
+    the ``calcscope train`` command that rebuilds it, with the command's default recipe."""
+    from calcscope.detection.classifier import MODEL_DIR
+
+    card = read_card(MODEL_DIR)
+    assert card.operating_point is not None
+    assert card.operating_point.cluster_score == Config().cluster.operating_score
+    rebuild = card.rebuild or ""
+    assert rebuild.startswith("calcscope train --format mias ")
+    assert rebuild.endswith("--out src/calcscope/detection/models")
+    for flag in ("--ensemble", "--insertions", "--phantoms", "--rounds"):
+        assert flag not in rebuild  # the defaults are the shipped recipe
+    t = card.training
+    d = TrainOptions()
+    assert (t.ensemble, t.insertions_per_member, t.phantoms, t.rounds, t.seed) == (
+        d.ensemble, d.insertions, d.phantoms, d.rounds, d.seed
+    )  # fmt: skip
+
+
+def test_command_defaults_are_the_recipe() -> None:
+    import inspect
+
+    from calcscope.apps.cli_train import train
+
+    params = inspect.signature(train).parameters
+    d = TrainOptions()
+    for name in ("ensemble", "insertions", "rounds", "phantoms", "workers"):
+        assert params[name].default == getattr(d, name), name
+    assert params["operating_fp_per_image"].default == d.operating_fp_per_image

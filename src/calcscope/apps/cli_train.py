@@ -58,7 +58,16 @@ def train(
     cv: Annotated[
         bool, typer.Option("--cv", help="Cross-validated cluster FROC by woman, on the card.")
     ] = False,
-    cv_folds: Annotated[int, typer.Option("--cv-folds", help="Folds of --cv.")] = 5,
+    cv_folds: Annotated[
+        int,
+        typer.Option("--cv-folds", help="Folds of --cv (the number of women or more: one each)."),
+    ] = 5,
+    cv_out: Annotated[
+        Path | None,
+        typer.Option(
+            "--cv-out", help="Folder for --cv's FROC (CSV, PNG) and per-image cluster scores."
+        ),
+    ] = None,
     base: Annotated[
         Path | None,
         typer.Option(
@@ -75,12 +84,29 @@ def train(
             "--insertions",
             help="Insertions of 3 synthetic clusters per normal image and member (0: none).",
         ),
-    ] = 1,
+    ] = 4,
     rounds: Annotated[int, typer.Option("--rounds", help="Boosting rounds per member.")] = 250,
     phantoms: Annotated[
-        int, typer.Option("--phantoms", help="Synthetic phantoms added (shipped model: 48).")
-    ] = 0,
-    workers: Annotated[int, typer.Option("--workers", help="Processes building tables.")] = 2,
+        int, typer.Option("--phantoms", help="Synthetic phantoms added (0: none).")
+    ] = 48,
+    operating_fp_per_image: Annotated[
+        float,
+        typer.Option(
+            "--operating-fp-per-image",
+            help="False clusters per image the card's operating point is calibrated to "
+            "(on the --cv curve, else on the training images).",
+        ),
+    ] = 1.0,
+    operating_score: Annotated[
+        float | None,
+        typer.Option(
+            "--operating-score",
+            help="Cluster operating point for the card, instead of calibrating.",
+        ),
+    ] = None,
+    workers: Annotated[
+        int, typer.Option("--workers", help="Processes building tables and analysing images.")
+    ] = 2,
     cache: Annotated[
         Path | None,
         typer.Option("--cache", help="Candidate table cache (default OUT/.cache; resumable)."),
@@ -91,6 +117,12 @@ def train(
 
     if spacing_mm is not None and not (0.01 <= spacing_mm <= 1.0):
         err_console.print(f"[red]error:[/] --spacing-mm {spacing_mm} is outside 0.01-1 mm")
+        raise typer.Exit(2)
+    if operating_score is not None and not (0.0 <= operating_score <= 1.0):
+        err_console.print(f"[red]error:[/] --operating-score {operating_score} is outside 0-1")
+        raise typer.Exit(2)
+    if operating_fp_per_image <= 0:
+        err_console.print("[red]error:[/] --operating-fp-per-image must be positive")
         raise typer.Exit(2)
     if min(ensemble, rounds, workers) < 1 or min(insertions, phantoms) < 0 or cv_folds < 2:
         err_console.print(
@@ -110,6 +142,9 @@ def train(
         cache_dir=cache,
         normals=tuple(normals or ()),
         base=base,
+        operating_fp_per_image=operating_fp_per_image,
+        operating_score=operating_score,
+        cv_dir=cv_out if cv else None,
     )
     res = _run_training(fmt.value, images, truth, out, opts)
     console.print(card_table(res.card, res.out))
@@ -168,5 +203,13 @@ def card_table(card: ModelCard, out: Path) -> Table:
             " / ".join(f"{p.sensitivity:.2f} at {p.fp_per_image:g}" for p in cvr.points)
             + " false clusters per image",
         )
+    if card.operating_point is not None:
+        op = card.operating_point
+        measured = (
+            f" ({op.fp_per_image:.2f} false clusters per image there)"
+            if op.fp_per_image is not None
+            else ""
+        )
+        table.add_row("cluster operating point", f"{op.cluster_score:g}{measured}")
     table.add_row("sha256", card.sha256)
     return table

@@ -28,10 +28,12 @@ __all__ = [
     "FrocPoint",
     "ModelCard",
     "ModelIdentity",
+    "OperatingPoint",
     "TrainingData",
     "TrainingSettings",
     "card_hash",
     "feature_version",
+    "model_operating_score",
     "read_card",
     "write_card",
 ]
@@ -95,6 +97,23 @@ class CrossValidation(_Card):
     points: list[FrocPoint]
 
 
+class OperatingPoint(_Card):
+    """The cluster score threshold reports use with this model (``ClusterConfig.
+    operating_score``: lower-scoring clusters are not reported), and how it was chosen."""
+
+    cluster_score: float = Field(ge=0.0, le=1.0, description="cluster score threshold")
+    target_fp_per_image: float | None = Field(
+        None, description="false clusters per image the threshold was calibrated to"
+    )
+    fp_per_image: float | None = Field(
+        None, description="false clusters per image at the threshold, where it was measured"
+    )
+    sensitivity: float | None = Field(
+        None, description="cluster sensitivity at the threshold, where it was measured"
+    )
+    source: str = Field(description="how the threshold was chosen (which images, which curve)")
+
+
 class ModelCard(_Card):
     """The card of a model folder (``model.json``)."""
 
@@ -109,6 +128,9 @@ class ModelCard(_Card):
     data: list[TrainingData] = Field(default_factory=list)
     training: TrainingSettings = TrainingSettings()
     cross_validation: CrossValidation | None = None
+    operating_point: OperatingPoint | None = Field(
+        None, description="cluster operating point that --model applies (None: the config's)"
+    )
     rebuild: str | None = Field(None, description="command that rebuilds this model")
     notes: str | None = None
     sha256: str = ""
@@ -130,6 +152,8 @@ def feature_version(names: Sequence[str]) -> str:
 def _card_bytes(card: ModelCard) -> bytes:
     doc = card.model_dump(mode="json")
     doc["sha256"] = ""
+    if doc["operating_point"] is None:  # cards written before the field keep their hash
+        del doc["operating_point"]
     return json.dumps(doc, sort_keys=True).encode()
 
 
@@ -205,3 +229,19 @@ def read_card(folder: Path, features: Sequence[str] | None = None) -> ModelCard:
             + "): refusing to score with it; retrain it with `calcscope train`"
         )
     return card
+
+
+def model_operating_score(model: str) -> float | None:
+    """The cluster operating point on the card of the model folder ``model`` (a folder, or
+    the shipped model's name); None for a scorer or weights without a card, or a card
+    without one. A card that cannot be read is left for the model check to report."""
+    from calcscope.detection.classifier import model_folder
+
+    folder = model_folder(model)
+    if folder is None or not (folder / CARD_FILE).is_file():
+        return None
+    try:
+        card = ModelCard.model_validate_json((folder / CARD_FILE).read_bytes())
+    except (OSError, ValidationError):
+        return None
+    return None if card.operating_point is None else card.operating_point.cluster_score

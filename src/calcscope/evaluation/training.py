@@ -23,7 +23,6 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -34,13 +33,19 @@ from calcscope.detection.model_card import (
     CrossValidation,
     FrocPoint,
     ModelCard,
+    OperatingPoint,
     TrainingData,
     TrainingSettings,
     feature_version,
     read_card,
     write_card,
 )
-from calcscope.evaluation.training_set import SetFormat, TrainingDataError, TrainingSet
+from calcscope.evaluation.training_set import (
+    SetFormat,
+    TrainingDataError,
+    TrainingSet,
+    mias_woman,
+)
 from calcscope.evaluation.training_tables import (
     ImageJob,
     TableSummary,
@@ -49,6 +54,7 @@ from calcscope.evaluation.training_tables import (
     insert_seed,
     load_table,
     phantom_table,
+    process_pool,
 )
 
 __all__ = ["LGB_PARAMS", "TrainOptions", "TrainResult", "train_model"]
@@ -76,7 +82,8 @@ Progress = Callable[[str, int, int], None]
 
 @dataclass(frozen=True)
 class TrainOptions:
-    """Settings of a training run (defaults fit mini-MIAS in minutes on 2 cores).
+    """Settings of a training run. The defaults are the shipped model's recipe (3 members,
+    4 insertions of 3 clusters per normal image and member, 48 phantoms, seed 7).
 
     Attributes
     ----------
@@ -92,7 +99,7 @@ class TrainOptions:
         Sample weights of real candidates and of candidates on inserted clusters
         (phantom candidates weigh 1).
     phantoms : int
-        Synthetic phantoms added (the shipped model used 48).
+        Synthetic phantoms added.
     cv_folds : int
         Folds of the cross-validation by woman (0: none).
     workers : int
@@ -105,15 +112,23 @@ class TrainOptions:
         Extra folders of normal images (negatives and insertions), at the same spacing.
     base : Path or None
         Model folder to continue from.
+    operating_fp_per_image : float
+        False clusters per image the card's cluster operating point is calibrated to: on
+        the cross-validated curve with ``cv_folds``, else on the training images
+        (in-sample, so the threshold errs low: more clusters reported).
+    operating_score : float or None
+        Cluster operating point to put on the card as given, instead of calibrating it.
+    cv_dir : Path or None
+        Folder for the cross-validation's FROC (CSV, PNG) and per-image cluster scores.
     """
 
     spacing_mm: float | None = None
     rounds: int = 250
     ensemble: int = 3
-    insertions: int = 1
+    insertions: int = 4
     real_weight: float = 3.0
     inserted_weight: float = 1.0
-    phantoms: int = 0
+    phantoms: int = 48
     cv_folds: int = 0
     workers: int = 2
     seed: int = 7
@@ -121,6 +136,9 @@ class TrainOptions:
     cache_dir: Path | None = None
     normals: tuple[Path, ...] = ()
     base: Path | None = None
+    operating_fp_per_image: float = 1.0
+    operating_score: float | None = None
+    cv_dir: Path | None = None
     extra_params: dict[str, Any] = field(default_factory=dict)
 
 
@@ -176,7 +194,9 @@ def _add_normals(ts: TrainingSet, folders: Sequence[Path]) -> TrainingSet:
             key = f"normal:{folder.name}/{p.stem}"
             paths[key] = p
             truth[key] = ImageTruth(key, (), (), False, (), None, None)
-            woman[key] = key
+            # mini-MIAS names pair a woman's two breasts (folds keep them together)
+            mias = ts.format is SetFormat.MIAS and p.stem[:3] == "mdb" and p.stem[3:].isdigit()
+            woman[key] = mias_woman(p.stem) if mias else key
     return replace(ts, paths=paths, truth=truth, woman=woman)
 
 
@@ -247,7 +267,7 @@ def build_tables(
         results = map(build_table, todo)
         pool = None
     else:
-        pool = ProcessPoolExecutor(workers)
+        pool = process_pool(workers)
         results = pool.map(build_table, todo)
     try:
         for i, s in enumerate(results):
@@ -263,14 +283,25 @@ def build_tables(
     return out
 
 
-def _phantoms(n: int, cache: Path, key: str, progress: Progress | None) -> list[Path]:
-    paths = []
-    for k in range(n):
-        p = cache / "phantoms" / f"phantom{k:03d}.npz"
-        phantom_table(k, p, key)
-        paths.append(p)
-        if progress:
-            progress("phantoms", k + 1, n)
+def _phantoms(n: int, cache: Path, key: str, workers: int, progress: Progress | None) -> list[Path]:
+    """Build (or find cached) the tables of ``n`` synthetic phantoms, ``workers`` at a time."""
+    paths = [cache / "phantoms" / f"phantom{k:03d}.npz" for k in range(n)]
+    if not n:
+        return paths
+    workers = max(1, min(workers, n))
+    pool = process_pool(workers) if workers > 1 else None
+    results = (
+        pool.map(phantom_table, range(n), paths, [key] * n)
+        if pool is not None
+        else map(phantom_table, range(n), paths, [key] * n)
+    )
+    try:
+        for k, _ in enumerate(results):
+            if progress:
+                progress("phantoms", k + 1, n)
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
     return paths
 
 
@@ -383,7 +414,7 @@ def train_model(
         n_cached = sum(s.cached for s in summaries.values())
         if n_cached:
             say(f"{n_cached} of {len(summaries)} image tables came from the cache {cache}")
-        phantoms = _phantoms(opts.phantoms, cache, key, progress)
+        phantoms = _phantoms(opts.phantoms, cache, key, opts.workers, progress)
         usable = _usable(summaries)
         if not any(s.n_positive for s in usable.values()):
             raise TrainingDataError(
@@ -391,17 +422,23 @@ def train_model(
                 "(check the truth's coordinates and the pixel spacing)"
             )
         table_of = {j.image_id: j.out for j in jobs}
-        cv = None
+        outcome = None
         if opts.cv_folds:
             from calcscope.evaluation.training_cv import cross_validate
 
-            cv = cross_validate(ts, usable, table_of, phantoms, opts, base_boosters, progress)
+            outcome = cross_validate(ts, usable, table_of, phantoms, opts, base_boosters, progress)
+            if opts.cv_dir is not None:
+                write_cv_results(outcome, opts.cv_dir)
         if progress:
             progress("training", 0, opts.ensemble)
         boosters = _fit([table_of[k] for k in usable], phantoms, opts, base_boosters, threads=2)
         if progress:
             progress("training", opts.ensemble, opts.ensemble)
-        card = _write_model(out, ts, summaries, opts, boosters, cv, base_card, len(phantoms))
+        name = opts.name or out.resolve().name
+        weights = _save_weights(out, name, boosters)
+        op = _operating_point(ts, usable, table_of, out / name, outcome, opts, progress)
+        cv = None if outcome is None else outcome.card
+        card = _write_model(out, name, ts, summaries, opts, weights, cv, base_card, op)
     finally:
         lock.release()
     return TrainResult(out, card)
@@ -441,22 +478,11 @@ def _data_entry(ts: TrainingSet, summaries: dict[str, TableSummary], fmt_name: s
     )
 
 
-def _write_model(
-    out: Path,
-    ts: TrainingSet,
-    summaries: dict[str, TableSummary],
-    opts: TrainOptions,
-    boosters: Sequence[Any],
-    cv: CrossValidation | None,
-    base: ModelCard | None,
-    n_phantoms: int,
-) -> ModelCard:
-    from calcscope.detection.features import Candidates
-    from calcscope.reports.schema import SCHEMA_VERSION
-
-    name = opts.name or out.resolve().name
+def _save_weights(out: Path, name: str, boosters: Sequence[Any]) -> list[str]:
+    """Write the members as ``<name>.<k>.lgb.txt`` (after removing the card and the old
+    weights of that name: no card ever stands over half-written weights)."""
     out.mkdir(parents=True, exist_ok=True)
-    (out / "model.json").unlink(missing_ok=True)  # no card over half-written weights
+    (out / "model.json").unlink(missing_ok=True)
     for old in out.glob(f"{name}.*lgb.txt"):
         old.unlink()
     weights = []
@@ -464,6 +490,87 @@ def _write_model(
         w = f"{name}.{e + 1}.lgb.txt"
         b.save_model(str(out / w))
         weights.append(w)
+    return weights
+
+
+def _operating_point(
+    ts: TrainingSet,
+    usable: dict[str, TableSummary],
+    table_of: dict[str, Path],
+    model: Path,
+    outcome: Any,
+    opts: TrainOptions,
+    progress: Progress | None,
+) -> OperatingPoint:
+    """The card's cluster operating point: as given, or calibrated to
+    ``opts.operating_fp_per_image`` on the cross-validated curve or, without one, on the
+    training images analysed with the trained weights (``model``: their path prefix)."""
+    from calcscope.evaluation.froc import froc_curve
+    from calcscope.evaluation.training_cv import (
+        calibrate_operating_point,
+        cluster_results,
+        held_out_image,
+    )
+
+    rate = opts.operating_fp_per_image
+    if opts.operating_score is not None:
+        return OperatingPoint(
+            cluster_score=opts.operating_score, source="given (--operating-score)"
+        )
+    rule = f"lowest cluster score (0.01 steps) with at most {rate:g} false clusters per image"
+    if outcome is not None:
+        return calibrate_operating_point(
+            outcome.curve, rate, f"{rule} on the cross-validated curve ({outcome.card.split})"
+        )
+    jobs = [held_out_image(ts, k, table_of[k], str(model), opts.spacing_mm) for k in sorted(usable)]
+    results = cluster_results(jobs, opts.workers, progress, "operating point")
+    return calibrate_operating_point(
+        froc_curve(results),
+        rate,
+        f"{rule} on the {len(jobs)} training images, in-sample (fewer false clusters than on "
+        "new images: the threshold errs low, towards reporting more); --cv calibrates it on "
+        "held-out images",
+    )
+
+
+def write_cv_results(outcome: Any, folder: Path) -> None:
+    """The cross-validation's cluster FROC (``froc_clusters_cv.csv``, ``.png``) and
+    ``cv_clusters.json`` (the card's entry and every image's matched cluster scores) in
+    ``folder``."""
+    import json
+
+    from calcscope.evaluation.froc import plot_froc, write_froc_csv
+    from calcscope.files import write_atomic
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    write_froc_csv(outcome.curve, folder / "froc_clusters_cv.csv")
+    plot_froc(outcome.curve, folder / "froc_clusters_cv.png", "cluster FROC, cross-validated")
+    doc = {
+        "cross_validation": outcome.card.model_dump(mode="json"),
+        "images": {
+            r.image_id: {"true_scores": list(r.true_scores), "fp_scores": list(r.fp_scores)}
+            for r in outcome.results
+        },
+    }
+    write_atomic(folder / "cv_clusters.json", json.dumps(doc, indent=1))
+
+
+def _write_model(
+    out: Path,
+    name: str,
+    ts: TrainingSet,
+    summaries: dict[str, TableSummary],
+    opts: TrainOptions,
+    weights: list[str],
+    cv: CrossValidation | None,
+    base: ModelCard | None,
+    operating_point: OperatingPoint,
+) -> ModelCard:
+    from calcscope.detection.features import Candidates
+    from calcscope.reports.schema import SCHEMA_VERSION
+
+    n_phantoms = opts.phantoms
     data = [_data_entry(ts, summaries, ts.format.value)]
     if n_phantoms:
         data.append(TrainingData(format="phantoms", folder="(synthetic)", n_images=n_phantoms,
@@ -491,32 +598,44 @@ def _write_model(
             base_method=None if base is None else "lightgbm init_model: continued boosting",
         ),
         cross_validation=cv,
+        operating_point=operating_point,
         rebuild=_rebuild_command(ts, opts, out),
     )
     return write_card(out, card)
 
 
 def _rebuild_command(ts: TrainingSet, opts: TrainOptions, out: Path) -> str:
+    """The ``calcscope train`` command line of this run (options at their default left
+    out; the cache folder is not part of the recipe)."""
     parts = [
         "calcscope train",
         f"--format {ts.format.value}",
         f"--images {ts.images_dir}",
         f"--truth {ts.truth_path}",
-        f"--out {out}",
     ]
+    parts += [f"--normals {p}" for p in opts.normals]
     if opts.spacing_mm is not None:
         parts.append(f"--spacing-mm {opts.spacing_mm:g}")
+    if opts.name is not None:
+        parts.append(f"--name {opts.name}")
     if opts.cv_folds:
         parts.append(f"--cv --cv-folds {opts.cv_folds}")
+    if opts.cv_dir is not None:
+        parts.append(f"--cv-out {opts.cv_dir}")
+    if opts.base is not None:
+        parts.append(f"--base {opts.base}")
     defaults = TrainOptions()
     for flag, value, default in (
         ("--ensemble", opts.ensemble, defaults.ensemble),
         ("--insertions", opts.insertions, defaults.insertions),
         ("--rounds", opts.rounds, defaults.rounds),
         ("--phantoms", opts.phantoms, defaults.phantoms),
+        ("--operating-fp-per-image", opts.operating_fp_per_image, defaults.operating_fp_per_image),
+        ("--operating-score", opts.operating_score, defaults.operating_score),
     ):
         if value != default:
-            parts.append(f"{flag} {value}")
+            parts.append(f"{flag} {value:g}" if isinstance(value, float) else f"{flag} {value}")
+    parts.append(f"--out {out}")
     return " ".join(parts)
 
 
