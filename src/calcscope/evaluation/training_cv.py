@@ -4,7 +4,7 @@ cluster operating point calibrated on the resulting curve."""
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -150,6 +150,7 @@ def cluster_results(
     if progress:
         progress(what, 0, len(jobs))
     workers = max(1, min(workers, len(jobs)))
+    results: Iterator[MatchResult]
     if workers == 1:
         results = map(_match, jobs)
         pool = None
