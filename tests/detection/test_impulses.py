@@ -104,3 +104,30 @@ def test_hot_pixels_leave_a_cluster_of_calcifications_as_it_was_at_0_1_mm():
     assert _clusters(dirty, cfg) == expected
     off = cfg.model_copy(update={"detect": DetectConfig(impulse_max_pixel_mm=0.0)})
     assert _clusters(dirty, off) != expected  # without the rule the hot pixels count
+
+
+def test_flipped_rle_literal_bytes_give_the_clean_answer(tmp_path):
+    """Issue 17: hostile cases 6 and 132 of ``bench_fuzz.py --frames 200`` (RLE, literal
+    bytes flipped: 4 and 10 isolated pixels changed, one by 0.24 of the range) decode to
+    the right size without an error; they made a second cluster."""
+    from calcscope.evaluation.hostile import clean_dicom, compressed_cases
+    from calcscope.pipeline import analyze
+
+    data = clean_dicom(0)
+    cases = compressed_cases(133, seed=0, clean=data)
+    if not cases or not cases[0][0].startswith("RLE"):
+        pytest.skip("no RLE encoder here")
+    (tmp_path / "clean.dcm").write_bytes(data)
+    clean = analyze(tmp_path / "clean.dcm")
+    expected = (clean.assessment.category, len(clean.clusters))
+    off = Config().model_copy(update={"detect": DetectConfig(impulse_max_pixel_mm=0.0)})
+    for k in (6, 132):
+        what, blob = cases[k]
+        assert "bytes flipped" in what
+        path = tmp_path / f"case{k}.dcm"
+        path.write_bytes(blob)
+        got = analyze(path)
+        assert (got.assessment.category, len(got.clusters)) == expected
+        assert got.detection.impulses >= 1
+        without = analyze(path, config=off)
+        assert len(without.clusters) == len(clean.clusters) + 1
