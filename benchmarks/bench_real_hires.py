@@ -254,7 +254,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.rules_off:
         config = config.model_copy(
             update={
-                "detect": config.detect.model_copy(update={"speck_max_pixel_mm": 0.0}),
+                "detect": config.detect.model_copy(
+                    update={"speck_max_pixel_mm": 0.0, "impulse_max_pixel_mm": 0.0}
+                ),
                 "cluster": config.cluster.model_copy(update={"sure_members": 0}),
             }
         )

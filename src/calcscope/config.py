@@ -162,6 +162,25 @@ class DetectConfig(_Frozen):
         "where a 0.15 mm width spans three pixels: DDSM film scans (0.042-0.05 mm), where "
         "they were measured (0 turns them off).",
     )
+    impulse_max_pixel_mm: float = Field(
+        0.1,
+        ge=0.0,
+        description="At pixels up to this size (mm) single-pixel impulses are replaced by "
+        "their 3 x 3 median before detection: no calcification is one isolated pixel there "
+        "(screen or detector, focal spot and scanner blur spread it over its neighbours), "
+        "so a pixel far above or below all 8 neighbours is a dead or hot pixel, dust at the "
+        "detector or a corrupt byte. Off at coarser pixels (mini-MIAS, 0.2 mm: a "
+        "calcification may be 1-2 pixels there) and at pixels up to speck_max_pixel_mm, "
+        "where the sharpness rules already cap such a speck (replacing a dust speck's peak "
+        "pixel there blunted it past them); 0 turns it off.",
+    )
+    impulse_noise_multiple: float = Field(
+        16.0,
+        gt=0.0,
+        description="Margin of an impulse over the highest of its 8 neighbours (or under "
+        "the lowest), in units of the image's robust fine-detail noise (1.4826 x MAD of "
+        "image - median3x3 inside the breast).",
+    )
     min_diameter_mm: float = Field(0.05, description="Smallest equivalent diameter kept.")
     max_diameter_mm: float = Field(12.0, description="Largest equivalent diameter kept.")
     operating_score: float = Field(

@@ -45,7 +45,7 @@ def _score_near(det, rc: tuple[int, int]) -> float:
 def test_a_one_pixel_speck_keeps_only_a_faint_score_where_a_blurred_one_stays_sure():
     mammo, prep, dust_rc, calc_rc = _speck_image()
     det = detect(mammo, prep, DetectConfig())
-    off = detect(mammo, prep, DetectConfig(speck_max_pixel_mm=0.0))
+    off = detect(mammo, prep, DetectConfig(speck_max_pixel_mm=0.0, impulse_max_pixel_mm=0.0))
     cap = DetectConfig().speck_max_score
     assert _score_near(off, dust_rc) > cap  # the classifier alone takes the dust for a speck
     assert _score_near(det, dust_rc) <= cap

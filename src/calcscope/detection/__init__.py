@@ -3,6 +3,8 @@ their clusters.
 
 Modules, in the order the detector runs them (:func:`calcscope.detection.detect.detect`):
 
+- :mod:`~calcscope.detection.impulses`: single-pixel impulses (dead or hot pixels, dust,
+  corrupt bytes) replaced by their 3 x 3 median, at 0.06-0.1 mm pixels.
 - :mod:`~calcscope.detection.candidates`: multi-scale spot finding (band-pass stack,
   top-hat residual, seeded regions, their split into objects).
 - :mod:`~calcscope.detection.features`: the per-candidate feature table

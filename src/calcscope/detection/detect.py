@@ -81,6 +81,7 @@ from calcscope.detection.features import (
     measure_candidates,
     subset_candidates,
 )
+from calcscope.detection.impulses import remove_impulses
 from calcscope.detection.outline import outline_calcifications
 from calcscope.imaging.preprocess import Preprocessed
 from calcscope.model import Calcification, Mammogram
@@ -105,11 +106,16 @@ class Detection:
     candidates: Candidates
     band_noise: tuple[float, ...]
     tophat_noise: float
+    impulses: int = 0
+    """Single-pixel impulses replaced before detection (see
+    :func:`~calcscope.detection.impulses.remove_impulses`)."""
 
 
-def _nothing_found(bands: BandStack, tophat: TopHat) -> Detection:
+def _nothing_found(bands: BandStack, tophat: TopHat, impulses: int) -> Detection:
     """The detection of an image without candidates."""
-    return Detection((), empty_candidates(len(BAND_SIGMAS_MM) - 1), bands.noise, tophat.sigma)
+    return Detection(
+        (), empty_candidates(len(BAND_SIGMAS_MM) - 1), bands.noise, tophat.sigma, impulses
+    )
 
 
 def detect(
@@ -122,8 +128,9 @@ def detect(
     at ``config.operating_score`` or above are the detections proper.
     """
     cfg = config or DetectConfig()
-    img = mammogram.pixels.astype(np.float32, copy=False)
     pixel_mm, spacing_mm, mask = mammogram.pixel_mm, mammogram.spacing_mm, prep.mask
+    impulses = remove_impulses(mammogram.pixels.astype(np.float32, copy=False), mask, pixel_mm, cfg)
+    img = impulses.image
 
     bands = band_pass_stack(img, pixel_mm, mask)
     tophat = top_hat(img, pixel_mm, mask, cfg.background_mm)
@@ -134,11 +141,11 @@ def detect(
     )
     regions = seeded_regions(bands, tophat, mask, spacing_mm, cfg)
     if regions.count == 0:
-        return _nothing_found(bands, tophat)
+        return _nothing_found(bands, tophat, impulses.count)
     objects = split_regions(regions, bands, tophat, mask, pixel_mm, cfg)
     del regions  # its label image is no longer needed
     if objects.count <= 0:
-        return _nothing_found(bands, tophat)
+        return _nothing_found(bands, tophat, impulses.count)
 
     cands = measure_candidates(objects, bands, tophat, spacing_mm, pixel_mm)
     cands = subset_candidates(cands, cands.peak_cnr >= cfg.seed_cnr)
@@ -153,4 +160,4 @@ def detect(
         tophat.sigma,
     )
     calcs = add_coarse_deposits(mammogram, calcs, deposits, tophat, cfg)
-    return Detection(calcs, cands, bands.noise, tophat.sigma)
+    return Detection(calcs, cands, bands.noise, tophat.sigma, impulses.count)

@@ -1,0 +1,133 @@
+"""Single-pixel impulses (issue 18's dust and dead pixels, issue 17's flipped RLE literal
+bytes): replaced by their 3 x 3 median at 0.06-0.1 mm pixels, never on a phantom's own
+calcifications, never at 0.2 mm."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from calcscope.config import Config, DetectConfig
+from calcscope.detection.impulses import impulse_rule_applies, remove_impulses
+from calcscope.imaging.preprocess import preprocess
+from calcscope.model import Distribution, Mammogram, Morphology
+from calcscope.phantom import ClusterSpec, make_phantom
+from calcscope.pipeline import analyze_mammogram
+
+
+def _noisy(pixel_mm: float) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(5)
+    img = (0.4 + 0.004 * rng.standard_normal((300, 300))).astype(np.float32)
+    mask = np.zeros(img.shape, dtype=bool)
+    mask[10:-10, 10:-10] = True
+    return img, mask
+
+
+HOT = [(50, 60), (120, 200), (201, 33)]
+COLD = [(250, 250)]
+
+
+def _with_impulses(img: np.ndarray) -> np.ndarray:
+    out = img.copy()
+    for rc in HOT:
+        out[rc] += 0.2
+    for rc in COLD:
+        out[rc] -= 0.2
+    return out
+
+
+def test_hot_and_cold_pixels_are_found_and_replaced_by_their_median():
+    img, mask = _noisy(0.1)
+    got = remove_impulses(_with_impulses(img), mask, 0.1)
+    assert sorted(zip(got.rows.tolist(), got.cols.tolist(), strict=True)) == sorted(HOT + COLD)
+    for rc in HOT + COLD:
+        assert abs(got.image[rc] - 0.4) < 0.02
+    assert 0.003 < got.noise < 0.006  # the image's own noise (0.004 drawn)
+
+
+@pytest.mark.parametrize("pixel_mm", [0.2, 0.05])
+def test_the_rule_is_off_at_0_2_mm_and_where_the_sharpness_rules_apply(pixel_mm: float):
+    img, mask = _noisy(pixel_mm)
+    hot = _with_impulses(img)
+    got = remove_impulses(hot, mask, pixel_mm)
+    assert got.count == 0
+    assert got.image is hot
+    assert not impulse_rule_applies(pixel_mm)
+    assert impulse_rule_applies(0.1) and impulse_rule_applies(0.07)
+
+
+def _suspicious_phantom(spacing_mm: float, seed: int = 0) -> Mammogram:
+    spec = ClusterSpec(Morphology.FINE_LINEAR_BRANCHING, Distribution.SEGMENTAL, n=12)
+    shape = (int(70 / spacing_mm), int(56 / spacing_mm))
+    return make_phantom(
+        seed=seed, spacing_mm=spacing_mm, shape=shape, clusters=[spec], macros=[], n_singles=0
+    ).mammogram
+
+
+@pytest.mark.parametrize(
+    ("spacing_mm", "seed", "default"),
+    [(0.1, 0, False), (0.1, 1, False), (0.07, 0, False), (0.1, 2, True), (0.07, 3, True)],
+)
+def test_no_pixel_of_a_phantom_is_replaced(spacing_mm: float, seed: int, default: bool):
+    mammo = (
+        make_phantom(seed=seed, spacing_mm=spacing_mm).mammogram
+        if default
+        else _suspicious_phantom(spacing_mm, seed)
+    )
+    mask = preprocess(mammo, Config().preprocess).mask
+    got = remove_impulses(mammo.pixels.astype(np.float32), mask, mammo.pixel_mm)
+    assert got.count == 0
+
+
+def _clusters(mammo: Mammogram, config: Config) -> list[tuple[str, int, float, float]]:
+    a = analyze_mammogram(mammo, config)
+    out = [
+        (a.assessment.category.value, len(c.cluster.member_ids), *np.round(c.cluster.center_rc, 0))
+        for c in a.clusters
+    ]
+    return sorted(out)
+
+
+def test_hot_pixels_leave_a_cluster_of_calcifications_as_it_was_at_0_1_mm():
+    clean = _suspicious_phantom(0.1)
+    img = clean.pixels.astype(np.float32).copy()
+    lo, hi = np.percentile(img, [0.5, 99.5])
+    mask = preprocess(clean, Config().preprocess).mask
+    rows, cols = np.nonzero(mask[::40, ::40])
+    hot = img.copy()
+    for r, c in zip(rows[::3] * 40 + 3, cols[::3] * 40 + 3, strict=True):
+        hot[r, c] += 0.3 * (hi - lo)  # dead / hot pixels scattered over the breast
+    dirty = Mammogram(hot.astype(clean.pixels.dtype), clean.spacing_mm)
+    cfg = Config()
+    expected = _clusters(clean, cfg)
+    assert expected  # the phantom's cluster is found
+    assert _clusters(dirty, cfg) == expected
+    off = cfg.model_copy(update={"detect": DetectConfig(impulse_max_pixel_mm=0.0)})
+    assert _clusters(dirty, off) != expected  # without the rule the hot pixels count
+
+
+def test_flipped_rle_literal_bytes_give_the_clean_answer(tmp_path):
+    """Issue 17: hostile cases 6 and 132 of ``bench_fuzz.py --frames 200`` (RLE, literal
+    bytes flipped: 4 and 10 isolated pixels changed, one by 0.24 of the range) decode to
+    the right size without an error; they made a second cluster."""
+    from calcscope.evaluation.hostile import clean_dicom, compressed_cases
+    from calcscope.pipeline import analyze
+
+    data = clean_dicom(0)
+    cases = compressed_cases(133, seed=0, clean=data)
+    if not cases or not cases[0][0].startswith("RLE"):
+        pytest.skip("no RLE encoder here")
+    (tmp_path / "clean.dcm").write_bytes(data)
+    clean = analyze(tmp_path / "clean.dcm")
+    expected = (clean.assessment.category, len(clean.clusters))
+    off = Config().model_copy(update={"detect": DetectConfig(impulse_max_pixel_mm=0.0)})
+    for k in (6, 132):
+        what, blob = cases[k]
+        assert "bytes flipped" in what
+        path = tmp_path / f"case{k}.dcm"
+        path.write_bytes(blob)
+        got = analyze(path)
+        assert (got.assessment.category, len(got.clusters)) == expected
+        assert got.detection.impulses >= 1
+        without = analyze(path, config=off)
+        assert len(without.clusters) == len(clean.clusters) + 1
