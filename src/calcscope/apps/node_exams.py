@@ -343,7 +343,9 @@ class ExamAssembler:
             letter=True,
             html=True,
             anonymize=self.anonymize,
+            anonymize_seed=self._seed,  # the folder's, as the image reports'
             durable=True,
+            stem=EXAM_NAME,
         )
         path = write_exam_outputs(exam, folder, opts)
         write_atomic(folder / "written", "\n".join(members) + "\n", durable=True)

@@ -55,9 +55,14 @@ class ExamOutputOptions:
     """The de-identification's seed; ``None``: this process's (as the image outputs)."""
     durable: bool = False
     """fsync every file and its folder."""
+    stem: str | None = None
+    """A fixed stem of the outputs that tells nothing of the patient (the node's ``exam``,
+    in a folder of the study); ``None``: the exam's name (de-identified with ``anonymize``)."""
 
 
 def _stem(exam: Exam, opts: ExamOutputOptions) -> str:
+    if opts.stem is not None:
+        return opts.stem
     name = exam_file_name(exam, anonymize=opts.anonymize, seed=opts.anonymize_seed)
     image_stems = {Path(i.key).name.removesuffix(".json") for i in exam.images}
     return name if name not in image_stems else f"{name}.exam"
