@@ -54,7 +54,7 @@ def cluster_score(
     of true calcifications among the members): three sure members give 0.78, eight
     give 0.98, and many faint possible members of a real cluster add up, while a few
     faint specks of film grain do not. Chosen on the leave-one-woman-out FROC of
-    mini-MIAS (see ``scripts/train_detector.py``), where it beat the mean of the best
+    mini-MIAS (``calcscope train --cv``, docs/accuracy.md), where it beat the mean of the best
     three members.
 
     A compact group is less likely to be chance: specks of grain or noise scattered
