@@ -60,13 +60,25 @@ class BandStack:
         Each band's CNR (band divided by its robust noise level), finest first.
     noise : tuple of float
         Each band's robust noise level inside the breast, image units.
-    background_level : np.ndarray
-        The image blurred by the largest sigma (local tissue brightness).
+    background : np.ndarray
+        The image blurred by the largest sigma (local tissue brightness), as the reduced
+        copy that :func:`blur` enlarges when that sigma is large (over 6 pixels), else at
+        full size: see :attr:`background_level`.
     """
 
     band_maps: tuple[np.ndarray, ...]
     noise: tuple[float, ...]
-    background_level: np.ndarray
+    background: np.ndarray
+
+    @property
+    def background_level(self) -> np.ndarray:
+        """The image blurred by the largest sigma at full size (float32), enlarged from
+        :attr:`background` when asked for: the same values as :func:`blur`'s, without
+        holding a full-size image that is read at the candidates' pixels only."""
+        shape = self.band_maps[0].shape
+        if self.background.shape == shape:
+            return self.background
+        return _enlarge(self.background, shape)
 
     def seed_at(self, where: slice | tuple[slice, slice] | np.ndarray) -> np.ndarray:
         """The seed map (maximum CNR over the fine bands that may seed a candidate,
@@ -179,13 +191,23 @@ def blur(img: np.ndarray, sigma_px: float) -> np.ndarray:
         return img
     if sigma_px <= 6.0:
         return cv2.GaussianBlur(img, (0, 0), sigma_px, borderType=cv2.BORDER_REFLECT)
+    return _enlarge(_reduced_blur(img, sigma_px), img.shape)
+
+
+def _reduced_blur(img: np.ndarray, sigma_px: float) -> np.ndarray:
+    """:func:`blur` by a large sigma (over 6 pixels) before its last step: the blurred copy
+    of ``img`` reduced by ``sigma_px // 3``, which :func:`_enlarge` brings back."""
     factor = int(sigma_px // 3)
     rows, cols = img.shape
     small = cv2.resize(img, (cols // factor, rows // factor), interpolation=cv2.INTER_AREA)
     # area averaging already blurs by about factor/sqrt(12) pixels
     s_small = np.sqrt(max(sigma_px**2 - factor**2 / 12.0, 0.25)) / factor
-    small = cv2.GaussianBlur(small, (0, 0), s_small, borderType=cv2.BORDER_REFLECT)
-    return cv2.resize(small, (cols, rows), interpolation=cv2.INTER_LINEAR)
+    return cv2.GaussianBlur(small, (0, 0), s_small, borderType=cv2.BORDER_REFLECT)
+
+
+def _enlarge(small: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """``small`` enlarged to ``shape`` (rows, cols) by bilinear interpolation."""
+    return cv2.resize(small, (int(shape[1]), int(shape[0])), interpolation=cv2.INTER_LINEAR)
 
 
 def robust_sigma(values: np.ndarray) -> float:
@@ -235,13 +257,21 @@ def band_pass_stack(img: np.ndarray, pixel_mm: float, mask: np.ndarray) -> BandS
     level inside ``mask`` (the maximum of the seeding bands is :meth:`BandStack.seed_at`,
     the CNR map, their maximum over all bands, :attr:`BandStack.cnr`)."""
     mask_sub = mask[_NOISE_SUBSAMPLE]
-    # one pair of blurred images at a time, bands scaled in place: the stack never holds
-    # more than two blurred copies of the image
+    # one pair of blurred images at a time, each band written over the finer blur of its
+    # pair once that is read for the last time: the stack never holds more than the bands
+    # made so far and two blurred copies of the image
     finer = blur(img, BAND_SIGMAS_MM[0] / pixel_mm)
     band_noise: list[float] = []
     band_maps: list[np.ndarray] = []
-    for k in range(len(BAND_SIGMAS_MM) - 1):
-        coarser = blur(img, BAND_SIGMAS_MM[k + 1] / pixel_mm)
+    last = len(BAND_SIGMAS_MM) - 1
+    background = img
+    for k in range(last):
+        sigma_px = BAND_SIGMAS_MM[k + 1] / pixel_mm
+        if k + 1 == last and sigma_px > 6.0:  # kept reduced (BandStack.background_level)
+            background = _reduced_blur(img, sigma_px)
+            coarser = _enlarge(background, img.shape)
+        else:
+            coarser = background = blur(img, sigma_px)
         # the noise from the subsampled difference, then the band scaled strip by strip:
         # one pass over the image and no full-size temporary
         sigma = robust_sigma(
@@ -253,14 +283,17 @@ def band_pass_stack(img: np.ndarray, pixel_mm: float, mask: np.ndarray) -> BandS
         )
         band_noise.append(sigma)
         scale = np.float32(1.0 / sigma)
-        band = np.empty(img.shape, dtype=np.float32)
-        for r0 in range(0, int(img.shape[0]), _CHUNK_ROWS):  # in place, strip by strip
+        # in place over the finer blur (read here for the last time), unless that is the
+        # image itself (a sigma under 0.35 pixel)
+        own = finer is not img and finer.dtype == np.float32
+        band = finer if own else np.empty(img.shape, dtype=np.float32)
+        for r0 in range(0, int(img.shape[0]), _CHUNK_ROWS):  # strip by strip
             strip = band[r0 : r0 + _CHUNK_ROWS]
             np.subtract(finer[r0 : r0 + _CHUNK_ROWS], coarser[r0 : r0 + _CHUNK_ROWS], out=strip)
             strip *= scale
         band_maps.append(band)
         finer = coarser
-    return BandStack(tuple(band_maps), tuple(band_noise), finer)
+    return BandStack(tuple(band_maps), tuple(band_noise), background)
 
 
 def top_hat(img: np.ndarray, pixel_mm: float, mask: np.ndarray, background_mm: float) -> TopHat:
