@@ -132,24 +132,28 @@ class TopHat:
 
 @dataclass(frozen=True)
 class SeededRegions:
-    """Hysteresis regions that hold a seed pixel (step 3).
+    """Hysteresis regions that hold a seed pixel (step 3), as their pixels and labels:
+    no full-size label image is held.
 
     Attributes
     ----------
-    labels : np.ndarray
-        Component image of the grown pixels (int32, 0 = none).
+    shape : tuple of int
+        (rows, cols) of the image.
     n_labels : int
-        Number of labels in ``labels``, the background included.
+        Number of labels, the background included.
     kept : np.ndarray
         Labels of the regions kept (seeded, not too large).
-    pixels : np.ndarray or None
-        Flat indices of the grown pixels, ascending (``None``: found from ``labels``).
+    pixels : np.ndarray
+        Flat indices of the grown pixels, ascending.
+    labels_at : np.ndarray
+        The label (int32, 1..n_labels-1) of each of ``pixels``.
     """
 
-    labels: np.ndarray
+    shape: tuple[int, int]
     n_labels: int
     kept: np.ndarray
-    pixels: np.ndarray | None = None
+    pixels: np.ndarray
+    labels_at: np.ndarray
 
     @property
     def count(self) -> int:
@@ -434,13 +438,15 @@ def seeded_regions(
     n_lab, labels = sparse_components(grow, pixels)
     del grow
     lab = labels.ravel()[pixels]
+    del labels  # the labels at the grown pixels are all that is read
     has_seed = np.bincount(lab[bands.seed_at(pixels) >= cfg.seed_cnr], minlength=n_lab) > 0
     has_seed[0] = False
     area_px = np.bincount(lab, minlength=n_lab)
     px_area_mm2 = spacing_mm[0] * spacing_mm[1]
     max_area_px = np.pi * (cfg.max_diameter_mm / 2) ** 2 / px_area_mm2 * 4  # generous
     keep = has_seed & (area_px <= max_area_px)
-    return SeededRegions(labels, n_lab, np.flatnonzero(keep).astype(np.int32), pixels)
+    shape = (int(mask.shape[0]), int(mask.shape[1]))
+    return SeededRegions(shape, n_lab, np.flatnonzero(keep).astype(np.int32), pixels, lab)
 
 
 def split_regions(
@@ -458,14 +464,10 @@ def split_regions(
     stay specks, a lucent centre stays out of its rim), or when it is part of a coarse
     deposit (:func:`coarse_deposit_mask`).
     """
-    shape = regions.labels.shape
+    shape = regions.shape
     keep = np.zeros(regions.n_labels, dtype=bool)
     keep[regions.kept] = True
-    grown = (
-        np.flatnonzero(regions.labels) if regions.pixels is None else regions.pixels
-    )  # the grown pixels only, not the whole image
-    p_idx = grown[keep[regions.labels.ravel()[grown]]]
-    del grown
+    p_idx = regions.pixels[keep[regions.labels_at]]  # the grown pixels only
     k = 2 * max(1, int(round(cfg.split_mm / pixel_mm))) + 1
     p_cnr = bands.seed_at(p_idx)
     se = cv2.getStructuringElement(cv2.MORPH_RECT, (k, k))
