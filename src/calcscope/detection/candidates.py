@@ -173,11 +173,16 @@ class ObjectLabels:
         OpenCV component statistics, one row per label (row 0 the background).
     pixels : np.ndarray or None
         Flat indices of the objects' pixels, ascending (``None``: found from ``labels``).
+    background_at : np.ndarray or None
+        :attr:`BandStack.background_level` at ``pixels`` (float32; ``None``: read from
+        the stack), read before the label image is made so that the full-size background
+        and the label image are never held together.
     """
 
     labels: np.ndarray
     stats: np.ndarray
     pixels: np.ndarray | None = None
+    background_at: np.ndarray | None = None
 
     @property
     def count(self) -> int:
@@ -478,12 +483,13 @@ def split_regions(
         in_obj |= ok[lab.ravel()[p_idx]]
     del ok, lab
     pixels = p_idx[in_obj]
+    background_at = bands.background_level.ravel()[pixels]
     obj_mask = np.zeros(shape, dtype=np.uint8)
     obj_mask.ravel()[pixels] = 1
     n, labels = sparse_components(obj_mask, pixels)
     del obj_mask
     stats = component_stats(pixels, labels.ravel()[pixels], n, labels.shape)
-    return ObjectLabels(labels, stats, pixels)
+    return ObjectLabels(labels, stats, pixels, background_at)
 
 
 def coarse_deposit_mask(

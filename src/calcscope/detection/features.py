@@ -178,7 +178,12 @@ def measure_candidates(
         diameter_mm=2.0 * np.sqrt(area_mm2 / np.pi),
         major_mm=major_mm,
         minor_mm=minor_mm,
-        mean_intensity=per(bands.background_level.ravel()[flat_idx], "mean"),
+        mean_intensity=per(
+            bands.background_level.ravel()[flat_idx]
+            if objects.background_at is None or objects.pixels is None
+            else objects.background_at,
+            "mean",
+        ),
         local_rms=np.zeros(m),
         neighbours=np.zeros(m),
         score=np.zeros(m),
