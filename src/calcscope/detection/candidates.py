@@ -265,44 +265,66 @@ def band_pass_stack(img: np.ndarray, pixel_mm: float, mask: np.ndarray) -> BandS
     """Differences of Gaussians at :data:`BAND_SIGMAS_MM`, each divided by its robust noise
     level inside ``mask`` (the maximum of the seeding bands is :meth:`BandStack.seed_at`,
     the CNR map, their maximum over all bands, :attr:`BandStack.cnr`)."""
-    mask_sub = mask[_NOISE_SUBSAMPLE]
-    # one pair of blurred images at a time, each band written over the finer blur of its
-    # pair once that is read for the last time: the stack never holds more than the bands
-    # made so far and two blurred copies of the image
-    finer = blur(img, BAND_SIGMAS_MM[0] / pixel_mm)
-    band_noise: list[float] = []
-    band_maps: list[np.ndarray] = []
-    last = len(BAND_SIGMAS_MM) - 1
-    background = img
-    for k in range(last):
-        sigma_px = BAND_SIGMAS_MM[k + 1] / pixel_mm
-        if k + 1 == last and sigma_px > 6.0:  # kept reduced (BandStack.background_level)
-            background = _reduced_blur(img, sigma_px)
-            coarser = _enlarge(background, img.shape)
+    sigmas_px = [s / pixel_mm for s in BAND_SIGMAS_MM]
+    last = len(sigmas_px) - 1
+    # coarsest first, each band written over the coarser blur of its pair once that is
+    # read for the last time, and the finest blur made in row strips: the stack never
+    # holds more than three full-size maps
+    if sigmas_px[last] > 6.0:  # kept reduced (BandStack.background_level)
+        background = _reduced_blur(img, sigmas_px[last])
+        coarser = _enlarge(background, img.shape)
+    else:
+        coarser = background = blur(img, sigmas_px[last])
+    bands: list[np.ndarray] = []
+    noise: list[float] = []
+    for k in range(last - 1, -1, -1):
+        strips = k == 0 and 0.35 <= sigmas_px[0] <= 6.0 and img.dtype == np.float32
+        finer = None if strips else blur(img, sigmas_px[k])
+        own = coarser is not img and coarser is not background and coarser.dtype == np.float32
+        band = coarser if own else np.empty(img.shape, dtype=np.float32)
+        if finer is None:
+            sub = _fine_band_into(band, img, sigmas_px[0], coarser, mask)
         else:
-            coarser = background = blur(img, sigma_px)
-        # the noise from the subsampled difference, then the band scaled strip by strip:
-        # one pass over the image and no full-size temporary
-        sigma = robust_sigma(
-            np.subtract(
-                finer[_NOISE_SUBSAMPLE][mask_sub],
-                coarser[_NOISE_SUBSAMPLE][mask_sub],
-                dtype=np.float32,
-            )
-        )
-        band_noise.append(sigma)
+            sub = np.subtract(finer[_NOISE_SUBSAMPLE], coarser[_NOISE_SUBSAMPLE], dtype=np.float32)[
+                mask[_NOISE_SUBSAMPLE]
+            ]
+            for r0 in range(0, int(img.shape[0]), _CHUNK_ROWS):  # strip by strip
+                rows = slice(r0, r0 + _CHUNK_ROWS)
+                np.subtract(finer[rows], coarser[rows], out=band[rows])
+        sigma = robust_sigma(sub)
         scale = np.float32(1.0 / sigma)
-        # in place over the finer blur (read here for the last time), unless that is the
-        # image itself (a sigma under 0.35 pixel)
-        own = finer is not img and finer.dtype == np.float32
-        band = finer if own else np.empty(img.shape, dtype=np.float32)
-        for r0 in range(0, int(img.shape[0]), _CHUNK_ROWS):  # strip by strip
-            strip = band[r0 : r0 + _CHUNK_ROWS]
-            np.subtract(finer[r0 : r0 + _CHUNK_ROWS], coarser[r0 : r0 + _CHUNK_ROWS], out=strip)
-            strip *= scale
-        band_maps.append(band)
-        finer = coarser
-    return BandStack(tuple(band_maps), tuple(band_noise), background)
+        for r0 in range(0, int(img.shape[0]), _CHUNK_ROWS):
+            band[r0 : r0 + _CHUNK_ROWS] *= scale
+        bands.insert(0, band)
+        noise.insert(0, sigma)
+        coarser = finer  # type: ignore[assignment]
+    return BandStack(tuple(bands), tuple(noise), background)
+
+
+_BLUR_ROWS = 256
+"""Rows per strip of the finest blur (:func:`_fine_band_into`)."""
+
+
+def _fine_band_into(
+    out: np.ndarray, img: np.ndarray, sigma_px: float, coarser: np.ndarray, mask: np.ndarray
+) -> np.ndarray:
+    """Write ``blur(img, sigma_px) - coarser`` (float32) into ``out`` (which may be
+    ``coarser`` itself), the blur made in strips of :data:`_BLUR_ROWS` rows with a margin of
+    the Gaussian's reach (the same values as on the whole image: each output pixel reads
+    the same input pixels with the same weights), and return the difference at the noise
+    subsample inside ``mask``."""
+    rows = int(img.shape[0])
+    reach = int(np.ceil(4 * sigma_px)) + 2  # OpenCV's float kernel spans 4 sigmas
+    samples = []
+    for r0 in range(0, rows, _BLUR_ROWS):
+        r1 = min(r0 + _BLUR_ROWS, rows)
+        a, b = max(r0 - reach, 0), min(r1 + reach, rows)
+        fine = blur(img[a:b], sigma_px)[r0 - a : r1 - a]
+        strip = out[r0:r1]
+        np.subtract(fine, coarser[r0:r1], out=strip)
+        first = (-r0) % 3  # the rows of the image's every-third-row subsample
+        samples.append(strip[first::3, ::3][mask[r0 + first : r1 : 3, ::3]])
+    return np.concatenate(samples)
 
 
 def top_hat(img: np.ndarray, pixel_mm: float, mask: np.ndarray, background_mm: float) -> TopHat:
