@@ -82,7 +82,9 @@ def detect_steps(mammo: Any, prep: Any, cfg: Any, s: Steps) -> Any:
     if px <= c.coarse_max_pixel_mm:
         deps = s.run("d.sharp_deposits", sharp_deposits, img, tophat, mask, px, c)
     bands = s.run("d.band_pass", cd.band_pass_stack, img, px, mask)
-    regions = s.run("d.seeded_regions", cd.seeded_regions, bands, tophat, mask, sp, c)
+    grown = s.run("d.grown_pixels", cd.grown_pixels, bands, tophat, mask, c)
+    bands = bands.with_coarse_at(grown)  # as detect does
+    regions = s.run("d.seeded_regions", cd.seeded_regions, bands, tophat, mask, sp, c, grown)
     objects = s.run("d.split_regions", cd.split_regions, regions, bands, tophat, mask, px, c)
     del regions  # as detect does
     cands = s.run("d.measure", measure_candidates, objects, bands, tophat, sp, px)

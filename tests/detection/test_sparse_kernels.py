@@ -101,3 +101,18 @@ def test_band_stack_in_place_is_the_plain_band_pass(pixel_mm: float) -> None:
     big_blur = BAND_SIGMAS_MM[-1] / pixel_mm > 6.0
     assert (bands.background.size < img.size) == big_blur  # held reduced when it can be
     assert not np.shares_memory(bands.band_maps[0], img)  # the image is never overwritten
+
+
+def test_coarse_bands_kept_at_the_grown_pixels_read_the_same() -> None:
+    rng = np.random.default_rng(8)
+    img = rng.normal(100.0, 5.0, size=(300, 260)).astype(np.float32)
+    bands = band_pass_stack(img, 0.07, np.ones(img.shape, dtype=bool))
+    grown = np.sort(rng.choice(img.size, 900, replace=False))
+    sparse = bands.with_coarse_at(grown)
+    assert sparse.band_maps[2].shape == (grown.size,)  # no full-size coarse map held
+    np.testing.assert_array_equal(sparse.band_maps[0], bands.band_maps[0])
+    some = grown[::7]
+    for k in range(len(bands.band_maps)):
+        np.testing.assert_array_equal(sparse.band_at(k, some), bands.band_maps[k].ravel()[some])
+    with pytest.raises(ValueError):
+        _ = sparse.cnr

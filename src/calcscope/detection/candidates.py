@@ -28,6 +28,7 @@ __all__ = [
     "component_stats",
     "sparse_components",
     "filter_at",
+    "grown_pixels",
     "local_max_at",
     "on_quarter_mm_grid",
     "robust_sigma",
@@ -69,6 +70,28 @@ class BandStack:
     band_maps: tuple[np.ndarray, ...]
     noise: tuple[float, ...]
     background: np.ndarray
+    coarse_pixels: np.ndarray | None = None
+    """``None``: every band is a full-size map; else the flat indices (ascending) at which
+    the coarse bands (those that do not seed) are kept, their ``band_maps`` entries then
+    holding the values at those pixels (see :meth:`with_coarse_at`)."""
+
+    def with_coarse_at(self, pixels: np.ndarray) -> BandStack:
+        """This stack with the coarse bands kept at ``pixels`` only (flat indices,
+        ascending): once the grown pixels are known nothing reads them elsewhere, and
+        their full-size maps are freed when no other reference holds them."""
+        if self.coarse_pixels is not None:
+            raise ValueError("the coarse bands are already kept at a few pixels")
+        kept = tuple(b.ravel()[pixels] for b in self.band_maps[_SEED_BANDS:])
+        maps = self.band_maps[:_SEED_BANDS] + kept
+        return BandStack(maps, self.noise, self.background, pixels)
+
+    def band_at(self, k: int, pixels: np.ndarray) -> np.ndarray:
+        """Band ``k``'s CNR at ``pixels`` (flat indices; for a coarse band kept at a few
+        pixels, a subset of :attr:`coarse_pixels`)."""
+        band = self.band_maps[k]
+        if k < _SEED_BANDS or self.coarse_pixels is None:
+            return band.ravel()[pixels]
+        return band[np.searchsorted(self.coarse_pixels, pixels)]
 
     @property
     def background_level(self) -> np.ndarray:
@@ -102,7 +125,10 @@ class BandStack:
     @property
     def cnr(self) -> np.ndarray:
         """Contrast-to-noise map: the maximum over bands of each band's CNR (float32),
-        computed when asked for (a full-size image the stack need not hold)."""
+        computed when asked for (a full-size image the stack need not hold), from a stack
+        of full-size bands."""
+        if self.coarse_pixels is not None:
+            raise ValueError("the coarse bands are kept at a few pixels only")
         out = self.seed_map.copy()
         for band in self.band_maps[_SEED_BANDS:]:
             np.maximum(out, band, out=out)
@@ -436,20 +462,12 @@ def local_max_at(img: np.ndarray, pixels: np.ndarray, k: int) -> np.ndarray:
     return filter_at(img.shape, pixels, k // 2, lambda box: cv2.dilate(img[box], se))
 
 
-def seeded_regions(
-    bands: BandStack,
-    tophat: TopHat,
-    mask: np.ndarray,
-    spacing_mm: tuple[float, float],
-    cfg: DetectConfig,
-) -> SeededRegions:
-    """Hysteresis: pixels above ``grow_cnr`` (or top-hat above ``macro_grow_z``) form
-    regions; a region is kept when it holds a seed (fine bands above ``seed_cnr``) and is
-    at most four times the area of a ``max_diameter_mm`` disc.
-
-    Seeds need a sharp (fine-band) peak: smooth bright tissue never seeds, however bright;
-    coarse deposits seed on their sharp edges and grow through the top-hat.
-    """
+def grown_pixels(
+    bands: BandStack, tophat: TopHat, mask: np.ndarray, cfg: DetectConfig
+) -> np.ndarray:
+    """Flat indices (ascending) of the pixels inside ``mask`` above ``grow_cnr`` in a band
+    or above ``macro_grow_z`` in the top-hat: the pixels :func:`seeded_regions` grows its
+    regions from (step 3). ``bands`` holds full-size bands."""
     z_scale = np.float32(1.0 / tophat.sigma)
     coarse = bands.band_maps[_SEED_BANDS:]
 
@@ -460,8 +478,28 @@ def seeded_regions(
             g |= band[r] >= cfg.grow_cnr
         return g & mask[r]
 
-    grow = _strips(np.empty(mask.shape, dtype=bool), grow_rows)
-    pixels = np.flatnonzero(grow)
+    return np.flatnonzero(_strips(np.empty(mask.shape, dtype=bool), grow_rows))
+
+
+def seeded_regions(
+    bands: BandStack,
+    tophat: TopHat,
+    mask: np.ndarray,
+    spacing_mm: tuple[float, float],
+    cfg: DetectConfig,
+    grown: np.ndarray | None = None,
+) -> SeededRegions:
+    """Hysteresis: pixels above ``grow_cnr`` (or top-hat above ``macro_grow_z``) form
+    regions; a region is kept when it holds a seed (fine bands above ``seed_cnr``) and is
+    at most four times the area of a ``max_diameter_mm`` disc.
+
+    Seeds need a sharp (fine-band) peak: smooth bright tissue never seeds, however bright;
+    coarse deposits seed on their sharp edges and grow through the top-hat. ``grown``:
+    the grown pixels when already found (:func:`grown_pixels`, which is run otherwise).
+    """
+    pixels = grown_pixels(bands, tophat, mask, cfg) if grown is None else grown
+    grow = np.zeros(mask.shape, dtype=bool)
+    grow.ravel()[pixels] = True
     n_lab, labels = sparse_components(grow, pixels)
     del grow
     lab = labels.ravel()[pixels]

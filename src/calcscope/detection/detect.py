@@ -62,6 +62,7 @@ from calcscope.detection.candidates import (
     BandStack,
     TopHat,
     band_pass_stack,
+    grown_pixels,
     seeded_regions,
     split_regions,
     top_hat,
@@ -141,7 +142,12 @@ def detect(
         else ()
     )
     bands = band_pass_stack(img, pixel_mm, mask)
-    regions = seeded_regions(bands, tophat, mask, spacing_mm, cfg)
+    grown = grown_pixels(bands, tophat, mask, cfg)
+    # the coarse bands are read at the grown pixels only from here on: their full-size
+    # maps are freed before the regions are labelled
+    bands = bands.with_coarse_at(grown)
+    regions = seeded_regions(bands, tophat, mask, spacing_mm, cfg, grown)
+    del grown
     if regions.count == 0:
         return _nothing_found(bands, tophat, impulses.count)
     objects = split_regions(regions, bands, tophat, mask, pixel_mm, cfg)
