@@ -77,13 +77,16 @@ def detect_steps(mammo: Any, prep: Any, cfg: Any, s: Steps) -> Any:
     c = cfg.detect
     img = s.run("d.float32", lambda: mammo.pixels.astype(np.float32, copy=False))
     px, sp, mask = mammo.pixel_mm, mammo.spacing_mm, prep.mask
-    bands = s.run("d.band_pass", cd.band_pass_stack, img, px, mask)
     tophat = s.run("d.top_hat", cd.top_hat, img, px, mask, c.background_mm)
     deps = ()
     if px <= c.coarse_max_pixel_mm:
         deps = s.run("d.sharp_deposits", sharp_deposits, img, tophat, mask, px, c)
-    regions = s.run("d.seeded_regions", cd.seeded_regions, bands, tophat, mask, sp, c)
+    bands = s.run("d.band_pass", cd.band_pass_stack, img, px, mask)
+    grown = s.run("d.grown_pixels", cd.grown_pixels, bands, tophat, mask, c)
+    bands = bands.with_coarse_at(grown)  # as detect does
+    regions = s.run("d.seeded_regions", cd.seeded_regions, bands, tophat, mask, sp, c, grown)
     objects = s.run("d.split_regions", cd.split_regions, regions, bands, tophat, mask, px, c)
+    del regions  # as detect does
     cands = s.run("d.measure", measure_candidates, objects, bands, tophat, sp, px)
     cands = subset_candidates(cands, cands.peak_cnr >= c.seed_cnr)
     cands = s.run("d.context", context_features, cands, bands.band_maps[0], px, sp)

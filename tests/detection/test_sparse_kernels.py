@@ -7,10 +7,13 @@ import numpy as np
 import pytest
 
 from calcscope.detection.candidates import (
+    BAND_SIGMAS_MM,
     band_pass_stack,
+    blur,
     component_stats,
     filter_at,
     local_max_at,
+    robust_sigma,
     sparse_components,
 )
 
@@ -77,3 +80,39 @@ def test_band_stack_seed_map_is_the_fine_bands_maximum() -> None:
     np.testing.assert_array_equal(bands.seed_at(pixels), want.ravel()[pixels])
     np.testing.assert_array_equal(bands.seed_at(np.s_[10:20]), want[10:20])
     np.testing.assert_array_equal(bands.cnr, np.maximum(want, bands.band_maps[2]))
+
+
+@pytest.mark.parametrize("pixel_mm", [0.05, 0.07, 0.2, 0.3])
+def test_band_stack_in_place_is_the_plain_band_pass(pixel_mm: float) -> None:
+    """Bands written over their finer blur and the background kept reduced give exactly
+    the differences of the blurs, each over its noise, and the largest blur."""
+    rng = np.random.default_rng(6)
+    img = rng.normal(100.0, 5.0, size=(620, 190)).astype(np.float32)  # strips of 256 rows
+    mask = np.zeros(img.shape, dtype=bool)
+    mask[20:590, 10:170] = True
+    bands = band_pass_stack(img, pixel_mm, mask)
+    blurs = [blur(img, s / pixel_mm) for s in BAND_SIGMAS_MM]
+    for k, band in enumerate(bands.band_maps):
+        diff = np.subtract(blurs[k], blurs[k + 1], dtype=np.float32)
+        want = diff * np.float32(1.0 / bands.noise[k])
+        np.testing.assert_array_equal(band, want)
+        assert bands.noise[k] == robust_sigma(diff[::3, ::3][mask[::3, ::3]])
+    np.testing.assert_array_equal(bands.background_level, blurs[-1])
+    big_blur = BAND_SIGMAS_MM[-1] / pixel_mm > 6.0
+    assert (bands.background.size < img.size) == big_blur  # held reduced when it can be
+    assert not np.shares_memory(bands.band_maps[0], img)  # the image is never overwritten
+
+
+def test_coarse_bands_kept_at_the_grown_pixels_read_the_same() -> None:
+    rng = np.random.default_rng(8)
+    img = rng.normal(100.0, 5.0, size=(300, 260)).astype(np.float32)
+    bands = band_pass_stack(img, 0.07, np.ones(img.shape, dtype=bool))
+    grown = np.sort(rng.choice(img.size, 900, replace=False))
+    sparse = bands.with_coarse_at(grown)
+    assert sparse.band_maps[2].shape == (grown.size,)  # no full-size coarse map held
+    np.testing.assert_array_equal(sparse.band_maps[0], bands.band_maps[0])
+    some = grown[::7]
+    for k in range(len(bands.band_maps)):
+        np.testing.assert_array_equal(sparse.band_at(k, some), bands.band_maps[k].ravel()[some])
+    with pytest.raises(ValueError):
+        _ = sparse.cnr

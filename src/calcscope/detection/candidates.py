@@ -28,6 +28,7 @@ __all__ = [
     "component_stats",
     "sparse_components",
     "filter_at",
+    "grown_pixels",
     "local_max_at",
     "on_quarter_mm_grid",
     "robust_sigma",
@@ -60,13 +61,47 @@ class BandStack:
         Each band's CNR (band divided by its robust noise level), finest first.
     noise : tuple of float
         Each band's robust noise level inside the breast, image units.
-    background_level : np.ndarray
-        The image blurred by the largest sigma (local tissue brightness).
+    background : np.ndarray
+        The image blurred by the largest sigma (local tissue brightness), as the reduced
+        copy that :func:`blur` enlarges when that sigma is large (over 6 pixels), else at
+        full size: see :attr:`background_level`.
     """
 
     band_maps: tuple[np.ndarray, ...]
     noise: tuple[float, ...]
-    background_level: np.ndarray
+    background: np.ndarray
+    coarse_pixels: np.ndarray | None = None
+    """``None``: every band is a full-size map; else the flat indices (ascending) at which
+    the coarse bands (those that do not seed) are kept, their ``band_maps`` entries then
+    holding the values at those pixels (see :meth:`with_coarse_at`)."""
+
+    def with_coarse_at(self, pixels: np.ndarray) -> BandStack:
+        """This stack with the coarse bands kept at ``pixels`` only (flat indices,
+        ascending): once the grown pixels are known nothing reads them elsewhere, and
+        their full-size maps are freed when no other reference holds them."""
+        if self.coarse_pixels is not None:
+            raise ValueError("the coarse bands are already kept at a few pixels")
+        kept = tuple(b.ravel()[pixels] for b in self.band_maps[_SEED_BANDS:])
+        maps = self.band_maps[:_SEED_BANDS] + kept
+        return BandStack(maps, self.noise, self.background, pixels)
+
+    def band_at(self, k: int, pixels: np.ndarray) -> np.ndarray:
+        """Band ``k``'s CNR at ``pixels`` (flat indices; for a coarse band kept at a few
+        pixels, a subset of :attr:`coarse_pixels`)."""
+        band = self.band_maps[k]
+        if k < _SEED_BANDS or self.coarse_pixels is None:
+            return band.ravel()[pixels]
+        return band[np.searchsorted(self.coarse_pixels, pixels)]
+
+    @property
+    def background_level(self) -> np.ndarray:
+        """The image blurred by the largest sigma at full size (float32), enlarged from
+        :attr:`background` when asked for: the same values as :func:`blur`'s, without
+        holding a full-size image that is read at the candidates' pixels only."""
+        shape = self.band_maps[0].shape
+        if self.background.shape == shape:
+            return self.background
+        return _enlarge(self.background, shape)
 
     def seed_at(self, where: slice | tuple[slice, slice] | np.ndarray) -> np.ndarray:
         """The seed map (maximum CNR over the fine bands that may seed a candidate,
@@ -90,7 +125,10 @@ class BandStack:
     @property
     def cnr(self) -> np.ndarray:
         """Contrast-to-noise map: the maximum over bands of each band's CNR (float32),
-        computed when asked for (a full-size image the stack need not hold)."""
+        computed when asked for (a full-size image the stack need not hold), from a stack
+        of full-size bands."""
+        if self.coarse_pixels is not None:
+            raise ValueError("the coarse bands are kept at a few pixels only")
         out = self.seed_map.copy()
         for band in self.band_maps[_SEED_BANDS:]:
             np.maximum(out, band, out=out)
@@ -120,24 +158,28 @@ class TopHat:
 
 @dataclass(frozen=True)
 class SeededRegions:
-    """Hysteresis regions that hold a seed pixel (step 3).
+    """Hysteresis regions that hold a seed pixel (step 3), as their pixels and labels:
+    no full-size label image is held.
 
     Attributes
     ----------
-    labels : np.ndarray
-        Component image of the grown pixels (int32, 0 = none).
+    shape : tuple of int
+        (rows, cols) of the image.
     n_labels : int
-        Number of labels in ``labels``, the background included.
+        Number of labels, the background included.
     kept : np.ndarray
         Labels of the regions kept (seeded, not too large).
-    pixels : np.ndarray or None
-        Flat indices of the grown pixels, ascending (``None``: found from ``labels``).
+    pixels : np.ndarray
+        Flat indices of the grown pixels, ascending.
+    labels_at : np.ndarray
+        The label (int32, 1..n_labels-1) of each of ``pixels``.
     """
 
-    labels: np.ndarray
+    shape: tuple[int, int]
     n_labels: int
     kept: np.ndarray
-    pixels: np.ndarray | None = None
+    pixels: np.ndarray
+    labels_at: np.ndarray
 
     @property
     def count(self) -> int:
@@ -157,11 +199,16 @@ class ObjectLabels:
         OpenCV component statistics, one row per label (row 0 the background).
     pixels : np.ndarray or None
         Flat indices of the objects' pixels, ascending (``None``: found from ``labels``).
+    background_at : np.ndarray or None
+        :attr:`BandStack.background_level` at ``pixels`` (float32; ``None``: read from
+        the stack), read before the label image is made so that the full-size background
+        and the label image are never held together.
     """
 
     labels: np.ndarray
     stats: np.ndarray
     pixels: np.ndarray | None = None
+    background_at: np.ndarray | None = None
 
     @property
     def count(self) -> int:
@@ -179,13 +226,23 @@ def blur(img: np.ndarray, sigma_px: float) -> np.ndarray:
         return img
     if sigma_px <= 6.0:
         return cv2.GaussianBlur(img, (0, 0), sigma_px, borderType=cv2.BORDER_REFLECT)
+    return _enlarge(_reduced_blur(img, sigma_px), img.shape)
+
+
+def _reduced_blur(img: np.ndarray, sigma_px: float) -> np.ndarray:
+    """:func:`blur` by a large sigma (over 6 pixels) before its last step: the blurred copy
+    of ``img`` reduced by ``sigma_px // 3``, which :func:`_enlarge` brings back."""
     factor = int(sigma_px // 3)
     rows, cols = img.shape
     small = cv2.resize(img, (cols // factor, rows // factor), interpolation=cv2.INTER_AREA)
     # area averaging already blurs by about factor/sqrt(12) pixels
     s_small = np.sqrt(max(sigma_px**2 - factor**2 / 12.0, 0.25)) / factor
-    small = cv2.GaussianBlur(small, (0, 0), s_small, borderType=cv2.BORDER_REFLECT)
-    return cv2.resize(small, (cols, rows), interpolation=cv2.INTER_LINEAR)
+    return cv2.GaussianBlur(small, (0, 0), s_small, borderType=cv2.BORDER_REFLECT)
+
+
+def _enlarge(small: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """``small`` enlarged to ``shape`` (rows, cols) by bilinear interpolation."""
+    return cv2.resize(small, (int(shape[1]), int(shape[0])), interpolation=cv2.INTER_LINEAR)
 
 
 def robust_sigma(values: np.ndarray) -> float:
@@ -234,33 +291,66 @@ def band_pass_stack(img: np.ndarray, pixel_mm: float, mask: np.ndarray) -> BandS
     """Differences of Gaussians at :data:`BAND_SIGMAS_MM`, each divided by its robust noise
     level inside ``mask`` (the maximum of the seeding bands is :meth:`BandStack.seed_at`,
     the CNR map, their maximum over all bands, :attr:`BandStack.cnr`)."""
-    mask_sub = mask[_NOISE_SUBSAMPLE]
-    # one pair of blurred images at a time, bands scaled in place: the stack never holds
-    # more than two blurred copies of the image
-    finer = blur(img, BAND_SIGMAS_MM[0] / pixel_mm)
-    band_noise: list[float] = []
-    band_maps: list[np.ndarray] = []
-    for k in range(len(BAND_SIGMAS_MM) - 1):
-        coarser = blur(img, BAND_SIGMAS_MM[k + 1] / pixel_mm)
-        # the noise from the subsampled difference, then the band scaled strip by strip:
-        # one pass over the image and no full-size temporary
-        sigma = robust_sigma(
-            np.subtract(
-                finer[_NOISE_SUBSAMPLE][mask_sub],
-                coarser[_NOISE_SUBSAMPLE][mask_sub],
-                dtype=np.float32,
-            )
-        )
-        band_noise.append(sigma)
+    sigmas_px = [s / pixel_mm for s in BAND_SIGMAS_MM]
+    last = len(sigmas_px) - 1
+    # coarsest first, each band written over the coarser blur of its pair once that is
+    # read for the last time, and the finest blur made in row strips: the stack never
+    # holds more than three full-size maps
+    if sigmas_px[last] > 6.0:  # kept reduced (BandStack.background_level)
+        background = _reduced_blur(img, sigmas_px[last])
+        coarser = _enlarge(background, img.shape)
+    else:
+        coarser = background = blur(img, sigmas_px[last])
+    bands: list[np.ndarray] = []
+    noise: list[float] = []
+    for k in range(last - 1, -1, -1):
+        strips = k == 0 and 0.35 <= sigmas_px[0] <= 6.0 and img.dtype == np.float32
+        finer = None if strips else blur(img, sigmas_px[k])
+        own = coarser is not img and coarser is not background and coarser.dtype == np.float32
+        band = coarser if own else np.empty(img.shape, dtype=np.float32)
+        if finer is None:
+            sub = _fine_band_into(band, img, sigmas_px[0], coarser, mask)
+        else:
+            sub = np.subtract(finer[_NOISE_SUBSAMPLE], coarser[_NOISE_SUBSAMPLE], dtype=np.float32)[
+                mask[_NOISE_SUBSAMPLE]
+            ]
+            for r0 in range(0, int(img.shape[0]), _CHUNK_ROWS):  # strip by strip
+                rows = slice(r0, r0 + _CHUNK_ROWS)
+                np.subtract(finer[rows], coarser[rows], out=band[rows])
+        sigma = robust_sigma(sub)
         scale = np.float32(1.0 / sigma)
-        band = np.empty(img.shape, dtype=np.float32)
-        for r0 in range(0, int(img.shape[0]), _CHUNK_ROWS):  # in place, strip by strip
-            strip = band[r0 : r0 + _CHUNK_ROWS]
-            np.subtract(finer[r0 : r0 + _CHUNK_ROWS], coarser[r0 : r0 + _CHUNK_ROWS], out=strip)
-            strip *= scale
-        band_maps.append(band)
-        finer = coarser
-    return BandStack(tuple(band_maps), tuple(band_noise), finer)
+        for r0 in range(0, int(img.shape[0]), _CHUNK_ROWS):
+            band[r0 : r0 + _CHUNK_ROWS] *= scale
+        bands.insert(0, band)
+        noise.insert(0, sigma)
+        coarser = finer  # type: ignore[assignment]
+    return BandStack(tuple(bands), tuple(noise), background)
+
+
+_BLUR_ROWS = 256
+"""Rows per strip of the finest blur (:func:`_fine_band_into`)."""
+
+
+def _fine_band_into(
+    out: np.ndarray, img: np.ndarray, sigma_px: float, coarser: np.ndarray, mask: np.ndarray
+) -> np.ndarray:
+    """Write ``blur(img, sigma_px) - coarser`` (float32) into ``out`` (which may be
+    ``coarser`` itself), the blur made in strips of :data:`_BLUR_ROWS` rows with a margin of
+    the Gaussian's reach (the same values as on the whole image: each output pixel reads
+    the same input pixels with the same weights), and return the difference at the noise
+    subsample inside ``mask``."""
+    rows = int(img.shape[0])
+    reach = int(np.ceil(4 * sigma_px)) + 2  # OpenCV's float kernel spans 4 sigmas
+    samples = []
+    for r0 in range(0, rows, _BLUR_ROWS):
+        r1 = min(r0 + _BLUR_ROWS, rows)
+        a, b = max(r0 - reach, 0), min(r1 + reach, rows)
+        fine = blur(img[a:b], sigma_px)[r0 - a : r1 - a]
+        strip = out[r0:r1]
+        np.subtract(fine, coarser[r0:r1], out=strip)
+        first = (-r0) % 3  # the rows of the image's every-third-row subsample
+        samples.append(strip[first::3, ::3][mask[r0 + first : r1 : 3, ::3]])
+    return np.concatenate(samples)
 
 
 def top_hat(img: np.ndarray, pixel_mm: float, mask: np.ndarray, background_mm: float) -> TopHat:
@@ -372,20 +462,12 @@ def local_max_at(img: np.ndarray, pixels: np.ndarray, k: int) -> np.ndarray:
     return filter_at(img.shape, pixels, k // 2, lambda box: cv2.dilate(img[box], se))
 
 
-def seeded_regions(
-    bands: BandStack,
-    tophat: TopHat,
-    mask: np.ndarray,
-    spacing_mm: tuple[float, float],
-    cfg: DetectConfig,
-) -> SeededRegions:
-    """Hysteresis: pixels above ``grow_cnr`` (or top-hat above ``macro_grow_z``) form
-    regions; a region is kept when it holds a seed (fine bands above ``seed_cnr``) and is
-    at most four times the area of a ``max_diameter_mm`` disc.
-
-    Seeds need a sharp (fine-band) peak: smooth bright tissue never seeds, however bright;
-    coarse deposits seed on their sharp edges and grow through the top-hat.
-    """
+def grown_pixels(
+    bands: BandStack, tophat: TopHat, mask: np.ndarray, cfg: DetectConfig
+) -> np.ndarray:
+    """Flat indices (ascending) of the pixels inside ``mask`` above ``grow_cnr`` in a band
+    or above ``macro_grow_z`` in the top-hat: the pixels :func:`seeded_regions` grows its
+    regions from (step 3). ``bands`` holds full-size bands."""
     z_scale = np.float32(1.0 / tophat.sigma)
     coarse = bands.band_maps[_SEED_BANDS:]
 
@@ -396,18 +478,40 @@ def seeded_regions(
             g |= band[r] >= cfg.grow_cnr
         return g & mask[r]
 
-    grow = _strips(np.empty(mask.shape, dtype=bool), grow_rows)
-    pixels = np.flatnonzero(grow)
+    return np.flatnonzero(_strips(np.empty(mask.shape, dtype=bool), grow_rows))
+
+
+def seeded_regions(
+    bands: BandStack,
+    tophat: TopHat,
+    mask: np.ndarray,
+    spacing_mm: tuple[float, float],
+    cfg: DetectConfig,
+    grown: np.ndarray | None = None,
+) -> SeededRegions:
+    """Hysteresis: pixels above ``grow_cnr`` (or top-hat above ``macro_grow_z``) form
+    regions; a region is kept when it holds a seed (fine bands above ``seed_cnr``) and is
+    at most four times the area of a ``max_diameter_mm`` disc.
+
+    Seeds need a sharp (fine-band) peak: smooth bright tissue never seeds, however bright;
+    coarse deposits seed on their sharp edges and grow through the top-hat. ``grown``:
+    the grown pixels when already found (:func:`grown_pixels`, which is run otherwise).
+    """
+    pixels = grown_pixels(bands, tophat, mask, cfg) if grown is None else grown
+    grow = np.zeros(mask.shape, dtype=bool)
+    grow.ravel()[pixels] = True
     n_lab, labels = sparse_components(grow, pixels)
     del grow
     lab = labels.ravel()[pixels]
+    del labels  # the labels at the grown pixels are all that is read
     has_seed = np.bincount(lab[bands.seed_at(pixels) >= cfg.seed_cnr], minlength=n_lab) > 0
     has_seed[0] = False
     area_px = np.bincount(lab, minlength=n_lab)
     px_area_mm2 = spacing_mm[0] * spacing_mm[1]
     max_area_px = np.pi * (cfg.max_diameter_mm / 2) ** 2 / px_area_mm2 * 4  # generous
     keep = has_seed & (area_px <= max_area_px)
-    return SeededRegions(labels, n_lab, np.flatnonzero(keep).astype(np.int32), pixels)
+    shape = (int(mask.shape[0]), int(mask.shape[1]))
+    return SeededRegions(shape, n_lab, np.flatnonzero(keep).astype(np.int32), pixels, lab)
 
 
 def split_regions(
@@ -425,14 +529,10 @@ def split_regions(
     stay specks, a lucent centre stays out of its rim), or when it is part of a coarse
     deposit (:func:`coarse_deposit_mask`).
     """
-    shape = regions.labels.shape
+    shape = regions.shape
     keep = np.zeros(regions.n_labels, dtype=bool)
     keep[regions.kept] = True
-    grown = (
-        np.flatnonzero(regions.labels) if regions.pixels is None else regions.pixels
-    )  # the grown pixels only, not the whole image
-    p_idx = grown[keep[regions.labels.ravel()[grown]]]
-    del grown
+    p_idx = regions.pixels[keep[regions.labels_at]]  # the grown pixels only
     k = 2 * max(1, int(round(cfg.split_mm / pixel_mm))) + 1
     p_cnr = bands.seed_at(p_idx)
     se = cv2.getStructuringElement(cv2.MORPH_RECT, (k, k))
@@ -443,12 +543,13 @@ def split_regions(
         in_obj |= ok[lab.ravel()[p_idx]]
     del ok, lab
     pixels = p_idx[in_obj]
+    background_at = bands.background_level.ravel()[pixels]
     obj_mask = np.zeros(shape, dtype=np.uint8)
     obj_mask.ravel()[pixels] = 1
     n, labels = sparse_components(obj_mask, pixels)
     del obj_mask
     stats = component_stats(pixels, labels.ravel()[pixels], n, labels.shape)
-    return ObjectLabels(labels, stats, pixels)
+    return ObjectLabels(labels, stats, pixels, background_at)
 
 
 def coarse_deposit_mask(

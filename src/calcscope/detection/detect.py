@@ -62,6 +62,7 @@ from calcscope.detection.candidates import (
     BandStack,
     TopHat,
     band_pass_stack,
+    grown_pixels,
     seeded_regions,
     split_regions,
     top_hat,
@@ -132,18 +133,25 @@ def detect(
     impulses = remove_impulses(mammogram.pixels.astype(np.float32, copy=False), mask, pixel_mm, cfg)
     img = impulses.image
 
-    bands = band_pass_stack(img, pixel_mm, mask)
+    # the top-hat and the sharp deposits first: their full-size temporaries are freed
+    # before the band-pass stack is made (a lower peak; the steps are independent)
     tophat = top_hat(img, pixel_mm, mask, cfg.background_mm)
     deposits: tuple[SharpDeposit, ...] = (
         sharp_deposits(img, tophat, mask, pixel_mm, cfg)
         if pixel_mm <= cfg.coarse_max_pixel_mm
         else ()
     )
-    regions = seeded_regions(bands, tophat, mask, spacing_mm, cfg)
+    bands = band_pass_stack(img, pixel_mm, mask)
+    grown = grown_pixels(bands, tophat, mask, cfg)
+    # the coarse bands are read at the grown pixels only from here on: their full-size
+    # maps are freed before the regions are labelled
+    bands = bands.with_coarse_at(grown)
+    regions = seeded_regions(bands, tophat, mask, spacing_mm, cfg, grown)
+    del grown
     if regions.count == 0:
         return _nothing_found(bands, tophat, impulses.count)
     objects = split_regions(regions, bands, tophat, mask, pixel_mm, cfg)
-    del regions  # its label image is no longer needed
+    del regions  # its pixel lists are no longer needed
     if objects.count <= 0:
         return _nothing_found(bands, tophat, impulses.count)
 

@@ -165,7 +165,7 @@ def measure_candidates(
     half_px = objects.stats[1:, cv2.CC_STAT_AREA].astype(np.float64)
     area_mm2 = half_px * (spacing_mm[0] * spacing_mm[1])
     major_mm, minor_mm = _axes_mm(lab, rows_all, cols_all, half_px, spacing_mm, pixel_mm)
-    band_values = np.stack([b.ravel()[flat_idx] for b in bands.band_maps])
+    band_values = np.stack([bands.band_at(k, flat_idx) for k in range(len(bands.band_maps))])
     return Candidates(
         label=index.astype(np.int32),
         center_rc=np.column_stack([cr, cc]),
@@ -178,7 +178,12 @@ def measure_candidates(
         diameter_mm=2.0 * np.sqrt(area_mm2 / np.pi),
         major_mm=major_mm,
         minor_mm=minor_mm,
-        mean_intensity=per(bands.background_level.ravel()[flat_idx], "mean"),
+        mean_intensity=per(
+            bands.background_level.ravel()[flat_idx]
+            if objects.background_at is None or objects.pixels is None
+            else objects.background_at,
+            "mean",
+        ),
         local_rms=np.zeros(m),
         neighbours=np.zeros(m),
         score=np.zeros(m),
