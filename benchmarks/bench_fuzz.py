@@ -35,6 +35,7 @@ import tempfile
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
+from typing import Any
 
 from calcscope.evaluation.hostile import (
     Answer,
@@ -262,6 +263,31 @@ def _sendable(path: Path, uid: str) -> object | None:
         s.reading_validation_mode = old
 
 
+def _store(ae: Any, ds: Any, port: int, aet: str) -> bool:
+    """C-STORE ``ds`` on an association of its own; False when no association could carry it
+    (a SOP class or transfer syntax UID that is not ASCII cannot even be proposed: the
+    sender refuses it, as a real modality would, and the node never sees the file)."""
+    uids = (str(ds.SOPClassUID), str(ds.file_meta.TransferSyntaxUID))
+    if not all(u.isascii() for u in uids):
+        return False
+    ae.requested_contexts = []
+    ae.add_requested_context(*uids[:1], [uids[1]])
+    try:
+        assoc = ae.associate("127.0.0.1", port, ae_title=aet)
+    except Exception:  # noqa: BLE001 - the sender's encoder refused the request
+        return False
+    if not assoc.is_established:
+        return False
+    try:
+        assoc.send_c_store(ds)
+    except Exception:  # noqa: BLE001 - the sender's encoder refused the data set
+        return False
+    finally:
+        if assoc.is_established:
+            assoc.release()
+    return True
+
+
 def run_node(
     folders: list[Path],
     cases: dict[str, list[Case]],
@@ -293,24 +319,10 @@ def run_node(
             bad_uid, good_uid = generate_uid(), generate_uid()
             bad = _sendable(folder / c.name, bad_uid)
             good = _sendable(folder / c.good, good_uid) if c.good else None
-            for ds in (bad, good):
-                if ds is None:
-                    continue
-                ae.requested_contexts = []
-                ae.add_requested_context(ds.SOPClassUID, [ds.file_meta.TransferSyntaxUID])  # type: ignore[attr-defined]
-                assoc = ae.associate("127.0.0.1", port, ae_title=aet)
-                if not assoc.is_established:
-                    continue
-                try:
-                    assoc.send_c_store(ds)
-                except Exception:  # noqa: BLE001 - the sender's encoder refused it
-                    pass
-                finally:
-                    if assoc.is_established:
-                        assoc.release()
-            sent.append(
-                (c, bad_uid if bad is not None else None, good_uid if good is not None else None)
-            )
+            stored: list[str | None] = []
+            for ds, uid in ((bad, bad_uid), (good, good_uid)):
+                stored.append(uid if ds is not None and _store(ae, ds, port, aet) else None)
+            sent.append((c, stored[0], stored[1]))
         results = out / "results"
         expected = {u for _, b, g in sent for u in (b, g) if u}
         deadline = time.monotonic() + timeout_s
