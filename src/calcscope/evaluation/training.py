@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -53,8 +53,8 @@ from calcscope.evaluation.training_tables import (
     code_key,
     insert_seed,
     load_table,
+    mapped,
     phantom_table,
-    process_pool,
 )
 
 __all__ = ["LGB_PARAMS", "TrainOptions", "TrainResult", "train_model"]
@@ -261,15 +261,7 @@ def build_tables(
     todo = [j for j in jobs]
     if progress:
         progress("tables", 0, len(todo))
-    workers = max(1, min(opts.workers, len(todo)))
-    results: Iterator[TableSummary]
-    if workers == 1:
-        results = map(build_table, todo)
-        pool = None
-    else:
-        pool = process_pool(workers)
-        results = pool.map(build_table, todo)
-    try:
+    with mapped(build_table, todo, workers=min(opts.workers, len(todo))) as results:
         for i, s in enumerate(results):
             if s.error:
                 raise TrainingDataError(s.error)
@@ -277,9 +269,6 @@ def build_tables(
             out[s.image_id] = s
             if progress:
                 progress("tables", i + 1, len(todo))
-    finally:
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
     return out
 
 
@@ -288,20 +277,10 @@ def _phantoms(n: int, cache: Path, key: str, workers: int, progress: Progress | 
     paths = [cache / "phantoms" / f"phantom{k:03d}.npz" for k in range(n)]
     if not n:
         return paths
-    workers = max(1, min(workers, n))
-    pool = process_pool(workers) if workers > 1 else None
-    results = (
-        pool.map(phantom_table, range(n), paths, [key] * n)
-        if pool is not None
-        else map(phantom_table, range(n), paths, [key] * n)
-    )
-    try:
-        for k, _ in enumerate(results):
+    with mapped(phantom_table, range(n), paths, [key] * n, workers=min(workers, n)) as done:
+        for k, _ in enumerate(done):
             if progress:
                 progress("phantoms", k + 1, n)
-    finally:
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
     return paths
 
 

@@ -4,7 +4,7 @@ cluster operating point calibrated on the resulting curve."""
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,7 +14,7 @@ import numpy as np
 from calcscope.detection.model_card import CrossValidation, OperatingPoint
 from calcscope.evaluation.froc import FrocCurve, MatchResult
 from calcscope.evaluation.training_set import TrainingSet
-from calcscope.evaluation.training_tables import TableSummary, load_table, process_pool
+from calcscope.evaluation.training_tables import TableSummary, load_table, mapped
 
 __all__ = [
     "CvOutcome",
@@ -149,22 +149,11 @@ def cluster_results(
     out: list[MatchResult] = []
     if progress:
         progress(what, 0, len(jobs))
-    workers = max(1, min(workers, len(jobs)))
-    results: Iterator[MatchResult]
-    if workers == 1:
-        results = map(_match, jobs)
-        pool = None
-    else:
-        pool = process_pool(workers)
-        results = pool.map(_match, jobs)
-    try:
+    with mapped(_match, jobs, workers=min(workers, len(jobs))) as results:
         for i, r in enumerate(results):
             out.append(r)
             if progress:
                 progress(what, i + 1, len(jobs))
-    finally:
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
     return out
 
 
@@ -189,16 +178,10 @@ def _fit_fold(fit: _FoldFit) -> None:
 def _fit_folds(fits: Sequence[_FoldFit], workers: int, progress: Any) -> None:
     """Train every fold's model, ``workers`` folds at a time (one thread each: on a busy
     machine LightGBM's threads spin while they wait for each other)."""
-    workers = max(1, min(workers, len(fits)))
-    pool = process_pool(workers) if workers > 1 else None
-    done = pool.map(_fit_fold, fits) if pool is not None else map(_fit_fold, fits)
-    try:
+    with mapped(_fit_fold, fits, workers=min(workers, len(fits))) as done:
         for f, _ in enumerate(done):
             if progress:
                 progress("cross-validation: training", f + 1, len(fits))
-    finally:
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
 
 
 def cross_validate(

@@ -13,9 +13,12 @@ import hashlib
 import inspect
 import io
 import zlib
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -32,8 +35,11 @@ __all__ = [
     "insert_seed",
     "load_table",
     "phantom_table",
+    "mapped",
     "process_pool",
 ]
+
+T = TypeVar("T")
 
 CANDIDATES = DetectConfig(model="cnr", operating_score=1.0, min_score=1.0)
 """Detector settings that list every candidate with its features (the classifier is what is
@@ -118,6 +124,21 @@ def process_pool(workers: int) -> ProcessPoolExecutor:
     import multiprocessing
 
     return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+
+
+@contextmanager
+def mapped(fn: Callable[..., T], *iterables: Iterable[Any], workers: int) -> Iterator[Iterator[T]]:
+    """``map(fn, *iterables)`` in this process (``workers`` <= 1) or in a
+    :func:`process_pool` of ``workers``, results in order; the pool is shut down (pending
+    work cancelled) when the block ends, also on an error."""
+    if workers <= 1:
+        yield map(fn, *iterables)
+        return
+    pool = process_pool(workers)
+    try:
+        yield pool.map(fn, *iterables)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def code_key() -> str:
