@@ -1,16 +1,19 @@
-"""What the command modules share: console streams, options used by several commands, and
-the loading of the configuration (``--config``, ``--model``)."""
+"""What the command modules share: console streams, options used by several commands, the
+loading of the configuration (``--config``, ``--model``) and the way a command stops on an
+error (``error: ...`` on stderr, exit 2 for usage and configuration errors)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
 
 from calcscope.config import Config, load_config
-from calcscope.errors import ConfigError
+from calcscope.errors import CalcscopeError, ConfigError
 
 __all__ = [
     "AnonymizeOption",
@@ -19,6 +22,8 @@ __all__ = [
     "SpacingOption",
     "console",
     "err_console",
+    "exit_on_errors",
+    "fail",
     "load_settings",
 ]
 
@@ -50,10 +55,34 @@ SpacingOption = Annotated[
 ]
 
 
+def fail(message: str, code: int = 2) -> NoReturn:
+    """Stop the command: ``error: message`` on stderr, exit ``code`` (2: usage or
+    configuration error)."""
+    err_console.print(f"[red]error:[/] {message}")
+    raise typer.Exit(code)
+
+
+@contextmanager
+def exit_on_errors(*, other_errors_exit: int | None = None) -> Iterator[None]:
+    """Run the block; a :class:`ConfigError` it raises stops the command with exit 2, and,
+    when ``other_errors_exit`` is given, any other :class:`CalcscopeError` with that code
+    (each as ``error: ...`` on stderr)."""
+    try:
+        yield
+    except ConfigError as exc:
+        err_console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from exc
+    except CalcscopeError as exc:
+        if other_errors_exit is None:
+            raise
+        err_console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(other_errors_exit) from exc
+
+
 def load_settings(config_path: Path | None, model: Path | None = None) -> Config:
     """The configuration, with ``--model`` applied and the model checked (its card's
     hash and features): a model this calcscope cannot use stops the command here."""
-    try:
+    with exit_on_errors():
         cfg = load_config(config_path)
         if model is not None:
             from calcscope.config import with_model
@@ -63,7 +92,4 @@ def load_settings(config_path: Path | None, model: Path | None = None) -> Config
             from calcscope.detection.classifier import resolve_model
 
             resolve_model(cfg.detect.model)
-        return cfg
-    except ConfigError as exc:
-        err_console.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(2) from exc
+    return cfg

@@ -16,9 +16,10 @@ from calcscope.apps.cli_common import (
     SpacingOption,
     console,
     err_console,
+    exit_on_errors,
+    fail,
     load_settings,
 )
-from calcscope.errors import ConfigError
 
 if TYPE_CHECKING:
     from calcscope.apps.node import StorageNode
@@ -98,34 +99,31 @@ def node(
     from calcscope.apps.node import Forward, StorageNode, TLSFiles
 
     cfg = load_settings(config_path, model)
-    try:
-        fwd = Forward.parse(forward) if forward else None
-        tls = TLSFiles.from_options(tls_cert, tls_key, tls_ca)
-        node_ = StorageNode(
-            ae_title,
-            port,
-            out,
-            forward=fwd,
-            workers=workers,
-            queue_size=queue_size,
-            config=cfg,
-            host=host,
-            dicom_reports=dicom_reports,
-            allow=allow or (),
-            tls=tls,
-            timeout_s=timeout_s,
-            anonymize=anonymize,
-            exam_idle_s=exam_idle_s,
-            exam_views=exam_views,
-            prior_source=prior_source,
-            prior_timeout_s=prior_timeout_s,
-        )
-    except ConfigError as exc:
-        err_console.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(2) from exc
-    except ImportError as exc:
-        err_console.print(f"[red]error:[/] {exc}: pip install 'calcscope[dicom]'")
-        raise typer.Exit(2) from exc
+    with exit_on_errors():
+        try:
+            fwd = Forward.parse(forward) if forward else None
+            tls = TLSFiles.from_options(tls_cert, tls_key, tls_ca)
+            node_ = StorageNode(
+                ae_title,
+                port,
+                out,
+                forward=fwd,
+                workers=workers,
+                queue_size=queue_size,
+                config=cfg,
+                host=host,
+                dicom_reports=dicom_reports,
+                allow=allow or (),
+                tls=tls,
+                timeout_s=timeout_s,
+                anonymize=anonymize,
+                exam_idle_s=exam_idle_s,
+                exam_views=exam_views,
+                prior_source=prior_source,
+                prior_timeout_s=prior_timeout_s,
+            )
+        except ImportError as exc:
+            fail(f"{exc}: pip install 'calcscope[dicom]'")
     _serve_node(node_, out, fwd is not None and not dicom_reports)
 
 
@@ -145,8 +143,7 @@ def _serve_node(node_: StorageNode, out: Path, nothing_forwarded: bool) -> None:
     try:
         node_.start()
     except OSError as exc:
-        err_console.print(f"[red]error:[/] cannot listen on port {node_.port}: {exc}")
-        raise typer.Exit(2) from exc
+        fail(f"cannot listen on port {node_.port}: {exc}")
     console.print(
         f"calcscope node {node_.ae_title} listening on {node_.address[0]} port {node_.port}"
         f"{' (TLS)' if node_.tls else ''}; results in {out}/ "
@@ -194,12 +191,10 @@ def batch(
 
     cfg = load_settings(config_path, model)
     if scheduler and workers:
-        err_console.print("[red]error:[/] give --scheduler or --workers, not both")
-        raise typer.Exit(2)
+        fail("give --scheduler or --workers, not both")
     if workers is not None and workers < 1:
-        err_console.print("[red]error:[/] --workers must be at least 1")
-        raise typer.Exit(2)
-    try:
+        fail("--workers must be at least 1")
+    with exit_on_errors():
         res = run_batch(
             input_dir,
             out,
@@ -211,9 +206,6 @@ def batch(
             timeout_s=timeout_s,
             anonymize=anonymize,
         )
-    except ConfigError as exc:
-        err_console.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(2) from exc
     console.print(
         f"{res.n_images} images: {res.n_analysed} analysed, {res.n_failed} failed, "
         f"{res.n_skipped} already done; {res.images_per_second:.2f} images/s. "
@@ -268,24 +260,20 @@ def serve(
 
         from calcscope.apps.web.app import LOOPBACK_HOSTS, create_app
     except ModuleNotFoundError as exc:
-        err_console.print(
-            f"[red]error:[/] the web viewer needs the 'web' extra ({exc.name} is missing): "
+        fail(
+            f"the web viewer needs the 'web' extra ({exc.name} is missing): "
             "pip install 'calcscope[web]'"
         )
-        raise typer.Exit(2) from exc
     if results is not None and not results.is_dir():
-        err_console.print(f"[red]error:[/] {results}: no such folder")
-        raise typer.Exit(2)
+        fail(f"{results}: no such folder")
     if not (0 < port < 65536) or max_upload_mb <= 0 or upload_retention_hours < 0:
-        err_console.print(
-            "[red]error:[/] --port must be 1-65535, --max-upload-mb positive and "
+        fail(
+            "--port must be 1-65535, --max-upload-mb positive and "
             "--upload-retention-hours 0 or more"
         )
-        raise typer.Exit(2)
     for folder in images or []:
         if not folder.is_dir():
-            err_console.print(f"[red]error:[/] {folder}: no such folder")
-            raise typer.Exit(2)
+            fail(f"{folder}: no such folder")
     cfg = load_settings(config_path, model)
     loopback = host in ("127.0.0.1", "localhost", "::1")
     if not loopback:

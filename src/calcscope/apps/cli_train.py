@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -19,16 +18,13 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from calcscope.errors import CalcscopeError, ConfigError
+from calcscope.apps.cli_common import console, err_console, exit_on_errors, fail
 
 if TYPE_CHECKING:
     from calcscope.detection.model_card import ModelCard
     from calcscope.evaluation.training import TrainOptions, TrainResult
 
 __all__ = ["card_table", "train"]
-
-console = Console(stderr=False)
-err_console = Console(stderr=True)
 
 
 class TrainFormat(StrEnum):
@@ -116,20 +112,16 @@ def train(
     from calcscope.evaluation.training import TrainOptions
 
     if spacing_mm is not None and not (0.01 <= spacing_mm <= 1.0):
-        err_console.print(f"[red]error:[/] --spacing-mm {spacing_mm} is outside 0.01-1 mm")
-        raise typer.Exit(2)
+        fail(f"--spacing-mm {spacing_mm} is outside 0.01-1 mm")
     if operating_score is not None and not (0.0 <= operating_score <= 1.0):
-        err_console.print(f"[red]error:[/] --operating-score {operating_score} is outside 0-1")
-        raise typer.Exit(2)
+        fail(f"--operating-score {operating_score} is outside 0-1")
     if operating_fp_per_image <= 0:
-        err_console.print("[red]error:[/] --operating-fp-per-image must be positive")
-        raise typer.Exit(2)
+        fail("--operating-fp-per-image must be positive")
     if min(ensemble, rounds, workers) < 1 or min(insertions, phantoms) < 0 or cv_folds < 2:
-        err_console.print(
-            "[red]error:[/] --ensemble, --rounds and --workers must be at least 1, "
+        fail(
+            "--ensemble, --rounds and --workers must be at least 1, "
             "--insertions and --phantoms at least 0, --cv-folds at least 2"
         )
-        raise typer.Exit(2)
     opts = TrainOptions(
         spacing_mm=spacing_mm,
         rounds=rounds,
@@ -174,14 +166,9 @@ def _run_training(
         def say(message: str) -> None:
             progress.console.print(message)
 
-        try:
-            return train_model(fmt, images, truth, out, opts, progress=on_progress, say=say)
-        except ConfigError as exc:
-            err_console.print(f"[red]error:[/] {exc}")
-            raise typer.Exit(2) from exc
-        except CalcscopeError as exc:
-            err_console.print(f"[red]error:[/] {exc}")
-            raise typer.Exit(1) from exc
+        with exit_on_errors(other_errors_exit=1):
+            result = train_model(fmt, images, truth, out, opts, progress=on_progress, say=say)
+    return result
 
 
 def card_table(card: ModelCard, out: Path) -> Table:
