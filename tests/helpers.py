@@ -3,9 +3,12 @@ folder on ``sys.path``)."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pydicom
 import pytest
@@ -13,6 +16,7 @@ import pytest
 from calcscope.imaging.io import write_image
 from calcscope.model import Morphology
 from calcscope.phantom.mammogram import ClusterSpec, make_phantom
+from calcscope.reports.exam import ExamReport
 
 # headless Chromium in a container: no sandbox, no GPU, nothing fetched in the background
 CHROMIUM_ARGS = (
@@ -35,6 +39,18 @@ def chromium_path() -> str:
     pytest.skip("no chromium on this machine (Debian: apt-get install chromium)")
 
 
+@dataclass
+class BrowserPage:
+    """A page of the headless Chromium that the ``open_browser`` fixture of
+    ``tests/apps/conftest.py`` opened (Playwright's ``Page``), and what it has seen so far:
+    the URL of every request, and the page's errors (uncaught exceptions, and the console's
+    error messages when asked for)."""
+
+    page: Any
+    requests: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
 def phantom_case_dicom(path: Path, **attributes: str) -> Path:
     """The small report-test phantom (a fine pleomorphic cluster of 8 and a popcorn
     deposit, 0.1 mm) written as DICOM to ``path`` with the given patient attributes."""
@@ -51,3 +67,26 @@ def phantom_case_dicom(path: Path, **attributes: str) -> Path:
         setattr(ds, k, v)
     ds.save_as(path)
     return path
+
+
+def assert_changes_as_truth(doc: ExamReport, folder: Path) -> None:
+    """``doc``, the current exam of the synthetic follow-up written to ``folder``
+    (``write_follow_up_phantom``), is compared with its prior, two years earlier, and labels
+    each truth cluster (growing, stable, new) once, on both views, with the truth's change."""
+    truth = json.loads((folder / "truth.json").read_text())
+    assert doc.comparison is not None
+    assert doc.comparison.prior_study_instance_uid == truth["prior"]["study_instance_uid"]
+    assert doc.comparison.prior_study_date == "20220520"
+    assert doc.comparison.interval_months == truth["interval_months"] == 24
+    for cl in truth["clusters"]:
+        where = cl["current"]
+        found = [
+            f
+            for f in doc.breasts[cl["laterality"]].findings
+            if f.kind == "cluster"
+            and set(f.views) == {"CC", "MLO"}
+            and abs(f.distance_from_nipple_mm - where["distance_from_nipple_mm"]) < 10
+            and f.quadrant == where["quadrant"]
+        ]
+        assert len(found) == 1, cl["name"]
+        assert found[0].change is not None and found[0].change.change == cl["change"], cl["name"]

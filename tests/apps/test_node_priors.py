@@ -26,6 +26,7 @@ from calcscope.apps.node_priors import StudyKey, find_prior_studies  # noqa: E40
 from calcscope.errors import ConfigError  # noqa: E402
 from calcscope.phantom.follow_up import write_follow_up_phantom  # noqa: E402
 from calcscope.reports.exam import ExamReport, load_exam  # noqa: E402
+from helpers import assert_changes_as_truth as _check_changes  # noqa: E402
 
 AET = "CALCSCOPE"  # the node, as Orthanc's configuration knows it (conftest.NODE_AET)
 SEED = 2  # a seed whose three truth clusters the detector finds on both views
@@ -63,27 +64,6 @@ def _exam_of(out: Path, study: str, timeout_s: float) -> ExamReport:
         assert time.monotonic() < deadline, f"no exam of study {study} after {timeout_s} s"
         time.sleep(0.2)
     return load_exam(path)
-
-
-def _check_changes(doc: ExamReport, folder: Path) -> None:
-    """Compared with the prior, two years earlier; growing, stable and new clusters told."""
-    truth = _truth(folder)
-    assert doc.comparison is not None
-    assert doc.comparison.prior_study_instance_uid == truth["prior"]["study_instance_uid"]
-    assert doc.comparison.prior_study_date == "20220520"
-    assert doc.comparison.interval_months == 24
-    for cl in truth["clusters"]:
-        where = cl["current"]
-        found = [
-            f
-            for f in doc.breasts[cl["laterality"]].findings
-            if f.kind == "cluster"
-            and set(f.views) == {"CC", "MLO"}
-            and abs(f.distance_from_nipple_mm - where["distance_from_nipple_mm"]) < 10
-            and f.quadrant == where["quadrant"]
-        ]
-        assert len(found) == 1, cl["name"]
-        assert found[0].change is not None and found[0].change.change == cl["change"], cl["name"]
 
 
 def _node(out: Path, **kw: Any) -> StorageNode:

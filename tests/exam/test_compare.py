@@ -39,6 +39,7 @@ from calcscope.model import Laterality
 from calcscope.phantom.follow_up import write_follow_up_phantom
 from calcscope.reading.assess import Assessment, Category, FollowUp, RuleHit
 from calcscope.reports.exam import ExamReport, load_exam, prior_from_report, to_exam_report
+from helpers import assert_changes_as_truth
 
 L, R = Laterality.LEFT, Laterality.RIGHT
 
@@ -311,30 +312,10 @@ def _current(out: Path, folder: Path) -> ExamReport:
     return doc
 
 
-def _check_changes(doc: ExamReport, folder: Path) -> None:
-    truth = json.loads((folder / "truth.json").read_text())
-    assert doc.comparison is not None
-    assert doc.comparison.prior_study_instance_uid == truth["prior"]["study_instance_uid"]
-    assert doc.comparison.prior_study_date == "20220520"
-    assert doc.comparison.interval_months == truth["interval_months"] == 24
-    for cl in truth["clusters"]:
-        where = cl["current"]
-        found = [
-            f
-            for f in doc.breasts[cl["laterality"]].findings
-            if f.kind == "cluster"
-            and set(f.views) == {"CC", "MLO"}
-            and abs(f.distance_from_nipple_mm - where["distance_from_nipple_mm"]) < 10
-            and f.quadrant == where["quadrant"]
-        ]
-        assert len(found) == 1, cl["name"]
-        assert found[0].change is not None and found[0].change.change == cl["change"], cl["name"]
-
-
 @pytest.mark.parametrize("seed", SEEDS)
 def test_automatic_priors_label_growing_stable_and_new(follow_ups: dict, seed: int) -> None:
     folder = follow_ups["dirs"][seed]
-    _check_changes(_current(follow_ups["out"], folder), folder)
+    assert_changes_as_truth(_current(follow_ups["out"], folder), folder)
     prior_uid = json.loads((folder / "truth.json").read_text())["prior"]["study_instance_uid"]
     (prior,) = [
         d
@@ -349,7 +330,7 @@ def test_prior_named_explicitly_as_images_or_as_a_previous_run(follow_ups: dict)
     out = follow_ups["root"] / "explicit"
     argv = ["analyze", str(folder / "current"), "--prior", str(folder / "prior")]
     assert main([*argv, "--out", str(out), "--no-overlay"]) == 0
-    _check_changes(_current(out, folder), folder)
+    assert_changes_as_truth(_current(out, folder), folder)
     # a previous run's output folder: its exam documents are read, not re-analysed
     out2 = follow_ups["root"] / "from_run"
     prior_run = follow_ups["root"] / "prior_run"
@@ -357,7 +338,7 @@ def test_prior_named_explicitly_as_images_or_as_a_previous_run(follow_ups: dict)
     argv = ["analyze", str(folder / "current"), "--prior", str(prior_run)]
     assert main([*argv, "--out", str(out2), "--no-overlay"]) == 0
     assert len(list(out2.glob("*.json"))) == 4 + 1  # the current exam only
-    _check_changes(_current(out2, folder), folder)
+    assert_changes_as_truth(_current(out2, folder), folder)
 
 
 @pytest.mark.parametrize("seed", SEEDS[:1])
