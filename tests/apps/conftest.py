@@ -1,6 +1,7 @@
 """Fixtures of the apps' tests: a real PACS (Orthanc, Debian package ``orthanc``) started
-on loopback with its own configuration in a temporary folder; the tests that use it skip
-when the ``Orthanc`` program is absent."""
+on loopback with its own configuration in a temporary folder (the tests that use it skip
+when the ``Orthanc`` program is absent); the web viewer served by uvicorn on loopback, and
+a page of Debian's Chromium driven by Playwright (skipped where either cannot run)."""
 
 from __future__ import annotations
 
@@ -9,12 +10,18 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
+import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from helpers import CHROMIUM_ARGS, BrowserPage, chromium_path
 
 #: The AE title Orthanc knows the node by (its ``DicomModalities``).
 NODE_AET = "CALCSCOPE"
@@ -94,3 +101,73 @@ def orthanc(tmp_path: Path) -> Iterator[Orthanc]:
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+@pytest.fixture
+def live_server() -> Iterator[Callable[[Any], str]]:
+    """Serve an ASGI app (the viewer's ``create_app(...)``) with uvicorn on a free loopback
+    port, in a thread, until the test ends: ``live_server(app)`` returns its base URL.
+    Skips without uvicorn."""
+    uvicorn = pytest.importorskip("uvicorn")
+    servers: list[tuple[Any, threading.Thread]] = []
+
+    def serve(app: Any) -> str:
+        port = _free_port()
+        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
+        srv = uvicorn.Server(config)
+        thread = threading.Thread(target=srv.run, daemon=True)
+        thread.start()
+        servers.append((srv, thread))
+        deadline = time.monotonic() + 15
+        while not srv.started:
+            if time.monotonic() > deadline or not thread.is_alive():
+                pytest.fail("uvicorn did not start")
+            time.sleep(0.05)
+        return f"http://127.0.0.1:{port}"
+
+    yield serve
+    for srv, thread in servers:
+        srv.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def open_browser() -> Iterator[Callable[..., BrowserPage]]:
+    """Open a page in Debian's Chromium (``helpers.chromium_path``), headless under
+    Playwright with a fresh profile, closed when the test ends:
+    ``open_browser(height_px=900, console_errors=False)`` gives a 1280-pixel-wide page
+    with a 20 s default time-out that records its requests and errors. Skips without
+    Playwright or Chromium, or when Chromium does not start."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with ExitStack() as stack:
+
+        def open_page(height_px: int = 900, *, console_errors: bool = False) -> BrowserPage:
+            chromium = chromium_path()
+            pw = stack.enter_context(sync_api.sync_playwright())
+            profile = stack.enter_context(tempfile.TemporaryDirectory())
+            try:
+                ctx = pw.chromium.launch_persistent_context(
+                    profile,
+                    executable_path=chromium,
+                    headless=True,
+                    args=list(CHROMIUM_ARGS),
+                    viewport={"width": 1280, "height": height_px},
+                    timeout=60_000,
+                )
+            except Exception as exc:  # noqa: BLE001 - a broken browser install is a skip
+                pytest.skip(f"chromium at {chromium} does not start under Playwright: {exc}")
+            stack.callback(ctx.close)
+            seen = BrowserPage(ctx.new_page())
+            seen.page.set_default_timeout(20_000)
+            seen.page.on("request", lambda req: seen.requests.append(req.url))
+            seen.page.on("pageerror", lambda exc: seen.problems.append(f"page error: {exc}"))
+            if console_errors:
+                seen.page.on(
+                    "console",
+                    lambda m: (
+                        seen.problems.append(f"console: {m.text}") if m.type == "error" else None
+                    ),
+                )
+            return seen
+
+        yield open_page

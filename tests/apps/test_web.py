@@ -13,11 +13,9 @@ import json
 import os
 import re
 import shutil
-import socket
-import tempfile
-import threading
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +37,7 @@ from calcscope.apps.web.tiles import TILE_PX, Pyramid, TileCache, level_shapes  
 from calcscope.config import Config  # noqa: E402
 from calcscope.imaging.io import write_image  # noqa: E402
 from calcscope.phantom.mammogram import make_phantom  # noqa: E402
-from helpers import CHROMIUM_ARGS, chromium_path  # noqa: E402
+from helpers import BrowserPage  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -456,34 +454,17 @@ def test_unexpected_errors_are_json_500(
 # -------------------------------------------------------------------------- browser
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture()
-def server(results: Path, tmp_path: Path):  # type: ignore[no-untyped-def]
-    uvicorn = pytest.importorskip("uvicorn")
-    app = create_app(
-        results,
-        uploads_dir=tmp_path / "uploads",
-        image_dirs=[results.parent / "images"],
-        config=CONFIG,
-        allowed_hosts=LOOPBACK_HOSTS,
+def server(results: Path, tmp_path: Path, live_server: Callable[[object], str]) -> str:
+    return live_server(
+        create_app(
+            results,
+            uploads_dir=tmp_path / "uploads",
+            image_dirs=[results.parent / "images"],
+            config=CONFIG,
+            allowed_hosts=LOOPBACK_HOSTS,
+        )
     )
-    port = _free_port()
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not srv.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            pytest.fail("uvicorn did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(timeout=10)
 
 
 @pytest.fixture()
@@ -494,120 +475,93 @@ def artifacts(tmp_path: Path) -> Path:
     return folder
 
 
-def test_browser(server: str, artifacts: Path) -> None:
-    sync_api = pytest.importorskip("playwright.sync_api")
-    chromium = chromium_path()
-    requests: list[str] = []
-    problems: list[str] = []
-    with sync_api.sync_playwright() as pw, tempfile.TemporaryDirectory() as profile:
-        try:
-            ctx = pw.chromium.launch_persistent_context(
-                profile,
-                executable_path=chromium,
-                headless=True,
-                args=list(CHROMIUM_ARGS),
-                viewport={"width": 1280, "height": 900},
-                timeout=60_000,
-            )
-        except Exception as exc:  # noqa: BLE001 - a broken browser install is a skip
-            pytest.skip(f"chromium at {chromium} does not start under Playwright: {exc}")
-        try:
-            page = ctx.new_page()
-            page.set_default_timeout(20_000)
-            page.on("request", lambda req: requests.append(req.url))
-            page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
-            page.on(
-                "console",
-                lambda m: problems.append(f"console: {m.text}") if m.type == "error" else None,
-            )
+def test_browser(server: str, artifacts: Path, open_browser: Callable[..., BrowserPage]) -> None:
+    browser = open_browser(900, console_errors=True)
+    page = browser.page
 
-            # the page and the study list
-            page.goto(server + "/")
-            page.wait_for_selector("body[data-ready='1']")
-            page.wait_for_selector("#study-list button.study[data-id='case']")
-            assert "not a medical device" in page.text_content("#disclaimer")
-            page.screenshot(path=str(artifacts / "1-study-list.png"))
+    # the page and the study list
+    page.goto(server + "/")
+    page.wait_for_selector("body[data-ready='1']")
+    page.wait_for_selector("#study-list button.study[data-id='case']")
+    assert "not a medical device" in page.text_content("#disclaimer")
+    page.screenshot(path=str(artifacts / "1-study-list.png"))
 
-            # open a study: tiles load, marks are drawn, findings listed, letter shown
-            page.click("#study-list button.study[data-id='case']")
-            page.wait_for_selector("body[data-study='case']")
-            page.wait_for_function(
-                "() => Array.from(document.querySelectorAll('#tiles-base img'))"
-                ".every(i => i.complete && i.naturalWidth > 0)"
-            )
-            n_rows = page.locator("#findings tr.finding").count()
-            assert n_rows >= 1
-            assert page.locator("#marks g.finding").count() == n_rows
-            assert page.locator("#marks .calc").count() > 0
-            assert page.is_visible("#marks")
-            letter = page.frame_locator("#letter").locator("h1")
-            assert "Your mammogram" in letter.text_content()
-            page.screenshot(path=str(artifacts / "2-study.png"))
+    # open a study: tiles load, marks are drawn, findings listed, letter shown
+    page.click("#study-list button.study[data-id='case']")
+    page.wait_for_selector("body[data-study='case']")
+    page.wait_for_function(
+        "() => Array.from(document.querySelectorAll('#tiles-base img'))"
+        ".every(i => i.complete && i.naturalWidth > 0)"
+    )
+    n_rows = page.locator("#findings tr.finding").count()
+    assert n_rows >= 1
+    assert page.locator("#marks g.finding").count() == n_rows
+    assert page.locator("#marks .calc").count() > 0
+    assert page.is_visible("#marks")
+    letter = page.frame_locator("#letter").locator("h1")
+    assert "Your mammogram" in letter.text_content()
+    page.screenshot(path=str(artifacts / "2-study.png"))
 
-            # toggle the overlay
-            page.uncheck("#overlay-toggle")
-            assert page.is_hidden("#marks")
-            page.screenshot(path=str(artifacts / "3-overlay-off.png"))
-            page.check("#overlay-toggle")
-            assert page.is_visible("#marks")
+    # toggle the overlay
+    page.uncheck("#overlay-toggle")
+    assert page.is_hidden("#marks")
+    page.screenshot(path=str(artifacts / "3-overlay-off.png"))
+    page.check("#overlay-toggle")
+    assert page.is_visible("#marks")
 
-            # click a finding: the view centres on it and zooms in, full-resolution tiles
-            before = page.eval_on_selector("#world", "e => e.style.transform")
-            scale_before = float(page.get_attribute("#stage", "data-scale"))
-            row = page.locator("#findings tr.finding").first
-            centre = [float(v) for v in row.get_attribute("data-center").split(",")]
-            row.click()
-            page.wait_for_function(
-                "b => document.getElementById('world').style.transform !== b", arg=before
-            )
-            assert float(page.get_attribute("#stage", "data-scale")) > scale_before
-            got = [float(v) for v in page.get_attribute("#stage", "data-centre").split(",")]
-            assert abs(got[0] - centre[0]) < 60 and abs(got[1] - centre[1]) < 60
-            assert "selected" in (row.get_attribute("class") or "")
-            page.wait_for_selector("#tiles img[data-level='0']")
-            page.wait_for_function(
-                "() => Array.from(document.querySelectorAll('#tiles img'))"
-                ".every(i => i.complete && i.naturalWidth > 0)"
-            )
-            page.screenshot(path=str(artifacts / "4-finding.png"), full_page=True)
+    # click a finding: the view centres on it and zooms in, full-resolution tiles
+    before = page.eval_on_selector("#world", "e => e.style.transform")
+    scale_before = float(page.get_attribute("#stage", "data-scale"))
+    row = page.locator("#findings tr.finding").first
+    centre = [float(v) for v in row.get_attribute("data-center").split(",")]
+    row.click()
+    page.wait_for_function(
+        "b => document.getElementById('world').style.transform !== b", arg=before
+    )
+    assert float(page.get_attribute("#stage", "data-scale")) > scale_before
+    got = [float(v) for v in page.get_attribute("#stage", "data-centre").split(",")]
+    assert abs(got[0] - centre[0]) < 60 and abs(got[1] - centre[1]) < 60
+    assert "selected" in (row.get_attribute("class") or "")
+    page.wait_for_selector("#tiles img[data-level='0']")
+    page.wait_for_function(
+        "() => Array.from(document.querySelectorAll('#tiles img'))"
+        ".every(i => i.complete && i.naturalWidth > 0)"
+    )
+    page.screenshot(path=str(artifacts / "4-finding.png"), full_page=True)
 
-            # wheel zoom and drag pan change the view
-            page.locator("#stage").scroll_into_view_if_needed()
-            box = page.locator("#stage").bounding_box()
-            assert box is not None
-            cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
-            t0 = page.eval_on_selector("#world", "e => e.style.transform")
-            page.mouse.move(cx, cy)
-            page.mouse.down()
-            page.mouse.move(cx + 120, cy + 40, steps=5)
-            page.mouse.up()
-            page.wait_for_function(
-                "b => document.getElementById('world').style.transform !== b", arg=t0
-            )
-            s0 = float(page.get_attribute("#stage", "data-scale"))
-            page.mouse.wheel(0, 300)
-            page.wait_for_function(
-                "s => parseFloat(document.getElementById('stage').dataset.scale) < s", arg=s0
-            )
+    # wheel zoom and drag pan change the view
+    page.locator("#stage").scroll_into_view_if_needed()
+    box = page.locator("#stage").bounding_box()
+    assert box is not None
+    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    t0 = page.eval_on_selector("#world", "e => e.style.transform")
+    page.mouse.move(cx, cy)
+    page.mouse.down()
+    page.mouse.move(cx + 120, cy + 40, steps=5)
+    page.mouse.up()
+    page.wait_for_function("b => document.getElementById('world').style.transform !== b", arg=t0)
+    s0 = float(page.get_attribute("#stage", "data-scale"))
+    page.mouse.wheel(0, 300)
+    page.wait_for_function(
+        "s => parseFloat(document.getElementById('stage').dataset.scale) < s", arg=s0
+    )
 
-            # a bad upload: a readable message in the page, the server still answers
-            page.set_input_files(
-                "#upload-file",
-                files=[{"name": "bad.png", "mimeType": "image/png", "buffer": b"no image here"}],
-            )
-            page.click("#upload-submit")
-            page.wait_for_selector("#upload-status.error")
-            message = page.text_content("#upload-status")
-            assert "Upload failed" in message and "bad.png" in message
-            assert "DICOM" in message
-            page.screenshot(path=str(artifacts / "5-bad-upload.png"))
-            health = page.request.get(server + "/api/health")
-            assert health.ok
-        finally:
-            ctx.close()
-    outside = [u for u in requests if not u.startswith((server, "data:", "about:"))]
+    # a bad upload: a readable message in the page, the server still answers
+    page.set_input_files(
+        "#upload-file",
+        files=[{"name": "bad.png", "mimeType": "image/png", "buffer": b"no image here"}],
+    )
+    page.click("#upload-submit")
+    page.wait_for_selector("#upload-status.error")
+    message = page.text_content("#upload-status")
+    assert "Upload failed" in message and "bad.png" in message
+    assert "DICOM" in message
+    page.screenshot(path=str(artifacts / "5-bad-upload.png"))
+    health = page.request.get(server + "/api/health")
+    assert health.ok
+    outside = [u for u in browser.requests if not u.startswith((server, "data:", "about:"))]
     assert outside == [], outside
-    assert [p for p in problems if "415" not in p] == []
+    assert [p for p in browser.problems if "415" not in p] == []
     assert sorted(f.name for f in artifacts.glob("*.png"))[:5] == [
         "1-study-list.png",
         "2-study.png",
@@ -693,21 +647,8 @@ def test_exam_outside_the_folders_is_not_read(exam_results: Path, tmp_path: Path
 
 
 @pytest.fixture()
-def exam_server(exam_results: Path, tmp_path: Path):  # type: ignore[no-untyped-def]
-    uvicorn = pytest.importorskip("uvicorn")
-    app = create_app(exam_results, uploads_dir=tmp_path / "up", config=CONFIG)
-    port = _free_port()
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not srv.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            pytest.fail("uvicorn did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(timeout=10)
+def exam_server(exam_results: Path, tmp_path: Path, live_server: Callable[[object], str]) -> str:
+    return live_server(create_app(exam_results, uploads_dir=tmp_path / "up", config=CONFIG))
 
 
 def _centre(page, selector: str) -> tuple[float, float]:  # type: ignore[no-untyped-def]
@@ -716,70 +657,53 @@ def _centre(page, selector: str) -> tuple[float, float]:  # type: ignore[no-unty
     return box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
 
 
-def test_browser_exam_hanging(exam_server: str, artifacts: Path) -> None:
-    sync_api = pytest.importorskip("playwright.sync_api")
-    chromium = chromium_path()
-    problems: list[str] = []
-    with sync_api.sync_playwright() as pw, tempfile.TemporaryDirectory() as profile:
-        try:
-            ctx = pw.chromium.launch_persistent_context(
-                profile,
-                executable_path=chromium,
-                headless=True,
-                args=list(CHROMIUM_ARGS),
-                viewport={"width": 1280, "height": 1000},
-                timeout=60_000,
-            )
-        except Exception as exc:  # noqa: BLE001 - a broken browser install is a skip
-            pytest.skip(f"chromium at {chromium} does not start under Playwright: {exc}")
-        try:
-            page = ctx.new_page()
-            page.set_default_timeout(20_000)
-            page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
-            page.goto(exam_server + "/")
-            page.wait_for_selector("body[data-ready='1']")
-            page.click("#exam-list button.exam")
-            page.wait_for_selector("body[data-exam]")
-            page.wait_for_function(
-                "() => document.querySelectorAll('#hanging .pane img').length > 0 && "
-                "Array.from(document.querySelectorAll('#hanging .pane img'))"
-                ".every(i => i.complete && i.naturalWidth > 0)"
-            )
-            # four panels, each with its image, in the hanging's places
-            for slot in ("RCC", "LCC", "RMLO", "LMLO"):
-                pane = f"#hanging .panel[data-slot='{slot}'] .pane"
-                assert page.get_attribute(pane, "data-study") == slot
-                assert page.locator(f"{pane} img").count() > 0
-            rcc, lcc = _centre(page, "[data-slot='RCC']"), _centre(page, "[data-slot='LCC']")
-            rmlo, lmlo = _centre(page, "[data-slot='RMLO']"), _centre(page, "[data-slot='LMLO']")
-            assert rcc[0] < lcc[0] and rmlo[0] < lmlo[0]
-            assert max(rcc[1], lcc[1]) < min(rmlo[1], lmlo[1])
-            # the breasts face each other: each image touches its panel's outer edge
-            for slot, side in (("RCC", "left"), ("LCC", "right")):
-                pane = page.locator(f"[data-slot='{slot}'] .pane").bounding_box()
-                img = page.locator(f"[data-slot='{slot}'] .ptiles").bounding_box()
-                assert pane is not None and img is not None
-                if side == "left":
-                    assert abs(img["x"] - pane["x"]) < 2
-                else:
-                    assert abs(img["x"] + img["width"] - pane["x"] - pane["width"]) < 2
-            # marks on the views; a finding row marks the finding on both views
-            assert page.locator("#hanging g.finding").count() >= 2
-            row = page.locator("#exam-findings tr.finding[data-views='CC,MLO']").first
-            key = row.get_attribute("data-exam")
-            row.click()
-            page.wait_for_selector(f"body[data-exam-finding='{key}']")
-            selected = page.locator("#hanging g.finding.selected")
-            assert selected.count() == 2
-            slots = sorted(
-                selected.nth(i).evaluate("e => e.closest('.panel').dataset.slot") for i in range(2)
-            )
-            assert slots == [key[0] + "CC", key[0] + "MLO"]
-            assert "selected" in (row.get_attribute("class") or "")
-            page.screenshot(path=str(artifacts / "6-exam.png"), full_page=True)
-        finally:
-            ctx.close()
-    assert problems == []
+def test_browser_exam_hanging(
+    exam_server: str, artifacts: Path, open_browser: Callable[..., BrowserPage]
+) -> None:
+    browser = open_browser(1000)
+    page = browser.page
+    page.goto(exam_server + "/")
+    page.wait_for_selector("body[data-ready='1']")
+    page.click("#exam-list button.exam")
+    page.wait_for_selector("body[data-exam]")
+    page.wait_for_function(
+        "() => document.querySelectorAll('#hanging .pane img').length > 0 && "
+        "Array.from(document.querySelectorAll('#hanging .pane img'))"
+        ".every(i => i.complete && i.naturalWidth > 0)"
+    )
+    # four panels, each with its image, in the hanging's places
+    for slot in ("RCC", "LCC", "RMLO", "LMLO"):
+        pane = f"#hanging .panel[data-slot='{slot}'] .pane"
+        assert page.get_attribute(pane, "data-study") == slot
+        assert page.locator(f"{pane} img").count() > 0
+    rcc, lcc = _centre(page, "[data-slot='RCC']"), _centre(page, "[data-slot='LCC']")
+    rmlo, lmlo = _centre(page, "[data-slot='RMLO']"), _centre(page, "[data-slot='LMLO']")
+    assert rcc[0] < lcc[0] and rmlo[0] < lmlo[0]
+    assert max(rcc[1], lcc[1]) < min(rmlo[1], lmlo[1])
+    # the breasts face each other: each image touches its panel's outer edge
+    for slot, side in (("RCC", "left"), ("LCC", "right")):
+        pane = page.locator(f"[data-slot='{slot}'] .pane").bounding_box()
+        img = page.locator(f"[data-slot='{slot}'] .ptiles").bounding_box()
+        assert pane is not None and img is not None
+        if side == "left":
+            assert abs(img["x"] - pane["x"]) < 2
+        else:
+            assert abs(img["x"] + img["width"] - pane["x"] - pane["width"]) < 2
+    # marks on the views; a finding row marks the finding on both views
+    assert page.locator("#hanging g.finding").count() >= 2
+    row = page.locator("#exam-findings tr.finding[data-views='CC,MLO']").first
+    key = row.get_attribute("data-exam")
+    row.click()
+    page.wait_for_selector(f"body[data-exam-finding='{key}']")
+    selected = page.locator("#hanging g.finding.selected")
+    assert selected.count() == 2
+    slots = sorted(
+        selected.nth(i).evaluate("e => e.closest('.panel').dataset.slot") for i in range(2)
+    )
+    assert slots == [key[0] + "CC", key[0] + "MLO"]
+    assert "selected" in (row.get_attribute("class") or "")
+    page.screenshot(path=str(artifacts / "6-exam.png"), full_page=True)
+    assert browser.problems == []
 
 
 # ------------------------------------------------------------------------------ CLI

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
-import threading
-import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -27,7 +25,7 @@ from calcscope.apps.web.compare import compare_links  # noqa: E402
 from calcscope.config import Config  # noqa: E402
 from calcscope.phantom.follow_up import write_follow_up_phantom  # noqa: E402
 from calcscope.reports.exam import EXAM_SUFFIX, load_exam  # noqa: E402
-from helpers import CHROMIUM_ARGS, chromium_path  # noqa: E402
+from helpers import BrowserPage  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -127,25 +125,10 @@ def test_prior_outside_the_folders_is_not_shown(follow_up, tmp_path: Path) -> No
 
 
 @pytest.fixture()
-def server(follow_up, tmp_path: Path):  # type: ignore[no-untyped-def]
-    import socket
-
-    uvicorn = pytest.importorskip("uvicorn")
-    app = create_app(follow_up[0], uploads_dir=tmp_path / "up", allowed_hosts=LOOPBACK_HOSTS)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not srv.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            pytest.fail("uvicorn did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(timeout=10)
+def server(follow_up, tmp_path: Path, live_server: Callable[[object], str]) -> str:
+    return live_server(
+        create_app(follow_up[0], uploads_dir=tmp_path / "up", allowed_hosts=LOOPBACK_HOSTS)
+    )
 
 
 _IMAGES_SHOWN = (
@@ -160,87 +143,66 @@ def _side(side: str) -> str:
     return f"#side-by-side .panel[data-side='{side}']"
 
 
-def test_browser_side_by_side(server: str, follow_up, tmp_path: Path) -> None:
-    sync_api = pytest.importorskip("playwright.sync_api")
-    chromium = chromium_path()
-    problems: list[str] = []
+def test_browser_side_by_side(
+    server: str, follow_up, tmp_path: Path, open_browser: Callable[..., BrowserPage]
+) -> None:
     client = TestClient(create_app(follow_up[0], uploads_dir=tmp_path / "up"))
     current, _ = _ids(client, follow_up[1])
-    with sync_api.sync_playwright() as pw, tempfile.TemporaryDirectory() as profile:
-        try:
-            ctx = pw.chromium.launch_persistent_context(
-                profile,
-                executable_path=chromium,
-                headless=True,
-                args=list(CHROMIUM_ARGS),
-                viewport={"width": 1280, "height": 1000},
-                timeout=60_000,
-            )
-        except Exception as exc:  # noqa: BLE001 - a broken browser install is a skip
-            pytest.skip(f"chromium at {chromium} does not start under Playwright: {exc}")
-        try:
-            page = ctx.new_page()
-            page.set_default_timeout(20_000)
-            page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
-            page.goto(server + "/")
-            page.wait_for_selector("body[data-ready='1']")
-            page.click(f"#exam-list button.exam[data-id='{current}']")
-            page.wait_for_selector(f"body[data-exam='{current}']")
-            page.wait_for_selector("#compare-bar:not([hidden])")
-            assert "24 months earlier" in page.inner_text("#compare-note")
-            page.click("#compare-toggle")
-            page.wait_for_selector(f"body[data-compare='{current}']")
-            assert page.locator("#hanging").is_hidden()
-            page.wait_for_function(_IMAGES_SHOWN)
-            # both exams' images of the chosen view, each its own study
-            now_study = page.get_attribute(f"{_side('current')} .pane", "data-study")
-            prior_study = page.get_attribute(f"{_side('prior')} .pane", "data-study")
-            assert now_study and prior_study and now_study != prior_study
-            view = page.input_value("#compare-view")
-            assert view in page.inner_text(f"{_side('current')} figcaption")
-            # a matched pair: the same number on both sides, highlighted together
-            now_marks = page.locator(f"{_side('current')} g.finding[data-link]")
-            numbers = [
-                now_marks.nth(i).get_attribute("data-link") for i in range(now_marks.count())
-            ]
-            pair = next(
-                n for n in numbers if page.locator(f"{_side('prior')} g[data-link='{n}']").count()
-            )
-            mark = page.locator(f"{_side('current')} g[data-link='{pair}']").first
-            match = page.locator(f"{_side('prior')} g[data-link='{pair}']").first
-            assert mark.get_attribute("class").split()[1] == match.get_attribute("class").split()[1]
-            change = mark.get_attribute("data-change")
-            assert change in ("increased", "stable", "decreased")
-            assert mark.text_content() == f"{pair} {change}"
-            assert match.text_content() == f"{pair} prior"
-            mark.hover()
-            page.wait_for_function(
-                f"() => document.querySelectorAll('#compare .linked[data-link=\"{pair}\"]')"
-                ".length === 3"  # both marks and the table row
-            )
-            match.click()
-            page.wait_for_selector(f"body[data-compare-link='{pair}']")
-            assert "selected" in (mark.get_attribute("class") or "")
-            row = page.locator(f"#compare-findings tr[data-link='{pair}']")
-            assert "selected" in (row.get_attribute("class") or "")
-            # every change label is in the table; text from the documents stays text
-            table = page.inner_text("#compare-findings")
-            for word in ("new", "increased", "stable", "resolved"):
-                assert word in table, word
-            assert HOSTILE in table and page.locator("#pwn").count() == 0
-            # every view can be chosen; a resolved prior finding shows on the prior side
-            resolved = 0
-            for slot in ("RCC", "LCC", "RMLO", "LMLO"):
-                page.select_option("#compare-view", slot)
-                page.wait_for_function(_IMAGES_SHOWN)
-                assert slot in page.inner_text(f"{_side('prior')} figcaption")
-                resolved += page.locator(f"{_side('prior')} g[data-change='resolved']").count()
-                assert page.locator(f"{_side('current')} g[data-change='resolved']").count() == 0
-            assert resolved > 0
-            page.screenshot(path=str(tmp_path / "compare.png"), full_page=True)
-            page.click("#compare-toggle")
-            page.wait_for_selector("#hanging:not([hidden])")
-            assert page.locator("#hanging .pane img").count() > 0
-        finally:
-            ctx.close()
-    assert problems == []
+    browser = open_browser(1000)
+    page = browser.page
+    page.goto(server + "/")
+    page.wait_for_selector("body[data-ready='1']")
+    page.click(f"#exam-list button.exam[data-id='{current}']")
+    page.wait_for_selector(f"body[data-exam='{current}']")
+    page.wait_for_selector("#compare-bar:not([hidden])")
+    assert "24 months earlier" in page.inner_text("#compare-note")
+    page.click("#compare-toggle")
+    page.wait_for_selector(f"body[data-compare='{current}']")
+    assert page.locator("#hanging").is_hidden()
+    page.wait_for_function(_IMAGES_SHOWN)
+    # both exams' images of the chosen view, each its own study
+    now_study = page.get_attribute(f"{_side('current')} .pane", "data-study")
+    prior_study = page.get_attribute(f"{_side('prior')} .pane", "data-study")
+    assert now_study and prior_study and now_study != prior_study
+    view = page.input_value("#compare-view")
+    assert view in page.inner_text(f"{_side('current')} figcaption")
+    # a matched pair: the same number on both sides, highlighted together
+    now_marks = page.locator(f"{_side('current')} g.finding[data-link]")
+    numbers = [now_marks.nth(i).get_attribute("data-link") for i in range(now_marks.count())]
+    pair = next(n for n in numbers if page.locator(f"{_side('prior')} g[data-link='{n}']").count())
+    mark = page.locator(f"{_side('current')} g[data-link='{pair}']").first
+    match = page.locator(f"{_side('prior')} g[data-link='{pair}']").first
+    assert mark.get_attribute("class").split()[1] == match.get_attribute("class").split()[1]
+    change = mark.get_attribute("data-change")
+    assert change in ("increased", "stable", "decreased")
+    assert mark.text_content() == f"{pair} {change}"
+    assert match.text_content() == f"{pair} prior"
+    mark.hover()
+    page.wait_for_function(
+        f"() => document.querySelectorAll('#compare .linked[data-link=\"{pair}\"]')"
+        ".length === 3"  # both marks and the table row
+    )
+    match.click()
+    page.wait_for_selector(f"body[data-compare-link='{pair}']")
+    assert "selected" in (mark.get_attribute("class") or "")
+    row = page.locator(f"#compare-findings tr[data-link='{pair}']")
+    assert "selected" in (row.get_attribute("class") or "")
+    # every change label is in the table; text from the documents stays text
+    table = page.inner_text("#compare-findings")
+    for word in ("new", "increased", "stable", "resolved"):
+        assert word in table, word
+    assert HOSTILE in table and page.locator("#pwn").count() == 0
+    # every view can be chosen; a resolved prior finding shows on the prior side
+    resolved = 0
+    for slot in ("RCC", "LCC", "RMLO", "LMLO"):
+        page.select_option("#compare-view", slot)
+        page.wait_for_function(_IMAGES_SHOWN)
+        assert slot in page.inner_text(f"{_side('prior')} figcaption")
+        resolved += page.locator(f"{_side('prior')} g[data-change='resolved']").count()
+        assert page.locator(f"{_side('current')} g[data-change='resolved']").count() == 0
+    assert resolved > 0
+    page.screenshot(path=str(tmp_path / "compare.png"), full_page=True)
+    page.click("#compare-toggle")
+    page.wait_for_selector("#hanging:not([hidden])")
+    assert page.locator("#hanging .pane img").count() > 0
+    assert browser.problems == []
