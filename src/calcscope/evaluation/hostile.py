@@ -49,6 +49,7 @@ __all__ = [
     "clean_dicom",
     "make_cases",
     "case_bytes",
+    "iter_cases",
     "compressed_cases",
     "clean_answer",
 ]
@@ -371,9 +372,13 @@ def _special_cases(folder: Path, start: int) -> list[Case]:
 
 
 # --------------------------------------------------------------------------- the folder
-def _generated(clean: bytes, n: int, seed: int) -> Iterator[tuple[Family, str, str, bytes]]:
-    """The generated cases of :func:`make_cases`, lazily, in order, each as
-    ``(family, ext, what, data)``."""
+def iter_cases(
+    *, n: int = 10_000, seed: int = 0, clean: bytes | None = None
+) -> Iterator[tuple[Family, str, str, bytes]]:
+    """The cases :func:`make_cases` writes (same ``n`` and ``seed``), made one at a time
+    and not written, in order (the ``k``-th is file ``h<k>``; the special files are left
+    out): ``(family, extension, what, data)``."""
+    clean = clean if clean is not None else clean_dicom(seed)
     rng = random.Random(seed)
     with _lenient():
         ds = pydicom.dcmread(BytesIO(clean))
@@ -418,7 +423,7 @@ def make_cases(
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
     clean = clean if clean is not None else clean_dicom(seed)
-    generated = _generated(clean, n, seed)
+    generated = iter_cases(n=n, seed=seed, clean=clean)
     cases: list[Case] = []
     k = -1
     for k, (family, ext, what, data) in enumerate(generated):
@@ -441,7 +446,7 @@ def case_bytes(
     file ``h<k>``; the special files are left out)."""
     want = set(numbers)
     clean = clean if clean is not None else clean_dicom(seed)
-    generated = _generated(clean, n, seed)
+    generated = iter_cases(n=n, seed=seed, clean=clean)
     out: dict[int, tuple[Family, str, bytes]] = {}
     for k, (family, _, what, data) in enumerate(generated):
         if k in want:
