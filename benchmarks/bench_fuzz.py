@@ -5,7 +5,9 @@ Usage: ``python benchmarks/bench_fuzz.py [--n 10000] [--chunk 500] [--no-analyze
 [--node-sample 1000] [--work DIR]``; ``--frames 200`` instead measures only corrupt
 compressed frames (200 per syntax, :func:`calcscope.evaluation.hostile.compressed_cases`),
 each analysed in this process, and prints the outcome per syntax and every silent
-different answer.
+different answer; ``--in-process RLE [--what "bytes flipped"]`` analyses in this process
+the compressed cases of the ``--n`` run (the same files ``h<k>``) whose syntax starts with
+``RLE`` (and whose description holds ``--what``), and prints the same.
 
 Writes about ``--n`` hostile files (:mod:`calcscope.evaluation.hostile`: implausible header
 values, wrong VRs, flipped bytes, truncation, corrupt RLE / JPEG-LS / JPEG 2000 fragments,
@@ -34,6 +36,7 @@ import sys
 import tempfile
 import time
 from collections import Counter, defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +47,7 @@ from calcscope.evaluation.hostile import (
     clean_answer,
     clean_dicom,
     compressed_cases,
+    iter_cases,
     make_cases,
 )
 
@@ -391,16 +395,34 @@ def print_surface(tally: Tally, surface: str) -> None:
 def run_frames(n_per_syntax: int, seed: int) -> int:
     """Corrupt compressed frames through :func:`calcscope.pipeline.analyze` in this process:
     per syntax, clear errors, clean answers and silent different answers (listed)."""
+    data = clean_dicom(seed)
+    cases = enumerate(compressed_cases(n_per_syntax, seed=seed, clean=data))
+    return _in_process(((f"case {k}", what, blob) for k, (what, blob) in cases), data)
+
+
+def run_in_process(n: int, seed: int, syntax: str, what: str) -> int:
+    """The compressed cases of the ``--n`` run (files ``h<k>``) whose description starts
+    with ``syntax`` and holds ``what``, through :func:`calcscope.pipeline.analyze` in this
+    process (the others are made, to keep the run's random sequence, but not analysed)."""
+    data = clean_dicom(seed)
+    picked = (
+        (f"h{k:05d}", w, d)
+        for k, (family, _, w, d) in enumerate(iter_cases(n=n, seed=seed, clean=data))
+        if family is Family.COMPRESSED and w.startswith(syntax) and what in w
+    )
+    return _in_process(picked, data)
+
+
+def _in_process(cases: Iterator[tuple[str, str, bytes]], data: bytes) -> int:
     from calcscope.errors import CalcscopeError
     from calcscope.pipeline import analyze
 
-    data = clean_dicom(seed)
     clean = clean_answer(data)
     table: dict[str, Counter[str]] = defaultdict(Counter)
     silent = []
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "case.dcm"
-        for k, (what, blob) in enumerate(compressed_cases(n_per_syntax, seed=seed, clean=data)):
+        for name, what, blob in cases:
             syntax = what.split(":")[0]
             path.write_bytes(blob)
             try:
@@ -415,7 +437,7 @@ def run_frames(n_per_syntax: int, seed: int) -> int:
             key = "clean answer" if got == clean else "silent different answer"
             table[syntax][key] += 1
             if got != clean:
-                silent.append(f"case {k}, {what}: {got}")
+                silent.append(f"{name}, {what}: {got}")
     print("| syntax | clear error | clean answer | silent different answer |")
     print("|---|---|---|---|")
     for syntax, c in table.items():
@@ -446,9 +468,19 @@ def main() -> int:
         default=0,
         help="only corrupt compressed frames, this many per syntax, analysed in-process",
     )
+    ap.add_argument(
+        "--in-process",
+        default="",
+        metavar="SYNTAX",
+        help="only the compressed cases of --n whose syntax starts with this (e.g. RLE), "
+        "analysed in-process",
+    )
+    ap.add_argument("--what", default="", help="with --in-process: only cases saying this")
     args = ap.parse_args()
     if args.frames:
         return run_frames(args.frames, args.seed)
+    if args.in_process:
+        return run_in_process(args.n, args.seed, args.in_process, args.what)
 
     work = args.work or Path(tempfile.mkdtemp(prefix="calcscope-fuzz-"))
     t0 = time.perf_counter()

@@ -131,3 +131,87 @@ def test_flipped_rle_literal_bytes_give_the_clean_answer(tmp_path):
         assert got.detection.impulses >= 1
         without = analyze(path, config=off)
         assert len(without.clusters) == len(clean.clusters) + 1
+
+
+def test_a_raised_replicate_run_is_replaced_and_a_fine_linear_member_is_not():
+    """Issue 17: a flipped value byte of an RLE replicate run raises 2-128 adjacent pixels
+    of one row by the same amount; a one-pixel-thick line (horizontal, diagonal) stays."""
+    img, mask = _noisy(0.1)
+    dirty = img.copy()
+    dirty[100, 40:42] += 0.15  # a pair (like h04159 and h04561 of the fuzz benchmark)
+    dirty[150, 70:75] -= 0.15  # a lowered run of 5
+    dirty[200, 100:103] += np.float32([0.1, 0.12, 0.11])  # unequal steps are caught too
+    line = img.copy()
+    line[60, 150:190] += 0.1  # a horizontal line one pixel thick that tapers at its ends
+    line[60, 148:150] += 0.05
+    line[60, 190:192] += 0.05
+    for k in range(30):  # a diagonal one
+        line[220 + k, 200 + k] += 0.1
+    line[240:243, 100:104] += 0.1  # a blob three rows high
+    got = remove_impulses(dirty, mask, 0.1)
+    want = [(100, 40), (100, 41), *[(150, c) for c in range(70, 75)], (200, 100), (200, 101)]
+    want.append((200, 102))
+    assert sorted(zip(got.rows.tolist(), got.cols.tolist(), strict=True)) == sorted(want)
+    assert np.abs(got.image - img).max() < 0.03
+    assert remove_impulses(line, mask, 0.1).count == 0
+    long_run = img.copy()
+    long_run[30, 11:160] += 0.15  # longer than any RLE run (128): left alone
+    assert remove_impulses(long_run, mask, 0.1).count == 0
+
+
+#: Bytes of the RLE frame of ``clean_dicom(0)`` flipped by hostile files h04159 and h04561
+#: of ``bench_fuzz.py`` (``--n 10000``, seed 0; RLE, "bytes flipped"): (offset, xor).
+RLE_FLIPS = {
+    "h04159": [(11813, 185), (81095, 194), (81117, 110), (115931, 95), (130706, 93),
+               (277053, 168), (298981, 181), (476517, 142), (477657, 4), (526782, 225),
+               (712547, 67), (768671, 44)],
+    "h04561": [(110337, 89), (302845, 218), (499460, 166), (719351, 247)],
+}  # fmt: skip
+
+
+def rle_with_flips(data: bytes, flips: list[tuple[int, int]]) -> bytes | None:
+    """``data`` (a DICOM file) encoded as RLE Lossless with the bytes ``flips`` of its frame
+    flipped (None when this machine's RLE encoder writes another frame)."""
+    from io import BytesIO
+
+    import pydicom
+    from pydicom.encaps import encapsulate, generate_frames
+    from pydicom.uid import RLELossless
+
+    ds = pydicom.dcmread(BytesIO(data))
+    try:
+        ds.compress(RLELossless, encoding_plugin="pylibjpeg")
+    except Exception:  # noqa: BLE001 - the plugin is missing: pydicom's own encoder
+        ds = pydicom.dcmread(BytesIO(data))
+        ds.compress(RLELossless)
+    frame = bytearray(next(generate_frames(ds.PixelData, number_of_frames=1)))
+    if len(frame) != 793_530:
+        return None
+    for offset, xor in flips:
+        frame[offset] ^= xor
+    ds.PixelData = encapsulate([bytes(frame)])
+    out = BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    return out.getvalue()
+
+
+def test_flipped_rle_replicate_run_values_give_the_clean_answer(tmp_path):
+    """Issue 17: hostile files h04159 and h04561 of ``bench_fuzz.py`` raise two adjacent
+    pixels of a row by 0.31 and 0.57 of the range (the value byte of a replicate run, among
+    other flips): they made a second cluster, 4C with 2 clusters instead of 1."""
+    from calcscope.evaluation.hostile import clean_dicom
+    from calcscope.pipeline import analyze
+
+    data = clean_dicom(0)
+    (tmp_path / "clean.dcm").write_bytes(data)
+    clean = analyze(tmp_path / "clean.dcm")
+    expected = (clean.assessment.category, len(clean.clusters))
+    for name, flips in RLE_FLIPS.items():
+        blob = rle_with_flips(data, flips)
+        if blob is None:
+            pytest.skip("this RLE encoder writes another frame")
+        path = tmp_path / f"{name}.dcm"
+        path.write_bytes(blob)
+        got = analyze(path)
+        assert (got.assessment.category, len(got.clusters)) == expected
+        assert got.detection.impulses >= 3  # the pair and at least one single pixel

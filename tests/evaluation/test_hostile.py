@@ -72,3 +72,22 @@ def test_hostile_sample_through_analyze(tmp_path: Path, clean: tuple[bytes, Answ
         if c.good:
             assert _answer(out / f"{Path(c.good).stem}.json") == expected, c.good
     assert silent == []
+
+
+def test_case_bytes_makes_the_files_of_make_cases(
+    tmp_path: Path, clean: tuple[bytes, Answer]
+) -> None:
+    """``case_bytes`` gives a run's ``h<k>`` files without writing the others."""
+    from calcscope.evaluation.hostile import case_bytes
+
+    data, _ = clean
+    cases = make_cases(tmp_path, n=130, seed=3, clean=data)
+    picked = [k for k, c in enumerate(cases) if c.family in (Family.BYTES, Family.COMPRESSED)]
+    picked = picked[::9]
+    got = case_bytes(picked, n=130, seed=3, clean=data)
+    assert sorted(got) == picked
+    for k in picked:
+        family, what, blob = got[k]
+        assert (family, what) == (cases[k].family, cases[k].what)
+        if family is Family.BYTES:  # compressed ones carry a fresh SOP Instance UID
+            assert blob == (tmp_path / cases[k].name).read_bytes()

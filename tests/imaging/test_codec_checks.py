@@ -171,3 +171,61 @@ def test_a_decoded_phantom_is_unchanged_by_the_checks(clean: Dataset, tmp_path: 
     clean.save_as(native)
     a, b = read_image(tmp_path / "rle.dcm"), read_image(native)
     assert np.array_equal(a.pixels, b.pixels)
+
+
+def _packbits_across_rows(plane: np.ndarray) -> bytes:
+    """``plane`` as one PackBits stream of literal runs of 128 bytes, blind to row ends."""
+    data = plane.astype(np.uint8).tobytes()
+    out = bytearray()
+    for i in range(0, len(data), 128):
+        chunk = data[i : i + 128]
+        out += bytes([len(chunk) - 1]) + chunk
+    return bytes(out)
+
+
+def test_a_row_shifted_band_of_an_rle_segment_is_refused(clean: Dataset, tmp_path: Path) -> None:
+    """Issue 17: a band of rows whose high bytes come from 5 columns on (what two flipped
+    control bytes of one segment can draw, the segment's length still right) decodes to
+    the right size and is refused, with a message naming the file: its runs cross row
+    ends, which PS3.5 G.3.1 forbids and no encoder writes."""
+    d = _compressed(clean, RLELossless)
+    frame = _frame(d)
+    rows, cols = int(d.Rows), int(d.Columns)
+    raw = clean.pixel_array.astype(np.uint16)
+    high = (raw >> 8).ravel()
+    shifted = high.copy()
+    a, b = 196 * cols + 21, 303 * cols + 310
+    shifted[a:b] = high[a + 5 : b + 5]  # a band read 5 bytes on
+    seg1 = _packbits_across_rows(shifted)
+    seg2 = frame[struct.unpack("<I", frame[8:12])[0] :]
+    header = struct.pack("<16I", 2, 64, 64 + len(seg1), *([0] * 13))
+    bad = header + seg1 + bytes(seg2)
+    problem = rle_frame_problem(bad, rows, cols, 2)
+    assert problem is not None and "crosses the end of row 1," in problem
+    path = _with_frame(d, bad, tmp_path / "band.dcm")
+    with pytest.raises(UnreadableFileError, match=r"band\.dcm: .*crosses the end of row"):
+        read_image(path)
+    # the same segment encoded row by row, as every encoder does, is read
+    by_row = b"".join(_packbits_across_rows(r) for r in shifted.reshape(rows, cols))
+    ok = struct.pack("<16I", 2, 64, 64 + len(by_row), *([0] * 13)) + by_row + bytes(seg2)
+    assert rle_frame_problem(ok, rows, cols, 2) is None
+
+
+#: Bytes of the RLE frame of ``clean_dicom(0)`` flipped by hostile file h05521 of
+#: ``bench_fuzz.py`` (``--n 10000``, seed 0; RLE, "7 bytes flipped"): (offset, xor). Two of
+#: them shift segment 1 by 5 bytes over rows 196-303 and back: it decoded to the right
+#: size, passed the band check and gave BI-RADS 4C with 2 clusters instead of 1.
+H05521 = [(31488, 13), (109338, 246), (171187, 127), (601476, 17), (634164, 243),
+          (649581, 159), (782456, 9)]  # fmt: skip
+
+
+def test_fuzz_case_h05521_is_refused(clean: Dataset, tmp_path: Path) -> None:
+    d = _compressed(clean, RLELossless)
+    frame = _frame(d)
+    if len(frame) != 793_530:
+        pytest.skip("this RLE encoder writes another frame")
+    for offset, xor in H05521:
+        frame[offset] ^= xor
+    path = _with_frame(d, frame, tmp_path / "h05521.dcm")
+    with pytest.raises(UnreadableFileError, match=r"h05521\.dcm: .*crosses the end of row 197"):
+        read_image(path)

@@ -29,7 +29,7 @@ import contextlib
 import copy
 import os
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from io import BytesIO
@@ -48,6 +48,8 @@ __all__ = [
     "Answer",
     "clean_dicom",
     "make_cases",
+    "case_bytes",
+    "iter_cases",
     "compressed_cases",
     "clean_answer",
 ]
@@ -259,10 +261,13 @@ def _compressed(ds: Dataset, syntax: pydicom.uid.UID) -> Dataset | None:
     return d
 
 
+_SYNTAXES = (RLELossless, JPEGLSLossless, JPEG2000Lossless)
+
+
 def _fragment_cases(ds: Dataset, rng: random.Random, n: int) -> Iterator[tuple[str, bytes]]:
     from pydicom.encaps import encapsulate, generate_frames
 
-    for syntax in (RLELossless, JPEGLSLossless, JPEG2000Lossless):
+    for syntax in _SYNTAXES:
         d = _compressed(ds, syntax)
         if d is None:
             continue
@@ -367,6 +372,41 @@ def _special_cases(folder: Path, start: int) -> list[Case]:
 
 
 # --------------------------------------------------------------------------- the folder
+def iter_cases(
+    *, n: int = 10_000, seed: int = 0, clean: bytes | None = None
+) -> Iterator[tuple[Family, str, str, bytes]]:
+    """The cases :func:`make_cases` writes (same ``n`` and ``seed``), made one at a time
+    and not written, in order (the ``k``-th is file ``h<k>``; the special files are left
+    out): ``(family, extension, what, data)``."""
+    clean = clean if clean is not None else clean_dicom(seed)
+    rng = random.Random(seed)
+    with _lenient():
+        ds = pydicom.dcmread(BytesIO(clean))
+        ds.decompress() if ds.file_meta.TransferSyntaxUID.is_compressed else None
+        pixels = ds.pixel_array.astype(np.uint16)
+    fixed = list(_header_cases(ds, rng)) + list(_vr_cases(ds, rng))
+    budget = max(n - len(fixed) - 8, 6)
+    share = {Family.BYTES: 0.25, Family.TRUNCATED: 0.15, Family.COMPRESSED: 0.5, Family.RASTER: 0.1}
+    n_bytes = int(budget * share[Family.BYTES])
+    n_cut = int(budget * share[Family.TRUNCATED])
+    per_syntax = max(1, int(budget * share[Family.COMPRESSED]) // 3)
+    n_raster = int(budget * share[Family.RASTER])
+
+    def cases() -> Iterator[tuple[Family, str, str, bytes]]:
+        for w, d in fixed:
+            yield (Family.HEADER if "=" in w else Family.VR, ".dcm", w, d)
+        for w, d in _byte_cases(clean, rng, n_bytes):
+            yield Family.BYTES, ".dcm", w, d
+        for w, d in _truncated_cases(clean, rng, n_cut):
+            yield Family.TRUNCATED, ".dcm", w, d
+        for w, d in _fragment_cases(ds, rng, per_syntax):
+            yield Family.COMPRESSED, ".dcm", w, d
+        for ext, w, d in _raster_cases(pixels, rng, n_raster):
+            yield Family.RASTER, ext, w, d
+
+    return cases()
+
+
 def make_cases(
     folder: str | Path,
     *,
@@ -382,35 +422,10 @@ def make_cases(
     """
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
-    rng = random.Random(seed)
     clean = clean if clean is not None else clean_dicom(seed)
-    with _lenient():
-        ds = pydicom.dcmread(BytesIO(clean))
-        ds.decompress() if ds.file_meta.TransferSyntaxUID.is_compressed else None
-        pixels = ds.pixel_array.astype(np.uint16)
-    fixed = list(_header_cases(ds, rng)) + list(_vr_cases(ds, rng))
-    budget = max(n - len(fixed) - 8, 6)
-    share = {Family.BYTES: 0.25, Family.TRUNCATED: 0.15, Family.COMPRESSED: 0.5, Family.RASTER: 0.1}
-    generated: list[tuple[Family, str, str, bytes]] = [
-        (Family.HEADER if "=" in w else Family.VR, ".dcm", w, d) for w, d in fixed
-    ]
-    generated += [
-        (Family.BYTES, ".dcm", w, d)
-        for w, d in _byte_cases(clean, rng, int(budget * share[Family.BYTES]))
-    ]
-    generated += [
-        (Family.TRUNCATED, ".dcm", w, d)
-        for w, d in _truncated_cases(clean, rng, int(budget * share[Family.TRUNCATED]))
-    ]
-    per_syntax = max(1, int(budget * share[Family.COMPRESSED]) // 3)
-    generated += [
-        (Family.COMPRESSED, ".dcm", w, d) for w, d in _fragment_cases(ds, rng, per_syntax)
-    ]
-    generated += [
-        (Family.RASTER, ext, w, d)
-        for ext, w, d in _raster_cases(pixels, rng, int(budget * share[Family.RASTER]))
-    ]
+    generated = iter_cases(n=n, seed=seed, clean=clean)
     cases: list[Case] = []
+    k = -1
     for k, (family, ext, what, data) in enumerate(generated):
         name = f"h{k:05d}-{family.value}{ext}"
         good = ""
@@ -419,5 +434,23 @@ def make_cases(
             (out / good).write_bytes(clean)
         (out / name).write_bytes(data)
         cases.append(Case(name, family, what, good))
-    cases += _special_cases(out, len(generated))
+    cases += _special_cases(out, k + 1)
     return cases
+
+
+def case_bytes(
+    numbers: Iterable[int], *, n: int = 10_000, seed: int = 0, clean: bytes | None = None
+) -> dict[int, tuple[Family, str, bytes]]:
+    """Some cases of :func:`make_cases` (same ``n`` and ``seed``) in memory, without writing
+    the others: ``{k: (family, what, data)}`` for each ``k`` of ``numbers`` (the ``k`` of
+    file ``h<k>``; the special files are left out)."""
+    want = set(numbers)
+    clean = clean if clean is not None else clean_dicom(seed)
+    generated = iter_cases(n=n, seed=seed, clean=clean)
+    out: dict[int, tuple[Family, str, bytes]] = {}
+    for k, (family, _, what, data) in enumerate(generated):
+        if k in want:
+            out[k] = (family, what, data)
+        if len(out) == len(want):
+            break
+    return out

@@ -7,8 +7,11 @@ format or the DICOM header, which a valid encoder never writes:
 * RLE Lossless (PS3.5 Annex G): the 64-byte segment header (segment count equal to the
   samples times the bytes per sample, first offset 64, offsets increasing and inside the
   frame, unused offsets zero), and every segment decoding (PackBits) to exactly
-  ``Rows x Columns`` bytes, no run crossing that end, with at most one byte of padding left.
-  A flipped control byte shifts every later byte of its segment, so its count goes wrong.
+  ``Rows x Columns`` bytes, no run crossing that end, with at most one byte of padding left,
+  and no run crossing the end of a row (PS3.5 G.3.1: each row is encoded separately).
+  A flipped control byte shifts every later byte of its segment, so its count goes wrong;
+  two can shift a stretch and back, the count right: its runs then cross row ends (fuzz
+  case h05521: rows 196-303 with their high bytes from 5 columns on, read as valid).
 * JPEG-LS: the markers before the scan (only SOF55, LSE with a defined ID, DRI, COM and
   APPn, then SOS), SOF55 against the header (size, components, precision), and for the
   lossless syntax a NEAR of 0 in SOS. A flipped LSE ID or SOS marker makes CharLS decode
@@ -118,31 +121,44 @@ def rle_frame_problem(frame: bytes, rows: int, cols: int, n_segments: int) -> st
         return "the RLE segment offsets are not increasing inside the frame"
     need = rows * cols
     for k, (start, end) in enumerate(zip(used, ends, strict=True)):
-        produced, consumed = _packbits_count(frame, start, end, need)
+        produced, consumed, crossed = _packbits_count(frame, start, end, need, cols)
         if produced != need:
             return f"RLE segment {k + 1} decodes to {produced:,} bytes, not {need:,}"
         if end - consumed > 1:  # one byte of padding to an even length
             return f"RLE segment {k + 1} holds {end - consumed:,} bytes after its image"
+        if crossed is not None:
+            return (
+                f"a run of RLE segment {k + 1} crosses the end of row {crossed // cols + 1}, "
+                "where each row must be encoded on its own: its bytes are out of place"
+            )
     return None
 
 
-def _packbits_count(data: bytes, start: int, end: int, need: int) -> tuple[int, int]:
+def _packbits_count(
+    data: bytes, start: int, end: int, need: int, cols: int
+) -> tuple[int, int, int | None]:
     """Bytes a PackBits segment ``data[start:end]`` decodes to, stopping at ``need`` (or
-    one past it when a run crosses it, or short when the data end), and where it stopped."""
-    produced, i = 0, start
+    one past it when a run crosses it, or short when the data end), where it stopped, and
+    the first output byte of the first run that crosses the end of a row of ``cols``
+    bytes (None when none does)."""
+    produced, i, crossed = 0, start, None
     while produced < need and i < end:
         n = data[i]
         if n < 128:  # n + 1 literal bytes follow
-            produced += n + 1
+            count = n + 1
             i += n + 2
             if i > end:
-                return produced - (i - end), end  # the literal run is cut
+                return produced + count - (i - end), end, crossed  # the literal run is cut
         elif n > 128:  # the next byte, 257 - n times
-            produced += 257 - n
+            count = 257 - n
             i += 2
         else:  # 128: no operation
             i += 1
-    return produced, min(i, end)
+            continue
+        if crossed is None and produced // cols != (produced + count - 1) // cols:
+            crossed = produced
+        produced += count
+    return produced, min(i, end), crossed
 
 
 def j2k_frame_problem(
