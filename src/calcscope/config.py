@@ -177,9 +177,9 @@ class DetectConfig(_Frozen):
     impulse_noise_multiple: float = Field(
         16.0,
         gt=0.0,
-        description="Margin of an impulse over the highest of its 8 neighbours (or under "
-        "the lowest), in units of the image's robust fine-detail noise (1.4826 x MAD of "
-        "image - median3x3 inside the breast).",
+        description="Margin of an impulse (one pixel, or a run of 2-128 pixels along one row) "
+        "over the highest pixel around it (or under the lowest), in units of the image's "
+        "robust fine-detail noise (1.4826 x MAD of image - median3x3 inside the breast).",
     )
     min_diameter_mm: float = Field(0.05, description="Smallest equivalent diameter kept.")
     max_diameter_mm: float = Field(12.0, description="Largest equivalent diameter kept.")
