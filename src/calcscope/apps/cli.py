@@ -29,6 +29,7 @@ from calcscope.apps.cli_common import (
     SpacingOption,
     console,
     err_console,
+    fail,
     load_settings,
 )
 from calcscope.config import Config
@@ -304,8 +305,7 @@ def _gather_inputs(
     try:
         prior_exams, prior_inputs = split_priors([p for p in prior if p.exists()])
     except ConfigError as exc:
-        err_console.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(2) from exc
+        fail(str(exc))
     missing = [p for p in [*inputs, *prior] if not p.exists()]
     prior_files = find_images(prior_inputs) if prior_inputs else []
     files = find_images([p for p in inputs if p.exists()])
@@ -313,8 +313,7 @@ def _gather_inputs(
     for p in missing:
         err_console.print(f"[red]error:[/] {p}: no such file or folder")
     if not files and not missing:
-        err_console.print("[red]error:[/] no mammogram files found in the given inputs")
-        raise typer.Exit(1)
+        fail("no mammogram files found in the given inputs", 1)
     return files, missing, prior_exams, prior_files
 
 
@@ -374,8 +373,7 @@ def analyze(
 
     cfg = load_settings(config_path, model)
     if spacing_mm is not None and not (0.01 <= spacing_mm <= 1.0):
-        err_console.print(f"[red]error:[/] --spacing-mm {spacing_mm} is outside 0.01-1 mm")
-        raise typer.Exit(2)
+        fail(f"--spacing-mm {spacing_mm} is outside 0.01-1 mm")
     files, missing, prior_exams, prior_files = _gather_inputs(inputs, prior or [])
     try:
         exams = ExamCollector.for_files(
@@ -390,8 +388,7 @@ def analyze(
             prior_files=prior_files,
         )
     except ConfigError as exc:
-        err_console.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(2) from exc
+        fail(str(exc))
     results = analyze_files(
         files,
         out,
@@ -444,23 +441,19 @@ def phantom(
     """Write a synthetic mammogram and its ground truth (<file>.truth.json), or with
     --exam DIR a four-view exam (RCC, RMLO, LCC, LMLO) and its truth.json."""
     if (out is None) == (exam is None):
-        err_console.print("[red]error:[/] give either --out FILE or --exam DIR")
-        raise typer.Exit(2)
+        fail("give either --out FILE or --exam DIR")
     if follow_up and exam is None:
-        err_console.print("[red]error:[/] --follow-up needs --exam DIR")
-        raise typer.Exit(2)
+        fail("--follow-up needs --exam DIR")
     spacing = spacing_mm if spacing_mm is not None else (0.1 if exam is not None else 0.07)
     if not (0.03 <= spacing <= 0.3):
-        err_console.print("[red]error:[/] --spacing-mm must be within 0.03-0.3 mm")
-        raise typer.Exit(2)
+        fail("--spacing-mm must be within 0.03-0.3 mm")
     if exam is not None:
         from calcscope.apps.exams import write_phantom_exam
 
         try:
             console.print(write_phantom_exam(exam, seed, spacing, laterality, follow_up))
         except ValueError as exc:
-            err_console.print(f"[red]error:[/] {exc}")
-            raise typer.Exit(2) from exc
+            fail(str(exc))
         return
     from calcscope.imaging.io import write_image
     from calcscope.model import Laterality, View
@@ -474,13 +467,11 @@ def phantom(
             laterality=Laterality(laterality.upper()),
         )
     except ValueError as exc:
-        err_console.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(2) from exc
+        fail(str(exc))
     try:
         path = write_image(ph.mammogram, out)  # type: ignore[arg-type]
     except CalcscopeError as exc:
-        err_console.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(1) from exc
+        fail(str(exc), 1)
     truth = path.with_name(path.name + ".truth.json")
     truth.write_text(json.dumps(truth_to_dict(ph), indent=1))
     console.print(f"wrote {path} and {truth}")
@@ -539,12 +530,10 @@ def evaluate(
     """Score calcscope on a public data set: FROC of clusters, or CBIS-DDSM descriptor rules."""
     out.mkdir(parents=True, exist_ok=True)
     if not truth.exists():
-        err_console.print(f"[red]error:[/] {truth}: no such file or folder")
-        raise typer.Exit(2)
+        fail(f"{truth}: no such file or folder")
     if images is None:
         if fmt is not EvalFormat.cbis_ddsm:
-            err_console.print("[red]error:[/] --images is needed for this format")
-            raise typer.Exit(2)
+            fail("--images is needed for this format")
         from calcscope.evaluation.recorded_descriptors import assess_cbis_csv, format_evaluation
 
         try:
@@ -552,8 +541,7 @@ def evaluate(
                 truth, out, thresholds=load_settings(config_path).assess.thresholds
             )
         except CalcscopeError as exc:
-            err_console.print(f"[red]error:[/] {exc}")
-            raise typer.Exit(1) from exc
+            fail(str(exc), 1)
         console.print(format_evaluation(ev))
         console.print(f"rows written to {out / 'descriptor_assessment.csv'}")
         return
@@ -578,8 +566,7 @@ def evaluate(
                 fmt.value, images, truth, out, spacing_mm=spacing_mm, config=cfg, on_image=on_image
             )
         except CalcscopeError as exc:
-            err_console.print(f"[red]error:[/] {exc}")
-            raise typer.Exit(1) from exc
+            fail(str(exc), 1)
         progress.update(task, completed=progress.tasks[0].total)
     table = Table(
         title=f"cluster FROC on {fmt.value} ({res.n_images} images, "
