@@ -70,20 +70,52 @@ def _warm(client: object) -> None:
     print(f"{'':>8}workers: {', '.join(sorted(seen))}")
 
 
+def _worker_usage() -> tuple[float, int, int]:
+    """In a worker: its CPU time (s), minor page faults and peak RSS (bytes) so far."""
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime, r.ru_minflt, r.ru_maxrss * 1024
+
+
+def _cpu_s(pids: list[int]) -> float:
+    """CPU time (user + system) of the processes ``pids`` so far, s."""
+    import psutil
+
+    total = 0.0
+    for pid in pids:
+        t = psutil.Process(pid).cpu_times()
+        total += t.user + t.system
+    return total
+
+
 @dataclass(frozen=True)
 class _Run:
-    """One timed batch: images per second, and where the wall time went."""
+    """One timed batch: images per second, and where the wall time and the CPU went."""
 
     images_per_s: float
     wall_s: float
     busy: float  # sum of the images' analysis times / (wall x workers)
     tables_s: float  # the driver's summaries (summary, images, exams, breasts CSV)
+    worker_cpu_s: float  # CPU of the worker processes per image
+    faults: float  # minor page faults of the workers per image
+    overhead_cpu_s: float  # CPU per image of the driver, scheduler and nannies
+    peak_mib: float  # the largest worker's peak RSS
 
 
-def _timed_batch(client: object, folder: Path, n: int, out: Path, workers: int) -> _Run:
+def _timed_batch(
+    client: object, folder: Path, n: int, out: Path, workers: int, others: list[int]
+) -> _Run:
+    """Run the batch once; ``others``: the processes besides this one (driver) that are
+    not workers: a separate scheduler and the nannies' process."""
     from calcscope.apps.batch import run_batch, write_exams, write_summaries
 
+    pids = [os.getpid(), *others]
+    before = client.run(_worker_usage)  # type: ignore[attr-defined]
+    cpu0 = _cpu_s(pids)
     res = run_batch(folder, out, client=client, show_progress=False)
+    overhead_s = _cpu_s(pids) - cpu0
+    after = client.run(_worker_usage)  # type: ignore[attr-defined]
     assert res.n_analysed == n, res
     analysis_s = sum(
         float(json.loads(p.read_text())["timings_s"]["total"]) for p in out.glob("*/analysis.json")
@@ -94,7 +126,17 @@ def _timed_batch(client: object, folder: Path, n: int, out: Path, workers: int) 
     write_exams(out, keys)
     tables_s = time.perf_counter() - t
     busy = analysis_s / (res.seconds * workers)
-    return _Run(float(res.images_per_second), res.seconds, busy, tables_s)
+    used = [(after[w][0] - before[w][0], after[w][1] - before[w][1]) for w in after if w in before]
+    return _Run(
+        float(res.images_per_second),
+        res.seconds,
+        busy,
+        tables_s,
+        worker_cpu_s=sum(u[0] for u in used) / n,
+        faults=sum(u[1] for u in used) / n,
+        overhead_cpu_s=overhead_s / n,
+        peak_mib=max(u[2] for u in after.values()) / 2**20,
+    )
 
 
 def _print_runs(w: int, runs: list[_Run], base: float | None) -> float:
@@ -103,15 +145,24 @@ def _print_runs(w: int, runs: list[_Run], base: float | None) -> float:
     base = base or best.images_per_s
     each = " ".join(f"{r.images_per_s:.2f}" for r in runs)
     print(
-        f"{w:>8}{each:>22}{best.images_per_s:>8.2f}{best.images_per_s / base:>10.2f}"
-        f"{best.busy:>8.0%}{best.tables_s:>9.2f}{os.getloadavg()[0]:>7.1f}"
+        f"{w:>7}{each:>16}{best.images_per_s:>6.2f}{best.images_per_s / base:>6.2f}"
+        f"{best.busy:>6.0%}{best.worker_cpu_s:>8.3f}{best.faults / 1000:>8.1f}"
+        f"{best.overhead_cpu_s:>9.3f}{best.peak_mib:>8.0f}{best.tables_s:>7.2f}"
+        f"{os.getloadavg()[0]:>6.1f}"
     )
     return base
 
 
 _HEADER = (
-    f"{'workers':>8}{'images/s (each run)':>22}{'best':>8}{'speed-up':>10}"
-    f"{'busy':>8}{'tables s':>9}{'load':>7}"
+    f"{'workers':>7}{'images/s (runs)':>16}{'best':>6}{'x':>6}{'busy':>6}"
+    f"{'wCPU/im':>8}{'kflt/im':>8}{'drvCPU/im':>9}{'peakMiB':>8}{'tables':>7}{'load':>6}"
+)
+_LEGEND = (
+    "x: speed-up over the first count; busy: analysis time / (wall x workers); wCPU/im: "
+    "the workers' CPU s per image;\nkflt/im: their minor page faults per image (thousands); "
+    "drvCPU/im: CPU s per image of everything else (driver, scheduler, nannies);\n"
+    "peakMiB: the largest worker's peak RSS; tables: the driver's summary tables, s; load: "
+    "1-minute load average"
 )
 
 
@@ -122,6 +173,7 @@ def bench_batch(folder: Path, n: int, workers: list[int], work: Path, repeat: in
     from calcscope.apps.batch import WORKER_ENV, worker_memory_bytes
 
     print(f"\nbatch, LocalCluster: {n} images of {folder}, cpus={os.cpu_count()}")
+    print(_LEGEND)
     print(_HEADER)
     base = None
     for w in workers:
@@ -138,7 +190,8 @@ def bench_batch(folder: Path, n: int, workers: list[int], work: Path, repeat: in
         ):
             _warm(client)
             runs = [
-                _timed_batch(client, folder, n, work / f"batch-{w}-{k}", w) for k in range(repeat)
+                _timed_batch(client, folder, n, work / f"batch-{w}-{k}", w, [])
+                for k in range(repeat)
             ]
         base = _print_runs(w, runs, base)
 
@@ -178,8 +231,9 @@ def bench_pair(folder: Path, n: int, workers: list[int], work: Path, repeat: int
             with Client(scheduler_file=str(sched_file), timeout="60s") as client:
                 client.wait_for_workers(w, timeout=120)
                 _warm(client)
+                others = [sched.pid, worker.pid]  # the scheduler; the nannies' process
                 runs = [
-                    _timed_batch(client, folder, n, work / f"pair-{w}-{k}", w)
+                    _timed_batch(client, folder, n, work / f"pair-{w}-{k}", w, others)
                     for k in range(repeat)
                 ]
         finally:
