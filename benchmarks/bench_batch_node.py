@@ -11,11 +11,18 @@ Usage: ``python benchmarks/bench_batch_node.py [--images 12] [--workers 1,2] [--
    idle core): on the tiny images of earlier runs (600 x 480) the per-task overhead of
    Dask and of the files was a large share. Each line also shows how busy the workers
    were (the images' analysis times over wall time x workers: what is not busy is task
-   overhead, waiting and the driver), the driver's time writing the summary tables,
-   and the load average (other processes on the machine take cores too). Workers run
-   one thread each with OpenCV's and the BLAS pools at one thread
-   (:data:`calcscope.apps.batch.WORKER_ENV`) and a memory limit of
-   :func:`calcscope.apps.batch.worker_memory_bytes`; then the same on a ``dask scheduler``
+   overhead, waiting and the driver), the workers' CPU seconds and minor page faults per
+   image (read in each worker; the CPU per image rising from 1 to 2 workers is what the
+   scaling loses to shared caches and memory bandwidth), the CPU seconds per image of
+   everything that is not a worker (this process: the client, and for the local
+   cluster its scheduler and nannies; for the pair also the scheduler's and the nannies'
+   processes), the largest worker's peak RSS, the driver's time writing the summary
+   tables again, and the load average (other processes on the machine take cores too:
+   wall-clock ratios mean little above a load of about 2, the CPU columns less so).
+   Workers run one thread each with OpenCV's and the BLAS pools at one thread
+   (:data:`calcscope.apps.batch.WORKER_ENV`), a memory limit of
+   :func:`calcscope.apps.batch.worker_memory_bytes` and glibc's malloc thresholds of
+   :func:`calcscope.apps.batch.tune_malloc`; then the same on a ``dask scheduler``
    and ``dask worker --nworkers N --nthreads 1`` started on 127.0.0.1 (``--no-pair`` skips).
 2. Starts a :class:`calcscope.apps.node.StorageNode` forwarding to a small Storage SCP
    (the "PACS") on loopback, sends ``--node-images`` images one at a time by C-STORE and
@@ -147,7 +154,7 @@ def _print_runs(w: int, runs: list[_Run], base: float | None) -> float:
     print(
         f"{w:>7}{each:>16}{best.images_per_s:>6.2f}{best.images_per_s / base:>6.2f}"
         f"{best.busy:>6.0%}{best.worker_cpu_s:>8.3f}{best.faults / 1000:>8.1f}"
-        f"{best.overhead_cpu_s:>9.3f}{best.peak_mib:>8.0f}{best.tables_s:>7.2f}"
+        f"{best.overhead_cpu_s:>10.3f}{best.peak_mib:>8.0f}{best.tables_s:>7.2f}"
         f"{os.getloadavg()[0]:>6.1f}"
     )
     return base
@@ -155,7 +162,7 @@ def _print_runs(w: int, runs: list[_Run], base: float | None) -> float:
 
 _HEADER = (
     f"{'workers':>7}{'images/s (runs)':>16}{'best':>6}{'x':>6}{'busy':>6}"
-    f"{'wCPU/im':>8}{'kflt/im':>8}{'drvCPU/im':>9}{'peakMiB':>8}{'tables':>7}{'load':>6}"
+    f"{'wCPU/im':>8}{'kflt/im':>8}{'drvCPU/im':>10}{'peakMiB':>8}{'tables':>7}{'load':>6}"
 )
 _LEGEND = (
     "x: speed-up over the first count; busy: analysis time / (wall x workers); wCPU/im: "
@@ -168,9 +175,10 @@ _LEGEND = (
 
 def bench_batch(folder: Path, n: int, workers: list[int], work: Path, repeat: int) -> None:
     """Images per second on a LocalCluster of worker processes (as ``calcscope batch``)."""
+    import dask
     from distributed import Client, LocalCluster
 
-    from calcscope.apps.batch import WORKER_ENV, worker_memory_bytes
+    from calcscope.apps.batch import LOCAL_CLUSTER_CONFIG, WORKER_ENV, worker_memory_bytes
 
     print(f"\nbatch, LocalCluster: {n} images of {folder}, cpus={os.cpu_count()}")
     print(_LEGEND)
@@ -178,6 +186,7 @@ def bench_batch(folder: Path, n: int, workers: list[int], work: Path, repeat: in
     base = None
     for w in workers:
         with (
+            dask.config.set(LOCAL_CLUSTER_CONFIG),
             LocalCluster(
                 n_workers=w,
                 threads_per_worker=1,
