@@ -23,7 +23,9 @@ Usage: ``python benchmarks/bench_batch_node.py [--images 12] [--workers 1,2] [--
    (:data:`calcscope.apps.batch.WORKER_ENV`), a memory limit of
    :func:`calcscope.apps.batch.worker_memory_bytes` and glibc's malloc thresholds of
    :func:`calcscope.apps.batch.tune_malloc`; then the same on a ``dask scheduler``
-   and ``dask worker --nworkers N --nthreads 1`` started on 127.0.0.1 (``--no-pair`` skips).
+   and ``dask worker --nworkers N --nthreads 1`` started on 127.0.0.1 with the local cluster's
+   Dask settings (:data:`calcscope.apps.batch.LOCAL_CLUSTER_CONFIG`, as ``DASK_...``
+   environment variables; ``--no-pair`` skips).
 2. Starts a :class:`calcscope.apps.node.StorageNode` forwarding to a small Storage SCP
    (the "PACS") on loopback, sends ``--node-images`` images one at a time by C-STORE and
    prints, per image, the time from the C-STORE request to the SR's arrival at the PACS,
@@ -212,19 +214,24 @@ def bench_pair(folder: Path, n: int, workers: list[int], work: Path, repeat: int
 
     from distributed import Client
 
-    from calcscope.apps.batch import WORKER_ENV, worker_memory_bytes
+    from calcscope.apps.batch import LOCAL_CLUSTER_CONFIG, WORKER_ENV, worker_memory_bytes
 
     dask = str(Path(sys.executable).with_name("dask"))
     print(f"\nbatch, dask scheduler + dask worker on 127.0.0.1: {n} images")
     print(_HEADER)
     base = None
-    env = {**os.environ, **WORKER_ENV}
+    quiet = {  # the local cluster's settings, as Dask reads them from the environment
+        "DASK_" + key.upper().replace(".", "__").replace("-", "_"): value
+        for key, value in LOCAL_CLUSTER_CONFIG.items()
+    }
+    env = {**os.environ, **quiet}
+    worker_env = {**env, **WORKER_ENV}
     for w in workers:
         sched_file = work / f"scheduler-{w}.json"
         sched = subprocess.Popen(
             [dask, "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
              "--scheduler-file", str(sched_file)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         worker = None
         try:
@@ -235,7 +242,7 @@ def bench_pair(folder: Path, n: int, workers: list[int], work: Path, repeat: int
                 [dask, "worker", "--scheduler-file", str(sched_file), "--nworkers", str(w),
                  "--nthreads", "1", "--memory-limit", str(worker_memory_bytes()),
                  "--no-dashboard", "--host", "127.0.0.1"],
-                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                env=worker_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )  # fmt: skip
             with Client(scheduler_file=str(sched_file), timeout="60s") as client:
                 client.wait_for_workers(w, timeout=120)
