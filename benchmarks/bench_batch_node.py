@@ -11,12 +11,21 @@ Usage: ``python benchmarks/bench_batch_node.py [--images 12] [--workers 1,2] [--
    idle core): on the tiny images of earlier runs (600 x 480) the per-task overhead of
    Dask and of the files was a large share. Each line also shows how busy the workers
    were (the images' analysis times over wall time x workers: what is not busy is task
-   overhead, waiting and the driver), the driver's time writing the summary tables,
-   and the load average (other processes on the machine take cores too). Workers run
-   one thread each with OpenCV's and the BLAS pools at one thread
-   (:data:`calcscope.apps.batch.WORKER_ENV`) and a memory limit of
-   :func:`calcscope.apps.batch.worker_memory_bytes`; then the same on a ``dask scheduler``
-   and ``dask worker --nworkers N --nthreads 1`` started on 127.0.0.1 (``--no-pair`` skips).
+   overhead, waiting and the driver), the workers' CPU seconds and minor page faults per
+   image (read in each worker; the CPU per image rising from 1 to 2 workers is what the
+   scaling loses to shared caches and memory bandwidth), the CPU seconds per image of
+   everything that is not a worker (this process: the client, and for the local
+   cluster its scheduler and nannies; for the pair also the scheduler's and the nannies'
+   processes), the largest worker's peak RSS, the driver's time writing the summary
+   tables again, and the load average (other processes on the machine take cores too:
+   wall-clock ratios mean little above a load of about 2, the CPU columns less so).
+   Workers run one thread each with OpenCV's and the BLAS pools at one thread
+   (:data:`calcscope.apps.batch.WORKER_ENV`), a memory limit of
+   :func:`calcscope.apps.batch.worker_memory_bytes` and glibc's malloc thresholds of
+   :func:`calcscope.apps.batch.tune_malloc`; then the same on a ``dask scheduler``
+   and ``dask worker --nworkers N --nthreads 1`` started on 127.0.0.1 with the local cluster's
+   Dask settings (:data:`calcscope.apps.batch.LOCAL_CLUSTER_CONFIG`, as ``DASK_...``
+   environment variables; ``--no-pair`` skips).
 2. Starts a :class:`calcscope.apps.node.StorageNode` forwarding to a small Storage SCP
    (the "PACS") on loopback, sends ``--node-images`` images one at a time by C-STORE and
    prints, per image, the time from the C-STORE request to the SR's arrival at the PACS,
@@ -70,20 +79,52 @@ def _warm(client: object) -> None:
     print(f"{'':>8}workers: {', '.join(sorted(seen))}")
 
 
+def _worker_usage() -> tuple[float, int, int]:
+    """In a worker: its CPU time (s), minor page faults and peak RSS (bytes) so far."""
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime, r.ru_minflt, r.ru_maxrss * 1024
+
+
+def _cpu_s(pids: list[int]) -> float:
+    """CPU time (user + system) of the processes ``pids`` so far, s."""
+    import psutil
+
+    total = 0.0
+    for pid in pids:
+        t = psutil.Process(pid).cpu_times()
+        total += t.user + t.system
+    return total
+
+
 @dataclass(frozen=True)
 class _Run:
-    """One timed batch: images per second, and where the wall time went."""
+    """One timed batch: images per second, and where the wall time and the CPU went."""
 
     images_per_s: float
     wall_s: float
     busy: float  # sum of the images' analysis times / (wall x workers)
     tables_s: float  # the driver's summaries (summary, images, exams, breasts CSV)
+    worker_cpu_s: float  # CPU of the worker processes per image
+    faults: float  # minor page faults of the workers per image
+    overhead_cpu_s: float  # CPU per image of the driver, scheduler and nannies
+    peak_mib: float  # the largest worker's peak RSS
 
 
-def _timed_batch(client: object, folder: Path, n: int, out: Path, workers: int) -> _Run:
+def _timed_batch(
+    client: object, folder: Path, n: int, out: Path, workers: int, others: list[int]
+) -> _Run:
+    """Run the batch once; ``others``: the processes besides this one (driver) that are
+    not workers: a separate scheduler and the nannies' process."""
     from calcscope.apps.batch import run_batch, write_exams, write_summaries
 
+    pids = [os.getpid(), *others]
+    before = client.run(_worker_usage)  # type: ignore[attr-defined]
+    cpu0 = _cpu_s(pids)
     res = run_batch(folder, out, client=client, show_progress=False)
+    overhead_s = _cpu_s(pids) - cpu0
+    after = client.run(_worker_usage)  # type: ignore[attr-defined]
     assert res.n_analysed == n, res
     analysis_s = sum(
         float(json.loads(p.read_text())["timings_s"]["total"]) for p in out.glob("*/analysis.json")
@@ -94,7 +135,17 @@ def _timed_batch(client: object, folder: Path, n: int, out: Path, workers: int) 
     write_exams(out, keys)
     tables_s = time.perf_counter() - t
     busy = analysis_s / (res.seconds * workers)
-    return _Run(float(res.images_per_second), res.seconds, busy, tables_s)
+    used = [(after[w][0] - before[w][0], after[w][1] - before[w][1]) for w in after if w in before]
+    return _Run(
+        float(res.images_per_second),
+        res.seconds,
+        busy,
+        tables_s,
+        worker_cpu_s=sum(u[0] for u in used) / n,
+        faults=sum(u[1] for u in used) / n,
+        overhead_cpu_s=overhead_s / n,
+        peak_mib=max(u[2] for u in after.values()) / 2**20,
+    )
 
 
 def _print_runs(w: int, runs: list[_Run], base: float | None) -> float:
@@ -103,29 +154,41 @@ def _print_runs(w: int, runs: list[_Run], base: float | None) -> float:
     base = base or best.images_per_s
     each = " ".join(f"{r.images_per_s:.2f}" for r in runs)
     print(
-        f"{w:>8}{each:>22}{best.images_per_s:>8.2f}{best.images_per_s / base:>10.2f}"
-        f"{best.busy:>8.0%}{best.tables_s:>9.2f}{os.getloadavg()[0]:>7.1f}"
+        f"{w:>7}{each:>16}{best.images_per_s:>6.2f}{best.images_per_s / base:>6.2f}"
+        f"{best.busy:>6.0%}{best.worker_cpu_s:>8.3f}{best.faults / 1000:>8.1f}"
+        f"{best.overhead_cpu_s:>10.3f}{best.peak_mib:>8.0f}{best.tables_s:>7.2f}"
+        f"{os.getloadavg()[0]:>6.1f}"
     )
     return base
 
 
 _HEADER = (
-    f"{'workers':>8}{'images/s (each run)':>22}{'best':>8}{'speed-up':>10}"
-    f"{'busy':>8}{'tables s':>9}{'load':>7}"
+    f"{'workers':>7}{'images/s (runs)':>16}{'best':>6}{'x':>6}{'busy':>6}"
+    f"{'wCPU/im':>8}{'kflt/im':>8}{'drvCPU/im':>10}{'peakMiB':>8}{'tables':>7}{'load':>6}"
+)
+_LEGEND = (
+    "x: speed-up over the first count; busy: analysis time / (wall x workers); wCPU/im: "
+    "the workers' CPU s per image;\nkflt/im: their minor page faults per image (thousands); "
+    "drvCPU/im: CPU s per image of everything else (driver, scheduler, nannies);\n"
+    "peakMiB: the largest worker's peak RSS; tables: the driver's summary tables, s; load: "
+    "1-minute load average"
 )
 
 
 def bench_batch(folder: Path, n: int, workers: list[int], work: Path, repeat: int) -> None:
     """Images per second on a LocalCluster of worker processes (as ``calcscope batch``)."""
+    import dask
     from distributed import Client, LocalCluster
 
-    from calcscope.apps.batch import WORKER_ENV, worker_memory_bytes
+    from calcscope.apps.batch import LOCAL_CLUSTER_CONFIG, WORKER_ENV, worker_memory_bytes
 
     print(f"\nbatch, LocalCluster: {n} images of {folder}, cpus={os.cpu_count()}")
+    print(_LEGEND)
     print(_HEADER)
     base = None
     for w in workers:
         with (
+            dask.config.set(LOCAL_CLUSTER_CONFIG),
             LocalCluster(
                 n_workers=w,
                 threads_per_worker=1,
@@ -138,7 +201,8 @@ def bench_batch(folder: Path, n: int, workers: list[int], work: Path, repeat: in
         ):
             _warm(client)
             runs = [
-                _timed_batch(client, folder, n, work / f"batch-{w}-{k}", w) for k in range(repeat)
+                _timed_batch(client, folder, n, work / f"batch-{w}-{k}", w, [])
+                for k in range(repeat)
             ]
         base = _print_runs(w, runs, base)
 
@@ -150,19 +214,24 @@ def bench_pair(folder: Path, n: int, workers: list[int], work: Path, repeat: int
 
     from distributed import Client
 
-    from calcscope.apps.batch import WORKER_ENV, worker_memory_bytes
+    from calcscope.apps.batch import LOCAL_CLUSTER_CONFIG, WORKER_ENV, worker_memory_bytes
 
     dask = str(Path(sys.executable).with_name("dask"))
     print(f"\nbatch, dask scheduler + dask worker on 127.0.0.1: {n} images")
     print(_HEADER)
     base = None
-    env = {**os.environ, **WORKER_ENV}
+    quiet = {  # the local cluster's settings, as Dask reads them from the environment
+        "DASK_" + key.upper().replace(".", "__").replace("-", "_"): value
+        for key, value in LOCAL_CLUSTER_CONFIG.items()
+    }
+    env = {**os.environ, **quiet}
+    worker_env = {**env, **WORKER_ENV}
     for w in workers:
         sched_file = work / f"scheduler-{w}.json"
         sched = subprocess.Popen(
             [dask, "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
              "--scheduler-file", str(sched_file)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         worker = None
         try:
@@ -173,13 +242,14 @@ def bench_pair(folder: Path, n: int, workers: list[int], work: Path, repeat: int
                 [dask, "worker", "--scheduler-file", str(sched_file), "--nworkers", str(w),
                  "--nthreads", "1", "--memory-limit", str(worker_memory_bytes()),
                  "--no-dashboard", "--host", "127.0.0.1"],
-                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                env=worker_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )  # fmt: skip
             with Client(scheduler_file=str(sched_file), timeout="60s") as client:
                 client.wait_for_workers(w, timeout=120)
                 _warm(client)
+                others = [sched.pid, worker.pid]  # the scheduler; the nannies' process
                 runs = [
-                    _timed_batch(client, folder, n, work / f"pair-{w}-{k}", w)
+                    _timed_batch(client, folder, n, work / f"pair-{w}-{k}", w, others)
                     for k in range(repeat)
                 ]
         finally:
