@@ -15,20 +15,25 @@ import cv2
 import numpy as np
 
 from calcscope.config import DetectConfig
+from calcscope.detection.labels import SparseLabels
 
 __all__ = [
     "BAND_SIGMAS_MM",
     "BandStack",
+    "GrownValues",
     "ObjectLabels",
     "SeededRegions",
     "TopHat",
+    "TopHatMarks",
     "band_pass_stack",
     "blur",
     "coarse_deposit_mask",
     "component_stats",
+    "components_at",
     "sparse_components",
     "filter_at",
     "grown_pixels",
+    "grown_values",
     "local_max_at",
     "on_quarter_mm_grid",
     "robust_sigma",
@@ -36,6 +41,7 @@ __all__ = [
     "split_regions",
     "tissue_background",
     "top_hat",
+    "top_hat_marks",
 ]
 
 BAND_SIGMAS_MM: tuple[float, ...] = (0.05, 0.15, 0.45, 1.35)
@@ -149,11 +155,71 @@ class TopHat:
 
     residual: np.ndarray
     sigma: float
+    background_small: np.ndarray | None = None
+    """The tissue background on its reduced grid (before :func:`top_hat` enlarges it), from
+    which :meth:`TopHatMarks.rebuilt` makes the same residual again; ``None`` when the
+    background is computed at full size."""
 
     @property
     def z(self) -> np.ndarray:
         """``residual / sigma`` (float32), computed when asked for."""
         return self.residual * np.float32(1.0 / self.sigma)
+
+
+@dataclass(frozen=True)
+class TopHatMarks:
+    """What the detector reads of the top-hat residual while it does not hold it (from
+    the band-pass stack to the candidates' context features), and what makes it again.
+
+    Attributes
+    ----------
+    sigma : float
+        Robust noise level of the residual inside the breast, image units.
+    grow : np.ndarray
+        Flat indices (ascending) of the pixels inside the mask whose residual reaches
+        ``macro_grow_z`` noise levels (:func:`grown_pixels`).
+    deposit : np.ndarray
+        Flat indices (ascending) of the coarse deposits' pixels
+        (:func:`coarse_deposit_mask`, read by :func:`split_regions`).
+    background_small : np.ndarray
+        The tissue background on its reduced grid (:attr:`TopHat.background_small`).
+    """
+
+    sigma: float
+    grow: np.ndarray
+    deposit: np.ndarray
+    background_small: np.ndarray
+
+    def residual_into(self, img: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """Write the residual of ``img`` (the image :func:`top_hat` was given) into ``out``
+        (float32, ``img``'s shape): the same values, from the reduced background."""
+        rows, cols = img.shape
+        cv2.resize(
+            self.background_small, (int(cols), int(rows)), dst=out, interpolation=cv2.INTER_LINEAR
+        )
+        return np.subtract(img, out, out=out)
+
+    def rebuilt(self, img: np.ndarray) -> TopHat:
+        """The :class:`TopHat` of ``img`` again (a new full-size residual)."""
+        out = np.empty(img.shape, dtype=np.float32)
+        return TopHat(self.residual_into(img, out), self.sigma, self.background_small)
+
+
+@dataclass(frozen=True)
+class GrownValues:
+    """Full-size maps read at the grown pixels (:func:`grown_values`), so that they need
+    not be held.
+
+    Attributes
+    ----------
+    background_at : np.ndarray
+        :attr:`BandStack.background_level` at the grown pixels (float32).
+    residual_at : np.ndarray
+        The top-hat residual at the grown pixels (float32).
+    """
+
+    background_at: np.ndarray
+    residual_at: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -193,8 +259,9 @@ class ObjectLabels:
 
     Attributes
     ----------
-    labels : np.ndarray
-        Component image of the objects (int32, 1..count, 0 = none).
+    labels : np.ndarray or SparseLabels
+        Component image of the objects (int32, 1..count, 0 = none), or the same held as
+        the objects' pixels (:class:`~calcscope.detection.labels.SparseLabels`).
     stats : np.ndarray
         OpenCV component statistics, one row per label (row 0 the background).
     pixels : np.ndarray or None
@@ -205,10 +272,13 @@ class ObjectLabels:
         and the label image are never held together.
     """
 
-    labels: np.ndarray
+    labels: np.ndarray | SparseLabels
     stats: np.ndarray
     pixels: np.ndarray | None = None
     background_at: np.ndarray | None = None
+    residual_at: np.ndarray | None = None
+    """The top-hat residual at ``pixels`` (float32; ``None``: read from the
+    :class:`TopHat`)."""
 
     @property
     def count(self) -> int:
@@ -261,6 +331,17 @@ def on_quarter_mm_grid(
     """``op(small, small_pixel_mm)`` applied on a copy of ``img`` reduced to about
     0.25 mm/pixel (area averaging), its result brought back to ``img``'s grid: for the
     morphology of millimetre-sized structures, cheap at any resolution."""
+    out, factor = _on_quarter_mm_small(img, pixel_mm, op)
+    if factor > 1:
+        out = _enlarge(out, img.shape)
+    return out
+
+
+def _on_quarter_mm_small(
+    img: np.ndarray, pixel_mm: float, op: Callable[[np.ndarray, float], np.ndarray]
+) -> tuple[np.ndarray, int]:
+    """:func:`on_quarter_mm_grid` before its enlargement: ``op``'s result on the reduced
+    grid and the reduction factor (1: the result is at full size)."""
     factor = max(1, int(round(0.25 / pixel_mm)))
     rows, cols = img.shape
     small = (
@@ -268,15 +349,20 @@ def on_quarter_mm_grid(
         if factor > 1
         else img
     )
-    out = op(small, pixel_mm * factor)
-    if factor > 1:
-        out = cv2.resize(out, (cols, rows), interpolation=cv2.INTER_LINEAR)
-    return out
+    return op(small, pixel_mm * factor), factor
 
 
 def tissue_background(img: np.ndarray, pixel_mm: float, size_mm: float) -> np.ndarray:
     """Tissue background of ``img`` by grey opening with a disc of ``size_mm`` (mm),
     computed at about 0.25 mm/pixel."""
+    small, factor = _tissue_background_small(img, pixel_mm, size_mm)
+    return _enlarge(small, img.shape) if factor > 1 else small
+
+
+def _tissue_background_small(
+    img: np.ndarray, pixel_mm: float, size_mm: float
+) -> tuple[np.ndarray, int]:
+    """:func:`tissue_background` on its reduced grid, and the reduction factor."""
 
     def opening(small: np.ndarray, small_mm: float) -> np.ndarray:
         d = max(3, int(round(size_mm / small_mm)) | 1)
@@ -284,7 +370,7 @@ def tissue_background(img: np.ndarray, pixel_mm: float, size_mm: float) -> np.nd
         opened = cv2.morphologyEx(small, cv2.MORPH_OPEN, se, borderType=cv2.BORDER_REFLECT)
         return cv2.GaussianBlur(opened, (0, 0), 1.0)
 
-    return on_quarter_mm_grid(img, pixel_mm, opening)
+    return _on_quarter_mm_small(img, pixel_mm, opening)
 
 
 def band_pass_stack(img: np.ndarray, pixel_mm: float, mask: np.ndarray) -> BandStack:
@@ -356,15 +442,38 @@ def _fine_band_into(
 def top_hat(img: np.ndarray, pixel_mm: float, mask: np.ndarray, background_mm: float) -> TopHat:
     """The top-hat residual of ``img`` over its tissue background (a grey opening with a
     disc of ``background_mm``), which shows whole coarse deposits up to that size."""
-    background = tissue_background(img, pixel_mm, background_mm)
+    small, factor = _tissue_background_small(img, pixel_mm, background_mm)
+    background = _enlarge(small, img.shape) if factor > 1 else small
     # in place when the types allow: no second full-size image
     residual = (
         np.subtract(img, background, out=background)
-        if background.dtype == np.result_type(img, background)
+        if background.dtype == np.result_type(img, background) and background is not img
         else img - background
     )
     sigma = robust_sigma(residual[_NOISE_SUBSAMPLE][mask[_NOISE_SUBSAMPLE]])
-    return TopHat(residual, sigma)
+    rebuildable = factor > 1 and img.dtype == np.float32 and small.dtype == np.float32
+    return TopHat(residual, sigma, small if rebuildable else None)
+
+
+def top_hat_marks(
+    tophat: TopHat, mask: np.ndarray, pixel_mm: float, cfg: DetectConfig
+) -> TopHatMarks | None:
+    """The pixels the detector reads of ``tophat`` until its context features
+    (:class:`TopHatMarks`), so that the full-size residual can be freed meanwhile and made
+    again (:meth:`TopHatMarks.rebuilt`); ``None`` when it cannot be made again (a
+    background computed at full size)."""
+    if tophat.background_small is None:
+        return None
+    residual, z_scale = tophat.residual, np.float32(1.0 / tophat.sigma)
+    grow = np.flatnonzero(
+        _strips(
+            np.empty(mask.shape, dtype=bool),
+            lambda r: (residual[r] * z_scale >= cfg.macro_grow_z) & mask[r],
+        )
+    )
+    ok, lab, idx = _coarse_deposits(residual, z_scale, mask, pixel_mm, cfg)
+    deposit = idx[ok[lab.ravel()[idx]]] if lab is not None else np.zeros(0, dtype=np.int64)
+    return TopHatMarks(tophat.sigma, grow, deposit, tophat.background_small)
 
 
 def _strips(
@@ -397,6 +506,24 @@ def sparse_components(binary: np.ndarray, pixels: np.ndarray) -> tuple[int, np.n
         np.ascontiguousarray(binary[box]).view(np.uint8), connectivity=8, ltype=cv2.CV_32S
     )
     return n, labels
+
+
+def components_at(pixels: np.ndarray, shape: tuple[int, int]) -> tuple[int, np.ndarray]:
+    """:func:`sparse_components` of the image of ``shape`` whose set pixels are ``pixels``
+    (flat indices, ascending), as the label count and the labels at ``pixels`` (int32):
+    the same numbering, without a full-size image (the binary image and the labels are
+    made in the box around the pixels only)."""
+    if pixels.size == 0:
+        return 1, np.zeros(0, dtype=np.int32)
+    cols = shape[1]
+    r, c = np.divmod(pixels, cols)
+    r0, c0 = int(r[0]) & ~1, int(c.min()) & ~1
+    rb, cb = r - r0, c - c0
+    binary = np.zeros((int(r[-1]) - r0 + 1, int(c.max()) - c0 + 1), dtype=np.uint8)
+    binary[rb, cb] = 1
+    n, labels = cv2.connectedComponents(binary, connectivity=8, ltype=cv2.CV_32S)
+    del binary
+    return int(n), labels[rb, cb]
 
 
 def component_stats(
@@ -463,27 +590,61 @@ def local_max_at(img: np.ndarray, pixels: np.ndarray, k: int) -> np.ndarray:
 
 
 def grown_pixels(
-    bands: BandStack, tophat: TopHat, mask: np.ndarray, cfg: DetectConfig
+    bands: BandStack, tophat: TopHat | TopHatMarks, mask: np.ndarray, cfg: DetectConfig
 ) -> np.ndarray:
     """Flat indices (ascending) of the pixels inside ``mask`` above ``grow_cnr`` in a band
     or above ``macro_grow_z`` in the top-hat: the pixels :func:`seeded_regions` grows its
     regions from (step 3). ``bands`` holds full-size bands."""
-    z_scale = np.float32(1.0 / tophat.sigma)
     coarse = bands.band_maps[_SEED_BANDS:]
+    marks = tophat if isinstance(tophat, TopHatMarks) else None
+    residual = None if isinstance(tophat, TopHatMarks) else tophat.residual
+    z_scale = np.float32(1.0 / tophat.sigma)
 
     def grow_rows(r: slice) -> np.ndarray:
         # bands.cnr >= grow_cnr, band by band: the maximum reaches a level when one does
-        g = (bands.seed_at(r) >= cfg.grow_cnr) | (tophat.residual[r] * z_scale >= cfg.macro_grow_z)
+        g = bands.seed_at(r) >= cfg.grow_cnr
+        if residual is not None:
+            g |= residual[r] * z_scale >= cfg.macro_grow_z
         for band in coarse:
             g |= band[r] >= cfg.grow_cnr
         return g & mask[r]
 
-    return np.flatnonzero(_strips(np.empty(mask.shape, dtype=bool), grow_rows))
+    grown = _strips(np.empty(mask.shape, dtype=bool), grow_rows)
+    if marks is not None:  # the top-hat's pixels, found before its residual was freed
+        grown.ravel()[marks.grow] = True
+    return np.flatnonzero(grown)
+
+
+def grown_values(
+    bands: BandStack, tophat: TopHat | TopHatMarks, img: np.ndarray, grown: np.ndarray
+) -> GrownValues:
+    """The tissue level (:attr:`BandStack.background_level`) and the top-hat residual at
+    the ``grown`` pixels (flat indices), made one after the other in one full-size
+    scratch map (the residual made again from ``img`` when ``tophat`` does not hold it):
+    what :func:`split_regions` and :func:`~calcscope.detection.features.measure_candidates`
+    read of them."""
+    shape = (int(img.shape[0]), int(img.shape[1]))
+    scratch: np.ndarray | None = None
+    if bands.background.shape == shape:
+        background_at = bands.background.ravel()[grown]
+    else:
+        scratch = np.empty(shape, dtype=np.float32)
+        cv2.resize(
+            bands.background, (shape[1], shape[0]), dst=scratch, interpolation=cv2.INTER_LINEAR
+        )
+        background_at = scratch.ravel()[grown]
+    if isinstance(tophat, TopHatMarks):
+        if scratch is None:
+            scratch = np.empty(shape, dtype=np.float32)
+        residual_at = tophat.residual_into(img, scratch).ravel()[grown]
+    else:
+        residual_at = tophat.residual.ravel()[grown]
+    return GrownValues(background_at, residual_at)
 
 
 def seeded_regions(
     bands: BandStack,
-    tophat: TopHat,
+    tophat: TopHat | TopHatMarks,
     mask: np.ndarray,
     spacing_mm: tuple[float, float],
     cfg: DetectConfig,
@@ -498,12 +659,7 @@ def seeded_regions(
     the grown pixels when already found (:func:`grown_pixels`, which is run otherwise).
     """
     pixels = grown_pixels(bands, tophat, mask, cfg) if grown is None else grown
-    grow = np.zeros(mask.shape, dtype=bool)
-    grow.ravel()[pixels] = True
-    n_lab, labels = sparse_components(grow, pixels)
-    del grow
-    lab = labels.ravel()[pixels]
-    del labels  # the labels at the grown pixels are all that is read
+    n_lab, lab = components_at(pixels, (int(mask.shape[0]), int(mask.shape[1])))
     has_seed = np.bincount(lab[bands.seed_at(pixels) >= cfg.seed_cnr], minlength=n_lab) > 0
     has_seed[0] = False
     area_px = np.bincount(lab, minlength=n_lab)
@@ -517,39 +673,57 @@ def seeded_regions(
 def split_regions(
     regions: SeededRegions,
     bands: BandStack,
-    tophat: TopHat,
+    tophat: TopHat | TopHatMarks,
     mask: np.ndarray,
     pixel_mm: float,
     cfg: DetectConfig,
+    values: GrownValues | None = None,
 ) -> ObjectLabels:
     """Split each kept region into its calcifications.
 
     A pixel belongs to an object when its fine-band CNR reaches half the highest within
     ``split_mm`` (neighbours separate at the valley between them, specks on bright tissue
     stay specks, a lucent centre stays out of its rim), or when it is part of a coarse
-    deposit (:func:`coarse_deposit_mask`).
+    deposit (:func:`coarse_deposit_mask`). ``values``: the tissue level and the residual
+    at ``regions.pixels`` (:func:`grown_values`), kept at the objects' pixels; else read
+    from ``bands`` and ``tophat`` at full size.
     """
     shape = regions.shape
     keep = np.zeros(regions.n_labels, dtype=bool)
     keep[regions.kept] = True
-    p_idx = regions.pixels[keep[regions.labels_at]]  # the grown pixels only
+    at = np.flatnonzero(keep[regions.labels_at])  # positions among the grown pixels
+    p_idx = regions.pixels[at]  # the grown pixels only
     k = 2 * max(1, int(round(cfg.split_mm / pixel_mm))) + 1
     p_cnr = bands.seed_at(p_idx)
     se = cv2.getStructuringElement(cv2.MORPH_RECT, (k, k))
     local_peak = filter_at(shape, p_idx, k // 2, lambda box: cv2.dilate(bands.seed_at(box), se))
     in_obj = (p_cnr >= cfg.grow_cnr) & (p_cnr >= 0.5 * local_peak)
-    ok, lab = _coarse_deposits(tophat.residual, np.float32(1.0 / tophat.sigma), mask, pixel_mm, cfg)
-    if lab is not None:
-        in_obj |= ok[lab.ravel()[p_idx]]
-    del ok, lab
+    if isinstance(tophat, TopHatMarks):
+        in_obj |= _members(p_idx, tophat.deposit)
+    else:
+        z_scale = np.float32(1.0 / tophat.sigma)
+        ok, lab, _ = _coarse_deposits(tophat.residual, z_scale, mask, pixel_mm, cfg)
+        if lab is not None:
+            in_obj |= ok[lab.ravel()[p_idx]]
+        del ok, lab
     pixels = p_idx[in_obj]
-    background_at = bands.background_level.ravel()[pixels]
-    obj_mask = np.zeros(shape, dtype=np.uint8)
-    obj_mask.ravel()[pixels] = 1
-    n, labels = sparse_components(obj_mask, pixels)
-    del obj_mask
-    stats = component_stats(pixels, labels.ravel()[pixels], n, labels.shape)
-    return ObjectLabels(labels, stats, pixels, background_at)
+    if values is None:
+        background_at, residual_at = bands.background_level.ravel()[pixels], None
+    else:
+        kept = at[in_obj]
+        background_at, residual_at = values.background_at[kept], values.residual_at[kept]
+    n, labels_at = components_at(pixels, shape)
+    stats = component_stats(pixels, labels_at, n, shape)
+    labels = SparseLabels(shape, pixels, labels_at)
+    return ObjectLabels(labels, stats, pixels, background_at, residual_at)
+
+
+def _members(pixels: np.ndarray, sorted_set: np.ndarray) -> np.ndarray:
+    """Whether each of ``pixels`` is in ``sorted_set`` (ascending)."""
+    if sorted_set.size == 0:
+        return np.zeros(pixels.shape, dtype=bool)
+    at = np.minimum(np.searchsorted(sorted_set, pixels), sorted_set.size - 1)
+    return sorted_set[at] == pixels
 
 
 def coarse_deposit_mask(
@@ -559,16 +733,16 @@ def coarse_deposit_mask(
     noise) above ``macro_object_z`` at least ``macro_min_mm`` across and bright throughout
     (mean above 1.5 x the level). Smaller bright regions are left to the band-pass, which
     keeps specks on bright tissue apart."""
-    ok, lab = _coarse_deposits(rz, np.float32(1.0), mask, pixel_mm, cfg)
+    ok, lab, _ = _coarse_deposits(rz, np.float32(1.0), mask, pixel_mm, cfg)
     return np.zeros(rz.shape, dtype=bool) if lab is None else ok[lab]
 
 
 def _coarse_deposits(
     residual: np.ndarray, z_scale: np.float32, mask: np.ndarray, pixel_mm: float, cfg: DetectConfig
-) -> tuple[np.ndarray, np.ndarray | None]:
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
     """:func:`coarse_deposit_mask` of ``rz = residual * z_scale`` (float32) as a per-label
-    flag and the label image (``None`` when there is no region), so that callers look up
-    only the pixels they need."""
+    flag, the label image (``None`` when there is no region) and the flat indices of the
+    labelled pixels, so that callers look up only the pixels they need."""
     high = _strips(
         np.empty(mask.shape, dtype=bool),
         lambda r: (residual[r] * z_scale >= cfg.macro_object_z) & mask[r],
@@ -577,11 +751,11 @@ def _coarse_deposits(
     n, lab = sparse_components(high, idx)
     del high
     if n <= 1:
-        return np.zeros(1, dtype=bool), None
+        return np.zeros(1, dtype=bool), None, idx
     min_px = np.pi * (cfg.macro_min_mm / 2) ** 2 / pixel_mm**2
     ll = lab.ravel()[idx]
     area = np.bincount(ll, minlength=n)
     mean_z = np.bincount(ll, residual.ravel()[idx] * z_scale, minlength=n) / np.maximum(area, 1)
     ok = (area >= min_px) & (mean_z >= 1.5 * cfg.macro_object_z)
     ok[0] = False
-    return ok, lab
+    return ok, lab, idx

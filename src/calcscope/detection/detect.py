@@ -61,11 +61,14 @@ from calcscope.detection.candidates import (
     BAND_SIGMAS_MM,
     BandStack,
     TopHat,
+    TopHatMarks,
     band_pass_stack,
     grown_pixels,
+    grown_values,
     seeded_regions,
     split_regions,
     top_hat,
+    top_hat_marks,
 )
 from calcscope.detection.classifier import (
     MODEL_DIR,
@@ -112,7 +115,7 @@ class Detection:
     :func:`~calcscope.detection.impulses.remove_impulses`)."""
 
 
-def _nothing_found(bands: BandStack, tophat: TopHat, impulses: int) -> Detection:
+def _nothing_found(bands: BandStack, tophat: TopHat | TopHatMarks, impulses: int) -> Detection:
     """The detection of an image without candidates."""
     return Detection(
         (), empty_candidates(len(BAND_SIGMAS_MM) - 1), bands.noise, tophat.sigma, impulses
@@ -141,23 +144,33 @@ def detect(
         if pixel_mm <= cfg.coarse_max_pixel_mm
         else ()
     )
+    # until the context features only a few of the residual's pixels are read: it is
+    # freed (made again for the outlines) when it can be made again
+    marks = top_hat_marks(tophat, mask, pixel_mm, cfg)
+    th: TopHat | TopHatMarks = tophat if marks is None else marks
+    del tophat
     bands = band_pass_stack(img, pixel_mm, mask)
-    grown = grown_pixels(bands, tophat, mask, cfg)
+    grown = grown_pixels(bands, th, mask, cfg)
     # the coarse bands are read at the grown pixels only from here on: their full-size
     # maps are freed before the regions are labelled
     bands = bands.with_coarse_at(grown)
-    regions = seeded_regions(bands, tophat, mask, spacing_mm, cfg, grown)
+    values = grown_values(bands, th, img, grown)
+    regions = seeded_regions(bands, th, mask, spacing_mm, cfg, grown)
     del grown
     if regions.count == 0:
-        return _nothing_found(bands, tophat, impulses.count)
-    objects = split_regions(regions, bands, tophat, mask, pixel_mm, cfg)
-    del regions  # its pixel lists are no longer needed
+        return _nothing_found(bands, th, impulses.count)
+    objects = split_regions(regions, bands, th, mask, pixel_mm, cfg, values)
+    del regions, values  # their pixel lists are no longer needed
     if objects.count <= 0:
-        return _nothing_found(bands, tophat, impulses.count)
+        return _nothing_found(bands, th, impulses.count)
 
-    cands = measure_candidates(objects, bands, tophat, spacing_mm, pixel_mm)
+    cands = measure_candidates(objects, bands, th, spacing_mm, pixel_mm)
     cands = subset_candidates(cands, cands.peak_cnr >= cfg.seed_cnr)
     cands = context_features(cands, bands.band_maps[0], pixel_mm, spacing_mm)
+    noise = bands.noise
+    del bands  # the fine bands are not read any more: freed before the residual is made
+    tophat = th if isinstance(th, TopHat) else th.rebuilt(img)
+    del th
     cands = scored_candidates(cands, cfg)
     calcs = outline_calcifications(
         mammogram,
@@ -168,4 +181,4 @@ def detect(
         tophat.sigma,
     )
     calcs = add_coarse_deposits(mammogram, calcs, deposits, tophat, cfg)
-    return Detection(calcs, cands, bands.noise, tophat.sigma, impulses.count)
+    return Detection(calcs, cands, noise, tophat.sigma, impulses.count)
