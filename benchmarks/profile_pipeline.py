@@ -84,20 +84,21 @@ def detect_steps(mammo: Any, prep: Any, cfg: Any, s: Steps) -> Any:
     marks = s.run("d.top_hat_marks", cd.top_hat_marks, tophat, mask, px, c)
     th = tophat if marks is None else marks
     del tophat  # as detect does
-    bands = s.run("d.band_pass", cd.band_pass_stack, img, px, mask)
+    bands = s.run("d.band_pass", cd.band_pass_stack, img, px, mask, c.grow_cnr)
     grown = s.run("d.grown_pixels", cd.grown_pixels, bands, th, mask, c)
-    bands = bands.with_coarse_at(grown)  # as detect does
-    values = s.run("d.grown_values", cd.grown_values, bands, th, img, grown)
+    if bands.pending is None:
+        bands = bands.with_coarse_at(grown)  # as detect does
     regions = s.run("d.seeded_regions", cd.seeded_regions, bands, th, mask, sp, c, grown)
     del grown
-    objects = s.run("d.split_regions", cd.split_regions, regions, bands, th, mask, px, c, values)
-    del regions, values  # as detect does
-    cands = s.run("d.measure", measure_candidates, objects, bands, th, sp, px)
+    objects = s.run("d.split_regions", cd.split_regions, regions, bands, th, mask, px, c)
+    del regions  # as detect does
+    bands = bands.kept_at(objects.pixels)
+    objects, bands, tophat = s.run("d.object_values", cd.object_values, objects, bands, th, img)
+    del th
+    cands = s.run("d.measure", measure_candidates, objects, bands, tophat, sp, px)
     cands = subset_candidates(cands, cands.peak_cnr >= c.seed_cnr)
     cands = s.run("d.context", context_features, cands, bands.band_maps[0], px, sp)
     del bands  # as detect does
-    tophat = th if isinstance(th, cd.TopHat) else s.run("d.rebuild_residual", th.rebuilt, img)
-    del th
     cands = s.run("d.score", scored_candidates, cands, c)
     thr = min(c.min_score, c.operating_score)
     calcs = s.run(

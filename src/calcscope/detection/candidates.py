@@ -8,6 +8,7 @@ components are labelled in the box around their pixels (:func:`sparse_components
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -15,12 +16,22 @@ import cv2
 import numpy as np
 
 from calcscope.config import DetectConfig
+from calcscope.detection.bands import (
+    _NOISE_SUBSAMPLE,
+    _SEED_BANDS,
+    BAND_SIGMAS_MM,
+    BandStack,
+    _enlarge,
+    band_pass_stack,
+    blur,
+    robust_sigma,
+)
+from calcscope.detection.bands import strips as _strips
 from calcscope.detection.labels import SparseLabels
 
 __all__ = [
     "BAND_SIGMAS_MM",
     "BandStack",
-    "GrownValues",
     "ObjectLabels",
     "SeededRegions",
     "TopHat",
@@ -33,7 +44,7 @@ __all__ = [
     "sparse_components",
     "filter_at",
     "grown_pixels",
-    "grown_values",
+    "object_values",
     "local_max_at",
     "on_quarter_mm_grid",
     "robust_sigma",
@@ -44,101 +55,8 @@ __all__ = [
     "top_hat_marks",
 ]
 
-BAND_SIGMAS_MM: tuple[float, ...] = (0.05, 0.15, 0.45, 1.35)
-"""Sigmas (mm) of the Gaussians whose differences make the band-pass stack."""
-_MAD_TO_SIGMA = 1.4826
-_SEED_BANDS = 2  # bands 0 and 1 (sharp detail up to about 1 mm) may seed a candidate
-_NOISE_SUBSAMPLE = (slice(None, None, 3), slice(None, None, 3))
-"""Every third pixel in each direction: enough to estimate a noise level."""
-_CHUNK_ROWS = 64
-"""Rows per strip of the element-wise masks (:func:`_strips`): a strip's temporaries stay
-in the processor's cache and no full-image temporary is allocated."""
 _TILE = 256
 """Side (pixels) of the tiles of :func:`local_max_at`."""
-
-
-@dataclass(frozen=True)
-class BandStack:
-    """The band-pass stack normalised by noise (step 1).
-
-    Attributes
-    ----------
-    band_maps : tuple of np.ndarray
-        Each band's CNR (band divided by its robust noise level), finest first.
-    noise : tuple of float
-        Each band's robust noise level inside the breast, image units.
-    background : np.ndarray
-        The image blurred by the largest sigma (local tissue brightness), as the reduced
-        copy that :func:`blur` enlarges when that sigma is large (over 6 pixels), else at
-        full size: see :attr:`background_level`.
-    """
-
-    band_maps: tuple[np.ndarray, ...]
-    noise: tuple[float, ...]
-    background: np.ndarray
-    coarse_pixels: np.ndarray | None = None
-    """``None``: every band is a full-size map; else the flat indices (ascending) at which
-    the coarse bands (those that do not seed) are kept, their ``band_maps`` entries then
-    holding the values at those pixels (see :meth:`with_coarse_at`)."""
-
-    def with_coarse_at(self, pixels: np.ndarray) -> BandStack:
-        """This stack with the coarse bands kept at ``pixels`` only (flat indices,
-        ascending): once the grown pixels are known nothing reads them elsewhere, and
-        their full-size maps are freed when no other reference holds them."""
-        if self.coarse_pixels is not None:
-            raise ValueError("the coarse bands are already kept at a few pixels")
-        kept = tuple(b.ravel()[pixels] for b in self.band_maps[_SEED_BANDS:])
-        maps = self.band_maps[:_SEED_BANDS] + kept
-        return BandStack(maps, self.noise, self.background, pixels)
-
-    def band_at(self, k: int, pixels: np.ndarray) -> np.ndarray:
-        """Band ``k``'s CNR at ``pixels`` (flat indices; for a coarse band kept at a few
-        pixels, a subset of :attr:`coarse_pixels`)."""
-        band = self.band_maps[k]
-        if k < _SEED_BANDS or self.coarse_pixels is None:
-            return band.ravel()[pixels]
-        return band[np.searchsorted(self.coarse_pixels, pixels)]
-
-    @property
-    def background_level(self) -> np.ndarray:
-        """The image blurred by the largest sigma at full size (float32), enlarged from
-        :attr:`background` when asked for: the same values as :func:`blur`'s, without
-        holding a full-size image that is read at the candidates' pixels only."""
-        shape = self.band_maps[0].shape
-        if self.background.shape == shape:
-            return self.background
-        return _enlarge(self.background, shape)
-
-    def seed_at(self, where: slice | tuple[slice, slice] | np.ndarray) -> np.ndarray:
-        """The seed map (maximum CNR over the fine bands that may seed a candidate,
-        float32) at ``where``: rows, a box, or flat pixel indices. It is never held as a
-        full image: the detector reads it in strips, tiles and at its grown pixels."""
-        seed_bands = self.band_maps[:_SEED_BANDS]
-        if isinstance(where, np.ndarray):
-            values = [b.ravel()[where] for b in seed_bands]
-        else:
-            values = [b[where] for b in seed_bands]
-        out = values[0]
-        for v in values[1:]:
-            out = np.maximum(out, v)
-        return out
-
-    @property
-    def seed_map(self) -> np.ndarray:
-        """The whole seed map (see :meth:`seed_at`), computed when asked for."""
-        return self.seed_at(slice(None))
-
-    @property
-    def cnr(self) -> np.ndarray:
-        """Contrast-to-noise map: the maximum over bands of each band's CNR (float32),
-        computed when asked for (a full-size image the stack need not hold), from a stack
-        of full-size bands."""
-        if self.coarse_pixels is not None:
-            raise ValueError("the coarse bands are kept at a few pixels only")
-        out = self.seed_map.copy()
-        for band in self.band_maps[_SEED_BANDS:]:
-            np.maximum(out, band, out=out)
-        return out
 
 
 @dataclass(frozen=True)
@@ -193,33 +111,12 @@ class TopHatMarks:
     def residual_into(self, img: np.ndarray, out: np.ndarray) -> np.ndarray:
         """Write the residual of ``img`` (the image :func:`top_hat` was given) into ``out``
         (float32, ``img``'s shape): the same values, from the reduced background."""
-        rows, cols = img.shape
-        cv2.resize(
-            self.background_small, (int(cols), int(rows)), dst=out, interpolation=cv2.INTER_LINEAR
-        )
-        return np.subtract(img, out, out=out)
+        return np.subtract(img, _enlarge_into(self.background_small, out), out=out)
 
     def rebuilt(self, img: np.ndarray) -> TopHat:
         """The :class:`TopHat` of ``img`` again (a new full-size residual)."""
         out = np.empty(img.shape, dtype=np.float32)
         return TopHat(self.residual_into(img, out), self.sigma, self.background_small)
-
-
-@dataclass(frozen=True)
-class GrownValues:
-    """Full-size maps read at the grown pixels (:func:`grown_values`), so that they need
-    not be held.
-
-    Attributes
-    ----------
-    background_at : np.ndarray
-        :attr:`BandStack.background_level` at the grown pixels (float32).
-    residual_at : np.ndarray
-        The top-hat residual at the grown pixels (float32).
-    """
-
-    background_at: np.ndarray
-    residual_at: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -286,45 +183,6 @@ class ObjectLabels:
         return int(self.stats.shape[0]) - 1
 
 
-def blur(img: np.ndarray, sigma_px: float) -> np.ndarray:
-    """Gaussian blur of ``img`` by ``sigma_px`` pixels.
-
-    Sigmas under 0.35 pixel return ``img`` itself; large sigmas (over 6 pixels) run on a
-    reduced copy (cheap and accurate enough).
-    """
-    if sigma_px < 0.35:
-        return img
-    if sigma_px <= 6.0:
-        return cv2.GaussianBlur(img, (0, 0), sigma_px, borderType=cv2.BORDER_REFLECT)
-    return _enlarge(_reduced_blur(img, sigma_px), img.shape)
-
-
-def _reduced_blur(img: np.ndarray, sigma_px: float) -> np.ndarray:
-    """:func:`blur` by a large sigma (over 6 pixels) before its last step: the blurred copy
-    of ``img`` reduced by ``sigma_px // 3``, which :func:`_enlarge` brings back."""
-    factor = int(sigma_px // 3)
-    rows, cols = img.shape
-    small = cv2.resize(img, (cols // factor, rows // factor), interpolation=cv2.INTER_AREA)
-    # area averaging already blurs by about factor/sqrt(12) pixels
-    s_small = np.sqrt(max(sigma_px**2 - factor**2 / 12.0, 0.25)) / factor
-    return cv2.GaussianBlur(small, (0, 0), s_small, borderType=cv2.BORDER_REFLECT)
-
-
-def _enlarge(small: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """``small`` enlarged to ``shape`` (rows, cols) by bilinear interpolation."""
-    return cv2.resize(small, (int(shape[1]), int(shape[0])), interpolation=cv2.INTER_LINEAR)
-
-
-def robust_sigma(values: np.ndarray) -> float:
-    """Robust standard deviation of ``values``: 1.4826 x their median absolute deviation
-    (1.0 for no values, at least 1e-6)."""
-    if values.size == 0:
-        return 1.0
-    med = np.median(values)
-    mad = np.median(np.abs(values - med))
-    return float(max(_MAD_TO_SIGMA * mad, 1e-6))
-
-
 def on_quarter_mm_grid(
     img: np.ndarray, pixel_mm: float, op: Callable[[np.ndarray, float], np.ndarray]
 ) -> np.ndarray:
@@ -373,72 +231,6 @@ def _tissue_background_small(
     return _on_quarter_mm_small(img, pixel_mm, opening)
 
 
-def band_pass_stack(img: np.ndarray, pixel_mm: float, mask: np.ndarray) -> BandStack:
-    """Differences of Gaussians at :data:`BAND_SIGMAS_MM`, each divided by its robust noise
-    level inside ``mask`` (the maximum of the seeding bands is :meth:`BandStack.seed_at`,
-    the CNR map, their maximum over all bands, :attr:`BandStack.cnr`)."""
-    sigmas_px = [s / pixel_mm for s in BAND_SIGMAS_MM]
-    last = len(sigmas_px) - 1
-    # coarsest first, each band written over the coarser blur of its pair once that is
-    # read for the last time, and the finest blur made in row strips: the stack never
-    # holds more than three full-size maps
-    if sigmas_px[last] > 6.0:  # kept reduced (BandStack.background_level)
-        background = _reduced_blur(img, sigmas_px[last])
-        coarser = _enlarge(background, img.shape)
-    else:
-        coarser = background = blur(img, sigmas_px[last])
-    bands: list[np.ndarray] = []
-    noise: list[float] = []
-    for k in range(last - 1, -1, -1):
-        strips = k == 0 and 0.35 <= sigmas_px[0] <= 6.0 and img.dtype == np.float32
-        finer = None if strips else blur(img, sigmas_px[k])
-        own = coarser is not img and coarser is not background and coarser.dtype == np.float32
-        band = coarser if own else np.empty(img.shape, dtype=np.float32)
-        if finer is None:
-            sub = _fine_band_into(band, img, sigmas_px[0], coarser, mask)
-        else:
-            sub = np.subtract(finer[_NOISE_SUBSAMPLE], coarser[_NOISE_SUBSAMPLE], dtype=np.float32)[
-                mask[_NOISE_SUBSAMPLE]
-            ]
-            for r0 in range(0, int(img.shape[0]), _CHUNK_ROWS):  # strip by strip
-                rows = slice(r0, r0 + _CHUNK_ROWS)
-                np.subtract(finer[rows], coarser[rows], out=band[rows])
-        sigma = robust_sigma(sub)
-        scale = np.float32(1.0 / sigma)
-        for r0 in range(0, int(img.shape[0]), _CHUNK_ROWS):
-            band[r0 : r0 + _CHUNK_ROWS] *= scale
-        bands.insert(0, band)
-        noise.insert(0, sigma)
-        coarser = finer  # type: ignore[assignment]
-    return BandStack(tuple(bands), tuple(noise), background)
-
-
-_BLUR_ROWS = 256
-"""Rows per strip of the finest blur (:func:`_fine_band_into`)."""
-
-
-def _fine_band_into(
-    out: np.ndarray, img: np.ndarray, sigma_px: float, coarser: np.ndarray, mask: np.ndarray
-) -> np.ndarray:
-    """Write ``blur(img, sigma_px) - coarser`` (float32) into ``out`` (which may be
-    ``coarser`` itself), the blur made in strips of :data:`_BLUR_ROWS` rows with a margin of
-    the Gaussian's reach (the same values as on the whole image: each output pixel reads
-    the same input pixels with the same weights), and return the difference at the noise
-    subsample inside ``mask``."""
-    rows = int(img.shape[0])
-    reach = int(np.ceil(4 * sigma_px)) + 2  # OpenCV's float kernel spans 4 sigmas
-    samples = []
-    for r0 in range(0, rows, _BLUR_ROWS):
-        r1 = min(r0 + _BLUR_ROWS, rows)
-        a, b = max(r0 - reach, 0), min(r1 + reach, rows)
-        fine = blur(img[a:b], sigma_px)[r0 - a : r1 - a]
-        strip = out[r0:r1]
-        np.subtract(fine, coarser[r0:r1], out=strip)
-        first = (-r0) % 3  # the rows of the image's every-third-row subsample
-        samples.append(strip[first::3, ::3][mask[r0 + first : r1 : 3, ::3]])
-    return np.concatenate(samples)
-
-
 def top_hat(img: np.ndarray, pixel_mm: float, mask: np.ndarray, background_mm: float) -> TopHat:
     """The top-hat residual of ``img`` over its tissue background (a grey opening with a
     disc of ``background_mm``), which shows whole coarse deposits up to that size."""
@@ -474,18 +266,6 @@ def top_hat_marks(
     ok, lab, idx = _coarse_deposits(residual, z_scale, mask, pixel_mm, cfg)
     deposit = idx[ok[lab.ravel()[idx]]] if lab is not None else np.zeros(0, dtype=np.int64)
     return TopHatMarks(tophat.sigma, grow, deposit, tophat.background_small)
-
-
-def _strips(
-    out: np.ndarray, fn: Callable[[slice], np.ndarray], rows: int = _CHUNK_ROWS
-) -> np.ndarray:
-    """Fill ``out`` strip by strip of ``rows`` rows with ``fn(strip)`` (an element-wise
-    expression of the images' rows ``strip``): the same values as the expression on the
-    whole image, without its full-image temporaries."""
-    for r0 in range(0, out.shape[0], rows):
-        strip = slice(r0, min(r0 + rows, out.shape[0]))
-        out[strip] = fn(strip)
-    return out
 
 
 def sparse_components(binary: np.ndarray, pixels: np.ndarray) -> tuple[int, np.ndarray]:
@@ -594,7 +374,7 @@ def grown_pixels(
 ) -> np.ndarray:
     """Flat indices (ascending) of the pixels inside ``mask`` above ``grow_cnr`` in a band
     or above ``macro_grow_z`` in the top-hat: the pixels :func:`seeded_regions` grows its
-    regions from (step 3). ``bands`` holds full-size bands."""
+    regions from (step 3). ``bands`` holds full-size bands (or a pending coarse band)."""
     coarse = bands.band_maps[_SEED_BANDS:]
     marks = tophat if isinstance(tophat, TopHatMarks) else None
     residual = None if isinstance(tophat, TopHatMarks) else tophat.residual
@@ -612,34 +392,9 @@ def grown_pixels(
     grown = _strips(np.empty(mask.shape, dtype=bool), grow_rows)
     if marks is not None:  # the top-hat's pixels, found before its residual was freed
         grown.ravel()[marks.grow] = True
+    if bands.pending is not None:  # the pending coarse band's, found when it was made
+        grown.ravel()[bands.pending.grow] = True
     return np.flatnonzero(grown)
-
-
-def grown_values(
-    bands: BandStack, tophat: TopHat | TopHatMarks, img: np.ndarray, grown: np.ndarray
-) -> GrownValues:
-    """The tissue level (:attr:`BandStack.background_level`) and the top-hat residual at
-    the ``grown`` pixels (flat indices), made one after the other in one full-size
-    scratch map (the residual made again from ``img`` when ``tophat`` does not hold it):
-    what :func:`split_regions` and :func:`~calcscope.detection.features.measure_candidates`
-    read of them."""
-    shape = (int(img.shape[0]), int(img.shape[1]))
-    scratch: np.ndarray | None = None
-    if bands.background.shape == shape:
-        background_at = bands.background.ravel()[grown]
-    else:
-        scratch = np.empty(shape, dtype=np.float32)
-        cv2.resize(
-            bands.background, (shape[1], shape[0]), dst=scratch, interpolation=cv2.INTER_LINEAR
-        )
-        background_at = scratch.ravel()[grown]
-    if isinstance(tophat, TopHatMarks):
-        if scratch is None:
-            scratch = np.empty(shape, dtype=np.float32)
-        residual_at = tophat.residual_into(img, scratch).ravel()[grown]
-    else:
-        residual_at = tophat.residual.ravel()[grown]
-    return GrownValues(background_at, residual_at)
 
 
 def seeded_regions(
@@ -677,16 +432,16 @@ def split_regions(
     mask: np.ndarray,
     pixel_mm: float,
     cfg: DetectConfig,
-    values: GrownValues | None = None,
 ) -> ObjectLabels:
     """Split each kept region into its calcifications.
 
     A pixel belongs to an object when its fine-band CNR reaches half the highest within
     ``split_mm`` (neighbours separate at the valley between them, specks on bright tissue
     stay specks, a lucent centre stays out of its rim), or when it is part of a coarse
-    deposit (:func:`coarse_deposit_mask`). ``values``: the tissue level and the residual
-    at ``regions.pixels`` (:func:`grown_values`), kept at the objects' pixels; else read
-    from ``bands`` and ``tophat`` at full size.
+    deposit (:func:`coarse_deposit_mask`).
+    The tissue level and the residual at the objects' pixels are read afterwards
+    (:func:`object_values`; else :func:`~calcscope.detection.features.measure_candidates`
+    reads them at full size).
     """
     shape = regions.shape
     keep = np.zeros(regions.n_labels, dtype=bool)
@@ -707,15 +462,57 @@ def split_regions(
             in_obj |= ok[lab.ravel()[p_idx]]
         del ok, lab
     pixels = p_idx[in_obj]
-    if values is None:
-        background_at, residual_at = bands.background_level.ravel()[pixels], None
-    else:
-        kept = at[in_obj]
-        background_at, residual_at = values.background_at[kept], values.residual_at[kept]
     n, labels_at = components_at(pixels, shape)
     stats = component_stats(pixels, labels_at, n, shape)
-    labels = SparseLabels(shape, pixels, labels_at)
-    return ObjectLabels(labels, stats, pixels, background_at, residual_at)
+    return ObjectLabels(SparseLabels(shape, pixels, labels_at), stats, pixels)
+
+
+def object_values(
+    objects: ObjectLabels, bands: BandStack, tophat: TopHat | TopHatMarks, img: np.ndarray
+) -> tuple[ObjectLabels, BandStack, TopHat]:
+    """Read the full-size maps that the objects' measurement needs at their pixels, one
+    after the other in one scratch map: the tissue level (:attr:`ObjectLabels.background_at`),
+    the pending coarse band's finer blur (:meth:`BandStack.with_pending_at`) and the top-hat
+    residual (:attr:`ObjectLabels.residual_at`), made again from ``img`` when ``tophat``
+    does not hold it; that residual is returned as the :class:`TopHat` the outlines read.
+
+    ``bands`` should hold no full-size map but the finest band
+    (:meth:`BandStack.kept_at` the objects' pixels) so that at most two are held here.
+    """
+    pixels = objects.pixels
+    if pixels is None:
+        pixels = (
+            np.flatnonzero(objects.labels)
+            if isinstance(objects.labels, np.ndarray)
+            else (objects.labels.pixels)
+        )
+    if bands.coarse_pixels is None or not np.array_equal(bands.coarse_pixels, pixels):
+        bands = bands.kept_at(pixels)
+    shape = (int(img.shape[0]), int(img.shape[1]))
+    scratch = np.empty(shape, dtype=np.float32)
+    if bands.background.shape == shape:
+        background_at = bands.background.ravel()[pixels]
+    else:  # the same values as BandStack.background_level
+        background_at = _enlarge_into(bands.background, scratch).ravel()[pixels]
+    if bands.pending is not None:
+        finer_at = _enlarge_into(bands.pending.finer_small, scratch).ravel()[pixels]
+        bands = bands.with_pending_at(finer_at, background_at)
+    if isinstance(tophat, TopHatMarks):
+        tophat = TopHat(tophat.residual_into(img, scratch), tophat.sigma, tophat.background_small)
+    del scratch
+    residual_at = tophat.residual.ravel()[pixels]
+    objects = dataclasses.replace(
+        objects, pixels=pixels, background_at=background_at, residual_at=residual_at
+    )
+    return objects, bands, tophat
+
+
+def _enlarge_into(small: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """:func:`~calcscope.detection.bands.blur`'s enlargement of ``small`` written into
+    ``out`` (float32, the full size): the same values without a new full-size map."""
+    rows, cols = out.shape
+    cv2.resize(small, (int(cols), int(rows)), dst=out, interpolation=cv2.INTER_LINEAR)
+    return out
 
 
 def _members(pixels: np.ndarray, sorted_set: np.ndarray) -> np.ndarray:

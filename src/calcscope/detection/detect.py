@@ -64,7 +64,7 @@ from calcscope.detection.candidates import (
     TopHatMarks,
     band_pass_stack,
     grown_pixels,
-    grown_values,
+    object_values,
     seeded_regions,
     split_regions,
     top_hat,
@@ -149,28 +149,33 @@ def detect(
     marks = top_hat_marks(tophat, mask, pixel_mm, cfg)
     th: TopHat | TopHatMarks = tophat if marks is None else marks
     del tophat
-    bands = band_pass_stack(img, pixel_mm, mask)
+    # two full-size bands (the coarse band is made again at the objects' pixels)
+    bands = band_pass_stack(img, pixel_mm, mask, cfg.grow_cnr)
     grown = grown_pixels(bands, th, mask, cfg)
-    # the coarse bands are read at the grown pixels only from here on: their full-size
-    # maps are freed before the regions are labelled
-    bands = bands.with_coarse_at(grown)
-    values = grown_values(bands, th, img, grown)
+    if bands.pending is None:
+        # the coarse bands are read at the grown pixels only from here on: their
+        # full-size maps are freed before the regions are labelled
+        bands = bands.with_coarse_at(grown)
     regions = seeded_regions(bands, th, mask, spacing_mm, cfg, grown)
     del grown
     if regions.count == 0:
         return _nothing_found(bands, th, impulses.count)
-    objects = split_regions(regions, bands, th, mask, pixel_mm, cfg, values)
-    del regions, values  # their pixel lists are no longer needed
+    objects = split_regions(regions, bands, th, mask, pixel_mm, cfg)
+    del regions  # its pixel lists are no longer needed
     if objects.count <= 0:
         return _nothing_found(bands, th, impulses.count)
 
-    cands = measure_candidates(objects, bands, th, spacing_mm, pixel_mm)
+    # only the finest band is read as an image from here on (the context features);
+    # the others, the tissue level and the residual are read at the objects' pixels
+    if objects.pixels is not None:  # always, from split_regions
+        bands = bands.kept_at(objects.pixels)
+    objects, bands, tophat = object_values(objects, bands, th, img)
+    del th
+    cands = measure_candidates(objects, bands, tophat, spacing_mm, pixel_mm)
     cands = subset_candidates(cands, cands.peak_cnr >= cfg.seed_cnr)
     cands = context_features(cands, bands.band_maps[0], pixel_mm, spacing_mm)
     noise = bands.noise
-    del bands  # the fine bands are not read any more: freed before the residual is made
-    tophat = th if isinstance(th, TopHat) else th.rebuilt(img)
-    del th
+    del bands  # the finest band is not read any more
     cands = scored_candidates(cands, cfg)
     calcs = outline_calcifications(
         mammogram,

@@ -176,7 +176,7 @@ def measure_candidates(
     half_px = objects.stats[1:, cv2.CC_STAT_AREA].astype(np.float64)
     area_mm2 = half_px * (spacing_mm[0] * spacing_mm[1])
     major_mm, minor_mm = _axes_mm(lab, rows_all, cols_all, half_px, spacing_mm, pixel_mm)
-    band_values = np.stack([bands.band_at(k, flat_idx) for k in range(len(bands.band_maps))])
+    band_values = np.stack([bands.band_at(k, flat_idx) for k in range(len(bands.noise))])
     return Candidates(
         label=index.astype(np.int32),
         center_rc=np.column_stack([cr, cc]),
