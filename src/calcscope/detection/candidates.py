@@ -27,7 +27,7 @@ from calcscope.detection.bands import (
     robust_sigma,
 )
 from calcscope.detection.bands import strips as _strips
-from calcscope.detection.labels import SparseLabels
+from calcscope.detection.labels import SparseLabels, components_at
 
 __all__ = [
     "BAND_SIGMAS_MM",
@@ -40,7 +40,6 @@ __all__ = [
     "blur",
     "coarse_deposit_mask",
     "component_stats",
-    "components_at",
     "sparse_components",
     "filter_at",
     "grown_pixels",
@@ -288,24 +287,6 @@ def sparse_components(binary: np.ndarray, pixels: np.ndarray) -> tuple[int, np.n
     return n, labels
 
 
-def components_at(pixels: np.ndarray, shape: tuple[int, int]) -> tuple[int, np.ndarray]:
-    """:func:`sparse_components` of the image of ``shape`` whose set pixels are ``pixels``
-    (flat indices, ascending), as the label count and the labels at ``pixels`` (int32):
-    the same numbering, without a full-size image (the binary image and the labels are
-    made in the box around the pixels only)."""
-    if pixels.size == 0:
-        return 1, np.zeros(0, dtype=np.int32)
-    cols = shape[1]
-    r, c = np.divmod(pixels, cols)
-    r0, c0 = int(r[0]) & ~1, int(c.min()) & ~1
-    rb, cb = r - r0, c - c0
-    binary = np.zeros((int(r[-1]) - r0 + 1, int(c.max()) - c0 + 1), dtype=np.uint8)
-    binary[rb, cb] = 1
-    n, labels = cv2.connectedComponents(binary, connectivity=8, ltype=cv2.CV_32S)
-    del binary
-    return int(n), labels[rb, cb]
-
-
 def component_stats(
     pixels: np.ndarray, labels_at: np.ndarray, n_labels: int, shape: tuple[int, int]
 ) -> np.ndarray:
@@ -414,14 +395,14 @@ def seeded_regions(
     the grown pixels when already found (:func:`grown_pixels`, which is run otherwise).
     """
     pixels = grown_pixels(bands, tophat, mask, cfg) if grown is None else grown
-    n_lab, lab = components_at(pixels, (int(mask.shape[0]), int(mask.shape[1])))
+    shape = (int(mask.shape[0]), int(mask.shape[1]))
+    n_lab, lab = components_at(pixels, shape, opencv_order=False)  # any numbering will do
     has_seed = np.bincount(lab[bands.seed_at(pixels) >= cfg.seed_cnr], minlength=n_lab) > 0
     has_seed[0] = False
     area_px = np.bincount(lab, minlength=n_lab)
     px_area_mm2 = spacing_mm[0] * spacing_mm[1]
     max_area_px = np.pi * (cfg.max_diameter_mm / 2) ** 2 / px_area_mm2 * 4  # generous
     keep = has_seed & (area_px <= max_area_px)
-    shape = (int(mask.shape[0]), int(mask.shape[1]))
     return SeededRegions(shape, n_lab, np.flatnonzero(keep).astype(np.int32), pixels, lab)
 
 

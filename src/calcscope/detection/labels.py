@@ -1,13 +1,85 @@
-"""A label image held as its labelled pixels (:class:`SparseLabels`): the objects of the
-detector cover a small part of the image, and their outlines read it in small windows."""
+"""Labels of sparse pixel sets: 8-connected components of a set of pixels labelled in
+strips (:func:`components_at`), and a label image held as its labelled pixels
+(:class:`SparseLabels`): the detector's regions cover a small part of the image, and
+their outlines read it in small windows."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
-__all__ = ["SparseLabels"]
+__all__ = ["SparseLabels", "components_at"]
+
+_STRIP_ROWS = 256
+"""Rows per strip of :func:`components_at` (even: strips start on OpenCV's block rows)."""
+
+
+def components_at(
+    pixels: np.ndarray, shape: tuple[int, int], opencv_order: bool = True
+) -> tuple[int, np.ndarray]:
+    """8-connected components of the pixels ``pixels`` (flat indices, ascending) of an
+    image of ``shape``: the label count (the background included) and the label of each
+    pixel (int32, 1..count-1).
+
+    The pixels are labelled by ``cv2.connectedComponents`` in strips of
+    :data:`_STRIP_ROWS` rows of the box around them, and the strips' components joined
+    where they touch, so that no image of the box's size is made. With ``opencv_order``
+    the labels are numbered as ``cv2.connectedComponents`` numbers them on the whole
+    image (in the raster order of the first 2 x 2 block of each component, blocks counted
+    from even rows and columns); else in an order of no meaning, which is cheaper.
+    """
+    if pixels.size == 0:
+        return 1, np.zeros(0, dtype=np.int32)
+    cols = shape[1]
+    r, c = np.divmod(pixels, cols)
+    r0, c0 = int(r[0]) & ~1, int(c.min()) & ~1
+    width, last = int(c.max()) + 1 - c0, int(r[-1])
+    local = np.empty(pixels.size, dtype=np.int64)
+    bounds = np.searchsorted(pixels, np.arange(r0, last + 1 + _STRIP_ROWS, _STRIP_ROWS) * cols)
+    ends: list[np.ndarray] = []  # each strip's first and last row of labels
+    offset = 0
+    for k, s in enumerate(range(r0, last + 1, _STRIP_ROWS)):
+        lo, hi = int(bounds[k]), int(bounds[k + 1])
+        height = min(_STRIP_ROWS, last + 1 - s)
+        at = (r[lo:hi] - s) * width + (c[lo:hi] - c0)  # flat indices in the strip
+        binary = np.zeros((height, width), dtype=np.uint8)
+        binary.ravel()[at] = 1
+        n, lab = cv2.connectedComponents(binary, connectivity=8, ltype=cv2.CV_32S)
+        local[lo:hi] = lab.ravel()[at]
+        local[lo:hi] += offset
+        edge = lab[[0, height - 1]]
+        ends.append(np.where(edge > 0, edge + offset, 0))
+        offset += int(n) - 1
+    joins = [_touching(a[1], b[0]) for a, b in zip(ends, ends[1:], strict=False)]
+    ea = np.concatenate([np.zeros(0, dtype=np.int64), *(j[0] for j in joins)])
+    eb = np.concatenate([np.zeros(0, dtype=np.int64), *(j[1] for j in joins)])
+    graph = coo_matrix((np.ones(ea.size, dtype=np.int8), (ea, eb)), shape=(offset + 1, offset + 1))
+    count, comp = connected_components(graph, directed=False)
+    ids = comp[local]
+    if opencv_order:  # rank the components by their first block
+        key = ((r - r0) // 2) * ((width + 1) // 2) + (c - c0) // 2
+        first = np.full(count, np.iinfo(np.int64).max)
+        np.minimum.at(first, ids, key)
+    else:
+        first = np.arange(count, dtype=np.int64)
+    first[comp[0]] = -1  # the background (node 0, joined to nothing) is label 0
+    rank = np.empty(count, dtype=np.int32)
+    rank[np.argsort(first, kind="stable")] = np.arange(count, dtype=np.int32)
+    return int(count), rank[ids]
+
+
+def _touching(above: np.ndarray, below: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs of labels (both above 0) of two adjacent rows that touch (8-connected)."""
+    pairs_a, pairs_b = [], []
+    for a, b in ((above, below), (above[1:], below[:-1]), (above[:-1], below[1:])):
+        hit = (a > 0) & (b > 0)
+        pairs_a.append(a[hit])
+        pairs_b.append(b[hit])
+    return np.concatenate(pairs_a).astype(np.int64), np.concatenate(pairs_b).astype(np.int64)
 
 
 @dataclass(frozen=True)
