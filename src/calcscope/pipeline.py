@@ -7,10 +7,6 @@ batch) call :func:`analyze` and translate its :class:`Analysis`; they do no imag
 
 from __future__ import annotations
 
-import ctypes
-import functools
-import platform
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -150,34 +146,10 @@ def analyze(
     return analyze_mammogram(mammo, cfg, timings=timings)
 
 
-_M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter (malloc.h)
-_MMAP_THRESHOLD_BYTES = 128 * 1024
-
-
-@functools.cache
-def _return_freed_memory() -> bool:
-    """Have glibc's allocator serve blocks of 128 KiB or more with their own mappings, so
-    that a freed image goes back to the system at once instead of being kept for reuse
-    (glibc raises its threshold after each such free, up to 32 MiB, and then keeps the
-    detector's reduced images and strips: 3-4 bytes per pixel of a full-field image).
-    Done once; only on Linux with glibc (elsewhere nothing is done). Returns whether it
-    was set."""
-    if sys.platform != "linux" or platform.libc_ver()[0] != "glibc":
-        return False
-    try:
-        mallopt = ctypes.CDLL("libc.so.6").mallopt
-    except (OSError, AttributeError):
-        return False
-    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-    mallopt.restype = ctypes.c_int
-    return bool(mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_BYTES))
-
-
 def analyze_mammogram(
     mammo: Mammogram, config: Config | None = None, *, timings: dict[str, float] | None = None
 ) -> Analysis:
     """Run the pipeline on an already-read :class:`Mammogram`."""
-    _return_freed_memory()
     cfg = config or Config()
     timings = dict(timings or {})
 

@@ -21,7 +21,6 @@ from calcscope.detection.candidates import (
     top_hat_marks,
 )
 from calcscope.detection.labels import SparseLabels, components_at
-from calcscope.pipeline import _return_freed_memory
 
 
 def _blobs(seed: int, shape: tuple[int, int]) -> np.ndarray:
@@ -119,11 +118,3 @@ def test_top_hat_freed_and_made_again_is_the_same() -> None:
     np.testing.assert_array_equal(read.residual_at, tophat.residual.ravel()[pixels])
     # a background computed at full size cannot be made again: the residual is kept
     assert top_hat_marks(top_hat(img, 0.3, mask, cfg.background_mm), mask, 0.3, cfg) is None
-
-
-def test_freed_memory_goes_back_on_glibc() -> None:
-    import platform
-    import sys
-
-    on_glibc = sys.platform == "linux" and platform.libc_ver()[0] == "glibc"
-    assert _return_freed_memory() is on_glibc
