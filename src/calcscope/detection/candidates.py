@@ -17,6 +17,7 @@ import numpy as np
 
 from calcscope.config import DetectConfig
 from calcscope.detection.bands import (
+    _CHUNK_ROWS,
     _NOISE_SUBSAMPLE,
     _SEED_BANDS,
     BAND_SIGMAS_MM,
@@ -256,15 +257,21 @@ def top_hat_marks(
     if tophat.background_small is None:
         return None
     residual, z_scale = tophat.residual, np.float32(1.0 / tophat.sigma)
-    grow = np.flatnonzero(
-        _strips(
-            np.empty(mask.shape, dtype=bool),
-            lambda r: (residual[r] * z_scale >= cfg.macro_grow_z) & mask[r],
-        )
-    )
-    ok, lab, idx = _coarse_deposits(residual, z_scale, mask, pixel_mm, cfg)
-    deposit = idx[ok[lab.ravel()[idx]]] if lab is not None else np.zeros(0, dtype=np.int64)
-    return TopHatMarks(tophat.sigma, grow, deposit, tophat.background_small)
+    rows, cols = (int(n) for n in mask.shape)
+    grow_parts, high_parts = [], []
+    for r0 in range(0, rows, _CHUNK_ROWS):  # one pass in strips for both levels
+        z, inside = residual[r0 : r0 + _CHUNK_ROWS] * z_scale, mask[r0 : r0 + _CHUNK_ROWS]
+        grow_parts.append(np.flatnonzero((z >= cfg.macro_grow_z) & inside) + r0 * cols)
+        high_parts.append(np.flatnonzero((z >= cfg.macro_object_z) & inside) + r0 * cols)
+    grow, high = np.concatenate(grow_parts), np.concatenate(high_parts)
+    # coarse_deposit_mask's regions at their pixels (their numbering does not matter)
+    n, lab = components_at(high, (rows, cols), opencv_order=False)
+    min_px = np.pi * (cfg.macro_min_mm / 2) ** 2 / pixel_mm**2
+    area = np.bincount(lab, minlength=n)
+    mean_z = np.bincount(lab, residual.ravel()[high] * z_scale, minlength=n) / np.maximum(area, 1)
+    ok = (area >= min_px) & (mean_z >= 1.5 * cfg.macro_object_z)
+    ok[0] = False
+    return TopHatMarks(tophat.sigma, grow, high[ok[lab]], tophat.background_small)
 
 
 def sparse_components(binary: np.ndarray, pixels: np.ndarray) -> tuple[int, np.ndarray]:
