@@ -1,9 +1,12 @@
-"""Multi-scale spot finding: the band-pass stack, the top-hat residual, seeded regions and
-their split into objects (steps 1 to 4 of :func:`calcscope.detection.detect.detect`).
+"""Multi-scale spot finding: the top-hat residual, seeded regions and their split into
+objects (steps 2 to 4 of :func:`calcscope.detection.detect.detect`; the band-pass stack,
+step 1, is :mod:`calcscope.detection.bands`, its names re-exported here).
 
 All images are float32 and every filter is an OpenCV call, on the whole image or, where
 its result is read at a few pixels only, in tiles around them (:func:`filter_at`);
-components are labelled in the box around their pixels (:func:`sparse_components`).
+components are labelled in strips of the box around their pixels
+(:func:`~calcscope.detection.labels.components_at`), and the maps read at a few pixels
+are kept at those pixels (:class:`TopHatMarks`, :func:`object_values`).
 """
 
 from __future__ import annotations
@@ -165,8 +168,7 @@ class ObjectLabels:
         Flat indices of the objects' pixels, ascending (``None``: found from ``labels``).
     background_at : np.ndarray or None
         :attr:`BandStack.background_level` at ``pixels`` (float32; ``None``: read from
-        the stack), read before the label image is made so that the full-size background
-        and the label image are never held together.
+        the stack), read by :func:`object_values` so that no full-size map of it is held.
     """
 
     labels: np.ndarray | SparseLabels

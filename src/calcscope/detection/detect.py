@@ -38,8 +38,10 @@ Method
 
 All images are float32 and every filter is an OpenCV call. Filters whose result is read at
 a few pixels (the split's local peak, the local texture) run only in the tiles holding
-them, connected components only in the box around their pixels, and element-wise masks in
-row strips, with the same results as on the whole image (see ``docs/accuracy.md``, Speed).
+them, connected components in strips of the box around their pixels, and element-wise masks
+in row strips, with the same results as on the whole image (see ``docs/accuracy.md``, Speed).
+Maps read at a few pixels only are kept at those pixels: at most the image, two fine bands
+and one scratch map are held as full-size float32 images (``docs/accuracy.md``, Memory).
 The Python loops are over those tiles and over kept calcifications, to trace their
 outlines.
 
