@@ -268,7 +268,7 @@ def band_pass_stack(
         for r0 in range(0, int(img.shape[0]), _CHUNK_ROWS):
             strip = band[r0 : r0 + _CHUNK_ROWS]
             strip *= scale
-            if finer_small is not None:  # the pixels where the pending band grows a region
+            if finer_small is not None and grow_cnr is not None:  # where it grows a region
                 hit = (strip >= grow_cnr) & mask[r0 : r0 + _CHUNK_ROWS]
                 grow.append(np.flatnonzero(hit) + r0 * cols)
         noise.insert(0, sigma)
