@@ -10,7 +10,9 @@ For the 4096 x 3328 full-field phantom at 0.07 mm (written as DICOM and read bac
 - the median time of each step over ``--repeat`` runs, detect split into its steps;
 - per step, the numpy/OpenCV memory held after it and the peak during it (tracemalloc);
 - the peak RSS of a fresh process (a subprocess that imports calcscope, then analyses the
-  file) minus its RSS after the imports, in MiB and bytes per pixel;
+  file) minus its RSS after the imports, in MiB and bytes per pixel, and, in another fresh
+  process, the peak during each step and the RSS after it above the loaded model (bytes
+  per pixel; the kernel's high-water mark reset before each step);
 - the reports: the report model, the SR, the GSPS and the overlay PNG (time and size).
 
 The detect steps repeat :func:`calcscope.detection.detect.detect`'s sequence with its
@@ -81,15 +83,24 @@ def detect_steps(mammo: Any, prep: Any, cfg: Any, s: Steps) -> Any:
     deps = ()
     if px <= c.coarse_max_pixel_mm:
         deps = s.run("d.sharp_deposits", sharp_deposits, img, tophat, mask, px, c)
-    bands = s.run("d.band_pass", cd.band_pass_stack, img, px, mask)
-    grown = s.run("d.grown_pixels", cd.grown_pixels, bands, tophat, mask, c)
-    bands = bands.with_coarse_at(grown)  # as detect does
-    regions = s.run("d.seeded_regions", cd.seeded_regions, bands, tophat, mask, sp, c, grown)
-    objects = s.run("d.split_regions", cd.split_regions, regions, bands, tophat, mask, px, c)
+    marks = s.run("d.top_hat_marks", cd.top_hat_marks, tophat, mask, px, c)
+    th = tophat if marks is None else marks
+    del tophat  # as detect does
+    bands = s.run("d.band_pass", cd.band_pass_stack, img, px, mask, c.grow_cnr)
+    grown = s.run("d.grown_pixels", cd.grown_pixels, bands, th, mask, c)
+    if bands.pending is None:
+        bands = bands.with_coarse_at(grown)  # as detect does
+    regions = s.run("d.seeded_regions", cd.seeded_regions, bands, th, mask, sp, c, grown)
+    del grown
+    objects = s.run("d.split_regions", cd.split_regions, regions, bands, th, mask, px, c)
     del regions  # as detect does
+    bands = bands.kept_at(objects.pixels)
+    objects, bands, tophat = s.run("d.object_values", cd.object_values, objects, bands, th, img)
+    del th
     cands = s.run("d.measure", measure_candidates, objects, bands, tophat, sp, px)
     cands = subset_candidates(cands, cands.peak_cnr >= c.seed_cnr)
     cands = s.run("d.context", context_features, cands, bands.band_maps[0], px, sp)
+    del bands  # as detect does
     cands = s.run("d.score", scored_candidates, cands, c)
     thr = min(c.min_score, c.operating_score)
     calcs = s.run(
@@ -174,6 +185,7 @@ def profile(path: Path, spacing_mm: float | None, repeat: int) -> None:
         print(f"{k:<22}{t:>10.3f}{cpu:>10.3f}{held:>10.0f}{peak:>10.0f}")
     reports(analyze_mammogram(mammo, cfg) if spacing_mm is None else a, repeat)
     fresh_rss(path, spacing_mm, rows * cols)
+    fresh_rss_steps(path, spacing_mm)
 
 
 def reports(a: Any, repeat: int) -> None:
@@ -231,6 +243,61 @@ def fresh_rss(path: Path, spacing_mm: float | None, n_px: int) -> None:
         f"import {extra / 2**20:.0f} MiB = {extra / n_px:.1f} bytes/pixel, above the loaded "
         f"model {arrays / 2**20:.0f} MiB = {arrays / n_px:.1f} bytes/pixel"
     )
+
+
+_RSS_STEPS = """
+import json, sys, time
+sys.path.insert(0, {bench!r})
+import numpy as np
+from profile_pipeline import Steps, detect_steps
+from calcscope.config import Config
+from calcscope.detection.classifier import load_model
+from calcscope.imaging.io import read_image
+from calcscope.imaging.preprocess import preprocess
+
+
+def status(key):
+    for line in open("/proc/self/status"):
+        if line.startswith(key + ":"):
+            return int(line.split()[1]) * 1024
+
+
+class RssSteps(Steps):
+    def run(self, name, fn, *args, **kw):
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")  # resets VmHWM to the present RSS
+        out = fn(*args, **kw)
+        self.mem[name] = (status("VmHWM"), status("VmRSS"))
+        return out
+
+
+cfg = Config()
+load_model(cfg.detect.model)
+model = status("VmRSS")
+s = RssSteps(trace=False)
+mammo = s.run("read", read_image, {path!r}, spacing_mm={spacing!r})
+prep = s.run("preprocess", preprocess, mammo, cfg.preprocess)
+detect_steps(mammo, prep, cfg, s)
+n = mammo.pixels.size
+print(json.dumps({{k: [(p - model) / n, (h - model) / n] for k, (p, h) in s.mem.items()}}))
+"""
+
+
+def fresh_rss_steps(path: Path, spacing_mm: float | None) -> None:
+    """Per step, in a fresh process: the peak RSS during the step and the RSS after it,
+    above the loaded model, in bytes per pixel (the kernel's high-water mark, reset
+    before each step; Linux only)."""
+    if not Path("/proc/self/clear_refs").exists():
+        print("per-step RSS: needs Linux's /proc/self/clear_refs, skipped")
+        return
+    code = _RSS_STEPS.format(bench=str(Path(__file__).parent), path=str(path), spacing=spacing_mm)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=os.environ
+    )
+    steps = json.loads(out.stdout.strip().splitlines()[-1])
+    print(f"{'step (fresh process)':<22}{'peak B/px':>10}{'held B/px':>10}  (above the model)")
+    for k, (peak, held) in steps.items():
+        print(f"{k:<22}{peak:>10.1f}{held:>10.1f}")
 
 
 def main() -> None:

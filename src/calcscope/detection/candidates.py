@@ -1,13 +1,17 @@
-"""Multi-scale spot finding: the band-pass stack, the top-hat residual, seeded regions and
-their split into objects (steps 1 to 4 of :func:`calcscope.detection.detect.detect`).
+"""Multi-scale spot finding: the top-hat residual, seeded regions and their split into
+objects (steps 2 to 4 of :func:`calcscope.detection.detect.detect`; the band-pass stack,
+step 1, is :mod:`calcscope.detection.bands`, its names re-exported here).
 
 All images are float32 and every filter is an OpenCV call, on the whole image or, where
 its result is read at a few pixels only, in tiles around them (:func:`filter_at`);
-components are labelled in the box around their pixels (:func:`sparse_components`).
+components are labelled in strips of the box around their pixels
+(:func:`~calcscope.detection.labels.components_at`), and the maps read at a few pixels
+are kept at those pixels (:class:`TopHatMarks`, :func:`object_values`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -15,6 +19,19 @@ import cv2
 import numpy as np
 
 from calcscope.config import DetectConfig
+from calcscope.detection.bands import (
+    _CHUNK_ROWS,
+    _NOISE_SUBSAMPLE,
+    _SEED_BANDS,
+    BAND_SIGMAS_MM,
+    BandStack,
+    _enlarge,
+    band_pass_stack,
+    blur,
+    robust_sigma,
+)
+from calcscope.detection.bands import strips as _strips
+from calcscope.detection.labels import SparseLabels, components_at
 
 __all__ = [
     "BAND_SIGMAS_MM",
@@ -22,6 +39,7 @@ __all__ = [
     "ObjectLabels",
     "SeededRegions",
     "TopHat",
+    "TopHatMarks",
     "band_pass_stack",
     "blur",
     "coarse_deposit_mask",
@@ -29,6 +47,7 @@ __all__ = [
     "sparse_components",
     "filter_at",
     "grown_pixels",
+    "object_values",
     "local_max_at",
     "on_quarter_mm_grid",
     "robust_sigma",
@@ -36,103 +55,11 @@ __all__ = [
     "split_regions",
     "tissue_background",
     "top_hat",
+    "top_hat_marks",
 ]
 
-BAND_SIGMAS_MM: tuple[float, ...] = (0.05, 0.15, 0.45, 1.35)
-"""Sigmas (mm) of the Gaussians whose differences make the band-pass stack."""
-_MAD_TO_SIGMA = 1.4826
-_SEED_BANDS = 2  # bands 0 and 1 (sharp detail up to about 1 mm) may seed a candidate
-_NOISE_SUBSAMPLE = (slice(None, None, 3), slice(None, None, 3))
-"""Every third pixel in each direction: enough to estimate a noise level."""
-_CHUNK_ROWS = 64
-"""Rows per strip of the element-wise masks (:func:`_strips`): a strip's temporaries stay
-in the processor's cache and no full-image temporary is allocated."""
 _TILE = 256
 """Side (pixels) of the tiles of :func:`local_max_at`."""
-
-
-@dataclass(frozen=True)
-class BandStack:
-    """The band-pass stack normalised by noise (step 1).
-
-    Attributes
-    ----------
-    band_maps : tuple of np.ndarray
-        Each band's CNR (band divided by its robust noise level), finest first.
-    noise : tuple of float
-        Each band's robust noise level inside the breast, image units.
-    background : np.ndarray
-        The image blurred by the largest sigma (local tissue brightness), as the reduced
-        copy that :func:`blur` enlarges when that sigma is large (over 6 pixels), else at
-        full size: see :attr:`background_level`.
-    """
-
-    band_maps: tuple[np.ndarray, ...]
-    noise: tuple[float, ...]
-    background: np.ndarray
-    coarse_pixels: np.ndarray | None = None
-    """``None``: every band is a full-size map; else the flat indices (ascending) at which
-    the coarse bands (those that do not seed) are kept, their ``band_maps`` entries then
-    holding the values at those pixels (see :meth:`with_coarse_at`)."""
-
-    def with_coarse_at(self, pixels: np.ndarray) -> BandStack:
-        """This stack with the coarse bands kept at ``pixels`` only (flat indices,
-        ascending): once the grown pixels are known nothing reads them elsewhere, and
-        their full-size maps are freed when no other reference holds them."""
-        if self.coarse_pixels is not None:
-            raise ValueError("the coarse bands are already kept at a few pixels")
-        kept = tuple(b.ravel()[pixels] for b in self.band_maps[_SEED_BANDS:])
-        maps = self.band_maps[:_SEED_BANDS] + kept
-        return BandStack(maps, self.noise, self.background, pixels)
-
-    def band_at(self, k: int, pixels: np.ndarray) -> np.ndarray:
-        """Band ``k``'s CNR at ``pixels`` (flat indices; for a coarse band kept at a few
-        pixels, a subset of :attr:`coarse_pixels`)."""
-        band = self.band_maps[k]
-        if k < _SEED_BANDS or self.coarse_pixels is None:
-            return band.ravel()[pixels]
-        return band[np.searchsorted(self.coarse_pixels, pixels)]
-
-    @property
-    def background_level(self) -> np.ndarray:
-        """The image blurred by the largest sigma at full size (float32), enlarged from
-        :attr:`background` when asked for: the same values as :func:`blur`'s, without
-        holding a full-size image that is read at the candidates' pixels only."""
-        shape = self.band_maps[0].shape
-        if self.background.shape == shape:
-            return self.background
-        return _enlarge(self.background, shape)
-
-    def seed_at(self, where: slice | tuple[slice, slice] | np.ndarray) -> np.ndarray:
-        """The seed map (maximum CNR over the fine bands that may seed a candidate,
-        float32) at ``where``: rows, a box, or flat pixel indices. It is never held as a
-        full image: the detector reads it in strips, tiles and at its grown pixels."""
-        seed_bands = self.band_maps[:_SEED_BANDS]
-        if isinstance(where, np.ndarray):
-            values = [b.ravel()[where] for b in seed_bands]
-        else:
-            values = [b[where] for b in seed_bands]
-        out = values[0]
-        for v in values[1:]:
-            out = np.maximum(out, v)
-        return out
-
-    @property
-    def seed_map(self) -> np.ndarray:
-        """The whole seed map (see :meth:`seed_at`), computed when asked for."""
-        return self.seed_at(slice(None))
-
-    @property
-    def cnr(self) -> np.ndarray:
-        """Contrast-to-noise map: the maximum over bands of each band's CNR (float32),
-        computed when asked for (a full-size image the stack need not hold), from a stack
-        of full-size bands."""
-        if self.coarse_pixels is not None:
-            raise ValueError("the coarse bands are kept at a few pixels only")
-        out = self.seed_map.copy()
-        for band in self.band_maps[_SEED_BANDS:]:
-            np.maximum(out, band, out=out)
-        return out
 
 
 @dataclass(frozen=True)
@@ -149,11 +76,50 @@ class TopHat:
 
     residual: np.ndarray
     sigma: float
+    background_small: np.ndarray | None = None
+    """The tissue background on its reduced grid (before :func:`top_hat` enlarges it), from
+    which :meth:`TopHatMarks.rebuilt` makes the same residual again; ``None`` when the
+    background is computed at full size."""
 
     @property
     def z(self) -> np.ndarray:
         """``residual / sigma`` (float32), computed when asked for."""
         return self.residual * np.float32(1.0 / self.sigma)
+
+
+@dataclass(frozen=True)
+class TopHatMarks:
+    """What the detector reads of the top-hat residual while it does not hold it (from
+    the band-pass stack to the candidates' context features), and what makes it again.
+
+    Attributes
+    ----------
+    sigma : float
+        Robust noise level of the residual inside the breast, image units.
+    grow : np.ndarray
+        Flat indices (ascending) of the pixels inside the mask whose residual reaches
+        ``macro_grow_z`` noise levels (:func:`grown_pixels`).
+    deposit : np.ndarray
+        Flat indices (ascending) of the coarse deposits' pixels
+        (:func:`coarse_deposit_mask`, read by :func:`split_regions`).
+    background_small : np.ndarray
+        The tissue background on its reduced grid (:attr:`TopHat.background_small`).
+    """
+
+    sigma: float
+    grow: np.ndarray
+    deposit: np.ndarray
+    background_small: np.ndarray
+
+    def residual_into(self, img: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """Write the residual of ``img`` (the image :func:`top_hat` was given) into ``out``
+        (float32, ``img``'s shape): the same values, from the reduced background."""
+        return np.subtract(img, _enlarge_into(self.background_small, out), out=out)
+
+    def rebuilt(self, img: np.ndarray) -> TopHat:
+        """The :class:`TopHat` of ``img`` again (a new full-size residual)."""
+        out = np.empty(img.shape, dtype=np.float32)
+        return TopHat(self.residual_into(img, out), self.sigma, self.background_small)
 
 
 @dataclass(frozen=True)
@@ -193,66 +159,30 @@ class ObjectLabels:
 
     Attributes
     ----------
-    labels : np.ndarray
-        Component image of the objects (int32, 1..count, 0 = none).
+    labels : np.ndarray or SparseLabels
+        Component image of the objects (int32, 1..count, 0 = none), or the same held as
+        the objects' pixels (:class:`~calcscope.detection.labels.SparseLabels`).
     stats : np.ndarray
         OpenCV component statistics, one row per label (row 0 the background).
     pixels : np.ndarray or None
         Flat indices of the objects' pixels, ascending (``None``: found from ``labels``).
     background_at : np.ndarray or None
         :attr:`BandStack.background_level` at ``pixels`` (float32; ``None``: read from
-        the stack), read before the label image is made so that the full-size background
-        and the label image are never held together.
+        the stack), read by :func:`object_values` so that no full-size map of it is held.
     """
 
-    labels: np.ndarray
+    labels: np.ndarray | SparseLabels
     stats: np.ndarray
     pixels: np.ndarray | None = None
     background_at: np.ndarray | None = None
+    residual_at: np.ndarray | None = None
+    """The top-hat residual at ``pixels`` (float32; ``None``: read from the
+    :class:`TopHat`)."""
 
     @property
     def count(self) -> int:
         """Number of objects."""
         return int(self.stats.shape[0]) - 1
-
-
-def blur(img: np.ndarray, sigma_px: float) -> np.ndarray:
-    """Gaussian blur of ``img`` by ``sigma_px`` pixels.
-
-    Sigmas under 0.35 pixel return ``img`` itself; large sigmas (over 6 pixels) run on a
-    reduced copy (cheap and accurate enough).
-    """
-    if sigma_px < 0.35:
-        return img
-    if sigma_px <= 6.0:
-        return cv2.GaussianBlur(img, (0, 0), sigma_px, borderType=cv2.BORDER_REFLECT)
-    return _enlarge(_reduced_blur(img, sigma_px), img.shape)
-
-
-def _reduced_blur(img: np.ndarray, sigma_px: float) -> np.ndarray:
-    """:func:`blur` by a large sigma (over 6 pixels) before its last step: the blurred copy
-    of ``img`` reduced by ``sigma_px // 3``, which :func:`_enlarge` brings back."""
-    factor = int(sigma_px // 3)
-    rows, cols = img.shape
-    small = cv2.resize(img, (cols // factor, rows // factor), interpolation=cv2.INTER_AREA)
-    # area averaging already blurs by about factor/sqrt(12) pixels
-    s_small = np.sqrt(max(sigma_px**2 - factor**2 / 12.0, 0.25)) / factor
-    return cv2.GaussianBlur(small, (0, 0), s_small, borderType=cv2.BORDER_REFLECT)
-
-
-def _enlarge(small: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """``small`` enlarged to ``shape`` (rows, cols) by bilinear interpolation."""
-    return cv2.resize(small, (int(shape[1]), int(shape[0])), interpolation=cv2.INTER_LINEAR)
-
-
-def robust_sigma(values: np.ndarray) -> float:
-    """Robust standard deviation of ``values``: 1.4826 x their median absolute deviation
-    (1.0 for no values, at least 1e-6)."""
-    if values.size == 0:
-        return 1.0
-    med = np.median(values)
-    mad = np.median(np.abs(values - med))
-    return float(max(_MAD_TO_SIGMA * mad, 1e-6))
 
 
 def on_quarter_mm_grid(
@@ -261,6 +191,17 @@ def on_quarter_mm_grid(
     """``op(small, small_pixel_mm)`` applied on a copy of ``img`` reduced to about
     0.25 mm/pixel (area averaging), its result brought back to ``img``'s grid: for the
     morphology of millimetre-sized structures, cheap at any resolution."""
+    out, factor = _on_quarter_mm_small(img, pixel_mm, op)
+    if factor > 1:
+        out = _enlarge(out, img.shape)
+    return out
+
+
+def _on_quarter_mm_small(
+    img: np.ndarray, pixel_mm: float, op: Callable[[np.ndarray, float], np.ndarray]
+) -> tuple[np.ndarray, int]:
+    """:func:`on_quarter_mm_grid` before its enlargement: ``op``'s result on the reduced
+    grid and the reduction factor (1: the result is at full size)."""
     factor = max(1, int(round(0.25 / pixel_mm)))
     rows, cols = img.shape
     small = (
@@ -268,15 +209,20 @@ def on_quarter_mm_grid(
         if factor > 1
         else img
     )
-    out = op(small, pixel_mm * factor)
-    if factor > 1:
-        out = cv2.resize(out, (cols, rows), interpolation=cv2.INTER_LINEAR)
-    return out
+    return op(small, pixel_mm * factor), factor
 
 
 def tissue_background(img: np.ndarray, pixel_mm: float, size_mm: float) -> np.ndarray:
     """Tissue background of ``img`` by grey opening with a disc of ``size_mm`` (mm),
     computed at about 0.25 mm/pixel."""
+    small, factor = _tissue_background_small(img, pixel_mm, size_mm)
+    return _enlarge(small, img.shape) if factor > 1 else small
+
+
+def _tissue_background_small(
+    img: np.ndarray, pixel_mm: float, size_mm: float
+) -> tuple[np.ndarray, int]:
+    """:func:`tissue_background` on its reduced grid, and the reduction factor."""
 
     def opening(small: np.ndarray, small_mm: float) -> np.ndarray:
         d = max(3, int(round(size_mm / small_mm)) | 1)
@@ -284,99 +230,50 @@ def tissue_background(img: np.ndarray, pixel_mm: float, size_mm: float) -> np.nd
         opened = cv2.morphologyEx(small, cv2.MORPH_OPEN, se, borderType=cv2.BORDER_REFLECT)
         return cv2.GaussianBlur(opened, (0, 0), 1.0)
 
-    return on_quarter_mm_grid(img, pixel_mm, opening)
-
-
-def band_pass_stack(img: np.ndarray, pixel_mm: float, mask: np.ndarray) -> BandStack:
-    """Differences of Gaussians at :data:`BAND_SIGMAS_MM`, each divided by its robust noise
-    level inside ``mask`` (the maximum of the seeding bands is :meth:`BandStack.seed_at`,
-    the CNR map, their maximum over all bands, :attr:`BandStack.cnr`)."""
-    sigmas_px = [s / pixel_mm for s in BAND_SIGMAS_MM]
-    last = len(sigmas_px) - 1
-    # coarsest first, each band written over the coarser blur of its pair once that is
-    # read for the last time, and the finest blur made in row strips: the stack never
-    # holds more than three full-size maps
-    if sigmas_px[last] > 6.0:  # kept reduced (BandStack.background_level)
-        background = _reduced_blur(img, sigmas_px[last])
-        coarser = _enlarge(background, img.shape)
-    else:
-        coarser = background = blur(img, sigmas_px[last])
-    bands: list[np.ndarray] = []
-    noise: list[float] = []
-    for k in range(last - 1, -1, -1):
-        strips = k == 0 and 0.35 <= sigmas_px[0] <= 6.0 and img.dtype == np.float32
-        finer = None if strips else blur(img, sigmas_px[k])
-        own = coarser is not img and coarser is not background and coarser.dtype == np.float32
-        band = coarser if own else np.empty(img.shape, dtype=np.float32)
-        if finer is None:
-            sub = _fine_band_into(band, img, sigmas_px[0], coarser, mask)
-        else:
-            sub = np.subtract(finer[_NOISE_SUBSAMPLE], coarser[_NOISE_SUBSAMPLE], dtype=np.float32)[
-                mask[_NOISE_SUBSAMPLE]
-            ]
-            for r0 in range(0, int(img.shape[0]), _CHUNK_ROWS):  # strip by strip
-                rows = slice(r0, r0 + _CHUNK_ROWS)
-                np.subtract(finer[rows], coarser[rows], out=band[rows])
-        sigma = robust_sigma(sub)
-        scale = np.float32(1.0 / sigma)
-        for r0 in range(0, int(img.shape[0]), _CHUNK_ROWS):
-            band[r0 : r0 + _CHUNK_ROWS] *= scale
-        bands.insert(0, band)
-        noise.insert(0, sigma)
-        coarser = finer  # type: ignore[assignment]
-    return BandStack(tuple(bands), tuple(noise), background)
-
-
-_BLUR_ROWS = 256
-"""Rows per strip of the finest blur (:func:`_fine_band_into`)."""
-
-
-def _fine_band_into(
-    out: np.ndarray, img: np.ndarray, sigma_px: float, coarser: np.ndarray, mask: np.ndarray
-) -> np.ndarray:
-    """Write ``blur(img, sigma_px) - coarser`` (float32) into ``out`` (which may be
-    ``coarser`` itself), the blur made in strips of :data:`_BLUR_ROWS` rows with a margin of
-    the Gaussian's reach (the same values as on the whole image: each output pixel reads
-    the same input pixels with the same weights), and return the difference at the noise
-    subsample inside ``mask``."""
-    rows = int(img.shape[0])
-    reach = int(np.ceil(4 * sigma_px)) + 2  # OpenCV's float kernel spans 4 sigmas
-    samples = []
-    for r0 in range(0, rows, _BLUR_ROWS):
-        r1 = min(r0 + _BLUR_ROWS, rows)
-        a, b = max(r0 - reach, 0), min(r1 + reach, rows)
-        fine = blur(img[a:b], sigma_px)[r0 - a : r1 - a]
-        strip = out[r0:r1]
-        np.subtract(fine, coarser[r0:r1], out=strip)
-        first = (-r0) % 3  # the rows of the image's every-third-row subsample
-        samples.append(strip[first::3, ::3][mask[r0 + first : r1 : 3, ::3]])
-    return np.concatenate(samples)
+    return _on_quarter_mm_small(img, pixel_mm, opening)
 
 
 def top_hat(img: np.ndarray, pixel_mm: float, mask: np.ndarray, background_mm: float) -> TopHat:
     """The top-hat residual of ``img`` over its tissue background (a grey opening with a
     disc of ``background_mm``), which shows whole coarse deposits up to that size."""
-    background = tissue_background(img, pixel_mm, background_mm)
+    small, factor = _tissue_background_small(img, pixel_mm, background_mm)
+    background = _enlarge(small, img.shape) if factor > 1 else small
     # in place when the types allow: no second full-size image
     residual = (
         np.subtract(img, background, out=background)
-        if background.dtype == np.result_type(img, background)
+        if background.dtype == np.result_type(img, background) and background is not img
         else img - background
     )
     sigma = robust_sigma(residual[_NOISE_SUBSAMPLE][mask[_NOISE_SUBSAMPLE]])
-    return TopHat(residual, sigma)
+    rebuildable = factor > 1 and img.dtype == np.float32 and small.dtype == np.float32
+    return TopHat(residual, sigma, small if rebuildable else None)
 
 
-def _strips(
-    out: np.ndarray, fn: Callable[[slice], np.ndarray], rows: int = _CHUNK_ROWS
-) -> np.ndarray:
-    """Fill ``out`` strip by strip of ``rows`` rows with ``fn(strip)`` (an element-wise
-    expression of the images' rows ``strip``): the same values as the expression on the
-    whole image, without its full-image temporaries."""
-    for r0 in range(0, out.shape[0], rows):
-        strip = slice(r0, min(r0 + rows, out.shape[0]))
-        out[strip] = fn(strip)
-    return out
+def top_hat_marks(
+    tophat: TopHat, mask: np.ndarray, pixel_mm: float, cfg: DetectConfig
+) -> TopHatMarks | None:
+    """The pixels the detector reads of ``tophat`` until its context features
+    (:class:`TopHatMarks`), so that the full-size residual can be freed meanwhile and made
+    again (:meth:`TopHatMarks.rebuilt`); ``None`` when it cannot be made again (a
+    background computed at full size)."""
+    if tophat.background_small is None:
+        return None
+    residual, z_scale = tophat.residual, np.float32(1.0 / tophat.sigma)
+    rows, cols = (int(n) for n in mask.shape)
+    grow_parts, high_parts = [], []
+    for r0 in range(0, rows, _CHUNK_ROWS):  # one pass in strips for both levels
+        z, inside = residual[r0 : r0 + _CHUNK_ROWS] * z_scale, mask[r0 : r0 + _CHUNK_ROWS]
+        grow_parts.append(np.flatnonzero((z >= cfg.macro_grow_z) & inside) + r0 * cols)
+        high_parts.append(np.flatnonzero((z >= cfg.macro_object_z) & inside) + r0 * cols)
+    grow, high = np.concatenate(grow_parts), np.concatenate(high_parts)
+    # coarse_deposit_mask's regions at their pixels (their numbering does not matter)
+    n, lab = components_at(high, (rows, cols), opencv_order=False)
+    min_px = np.pi * (cfg.macro_min_mm / 2) ** 2 / pixel_mm**2
+    area = np.bincount(lab, minlength=n)
+    mean_z = np.bincount(lab, residual.ravel()[high] * z_scale, minlength=n) / np.maximum(area, 1)
+    ok = (area >= min_px) & (mean_z >= 1.5 * cfg.macro_object_z)
+    ok[0] = False
+    return TopHatMarks(tophat.sigma, grow, high[ok[lab]], tophat.background_small)
 
 
 def sparse_components(binary: np.ndarray, pixels: np.ndarray) -> tuple[int, np.ndarray]:
@@ -463,27 +360,36 @@ def local_max_at(img: np.ndarray, pixels: np.ndarray, k: int) -> np.ndarray:
 
 
 def grown_pixels(
-    bands: BandStack, tophat: TopHat, mask: np.ndarray, cfg: DetectConfig
+    bands: BandStack, tophat: TopHat | TopHatMarks, mask: np.ndarray, cfg: DetectConfig
 ) -> np.ndarray:
     """Flat indices (ascending) of the pixels inside ``mask`` above ``grow_cnr`` in a band
     or above ``macro_grow_z`` in the top-hat: the pixels :func:`seeded_regions` grows its
-    regions from (step 3). ``bands`` holds full-size bands."""
-    z_scale = np.float32(1.0 / tophat.sigma)
+    regions from (step 3). ``bands`` holds full-size bands (or a pending coarse band)."""
     coarse = bands.band_maps[_SEED_BANDS:]
+    marks = tophat if isinstance(tophat, TopHatMarks) else None
+    residual = None if isinstance(tophat, TopHatMarks) else tophat.residual
+    z_scale = np.float32(1.0 / tophat.sigma)
 
     def grow_rows(r: slice) -> np.ndarray:
         # bands.cnr >= grow_cnr, band by band: the maximum reaches a level when one does
-        g = (bands.seed_at(r) >= cfg.grow_cnr) | (tophat.residual[r] * z_scale >= cfg.macro_grow_z)
+        g = bands.seed_at(r) >= cfg.grow_cnr
+        if residual is not None:
+            g |= residual[r] * z_scale >= cfg.macro_grow_z
         for band in coarse:
             g |= band[r] >= cfg.grow_cnr
         return g & mask[r]
 
-    return np.flatnonzero(_strips(np.empty(mask.shape, dtype=bool), grow_rows))
+    grown = _strips(np.empty(mask.shape, dtype=bool), grow_rows)
+    if marks is not None:  # the top-hat's pixels, found before its residual was freed
+        grown.ravel()[marks.grow] = True
+    if bands.pending is not None:  # the pending coarse band's, found when it was made
+        grown.ravel()[bands.pending.grow] = True
+    return np.flatnonzero(grown)
 
 
 def seeded_regions(
     bands: BandStack,
-    tophat: TopHat,
+    tophat: TopHat | TopHatMarks,
     mask: np.ndarray,
     spacing_mm: tuple[float, float],
     cfg: DetectConfig,
@@ -498,26 +404,21 @@ def seeded_regions(
     the grown pixels when already found (:func:`grown_pixels`, which is run otherwise).
     """
     pixels = grown_pixels(bands, tophat, mask, cfg) if grown is None else grown
-    grow = np.zeros(mask.shape, dtype=bool)
-    grow.ravel()[pixels] = True
-    n_lab, labels = sparse_components(grow, pixels)
-    del grow
-    lab = labels.ravel()[pixels]
-    del labels  # the labels at the grown pixels are all that is read
+    shape = (int(mask.shape[0]), int(mask.shape[1]))
+    n_lab, lab = components_at(pixels, shape, opencv_order=False)  # any numbering will do
     has_seed = np.bincount(lab[bands.seed_at(pixels) >= cfg.seed_cnr], minlength=n_lab) > 0
     has_seed[0] = False
     area_px = np.bincount(lab, minlength=n_lab)
     px_area_mm2 = spacing_mm[0] * spacing_mm[1]
     max_area_px = np.pi * (cfg.max_diameter_mm / 2) ** 2 / px_area_mm2 * 4  # generous
     keep = has_seed & (area_px <= max_area_px)
-    shape = (int(mask.shape[0]), int(mask.shape[1]))
     return SeededRegions(shape, n_lab, np.flatnonzero(keep).astype(np.int32), pixels, lab)
 
 
 def split_regions(
     regions: SeededRegions,
     bands: BandStack,
-    tophat: TopHat,
+    tophat: TopHat | TopHatMarks,
     mask: np.ndarray,
     pixel_mm: float,
     cfg: DetectConfig,
@@ -528,28 +429,88 @@ def split_regions(
     ``split_mm`` (neighbours separate at the valley between them, specks on bright tissue
     stay specks, a lucent centre stays out of its rim), or when it is part of a coarse
     deposit (:func:`coarse_deposit_mask`).
+    The tissue level and the residual at the objects' pixels are read afterwards
+    (:func:`object_values`; else :func:`~calcscope.detection.features.measure_candidates`
+    reads them at full size).
     """
     shape = regions.shape
     keep = np.zeros(regions.n_labels, dtype=bool)
     keep[regions.kept] = True
-    p_idx = regions.pixels[keep[regions.labels_at]]  # the grown pixels only
+    at = np.flatnonzero(keep[regions.labels_at])  # positions among the grown pixels
+    p_idx = regions.pixels[at]  # the grown pixels only
     k = 2 * max(1, int(round(cfg.split_mm / pixel_mm))) + 1
     p_cnr = bands.seed_at(p_idx)
     se = cv2.getStructuringElement(cv2.MORPH_RECT, (k, k))
     local_peak = filter_at(shape, p_idx, k // 2, lambda box: cv2.dilate(bands.seed_at(box), se))
     in_obj = (p_cnr >= cfg.grow_cnr) & (p_cnr >= 0.5 * local_peak)
-    ok, lab = _coarse_deposits(tophat.residual, np.float32(1.0 / tophat.sigma), mask, pixel_mm, cfg)
-    if lab is not None:
-        in_obj |= ok[lab.ravel()[p_idx]]
-    del ok, lab
+    if isinstance(tophat, TopHatMarks):
+        in_obj |= _members(p_idx, tophat.deposit)
+    else:
+        z_scale = np.float32(1.0 / tophat.sigma)
+        ok, lab, _ = _coarse_deposits(tophat.residual, z_scale, mask, pixel_mm, cfg)
+        if lab is not None:
+            in_obj |= ok[lab.ravel()[p_idx]]
+        del ok, lab
     pixels = p_idx[in_obj]
-    background_at = bands.background_level.ravel()[pixels]
-    obj_mask = np.zeros(shape, dtype=np.uint8)
-    obj_mask.ravel()[pixels] = 1
-    n, labels = sparse_components(obj_mask, pixels)
-    del obj_mask
-    stats = component_stats(pixels, labels.ravel()[pixels], n, labels.shape)
-    return ObjectLabels(labels, stats, pixels, background_at)
+    n, labels_at = components_at(pixels, shape)
+    stats = component_stats(pixels, labels_at, n, shape)
+    return ObjectLabels(SparseLabels(shape, pixels, labels_at), stats, pixels)
+
+
+def object_values(
+    objects: ObjectLabels, bands: BandStack, tophat: TopHat | TopHatMarks, img: np.ndarray
+) -> tuple[ObjectLabels, BandStack, TopHat]:
+    """Read the full-size maps that the objects' measurement needs at their pixels, one
+    after the other in one scratch map: the tissue level (:attr:`ObjectLabels.background_at`),
+    the pending coarse band's finer blur (:meth:`BandStack.with_pending_at`) and the top-hat
+    residual (:attr:`ObjectLabels.residual_at`), made again from ``img`` when ``tophat``
+    does not hold it; that residual is returned as the :class:`TopHat` the outlines read.
+
+    ``bands`` should hold no full-size map but the finest band
+    (:meth:`BandStack.kept_at` the objects' pixels) so that at most two are held here.
+    """
+    pixels = objects.pixels
+    if pixels is None:
+        pixels = (
+            np.flatnonzero(objects.labels)
+            if isinstance(objects.labels, np.ndarray)
+            else (objects.labels.pixels)
+        )
+    if bands.coarse_pixels is None or not np.array_equal(bands.coarse_pixels, pixels):
+        bands = bands.kept_at(pixels)
+    shape = (int(img.shape[0]), int(img.shape[1]))
+    scratch = np.empty(shape, dtype=np.float32)
+    if bands.background.shape == shape:
+        background_at = bands.background.ravel()[pixels]
+    else:  # the same values as BandStack.background_level
+        background_at = _enlarge_into(bands.background, scratch).ravel()[pixels]
+    if bands.pending is not None:
+        finer_at = _enlarge_into(bands.pending.finer_small, scratch).ravel()[pixels]
+        bands = bands.with_pending_at(finer_at, background_at)
+    if isinstance(tophat, TopHatMarks):
+        tophat = TopHat(tophat.residual_into(img, scratch), tophat.sigma, tophat.background_small)
+    del scratch
+    residual_at = tophat.residual.ravel()[pixels]
+    objects = dataclasses.replace(
+        objects, pixels=pixels, background_at=background_at, residual_at=residual_at
+    )
+    return objects, bands, tophat
+
+
+def _enlarge_into(small: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """:func:`~calcscope.detection.bands.blur`'s enlargement of ``small`` written into
+    ``out`` (float32, the full size): the same values without a new full-size map."""
+    rows, cols = out.shape
+    cv2.resize(small, (int(cols), int(rows)), dst=out, interpolation=cv2.INTER_LINEAR)
+    return out
+
+
+def _members(pixels: np.ndarray, sorted_set: np.ndarray) -> np.ndarray:
+    """Whether each of ``pixels`` is in ``sorted_set`` (ascending)."""
+    if sorted_set.size == 0:
+        return np.zeros(pixels.shape, dtype=bool)
+    at = np.minimum(np.searchsorted(sorted_set, pixels), sorted_set.size - 1)
+    return sorted_set[at] == pixels
 
 
 def coarse_deposit_mask(
@@ -559,16 +520,16 @@ def coarse_deposit_mask(
     noise) above ``macro_object_z`` at least ``macro_min_mm`` across and bright throughout
     (mean above 1.5 x the level). Smaller bright regions are left to the band-pass, which
     keeps specks on bright tissue apart."""
-    ok, lab = _coarse_deposits(rz, np.float32(1.0), mask, pixel_mm, cfg)
+    ok, lab, _ = _coarse_deposits(rz, np.float32(1.0), mask, pixel_mm, cfg)
     return np.zeros(rz.shape, dtype=bool) if lab is None else ok[lab]
 
 
 def _coarse_deposits(
     residual: np.ndarray, z_scale: np.float32, mask: np.ndarray, pixel_mm: float, cfg: DetectConfig
-) -> tuple[np.ndarray, np.ndarray | None]:
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
     """:func:`coarse_deposit_mask` of ``rz = residual * z_scale`` (float32) as a per-label
-    flag and the label image (``None`` when there is no region), so that callers look up
-    only the pixels they need."""
+    flag, the label image (``None`` when there is no region) and the flat indices of the
+    labelled pixels, so that callers look up only the pixels they need."""
     high = _strips(
         np.empty(mask.shape, dtype=bool),
         lambda r: (residual[r] * z_scale >= cfg.macro_object_z) & mask[r],
@@ -577,11 +538,11 @@ def _coarse_deposits(
     n, lab = sparse_components(high, idx)
     del high
     if n <= 1:
-        return np.zeros(1, dtype=bool), None
+        return np.zeros(1, dtype=bool), None, idx
     min_px = np.pi * (cfg.macro_min_mm / 2) ** 2 / pixel_mm**2
     ll = lab.ravel()[idx]
     area = np.bincount(ll, minlength=n)
     mean_z = np.bincount(ll, residual.ravel()[idx] * z_scale, minlength=n) / np.maximum(area, 1)
     ok = (area >= min_px) & (mean_z >= 1.5 * cfg.macro_object_z)
     ok[0] = False
-    return ok, lab
+    return ok, lab, idx

@@ -26,6 +26,7 @@ from calcscope.detection.candidates import (
     sparse_components,
 )
 from calcscope.detection.features import Candidates
+from calcscope.detection.labels import SparseLabels
 from calcscope.detection.outline import outline_calcifications
 from calcscope.model import Calcification, Mammogram
 
@@ -107,16 +108,25 @@ def _deposit_shapes(
     lab: np.ndarray,
     stats: np.ndarray,
     residual: np.ndarray,
-    peak: np.ndarray,
+    peak_at: tuple[np.ndarray, np.ndarray],
 ) -> tuple[SharpDeposit, ...]:
     """Each deposit is the largest connected part of its accepted object (``objects``,
-    labels in ``lab``) above half the local ``peak`` (its shape); few objects pass, so
-    this works in their boxes."""
+    labels in ``lab``) above half the local peak (its shape; ``peak_at``: the objects'
+    pixels, flat indices ascending, and the local peak there); few objects pass, so this
+    works in their boxes."""
     out = []
+    pixels, peak_values = peak_at
+    cols = lab.shape[1]
     for obj_id in objects:
         x, y, w, h = (int(v) for v in stats[obj_id, :4])
         box = (slice(y, y + h), slice(x, x + w))
-        half = (lab[box] == obj_id) & (residual[box] >= 0.5 * peak[box])
+        # the local peak in the box, at the object's pixels (the only ones read)
+        peak = np.zeros((h, w), dtype=peak_values.dtype)
+        lo, hi = np.searchsorted(pixels, [y * cols, (y + h) * cols])
+        r, c = np.divmod(pixels[lo:hi], cols)
+        inside = (c >= x) & (c < x + w)
+        peak[r[inside] - y, c[inside] - x] = peak_values[lo:hi][inside]
+        half = (lab[box] == obj_id) & (residual[box] >= 0.5 * peak)
         m, parts, part_stats, _ = cv2.connectedComponentsWithStats(
             half.view(np.uint8), connectivity=8, ltype=cv2.CV_32S
         )
@@ -169,6 +179,9 @@ def sharp_deposits(
             & mask[rows]
         )
     pixels = np.flatnonzero(obj)
+    # the local peak is read at the objects' pixels only from here on
+    peak_at = peak.ravel()[pixels]
+    del peak
     n, lab = sparse_components(obj, pixels)
     lab_p = lab.ravel()[pixels]
     area = np.bincount(lab_p, minlength=n)
@@ -179,8 +192,9 @@ def sharp_deposits(
         return ()
     is_big = np.zeros(n, dtype=bool)
     is_big[big] = True
-    in_big = pixels[is_big[lab_p]]  # the large objects' pixels only
-    del pixels, lab_p
+    big_at = is_big[lab_p]
+    in_big, peak_big = pixels[big_at], peak_at[big_at]  # the large objects' pixels only
+    del pixels, lab_p, peak_at, big_at
     edge = _outline_pixels(obj, in_big)
     del obj
     if edge.size == 0:
@@ -198,7 +212,9 @@ def sharp_deposits(
         valid & (width_mm <= cfg.coarse_edge_mm) & (width_mm <= cfg.coarse_edge_ratio * radius_mm)
     )
     stats = component_stats(in_big, lab_b, n, lab.shape) if ok_obj.any() else None
-    return () if stats is None else _deposit_shapes(big[ok_obj], lab, stats, residual, peak)
+    if stats is None:
+        return ()
+    return _deposit_shapes(big[ok_obj], lab, stats, residual, (in_big, peak_big))
 
 
 def _covered(deposit: SharpDeposit, detected: list[tuple[int, int, int, int]]) -> bool:
@@ -281,19 +297,17 @@ def add_coarse_deposits(
     new = [d for d in deposits if d.mask.sum() >= min_px and not _covered(d, detected)]
     if not new:
         return calcs
-    labels: np.ndarray = np.zeros(tophat.residual.shape, dtype=np.int32)
-    for j, d in enumerate(new, start=1):
-        labels[d.box][d.mask] = j
+    rows, cols = tophat.residual.shape
+    # the deposits' label image, held as their pixels
+    labels = SparseLabels.painted((int(rows), int(cols)), [(d.box, d.mask) for d in new])
     cands = _deposit_candidates(new, mammogram, tophat, cfg)
     added = outline_calcifications(mammogram, labels, cands, 0.0, tophat.residual, tophat.sigma)
-    rows, cols = labels.shape
-    kept = [
-        c
-        for c in calcs
-        if not labels[
-            int(np.clip(round(c.center_rc[0]), 0, rows - 1)),
-            int(np.clip(round(c.center_rc[1]), 0, cols - 1)),
-        ]
-    ]
+
+    def covered(c: Calcification) -> bool:
+        r = int(np.clip(round(c.center_rc[0]), 0, rows - 1))
+        col = int(np.clip(round(c.center_rc[1]), 0, cols - 1))
+        return bool(labels[r : r + 1, col : col + 1][0, 0])
+
+    kept = [c for c in calcs if not covered(c)]
     merged = sorted([*kept, *added], key=lambda c: -c.score)
     return tuple(dataclasses.replace(c, id=i) for i, c in enumerate(merged, start=1))

@@ -38,8 +38,10 @@ Method
 
 All images are float32 and every filter is an OpenCV call. Filters whose result is read at
 a few pixels (the split's local peak, the local texture) run only in the tiles holding
-them, connected components only in the box around their pixels, and element-wise masks in
-row strips, with the same results as on the whole image (see ``docs/accuracy.md``, Speed).
+them, connected components in strips of the box around their pixels, and element-wise masks
+in row strips, with the same results as on the whole image (see ``docs/accuracy.md``, Speed).
+Maps read at a few pixels only are kept at those pixels: at most the image, two fine bands
+and one scratch map are held as full-size float32 images (``docs/accuracy.md``, Memory).
 The Python loops are over those tiles and over kept calcifications, to trace their
 outlines.
 
@@ -61,11 +63,14 @@ from calcscope.detection.candidates import (
     BAND_SIGMAS_MM,
     BandStack,
     TopHat,
+    TopHatMarks,
     band_pass_stack,
     grown_pixels,
+    object_values,
     seeded_regions,
     split_regions,
     top_hat,
+    top_hat_marks,
 )
 from calcscope.detection.classifier import (
     MODEL_DIR,
@@ -112,7 +117,7 @@ class Detection:
     :func:`~calcscope.detection.impulses.remove_impulses`)."""
 
 
-def _nothing_found(bands: BandStack, tophat: TopHat, impulses: int) -> Detection:
+def _nothing_found(bands: BandStack, tophat: TopHat | TopHatMarks, impulses: int) -> Detection:
     """The detection of an image without candidates."""
     return Detection(
         (), empty_candidates(len(BAND_SIGMAS_MM) - 1), bands.noise, tophat.sigma, impulses
@@ -141,23 +146,38 @@ def detect(
         if pixel_mm <= cfg.coarse_max_pixel_mm
         else ()
     )
-    bands = band_pass_stack(img, pixel_mm, mask)
-    grown = grown_pixels(bands, tophat, mask, cfg)
-    # the coarse bands are read at the grown pixels only from here on: their full-size
-    # maps are freed before the regions are labelled
-    bands = bands.with_coarse_at(grown)
-    regions = seeded_regions(bands, tophat, mask, spacing_mm, cfg, grown)
+    # until the context features only a few of the residual's pixels are read: it is
+    # freed (made again for the outlines) when it can be made again
+    marks = top_hat_marks(tophat, mask, pixel_mm, cfg)
+    th: TopHat | TopHatMarks = tophat if marks is None else marks
+    del tophat
+    # two full-size bands (the coarse band is made again at the objects' pixels)
+    bands = band_pass_stack(img, pixel_mm, mask, cfg.grow_cnr)
+    grown = grown_pixels(bands, th, mask, cfg)
+    if bands.pending is None:
+        # the coarse bands are read at the grown pixels only from here on: their
+        # full-size maps are freed before the regions are labelled
+        bands = bands.with_coarse_at(grown)
+    regions = seeded_regions(bands, th, mask, spacing_mm, cfg, grown)
     del grown
     if regions.count == 0:
-        return _nothing_found(bands, tophat, impulses.count)
-    objects = split_regions(regions, bands, tophat, mask, pixel_mm, cfg)
+        return _nothing_found(bands, th, impulses.count)
+    objects = split_regions(regions, bands, th, mask, pixel_mm, cfg)
     del regions  # its pixel lists are no longer needed
     if objects.count <= 0:
-        return _nothing_found(bands, tophat, impulses.count)
+        return _nothing_found(bands, th, impulses.count)
 
+    # only the finest band is read as an image from here on (the context features);
+    # the others, the tissue level and the residual are read at the objects' pixels
+    if objects.pixels is not None:  # always, from split_regions
+        bands = bands.kept_at(objects.pixels)
+    objects, bands, tophat = object_values(objects, bands, th, img)
+    del th
     cands = measure_candidates(objects, bands, tophat, spacing_mm, pixel_mm)
     cands = subset_candidates(cands, cands.peak_cnr >= cfg.seed_cnr)
     cands = context_features(cands, bands.band_maps[0], pixel_mm, spacing_mm)
+    noise = bands.noise
+    del bands  # the finest band is not read any more
     cands = scored_candidates(cands, cfg)
     calcs = outline_calcifications(
         mammogram,
@@ -168,4 +188,4 @@ def detect(
         tophat.sigma,
     )
     calcs = add_coarse_deposits(mammogram, calcs, deposits, tophat, cfg)
-    return Detection(calcs, cands, bands.noise, tophat.sigma, impulses.count)
+    return Detection(calcs, cands, noise, tophat.sigma, impulses.count)

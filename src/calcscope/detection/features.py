@@ -11,7 +11,8 @@ import numpy as np
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
-from calcscope.detection.candidates import BandStack, ObjectLabels, TopHat, filter_at
+from calcscope.detection.candidates import BandStack, ObjectLabels, TopHat, TopHatMarks, filter_at
+from calcscope.detection.labels import SparseLabels
 
 __all__ = [
     "Candidates",
@@ -137,42 +138,52 @@ def _bboxes(stats: np.ndarray) -> np.ndarray:
 def measure_candidates(
     objects: ObjectLabels,
     bands: BandStack,
-    tophat: TopHat,
+    tophat: TopHat | TopHatMarks,
     spacing_mm: tuple[float, float],
     pixel_mm: float,
 ) -> Candidates:
     """Feature table of every object (context features and scores still zero).
 
     Centres are weighted by the top-hat residual above each object's minimum; areas and
-    axes are those of the object (its half-peak outline).
+    axes are those of the object (its half-peak outline). The residual is read from
+    ``objects.residual_at`` when it holds it, else from ``tophat`` (a :class:`TopHat`).
     """
     m = objects.count
-    flat_idx = np.flatnonzero(objects.labels) if objects.pixels is None else objects.pixels
-    lab = objects.labels.ravel()[flat_idx]
+    labels = objects.labels
+    if isinstance(labels, SparseLabels):
+        flat_idx, lab = labels.pixels, labels.labels_at
+    else:
+        flat_idx = np.flatnonzero(labels) if objects.pixels is None else objects.pixels
+        lab = labels.ravel()[flat_idx]
     index = np.arange(1, m + 1)
 
     def per(values: np.ndarray, fn: str) -> np.ndarray:
         return np.asarray(getattr(ndimage, fn)(values, lab, index), dtype=np.float64)
 
-    r_vals = tophat.residual.ravel()[flat_idx]
+    if objects.residual_at is not None and objects.pixels is not None:
+        r_vals = objects.residual_at
+    elif isinstance(tophat, TopHat):
+        r_vals = tophat.residual.ravel()[flat_idx]
+    else:
+        raise ValueError("the objects do not hold the residual and the top-hat does not either")
     peak_r = per(r_vals, "maximum")
     base_r = np.maximum(per(r_vals, "minimum"), 0.0)
     weights = np.maximum(r_vals - base_r[lab - 1], 0.0) + 1e-9
-    rows_all, cols_all = np.divmod(flat_idx, objects.labels.shape[1])
+    rows_all, cols_all = np.divmod(flat_idx, labels.shape[1])
     wsum = np.maximum(_bincount(lab, weights, m), 1e-12)
     cr = _bincount(lab, weights * rows_all, m) / wsum
     cc = _bincount(lab, weights * cols_all, m) / wsum
     half_px = objects.stats[1:, cv2.CC_STAT_AREA].astype(np.float64)
     area_mm2 = half_px * (spacing_mm[0] * spacing_mm[1])
     major_mm, minor_mm = _axes_mm(lab, rows_all, cols_all, half_px, spacing_mm, pixel_mm)
-    band_values = np.stack([bands.band_at(k, flat_idx) for k in range(len(bands.band_maps))])
+    band_values = np.stack([bands.band_at(k, flat_idx) for k in range(len(bands.noise))])
     return Candidates(
         label=index.astype(np.int32),
         center_rc=np.column_stack([cr, cc]),
         bbox_rc=_bboxes(objects.stats[1:]),
         peak_cnr=per(np.max(band_values, axis=0), "maximum"),  # the CNR map at the objects
         band_cnr=np.column_stack([per(v, "maximum") for v in band_values]),
-        tophat_z=per(tophat.residual.ravel()[flat_idx] * np.float32(1.0 / tophat.sigma), "maximum"),
+        tophat_z=per(r_vals * np.float32(1.0 / tophat.sigma), "maximum"),
         contrast=peak_r - base_r,
         area_mm2=area_mm2,
         diameter_mm=2.0 * np.sqrt(area_mm2 / np.pi),

@@ -10,6 +10,7 @@ import numpy as np
 
 from calcscope.detection.contours import DEPOSIT_MIN_MM, contour_circularity, deposit_outline
 from calcscope.detection.features import Candidates
+from calcscope.detection.labels import SparseLabels
 from calcscope.model import Calcification, Mammogram
 
 __all__ = ["EXTENT_FRACTION", "LONG_MM", "calcification_extent", "outline_calcifications"]
@@ -53,7 +54,7 @@ class _SizeOutline:
 
 def calcification_extent(
     residual: np.ndarray,
-    labels: np.ndarray,
+    labels: np.ndarray | SparseLabels,
     label: int,
     bbox: tuple[int, int, int, int],
     pixel_mm: float,
@@ -69,10 +70,11 @@ def calcification_extent(
     r0, c0, r1, c1 = bbox
     m = max(2, int(round(0.3 / pixel_mm)))
     ra, ca, rb, cb = max(r0 - m, 0), max(c0 - m, 0), min(r1 + m, rows), min(c1 + m, cols)
-    obj = labels[ra:rb, ca:cb] == label
+    window = labels[ra:rb, ca:cb]
+    obj = window == label
     res = residual[ra:rb, ca:cb]
     near = cv2.dilate(obj.view(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
-    others = (labels[ra:rb, ca:cb] > 0) & ~obj
+    others = (window > 0) & ~obj
     around = res[~near & ~others]
     base = float(np.median(around)) if around.size else 0.0
     peak = float(res[obj].max())
@@ -173,7 +175,7 @@ def _feret_and_least_width_mm(
 
 def _calcification(
     mammogram: Mammogram,
-    labels: np.ndarray,
+    labels: np.ndarray | SparseLabels,
     cands: Candidates,
     i: int,
     new_id: int,
@@ -234,7 +236,7 @@ def _calcification(
 
 def outline_calcifications(
     mammogram: Mammogram,
-    labels: np.ndarray,
+    labels: np.ndarray | SparseLabels,
     cands: Candidates,
     operating_score: float,
     residual: np.ndarray | None = None,
