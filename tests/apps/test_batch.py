@@ -235,7 +235,7 @@ def test_default_workers_follow_free_memory() -> None:
 
     gb = 2**30
     assert default_workers(available_bytes=64 * gb, cpus=8) == 8  # cores limit
-    assert default_workers(available_bytes=7 * gb, cpus=8) == 3  # ~2.1 GB per worker
+    assert default_workers(available_bytes=4 * gb, cpus=8) == 3  # ~1.4 GB per worker
     assert default_workers(available_bytes=gb // 2, cpus=8) == 1  # never fewer than one
     assert 1 <= default_workers() <= (os.cpu_count() or 1)
 

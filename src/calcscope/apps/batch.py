@@ -115,10 +115,11 @@ __all__ = [
 
 DEFAULT_TIMEOUT_S = 300.0
 """Time limit of one image's analysis, s (a hung decoder never stalls the batch)."""
-BYTES_PER_PIXEL = 60
+BYTES_PER_PIXEL = 30
 """Peak memory of one analysis per image pixel, bytes, with a margin: measured (peak RSS
-of a fresh process above its RSS after the imports, ``benchmarks/profile_pipeline.py``)
-at 52-53 on a 4096 x 3328 phantom and a 0.05 mm CBIS-DDSM film; issue 17's target is 20."""
+of a fresh process above its RSS after loading the model, ``benchmarks/profile_pipeline.py``)
+at 18.8 on a 4096 x 3328 phantom and 18.6 on a 0.05 mm CBIS-DDSM film; the margin covers
+a compressed frame's decode and what glibc keeps after freeing (3-4)."""
 WORKER_ENV = {
     "OPENCV_FOR_THREADS_NUM": "1",
     "OMP_NUM_THREADS": "1",
@@ -185,7 +186,7 @@ def default_workers(available_bytes: int | None = None, cpus: int | None = None)
     """Local worker processes that fit the free memory and the cores.
 
     Each worker holds one image at a time: about :data:`BYTES_PER_PIXEL` bytes per pixel of
-    the largest plausible mammogram (:data:`MAX_PLAUSIBLE_PIXELS`, about 1.9 GB) plus
+    the largest plausible mammogram (:data:`MAX_PLAUSIBLE_PIXELS`, about 1.0 GB) plus
     :data:`WORKER_OVERHEAD_BYTES`.
 
     Parameters
