@@ -282,6 +282,12 @@ def main() -> None:
     ap.add_argument("--spacing-mm", type=float, default=0.1)
     ap.add_argument("--repeat", type=int, default=2, help="timed runs per worker count")
     ap.add_argument(
+        "--batch",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="time the Dask batch (--no-batch: the node only)",
+    )
+    ap.add_argument(
         "--pair",
         action=argparse.BooleanOptionalAction,
         default=True,
@@ -301,8 +307,9 @@ def main() -> None:
             f"written in {time.perf_counter() - t:.1f} s"
         )
         counts = [int(w) for w in args.workers.split(",")]
-        bench_batch(folder, len(paths), counts, work, args.repeat)
-        if args.pair:
+        if args.batch:
+            bench_batch(folder, len(paths), counts, work, args.repeat)
+        if args.batch and args.pair:
             bench_pair(folder, len(paths), counts, work, args.repeat)
         if args.node_images:
             bench_node(paths[1], args.node_images, work)
