@@ -2,10 +2,10 @@
 counts, all 0.
 
 Usage: ``python benchmarks/bench_fuzz.py [--n 10000] [--chunk 500] [--no-analyze] [--no-batch]
-[--node-sample 1000] [--work DIR]``; ``--frames 200`` instead measures only corrupt
-compressed frames (200 per syntax, :func:`calcscope.evaluation.hostile.compressed_cases`),
-each analysed in this process, and prints the outcome per syntax and every silent
-different answer.
+[--node-sample 1000] [--node-budget-s S] [--work DIR]``; ``--frames 200`` instead measures
+only corrupt compressed frames (200 per syntax,
+:func:`calcscope.evaluation.hostile.compressed_cases`), each analysed in this process, and
+prints the outcome per syntax and every silent different answer.
 
 Writes about ``--n`` hostile files (:mod:`calcscope.evaluation.hostile`: implausible header
 values, wrong VRs, flipped bytes, truncation, corrupt RLE / JPEG-LS / JPEG 2000 fragments,
@@ -228,7 +228,10 @@ def _start_node(out: Path, port: int, aet: str) -> subprocess.Popen[bytes]:
         "--timeout-s",
         "120",
     ]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # stderr to a file: a pipe read only at the end fills (64 KiB of log lines) and then
+    # blocks every thread of the node that logs (the node stops; not the node's fault)
+    with open(out.parent / "node-stderr.txt", "wb") as err:
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)
     ae = AE(ae_title="FUZZER")
     ae.add_requested_context(Verification)
     deadline = time.monotonic() + 60
@@ -336,12 +339,23 @@ def _wait_done(done_dir: Path, accepted: set[str], stall_s: float, deadline: flo
 
 
 def _send_all(
-    picked: list[tuple[Path, Case]], port: int, aet: str, clean_study: str, out: Path
+    picked: list[tuple[Path, Case]],
+    port: int,
+    aet: str,
+    clean_study: str,
+    out: Path,
+    budget_s: float,
 ) -> tuple[list[tuple[Case, str | None, str | None]], set[str]]:
-    """Send each hostile file, then its good file (both in a study of their own); the
-    UIDs the node answered for (None: never reached it) and the UIDs it accepted."""
+    """Send each hostile file, then its good file (both in a study of their own), until
+    ``budget_s`` seconds have passed (0: no limit); the UIDs the node answered for (None:
+    never reached it) and the UIDs it accepted."""
+    import warnings
+
     from pydicom.uid import generate_uid
     from pynetdicom import AE
+
+    # pydicom warns when it re-encodes a hostile element (e.g. a huge value as UN)
+    warnings.filterwarnings("ignore", category=UserWarning, module="pydicom")
 
     ae = AE(ae_title="FUZZER")
     ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 60
@@ -349,6 +363,9 @@ def _send_all(
     accepted: set[str] = set()
     t0 = time.perf_counter()
     for k, (folder, c) in enumerate(picked, 1):
+        if budget_s and time.perf_counter() - t0 > budget_s:
+            print(f"  node: time budget of {budget_s:.0f} s spent after {k - 1} pairs")
+            break
         bad_uid, good_uid, study = generate_uid(), generate_uid(), generate_uid()
         bad = _sendable(folder / c.name, bad_uid, study, clean_study)
         good = _sendable(folder / c.good, good_uid, study, clean_study) if c.good else None
@@ -373,6 +390,7 @@ def run_node(
     tally: Tally,
     sample: int,
     timeout_s: float,
+    budget_s: float = 0.0,
 ) -> tuple[int, float]:
     """Send up to ``sample`` hostile DICOM files, each followed by a clean one, to a node;
     returns how many, and the seconds from the first C-STORE to the last image's commit.
@@ -393,17 +411,18 @@ def run_node(
     proc = _start_node(out, port, aet)
     try:
         t0 = time.perf_counter()
-        sent, accepted = _send_all(picked, port, aet, clean_study, out)
+        sent, accepted = _send_all(picked, port, aet, clean_study, out, budget_s)
         stall_s = min(timeout_s, 300.0)  # the node's own time limit is 120 s an image
         hung = _wait_done(out / "done", accepted, stall_s, time.monotonic() + 10 * timeout_s)
         seconds = time.perf_counter() - t0
     finally:
         proc.terminate()
         try:
-            _, err = proc.communicate(timeout=30)
+            proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
-            _, err = proc.communicate()
+            proc.wait()
+    err = (out.parent / "node-stderr.txt").read_bytes()
     _judge_node(tally, out, err, sent, hung, clean)
     return len(sent), seconds
 
@@ -516,6 +535,12 @@ def main() -> int:
         default=1000,
         help="hostile DICOM files sent to a node (0: skip the node)",
     )
+    ap.add_argument(
+        "--node-budget-s",
+        type=float,
+        default=0.0,
+        help="stop sending to the node after so many seconds (0: send the whole sample)",
+    )
     ap.add_argument("--work", type=Path, default=None, help="working folder (default: temp)")
     ap.add_argument(
         "--frames",
@@ -564,7 +589,9 @@ def main() -> int:
         print_surface(tally, "batch")
     if args.node_sample:
         t1 = time.perf_counter()
-        n_node, sent_s = run_node(folders, by_chunk, clean, tally, args.node_sample, args.timeout_s)
+        n_node, sent_s = run_node(
+            folders, by_chunk, clean, tally, args.node_sample, args.timeout_s, args.node_budget_s
+        )
         print(
             f"node: {time.perf_counter() - t1:.0f} s in all; {n_node} hostile files (each with "
             f"its good file) from the first C-STORE to the last commit in {sent_s:.0f} s, "

@@ -110,6 +110,9 @@ class ExamAssembler:
     _last: dict[str, float] = field(default_factory=dict)  # open study -> last arrival
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _seed: str | None = field(default=None, init=False)  # the de-identification seed
+    due: threading.Event = field(default_factory=threading.Event, init=False)
+    """Set when an exam is complete and waits for :meth:`poll` (which need not wait for
+    its next tick)."""
 
     def __post_init__(self) -> None:
         if self.idle_s <= 0 or self.views < 1:
@@ -152,6 +155,7 @@ class ExamAssembler:
                 return None
             if self.priors is not None:  # written by poll(), whose wait for the priors
                 self._last[study] = -math.inf  # never holds back an analysis worker
+                self.due.set()
                 return None
             self._last.pop(study, None)
         return self._write(study)
@@ -232,14 +236,11 @@ class ExamAssembler:
     def _later_exam(self, key: StudyKey) -> tuple[str, str] | None:
         """(study, study date) of the node's earliest exam of ``key``'s patient taken after
         ``key``'s study, where that exam was not compared with it or a later prior."""
-        if key.study_date is None:
+        if key.study_date is None or self.priors is None:
             return None
         later: list[tuple[str, str]] = []
-        for path in (self.out / "exams").glob(f"*/{EXAM_NAME}{EXAM_SUFFIX}"):
-            try:
-                doc = load_exam(path)
-            except (ValueError, OSError):
-                continue
+        paths = (self.out / "exams").glob(f"*/{EXAM_NAME}{EXAM_SUFFIX}")
+        for doc in self.priors.index.headers(paths):  # each document parsed once
             if (
                 doc.patient_id == key.patient_id
                 and doc.study_instance_uid not in (None, key.study_instance_uid)
@@ -247,7 +248,7 @@ class ExamAssembler:
                 and doc.study_date > key.study_date
             ):
                 later.append((doc.study_date, doc.exam_id))
-                prior_date = doc.comparison.prior_study_date if doc.comparison else None
+                prior_date = doc.prior_study_date
                 if prior_date is not None and prior_date >= key.study_date:
                     later[-1] = (doc.study_date, "")  # already compared with this or later
         if not later:
