@@ -465,3 +465,27 @@ def test_exam_index_reads_each_document_version_once(tmp_path: Path) -> None:
     # an unreadable new version has no header
     path.write_text("{")
     assert index.headers([path]) == []
+
+
+def test_exam_index_lists_the_documents_once_and_then_takes_in_the_noted_ones(
+    tmp_path: Path,
+) -> None:
+    exams, priors = tmp_path / "exams", tmp_path / "priors"
+    _exam_doc(exams / "1.2" / "exam.exam.json", "1.2", "20200101")
+    _exam_doc(priors / "1.1" / "exam.exam.json", "1.1", "20190101")
+    _exam_doc(exams / "9.9" / "exam.exam.json", "9.9", "20200101", patient_id="P2")
+    index = ExamIndex((exams, priors))
+    # the roots' order, then the paths'; only the woman's documents
+    assert [h.exam_id for h in index.of_patient("P1")] == ["1.2", "1.1"]
+    assert [h.exam_id for h in index.of_patient("P2")] == ["9.9"]
+    # a document written later is seen once noted (the folders are not listed again)
+    _exam_doc(exams / "1.3" / "exam.exam.json", "1.3", "20210101")
+    assert [h.exam_id for h in index.of_patient("P1")] == ["1.2", "1.1"]
+    index.note(exams / "1.3" / "exam.exam.json")
+    assert [h.exam_id for h in index.of_patient("P1")] == ["1.2", "1.3", "1.1"]
+    # a new version of another patient moves; a removed document goes
+    _exam_doc(exams / "1.2" / "exam.exam.json", "1.2", "20200101", patient_id="P2")
+    (priors / "1.1" / "exam.exam.json").unlink()
+    assert [h.exam_id for h in index.of_patient("P1")] == ["1.3"]
+    index.note(exams / "1.2" / "exam.exam.json")
+    assert [h.exam_id for h in index.of_patient("P2")] == ["1.2", "9.9"]

@@ -239,10 +239,10 @@ class ExamAssembler:
         if key.study_date is None or self.priors is None:
             return None
         later: list[tuple[str, str]] = []
-        paths = (self.out / "exams").glob(f"*/{EXAM_NAME}{EXAM_SUFFIX}")
-        for doc in self.priors.index.headers(paths):  # each document parsed once
+        exams = self.out / "exams"
+        for doc in self.priors.index.of_patient(key.patient_id):  # the woman's, read once
             if (
-                doc.patient_id == key.patient_id
+                doc.path.parent.parent == exams
                 and doc.study_instance_uid not in (None, key.study_instance_uid)
                 and doc.study_date is not None
                 and doc.study_date > key.study_date
@@ -349,6 +349,8 @@ class ExamAssembler:
             stem=EXAM_NAME,
         )
         path = write_exam_outputs(exam, folder, opts)
+        if self.priors is not None:
+            self.priors.index.note(path)
         write_atomic(folder / "written", "\n".join(members) + "\n", durable=True)
         log.info("exam of study %s written: %d image(s), %s", study, len(images), path.name)
         return path
