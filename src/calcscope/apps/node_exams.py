@@ -155,7 +155,8 @@ class ExamAssembler:
                 return None
             if self.priors is not None:  # written by poll(), whose wait for the priors
                 self._last[study] = -math.inf  # never holds back an analysis worker
-                self.due.set()
+                if len(members) == self.views:  # just complete: written at once; a late
+                    self.due.set()  # image waits for the tick (no rewrite per image)
                 return None
             self._last.pop(study, None)
         return self._write(study)
