@@ -2,12 +2,13 @@
 counts, all 0.
 
 Usage: ``python benchmarks/bench_fuzz.py [--n 10000] [--chunk 500] [--no-analyze] [--no-batch]
-[--node-sample 1000] [--work DIR]``; ``--frames 200`` instead measures only corrupt
-compressed frames (200 per syntax, :func:`calcscope.evaluation.hostile.compressed_cases`),
-each analysed in this process, and prints the outcome per syntax and every silent
-different answer; ``--in-process RLE [--what "bytes flipped"]`` analyses in this process
-the compressed cases of the ``--n`` run (the same files ``h<k>``) whose syntax starts with
-``RLE`` (and whose description holds ``--what``), and prints the same.
+[--node-sample 1000] [--node-budget-s S] [--work DIR]``; ``--frames 200`` instead measures
+only corrupt compressed frames (200 per syntax,
+:func:`calcscope.evaluation.hostile.compressed_cases`), each analysed in this process, and
+prints the outcome per syntax and every silent different answer; ``--in-process RLE [--what
+"bytes flipped"]`` analyses in this process the compressed cases of the ``--n`` run (the same
+files ``h<k>``) whose syntax starts with ``RLE`` (and whose description holds ``--what``),
+and prints the same.
 
 Writes about ``--n`` hostile files (:mod:`calcscope.evaluation.hostile`: implausible header
 values, wrong VRs, flipped bytes, truncation, corrupt RLE / JPEG-LS / JPEG 2000 fragments,
@@ -232,7 +233,10 @@ def _start_node(out: Path, port: int, aet: str) -> subprocess.Popen[bytes]:
         "--timeout-s",
         "120",
     ]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # stderr to a file: a pipe read only at the end fills (64 KiB of log lines) and then
+    # blocks every thread of the node that logs (the node stops; not the node's fault)
+    with open(out.parent / "node-stderr.txt", "wb") as err:
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)
     ae = AE(ae_title="FUZZER")
     ae.add_requested_context(Verification)
     deadline = time.monotonic() + 60
@@ -246,9 +250,15 @@ def _start_node(out: Path, port: int, aet: str) -> subprocess.Popen[bytes]:
     raise RuntimeError("the node did not start")
 
 
-def _sendable(path: Path, uid: str) -> object | None:
-    """The file as a dataset with a fresh SOP Instance UID, or None when the sender's own
-    parser refuses it (such a file never reaches a node)."""
+OUT_OF_RESOURCES = 0xA700  # the node's queue stayed full: a modality retries later
+
+
+def _sendable(path: Path, uid: str, study: str | None, clean_study: str) -> object | None:
+    """The file as a dataset with a fresh SOP Instance UID (and ``study`` as its Study
+    Instance UID where it had the clean file's: each hostile file and its good file make a
+    study of their own, as a department's node sees them, instead of one study of
+    thousands of images), or None when the sender's own parser refuses it (such a file
+    never reaches a node)."""
     import pydicom
     from pydicom import config as dicom_config
 
@@ -259,6 +269,8 @@ def _sendable(path: Path, uid: str) -> object | None:
         ds = pydicom.dcmread(path)
         ds.SOPInstanceUID = uid
         ds.file_meta.MediaStorageSOPInstanceUID = uid
+        if study is not None and str(ds.get("StudyInstanceUID", "")) == clean_study:
+            ds.StudyInstanceUID = study
         _ = ds.SOPClassUID, ds.file_meta.TransferSyntaxUID
         return ds
     except Exception:  # noqa: BLE001 - unparseable or without file meta: not sendable
@@ -267,29 +279,113 @@ def _sendable(path: Path, uid: str) -> object | None:
         s.reading_validation_mode = old
 
 
-def _store(ae: Any, ds: Any, port: int, aet: str) -> bool:
-    """C-STORE ``ds`` on an association of its own; False when no association could carry it
-    (a SOP class or transfer syntax UID that is not ASCII cannot even be proposed: the
-    sender refuses it, as a real modality would, and the node never sees the file)."""
+def _store(ae: Any, ds: Any, port: int, aet: str, retry_s: float = 600.0) -> int | None:
+    """C-STORE ``ds`` on an association of its own; the node's status (0 = accepted), or
+    None when no association could carry it (a SOP class or transfer syntax UID that is not
+    ASCII cannot even be proposed: the sender refuses it, as a real modality would, and the
+    node never sees the file). ``0xA700`` (the node's queue stayed full) is retried, as a
+    modality does, for at most ``retry_s`` seconds."""
     uids = (str(ds.SOPClassUID), str(ds.file_meta.TransferSyntaxUID))
     if not all(u.isascii() for u in uids):
-        return False
+        return None
     ae.requested_contexts = []
     ae.add_requested_context(*uids[:1], [uids[1]])
-    try:
-        assoc = ae.associate("127.0.0.1", port, ae_title=aet)
-    except Exception:  # noqa: BLE001 - the sender's encoder refused the request
-        return False
-    if not assoc.is_established:
-        return False
-    try:
-        assoc.send_c_store(ds)
-    except Exception:  # noqa: BLE001 - the sender's encoder refused the data set
-        return False
-    finally:
-        if assoc.is_established:
-            assoc.release()
-    return True
+    deadline = time.monotonic() + retry_s
+    while True:
+        try:
+            assoc = ae.associate("127.0.0.1", port, ae_title=aet)
+        except Exception:  # noqa: BLE001 - the sender's encoder refused the request
+            return None
+        if not assoc.is_established:
+            return None
+        try:
+            status = assoc.send_c_store(ds)
+        except Exception:  # noqa: BLE001 - the sender's encoder refused the data set
+            return None
+        finally:
+            if assoc.is_established:
+                assoc.release()
+        code = int(status.Status) if "Status" in status else None
+        if code != OUT_OF_RESOURCES or time.monotonic() > deadline:
+            return code
+        time.sleep(1.0)
+
+
+def _pick(
+    folders: list[Path], cases: dict[str, list[Case]], sample: int
+) -> list[tuple[Path, Case]]:
+    """Up to ``sample`` DICOM cases (every family but raster and special), spread evenly."""
+    picked = [
+        (f, c)
+        for f in folders
+        for c in cases[f.name]
+        if c.family is not Family.RASTER and c.family is not Family.SPECIAL
+    ]
+    step = max(1, len(picked) // max(sample, 1))
+    return picked[::step][:sample]
+
+
+def _wait_done(done_dir: Path, accepted: set[str], stall_s: float, deadline: float) -> set[str]:
+    """Wait until every accepted image has its commit marker (``done/<uid>``), polling the
+    folder every 0.1 s; give up when none was added for ``stall_s`` or at ``deadline``.
+    Returns the accepted UIDs without a marker (hangs)."""
+    left = set(accepted)
+    last_progress = time.monotonic()
+    while left and time.monotonic() < deadline:
+        finished = {u for u in left if (done_dir / u).exists()}
+        if finished:
+            left -= finished
+            last_progress = time.monotonic()
+        elif time.monotonic() - last_progress > stall_s:
+            break
+        else:
+            time.sleep(0.1)
+    return left
+
+
+def _send_all(
+    picked: list[tuple[Path, Case]],
+    port: int,
+    aet: str,
+    clean_study: str,
+    out: Path,
+    budget_s: float,
+) -> tuple[list[tuple[Case, str | None, str | None]], set[str]]:
+    """Send each hostile file, then its good file (both in a study of their own), until
+    ``budget_s`` seconds have passed (0: no limit); the UIDs the node answered for (None:
+    never reached it) and the UIDs it accepted."""
+    import warnings
+
+    from pydicom.uid import generate_uid
+    from pynetdicom import AE
+
+    # pydicom warns when it re-encodes a hostile element (e.g. a huge value as UN)
+    warnings.filterwarnings("ignore", category=UserWarning, module="pydicom")
+
+    ae = AE(ae_title="FUZZER")
+    ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 60
+    sent: list[tuple[Case, str | None, str | None]] = []
+    accepted: set[str] = set()
+    t0 = time.perf_counter()
+    for k, (folder, c) in enumerate(picked, 1):
+        if budget_s and time.perf_counter() - t0 > budget_s:
+            print(f"  node: time budget of {budget_s:.0f} s spent after {k - 1} pairs")
+            break
+        bad_uid, good_uid, study = generate_uid(), generate_uid(), generate_uid()
+        bad = _sendable(folder / c.name, bad_uid, study, clean_study)
+        good = _sendable(folder / c.good, good_uid, study, clean_study) if c.good else None
+        stored: list[str | None] = []
+        for ds, uid in ((bad, bad_uid), (good, good_uid)):
+            status = _store(ae, ds, port, aet) if ds is not None else None
+            stored.append(uid if status is not None else None)
+            if status == 0:
+                accepted.add(uid)
+        sent.append((c, stored[0], stored[1]))
+        if k % 500 == 0:
+            n_done = sum(1 for _ in (out / "done").iterdir())
+            dt = time.perf_counter() - t0
+            print(f"  node: {k} pairs sent, {n_done} images done, {dt:.0f} s", flush=True)
+    return sent, accepted
 
 
 def run_node(
@@ -299,54 +395,51 @@ def run_node(
     tally: Tally,
     sample: int,
     timeout_s: float,
-) -> None:
-    """Send up to ``sample`` hostile DICOM files, each followed by a clean one, to a node."""
-    from pydicom.uid import generate_uid
-    from pynetdicom import AE
+    budget_s: float = 0.0,
+) -> tuple[int, float]:
+    """Send up to ``sample`` hostile DICOM files, each followed by a clean one, to a node;
+    returns how many, and the seconds from the first C-STORE to the last image's commit.
 
-    picked = [
-        (f, c)
-        for f in folders
-        for c in cases[f.name]
-        if c.family is not Family.RASTER and c.family is not Family.SPECIAL
-    ]
-    step = max(1, len(picked) // max(sample, 1))
-    picked = picked[::step][:sample]
+    An image the node accepted (C-STORE status 0) must get its commit marker: one that has
+    none when the node made no progress for ``min(timeout_s, 300)`` s is a hang (and, for a good
+    file, a lost good file too). One refused at C-STORE (a failure status) is a clear error.
+    """
+    import pydicom
+
+    picked = _pick(folders, cases, sample)
+    first_good = next((f / c.good for f, c in picked if c.good), None)
+    clean_study = ""
+    if first_good is not None:
+        clean_study = str(pydicom.dcmread(first_good, stop_before_pixels=True).StudyInstanceUID)
     out = folders[0].parent / "node-out"
     port, aet = _free_port(), "FUZZNODE"
     proc = _start_node(out, port, aet)
-    sent: list[tuple[Case, str | None, str | None]] = []
     try:
-        ae = AE(ae_title="FUZZER")
-        ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 60
-        for folder, c in picked:
-            bad_uid, good_uid = generate_uid(), generate_uid()
-            bad = _sendable(folder / c.name, bad_uid)
-            good = _sendable(folder / c.good, good_uid) if c.good else None
-            stored: list[str | None] = []
-            for ds, uid in ((bad, bad_uid), (good, good_uid)):
-                stored.append(uid if ds is not None and _store(ae, ds, port, aet) else None)
-            sent.append((c, stored[0], stored[1]))
-        results = out / "results"
-        expected = {u for _, b, g in sent for u in (b, g) if u}
-        deadline = time.monotonic() + timeout_s
-        last, stable_since = -1, time.monotonic()
-        while time.monotonic() < deadline:
-            done = {p.name for p in results.iterdir()} if results.is_dir() else set()
-            if expected <= done:
-                break
-            if len(done) != last:
-                last, stable_since = len(done), time.monotonic()
-            elif time.monotonic() - stable_since > 120:
-                break
-            time.sleep(1.0)
+        t0 = time.perf_counter()
+        sent, accepted = _send_all(picked, port, aet, clean_study, out, budget_s)
+        stall_s = min(timeout_s, 300.0)  # the node's own time limit is 120 s an image
+        hung = _wait_done(out / "done", accepted, stall_s, time.monotonic() + 10 * timeout_s)
+        seconds = time.perf_counter() - t0
     finally:
         proc.terminate()
         try:
-            _, err = proc.communicate(timeout=30)
+            proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
-            _, err = proc.communicate()
+            proc.wait()
+    err = (out.parent / "node-stderr.txt").read_bytes()
+    _judge_node(tally, out, err, sent, hung, clean)
+    return len(sent), seconds
+
+
+def _judge_node(
+    tally: Tally,
+    out: Path,
+    err: bytes | None,
+    sent: list[tuple[Case, str | None, str | None]],
+    hung: set[str],
+    clean: Answer,
+) -> None:
     text = err.decode(errors="replace") if err else ""
     if "Traceback (most recent call last)" in text:
         tally.add("node", "traceback", text[text.index("Traceback") :][:300])
@@ -360,12 +453,16 @@ def run_node(
         folder = out / "results" / uid
         if (folder / "analysis.json").exists():
             return _json_answer(folder / "analysis.json"), False
+        # refused at C-STORE (no folder) or recorded as failed (error.json)
         return None, (folder / "error.json").exists() or not folder.exists()
 
     for c, bad_uid, good_uid in sent:
+        if bad_uid in hung:
+            tally.add("node", "hang", f"{c.name} ({c.what}): accepted, never finished")
+            continue
         got, failed = answer(bad_uid)
-        good = answer(good_uid)[0] if c.good else clean
-        _judge(tally, "node", c, got, failed, good, clean)
+        good = answer(good_uid)[0] if c.good and good_uid not in hung else None
+        _judge(tally, "node", c, got, failed, good if c.good else clean, clean)
 
 
 def print_surface(tally: Tally, surface: str) -> None:
@@ -461,6 +558,12 @@ def main() -> int:
         default=1000,
         help="hostile DICOM files sent to a node (0: skip the node)",
     )
+    ap.add_argument(
+        "--node-budget-s",
+        type=float,
+        default=0.0,
+        help="stop sending to the node after so many seconds (0: send the whole sample)",
+    )
     ap.add_argument("--work", type=Path, default=None, help="working folder (default: temp)")
     ap.add_argument(
         "--frames",
@@ -519,8 +622,14 @@ def main() -> int:
         print_surface(tally, "batch")
     if args.node_sample:
         t1 = time.perf_counter()
-        run_node(folders, by_chunk, clean, tally, args.node_sample, args.timeout_s)
-        print(f"node: {time.perf_counter() - t1:.0f} s")
+        n_node, sent_s = run_node(
+            folders, by_chunk, clean, tally, args.node_sample, args.timeout_s, args.node_budget_s
+        )
+        print(
+            f"node: {time.perf_counter() - t1:.0f} s in all; {n_node} hostile files (each with "
+            f"its good file) from the first C-STORE to the last commit in {sent_s:.0f} s, "
+            f"{sent_s / max(n_node, 1):.2f} s per pair"
+        )
         print_surface(tally, "node")
     print(f"\nworking folder: {work}")
     return 1 if tally.bad() else 0

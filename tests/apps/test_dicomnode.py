@@ -362,6 +362,9 @@ def test_echo_store_and_failure_statuses(tmp_path: Path, base_images: dict[str, 
     assert (out / "received" / f"{uid}.dcm").exists()
     assert not list((out / "incoming").iterdir())
     assert analysed_counts(out)[uid] == 1
+    # the commit marker keeps where the image's time went (in the worker process)
+    marker = json.loads((out / "done" / uid).read_text())
+    assert 0 < marker["analysis_s"] < marker["seconds"] and 0 < marker["outputs_s"]
     text = (out / "node.log").read_text()
     assert "not a mammogram: modality CT" in text and "truncated pixel data" in text
 

@@ -5,6 +5,7 @@ holds the exam back longer than the prior time limit."""
 from __future__ import annotations
 
 import json
+import os
 import socket
 import time
 from io import BytesIO
@@ -22,7 +23,7 @@ from pynetdicom.sop_class import (  # noqa: E402  # type: ignore[attr-defined]
 )
 
 from calcscope.apps.node import PriorSource, StorageNode  # noqa: E402
-from calcscope.apps.node_priors import StudyKey, find_prior_studies  # noqa: E402
+from calcscope.apps.node_priors import ExamIndex, StudyKey, find_prior_studies  # noqa: E402
 from calcscope.errors import ConfigError  # noqa: E402
 from calcscope.phantom.follow_up import write_follow_up_phantom  # noqa: E402
 from calcscope.reports.exam import ExamReport, load_exam  # noqa: E402
@@ -398,3 +399,73 @@ def test_a_pacs_without_c_get_sends_the_prior_by_c_move(tmp_path: Path, follow_u
         server.shutdown()
     _check_changes(doc, follow_up)
     assert "sent 4 image(s) of prior study" in (out / "node.log").read_text()
+
+
+def _exam_doc(path: Path, study: str, study_date: str, patient_id: str = "P1") -> None:
+    """A minimal exam document (no images, no findings) written atomically."""
+    doc = ExamReport.model_validate(
+        {
+            "exam_id": study,
+            "study_instance_uid": study,
+            "patient_id": patient_id,
+            "study_date": study_date,
+            "images": [],
+            "breasts": {},
+            "assessment": {
+                "category": "1",
+                "category_label": "negative",
+                "likelihood": 0.0,
+                "follow_up": "routine",
+                "follow_up_label": "routine screening",
+                "reason": "no findings",
+            },
+        }
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(doc.model_dump_json())
+    tmp.replace(path)
+
+
+def test_exam_index_reads_each_document_version_once(tmp_path: Path) -> None:
+    path = tmp_path / "exams" / "1.2.3" / "exam.exam.json"
+    _exam_doc(path, "1.2.3", "20200101")
+    index = ExamIndex()
+    (first,) = index.headers([path, tmp_path / "missing.json"])
+    assert (first.patient_id, first.study_date, first.exam_id) == ("P1", "20200101", "1.2.3")
+    # the same version (inode, size, mtime) is not read again: garbage in place is unseen
+    st = path.stat()
+    path.write_bytes(b"x" * st.st_size)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert index.headers([path]) == [first]
+    # a new version (an atomic replace: a new inode) is read
+    _exam_doc(path, "1.2.3", "20210101", patient_id="P2")
+    (second,) = index.headers([path])
+    assert (second.patient_id, second.study_date) == ("P2", "20210101")
+    # an unreadable new version has no header
+    path.write_text("{")
+    assert index.headers([path]) == []
+
+
+def test_exam_index_lists_the_documents_once_and_then_takes_in_the_noted_ones(
+    tmp_path: Path,
+) -> None:
+    exams, priors = tmp_path / "exams", tmp_path / "priors"
+    _exam_doc(exams / "1.2" / "exam.exam.json", "1.2", "20200101")
+    _exam_doc(priors / "1.1" / "exam.exam.json", "1.1", "20190101")
+    _exam_doc(exams / "9.9" / "exam.exam.json", "9.9", "20200101", patient_id="P2")
+    index = ExamIndex((exams, priors))
+    # the roots' order, then the paths'; only the woman's documents
+    assert [h.exam_id for h in index.of_patient("P1")] == ["1.2", "1.1"]
+    assert [h.exam_id for h in index.of_patient("P2")] == ["9.9"]
+    # a document written later is seen once noted (the folders are not listed again)
+    _exam_doc(exams / "1.3" / "exam.exam.json", "1.3", "20210101")
+    assert [h.exam_id for h in index.of_patient("P1")] == ["1.2", "1.1"]
+    index.note(exams / "1.3" / "exam.exam.json")
+    assert [h.exam_id for h in index.of_patient("P1")] == ["1.2", "1.3", "1.1"]
+    # a new version of another patient moves; a removed document goes
+    _exam_doc(exams / "1.2" / "exam.exam.json", "1.2", "20200101", patient_id="P2")
+    (priors / "1.1" / "exam.exam.json").unlink()
+    assert [h.exam_id for h in index.of_patient("P1")] == ["1.3"]
+    index.note(exams / "1.2" / "exam.exam.json")
+    assert [h.exam_id for h in index.of_patient("P2")] == ["1.2", "9.9"]

@@ -45,8 +45,7 @@ The received file is the unit of work, and the disk is the queue::
    ``results/<uid>``; the ``done`` marker is the commit; then the image moves to
    ``received/``. An image with a marker is never analysed again.
 4. On start, the node deletes half-received temporary files and half-written result
-   folders, and queues every file left in ``incoming/`` and every result whose forwarding
-   had not succeeded.
+   folders, and queues every file left in ``incoming/`` and every unforwarded result.
 
 Failure statuses: ``0xA900`` not a mammogram or UID mismatch, ``0xC000`` undecodable or
 truncated data set, ``0x0117`` invalid SOP Instance UID, ``0xA700`` out of resources. An
@@ -454,6 +453,7 @@ class StorageNode:
         if drain:
             self.wait_idle(timeout_s)
         self._stop.set()
+        self.exams.due.set()  # the exam thread need not wait for its tick
         for t in self._threads:
             t.join(timeout_s)
         log.info("node stopped: %s", self.stats)
@@ -523,11 +523,9 @@ class StorageNode:
             self._pending.update(uid for kind, uid in jobs if kind == "analyse")
         if jobs:
             self.stats.add("recovered", len(jobs))
-            log.info(
-                "recovering %d image(s) and %d unsent result(s) from the last run",
-                sum(k == "analyse" for k, _ in jobs),
-                sum(k == "forward" for k, _ in jobs),
-            )
+            n = sum(k == "analyse" for k, _ in jobs)
+            msg = "recovering %d image(s) and %d unsent result(s) from the last run"
+            log.info(msg, n, len(jobs) - n)
         return jobs
 
     def _feed(self, jobs: Iterable[tuple[str, str]]) -> None:
@@ -561,10 +559,7 @@ class StorageNode:
             ds.file_meta = event.file_meta
             problem = check_dataset(ds, sop_class, uid)
         except Exception as exc:  # noqa: BLE001 - a corrupt data set must not take the node down
-            problem = (
-                CANNOT_UNDERSTAND,
-                one_line(f"corrupt data set: {type(exc).__name__}: {exc}"),
-            )
+            problem = CANNOT_UNDERSTAND, one_line(f"corrupt data set: {type(exc).__name__}: {exc}")
         if problem is not None:
             self.stats.add("rejected")
             log.warning("refused %s from %s (0x%04X): %s", uid, sender, problem[0], problem[1])
@@ -594,12 +589,8 @@ class StorageNode:
                 self._pending.discard(uid)
             self._incoming(uid).unlink(missing_ok=True)
             self.stats.add("busy")
-            log.warning(
-                "queue full for %.0f s: refused %s from %s (0xA700)",
-                self.put_timeout_s,
-                uid,
-                sender,
-            )
+            wait_s = self.put_timeout_s
+            log.warning("queue full for %.0f s: refused %s from %s (0xA700)", wait_s, uid, sender)
             return OUT_OF_RESOURCES
         self.stats.add("received")
         log.info("received %s from %s", uid, sender)
@@ -607,7 +598,8 @@ class StorageNode:
 
     # workers
     def _work(self) -> None:
-        worker = AnalysisWorker(processes=self.processes, timeout_s=self.timeout_s)
+        model = self.config.detect.model
+        worker = AnalysisWorker(processes=self.processes, timeout_s=self.timeout_s, model=model)
         try:
             while not self._stop.is_set():
                 try:
@@ -640,7 +632,11 @@ class StorageNode:
             os.replace(src, self.out / folder / src.name)
 
     def _poll_exams(self, tick_s: float) -> None:
-        while not self._stop.wait(tick_s):
+        while not self._stop.is_set():  # woken at once when an exam is complete or at stop
+            self.exams.due.wait(tick_s)
+            if self._stop.is_set():
+                return
+            self.exams.due.clear()
             try:
                 for path in self.exams.poll():
                     self._forward_exam(path)
@@ -699,16 +695,20 @@ class StorageNode:
                 return
             if self.forward is not None and self.dicom_reports:
                 write_atomic(tmp / "forward_pending", str(self.forward), durable=True)
-            self._commit(uid, tmp, {"status": "ok", "seconds": time.perf_counter() - t0})
+            times = {"analysis_s": outcome.analysis_s, "outputs_s": outcome.outputs_s}
+            self._commit(uid, tmp, {"status": "ok", "seconds": time.perf_counter() - t0, **times})
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
         self._move(src, "received")
         self.stats.add("analysed")
         log.info(
-            "analysed %s in %.2f s: %d calcification(s), %d cluster(s), BI-RADS %s",
+            "analysed %s in %.2f s (analysis %.2f s, outputs %.2f s): %d calcification(s), "
+            "%d cluster(s), BI-RADS %s",
             uid,
             time.perf_counter() - t0,
+            outcome.analysis_s,
+            outcome.outputs_s,
             outcome.n_calcifications,
             outcome.n_clusters,
             outcome.category,

@@ -110,6 +110,9 @@ class ExamAssembler:
     _last: dict[str, float] = field(default_factory=dict)  # open study -> last arrival
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _seed: str | None = field(default=None, init=False)  # the de-identification seed
+    due: threading.Event = field(default_factory=threading.Event, init=False)
+    """Set when an exam is complete and waits for :meth:`poll` (which need not wait for
+    its next tick)."""
 
     def __post_init__(self) -> None:
         if self.idle_s <= 0 or self.views < 1:
@@ -152,6 +155,8 @@ class ExamAssembler:
                 return None
             if self.priors is not None:  # written by poll(), whose wait for the priors
                 self._last[study] = -math.inf  # never holds back an analysis worker
+                if len(members) == self.views:  # just complete: written at once; a late
+                    self.due.set()  # image waits for the tick (no rewrite per image)
                 return None
             self._last.pop(study, None)
         return self._write(study)
@@ -232,22 +237,19 @@ class ExamAssembler:
     def _later_exam(self, key: StudyKey) -> tuple[str, str] | None:
         """(study, study date) of the node's earliest exam of ``key``'s patient taken after
         ``key``'s study, where that exam was not compared with it or a later prior."""
-        if key.study_date is None:
+        if key.study_date is None or self.priors is None:
             return None
         later: list[tuple[str, str]] = []
-        for path in (self.out / "exams").glob(f"*/{EXAM_NAME}{EXAM_SUFFIX}"):
-            try:
-                doc = load_exam(path)
-            except (ValueError, OSError):
-                continue
+        exams = self.out / "exams"
+        for doc in self.priors.index.of_patient(key.patient_id):  # the woman's, read once
             if (
-                doc.patient_id == key.patient_id
+                doc.path.parent.parent == exams
                 and doc.study_instance_uid not in (None, key.study_instance_uid)
                 and doc.study_date is not None
                 and doc.study_date > key.study_date
             ):
                 later.append((doc.study_date, doc.exam_id))
-                prior_date = doc.comparison.prior_study_date if doc.comparison else None
+                prior_date = doc.prior_study_date
                 if prior_date is not None and prior_date >= key.study_date:
                     later[-1] = (doc.study_date, "")  # already compared with this or later
         if not later:
@@ -348,6 +350,8 @@ class ExamAssembler:
             stem=EXAM_NAME,
         )
         path = write_exam_outputs(exam, folder, opts)
+        if self.priors is not None:
+            self.priors.index.note(path)
         write_atomic(folder / "written", "\n".join(members) + "\n", durable=True)
         log.info("exam of study %s written: %d image(s), %s", study, len(images), path.name)
         return path

@@ -35,7 +35,7 @@ import re
 import shutil
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +47,8 @@ from calcscope.exam.compare import PriorExam, months_between
 from calcscope.files import write_atomic
 
 __all__ = [
+    "ExamHeader",
+    "ExamIndex",
     "PriorFinder",
     "PriorSource",
     "PriorStudy",
@@ -59,6 +61,8 @@ __all__ = [
 log = logging.getLogger("calcscope.node")
 
 _UNSAFE = re.compile(r"[^0-9A-Za-z._-]")
+EXAM_FILE = "exam.exam.json"
+"""The name of an exam document in its study folder (``exams/<study>/``, ``priors/<study>/``)."""
 STABLE_MONTHS = 24
 """A prior closer than this to the current exam brings the study before it as well."""
 
@@ -300,6 +304,113 @@ class _Search:
     error: str | None = None
 
 
+@dataclass(frozen=True)
+class ExamHeader:
+    """What a search for priors reads of an exam document before the document itself."""
+
+    path: Path
+    exam_id: str
+    study_instance_uid: str | None
+    patient_id: str | None
+    study_date: str | None  # YYYYMMDD
+    prior_study_date: str | None  # the study it was compared with
+
+
+class ExamIndex:
+    """The headers of the node's exam documents by patient, each document read once per
+    version.
+
+    A version is known by its file's inode, size and modification time (the documents are
+    replaced atomically, so a new version is a new inode). The documents under ``roots``
+    (``*/exam.exam.json``) are listed once, at the first :meth:`of_patient`; the node
+    tells the index of each document it writes afterwards (:meth:`note`). A search for
+    priors then reads only the documents of the woman, not every exam the node ever wrote
+    (a node that sees a study a minute writes half a million exams a year). Thread-safe.
+    """
+
+    def __init__(self, roots: Sequence[Path] = ()) -> None:
+        self.roots = tuple(roots)
+        self._seen: dict[Path, tuple[tuple[int, int, int], ExamHeader | None]] = {}
+        self._by_patient: dict[str | None, set[Path]] = {}
+        self._listed = False
+        self._lock = threading.RLock()
+
+    def headers(self, paths: Iterable[Path]) -> list[ExamHeader]:
+        """The headers of the readable documents among ``paths``, in their order."""
+        found = []
+        for path in paths:
+            header = self._refresh(path)
+            if header is not None:
+                found.append(header)
+        return found
+
+    def note(self, path: Path) -> None:
+        """Take in the document at ``path`` (just written by the node)."""
+        self._refresh(path)
+
+    def of_patient(self, patient_id: str | None) -> list[ExamHeader]:
+        """The headers of the documents under ``roots`` of ``patient_id``, in the order of
+        the roots, then of their paths."""
+        with self._lock:
+            if not self._listed:
+                self._listed = True
+                for root in self.roots:
+                    self.headers(sorted(root.glob(f"*/{EXAM_FILE}")))
+            paths = sorted(self._by_patient.get(patient_id, ()), key=self._order)
+        return [h for h in self.headers(paths) if h.patient_id == patient_id]
+
+    def _order(self, path: Path) -> tuple[int, Path]:
+        root = path.parent.parent
+        return (self.roots.index(root) if root in self.roots else len(self.roots), path)
+
+    def _refresh(self, path: Path) -> ExamHeader | None:
+        """The header of ``path``'s current version (read when new), the index updated."""
+        try:
+            st = path.stat()
+        except OSError:
+            st = None
+        with self._lock:
+            seen = self._seen.get(path)
+            stamp = None if st is None else (st.st_ino, st.st_size, st.st_mtime_ns)
+            if seen is not None and seen[0] == stamp:
+                return seen[1]
+            if seen is not None and seen[1] is not None:
+                self._by_patient.get(seen[1].patient_id, set()).discard(path)
+            if stamp is None:
+                self._seen.pop(path, None)
+                return None
+            header = _read_header(path)
+            self._seen[path] = (stamp, header)
+            if header is not None:
+                self._by_patient.setdefault(header.patient_id, set()).add(path)
+            return header
+
+
+def _read_header(path: Path) -> ExamHeader | None:
+    prior = _read_prior(path)
+    if prior is None:
+        return None
+    return ExamHeader(
+        path=path,
+        exam_id=prior.exam_id,
+        study_instance_uid=prior.study_instance_uid,
+        patient_id=prior.patient_id,
+        study_date=prior.study_date,
+        prior_study_date=prior.prior_study_date,
+    )
+
+
+def _earlier(p: ExamHeader | PriorExam, key: StudyKey) -> bool:
+    """Whether ``p`` is an exam of ``key``'s patient taken before ``key``'s study."""
+    return (
+        p.patient_id == key.patient_id
+        and p.study_instance_uid != key.study_instance_uid
+        and p.study_date is not None
+        and key.study_date is not None
+        and p.study_date < key.study_date
+    )
+
+
 @dataclass
 class PriorFinder:
     """The node's background search for each study's priors (see the module docstring).
@@ -331,8 +442,12 @@ class PriorFinder:
     _searches: dict[str, _Search] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _fetching: threading.Lock = field(default_factory=threading.Lock)
+    index: ExamIndex = field(init=False)
+    """The headers of the node's exam documents and its priors' (shared with the exam
+    assembler, which notes each exam it writes)."""
 
     def __post_init__(self) -> None:
+        self.index = ExamIndex((self.out / "exams", self.out / "priors"))
         if self.timeout_s <= 0:
             raise ConfigError(f"prior timeout {self.timeout_s} s: must be positive")
 
@@ -386,11 +501,6 @@ class PriorFinder:
             search.done.set()
 
     # the documents the node has
-    def _documents(self) -> list[Path]:
-        return sorted((self.out / "exams").glob("*/exam.exam.json")) + sorted(
-            (self.out / "priors").glob("*/exam.exam.json")
-        )
-
     def _document(self, study: str) -> PriorExam | None:
         for sub in ("exams", "priors"):
             prior = _read_prior(self.out / sub / _folder_name(study) / "exam.exam.json")
@@ -399,17 +509,9 @@ class PriorFinder:
         return None
 
     def _local(self, key: StudyKey) -> list[PriorExam]:
-        priors = [_read_prior(p) for p in self._documents()]
-        return [
-            p
-            for p in priors
-            if p is not None
-            and p.patient_id == key.patient_id
-            and p.study_instance_uid != key.study_instance_uid
-            and p.study_date is not None
-            and key.study_date is not None
-            and p.study_date < key.study_date
-        ]
+        headers = [h for h in self.index.of_patient(key.patient_id) if _earlier(h, key)]
+        priors = [_read_prior(h.path) for h in headers]
+        return [p for p in priors if p is not None and _earlier(p, key)]
 
     def _fetch(self, key: StudyKey, deadline: float, local: list[PriorExam]) -> list[PriorExam]:
         """The priors from the PACS that ``local`` lacks."""
@@ -466,7 +568,9 @@ class PriorFinder:
             reports = sorted((folder / "results").glob("*/analysis.json"))
         if not reports:
             raise PriorsUnavailable(f"no mammogram of prior study {uid} was analysed")
-        return _write_prior_exam(folder, reports, study, key, older)
+        prior = _write_prior_exam(folder, reports, study, key, older)
+        self.index.note(folder / EXAM_FILE)
+        return prior
 
     def _analyze_images(self, files: Sequence[Path], results: Path) -> None:
         """Analyse retrieved images, each into ``results/<file stem>/analysis.json``

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -119,6 +120,10 @@ class AnalysisOutcome:
     n_calcifications: int = 0
     n_clusters: int = 0
     category: str = ""
+    analysis_s: float = 0.0
+    """Seconds of :func:`~calcscope.pipeline.analyze` in the worker process."""
+    outputs_s: float = 0.0
+    """Seconds writing the JSON, SR and GSPS (durably) in the worker process."""
 
     @property
     def ok(self) -> bool:
@@ -152,7 +157,9 @@ def run_job(job: AnalysisJob) -> AnalysisOutcome:
         anonymize_seed=job.anonymize_seed,
     )
     try:
+        t0 = time.perf_counter()
         analysis = analyze(Path(job.src), job.config)
+        t1 = time.perf_counter()
         write_outputs(analysis, job.out_dir, STEM, options, source_path=job.final_path)
     except (KeyboardInterrupt, SystemExit):
         raise
@@ -162,6 +169,8 @@ def run_job(job: AnalysisJob) -> AnalysisOutcome:
         n_calcifications=len(analysis.detected),
         n_clusters=len(analysis.clusters),
         category=str(analysis.assessment.category.value),
+        analysis_s=t1 - t0,
+        outputs_s=time.perf_counter() - t1,
     )
 
 
@@ -176,15 +185,23 @@ class AnalysisWorker:
     timeout_s
         Time limit of one image, in seconds (``None``: none); the process is killed and
         replaced when it runs over.
+    model
+        The detector model that each new process loads before its first image (the
+        name in :attr:`calcscope.config.DetectConfig.model`), so that the time limit and
+        the first image's latency count the analysis only; ``None``: loaded by the first
+        image.
     """
 
-    def __init__(self, *, processes: bool = True, timeout_s: float | None = None) -> None:
+    def __init__(
+        self, *, processes: bool = True, timeout_s: float | None = None, model: str | None = None
+    ) -> None:
         self.timeout_s = timeout_s
+        self.model = model
         self._lock = threading.Lock()
         self._pool: Any = None
         self._ready: Any = None
         if processes:
-            self._pool, self._ready = _new_pool()
+            self._pool, self._ready = _new_pool(model)
 
     def run(self, job: AnalysisJob) -> AnalysisOutcome:
         """Analyse one image; a dead or overrunning process is that image's failure."""
@@ -226,7 +243,7 @@ class AnalysisWorker:
             old, self._pool = self._pool, None
             if old is not None:
                 _kill(old)
-            self._pool, self._ready = _new_pool()
+            self._pool, self._ready = _new_pool(self.model)
 
     def close(self) -> None:
         """Stop the process (waiting for nothing)."""
@@ -247,8 +264,8 @@ def _kill(pool: Any) -> None:
     pool.shutdown(wait=False, cancel_futures=True)
 
 
-def _new_pool() -> tuple[Any, Any]:
-    """A pool of one spawned process, and the future of its warm-up."""
+def _new_pool(model: str | None) -> tuple[Any, Any]:
+    """A pool of one spawned process, and the future of its warm-up (loading ``model``)."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
@@ -257,7 +274,7 @@ def _new_pool() -> tuple[Any, Any]:
         mp_context=multiprocessing.get_context("spawn"),
         initializer=_watch_parent,
     )
-    return pool, pool.submit(_warm_up)
+    return pool, pool.submit(_warm_up, model)
 
 
 def _watch_parent() -> None:
@@ -276,10 +293,19 @@ def _watch_parent() -> None:
     threading.Thread(target=watch, name="calcscope-parent-watch", daemon=True).start()
 
 
-def _warm_up() -> None:
-    """Import the pipeline in a fresh worker process before the first image arrives."""
+def _warm_up(model: str | None) -> None:
+    """Import the pipeline in a fresh worker process before the first image arrives, and
+    load ``model`` (a model that cannot be loaded fails each image, with its message)."""
     import calcscope.pipeline  # noqa: F401
     import calcscope.reports.gsps  # noqa: F401
     import calcscope.reports.schema  # noqa: F401
     import calcscope.reports.sr  # noqa: F401
     import calcscope.reports.writer  # noqa: F401
+
+    if model is not None:
+        from calcscope.detection.classifier import load_model
+
+        try:
+            load_model(model)  # cached in the process
+        except Exception:  # noqa: BLE001, S110 - reported by each image's analysis
+            pass
