@@ -16,8 +16,10 @@ tens of non-calcification candidates sure). Only at pixels up to
 ``DetectConfig.scale_cnr_max_pixel_mm`` (0.06 mm): measured on CBIS-DDSM film at 0.05 mm
 (docs/accuracy.md, ``benchmarks/measure_scale_cnr.py``).
 
-Memory: two float32 blurs of the image while the band is made (8 bytes per pixel, freed
-before returning); the peak and the noise are read in each candidate's window only.
+Memory: the band is made in strips of rows with the blurs' margins (a few float32 strips at
+a time, about 0.5 bytes per pixel of the image for its subsampled values), so the step adds
+nothing to the analysis's peak; the peak and the noise are read in each candidate's window
+only.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 
 from calcscope.config import DetectConfig
-from calcscope.detection.candidates import blur
+from calcscope.detection.bands import blur
 from calcscope.detection.classifier import too_sharp
 from calcscope.detection.features import Candidates
 
@@ -37,11 +39,38 @@ _PEAK_RADIUS_PX = 2
 """The band's peak is looked for within this many pixels (a 5 x 5 square) of the centre."""
 _CLIP_SIGMAS = 3.0
 """Squares of the band are clipped at this many global robust sigmas, squared."""
+_STRIP_ROWS = 512
+"""Rows of a strip of the band (made with its margins, then freed)."""
 
 
 def scale_cnr_active(pixel_mm: float, config: DetectConfig) -> bool:
     """Whether the scale-matched CNR is measured at pixels of ``pixel_mm`` (mm)."""
     return config.scale_cnr_sure and 0.0 < pixel_mm <= config.scale_cnr_max_pixel_mm
+
+
+def _strip_band(img: np.ndarray, r0: int, r1: int, margin: int, pixel_mm: float):
+    """The scale-matched band of rows ``r0``-``r1`` of ``img``, made on those rows and
+    ``margin`` more on each side (the blurs' reach: the rows asked for are as on the
+    whole image); returns the band of the padded rows and the first padded row."""
+    top = max(r0 - margin, 0)
+    slab = img[top : min(r1 + margin, img.shape[0])]
+    band = blur(slab, SCALE_SIGMAS_MM[0] / pixel_mm)
+    band = band - blur(slab, SCALE_SIGMAS_MM[1] / pixel_mm)
+    return band, top
+
+
+def _global_sigma(img: np.ndarray, mask: np.ndarray, margin: int, pixel_mm: float) -> float:
+    """Robust sigma (1.4826 x median absolute value) of the band inside ``mask``, on every
+    third row and column, made strip by strip."""
+    values = []
+    for r0 in range(0, img.shape[0], _STRIP_ROWS):
+        r1 = min(r0 + _STRIP_ROWS, img.shape[0])
+        band, top = _strip_band(img, r0, r1, margin, pixel_mm)
+        first = r0 + (-r0) % 3
+        rows = slice(first - top, r1 - top, 3)
+        values.append(np.abs(band[rows, ::3][mask[first:r1:3, ::3]]))
+    inside = np.concatenate(values)
+    return 1.4826 * float(np.median(inside)) if inside.size else 0.0
 
 
 def scale_matched_cnr(
@@ -52,6 +81,9 @@ def scale_matched_cnr(
     window_mm: float,
 ) -> np.ndarray:
     """Scale-matched CNR at each of ``centres_rc`` ((n, 2) pixel rows and columns).
+
+    The band is made in strips of rows (twice: its global robust sigma first), so that
+    only a strip of it is held at a time.
 
     Parameters
     ----------
@@ -76,23 +108,26 @@ def scale_matched_cnr(
     if n == 0:
         return np.zeros(0)
     img = np.asarray(image, dtype=np.float32)
-    band = blur(img, SCALE_SIGMAS_MM[0] / pixel_mm)
-    band -= blur(img, SCALE_SIGMAS_MM[1] / pixel_mm)
-    sub = (slice(None, None, 3), slice(None, None, 3))
-    inside = band[sub][mask[sub]]
-    g = 1.4826 * float(np.median(np.abs(inside))) if inside.size else 0.0
-    cap = np.float32((_CLIP_SIGMAS * g) ** 2)
-    rows_n, cols_n = band.shape
     half = (int(round(window_mm / pixel_mm)) | 1) // 2
+    p = _PEAK_RADIUS_PX
+    margin = int(np.ceil(4 * SCALE_SIGMAS_MM[1] / pixel_mm)) + max(half, p) + 8
+    cap = np.float32((_CLIP_SIGMAS * _global_sigma(img, mask, margin, pixel_mm)) ** 2)
+    rows_n, cols_n = img.shape
     rows = np.clip(np.rint(centres_rc[:, 0]).astype(int), 0, rows_n - 1)
     cols = np.clip(np.rint(centres_rc[:, 1]).astype(int), 0, cols_n - 1)
     out = np.zeros(n)
-    p = _PEAK_RADIUS_PX
-    for k, (r, c) in enumerate(zip(rows, cols, strict=True)):
-        peak = float(band[max(r - p, 0) : r + p + 1, max(c - p, 0) : c + p + 1].max())
-        w = band[max(r - half, 0) : r + half + 1, max(c - half, 0) : c + half + 1]
-        noise = float(np.sqrt(np.minimum(w * w, cap).mean()))
-        out[k] = peak / noise if noise > 0 else 0.0
+    for r0 in range(0, rows_n, _STRIP_ROWS):
+        r1 = min(r0 + _STRIP_ROWS, rows_n)
+        here = np.flatnonzero((rows >= r0) & (rows < r1))
+        if here.size == 0:
+            continue
+        band, top = _strip_band(img, r0, r1, margin, pixel_mm)
+        for k in here:
+            r, c = int(rows[k]) - top, int(cols[k])
+            peak = float(band[max(r - p, 0) : r + p + 1, max(c - p, 0) : c + p + 1].max())
+            w = band[max(r - half, 0) : r + half + 1, max(c - half, 0) : c + half + 1]
+            noise = float(np.sqrt(np.minimum(w * w, cap).mean()))
+            out[k] = peak / noise if noise > 0 else 0.0
     return out
 
 
