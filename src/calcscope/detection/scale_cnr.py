@@ -48,29 +48,38 @@ def scale_cnr_active(pixel_mm: float, config: DetectConfig) -> bool:
     return config.scale_cnr_sure and 0.0 < pixel_mm <= config.scale_cnr_max_pixel_mm
 
 
-def _strip_band(img: np.ndarray, r0: int, r1: int, margin: int, pixel_mm: float):
-    """The scale-matched band of rows ``r0``-``r1`` of ``img``, made on those rows and
-    ``margin`` more on each side (the blurs' reach: the rows asked for are as on the
-    whole image); returns the band of the padded rows and the first padded row."""
-    top = max(r0 - margin, 0)
-    slab = img[top : min(r1 + margin, img.shape[0])]
+def _strip_band(
+    img: np.ndarray, rows: tuple[int, int], cols: tuple[int, int], margin: int, pixel_mm: float
+) -> tuple[np.ndarray, int, int]:
+    """The scale-matched band over ``rows`` and ``cols`` (first, end) of ``img``, made on
+    them and ``margin`` more on each side (the blurs' reach: the pixels asked for are as on
+    the whole image); returns the band of the padded box and its first row and column."""
+    top, left = max(rows[0] - margin, 0), max(cols[0] - margin, 0)
+    slab = img[
+        top : min(rows[1] + margin, img.shape[0]), left : min(cols[1] + margin, img.shape[1])
+    ]
     band = blur(slab, SCALE_SIGMAS_MM[0] / pixel_mm)
     band = band - blur(slab, SCALE_SIGMAS_MM[1] / pixel_mm)
-    return band, top
+    return band, top, left
 
 
 def _global_sigma(img: np.ndarray, mask: np.ndarray, margin: int, pixel_mm: float) -> float:
     """Robust sigma (1.4826 x median absolute value) of the band inside ``mask``, on every
-    third row and column, made strip by strip."""
+    third row and column, made strip by strip over the mask's columns."""
     values = []
     for r0 in range(0, img.shape[0], _STRIP_ROWS):
         r1 = min(r0 + _STRIP_ROWS, img.shape[0])
-        band, top = _strip_band(img, r0, r1, margin, pixel_mm)
         first = r0 + (-r0) % 3
-        rows = slice(first - top, r1 - top, 3)
-        values.append(np.abs(band[rows, ::3][mask[first:r1:3, ::3]]))
-    inside = np.concatenate(values)
-    return 1.4826 * float(np.median(inside)) if inside.size else 0.0
+        inside = np.flatnonzero(mask[first:r1:3].any(axis=0))
+        if inside.size == 0:
+            continue
+        c0, c1 = int(inside[0]), int(inside[-1]) + 1
+        band, top, left = _strip_band(img, (r0, r1), (c0, c1), margin, pixel_mm)
+        c_first = c0 + (-c0) % 3
+        sub = band[first - top : r1 - top : 3, c_first - left : c1 - left : 3]
+        values.append(np.abs(sub[mask[first:r1:3, c_first:c1:3]]))
+    inside_values = np.concatenate(values) if values else np.zeros(0, np.float32)
+    return 1.4826 * float(np.median(inside_values)) if inside_values.size else 0.0
 
 
 def scale_matched_cnr(
@@ -121,9 +130,10 @@ def scale_matched_cnr(
         here = np.flatnonzero((rows >= r0) & (rows < r1))
         if here.size == 0:
             continue
-        band, top = _strip_band(img, r0, r1, margin, pixel_mm)
+        c_span = (int(cols[here].min()) - half - p, int(cols[here].max()) + half + p + 1)
+        band, top, left = _strip_band(img, (r0, r1), c_span, margin, pixel_mm)
         for k in here:
-            r, c = int(rows[k]) - top, int(cols[k])
+            r, c = int(rows[k]) - top, int(cols[k]) - left
             peak = float(band[max(r - p, 0) : r + p + 1, max(c - p, 0) : c + p + 1].max())
             w = band[max(r - half, 0) : r + half + 1, max(c - half, 0) : c + half + 1]
             noise = float(np.sqrt(np.minimum(w * w, cap).mean()))
