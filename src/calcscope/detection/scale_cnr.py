@@ -31,7 +31,7 @@ from calcscope.detection.bands import blur
 from calcscope.detection.classifier import too_sharp
 from calcscope.detection.features import Candidates
 
-__all__ = ["SCALE_SIGMAS_MM", "scale_matched_cnr", "scale_sure"]
+__all__ = ["SCALE_SIGMAS_MM", "scale_cnr_active", "scale_matched_cnr", "scale_sure"]
 
 SCALE_SIGMAS_MM = (0.10, 0.30)
 """Gaussian sigmas (mm) of the difference of Gaussians matched to a 0.15-0.6 mm speck."""
