@@ -244,6 +244,11 @@ def main(argv: list[str] | None = None) -> int:
         "detector as it was before issue 18",
     )
     ap.add_argument(
+        "--scale-cnr-off",
+        action="store_true",
+        help="without the scale-matched CNR rule for sure members (DetectConfig.scale_cnr_sure)",
+    )
+    ap.add_argument(
         "--sure-min-score",
         type=float,
         default=None,
@@ -255,10 +260,18 @@ def main(argv: list[str] | None = None) -> int:
         config = config.model_copy(
             update={
                 "detect": config.detect.model_copy(
-                    update={"speck_max_pixel_mm": 0.0, "impulse_max_pixel_mm": 0.0}
+                    update={
+                        "speck_max_pixel_mm": 0.0,
+                        "impulse_max_pixel_mm": 0.0,
+                        "scale_cnr_sure": False,
+                    }
                 ),
                 "cluster": config.cluster.model_copy(update={"sure_members": 0}),
             }
+        )
+    if args.scale_cnr_off:
+        config = config.model_copy(
+            update={"detect": config.detect.model_copy(update={"scale_cnr_sure": False})}
         )
     if args.sure_min_score is not None:
         config = config.model_copy(

@@ -24,6 +24,11 @@ stored candidates with members counted as sure when they score ``sure_min_score`
 have a scale-matched CNR of at least ``T`` (and are not too sharp), for a sweep of ``T``,
 and prints false clusters per calcification-free film and inserted clusters found per
 contrast level, on the tuning films (P_00820 and MG1) and on P_00173's four held-out views.
+
+The rule chosen here (the 2 mm window, ``T`` = 4.25) is in the pipeline since
+(:mod:`calcscope.detection.scale_cnr`, ``DetectConfig.scale_cnr_*``); ``collect`` analyses
+with it turned off, so that the stored clusters stay those without it (the candidates and
+their scores are the same either way).
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from calcscope.config import Config
-from calcscope.detection.candidates import blur
+from calcscope.detection.bands import blur
 from calcscope.detection.classifier import too_sharp
 from calcscope.detection.clusters import cluster_calcifications
 from calcscope.imaging.io import read_image
@@ -106,8 +111,11 @@ def scale_features(
 
 
 def collect(data: Path, cache: Path, seeds: list[int]) -> None:
-    """Analyse every film and store its candidates and truth under ``cache``."""
+    """Analyse every film (the rule off) and store its candidates and truth under ``cache``."""
     config = Config()
+    config = config.model_copy(
+        update={"detect": config.detect.model_copy(update={"scale_cnr_sure": False})}
+    )
     cache.mkdir(parents=True, exist_ok=True)
     paths = [(p, True) for p in CALC_FREE] + [(p, False) for p in WITH_CALCS]
     for index, (rel, _free) in enumerate(paths):

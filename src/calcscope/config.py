@@ -181,6 +181,40 @@ class DetectConfig(_Frozen):
         "over the highest pixel around it (or under the lowest), in units of the image's "
         "robust fine-detail noise (1.4826 x MAD of image - median3x3 inside the breast).",
     )
+    scale_cnr_sure: bool = Field(
+        True,
+        description="At pixels up to scale_cnr_max_pixel_mm, a candidate whose scale-matched "
+        "CNR (calcscope.detection.scale_cnr: its contrast in a difference of Gaussians of "
+        "0.10 and 0.30 mm, matched to a 0.15-0.6 mm speck, over that band's local rms in a "
+        "scale_cnr_window_mm window) reaches scale_cnr_min, that is not too sharp and at most "
+        "scale_cnr_max_diameter_mm across counts as a sure cluster member "
+        "(ClusterConfig.sure_members) and may join a cluster even under min_score; its score "
+        "stays the classifier's, so it is never a detection on its own (False turns it off).",
+    )
+    scale_cnr_min: float = Field(
+        4.25,
+        ge=0.0,
+        description="Scale-matched CNR that makes a candidate a sure cluster member (chosen "
+        "on CBIS-DDSM P_00820 and MG1 at 0.05 mm, see docs/accuracy.md).",
+    )
+    scale_cnr_window_mm: float = Field(
+        2.0,
+        gt=0.0,
+        description="Side (mm) of the square window of the scale-matched band's local noise "
+        "(a 4 mm window gave false clusters on real film).",
+    )
+    scale_cnr_max_diameter_mm: float = Field(
+        1.0,
+        ge=0.0,
+        description="Largest equivalent diameter (mm) of a candidate the scale-matched CNR "
+        "makes a sure cluster member (cluster members are specks).",
+    )
+    scale_cnr_max_pixel_mm: float = Field(
+        0.06,
+        ge=0.0,
+        description="The scale-matched CNR is measured only at pixels up to this size (mm): "
+        "film scanned at 0.042-0.05 mm, where grain fills the detector's finest band.",
+    )
     min_diameter_mm: float = Field(0.05, description="Smallest equivalent diameter kept.")
     max_diameter_mm: float = Field(12.0, description="Largest equivalent diameter kept.")
     operating_score: float = Field(

@@ -300,6 +300,11 @@ class Calcification:
     contour_circularity: float | None = None
     # whole outline of a coarse deposit (None: not measured, as for specks)
     deposit: DepositOutline | None = None
+    # contrast in a band matched to a 0.15-0.6 mm speck over its local noise
+    # (calcscope.detection.scale_cnr; None: not measured, at pixels over 0.06 mm)
+    scale_cnr: float | None = None
+    # counts as a sure cluster member by its scale_cnr (its score is left as it was)
+    scale_sure: bool = False
 
 
 @dataclass(frozen=True)

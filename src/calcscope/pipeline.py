@@ -178,6 +178,11 @@ def analyze_mammogram(
     candidates = [c for c in calcs if c.id in clusterable]
     t = lap("describe", t)
     clusters = cluster_calcifications(candidates, mammo.spacing_mm, cfg.cluster)
+    # candidates under min_score kept only as sure members by their scale-matched CNR
+    # (detection.scale_cnr) are listed only as members of a reported cluster
+    members = {i for cl in clusters for i in cl.member_ids}
+    kept_score = min(cfg.detect.min_score, cfg.detect.operating_score)
+    calcs = tuple(c for c in calcs if c.score >= kept_score or not c.scale_sure or c.id in members)
     t = lap("cluster", t)
     # the nipple (estimated once) places segments and each finding
     line = nipple_line(mammo, prep)

@@ -21,7 +21,11 @@ magnification views and a biopsy would aim. Of five variants of the leave-one-wo
 (other core scores, other candidate features), the densest point kept or regained a hit of a
 small circle in every one where the weighted mean lost it, and never lost one. A cluster's
 score (:func:`cluster_score`) sums its members' scores, counted up to double for a cluster
-much smaller than ``compact_mm`` (chance specks rarely pack that tight). The BI-RADS
+much smaller than ``compact_mm`` (chance specks rarely pack that tight). A calcification made
+a sure member by its scale-matched CNR (``Calcification.scale_sure``, at pixels up to 0.06 mm,
+:mod:`calcscope.detection.scale_cnr`) counts in all of this as if it scored the sure score
+(``sure_min_score``, else ``core_min_score``), as measured offline; its own score is not
+changed. The BI-RADS
 "grouped" distribution (>= 5 calcifications within 1 cm) is a description made later, in
 :mod:`calcscope.reading.describe`.
 
@@ -205,13 +209,17 @@ def cluster_calcifications(
         return ()
     sr, sc = spacing_mm
     centres_mm = np.array([(c.center_rc[0] * sr, c.center_rc[1] * sc) for c in calcs])
+    sure_score = cfg.core_min_score if cfg.sure_min_score is None else cfg.sure_min_score
+    # a member made sure by its scale-matched CNR (Calcification.scale_sure) clusters as
+    # if it scored the sure score; its own score is left as it is
+    scale_sure = np.array([c.scale_sure for c in calcs], dtype=bool)
     scores = np.array([c.score for c in calcs])
+    scores = np.where(scale_sure, np.maximum(scores, sure_score), scores)
     comps = _components(centres_mm, scores, cfg)
     if comps is None:
         return ()
     clusters: list[Cluster] = []
     need_sure = cfg.sure_members if np.sqrt(sr * sc) <= cfg.sure_max_pixel_mm else 0
-    sure_score = cfg.core_min_score if cfg.sure_min_score is None else cfg.sure_min_score
     sure = scores >= sure_score
     for k in range(comps.count):
         members = np.flatnonzero(comps.assign == k)
