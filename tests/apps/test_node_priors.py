@@ -203,10 +203,12 @@ def test_an_anonymized_node_writes_an_anonymized_letter(tmp_path: Path, follow_u
         _send(node.port, sorted((follow_up / "prior").glob("*.dcm")))
         _send(node.port, sorted((follow_up / "current").glob("*.dcm")))
         deadline = time.monotonic() + 240
-        while len(list(out.glob("exams/*/exam.letter.txt"))) < 2:
-            assert time.monotonic() < deadline, "no letters of the two exams"
+        # the exam JSON is written last: wait for it, not for the letter before it
+        while len(list(out.glob("exams/*/exam.exam.json"))) < 2:
+            assert time.monotonic() < deadline, "no exam documents of the two exams"
             time.sleep(0.2)
     docs = [load_exam(p) for p in out.glob("exams/*/exam.exam.json")]
+    assert len(docs) == 2
     assert all(d.patient_id is None and d.study_date is None for d in docs)
     assert all(d.outputs.letter_txt and d.outputs.html and d.outputs.sr is None for d in docs)
     secrets = [
