@@ -386,13 +386,15 @@ def write_exam(
     seed: str | None = None,
     outputs: ExamOutputsModel | None = None,
     durable: bool = False,
+    name: str | None = None,
 ) -> Path:
     """Write ``<out_dir>/<name>.exam.json`` atomically
-    (:func:`calcscope.files.write_atomic`; ``name``: :func:`exam_file_name`)."""
+    (:func:`calcscope.files.write_atomic`; ``name``: by default :func:`exam_file_name`)."""
     report = to_exam_report(exam, anonymize=anonymize, seed=seed)
     if outputs is not None:
         report = report.model_copy(update={"outputs": outputs})
-    name = exam_file_name(exam, anonymize=anonymize, seed=seed)
+    if name is None:
+        name = exam_file_name(exam, anonymize=anonymize, seed=seed)
     path = Path(out_dir) / f"{name}{EXAM_SUFFIX}"
     text = json.dumps(report.model_dump(mode="json"), indent=1)
     return write_atomic(path, text, durable=durable)

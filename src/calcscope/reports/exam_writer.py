@@ -133,4 +133,5 @@ def write_exam_outputs(
         seed=opts.anonymize_seed,
         outputs=outputs,
         durable=opts.durable,
+        name=opts.stem,  # a fixed stem names the JSON too (the node's exam.exam.json)
     )
