@@ -32,6 +32,7 @@ from calcscope.detection.bands import (
 )
 from calcscope.detection.bands import strips as _strips
 from calcscope.detection.labels import SparseLabels, components_at
+from calcscope.detection.parallel import map_strips
 
 __all__ = [
     "BAND_SIGMAS_MM",
@@ -260,12 +261,16 @@ def top_hat_marks(
         return None
     residual, z_scale = tophat.residual, np.float32(1.0 / tophat.sigma)
     rows, cols = (int(n) for n in mask.shape)
-    grow_parts, high_parts = [], []
-    for r0 in range(0, rows, _CHUNK_ROWS):  # one pass in strips for both levels
-        z, inside = residual[r0 : r0 + _CHUNK_ROWS] * z_scale, mask[r0 : r0 + _CHUNK_ROWS]
-        grow_parts.append(np.flatnonzero((z >= cfg.macro_grow_z) & inside) + r0 * cols)
-        high_parts.append(np.flatnonzero((z >= cfg.macro_object_z) & inside) + r0 * cols)
-    grow, high = np.concatenate(grow_parts), np.concatenate(high_parts)
+
+    def levels(r0: int, r1: int) -> tuple[np.ndarray, np.ndarray]:
+        z, inside = residual[r0:r1] * z_scale, mask[r0:r1]
+        return (
+            np.flatnonzero((z >= cfg.macro_grow_z) & inside) + r0 * cols,
+            np.flatnonzero((z >= cfg.macro_object_z) & inside) + r0 * cols,
+        )
+
+    parts = map_strips(levels, rows, _CHUNK_ROWS)  # one pass in strips for both levels
+    grow, high = (np.concatenate([p[i] for p in parts]) for i in (0, 1))
     # coarse_deposit_mask's regions at their pixels (their numbering does not matter)
     n, lab = components_at(high, (rows, cols), opencv_order=False)
     min_px = np.pi * (cfg.macro_min_mm / 2) ** 2 / pixel_mm**2
