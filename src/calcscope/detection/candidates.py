@@ -240,11 +240,15 @@ def top_hat(img: np.ndarray, pixel_mm: float, mask: np.ndarray, background_mm: f
     small, factor = _tissue_background_small(img, pixel_mm, background_mm)
     background = _enlarge(small, img.shape) if factor > 1 else small
     # in place when the types allow: no second full-size image
-    residual = (
-        np.subtract(img, background, out=background)
-        if background.dtype == np.result_type(img, background) and background is not img
-        else img - background
-    )
+    if background.dtype == np.result_type(img, background) and background is not img:
+        residual = background  # in place, strip by strip on the thread pool
+        map_strips(
+            lambda r0, r1: np.subtract(img[r0:r1], background[r0:r1], out=residual[r0:r1]),
+            int(img.shape[0]),
+            _CHUNK_ROWS,
+        )
+    else:
+        residual = img - background
     sigma = robust_sigma(residual[_NOISE_SUBSAMPLE][mask[_NOISE_SUBSAMPLE]])
     rebuildable = factor > 1 and img.dtype == np.float32 and small.dtype == np.float32
     return TopHat(residual, sigma, small if rebuildable else None)

@@ -41,8 +41,11 @@ from calcscope.detection.parallel import map_strips
 __all__ = ["Impulses", "impulse_noise", "impulse_rule_applies", "remove_impulses"]
 
 _MAD_TO_SIGMA = 1.4826
-_STRIP_ROWS = 256
-"""Rows per strip (each strip is read with one row of margin above and below)."""
+_STRIP_ROWS = 32
+"""Rows per strip (each strip is read with one row of margin above and below). Small: the
+strips run on the detector's thread pool, and a worker thread's temporaries stay in its
+own malloc arena (256 rows held 3.5 bytes per pixel more than the serial loop, 32 rows
+0.5; the CPU time is the same)."""
 _RING = np.array([[1, 1, 1], [1, 0, 1], [1, 1, 1]], dtype=np.uint8)
 """The 8 neighbours of a pixel (the centre left out)."""
 _ABOVE_BELOW = np.array([[1, 1, 1], [0, 0, 0], [1, 1, 1]], dtype=np.uint8)
