@@ -7,7 +7,12 @@ For the 4096 x 3328 full-field phantom at 0.07 mm (written as DICOM and read bac
 
 - the reference: ten OpenCV Gaussian passes (sigma 2 px, float32) on the same image, and
   the analysis time as a ratio to it (the figure that travels between machines);
-- the median time of each step over ``--repeat`` runs, detect split into its steps;
+- the median wall and CPU time of each step over ``--repeat`` runs, detect split into its
+  steps (a step whose CPU time is about its wall time ran on one core), with
+  ``--serial-too`` also with the detector's thread pool off (``CALCSCOPE_THREADS=1``, the
+  runs interleaved), and each mode's preprocess+detect over ten Gaussian passes;
+- the share of preprocess+detect's CPU time in the strips the thread pool runs (what
+  it can save on an idle machine, whatever the load of a shared one);
 - per step, the numpy/OpenCV memory held after it and the peak during it (tracemalloc);
 - the peak RSS of a fresh process (a subprocess that imports calcscope, then analyses the
   file) minus its RSS after the imports, in MiB and bytes per pixel, and, in another fresh
@@ -229,6 +234,48 @@ def step_profile(mammo: Any, cfg: Any, repeat: int, modes: list[str]) -> None:
         )
 
 
+def pool_share(mammo: Any, cfg: Any, repeat: int) -> None:
+    """Print the share of preprocess+detect's CPU time (serial mode, this thread) spent
+    in the strips that the detector's thread pool runs (``map_strips``): on an idle
+    machine with two cores the pool saves at most half of it (Amdahl), whatever the load
+    of a shared machine does to the wall times measured here."""
+    from calcscope.detection import bands, candidates, impulses, parallel
+    from calcscope.detection.detect import detect
+    from calcscope.imaging.preprocess import preprocess
+
+    inside = [0.0]
+    original = parallel.map_strips
+
+    def timed(*args: Any, **kw: Any) -> Any:
+        c = time.thread_time()
+        out = original(*args, **kw)
+        inside[0] += time.thread_time() - c
+        return out
+
+    mods = (bands, candidates, impulses)
+    set_mode("serial")
+    totals, pooled = [], []
+    try:
+        for m in mods:
+            m.map_strips = timed  # type: ignore[attr-defined]
+        for _ in range(repeat):
+            inside[0] = 0.0
+            c = time.thread_time()
+            detect(mammo, preprocess(mammo, cfg.preprocess), cfg.detect)
+            totals.append(time.thread_time() - c)
+            pooled.append(inside[0])
+    finally:
+        for m in mods:
+            m.map_strips = original  # type: ignore[attr-defined]
+        set_mode("threads")
+    total, pool = statistics.median(totals), statistics.median(pooled)
+    print(
+        f"preprocess+detect CPU (serial, this thread): {total:.3f} s, of which in the pool's "
+        f"strips {pool:.3f} s ({100 * pool / total:.0f} %): on an idle 2-core machine the pool "
+        f"saves at most {pool / 2:.3f} s of wall time"
+    )
+
+
 def profile(path: Path, spacing_mm: float | None, repeat: int, modes: list[str]) -> None:
     from calcscope.config import Config
     from calcscope.imaging.io import read_image
@@ -241,6 +288,7 @@ def profile(path: Path, spacing_mm: float | None, repeat: int, modes: list[str])
     analyze(path, spacing_mm=spacing_mm)  # warm-up
     a = analysis_ratio(path, spacing_mm, mammo.pixels, repeat, modes)
     step_profile(mammo, cfg, repeat, modes)
+    pool_share(mammo, cfg, repeat)
     reports(analyze_mammogram(mammo, cfg) if spacing_mm is None else a, repeat)
     fresh_rss(path, spacing_mm, rows * cols)
     fresh_rss_steps(path, spacing_mm)
