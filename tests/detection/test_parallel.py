@@ -127,11 +127,13 @@ def test_top_hat_marks_threaded_are_serial(
 
     def run():  # type: ignore[no-untyped-def]
         th = top_hat(img, 0.07, mask, cfg.background_mm)
-        return th.residual.tobytes(), top_hat_marks(th, mask, 0.07, cfg)
+        marks = top_hat_marks(th, mask, 0.07, cfg)
+        assert marks is not None
+        return th.residual.tobytes(), marks, marks.rebuilt(img).residual.tobytes()
 
-    (res_a, a), (res_b, b) = _serial_and_threaded(run, monkeypatch)
-    assert res_a == res_b
-    assert a is not None and b is not None and a.grow.size > 0
+    (res_a, a, again_a), (res_b, b, again_b) = _serial_and_threaded(run, monkeypatch)
+    assert res_a == res_b == again_a == again_b
+    assert a.grow.size > 0
     np.testing.assert_array_equal(a.grow, b.grow)
     np.testing.assert_array_equal(a.deposit, b.deposit)
     assert a.sigma == b.sigma

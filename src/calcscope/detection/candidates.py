@@ -115,7 +115,13 @@ class TopHatMarks:
     def residual_into(self, img: np.ndarray, out: np.ndarray) -> np.ndarray:
         """Write the residual of ``img`` (the image :func:`top_hat` was given) into ``out``
         (float32, ``img``'s shape): the same values, from the reduced background."""
-        return np.subtract(img, _enlarge_into(self.background_small, out), out=out)
+        background = _enlarge_into(self.background_small, out)
+        map_strips(  # in strips on the thread pool
+            lambda r0, r1: np.subtract(img[r0:r1], background[r0:r1], out=out[r0:r1]),
+            int(img.shape[0]),
+            _CHUNK_ROWS,
+        )
+        return out
 
     def rebuilt(self, img: np.ndarray) -> TopHat:
         """The :class:`TopHat` of ``img`` again (a new full-size residual)."""
