@@ -171,7 +171,12 @@ def analysis_ratio(
     load = os.getloadavg()
     for mode in modes:
         r = runs[mode]
-        med = [statistics.median(x[i] for x in r) for i in range(4)]
+        med = [
+            statistics.median(x[0] for x in r),
+            statistics.median(x[1] for x in r),
+            statistics.median(x[2] for x in r),
+            statistics.median(x[3] for x in r),
+        ]
         ratio = statistics.median(x[2] / x[0] for x in r)
         cpu_ratio = statistics.median(x[3] / x[1] for x in r)
         print(

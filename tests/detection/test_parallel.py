@@ -5,16 +5,19 @@ node workers) or ``CALCSCOPE_THREADS=1`` the pool is not used."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 import cv2
 import numpy as np
 import pytest
 
 from calcscope.config import DetectConfig
-from calcscope.detection.candidates import band_pass_stack, top_hat, top_hat_marks
+from calcscope.detection.candidates import TopHatMarks, band_pass_stack, top_hat, top_hat_marks
 from calcscope.detection.impulses import remove_impulses
 from calcscope.detection.parallel import THREADS_ENV, map_strips, strip_bounds, threads
+
+T = TypeVar("T")
 
 
 @pytest.fixture
@@ -29,7 +32,7 @@ def _image(seed: int, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """A noisy float32 image with specks and impulses, and a mask with a ragged edge."""
     rng = np.random.default_rng(seed)
     img = rng.normal(1000.0, 20.0, shape).astype(np.float32)
-    img = cv2.GaussianBlur(img, (0, 0), 1.5) + rng.normal(0, 5.0, shape).astype(np.float32)
+    img = (cv2.GaussianBlur(img, (0, 0), 1.5) + rng.normal(0, 5.0, shape)).astype(np.float32)
     r, c = rng.integers(0, shape[0], 300), rng.integers(0, shape[1], 300)
     img[r, c] += rng.uniform(30, 400, 300).astype(np.float32)
     rr, cc = np.mgrid[: shape[0], : shape[1]]
@@ -37,7 +40,8 @@ def _image(seed: int, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     return img, mask
 
 
-def _serial_and_threaded(fn, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+def _serial_and_threaded(fn: Callable[[], T], monkeypatch: pytest.MonkeyPatch) -> tuple[T, T]:
+    """``fn()`` with the detector's strips serial, then threaded (2 threads)."""
     cv2.setNumThreads(2)
     monkeypatch.setenv(THREADS_ENV, "1")
     serial = fn()
@@ -125,7 +129,7 @@ def test_top_hat_marks_threaded_are_serial(
     img, mask = _image(1, (1029, 413))
     cfg = DetectConfig()
 
-    def run():  # type: ignore[no-untyped-def]
+    def run() -> tuple[bytes, TopHatMarks, bytes]:
         th = top_hat(img, 0.07, mask, cfg.background_mm)
         marks = top_hat_marks(th, mask, 0.07, cfg)
         assert marks is not None

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import cv2
 import numpy as np
@@ -242,6 +243,7 @@ def band_pass_stack(
     bands: list[np.ndarray] = []
     noise: list[float] = []
     pending: PendingBand | None = None
+    rows = int(img.shape[0])
     for k in range(last - 1, -1, -1):
         strips = k == 0 and 0.35 <= sigmas_px[0] <= 6.0 and img.dtype == np.float32
         finer_small = _reduced_blur(img, sigmas_px[k]) if pend and k == last - 1 else None
@@ -261,30 +263,29 @@ def band_pass_stack(
             sub = np.subtract(finer[_NOISE_SUBSAMPLE], coarser[_NOISE_SUBSAMPLE], dtype=np.float32)[
                 mask[_NOISE_SUBSAMPLE]
             ]
-            map_strips(
-                lambda r0, r1, f=finer, c=coarser, o=band: np.subtract(
-                    f[r0:r1], c[r0:r1], out=o[r0:r1]
-                ),
-                int(img.shape[0]),
-                _CHUNK_ROWS,
-            )
+            map_strips(partial(_subtract_rows, finer, coarser, band), rows, _CHUNK_ROWS)
         sigma = robust_sigma(sub)
         del sub
         scale = np.float32(1.0 / sigma)
         find = grow_cnr if finer_small is not None else None  # where it grows a region
-        grow = map_strips(
-            lambda r0, r1, b=band, s=scale, g=find: _scale_rows(b, s, mask, g, r0, r1),
-            int(img.shape[0]),
-            _CHUNK_ROWS,
-        )
+        grow = map_strips(partial(_scale_rows, band, scale, mask, find), rows, _CHUNK_ROWS)
         noise.insert(0, sigma)
         if finer_small is not None:
-            pending = PendingBand(np.concatenate(grow), finer_small, scale)
+            pending = PendingBand(
+                np.concatenate([g for g in grow if g is not None]), finer_small, scale
+            )
         else:
             bands.insert(0, band)
         del band, grow  # a pending band's full-size map is freed here
         coarser = finer  # type: ignore[assignment]
     return BandStack(tuple(bands), tuple(noise), background, pending=pending)
+
+
+def _subtract_rows(
+    finer: np.ndarray, coarser: np.ndarray, out: np.ndarray, r0: int, r1: int
+) -> None:
+    """Write ``finer - coarser`` into the rows ``r0:r1`` of ``out``."""
+    np.subtract(finer[r0:r1], coarser[r0:r1], out=out[r0:r1])
 
 
 def _scale_rows(
