@@ -5,7 +5,9 @@ All images are float32 and every filter is an OpenCV call; large blurs run on a 
 copy (:func:`blur`). The stack holds at most the two fine (seeding) bands as full-size
 maps when the detector asks it to (:func:`band_pass_stack` with ``grow_cnr``): the coarse
 band is then kept as the pixels where it reaches that level and made again, from its
-reduced blur, at the pixels where it is read (:class:`PendingBand`).
+reduced blur, at the pixels where it is read (:class:`PendingBand`). The row strips (the
+blurs up to 6 pixels, the band arithmetic, :func:`strips`) run on the detector's thread
+pool (:func:`~calcscope.detection.parallel.map_strips`), with the serial loop's results.
 """
 
 from __future__ import annotations
