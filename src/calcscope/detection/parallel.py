@@ -28,6 +28,8 @@ THREADS_ENV = "CALCSCOPE_THREADS"
 """Environment variable: the most threads the detector's strips use (``1``: serial)."""
 
 T = TypeVar("T")
+_TASKS_PER_THREAD = 4
+"""Tasks (runs of consecutive strips) per thread of one :func:`map_strips` call."""
 
 _lock = threading.Lock()
 _pool: tuple[int, int, ThreadPoolExecutor] | None = None  # (pid, workers, pool)
@@ -78,5 +80,12 @@ def map_strips(fn: Callable[[int, int], T], n_rows: int, rows: int, align: int =
     n = threads()
     if n <= 1 or len(bounds) <= 1:
         return [fn(r0, r1) for r0, r1 in bounds]
-    pool = _executor(n)
-    return list(pool.map(lambda b: fn(*b), bounds))
+    # a few runs of consecutive strips per thread: few hand-offs between threads, and
+    # still a balanced load where some rows cost more than others
+    n_tasks = min(len(bounds), _TASKS_PER_THREAD * n)
+    cuts = [len(bounds) * i // n_tasks for i in range(n_tasks + 1)]
+
+    def run(i: int) -> list[T]:
+        return [fn(r0, r1) for r0, r1 in bounds[cuts[i] : cuts[i + 1]]]
+
+    return [r for part in _executor(n).map(run, range(n_tasks)) for r in part]
