@@ -1,13 +1,18 @@
 """Profile of one analysis: time and memory per stage, per step of detect, per report.
 
-Usage: ``python benchmarks/profile_pipeline.py [--repeat 3] [--film PATH]``
+Usage: ``python benchmarks/profile_pipeline.py [--repeat 3] [--film PATH] [--serial-too]``
 
 For the 4096 x 3328 full-field phantom at 0.07 mm (written as DICOM and read back) and a
 0.05 mm CBIS-DDSM film (``../shared/data/cbis-ddsm-images``, when present) it prints:
 
 - the reference: ten OpenCV Gaussian passes (sigma 2 px, float32) on the same image, and
   the analysis time as a ratio to it (the figure that travels between machines);
-- the median time of each step over ``--repeat`` runs, detect split into its steps;
+- the median wall and CPU time of each step over ``--repeat`` runs, detect split into its
+  steps (a step whose CPU time is about its wall time ran on one core), with
+  ``--serial-too`` also with the detector's thread pool off (``CALCSCOPE_THREADS=1``, the
+  runs interleaved), and each mode's preprocess+detect over ten Gaussian passes;
+- the share of preprocess+detect's CPU time in the strips the thread pool runs (what
+  it can save on an idle machine, whatever the load of a shared one);
 - per step, the numpy/OpenCV memory held after it and the peak during it (tracemalloc);
 - the peak RSS of a fresh process (a subprocess that imports calcscope, then analyses the
   file) minus its RSS after the imports, in MiB and bytes per pixel, and, in another fresh
@@ -74,11 +79,13 @@ def detect_steps(mammo: Any, prep: Any, cfg: Any, s: Steps) -> Any:
         measure_candidates,
         subset_candidates,
     )
+    from calcscope.detection.impulses import remove_impulses
     from calcscope.detection.outline import outline_calcifications
 
     c = cfg.detect
     img = s.run("d.float32", lambda: mammo.pixels.astype(np.float32, copy=False))
     px, sp, mask = mammo.pixel_mm, mammo.spacing_mm, prep.mask
+    img = s.run("d.impulses", remove_impulses, img, mask, px, c).image
     tophat = s.run("d.top_hat", cd.top_hat, img, px, mask, c.background_mm)
     deps = ()
     if px <= c.coarse_max_pixel_mm:
@@ -126,10 +133,157 @@ def gaussian_reference(img: np.ndarray) -> tuple[float, float]:
     return time.perf_counter() - t, time.process_time() - c
 
 
-def profile(path: Path, spacing_mm: float | None, repeat: int) -> None:
+THREADS_ENV = "CALCSCOPE_THREADS"  # calcscope.detection.parallel.THREADS_ENV
+MODES: dict[str, str | None] = {"serial": "1", "threads": None}
+"""The detector's thread pool off (one thread) and as it ships (``cv2.getNumThreads()``)."""
+
+
+def set_mode(mode: str) -> None:
+    """Run the detector's strips serially (``serial``) or as it ships (``threads``)."""
+    value = MODES[mode]
+    if value is None:
+        os.environ.pop(THREADS_ENV, None)
+    else:
+        os.environ[THREADS_ENV] = value
+
+
+def analysis_ratio(
+    path: Path, spacing_mm: float | None, pixels: np.ndarray, repeat: int, modes: list[str]
+) -> Any:
+    """Print the analysis time as a ratio to ten Gaussian passes, per mode (the runs of
+    the modes interleaved, the reference right before each), with the load average."""
+    from calcscope.pipeline import analyze
+
+    runs: dict[str, list[tuple[float, float, float, float, dict[str, float]]]] = {
+        m: [] for m in modes
+    }
+    a = None
+    for _ in range(repeat):
+        for mode in modes:
+            set_mode(mode)
+            # the reference right before each analysis: the machine is shared
+            ref_wall, ref_cpu = gaussian_reference(pixels)
+            t, c = time.perf_counter(), time.process_time()
+            a = analyze(path, spacing_mm=spacing_mm)
+            wall, cpu = time.perf_counter() - t, time.process_time() - c
+            runs[mode].append((ref_wall, ref_cpu, wall, cpu, a.timings_s))
+    set_mode("threads")
+    load = os.getloadavg()
+    for mode in modes:
+        r = runs[mode]
+        med = [
+            statistics.median(x[0] for x in r),
+            statistics.median(x[1] for x in r),
+            statistics.median(x[2] for x in r),
+            statistics.median(x[3] for x in r),
+        ]
+        ratio = statistics.median(x[2] / x[0] for x in r)
+        cpu_ratio = statistics.median(x[3] / x[1] for x in r)
+        print(
+            f"[{mode}] ten Gaussian passes (sigma 2 px): {med[0]:.3f} s (CPU {med[1]:.3f} s); "
+            f"analysis (read included): {med[2]:.3f} s (CPU {med[3]:.3f} s) = {ratio:.2f} x "
+            f"the reference (median of the per-run ratios; CPU time {cpu_ratio:.2f} x); "
+            f"load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}"
+        )
+    stage_runs = [x[4] for x in runs[modes[-1]]]
+    print(f"{'stage':<22}{'median s':>10}  ({modes[-1]})")
+    for k in stage_runs[0]:
+        print(f"{k:<22}{statistics.median(r[k] for r in stage_runs):>10.3f}")
+    return a
+
+
+def step_profile(mammo: Any, cfg: Any, repeat: int, modes: list[str]) -> None:
+    """Print each step's median wall and CPU time per mode (the modes interleaved; a step
+    whose CPU time is about its wall time ran on one core) and its traced memory."""
+    from calcscope.imaging.preprocess import preprocess
+
+    wall: dict[str, list[dict[str, float]]] = {m: [] for m in modes}
+    cpu: dict[str, list[dict[str, float]]] = {m: [] for m in modes}
+    for _ in range(repeat):
+        for mode in modes:
+            set_mode(mode)
+            s = Steps(trace=False)
+            prep = s.run("preprocess", preprocess, mammo, cfg.preprocess)
+            detect_steps(mammo, prep, cfg, s)
+            wall[mode].append(s.times)
+            cpu[mode].append(s.cpu)
+    set_mode("threads")
+    tracemalloc.start()
+    s = Steps(trace=True)
+    prep = s.run("preprocess", preprocess, mammo, cfg.preprocess)
+    detect_steps(mammo, prep, cfg, s)
+    tracemalloc.stop()
+    mp = mammo.pixels.size / 1e6
+    head = "".join(f"{m + ' s':>11}{'cpu s':>8}" for m in modes)
+    print(f"{'step':<22}{head}{'held MiB':>10}{'peak MiB':>10}  (traced, {mp:.1f} MP)")
+    totals = {m: [0.0, 0.0] for m in modes}
+    for k in wall[modes[0]][0]:
+        held, peak = s.mem[k]
+        cells = ""
+        for m in modes:
+            t = statistics.median(r[k] for r in wall[m])
+            c = statistics.median(r[k] for r in cpu[m])
+            totals[m][0] += t
+            totals[m][1] += c
+            cells += f"{t:>11.3f}{c:>8.3f}"
+        print(f"{k:<22}{cells}{held:>10.0f}{peak:>10.0f}")
+    cells = "".join(f"{totals[m][0]:>11.3f}{totals[m][1]:>8.3f}" for m in modes)
+    load = os.getloadavg()
+    print(f"{'preprocess+detect':<22}{cells}  (sum of medians; load {load[0]:.1f})")
+    ref_wall, ref_cpu = gaussian_reference(mammo.pixels)
+    for m in modes:
+        print(
+            f"[{m}] preprocess+detect / ten Gaussian passes ({ref_wall:.3f} s, CPU "
+            f"{ref_cpu:.3f} s, measured after): wall {totals[m][0] / ref_wall:.2f} x, "
+            f"CPU {totals[m][1] / ref_cpu:.2f} x"
+        )
+
+
+def pool_share(mammo: Any, cfg: Any, repeat: int) -> None:
+    """Print the share of preprocess+detect's CPU time (serial mode, this thread) spent
+    in the strips that the detector's thread pool runs (``map_strips``): on an idle
+    machine with two cores the pool saves at most half of it (Amdahl), whatever the load
+    of a shared machine does to the wall times measured here."""
+    from calcscope.detection import bands, candidates, impulses, parallel
+    from calcscope.detection.detect import detect
+    from calcscope.imaging.preprocess import preprocess
+
+    inside = [0.0]
+    original = parallel.map_strips
+
+    def timed(*args: Any, **kw: Any) -> Any:
+        c = time.thread_time()
+        out = original(*args, **kw)
+        inside[0] += time.thread_time() - c
+        return out
+
+    mods = (bands, candidates, impulses)
+    set_mode("serial")
+    totals, pooled = [], []
+    try:
+        for m in mods:
+            m.map_strips = timed  # type: ignore[attr-defined]
+        for _ in range(repeat):
+            inside[0] = 0.0
+            c = time.thread_time()
+            detect(mammo, preprocess(mammo, cfg.preprocess), cfg.detect)
+            totals.append(time.thread_time() - c)
+            pooled.append(inside[0])
+    finally:
+        for m in mods:
+            m.map_strips = original  # type: ignore[attr-defined]
+        set_mode("threads")
+    total, pool = statistics.median(totals), statistics.median(pooled)
+    print(
+        f"preprocess+detect CPU (serial, this thread): {total:.3f} s, of which in the pool's "
+        f"strips {pool:.3f} s ({100 * pool / total:.0f} %): on an idle 2-core machine the pool "
+        f"saves at most {pool / 2:.3f} s of wall time"
+    )
+
+
+def profile(path: Path, spacing_mm: float | None, repeat: int, modes: list[str]) -> None:
     from calcscope.config import Config
     from calcscope.imaging.io import read_image
-    from calcscope.imaging.preprocess import preprocess
     from calcscope.pipeline import analyze, analyze_mammogram
 
     cfg = Config()
@@ -137,52 +291,9 @@ def profile(path: Path, spacing_mm: float | None, repeat: int) -> None:
     rows, cols = mammo.shape
     print(f"\n== {path.name}: {cols} x {rows} px at {mammo.pixel_mm:.3f} mm")
     analyze(path, spacing_mm=spacing_mm)  # warm-up
-    # the reference right before each analysis: the machine is shared, its load changes
-    refs, ref_cpus, walls, cpus, stage_runs = [], [], [], [], []
-    for _ in range(repeat):
-        ref_wall, ref_cpu = gaussian_reference(mammo.pixels)
-        refs.append(ref_wall)
-        ref_cpus.append(ref_cpu)
-        t, c = time.perf_counter(), time.process_time()
-        a = analyze(path, spacing_mm=spacing_mm)
-        walls.append(time.perf_counter() - t)
-        cpus.append(time.process_time() - c)
-        stage_runs.append(a.timings_s)
-    ref, wall = statistics.median(refs), statistics.median(walls)
-    ratio = statistics.median(w / r for w, r in zip(walls, refs, strict=True))
-    cpu_ratio = statistics.median(w / r for w, r in zip(cpus, ref_cpus, strict=True))
-    ref_cpu = statistics.median(ref_cpus)
-    print(f"ten Gaussian passes (sigma 2 px): {ref:.3f} s (CPU {ref_cpu:.3f} s)")
-    print(
-        f"analysis (read included): {wall:.3f} s (CPU {statistics.median(cpus):.3f} s) = "
-        f"{ratio:.2f} x the reference (median of the per-run ratios; CPU time {cpu_ratio:.2f} x)"
-    )
-    print(f"{'stage':<22}{'median s':>10}")
-    for k in stage_runs[0]:
-        print(f"{k:<22}{statistics.median(r[k] for r in stage_runs):>10.3f}")
-
-    step_runs, cpu_runs = [], []
-    for _ in range(repeat):
-        s = Steps(trace=False)
-        prep = s.run("preprocess", preprocess, mammo, cfg.preprocess)
-        detect_steps(mammo, prep, cfg, s)
-        step_runs.append(s.times)
-        cpu_runs.append(s.cpu)
-    tracemalloc.start()
-    s = Steps(trace=True)
-    prep = s.run("preprocess", preprocess, mammo, cfg.preprocess)
-    detect_steps(mammo, prep, cfg, s)
-    tracemalloc.stop()
-    mp = rows * cols / 1e6
-    print(
-        f"{'step':<22}{'median s':>10}{'cpu s':>10}{'held MiB':>10}{'peak MiB':>10}"
-        f"  (traced, {mp:.1f} MP)"
-    )
-    for k in step_runs[0]:
-        held, peak = s.mem[k]
-        t = statistics.median(r[k] for r in step_runs)
-        cpu = statistics.median(r[k] for r in cpu_runs)
-        print(f"{k:<22}{t:>10.3f}{cpu:>10.3f}{held:>10.0f}{peak:>10.0f}")
+    a = analysis_ratio(path, spacing_mm, mammo.pixels, repeat, modes)
+    step_profile(mammo, cfg, repeat, modes)
+    pool_share(mammo, cfg, repeat)
     reports(analyze_mammogram(mammo, cfg) if spacing_mm is None else a, repeat)
     fresh_rss(path, spacing_mm, rows * cols)
     fresh_rss_steps(path, spacing_mm)
@@ -304,7 +415,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--film", type=Path, default=FILM)
+    ap.add_argument(
+        "--serial-too",
+        action="store_true",
+        help=f"also run with the detector's thread pool off ({THREADS_ENV}=1), interleaved",
+    )
     args = ap.parse_args()
+    modes = ["serial", "threads"] if args.serial_too else ["threads"]
     from calcscope.imaging.io import write_image
     from calcscope.phantom.mammogram import make_phantom
 
@@ -313,9 +430,9 @@ def main() -> None:
         ph = make_phantom(seed=0, spacing_mm=0.07)
         path = write_image(ph.mammogram, Path(tmp) / "phantom.dcm")
         del ph
-        profile(path, None, args.repeat)
+        profile(path, None, args.repeat, modes)
     if args.film.exists():
-        profile(args.film, 0.05, args.repeat)
+        profile(args.film, 0.05, args.repeat, modes)
     else:
         print(f"{args.film}: not found, film skipped")
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -5,16 +5,21 @@ All images are float32 and every filter is an OpenCV call; large blurs run on a 
 copy (:func:`blur`). The stack holds at most the two fine (seeding) bands as full-size
 maps when the detector asks it to (:func:`band_pass_stack` with ``grow_cnr``): the coarse
 band is then kept as the pixels where it reaches that level and made again, from its
-reduced blur, at the pixels where it is read (:class:`PendingBand`).
+reduced blur, at the pixels where it is read (:class:`PendingBand`). The row strips (the
+blurs up to 6 pixels, the band arithmetic, :func:`strips`) run on the detector's thread
+pool (:func:`~calcscope.detection.parallel.map_strips`), with the serial loop's results.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import cv2
 import numpy as np
+
+from calcscope.detection.parallel import map_strips
 
 __all__ = [
     "BAND_SIGMAS_MM",
@@ -240,6 +245,7 @@ def band_pass_stack(
     bands: list[np.ndarray] = []
     noise: list[float] = []
     pending: PendingBand | None = None
+    rows = int(img.shape[0])
     for k in range(last - 1, -1, -1):
         strips = k == 0 and 0.35 <= sigmas_px[0] <= 6.0 and img.dtype == np.float32
         finer_small = _reduced_blur(img, sigmas_px[k]) if pend and k == last - 1 else None
@@ -247,6 +253,8 @@ def band_pass_stack(
             finer = None
         elif finer_small is not None:
             finer = _enlarge(finer_small, img.shape)  # blur(img, sigmas_px[k])
+        elif 0.35 <= sigmas_px[k] <= 6.0 and img.dtype == np.float32:
+            finer = _blur_into(np.empty(img.shape, dtype=np.float32), img, sigmas_px[k])
         else:
             finer = blur(img, sigmas_px[k])
         own = coarser is not img and coarser is not background and coarser.dtype == np.float32
@@ -257,28 +265,69 @@ def band_pass_stack(
             sub = np.subtract(finer[_NOISE_SUBSAMPLE], coarser[_NOISE_SUBSAMPLE], dtype=np.float32)[
                 mask[_NOISE_SUBSAMPLE]
             ]
-            for r0 in range(0, int(img.shape[0]), _CHUNK_ROWS):  # strip by strip
-                rows = slice(r0, r0 + _CHUNK_ROWS)
-                np.subtract(finer[rows], coarser[rows], out=band[rows])
+            map_strips(partial(_subtract_rows, finer, coarser, band), rows, _CHUNK_ROWS)
         sigma = robust_sigma(sub)
         del sub
         scale = np.float32(1.0 / sigma)
-        grow: list[np.ndarray] = []
-        cols = int(img.shape[1])
-        for r0 in range(0, int(img.shape[0]), _CHUNK_ROWS):
-            strip = band[r0 : r0 + _CHUNK_ROWS]
-            strip *= scale
-            if finer_small is not None and grow_cnr is not None:  # where it grows a region
-                hit = (strip >= grow_cnr) & mask[r0 : r0 + _CHUNK_ROWS]
-                grow.append(np.flatnonzero(hit) + r0 * cols)
+        find = grow_cnr if finer_small is not None else None  # where it grows a region
+        grow = map_strips(partial(_scale_rows, band, scale, mask, find), rows, _CHUNK_ROWS)
         noise.insert(0, sigma)
         if finer_small is not None:
-            pending = PendingBand(np.concatenate(grow), finer_small, scale)
+            pending = PendingBand(
+                np.concatenate([g for g in grow if g is not None]), finer_small, scale
+            )
         else:
             bands.insert(0, band)
-        del band, strip  # a pending band's full-size map is freed here
+        del band, grow  # a pending band's full-size map is freed here
         coarser = finer  # type: ignore[assignment]
     return BandStack(tuple(bands), tuple(noise), background, pending=pending)
+
+
+def _subtract_rows(
+    finer: np.ndarray, coarser: np.ndarray, out: np.ndarray, r0: int, r1: int
+) -> None:
+    """Write ``finer - coarser`` into the rows ``r0:r1`` of ``out``."""
+    np.subtract(finer[r0:r1], coarser[r0:r1], out=out[r0:r1])
+
+
+def _scale_rows(
+    band: np.ndarray,
+    scale: np.float32,
+    mask: np.ndarray,
+    grow_cnr: float | None,
+    r0: int,
+    r1: int,
+) -> np.ndarray | None:
+    """Multiply the rows ``r0:r1`` of ``band`` by ``scale`` in place and, with
+    ``grow_cnr``, return the flat indices of those rows' pixels inside ``mask`` where the
+    result reaches it."""
+    strip = band[r0:r1]
+    strip *= scale
+    if grow_cnr is None:
+        return None
+    return np.flatnonzero((strip >= grow_cnr) & mask[r0:r1]) + r0 * int(band.shape[1])
+
+
+def _blur_rows(img: np.ndarray, sigma_px: float, r0: int, r1: int) -> np.ndarray:
+    """Rows ``r0:r1`` of ``blur(img, sigma_px)`` (0.35 to 6 pixels), blurred from those
+    rows with a margin of the Gaussian's reach: the same values as on the whole image
+    (each output pixel reads the same input pixels with the same weights)."""
+    rows = int(img.shape[0])
+    reach = int(np.ceil(4 * sigma_px)) + 2  # OpenCV's float kernel spans 4 sigmas
+    a, b = max(r0 - reach, 0), min(r1 + reach, rows)
+    return blur(img[a:b], sigma_px)[r0 - a : r1 - a]
+
+
+def _blur_into(out: np.ndarray, img: np.ndarray, sigma_px: float) -> np.ndarray:
+    """Write ``blur(img, sigma_px)`` (0.35 to 6 pixels, float32) into ``out`` in strips of
+    :data:`_BLUR_ROWS` rows (:func:`_blur_rows`, processed by
+    :func:`~calcscope.detection.parallel.map_strips`) and return ``out``."""
+
+    def rows(r0: int, r1: int) -> None:
+        out[r0:r1] = _blur_rows(img, sigma_px, r0, r1)
+
+    map_strips(rows, int(img.shape[0]), _BLUR_ROWS)
+    return out
 
 
 def _fine_band_into(
@@ -286,21 +335,17 @@ def _fine_band_into(
 ) -> np.ndarray:
     """Write ``blur(img, sigma_px) - coarser`` (float32) into ``out`` (which may be
     ``coarser`` itself), the blur made in strips of :data:`_BLUR_ROWS` rows with a margin of
-    the Gaussian's reach (the same values as on the whole image: each output pixel reads
-    the same input pixels with the same weights), and return the difference at the noise
-    subsample inside ``mask``."""
-    rows = int(img.shape[0])
-    reach = int(np.ceil(4 * sigma_px)) + 2  # OpenCV's float kernel spans 4 sigmas
-    samples = []
-    for r0 in range(0, rows, _BLUR_ROWS):
-        r1 = min(r0 + _BLUR_ROWS, rows)
-        a, b = max(r0 - reach, 0), min(r1 + reach, rows)
-        fine = blur(img[a:b], sigma_px)[r0 - a : r1 - a]
+    the Gaussian's reach (:func:`_blur_rows`; the strips processed by
+    :func:`~calcscope.detection.parallel.map_strips`), and return the difference at the
+    noise subsample inside ``mask``."""
+
+    def rows(r0: int, r1: int) -> np.ndarray:
         strip = out[r0:r1]
-        np.subtract(fine, coarser[r0:r1], out=strip)
+        np.subtract(_blur_rows(img, sigma_px, r0, r1), coarser[r0:r1], out=strip)
         first = (-r0) % 3  # the rows of the image's every-third-row subsample
-        samples.append(strip[first::3, ::3][mask[r0 + first : r1 : 3, ::3]])
-    return np.concatenate(samples)
+        return strip[first::3, ::3][mask[r0 + first : r1 : 3, ::3]]
+
+    return np.concatenate(map_strips(rows, int(img.shape[0]), _BLUR_ROWS))
 
 
 def strips(
@@ -308,8 +353,11 @@ def strips(
 ) -> np.ndarray:
     """Fill ``out`` strip by strip of ``rows`` rows with ``fn(strip)`` (an element-wise
     expression of the images' rows ``strip``): the same values as the expression on the
-    whole image, without its full-image temporaries."""
-    for r0 in range(0, out.shape[0], rows):
-        strip = slice(r0, min(r0 + rows, out.shape[0]))
-        out[strip] = fn(strip)
+    whole image, without its full-image temporaries. The strips are processed by
+    :func:`~calcscope.detection.parallel.map_strips` (``fn`` only reads shared arrays)."""
+
+    def fill(r0: int, r1: int) -> None:
+        out[r0:r1] = fn(slice(r0, r1))
+
+    map_strips(fill, int(out.shape[0]), rows)
     return out

@@ -32,6 +32,7 @@ from calcscope.detection.bands import (
 )
 from calcscope.detection.bands import strips as _strips
 from calcscope.detection.labels import SparseLabels, components_at
+from calcscope.detection.parallel import map_strips
 
 __all__ = [
     "BAND_SIGMAS_MM",
@@ -114,7 +115,13 @@ class TopHatMarks:
     def residual_into(self, img: np.ndarray, out: np.ndarray) -> np.ndarray:
         """Write the residual of ``img`` (the image :func:`top_hat` was given) into ``out``
         (float32, ``img``'s shape): the same values, from the reduced background."""
-        return np.subtract(img, _enlarge_into(self.background_small, out), out=out)
+        background = _enlarge_into(self.background_small, out)
+        map_strips(  # in strips on the thread pool
+            lambda r0, r1: np.subtract(img[r0:r1], background[r0:r1], out=out[r0:r1]),
+            int(img.shape[0]),
+            _CHUNK_ROWS,
+        )
+        return out
 
     def rebuilt(self, img: np.ndarray) -> TopHat:
         """The :class:`TopHat` of ``img`` again (a new full-size residual)."""
@@ -239,11 +246,15 @@ def top_hat(img: np.ndarray, pixel_mm: float, mask: np.ndarray, background_mm: f
     small, factor = _tissue_background_small(img, pixel_mm, background_mm)
     background = _enlarge(small, img.shape) if factor > 1 else small
     # in place when the types allow: no second full-size image
-    residual = (
-        np.subtract(img, background, out=background)
-        if background.dtype == np.result_type(img, background) and background is not img
-        else img - background
-    )
+    if background.dtype == np.result_type(img, background) and background is not img:
+        residual = background  # in place, strip by strip on the thread pool
+        map_strips(
+            lambda r0, r1: np.subtract(img[r0:r1], background[r0:r1], out=residual[r0:r1]),
+            int(img.shape[0]),
+            _CHUNK_ROWS,
+        )
+    else:
+        residual = img - background
     sigma = robust_sigma(residual[_NOISE_SUBSAMPLE][mask[_NOISE_SUBSAMPLE]])
     rebuildable = factor > 1 and img.dtype == np.float32 and small.dtype == np.float32
     return TopHat(residual, sigma, small if rebuildable else None)
@@ -260,12 +271,16 @@ def top_hat_marks(
         return None
     residual, z_scale = tophat.residual, np.float32(1.0 / tophat.sigma)
     rows, cols = (int(n) for n in mask.shape)
-    grow_parts, high_parts = [], []
-    for r0 in range(0, rows, _CHUNK_ROWS):  # one pass in strips for both levels
-        z, inside = residual[r0 : r0 + _CHUNK_ROWS] * z_scale, mask[r0 : r0 + _CHUNK_ROWS]
-        grow_parts.append(np.flatnonzero((z >= cfg.macro_grow_z) & inside) + r0 * cols)
-        high_parts.append(np.flatnonzero((z >= cfg.macro_object_z) & inside) + r0 * cols)
-    grow, high = np.concatenate(grow_parts), np.concatenate(high_parts)
+
+    def levels(r0: int, r1: int) -> tuple[np.ndarray, np.ndarray]:
+        z, inside = residual[r0:r1] * z_scale, mask[r0:r1]
+        return (
+            np.flatnonzero((z >= cfg.macro_grow_z) & inside) + r0 * cols,
+            np.flatnonzero((z >= cfg.macro_object_z) & inside) + r0 * cols,
+        )
+
+    parts = map_strips(levels, rows, _CHUNK_ROWS)  # one pass in strips for both levels
+    grow, high = (np.concatenate([p[i] for p in parts]) for i in (0, 1))
     # coarse_deposit_mask's regions at their pixels (their numbering does not matter)
     n, lab = components_at(high, (rows, cols), opencv_order=False)
     min_px = np.pi * (cfg.macro_min_mm / 2) ** 2 / pixel_mm**2
