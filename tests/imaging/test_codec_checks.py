@@ -152,6 +152,21 @@ def test_jpegls_header_that_changes_the_decoding_is_refused(clean: Dataset) -> N
     assert jpegls_frame_problem(bytes(near), *args[:-1], False) is None  # near-lossless
 
 
+def test_jpegls_point_transform_is_refused(clean: Dataset, tmp_path: Path) -> None:
+    """The fuzz run's h07261: the SOS marker's point transform flipped to 12 made CharLS
+    decode every pixel shifted and wrapped (the BI-RADS 4C phantom read as BI-RADS 2)."""
+    d = _compressed(clean, JPEGLSLossless)
+    frame = _frame(d)
+    sos = frame.index(b"\xff\xda")
+    shifted = bytearray(frame)
+    shifted[sos + 4 + 3 + 2 * shifted[sos + 4]] = 12
+    args = (int(d.Rows), int(d.Columns), 1, 16, True)
+    assert "point transform 12" in (jpegls_frame_problem(bytes(shifted), *args) or "")
+    assert "point transform 12" in (jpegls_frame_problem(bytes(shifted), *args[:-1], False) or "")
+    with pytest.raises(UnreadableFileError, match="point transform"):
+        read_image(_with_frame(d, shifted, tmp_path / "shifted.dcm"))
+
+
 def test_real_compressed_files_pass() -> None:
     files = sorted(DATA.glob("**/*.dcm"))
     if not files:

@@ -264,7 +264,11 @@ def jpegls_frame_problem(
             ns = body[0] if body else 0
             if len(body) < 1 + 2 * ns + 3:
                 return "the JPEG-LS SOS marker is cut"
-            near = body[1 + 2 * ns]
+            near, ilv, point_transform = body[1 + 2 * ns : 4 + 2 * ns]
+            if length != 6 + 2 * ns or ilv > 2:
+                return "the JPEG-LS SOS marker is inconsistent"
+            if point_transform:  # the decoded values would be shifted (CharLS wraps them)
+                return f"JPEG-LS scan with point transform {point_transform} (must be 0)"
             return f"JPEG-LS Lossless with NEAR = {near}" if lossless and near else None
         if marker not in _JPEGLS_HEADER_MARKERS:
             return f"unexpected marker FF {marker:02X} in the JPEG-LS header"
