@@ -121,11 +121,15 @@ def _run_hits(block: np.ndarray, inner: slice, mask: np.ndarray, margin: np.floa
         b = b[inner]
         cand = (b - ring > margin) & mask
         cand[:, 0] = cand[:, -1] = False  # a run needs a pixel on each side
-        padded = np.zeros((cand.shape[0], cand.shape[1] + 2), dtype=np.int8)
-        padded[:, 1:-1] = cand
+        some = np.flatnonzero(cand.any(axis=1))  # the few rows with a candidate
+        if some.size == 0:
+            continue
+        padded = np.zeros((some.size, cand.shape[1] + 2), dtype=np.int8)
+        padded[:, 1:-1] = cand[some]
         step = np.diff(padded, axis=1)
-        rows, starts = np.nonzero(step == 1)
+        at, starts = np.nonzero(step == 1)
         ends = np.nonzero(step == -1)[1]  # exclusive; same order (raster)
+        rows = some[at]
         for r, c0, c1 in zip(rows, starts, ends, strict=True):
             if not 2 <= c1 - c0 <= _MAX_RUN:
                 continue
@@ -190,6 +194,8 @@ def remove_impulses(
         b = block[inner]
         hit = ((b - hi[inner] > margin) | (lo[inner] - b > margin)) & mask[r0:r1]
         hit |= _run_hits(block, inner, mask[r0:r1], margin)
+        if not hit.any():
+            return None
         rr, cc = np.nonzero(hit)
         return (rr + r0, cc, _median3(block)[inner][rr, cc]) if rr.size else None
 
