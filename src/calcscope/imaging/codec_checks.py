@@ -142,6 +142,7 @@ def _packbits_count(
     the first output byte of the first run that crosses the end of a row of ``cols``
     bytes (None when none does)."""
     produced, i, crossed = 0, start, None
+    row_end = cols  # the end of the row where the next run starts (no division per run)
     while produced < need and i < end:
         n = data[i]
         if n < 128:  # n + 1 literal bytes follow
@@ -155,9 +156,13 @@ def _packbits_count(
         else:  # 128: no operation
             i += 1
             continue
-        if crossed is None and produced // cols != (produced + count - 1) // cols:
-            crossed = produced
-        produced += count
+        new = produced + count
+        if crossed is None:
+            if new > row_end:
+                crossed = produced
+            elif new == row_end:
+                row_end += cols
+        produced = new
     return produced, min(i, end), crossed
 
 

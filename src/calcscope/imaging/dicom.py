@@ -391,13 +391,18 @@ def step_fractions(raw: np.ndarray) -> tuple[float, float]:
     overall, band
         Fractions in ``[0, 1]``.
     """
+    import cv2
+
     x = raw.astype(np.float32)
     step = max(1, int(math.sqrt(x.size / 1_000_000)))
     lo, hi = (float(v) for v in np.percentile(x[::step, ::step], (0.5, 99.5)))
-    jump = STEP_JUMP * max(hi - lo, 1e-6)
-    jumps = np.abs(np.diff(x, axis=1))[:-1, :] > jump
-    jumps |= np.abs(np.diff(x, axis=0))[:, :-1] > jump
-    per_row = jumps.mean(axis=1)
+    jump = float(np.float32(STEP_JUMP * max(hi - lo, 1e-6)))  # compared in float32
+    corner = x[:-1, :-1]
+    jumps = cv2.bitwise_or(  # |right - pixel| or |lower - pixel| over the jump (255)
+        cv2.compare(cv2.absdiff(x[:-1, 1:], corner), jump, cv2.CMP_GT),
+        cv2.compare(cv2.absdiff(x[1:, :-1], corner), jump, cv2.CMP_GT),
+    )
+    per_row = np.count_nonzero(jumps, axis=1) / jumps.shape[1]
     width = min(_STEP_BAND_ROWS, len(per_row))
     sums = np.concatenate([[0.0], np.cumsum(per_row, dtype=np.float64)])
     bands = (sums[width:] - sums[:-width]) / width  # every band of `width` rows
