@@ -396,12 +396,10 @@ def step_fractions(raw: np.ndarray) -> tuple[float, float]:
     x = raw.astype(np.float32)
     step = max(1, int(math.sqrt(x.size / 1_000_000)))
     lo, hi = (float(v) for v in np.percentile(x[::step, ::step], (0.5, 99.5)))
-    jump = float(np.float32(STEP_JUMP * max(hi - lo, 1e-6)))  # compared in float32
-    corner = x[:-1, :-1]
-    jumps = cv2.bitwise_or(  # |right - pixel| or |lower - pixel| over the jump (255)
-        cv2.compare(cv2.absdiff(x[:-1, 1:], corner), jump, cv2.CMP_GT),
-        cv2.compare(cv2.absdiff(x[1:, :-1], corner), jump, cv2.CMP_GT),
-    )
+    jump = np.float32(STEP_JUMP * max(hi - lo, 1e-6))
+    corner = x[:-1, :-1]  # |right - pixel| or |lower - pixel| over the jump
+    jumps = np.asarray(cv2.absdiff(x[:-1, 1:], corner)) > jump
+    jumps |= np.asarray(cv2.absdiff(x[1:, :-1], corner)) > jump
     per_row = np.count_nonzero(jumps, axis=1) / jumps.shape[1]
     width = min(_STEP_BAND_ROWS, len(per_row))
     sums = np.concatenate([[0.0], np.cumsum(per_row, dtype=np.float64)])
