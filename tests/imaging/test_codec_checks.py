@@ -21,6 +21,7 @@ from calcscope.evaluation.hostile import clean_dicom
 from calcscope.imaging.codec_checks import (
     frame_problem,
     j2k_frame_problem,
+    j2k_lossless_problem,
     jpegls_frame_problem,
     rle_frame_problem,
 )
@@ -244,3 +245,50 @@ def test_fuzz_case_h05521_is_refused(clean: Dataset, tmp_path: Path) -> None:
     path = _with_frame(d, frame, tmp_path / "h05521.dcm")
     with pytest.raises(UnreadableFileError, match=r"h05521\.dcm: .*crosses the end of row 197"):
         read_image(path)
+
+
+def _j2k(pixels: np.ndarray, bits: int) -> bytes:
+    from openjpeg import encode
+
+    return bytes(encode(np.ascontiguousarray(pixels), bits_stored=bits))
+
+
+@pytest.mark.parametrize(("shape", "bits"), [((64, 48), 16), ((101, 77), 12), ((90, 131), 14)])
+def test_intact_lossless_j2k_agrees_with_its_half_resolution(
+    shape: tuple[int, int], bits: int
+) -> None:
+    """Odd and even sizes, 12 to 16 bits, hard edges at the range's ends (where the 5-3
+    low-pass overshoots and both sides clip): an intact stream always agrees."""
+    rng = np.random.default_rng(bits)
+    top = (1 << bits) - 1
+    x = rng.integers(0, top // 3, shape)
+    x[:, shape[1] // 2 :] = top
+    x[5:20, 3:9] = 0
+    pixels = x.astype(np.uint16)
+    assert j2k_lossless_problem(_j2k(pixels, bits), pixels) is None
+
+
+def test_lossless_j2k_with_pixels_that_disagree_is_refused(clean: Dataset, tmp_path: Path) -> None:
+    """The 10,000-file run's h08733 (bytes flipped in the entropy-coded data: no header
+    check sees it, OpenJPEG decodes it silently, the decoder clips what it cannot hold):
+    decoded pixels that do not match the stream's own half-resolution image are refused;
+    the intact phantom is read."""
+    d = _compressed(clean, JPEG2000Lossless)
+    frame = bytes(_frame(d))
+    pixels = np.asarray(d.pixel_array)
+    assert j2k_lossless_problem(frame, pixels) is None
+    assert read_image(_with_frame(d, frame, tmp_path / "intact.dcm")) is not None
+    wrong = pixels.copy()
+    wrong[100:140, 200:260] = 0  # what clipped garbage looks like to the check
+    problem = j2k_lossless_problem(frame, wrong)
+    assert problem is not None and "half-resolution" in problem
+
+
+def test_real_films_reencoded_as_lossless_j2k_pass() -> None:
+    files = sorted((DATA / "cbis-ddsm-images").glob("*.dcm"))[:1]
+    if not files:
+        pytest.skip("no CBIS-DDSM films in ../shared/data")
+    film = pydicom.dcmread(files[0]).pixel_array
+    for crop in (film[:1201, :901], film[3:1500, 5:1000]):
+        pixels = np.ascontiguousarray(crop)
+        assert j2k_lossless_problem(_j2k(pixels, 16), pixels) is None

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import struct
 
+import numpy as np
 from pydicom.dataset import Dataset
 from pydicom.uid import (
     JPEG2000,
@@ -308,3 +309,80 @@ def _j2k_tiles_problem(frame: bytes, n_tiles: int) -> str | None:
     if len(seen) != n_tiles:
         return f"the JPEG 2000 stream holds {len(seen)} of its SIZ grid's {n_tiles} tiles"
     return None
+
+
+def _lift53(a: np.ndarray, axis: int) -> np.ndarray:
+    """The low-pass half of one reversible 5-3 lifting step along ``axis`` (int64; JPEG
+    2000's whole-sample symmetric extension at both ends, the image starting at 0)."""
+    a = np.moveaxis(a, axis, 0)
+    even, odd = a[0::2], a[1::2]
+    e_next = np.concatenate([even[1:], even[-1:]], axis=0)[: len(odd)]
+    d = odd - np.floor_divide(even[: len(odd)] + e_next, 2)
+    d_prev = np.concatenate([d[:1], d], axis=0)[: len(even)]
+    d_cur = np.concatenate([d, d[-1:]], axis=0)[: len(even)]
+    return np.moveaxis(even + np.floor_divide(d_prev + d_cur + 2, 4), 0, axis)
+
+
+def j2k_lossless_problem(frame: bytes, decoded: np.ndarray) -> str | None:
+    """Whether a lossless JPEG 2000 frame's decoded pixels agree with the stream's own
+    half-resolution image, or None (also where it cannot be checked).
+
+    With the reversible 5-3 wavelet, the half-resolution image a decoder makes from the
+    stream (its first LL band) equals the 5-3 LL band of the full decoded image (both
+    clipped to the precision's range). Bits flipped in the entropy-coded data pass every
+    structural check and decode without an error, but make coefficients the decoder must
+    clip, which breaks this equality. Checked for one unsigned component of at most 16 bits,
+    one tile, no image offset and at least one decomposition level; needs Pillow's
+    JPEG 2000 decoder (else not checked).
+
+    Parameters
+    ----------
+    frame
+        The JPEG 2000 code stream (``FF 4F FF 51`` ...).
+    decoded
+        The frame as the decoder returned it, ``(rows, cols)``.
+
+    Returns
+    -------
+    str or None
+        The disagreement in words; None when they agree or it cannot be checked.
+    """
+    if frame[:4] != b"\xff\x4f\xff\x51" or len(frame) < 45 or decoded.ndim != 2:
+        return None
+    xsiz, ysiz, xo, yo, xt, yt, xto, yto = struct.unpack(">8I", frame[8:40])
+    csiz, ssiz = struct.unpack(">H", frame[40:42])[0], frame[42]
+    precision = (ssiz & 0x7F) + 1
+    if csiz != 1 or ssiz & 0x80 or precision > 16 or xo or yo or xto or yto:
+        return None
+    if xt < xsiz or yt < ysiz or decoded.shape != (ysiz, xsiz) or min(xsiz, ysiz) < 4:
+        return None
+    cod = frame.find(b"\xff\x52", 42)
+    if cod < 0 or len(frame) < cod + 10 or frame[cod + 9] < 1:  # decomposition levels
+        return None
+    try:
+        import io
+
+        from PIL import Image
+
+        with Image.open(io.BytesIO(frame)) as im:
+            im.reduce = 1  # type: ignore[assignment]
+            im.load()
+            mode = im.mode
+            half = np.asarray(im).astype(np.int64)
+    except Exception:  # noqa: BLE001 - no JPEG 2000 in this Pillow, or it cannot read it
+        return None
+    # Pillow widens the samples to its mode's bits (I;16: 16, L: 8) by a left shift
+    width = 16 if mode.startswith("I;16") else 8 if mode == "L" else 0
+    if width < precision:
+        return None
+    top = (1 << precision) - 1
+    ll = np.clip(_lift53(_lift53(decoded.astype(np.int64), 0), 1), 0, top) << (width - precision)
+    if half.shape != ll.shape:
+        return None
+    n_off = int(np.count_nonzero(ll != half))
+    if n_off == 0:
+        return None
+    return (
+        f"the decoded pixels disagree with the stream's own half-resolution image at "
+        f"{n_off:,} of {ll.size:,} points (corrupt entropy-coded data)"
+    )

@@ -20,6 +20,7 @@ from pydicom.uid import (
     UID,
     DigitalMammographyXRayImageStorageForPresentation,
     DigitalMammographyXRayImageStorageForProcessing,
+    JPEG2000Lossless,
     SecondaryCaptureImageStorage,
 )
 
@@ -45,7 +46,7 @@ from calcscope.imaging._common import (
     str_or_none,
     uid_name,
 )
-from calcscope.imaging.codec_checks import frame_problem
+from calcscope.imaging.codec_checks import frame_problem, j2k_lossless_problem
 from calcscope.model import Laterality, Mammogram, Source, View
 
 __all__ = [
@@ -338,6 +339,8 @@ def _check_decoded(raw: np.ndarray, ds: Dataset, name: str) -> None:
     ts = _transfer_syntax(ds)
     if ts is None or not ts.is_compressed or raw.ndim != 2 or raw.dtype.kind not in "iu":
         return
+    if ts == JPEG2000Lossless and int(ds.get("NumberOfFrames", 1) or 1) == 1:
+        _check_j2k_lossless(raw, ds, name)
     overall, band = step_fractions(raw)
     if overall > MAX_STEP_FRACTION or band > MAX_BAND_STEP_FRACTION:
         raise ImplausibleValueError(
@@ -372,6 +375,24 @@ def _check_stored_bits(ds: Dataset, name: str) -> None:
             f"BitsStored is {bits_stored} but the pixel data hold values up to {top} "
             f"(which need {top.bit_length()} bits): the header contradicts the data; "
             "not analysed",
+            name,
+        )
+
+
+def _check_j2k_lossless(raw: np.ndarray, ds: Dataset, name: str) -> None:
+    """Refuse a lossless JPEG 2000 frame whose decoded pixels disagree with the stream's
+    own half-resolution image (:func:`~calcscope.imaging.codec_checks.j2k_lossless_problem`:
+    flipped bits in the entropy-coded data, which no header check sees)."""
+    from pydicom.encaps import generate_frames
+
+    try:
+        frame = next(generate_frames(ds.PixelData, number_of_frames=1))
+    except Exception:  # noqa: BLE001 - the decoder read it; nothing more to check here
+        return
+    problem = j2k_lossless_problem(bytes(frame), raw)
+    if problem is not None:
+        raise UnreadableFileError(
+            f"the {_transfer_syntax_text(ds)} pixel data are corrupt ({problem}); not analysed",
             name,
         )
 
