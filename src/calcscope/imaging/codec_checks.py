@@ -312,7 +312,7 @@ def _j2k_tiles_problem(frame: bytes, n_tiles: int) -> str | None:
 
 
 def _lift53(a: np.ndarray, axis: int) -> np.ndarray:
-    """The low-pass half of one reversible 5-3 lifting step along ``axis`` (int64; JPEG
+    """The low-pass half of one reversible 5-3 lifting step along ``axis`` (int32; JPEG
     2000's whole-sample symmetric extension at both ends, the image starting at 0)."""
     a = np.moveaxis(a, axis, 0)
     even, odd = a[0::2], a[1::2]
@@ -368,7 +368,7 @@ def j2k_lossless_problem(frame: bytes, decoded: np.ndarray) -> str | None:
             im.reduce = 1  # type: ignore[assignment]
             im.load()
             mode = im.mode
-            half = np.asarray(im).astype(np.int64)
+            half = np.asarray(im).astype(np.int32)
     except Exception:  # noqa: BLE001 - no JPEG 2000 in this Pillow, or it cannot read it
         return None
     # Pillow widens the samples to its mode's bits (I;16: 16, L: 8) by a left shift
@@ -376,7 +376,7 @@ def j2k_lossless_problem(frame: bytes, decoded: np.ndarray) -> str | None:
     if width < precision:
         return None
     top = (1 << precision) - 1
-    ll = np.clip(_lift53(_lift53(decoded.astype(np.int64), 0), 1), 0, top) << (width - precision)
+    ll = np.clip(_lift53(_lift53(decoded.astype(np.int32), 0), 1), 0, top) << (width - precision)
     if half.shape != ll.shape:
         return None
     n_off = int(np.count_nonzero(ll != half))
