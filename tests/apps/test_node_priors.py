@@ -14,6 +14,8 @@ from typing import Any
 
 import pydicom
 import pytest
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian
 
 pytest.importorskip("pynetdicom", reason="pynetdicom missing: pip install 'calcscope[dicom]'")
 
@@ -471,3 +473,23 @@ def test_exam_index_lists_the_documents_once_and_then_takes_in_the_noted_ones(
     assert [h.exam_id for h in index.of_patient("P1")] == ["1.3"]
     index.note(exams / "1.2" / "exam.exam.json")
     assert [h.exam_id for h in index.of_patient("P2")] == ["1.2", "9.9"]
+
+
+def test_study_key_of_a_file_with_an_unreadable_study_date(tmp_path: Path) -> None:
+    """The node fuzz's case: StudyDate's VR flipped to 'DY' raises only when the value is
+    read; the file's study key still comes (without a date), and the exam goes on."""
+    ds = Dataset()
+    ds.PatientID = "P1"
+    ds.StudyInstanceUID = "1.2.3"
+    ds.StudyDate = "20240520"
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1.2"
+    ds.file_meta.MediaStorageSOPInstanceUID = "1.2.3.4"
+    path = tmp_path / "x.dcm"
+    ds.save_as(path, enforce_file_format=True)
+    data = bytearray(path.read_bytes())
+    at = data.index(b"\x08\x00\x20\x00DA")  # (0008,0020) DA, explicit VR little endian
+    data[at + 4 : at + 6] = b"DY"
+    path.write_bytes(bytes(data))
+    assert StudyKey.from_file(path) == StudyKey("1.2.3", "P1", None, None)
