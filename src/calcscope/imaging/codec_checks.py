@@ -29,7 +29,9 @@ docs/accuracy.md, "Hostile input".
 
 from __future__ import annotations
 
+import importlib
 import struct
+from types import ModuleType
 
 import numpy as np
 from pydicom.dataset import Dataset
@@ -40,6 +42,12 @@ from pydicom.uid import (
     JPEGLSNearLossless,
     RLELossless,
 )
+
+_packbits: ModuleType | None
+try:  # the compiled PackBits walk, built at install when a C compiler is there
+    _packbits = importlib.import_module("calcscope.imaging._packbits")
+except ImportError:  # pragma: no cover - depends on the build
+    _packbits = None
 
 __all__ = ["frame_problem", "rle_frame_problem", "j2k_frame_problem", "jpegls_frame_problem"]
 
@@ -135,13 +143,38 @@ def rle_frame_problem(frame: bytes, rows: int, cols: int, n_segments: int) -> st
     return None
 
 
+#: Sums of the walk stay below this in the compiled walk's 64-bit integers.
+_PACKBITS_C_MAX = 2**40
+
+
 def _packbits_count(
     data: bytes, start: int, end: int, need: int, cols: int
 ) -> tuple[int, int, int | None]:
     """Bytes a PackBits segment ``data[start:end]`` decodes to, stopping at ``need`` (or
     one past it when a run crosses it, or short when the data end), where it stopped, and
     the first output byte of the first run that crosses the end of a row of ``cols``
-    bytes (None when none does)."""
+    bytes (None when none does).
+
+    The compiled walk (:mod:`calcscope.imaging._packbits`, built at install) when it is
+    there and the arguments fit its integers, else :func:`_packbits_count_py`: the same
+    result either way."""
+    if (
+        _packbits is not None
+        and 0 <= start
+        and end <= len(data)
+        and abs(need) <= _PACKBITS_C_MAX
+        and abs(cols) <= _PACKBITS_C_MAX
+    ):
+        result: tuple[int, int, int | None] = _packbits.count(data, start, end, need, cols)
+        return result
+    return _packbits_count_py(data, start, end, need, cols)
+
+
+def _packbits_count_py(
+    data: bytes, start: int, end: int, need: int, cols: int
+) -> tuple[int, int, int | None]:
+    """:func:`_packbits_count` in Python: the fallback and the reference of the compiled
+    walk (``_packbits.c`` mirrors it line by line)."""
     produced, i, crossed = 0, start, None
     row_end = cols  # the end of the row where the next run starts (no division per run)
     while produced < need and i < end:
