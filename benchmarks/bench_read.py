@@ -34,7 +34,7 @@ def main() -> None:
     from calcscope.imaging.io import read_image, write_image
     from calcscope.phantom.mammogram import make_phantom
 
-    walk = getattr(codec_checks, "PACKBITS_WALK", "python")
+    walk = "compiled" if codec_checks._packbits is not None else "Python (not built)"
     print(f"PackBits walk: {walk}")
     with tempfile.TemporaryDirectory() as tmp:
         ph = make_phantom(seed=0, spacing_mm=0.07)

@@ -163,7 +163,10 @@ def normalise_array(arr: np.ndarray, name: str | None) -> np.ndarray:
     return arr.astype(np.float64) / float(2**depth - 1)
 
 
-def robust_normalise(values: np.ndarray) -> np.ndarray:
+def robust_bounds(values: np.ndarray) -> tuple[float, float] | None:
+    """The values to map to 0 and 1 where an image has no display window: its
+    :data:`ROBUST_PERCENTILES` (on a subsample of a large image), or its minimum and
+    maximum when they coincide; None when all values are equal."""
     sample = values
     if values.size > _PERCENTILE_SAMPLE_PX:
         step = int(math.ceil(math.sqrt(values.size / _PERCENTILE_SAMPLE_PX)))
@@ -171,11 +174,7 @@ def robust_normalise(values: np.ndarray) -> np.ndarray:
     lo, hi = (float(v) for v in np.percentile(sample, ROBUST_PERCENTILES))
     if hi <= lo:
         lo, hi = float(values.min()), float(values.max())
-    if hi <= lo:
-        return np.zeros_like(values, dtype=np.float64)
-    out: np.ndarray = np.subtract(values, lo, dtype=np.float64)
-    out /= hi - lo
-    return out
+    return (lo, hi) if hi > lo else None
 
 
 def grey_from_channels(arr: np.ndarray, name: str | None) -> np.ndarray:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import re
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -42,7 +43,7 @@ from calcscope.imaging._common import (
     int_or,
     normalise_array,
     orientation,
-    robust_normalise,
+    robust_bounds,
     str_or_none,
     uid_name,
 )
@@ -159,11 +160,11 @@ def read_dicom(p: Path, config: IOConfig, user_spacing: tuple[float, float] | No
         )
     _check_decoded(raw, ds, name)
     if raw.ndim == 3:
-        grey = grey_from_channels(normalise_array(raw, name), name)
+        pixels = finish(grey_from_channels(normalise_array(raw, name), name), name)
     else:
-        grey = _dicom_grey(raw, ds, photometric, name)
+        pixels = _dicom_grey(raw, ds, photometric, name)
     return Mammogram(
-        pixels=finish(grey, name),
+        pixels=pixels,
         spacing_mm=spacing,
         laterality=_dicom_laterality(ds),
         view=_dicom_view(ds),
@@ -414,13 +415,20 @@ def step_fractions(raw: np.ndarray) -> tuple[float, float]:
     """
     import cv2
 
-    x = raw.astype(np.float32)
-    step = max(1, int(math.sqrt(x.size / 1_000_000)))
-    lo, hi = (float(v) for v in np.percentile(x[::step, ::step], (0.5, 99.5)))
+    step = max(1, int(math.sqrt(raw.size / 1_000_000)))
+    sample = raw[::step, ::step].astype(np.float32)
+    lo, hi = (float(v) for v in np.percentile(sample, (0.5, 99.5)))
     jump = np.float32(STEP_JUMP * max(hi - lo, 1e-6))
+    x: np.ndarray = raw
+    limit: float | int = math.floor(float(jump))
+    if raw.dtype not in (np.uint8, np.uint16):
+        x, limit = raw.astype(np.float32), jump
+    # 8- and 16-bit unsigned values as stored: their differences are the integers the
+    # float32 image gives (exact; the absdiff of unsigned values does not saturate), and
+    # an integer exceeds the jump exactly when it exceeds its floor (at most 13,107 there)
     corner = x[:-1, :-1]  # |right - pixel| or |lower - pixel| over the jump
-    jumps = np.asarray(cv2.absdiff(x[:-1, 1:], corner)) > jump
-    jumps |= np.asarray(cv2.absdiff(x[1:, :-1], corner)) > jump
+    jumps = np.asarray(cv2.absdiff(x[:-1, 1:], corner)) > limit
+    jumps |= np.asarray(cv2.absdiff(x[1:, :-1], corner)) > limit
     per_row = np.count_nonzero(jumps, axis=1) / jumps.shape[1]
     width = min(_STEP_BAND_ROWS, len(per_row))
     sums = np.concatenate([[0.0], np.cumsum(per_row, dtype=np.float64)])
@@ -497,9 +505,10 @@ _VOI_ROWS = 256
 """Rows of pixels put through the VOI LUT at a time."""
 
 
-def _voi_lut(values: np.ndarray, ds: Dataset, name: str) -> np.ndarray | None:
-    """Values through the VOI LUT (window or LUT) mapped to ``[0, 1]``; None without one
-    or when its output range is empty. Non-finite window values are refused."""
+def _voi_function(ds: Dataset, name: str) -> Callable[[np.ndarray], np.ndarray] | None:
+    """The VOI LUT (window or LUT) as a function of values to float64 with its output
+    range at ``[0, 1]``; None without one or when that range is empty. Non-finite window
+    values are refused."""
     has_voi = "VOILUTSequence" in ds or ("WindowCenter" in ds and "WindowWidth" in ds)
     if not has_voi:
         return None
@@ -522,39 +531,63 @@ def _voi_lut(values: np.ndarray, ds: Dataset, name: str) -> np.ndarray | None:
         else:
             probe = apply_voi_lut(np.array([-1e30, 1e30]), ds, index=0)
         lo, hi = float(np.min(probe)), float(np.max(probe))
-        if not (math.isfinite(lo) and math.isfinite(hi) and hi > lo):
-            return None
+    if not (math.isfinite(lo) and math.isfinite(hi) and hi > lo):
+        return None
 
-        def through(band: np.ndarray) -> np.ndarray:
+    def through(band: np.ndarray) -> np.ndarray:
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
             band = np.rint(band).astype(np.int64) if lut else band.astype(np.float64)
             windowed = np.asarray(apply_voi_lut(band, ds, index=0), dtype=np.float64)
             windowed -= lo
             windowed /= hi - lo
-            return windowed
+        return windowed
 
-        # the LUT works value by value: stored values (unsigned integers) go through it
-        # once each, as a table; other values a band of rows at a time, which keeps
-        # pydicom's float64 temporaries small (the same values as the whole image at once)
-        top = int(values.max()) if values.dtype.kind == "u" and values.size else -1
-        if 0 <= top < 2**16:
-            out: np.ndarray = through(np.arange(top + 1, dtype=values.dtype))[values]
-        else:
-            out = np.empty(values.shape, dtype=np.float64)
-            for r0 in range(0, values.shape[0], _VOI_ROWS):
-                out[r0 : r0 + _VOI_ROWS] = through(values[r0 : r0 + _VOI_ROWS])
+    return through
+
+
+def _check_voi_finite(out: np.ndarray, name: str) -> None:
     if not np.all(np.isfinite(out)):
         raise ImplausibleValueError("the VOI LUT gives pixel values that are not finite", name)
-    return out
+
+
+def _stored_value_domain(values: np.ndarray) -> np.ndarray | None:
+    """Every value from 0 to the maximum of ``values`` when they are stored values
+    (unsigned integers, no modality rescale) under 2**16: the domain of a table that
+    maps each stored value once (the same numbers as mapping every pixel, the ops being
+    value by value); else None."""
+    if values.dtype.kind != "u" or not values.size:
+        return None
+    top = int(values.max())
+    return np.arange(top + 1, dtype=values.dtype) if top < 2**16 else None
 
 
 def _dicom_grey(raw: np.ndarray, ds: Dataset, photometric: str, name: str) -> np.ndarray:
-    """Modality LUT, VOI LUT or fallback normalisation, inversion of MONOCHROME1."""
+    """Modality LUT, VOI LUT or fallback normalisation, inversion of MONOCHROME1, as
+    :func:`~calcscope.imaging._common.finish` gives them: float32 in ``[0, 1]``, read-only.
+
+    Stored values under 2**16 are mapped as a table of each value from 0 to their maximum
+    (every step below is value by value), the image then looked up in it once: no
+    full-size float64 temporaries. The numbers are those of mapping every pixel.
+    """
     values, rescaled = _modality_lut(raw, ds, name)
-    out = _voi_lut(values, ds, name)
-    if out is None:
+    domain = _stored_value_domain(values)  # not None: values is raw
+    through = _voi_function(ds, name)
+    src = values if domain is None else domain
+    if through is not None:
+        out = through(src) if domain is not None else _banded(through, values)
+        if domain is not None and not np.all(np.isfinite(out)):
+            out, domain = out[raw], None  # only the stored values that occur count
+        _check_voi_finite(out, name)
+    else:
         intent = str(ds.get("PresentationIntentType", "") or "").upper()
         if rescaled or intent == "FOR PROCESSING":
-            out = robust_normalise(values)
+            bounds = robust_bounds(values)
+            if bounds is None:
+                out = np.zeros_like(src, dtype=np.float64)
+            else:
+                out = np.subtract(src, bounds[0], dtype=np.float64)
+                out /= bounds[1] - bounds[0]
         else:
             bits = int_or(ds.get("BitsStored"), 8 * raw.dtype.itemsize)
             if int_or(ds.get("PixelRepresentation"), 0) == 1:
@@ -563,12 +596,34 @@ def _dicom_grey(raw: np.ndarray, ds: Dataset, photometric: str, name: str) -> np
                 lo_i, hi_i = 0, 2**bits - 1
             hi_f = max(float(hi_i), float(raw.max()))
             lo_f = min(float(lo_i), float(raw.min()))
-            out = raw.astype(np.float64)
+            out = src.astype(np.float64)
             out -= lo_f
             out /= hi_f - lo_f
     if photometric == "MONOCHROME1":
         out = np.subtract(1.0, out, out=out)  # out is this function's own array
+    if domain is None:
+        return finish(out, name)
+    return _look_up(out, raw, name)
+
+
+def _banded(through: Callable[[np.ndarray], np.ndarray], values: np.ndarray) -> np.ndarray:
+    """``through`` of ``values`` a band of rows at a time, which keeps pydicom's float64
+    temporaries small (the same values as the whole image at once)."""
+    out = np.empty(values.shape, dtype=np.float64)
+    for r0 in range(0, values.shape[0], _VOI_ROWS):
+        out[r0 : r0 + _VOI_ROWS] = through(values[r0 : r0 + _VOI_ROWS])
     return out
+
+
+def _look_up(table: np.ndarray, raw: np.ndarray, name: str) -> np.ndarray:
+    """:func:`~calcscope.imaging._common.finish` of ``table[raw]``, the table finished
+    first (cast and clip are value by value): float32, read-only."""
+    if not np.all(np.isfinite(table)):  # only the stored values that occur count
+        return finish(table[raw], name)
+    small = finish(table, name)
+    pixels: np.ndarray = small[raw]
+    pixels.setflags(write=False)
+    return pixels
 
 
 def _dicom_spacing(ds: Dataset) -> tuple[tuple[float, float] | None, str | None]:
