@@ -245,6 +245,9 @@ def _decode(ds: Dataset, name: str) -> np.ndarray:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
+            # native pixel data: a read-only view of the file's bytes, not a copy (the
+            # readers never write into the stored values)
+            ds.pixel_array_options(view_only=True)
             return ds.pixel_array
     except (KeyboardInterrupt, SystemExit):
         raise
@@ -367,9 +370,9 @@ def _check_stored_bits(ds: Dataset, name: str) -> None:
     if int(ds.get("PixelRepresentation", 0) or 0) != 0 or "PixelData" not in ds:
         return
     dtype = np.dtype("<u2") if bits_alloc == 16 else np.dtype("u1")
-    data = bytes(ds.PixelData)
-    n = len(data) // dtype.itemsize
-    stored = np.frombuffer(data[: n * dtype.itemsize], dtype=dtype)
+    data = ds.PixelData
+    # the whole values in place (no copy of the data)
+    stored = np.frombuffer(data, dtype=dtype, count=len(data) // dtype.itemsize)
     top = int(stored.max()) if stored.size else 0
     if top >> bits_stored:
         raise ImplausibleValueError(
@@ -420,7 +423,7 @@ def step_fractions(raw: np.ndarray) -> tuple[float, float]:
     lo, hi = (float(v) for v in np.percentile(sample, (0.5, 99.5)))
     jump = np.float32(STEP_JUMP * max(hi - lo, 1e-6))
     x: np.ndarray = raw
-    limit: float | int = math.floor(float(jump))
+    limit: int | np.float32 = math.floor(float(jump))
     if raw.dtype not in (np.uint8, np.uint16):
         x, limit = raw.astype(np.float32), jump
     # 8- and 16-bit unsigned values as stored: their differences are the integers the
@@ -429,7 +432,11 @@ def step_fractions(raw: np.ndarray) -> tuple[float, float]:
     corner = x[:-1, :-1]  # |right - pixel| or |lower - pixel| over the jump
     jumps = np.asarray(cv2.absdiff(x[:-1, 1:], corner)) > limit
     jumps |= np.asarray(cv2.absdiff(x[1:, :-1], corner)) > limit
-    per_row = np.count_nonzero(jumps, axis=1) / jumps.shape[1]
+    if jumps.size:  # OpenCV's row sums of the 0/1 bytes: the counts, a few times faster
+        counts = cv2.reduce(jumps.view(np.uint8), 1, cv2.REDUCE_SUM, dtype=cv2.CV_32S)[:, 0]
+    else:
+        counts = np.count_nonzero(jumps, axis=1)
+    per_row = counts / jumps.shape[1]
     width = min(_STEP_BAND_ROWS, len(per_row))
     sums = np.concatenate([[0.0], np.cumsum(per_row, dtype=np.float64)])
     bands = (sums[width:] - sums[:-width]) / width  # every band of `width` rows
@@ -503,6 +510,8 @@ def _modality_lut(raw: np.ndarray, ds: Dataset, name: str) -> tuple[np.ndarray, 
 
 _VOI_ROWS = 256
 """Rows of pixels put through the VOI LUT at a time."""
+_LOOKUP_PIXELS = 65_536
+"""Pixels looked up in a table of stored values at a time."""
 
 
 def _voi_function(ds: Dataset, name: str) -> Callable[[np.ndarray], np.ndarray] | None:
@@ -621,7 +630,12 @@ def _look_up(table: np.ndarray, raw: np.ndarray, name: str) -> np.ndarray:
     if not np.all(np.isfinite(table)):  # only the stored values that occur count
         return finish(table[raw], name)
     small = finish(table, name)
-    pixels: np.ndarray = small[raw]
+    pixels = np.empty(raw.shape, dtype=np.float32)
+    # a band of rows at a time: numpy makes a platform-integer copy of the indices,
+    # which then stays in the cache (a third faster than the whole image at once)
+    band = max(1, _LOOKUP_PIXELS // max(raw.shape[-1], 1))
+    for r0 in range(0, raw.shape[0], band):
+        np.take(small, raw[r0 : r0 + band], out=pixels[r0 : r0 + band])
     pixels.setflags(write=False)
     return pixels
 
