@@ -7,15 +7,21 @@ Reads the 4096 x 3328 full-field phantom at 0.07 mm (written as DICOM, as
 ``../shared/data/cbis-ddsm-images``, when present) ``--repeat`` times each, the images
 interleaved, and prints the median wall and process CPU time of ``read_image`` (CPU time
 is the figure to compare on a loaded machine), and which PackBits walk checked the RLE
-segments. ``--profile`` also prints each read's cProfile (top functions by own time).
+segments, and the peak RSS of a fresh process reading each image once, above its RSS
+after the imports (Linux). ``--profile`` also prints each read's cProfile (top functions
+by own time).
 """
 
 from __future__ import annotations
 
 import argparse
 import cProfile
+import json
+import os
 import pstats
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -24,22 +30,57 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 FILM = SHARED / "cbis-ddsm-images" / "Mass-Test_P_00173_LEFT_MLO.dcm"
 
 
+_RSS = """
+import json
+from calcscope.imaging.io import read_image
+
+
+def status(key):
+    for line in open("/proc/self/status"):
+        if line.startswith(key + ":"):
+            return int(line.split()[1]) * 1024
+
+
+base = status("VmRSS")
+read_image({path!r}, spacing_mm={spacing!r})
+print(json.dumps({{"base": base, "peak": status("VmHWM")}}))
+"""
+
+
+def fresh_rss(path: Path, spacing_mm: float | None) -> str:
+    """Peak RSS of a fresh process reading ``path`` once, above its RSS after the imports."""
+    if not Path("/proc/self/status").exists():
+        return "peak RSS: needs Linux's /proc, skipped"
+    code = _RSS.format(path=str(path), spacing=spacing_mm)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=os.environ
+    )
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    return f"fresh-process peak RSS above the imports: {(r['peak'] - r['base']) / 2**20:.0f} MiB"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--repeat", type=int, default=7)
     ap.add_argument("--film", type=Path, default=FILM)
     ap.add_argument("--profile", action="store_true")
+    ap.add_argument(
+        "--phantom", type=Path, default=None, help="a phantom DICOM written before (else made)"
+    )
     args = ap.parse_args()
     from calcscope.imaging import codec_checks
     from calcscope.imaging.io import read_image, write_image
     from calcscope.phantom.mammogram import make_phantom
 
-    walk = "compiled" if codec_checks._packbits is not None else "Python (not built)"
-    print(f"PackBits walk: {walk}")
+    built = getattr(codec_checks, "_packbits", None) is not None
+    walk = "compiled" if built else "Python (not built)"
+    print(f"PackBits walk: {walk}; load average {os.getloadavg()[0]:.1f}")
     with tempfile.TemporaryDirectory() as tmp:
-        ph = make_phantom(seed=0, spacing_mm=0.07)
-        phantom = write_image(ph.mammogram, Path(tmp) / "phantom.dcm")
-        del ph
+        phantom = args.phantom
+        if phantom is None:
+            ph = make_phantom(seed=0, spacing_mm=0.07)
+            phantom = write_image(ph.mammogram, Path(tmp) / "phantom.dcm")
+            del ph
         images: list[tuple[str, Path, float | None]] = [("full-field phantom", phantom, None)]
         if args.film.exists():
             images.append((f"film {args.film.name}", args.film, 0.05))
@@ -59,6 +100,8 @@ def main() -> None:
                 f"CPU {statistics.median(cpu[name]):.3f} s "
                 f"(medians of {args.repeat}; CPU min {min(cpu[name]):.3f} s)"
             )
+        for name, path, spacing in images:
+            print(f"{name:<45} {fresh_rss(path, spacing)}")
         if args.profile:
             for name, path, spacing in images:
                 prof = cProfile.Profile()
