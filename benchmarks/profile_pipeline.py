@@ -422,10 +422,15 @@ def main() -> None:
     )
     args = ap.parse_args()
     modes = ["serial", "threads"] if args.serial_too else ["threads"]
+    from calcscope.imaging import codec_checks
     from calcscope.imaging.io import write_image
     from calcscope.phantom.mammogram import make_phantom
 
-    print(f"cpus={os.cpu_count()} load={os.getloadavg()[0]:.1f} cv2 threads={cv2.getNumThreads()}")
+    walk = "compiled" if getattr(codec_checks, "_packbits", None) is not None else "Python"
+    print(
+        f"cpus={os.cpu_count()} load={os.getloadavg()[0]:.1f} cv2 threads={cv2.getNumThreads()} "
+        f"RLE PackBits walk={walk}"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         ph = make_phantom(seed=0, spacing_mm=0.07)
         path = write_image(ph.mammogram, Path(tmp) / "phantom.dcm")
