@@ -245,9 +245,8 @@ def _decode(ds: Dataset, name: str) -> np.ndarray:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            # native pixel data: a read-only view of the file's bytes, not a copy (the
-            # readers never write into the stored values)
-            ds.pixel_array_options(view_only=True)
+            if _view_is_exact(ds):
+                ds.pixel_array_options(view_only=True)
             return ds.pixel_array
     except (KeyboardInterrupt, SystemExit):
         raise
@@ -259,6 +258,18 @@ def _decode(ds: Dataset, name: str) -> np.ndarray:
             "gdcmconv --raw) or export it as 16-bit PNG and pass --spacing-mm",
             name,
         ) from exc
+
+
+def _view_is_exact(ds: Dataset) -> bool:
+    """Whether pydicom can return native grey pixel data as a read-only view of the
+    file's bytes (no copy; the readers never write into the stored values): not where it
+    must change them (unused high bits, a colour space), where it would copy anyway and
+    log that it could not give a view."""
+    photometric = str(ds.get("PhotometricInterpretation", "") or "").strip().upper()
+    bits_stored = int_or(ds.get("BitsStored"), 0)
+    return photometric in ("MONOCHROME1", "MONOCHROME2") and bits_stored == int_or(
+        ds.get("BitsAllocated"), -1
+    )
 
 
 def _check_end_markers(ds: Dataset, name: str) -> None:
