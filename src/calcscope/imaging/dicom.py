@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
-from pydicom.multival import MultiValue
 from pydicom.pixels import apply_modality_lut, apply_voi_lut
 from pydicom.uid import (
     JPEG2000,
@@ -54,6 +53,7 @@ from calcscope.imaging.codec_checks import (
     j2k_lossless_problem,
     read_j2k_siz,
 )
+from calcscope.imaging.tags import header_number
 from calcscope.model import Laterality, Mammogram, Source, View
 
 __all__ = [
@@ -464,18 +464,6 @@ def step_fractions(raw: np.ndarray) -> tuple[float, float]:
     return float(per_row.mean()), float(bands.max())
 
 
-def _header_number(ds: Dataset, keyword: str, default: float) -> tuple[float, str]:
-    """A numeric attribute (first value) as float and as written, ``default`` if absent."""
-    value = ds.get(keyword)
-    if value is None or value == "":
-        return default, f"{default:g}"
-    first = value[0] if isinstance(value, MultiValue | list | tuple) else value
-    try:
-        return float(first), str(first)
-    except (TypeError, ValueError):
-        return math.nan, str(first)
-
-
 def _modality_lut(raw: np.ndarray, ds: Dataset, name: str) -> tuple[np.ndarray, bool]:
     """Stored values through the Modality LUT, and whether one was applied.
 
@@ -491,8 +479,8 @@ def _modality_lut(raw: np.ndarray, ds: Dataset, name: str) -> tuple[np.ndarray, 
                 "the Modality LUT Sequence gives pixel values that are not finite", name
             )
         return values, True
-    slope, slope_text = _header_number(ds, "RescaleSlope", 1.0)
-    intercept, intercept_text = _header_number(ds, "RescaleIntercept", 0.0)
+    slope, slope_text = header_number(ds, "RescaleSlope", 1.0)
+    intercept, intercept_text = header_number(ds, "RescaleIntercept", 0.0)
     if slope == 1.0 and intercept == 0.0:
         return raw, False
     for keyword, value, text in (
@@ -541,7 +529,7 @@ def _voi_lut(values: np.ndarray, ds: Dataset, name: str) -> np.ndarray | None:
         return None
     if not ds.get("VOILUTSequence"):
         for keyword in ("WindowCenter", "WindowWidth"):
-            value, text = _header_number(ds, keyword, 0.0)
+            value, text = header_number(ds, keyword, 0.0)
             if not math.isfinite(value):
                 raise ImplausibleValueError(
                     f"{keyword} is {text}: a display window needs finite numbers; "
