@@ -6,6 +6,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -152,3 +155,29 @@ def make_calcification(
         score=score,
         **values,
     )
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def storage_receiver(on_store: Callable[[Any], int], ae_title: str = "PACS") -> Iterator[int]:
+    """A fake PACS: a pynetdicom storage SCP on 127.0.0.1 that accepts every storage SOP
+    class and hands each C-STORE event to ``on_store`` (which returns the status); yields
+    its port and shuts it down afterwards."""
+    from pynetdicom import AE, AllStoragePresentationContexts, evt
+
+    pacs = AE(ae_title=ae_title)
+    pacs.supported_contexts = AllStoragePresentationContexts
+    port = free_port()
+    server = pacs.start_server(
+        ("127.0.0.1", port), block=False, evt_handlers=[(evt.EVT_C_STORE, on_store)]
+    )
+    try:
+        yield port
+    finally:
+        server.shutdown()
