@@ -181,3 +181,30 @@ def storage_receiver(on_store: Callable[[Any], int], ae_title: str = "PACS") -> 
         yield port
     finally:
         server.shutdown()
+
+
+def dicom_with_unknown_vr(path: Path, keyword: str, **attributes: str) -> Path:
+    """A small explicit-VR little-endian DICOM file at ``path`` with ``attributes``, whose
+    attribute ``keyword`` (one of them) has its VR flipped to the unknown ``'DY'``: pydicom
+    reads the file, and raises only when that value is read (the node fuzz's case)."""
+    from pydicom.datadict import dictionary_VR, tag_for_keyword
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian
+
+    ds = Dataset()
+    for k, v in attributes.items():
+        setattr(ds, k, v)
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1.2"
+    ds.file_meta.MediaStorageSOPInstanceUID = "1.2.3.4"
+    ds.save_as(path, enforce_file_format=True)
+    tag = tag_for_keyword(keyword)
+    assert tag is not None, keyword
+    group, element = divmod(tag, 0x10000)
+    head = group.to_bytes(2, "little") + element.to_bytes(2, "little")
+    data = bytearray(path.read_bytes())
+    at = data.index(head + dictionary_VR(tag).encode())
+    data[at + 4 : at + 6] = b"DY"
+    path.write_bytes(bytes(data))
+    return path

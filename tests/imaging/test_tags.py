@@ -8,29 +8,17 @@ from pathlib import Path
 
 import pydicom
 import pytest
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian
+from pydicom.dataset import Dataset
 
 from calcscope.imaging.tags import header_number, header_text
+from helpers import dicom_with_unknown_vr
 
 
-def _with_flipped_vr(tmp_path: Path, tag: bytes, vr: bytes) -> Dataset:
-    """A data set whose attribute ``tag`` (little-endian group and element) has its VR
-    flipped to ``'DY'``: pydicom reads the file and raises only when the value is read."""
-    ds = Dataset()
-    ds.PatientID = "P1"
-    ds.StudyDate = "20240520"
-    ds.RescaleSlope = "2"
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1.2"
-    ds.file_meta.MediaStorageSOPInstanceUID = "1.2.3.4"
-    path = tmp_path / "x.dcm"
-    ds.save_as(path, enforce_file_format=True)
-    data = bytearray(path.read_bytes())
-    at = data.index(tag + vr)
-    data[at + 4 : at + 6] = b"DY"
-    path.write_bytes(bytes(data))
+def _with_unknown_vr(tmp_path: Path, keyword: str) -> Dataset:
+    """A data set whose ``keyword`` has the unknown VR 'DY' (raises only when read)."""
+    path = dicom_with_unknown_vr(
+        tmp_path / "x.dcm", keyword, PatientID="P1", StudyDate="20240520", RescaleSlope="2"
+    )
     return pydicom.dcmread(path)
 
 
@@ -47,7 +35,7 @@ def test_header_text_of_plain_missing_empty_and_bytes_values() -> None:
 
 
 def test_header_text_of_an_unreadable_vr_is_empty(tmp_path: Path) -> None:
-    ds = _with_flipped_vr(tmp_path, b"\x08\x00\x20\x00", b"DA")  # StudyDate
+    ds = _with_unknown_vr(tmp_path, "StudyDate")
     with pytest.raises(Exception, match="DY"):
         ds.get("StudyDate")
     assert header_text(ds, "StudyDate") == ""
@@ -74,6 +62,6 @@ def test_header_number_of_plain_missing_multi_valued_and_wrong_values() -> None:
 def test_header_number_of_an_unreadable_vr_raises_as_reading_the_image_would(
     tmp_path: Path,
 ) -> None:
-    ds = _with_flipped_vr(tmp_path, b"\x28\x00\x53\x10", b"DS")  # RescaleSlope
+    ds = _with_unknown_vr(tmp_path, "RescaleSlope")
     with pytest.raises(NotImplementedError, match="DY"):
         header_number(ds, "RescaleSlope", 1.0)
