@@ -37,10 +37,11 @@ import sys
 import tempfile
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from calcscope.apps.send import wait_for_echo
 from calcscope.evaluation.hostile import (
     Answer,
     Case,
@@ -124,84 +125,71 @@ def _judge(
         tally.add(surface, "lost good file", f"{c.good} after {c.name} ({c.what}): {good}")
 
 
-def run_analyze(
-    chunks: list[Path], cases: dict[str, list[Case]], clean: Answer, tally: Tally, timeout_s: float
+#: Arguments after ``--out DIR`` for each CLI command the run goes through.
+_CLI_OPTIONS = {"analyze": ["--no-overlay"], "batch": ["--workers", "2"]}
+
+
+def run_cli(
+    command: str,
+    chunks: list[Path],
+    cases: dict[str, list[Case]],
+    clean: Answer,
+    tally: Tally,
+    timeout_s: float,
 ) -> None:
+    """Run ``calcscope <command>`` (``analyze`` or ``batch``) on each chunk folder and tally
+    its hangs, tracebacks and answers under the surface ``command``."""
     for folder in chunks:
-        out = folder.with_name(folder.name + "-analyze")
+        out = folder.with_name(f"{folder.name}-{command}")
         raster = any(c.family is Family.RASTER for c in cases[folder.name])
-        cmd = [
-            sys.executable,
-            "-m",
-            "calcscope",
-            "analyze",
-            str(folder),
-            "--out",
-            str(out),
-            "--no-overlay",
-        ]
+        cmd = [sys.executable, "-m", "calcscope", command, str(folder), "--out", str(out)]
+        cmd += _CLI_OPTIONS[command]
         if raster:
             cmd += ["--spacing-mm", str(RASTER_SPACING_MM)]
         rc, text = _run(cmd, timeout_s)
         if rc is None:
-            tally.add("analyze", "hang", f"{folder.name}: no answer in {timeout_s:.0f} s")
+            tally.add(command, "hang", f"{folder.name}: no answer in {timeout_s:.0f} s")
             continue
         n_tb = text.count("Traceback (most recent call last)")
         if n_tb or rc not in (0, 1):
-            tally.add("analyze", "traceback", f"{folder.name}: exit {rc}, {n_tb} tracebacks")
-        for c in cases[folder.name]:
-            stem = Path(c.name).stem
-            got = _json_answer(out / f"{stem}.json")
-            failed = f"{c.name}:" in text or f"{c.name} " in text
-            good = _json_answer(out / f"{Path(c.good).stem}.json") if c.good else clean
-            _judge(tally, "analyze", c, got, failed, good, clean)
-
-
-def run_batch(
-    chunks: list[Path], cases: dict[str, list[Case]], clean: Answer, tally: Tally, timeout_s: float
-) -> None:
-    for folder in chunks:
-        out = folder.with_name(folder.name + "-batch")
-        raster = any(c.family is Family.RASTER for c in cases[folder.name])
-        cmd = [
-            sys.executable,
-            "-m",
-            "calcscope",
-            "batch",
-            str(folder),
-            "--out",
-            str(out),
-            "--workers",
-            "2",
-        ]
-        if raster:
-            cmd += ["--spacing-mm", str(RASTER_SPACING_MM)]
-        rc, text = _run(cmd, timeout_s)
-        if rc is None:
-            tally.add("batch", "hang", f"{folder.name}: no answer in {timeout_s:.0f} s")
-            continue
-        n_tb = text.count("Traceback (most recent call last)")
-        if n_tb or rc not in (0, 1):
-            tally.add("batch", "traceback", f"{folder.name}: exit {rc}, {n_tb} tracebacks")
-        rows = {}
-        csv.field_size_limit(2**31 - 1)  # a long message must not stop the count
-        images_csv = out / "images.csv"
-        if images_csv.exists():
-            with images_csv.open(newline="") as fh:
-                rows = {Path(r["path"]).name: r for r in csv.DictReader(fh)}
-
-        def answer(name: str, rows: dict[str, dict[str, str]] = rows) -> tuple[Answer | None, bool]:
-            r = rows.get(name)
-            if r is None:
-                return None, False
-            if r["status"] != "ok":
-                return None, True
-            return Answer(r["category"], int(r["n_clusters"])), False
-
+            tally.add(command, "traceback", f"{folder.name}: exit {rc}, {n_tb} tracebacks")
+        answer = _batch_answers(out) if command == "batch" else _analyze_answers(out, text)
         for c in cases[folder.name]:
             got, failed = answer(c.name)
             good = answer(c.good)[0] if c.good else clean
-            _judge(tally, "batch", c, got, failed, good, clean)
+            _judge(tally, command, c, got, failed, good, clean)
+
+
+def _analyze_answers(out: Path, text: str) -> Callable[[str], tuple[Answer | None, bool]]:
+    """A file's answer in ``calcscope analyze``'s output folder ``out`` (its JSON report),
+    and whether the run's output ``text`` names it as failed."""
+
+    def answer(name: str) -> tuple[Answer | None, bool]:
+        failed = f"{name}:" in text or f"{name} " in text
+        return _json_answer(out / f"{Path(name).stem}.json"), failed
+
+    return answer
+
+
+def _batch_answers(out: Path) -> Callable[[str], tuple[Answer | None, bool]]:
+    """A file's answer in ``calcscope batch``'s ``images.csv`` under ``out``, and whether
+    the batch reports it as failed."""
+    rows: dict[str, dict[str, str]] = {}
+    csv.field_size_limit(2**31 - 1)  # a long message must not stop the count
+    images_csv = out / "images.csv"
+    if images_csv.exists():
+        with images_csv.open(newline="") as fh:
+            rows = {Path(r["path"]).name: r for r in csv.DictReader(fh)}
+
+    def answer(name: str) -> tuple[Answer | None, bool]:
+        r = rows.get(name)
+        if r is None:
+            return None, False
+        if r["status"] != "ok":
+            return None, True
+        return Answer(r["category"], int(r["n_clusters"])), False
+
+    return answer
 
 
 def _free_port() -> int:
@@ -213,9 +201,6 @@ def _free_port() -> int:
 
 
 def _start_node(out: Path, port: int, aet: str) -> subprocess.Popen[bytes]:
-    from pynetdicom import AE
-    from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
-
     cmd = [
         sys.executable,
         "-m",
@@ -237,15 +222,8 @@ def _start_node(out: Path, port: int, aet: str) -> subprocess.Popen[bytes]:
     # blocks every thread of the node that logs (the node stops; not the node's fault)
     with open(out.parent / "node-stderr.txt", "wb") as err:
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)
-    ae = AE(ae_title="FUZZER")
-    ae.add_requested_context(Verification)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        assoc = ae.associate("127.0.0.1", port, ae_title=aet)
-        if assoc.is_established:
-            assoc.release()
-            return proc
-        time.sleep(0.3)
+    if wait_for_echo("127.0.0.1", port, aet, calling_ae_title="FUZZER", interval_s=0.3):
+        return proc
     proc.kill()
     raise RuntimeError("the node did not start")
 
@@ -612,12 +590,12 @@ def main() -> int:
     tally = Tally()
     t1 = time.perf_counter()
     if not args.no_analyze:
-        run_analyze(folders, by_chunk, clean, tally, args.timeout_s)
+        run_cli("analyze", folders, by_chunk, clean, tally, args.timeout_s)
         print(f"analyze: {time.perf_counter() - t1:.0f} s")
         print_surface(tally, "analyze")
     if not args.no_batch:
         t1 = time.perf_counter()
-        run_batch(folders, by_chunk, clean, tally, args.timeout_s)
+        run_cli("batch", folders, by_chunk, clean, tally, args.timeout_s)
         print(f"batch: {time.perf_counter() - t1:.0f} s")
         print_surface(tally, "batch")
     if args.node_sample:

@@ -11,7 +11,7 @@ listed calcification, so every reported cluster is false; and ``dicom/MG1_J2KI.d
 WG04 sample, a DDSM film with a malignant mass *with* microcalcifications: its clusters are
 listed but counted in no false-cluster figure). All are read at ``--spacing-mm`` 0.05.
 
-For each image and seed, :func:`calcscope.phantom.insert_clusters` inserts two clusters
+For each image and seed, :func:`calcscope.phantom.insert_benchmark_clusters` inserts two clusters
 (5-12 members of one of the shape library's morphologies, each piece 0.15-0.6 mm across as
 issue 18 asks (``--any-size``: the morphologies' own 0.1-2 mm); peak contrast 0.03-0.15 drawn
 per cluster) into the analysable breast of the real image, with the insertion seed
@@ -37,16 +37,15 @@ from calcscope.config import Config
 from calcscope.imaging.io import read_image
 from calcscope.imaging.preprocess import preprocess
 from calcscope.model import Mammogram
-from calcscope.phantom import Phantom, insert_clusters
+from calcscope.phantom import (
+    BENCHMARK_PIECE_MM,
+    CALC_FREE_FILMS,
+    Phantom,
+    insert_benchmark_clusters,
+)
 from calcscope.pipeline import Analysis, analyze_mammogram
 
-CALC_FREE = (
-    "cbis-ddsm-images/Mass-Test_P_00173_LEFT_CC.dcm",
-    "cbis-ddsm-images/Mass-Test_P_00173_LEFT_MLO.dcm",
-    "cbis-ddsm-images/Mass-Test_P_00173_RIGHT_CC.dcm",
-    "cbis-ddsm-images/Mass-Test_P_00173_RIGHT_MLO.dcm",
-    "dicom/Mass-Test_P_00820_LEFT_CC.dcm",
-)
+CALC_FREE = CALC_FREE_FILMS
 """Real high-resolution films without a listed calcification (paths under the data folder)."""
 WITH_CALCS = ("dicom/MG1_J2KI.dcm",)
 """Real high-resolution film with real microcalcifications (not in the false counts)."""
@@ -55,7 +54,7 @@ INSERT_CONTRAST = (0.03, 0.15)
 """Peak contrast of inserted clusters (image units, drawn log-uniformly per cluster): 6-35
 times these films' finest-band noise (0.004-0.005) but only 1.3-10 times the tissue texture
 of the top-hat residual (0.015-0.023); the dust specks that made false clusters had 0.07-0.25."""
-PIECE_MM = (0.15, 0.6)
+PIECE_MM = BENCHMARK_PIECE_MM
 """Size of every inserted piece (mm): the microcalcification specks of issue 18's target."""
 CONTRAST_BANDS = ((0.03, 0.05), (0.05, 0.08), (0.08, 0.151))
 """Bands of a cluster's level (mean member contrast, image units) reported apart (a level
@@ -169,15 +168,8 @@ def measure_image(
     region = preprocess(mammo, config.preprocess).mask
     tally = _Tally([0] * len(CONTRAST_BANDS), [0] * len(CONTRAST_BANDS))
     for seed in seeds:
-        ph = insert_clusters(
-            mammo,
-            region,
-            seed=seed,
-            n_clusters=2,
-            members=(5, 12),
-            radius_mm=(2.0, 6.0),
-            contrast=INSERT_CONTRAST,
-            piece_mm=piece_mm,
+        ph = insert_benchmark_clusters(
+            mammo, region, seed=seed, contrast=INSERT_CONTRAST, piece_mm=piece_mm
         )
         t0 = time.perf_counter()
         a = analyze_mammogram(ph.mammogram, config)

@@ -47,15 +47,13 @@ from calcscope.detection.clusters import cluster_calcifications
 from calcscope.imaging.io import read_image
 from calcscope.imaging.preprocess import preprocess
 from calcscope.model import Calcification
-from calcscope.phantom import insert_clusters
+from calcscope.phantom import CALC_FREE_FILMS, insert_benchmark_clusters
 from calcscope.pipeline import analyze_mammogram
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_real_hires import (  # noqa: E402
-    CALC_FREE,
     CONTRAST_BANDS,
     INSERT_CONTRAST,
-    PIECE_MM,
     SPACING_MM,
     WITH_CALCS,
 )
@@ -117,7 +115,7 @@ def collect(data: Path, cache: Path, seeds: list[int]) -> None:
         update={"detect": config.detect.model_copy(update={"scale_cnr_sure": False})}
     )
     cache.mkdir(parents=True, exist_ok=True)
-    paths = [(p, True) for p in CALC_FREE] + [(p, False) for p in WITH_CALCS]
+    paths = [(p, True) for p in CALC_FREE_FILMS] + [(p, False) for p in WITH_CALCS]
     for index, (rel, _free) in enumerate(paths):
         mammo = read_image(data / rel, spacing_mm=SPACING_MM, config=config.io)
         region = preprocess(mammo, config.preprocess).mask
@@ -128,15 +126,8 @@ def collect(data: Path, cache: Path, seeds: list[int]) -> None:
             truth_c, truth_m = np.zeros((0, 4)), np.zeros((0, 4))
             m = mammo
             if seed is not None:
-                ph = insert_clusters(
-                    mammo,
-                    region,
-                    seed=seed + 1000 * index,
-                    n_clusters=2,
-                    members=(5, 12),
-                    radius_mm=(2.0, 6.0),
-                    contrast=INSERT_CONTRAST,
-                    piece_mm=PIECE_MM,
+                ph = insert_benchmark_clusters(
+                    mammo, region, seed=seed + 1000 * index, contrast=INSERT_CONTRAST
                 )
                 m = ph.mammogram
                 rows_c, rows_m = [], []

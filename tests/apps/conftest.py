@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import threading
@@ -21,16 +20,10 @@ from typing import Any
 
 import pytest
 
-from helpers import CHROMIUM_ARGS, BrowserPage, chromium_path
+from helpers import CHROMIUM_ARGS, BrowserPage, chromium_path, free_port
 
 #: The AE title Orthanc knows the node by (its ``DicomModalities``).
 NODE_AET = "CALCSCOPE"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _orthanc_program() -> str | None:
@@ -60,7 +53,7 @@ def orthanc(tmp_path: Path) -> Iterator[Orthanc]:
     program = _orthanc_program()
     if program is None:
         pytest.skip("Orthanc is not installed (Debian: apt-get install orthanc)")
-    dicom_port, http_port = _free_port(), _free_port()
+    dicom_port, http_port = free_port(), free_port()
     root = tmp_path / "orthanc"
     (root / "db").mkdir(parents=True)
     cfg = {
@@ -112,7 +105,7 @@ def live_server() -> Iterator[Callable[[Any], str]]:
     servers: list[tuple[Any, threading.Thread]] = []
 
     def serve(app: Any) -> str:
-        port = _free_port()
+        port = free_port()
         config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
         srv = uvicorn.Server(config)
         thread = threading.Thread(target=srv.run, daemon=True)

@@ -46,21 +46,17 @@ from calcscope.apps.node import (  # noqa: E402
     analysed_counts,
     run_node,
 )
+from calcscope.apps.send import wait_for_echo  # noqa: E402
 from calcscope.config import Config  # noqa: E402
 from calcscope.errors import ConfigError  # noqa: E402
 from calcscope.imaging.io import write_image  # noqa: E402
 from calcscope.phantom.mammogram import make_phantom  # noqa: E402
 from calcscope.pipeline import analyze  # noqa: E402
 from calcscope.reports.sr import read_sr  # noqa: E402
+from helpers import free_port, storage_receiver  # noqa: E402
 
 AET = "CALCSCOPE"
 SHAPE = (600, 480)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -225,24 +221,16 @@ def _evidence_uids(path: Path) -> set[str]:
 
 def test_node_forwards_the_exam_sr(tmp_path: Path, exam_views: dict[str, Path]) -> None:
     """A completed exam's one SR for the study goes to the PACS, besides each image's."""
-    from pynetdicom import AllStoragePresentationContexts, evt
-
     received: list[pydicom.Dataset] = []
 
-    def on_store(event: evt.Event) -> int:
+    def on_store(event: Any) -> int:
         received.append(event.dataset)
         return 0
 
-    pacs = AE(ae_title="PACS")
-    pacs.supported_contexts = AllStoragePresentationContexts
-    pacs_port = _free_port()
-    server = pacs.start_server(
-        ("127.0.0.1", pacs_port), block=False, evt_handlers=[(evt.EVT_C_STORE, on_store)]
-    )
     four = _study(exam_views, ["RCC", "LCC", "RMLO", "LMLO"])
     uids = {str(ds.SOPInstanceUID) for ds in four}
-    fwd = Forward("127.0.0.1", pacs_port, "PACS")
-    try:
+    with storage_receiver(on_store) as pacs_port:
+        fwd = Forward("127.0.0.1", pacs_port, "PACS")
         with StorageNode(
             AET, 0, tmp_path / "node", forward=fwd, processes=False, exam_views=4
         ) as node:
@@ -266,8 +254,6 @@ def test_node_forwards_the_exam_sr(tmp_path: Path, exam_views: dict[str, Path]) 
                 ]
 
             _wait(lambda: len(exam_sr()) == 1, 120, "the exam SR at the PACS")
-    finally:
-        server.shutdown()
     per_image = [ds for ds in received if ds.SOPClassUID == MammographyCADSRStorage]
     assert len(per_image) == 5  # four image SRs and the exam's
 
@@ -435,7 +421,7 @@ def test_stop_with_queued_work_then_restart(tmp_path: Path, base_images: dict[st
     out = tmp_path / "node"
     images = _clones(base_images["empty"], 12)
     stop = threading.Event()
-    port = _free_port()
+    port = free_port()
     thread = threading.Thread(
         target=run_node,
         args=(AET, port, out),
@@ -477,7 +463,7 @@ def test_killed_node_loses_no_received_image(tmp_path: Path, base_images: dict[s
 
     The node is started without ``--host``: it listens on 127.0.0.1 by default."""
     out = tmp_path / "node"
-    port = _free_port()
+    port = free_port()
     images = _clones(base_images["full"], 16)
     cmd = [
         sys.executable, "-m", "calcscope.apps.cli", "node", "--out", str(out), "--port", str(port),
@@ -486,15 +472,8 @@ def test_killed_node_loses_no_received_image(tmp_path: Path, base_images: dict[s
 
     def start() -> subprocess.Popen[bytes]:
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        ae = AE(ae_title="SENDER")
-        ae.add_requested_context(Verification)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            assoc = ae.associate("127.0.0.1", port, ae_title=AET)
-            if assoc.is_established:
-                assoc.release()
-                return proc
-            time.sleep(0.2)
+        if wait_for_echo("127.0.0.1", port, AET, calling_ae_title="SENDER"):
+            return proc
         proc.kill()
         raise AssertionError("the node did not start")
 
@@ -878,3 +857,14 @@ def test_sr_arrives_in_orthanc_under_the_same_study(
     )
     assert by_n == expected
     assert not (out / "results" / uid / "forward_pending").exists()
+
+
+def test_wait_for_echo_answers_when_a_node_listens_and_gives_up_when_none_does(
+    tmp_path: Path,
+) -> None:
+    with StorageNode(AET, 0, tmp_path / "node", dicom_reports=False, processes=False) as node:
+        assert wait_for_echo("127.0.0.1", node.port, AET, timeout_s=10)
+    port = free_port()
+    t0 = time.monotonic()
+    assert not wait_for_echo("127.0.0.1", port, AET, timeout_s=1.0, interval_s=0.1)
+    assert time.monotonic() - t0 < 30

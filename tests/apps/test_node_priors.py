@@ -14,8 +14,6 @@ from typing import Any
 
 import pydicom
 import pytest
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian
 
 pytest.importorskip("pynetdicom", reason="pynetdicom missing: pip install 'calcscope[dicom]'")
 
@@ -30,6 +28,7 @@ from calcscope.errors import ConfigError  # noqa: E402
 from calcscope.phantom.follow_up import write_follow_up_phantom  # noqa: E402
 from calcscope.reports.exam import ExamReport, load_exam  # noqa: E402
 from helpers import assert_changes_as_truth as _check_changes  # noqa: E402
+from helpers import dicom_with_unknown_vr  # noqa: E402
 
 AET = "CALCSCOPE"  # the node, as Orthanc's configuration knows it (conftest.NODE_AET)
 SEED = 2  # a seed whose three truth clusters the detector finds on both views
@@ -478,18 +477,11 @@ def test_exam_index_lists_the_documents_once_and_then_takes_in_the_noted_ones(
 def test_study_key_of_a_file_with_an_unreadable_study_date(tmp_path: Path) -> None:
     """The node fuzz's case: StudyDate's VR flipped to 'DY' raises only when the value is
     read; the file's study key still comes (without a date), and the exam goes on."""
-    ds = Dataset()
-    ds.PatientID = "P1"
-    ds.StudyInstanceUID = "1.2.3"
-    ds.StudyDate = "20240520"
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1.2"
-    ds.file_meta.MediaStorageSOPInstanceUID = "1.2.3.4"
-    path = tmp_path / "x.dcm"
-    ds.save_as(path, enforce_file_format=True)
-    data = bytearray(path.read_bytes())
-    at = data.index(b"\x08\x00\x20\x00DA")  # (0008,0020) DA, explicit VR little endian
-    data[at + 4 : at + 6] = b"DY"
-    path.write_bytes(bytes(data))
+    path = dicom_with_unknown_vr(
+        tmp_path / "x.dcm",
+        "StudyDate",
+        PatientID="P1",
+        StudyInstanceUID="1.2.3",
+        StudyDate="20240520",
+    )
     assert StudyKey.from_file(path) == StudyKey("1.2.3", "P1", None, None)

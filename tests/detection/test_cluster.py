@@ -9,26 +9,11 @@ from hypothesis import strategies as st
 from calcscope.config import ClusterConfig
 from calcscope.detection.clusters import cluster_calcifications, cluster_score
 from calcscope.model import Calcification
+from helpers import make_calcification
 
 
 def calc(i: int, r: float, c: float, score: float = 0.9, d: float = 0.3) -> Calcification:
-    return Calcification(
-        id=i,
-        center_rc=(r, c),
-        contour_rc=np.array([[int(r), int(c)]]),
-        bbox_rc=(int(r) - 2, int(c) - 2, int(r) + 3, int(c) + 3),
-        area_mm2=np.pi * d * d / 4,
-        diameter_mm=d,
-        max_diameter_mm=d,
-        min_diameter_mm=d,
-        contrast=0.1,
-        cnr=10.0,
-        score=score,
-        circularity=1.0,
-        elongation=0.0,
-        solidity=1.0,
-        lucent_center=False,
-    )
+    return make_calcification(i, (r, c), d, score=score)
 
 
 SPACING = (0.1, 0.1)  # 10 px per mm

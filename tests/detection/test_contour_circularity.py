@@ -10,6 +10,7 @@ import pytest
 from calcscope.detection.contours import contour_circularity
 from calcscope.model import Calcification, Morphology
 from calcscope.reading.describe import DescribeThresholds, cluster_morphology
+from helpers import disc_contour, make_calcification
 
 PIXEL_MM = 0.1
 
@@ -49,27 +50,16 @@ def test_no_contour_without_a_peak():
 
 def _member(length_mm: float, contour_circ: float | None, circ: float) -> Calcification:
     r = length_mm / 2 / PIXEL_MM
-    th = np.linspace(0, 2 * np.pi, 32, endpoint=False)
-    contour = np.unique(
-        np.round(np.column_stack([100 + r * np.sin(th), 100 + r * np.cos(th)])).astype(np.int32),
-        axis=0,
-    )
-    return Calcification(
-        id=1,
-        center_rc=(100.0, 100.0),
+    contour = np.unique(disc_contour((100.0, 100.0), r, 32), axis=0)
+    return make_calcification(
+        1,
+        (100.0, 100.0),
+        length_mm,
+        radius_px=r,
         contour_rc=contour,
-        bbox_rc=(int(100 - r), int(100 - r), int(101 + r), int(101 + r)),
-        area_mm2=float(np.pi * length_mm**2 / 4),
-        diameter_mm=length_mm,
-        max_diameter_mm=length_mm,
-        min_diameter_mm=length_mm,
-        contrast=0.1,
         cnr=15.0,
-        score=0.9,
         circularity=circ,
-        elongation=0.0,
         solidity=0.97,
-        lucent_center=False,
         contour_circularity=contour_circ,
     )
 

@@ -12,6 +12,7 @@ import pytest
 from calcscope.detection.contours import deposit_outline
 from calcscope.model import Calcification, DepositOutline, Morphology
 from calcscope.reading.describe import DescribeThresholds, describe
+from helpers import disc_contour, make_calcification
 
 T = DescribeThresholds()
 WINDOW_MM = 14.0
@@ -101,25 +102,19 @@ def test_no_outline_without_a_peak():
 def _deposit(
     d_mm: float, deposit: DepositOutline | None, solidity: float, circularity: float = 0.5
 ) -> Calcification:
-    r = d_mm / 2 / 0.1
-    th = np.linspace(0, 2 * np.pi, 48, endpoint=False)
-    contour = np.round(np.column_stack([500 + r * np.sin(th), 500 + r * np.cos(th)]))
-    return Calcification(
-        id=1,
-        center_rc=(500.0, 500.0),
-        contour_rc=contour.astype(np.int32),
-        bbox_rc=(int(500 - r), int(500 - r), int(501 + r), int(501 + r)),
-        area_mm2=float(np.pi * d_mm**2 / 4),
-        diameter_mm=d_mm,
-        max_diameter_mm=d_mm,
+    return make_calcification(
+        1,
+        (500.0, 500.0),
+        d_mm,
+        score=0.95,
+        radius_px=d_mm / 2 / 0.1,
+        contour_rc=disc_contour((500.0, 500.0), d_mm / 2 / 0.1, 48),
         min_diameter_mm=d_mm * 0.8,
         contrast=0.3,
         cnr=40.0,
-        score=0.95,
         circularity=circularity,
         elongation=0.2,
         solidity=solidity,
-        lucent_center=False,
         deposit=deposit,
     )
 

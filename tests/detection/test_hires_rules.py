@@ -15,6 +15,7 @@ from calcscope.detection.detect import detect
 from calcscope.detection.domain import Acquisition, image_domain
 from calcscope.imaging.preprocess import Preprocessed
 from calcscope.model import Calcification, Mammogram, Source
+from helpers import make_calcification
 
 SPACING_MM = 0.05
 
@@ -53,23 +54,7 @@ def test_a_one_pixel_speck_keeps_only_a_faint_score_where_a_blurred_one_stays_su
 
 
 def _calc(i: int, r: float, c: float, score: float) -> Calcification:
-    return Calcification(
-        id=i,
-        center_rc=(r, c),
-        contour_rc=np.array([[int(r), int(c)]]),
-        bbox_rc=(int(r) - 2, int(c) - 2, int(r) + 3, int(c) + 3),
-        area_mm2=0.05,
-        diameter_mm=0.25,
-        max_diameter_mm=0.25,
-        min_diameter_mm=0.25,
-        contrast=0.1,
-        cnr=10.0,
-        score=score,
-        circularity=1.0,
-        elongation=0.0,
-        solidity=1.0,
-        lucent_center=False,
-    )
+    return make_calcification(i, (r, c), 0.25, score=score, area_mm2=0.05)
 
 
 def test_at_fine_pixels_a_cluster_needs_sure_members():

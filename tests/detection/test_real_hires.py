@@ -16,16 +16,9 @@ from calcscope.config import Config
 from calcscope.imaging.io import read_image
 from calcscope.imaging.preprocess import preprocess
 from calcscope.model import View
-from calcscope.phantom import insert_clusters
+from calcscope.phantom import CALC_FREE_FILMS as CALC_FREE
+from calcscope.phantom import insert_benchmark_clusters
 from calcscope.pipeline import analyze_mammogram
-
-CALC_FREE = (
-    "cbis-ddsm-images/Mass-Test_P_00173_LEFT_CC.dcm",
-    "cbis-ddsm-images/Mass-Test_P_00173_LEFT_MLO.dcm",
-    "cbis-ddsm-images/Mass-Test_P_00173_RIGHT_CC.dcm",
-    "cbis-ddsm-images/Mass-Test_P_00173_RIGHT_MLO.dcm",
-    "dicom/Mass-Test_P_00820_LEFT_CC.dcm",
-)
 
 
 def _read(shared_data: Path, rel: str):
@@ -56,15 +49,8 @@ def _found_share(
         mammo = _read(shared_data, rel)
         region = preprocess(mammo, cfg.preprocess).mask
         for seed in seeds:
-            ph = insert_clusters(
-                mammo,
-                region,
-                seed=seed + 1000 * index,
-                n_clusters=2,
-                members=(5, 12),
-                radius_mm=(2.0, 6.0),
-                contrast=contrast,
-                piece_mm=(0.15, 0.6),
+            ph = insert_benchmark_clusters(
+                mammo, region, seed=seed + 1000 * index, contrast=contrast
             )
             a = analyze_mammogram(ph.mammogram, cfg)
             for tc in ph.truth.clusters:

@@ -17,6 +17,7 @@ from calcscope.apps.cli import main
 from calcscope.phantom.exam import write_exam_phantom
 from calcscope.reports.exam import ExamReport, load_exam
 from calcscope.reports.exam_letter import exam_letter_text
+from calcscope.reports.sr_document import walk_items
 
 SHAPE = (1200, 1000)  # 120 x 100 mm at 0.1 mm: small for speed
 PATIENT_NAME = "PHANTOM^EXAM"
@@ -45,12 +46,6 @@ def _tool(name: str, package: str) -> str:
     return path
 
 
-def _walk(item: Dataset):
-    for child in item.get("ContentSequence", []):
-        yield child
-        yield from _walk(child)
-
-
 def _name(item: Dataset) -> str | None:
     seq = item.get("ConceptNameCodeSequence")
     return seq[0].CodeMeaning if seq else None
@@ -59,13 +54,13 @@ def _name(item: Dataset) -> str | None:
 def _image_uids(item: Dataset) -> set[str]:
     return {
         str(i.ReferencedSOPSequence[0].ReferencedSOPInstanceUID)
-        for i in _walk(item)
+        for i in walk_items(item)
         if i.ValueType == "IMAGE"
     }
 
 
 def _composites(ds: Dataset) -> list[Dataset]:
-    return [i for i in _walk(ds) if _name(i) == "Composite Feature"]
+    return [i for i in walk_items(ds) if _name(i) == "Composite Feature"]
 
 
 def test_outputs_list_one_sr_letter_and_page_beside_the_image_outputs(run: dict) -> None:
@@ -115,7 +110,7 @@ def test_sr_has_one_finding_per_exam_finding_with_its_regions_on_each_view(run: 
     on_views = [c for c in composites if len(_image_uids(c)) == 2]
     assert len(on_views) == 1
     assert _image_uids(on_views[0]) == {v.sop_instance_uid for v in f.views.values()}
-    regions = [i for i in _walk(on_views[0]) if _name(i) == "Outline"]
+    regions = [i for i in walk_items(on_views[0]) if _name(i) == "Outline"]
     assert len(regions) >= 2
 
 

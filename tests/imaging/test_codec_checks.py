@@ -23,6 +23,7 @@ from calcscope.imaging.codec_checks import (
     j2k_frame_problem,
     j2k_lossless_problem,
     jpegls_frame_problem,
+    read_j2k_siz,
     rle_frame_problem,
 )
 from calcscope.imaging.io import read_image
@@ -292,3 +293,29 @@ def test_real_films_reencoded_as_lossless_j2k_pass() -> None:
     for crop in (film[:1201, :901], film[3:1500, 5:1000]):
         pixels = np.ascontiguousarray(crop)
         assert j2k_lossless_problem(_j2k(pixels, 16), pixels) is None
+
+
+def test_j2k_siz_is_read_once_and_shared_by_both_checks() -> None:
+    """read_j2k_siz gives the stream's size, components and tile grid; a cut or non-J2K
+    frame gives None; both checks answer the same with the SIZ passed as without it."""
+    pixels = np.zeros((40, 56), dtype=np.uint16)
+    pixels[10:20, 5:30] = 3000
+    frame = _j2k(pixels, 12)
+    siz = read_j2k_siz(frame)
+    assert siz is not None
+    assert (siz.width, siz.height, siz.n_components) == (56, 40, 1)
+    assert (siz.components[0][0] & 0x7F) + 1 == 12 and siz.components[0][1:] == (1, 1)
+    assert siz.tile_width >= 56 and siz.end == 45
+    assert read_j2k_siz(frame[:41]) is None and read_j2k_siz(b"\x00" * 64) is None
+    cut = read_j2k_siz(frame[:43])
+    assert cut is not None and cut.n_components == 1 and cut.components == ()
+    args = (40, 56, 1, 16, True)
+    assert j2k_frame_problem(frame, *args, siz) is None
+    assert "40 x 56" in (j2k_frame_problem(frame, 56, 40, 1, 16, True, siz) or "")
+    assert "cut" in (j2k_frame_problem(frame[:41], *args) or "")
+    assert "components" in (j2k_frame_problem(frame[:43], *args, cut) or "")
+    assert j2k_lossless_problem(frame, pixels, siz) is None
+    wrong = pixels.copy()
+    wrong[12, 8] = 0
+    assert j2k_lossless_problem(frame, wrong, siz) == j2k_lossless_problem(frame, wrong)
+    assert j2k_lossless_problem(frame, wrong, siz) is not None

@@ -358,13 +358,45 @@ def test_insert_clusters_into_a_real_looking_image() -> None:
         insert_clusters(base, region[:10], seed=1)
 
 
-def test_public_api_is_the_same_from_the_package_and_the_mammogram_module():
+def test_public_api_is_the_same_from_the_package_and_its_modules():
     import calcscope.phantom as package
     import calcscope.phantom.mammogram as module
+    import calcscope.phantom.real_film as real_film
 
-    assert set(package.__all__) == set(module.__all__)
+    assert set(package.__all__) == set(module.__all__) | set(real_film.__all__)
     for name in package.__all__:
-        assert getattr(package, name) is getattr(module, name), name
+        source = module if name in module.__all__ else real_film
+        assert getattr(package, name) is getattr(source, name), name
+
+
+def test_benchmark_clusters_follow_the_real_film_recipe() -> None:
+    """Two clusters of 5-12 members within a 6 mm radius, pieces 0.15-0.6 mm, as
+    insert_clusters with the recipe gives; piece_mm=None lifts the size limit."""
+    from calcscope.phantom import BENCHMARK_PIECE_MM, insert_benchmark_clusters
+
+    rng = np.random.default_rng(5)
+    pixels = np.clip(0.5 + 0.01 * rng.standard_normal((900, 900)), 0, 1).astype(np.float32)
+    base = Mammogram(pixels=pixels, spacing_mm=(0.05, 0.05))
+    region = np.ones(pixels.shape, dtype=bool)
+    ph = insert_benchmark_clusters(base, region, seed=4, contrast=(0.05, 0.1))
+    assert len(ph.truth.clusters) == 2
+    for cl in ph.truth.clusters:
+        assert 5 <= len(cl.member_ids) <= 12 and cl.radius_mm <= 6.0 + 2.5
+    sizes = [max(c.diameter_mm, c.length_mm) for c in ph.truth.calcifications]
+    assert min(sizes) >= 0.1 and max(sizes) <= BENCHMARK_PIECE_MM[1] + 0.05
+    same = insert_clusters(
+        base,
+        region,
+        seed=4,
+        n_clusters=2,
+        members=(5, 12),
+        radius_mm=(2.0, 6.0),
+        contrast=(0.05, 0.1),
+        piece_mm=(0.15, 0.6),
+    )
+    assert np.array_equal(ph.mammogram.pixels, same.mammogram.pixels)
+    free = insert_benchmark_clusters(base, region, seed=4, contrast=(0.05, 0.1), piece_mm=None)
+    assert not np.array_equal(free.mammogram.pixels, ph.mammogram.pixels)
 
 
 def test_insert_clusters_can_restrict_pieces_to_microcalcification_specks() -> None:

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import time
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import pydicom
 import pytest
@@ -34,6 +34,7 @@ from calcscope.reports.dicom_source import (
     deidentify,
 )
 from calcscope.reports.writer import SEED_FILE, folder_seed
+from helpers import storage_receiver
 
 pytest.importorskip("dicognito")
 
@@ -82,12 +83,6 @@ TOKENS = (
     "2019-03-14",
     "093015",
 )
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -278,7 +273,7 @@ def test_batch_anonymize_leaves_no_identity(source: dict, tmp_path: Path) -> Non
 
 def test_node_anonymize_leaves_no_identity(source: dict, tmp_path: Path) -> None:
     pytest.importorskip("pynetdicom")
-    from pynetdicom import AE, AllStoragePresentationContexts, evt
+    from pynetdicom import AE
     from pynetdicom.sop_class import (  # type: ignore[attr-defined]
         DigitalMammographyXRayImageStorageForPresentation,
     )
@@ -288,19 +283,13 @@ def test_node_anonymize_leaves_no_identity(source: dict, tmp_path: Path) -> None
     pacs_dir = tmp_path / "pacs"
     pacs_dir.mkdir()
 
-    def on_store(event: evt.Event) -> int:
+    def on_store(event: Any) -> int:
         uid = event.request.AffectedSOPInstanceUID
         (pacs_dir / f"{uid}.dcm").write_bytes(event.encoded_dataset(include_meta=True))
         return 0
 
-    pacs = AE(ae_title="PACS")
-    pacs.supported_contexts = AllStoragePresentationContexts
-    pacs_port = _free_port()
-    server = pacs.start_server(
-        ("127.0.0.1", pacs_port), block=False, evt_handlers=[(evt.EVT_C_STORE, on_store)]
-    )
     out = tmp_path / "node"
-    try:
+    with storage_receiver(on_store) as pacs_port:
         fwd = Forward("127.0.0.1", pacs_port, "PACS")
         with StorageNode("CALCSCOPE", 0, out, forward=fwd, anonymize=True, processes=False) as node:
             sender = AE(ae_title="MODALITY")
@@ -313,8 +302,6 @@ def test_node_anonymize_leaves_no_identity(source: dict, tmp_path: Path) -> None
             while node.stats.forwarded < 1 and time.monotonic() < deadline:
                 time.sleep(0.2)
             assert node.stats.forwarded == 1 and node.stats.analysed == 1
-    finally:
-        server.shutdown()
     outputs = _files(out / "results")
     forwarded = _files(pacs_dir)
     assert {p.name for p in outputs} == {"analysis.json", "analysis.sr.dcm", "analysis.gsps.dcm"}

@@ -23,14 +23,9 @@ from calcscope.reports.exam_sr_change import (
     COMPARISON_DONE,
     change_code,
 )
+from calcscope.reports.sr_document import walk_items
 
 SEED = 2  # as tests/exam/test_compare.py: the three truth clusters are found on both views
-
-
-def _walk(item: Dataset):
-    for child in item.get("ContentSequence", []):
-        yield child
-        yield from _walk(child)
 
 
 def _name(item: Dataset) -> str | None:
@@ -62,7 +57,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> dict:
 def _composite_changes(ds: Dataset) -> list[tuple[str, str]]:
     """(change code value, description) of each Composite Feature, in document order."""
     out = []
-    for item in _walk(ds):
+    for item in walk_items(ds):
         if _name(item) != "111015":
             continue
         kids = list(item.get("ContentSequence", []))
@@ -92,7 +87,7 @@ def test_each_finding_s_change_is_coded_and_read_back(run: dict) -> None:
 
 def test_the_prior_study_is_referenced(run: dict) -> None:
     truth = json.loads((run["folder"] / "truth.json").read_text())
-    (done,) = [i for i in _walk(run["ds"]) if _name(i) == COMPARISON_DONE.value]
+    (done,) = [i for i in walk_items(run["ds"]) if _name(i) == COMPARISON_DONE.value]
     kids = {_name(k): k for k in done.ContentSequence}
     assert kids["110180"].UID == truth["prior"]["study_instance_uid"]
     assert kids["111060"].Date == "20220520"
@@ -107,7 +102,7 @@ def test_the_prior_exam_sr_has_no_change(run: dict) -> None:
     assert doc.outputs.sr is not None
     ds = pydicom.dcmread(path.parent / doc.outputs.sr)
     assert not _composite_changes(ds)
-    assert not [i for i in _walk(ds) if _name(i) == COMPARISON_DONE.value]
+    assert not [i for i in walk_items(ds) if _name(i) == COMPARISON_DONE.value]
 
 
 def _tool(name: str, package: str) -> str:
@@ -145,7 +140,7 @@ def test_an_anonymized_sr_names_no_prior_date(run: dict, tmp_path: Path) -> None
         (p, d) for p, d in docs if d.comparison and d.comparison.prior_study_instance_uid
     ]
     ds = pydicom.dcmread(path.parent / doc.outputs.sr)
-    (done,) = [i for i in _walk(ds) if _name(i) == COMPARISON_DONE.value]
+    (done,) = [i for i in walk_items(ds) if _name(i) == COMPARISON_DONE.value]
     kids = {_name(k): k for k in done.ContentSequence}
     truth = json.loads((folder / "truth.json").read_text())
     assert kids["110180"].UID == doc.comparison.prior_study_instance_uid

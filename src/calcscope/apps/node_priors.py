@@ -45,6 +45,7 @@ from calcscope.config import Config
 from calcscope.errors import CalcscopeError, ConfigError
 from calcscope.exam.compare import PriorExam, months_between
 from calcscope.files import write_atomic
+from calcscope.imaging.tags import header_text
 
 __all__ = [
     "ExamHeader",
@@ -117,22 +118,13 @@ class StudyKey:
             ds = pydicom.dcmread(path, stop_before_pixels=True)
         except Exception:  # noqa: BLE001 - unreadable: no priors, never an error
             return None
-        patient = _header_text(ds, "PatientID")
-        study = _header_text(ds, "StudyInstanceUID")
+        patient = header_text(ds, "PatientID")
+        study = header_text(ds, "StudyInstanceUID")
         if not patient or not study:
             return None
-        issuer = _header_text(ds, "IssuerOfPatientID") or None
-        date = _header_text(ds, "StudyDate") or None
+        issuer = header_text(ds, "IssuerOfPatientID") or None
+        date = header_text(ds, "StudyDate") or None
         return cls(study, patient, issuer, date)
-
-
-def _header_text(ds: Any, keyword: str) -> str:
-    """An attribute's value as stripped text; "" when absent or unreadable (a hostile VR
-    such as 'DY' raises only when the value is read, and must not stop the exam)."""
-    try:
-        return str(ds.get(keyword, "") or "").strip()
-    except Exception:  # noqa: BLE001 - an unreadable value counts as absent
-        return ""
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,8 @@
 :class:`Forward` is where results go (``HOST:PORT:AET``, as given to ``calcscope node
 --forward``); :func:`send_files` sends files on one association and raises
 :class:`ForwardError` when the association fails or the PACS answers with a failure
-status (warnings, ``0xBxxx``, count as success).
+status (warnings, ``0xBxxx``, count as success); :func:`wait_for_echo` waits until a node
+answers a Verification association.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 
 from calcscope.errors import CalcscopeError, ConfigError
 
-__all__ = ["Forward", "ForwardError", "send_files"]
+__all__ = ["Forward", "ForwardError", "send_files", "wait_for_echo"]
 
 SUCCESS = 0x0000
 
@@ -86,3 +87,48 @@ def send_files(
     finally:
         if assoc.is_established:
             assoc.release()
+
+
+def wait_for_echo(
+    host: str,
+    port: int,
+    ae_title: str,
+    *,
+    timeout_s: float = 60.0,
+    calling_ae_title: str = "CALCSCOPE",
+    interval_s: float = 0.2,
+) -> bool:
+    """Wait until a DICOM node accepts a Verification association (e.g. a node just started).
+
+    Parameters
+    ----------
+    host, port, ae_title
+        The node's address and AE title.
+    timeout_s
+        How long to keep trying, seconds.
+    calling_ae_title
+        This side's AE title.
+    interval_s
+        Pause between tries, seconds.
+
+    Returns
+    -------
+    bool
+        True as soon as an association is established (and released); False when none was
+        within ``timeout_s``.
+    """
+    import time
+
+    from pynetdicom import AE
+    from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
+
+    ae = AE(ae_title=calling_ae_title)
+    ae.add_requested_context(Verification)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        assoc = ae.associate(host, port, ae_title=ae_title)
+        if assoc.is_established:
+            assoc.release()
+            return True
+        time.sleep(interval_s)
+    return False

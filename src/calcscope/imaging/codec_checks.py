@@ -31,6 +31,8 @@ from __future__ import annotations
 
 import importlib
 import struct
+from collections.abc import Sequence
+from dataclasses import dataclass
 from types import ModuleType
 
 import numpy as np
@@ -49,15 +51,30 @@ try:  # the compiled PackBits walk, built at install when a C compiler is there
 except ImportError:  # pragma: no cover - depends on the build
     _packbits = None
 
-__all__ = ["frame_problem", "rle_frame_problem", "j2k_frame_problem", "jpegls_frame_problem"]
+__all__ = [
+    "frame_problem",
+    "rle_frame_problem",
+    "J2kSiz",
+    "read_j2k_siz",
+    "j2k_frame_problem",
+    "j2k_lossless_problem",
+    "jpegls_frame_problem",
+]
 
 _CHECKED = (RLELossless, JPEG2000Lossless, JPEG2000, JPEGLSLossless, JPEGLSNearLossless)
+
+#: The first bytes of a JPEG 2000 code stream: the SOC and SIZ markers.
+_J2K_SOC_SIZ = b"\xff\x4f\xff\x51"
 
 #: RLE segment header: the segment count and 15 offsets, little-endian 32-bit.
 _RLE_HEADER_BYTES = 64
 
 
-def frame_problem(ds: Dataset) -> str | None:
+def frame_problem(
+    ds: Dataset,
+    frames: Sequence[bytes] | None = None,
+    j2k_sizes: Sequence[J2kSiz | None] | None = None,
+) -> str | None:
     """The first structural problem of ``ds``'s compressed frames, or None (also for
     other transfer syntaxes and for pixel data that cannot be split into frames, which
     the decoder reports).
@@ -66,6 +83,11 @@ def frame_problem(ds: Dataset) -> str | None:
     ----------
     ds
         A DICOM data set with encapsulated pixel data.
+    frames
+        Its frames, already split (None: split here).
+    j2k_sizes
+        For JPEG 2000, each frame's SIZ marker as :func:`read_j2k_siz` read it (None: read
+        here).
 
     Returns
     -------
@@ -81,11 +103,12 @@ def frame_problem(ds: Dataset) -> str | None:
     rows, cols = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
     samples = int(ds.get("SamplesPerPixel", 1) or 1)
     bits = int(ds.get("BitsAllocated", 16) or 16)
-    n = max(int(ds.get("NumberOfFrames", 1) or 1), 1)
-    try:
-        frames = list(generate_frames(ds.PixelData, number_of_frames=n))
-    except Exception:  # noqa: BLE001 - a corrupt encapsulation: the decoder reports it
-        return None
+    if frames is None:
+        n = max(int(ds.get("NumberOfFrames", 1) or 1), 1)
+        try:
+            frames = [bytes(f) for f in generate_frames(ds.PixelData, number_of_frames=n)]
+        except Exception:  # noqa: BLE001 - a corrupt encapsulation: the decoder reports it
+            return None
     for k, frame in enumerate(frames):
         data = bytes(frame)
         if ts == RLELossless:
@@ -93,7 +116,9 @@ def frame_problem(ds: Dataset) -> str | None:
         elif ts in (JPEGLSLossless, JPEGLSNearLossless):
             problem = jpegls_frame_problem(data, rows, cols, samples, bits, ts == JPEGLSLossless)
         else:
-            problem = j2k_frame_problem(data, rows, cols, samples, bits, ts == JPEG2000Lossless)
+            siz = j2k_sizes[k] if j2k_sizes is not None and k < len(j2k_sizes) else None
+            lossless = ts == JPEG2000Lossless
+            problem = j2k_frame_problem(data, rows, cols, samples, bits, lossless, siz)
         if problem is not None:
             return f"frame {k + 1}: {problem}"
     return None
@@ -200,8 +225,76 @@ def _packbits_count_py(
     return produced, min(i, end), crossed
 
 
+@dataclass(frozen=True)
+class J2kSiz:
+    """The SIZ marker of a JPEG 2000 code stream (ISO 15444-1 A.5.1), read once.
+
+    Attributes
+    ----------
+    width, height : int
+        Reference grid size (``Xsiz``, ``Ysiz``), pixels.
+    x_offset, y_offset : int
+        Image offset on the grid (``XOsiz``, ``YOsiz``), pixels.
+    tile_width, tile_height : int
+        Tile size (``XTsiz``, ``YTsiz``), pixels.
+    tile_x_offset, tile_y_offset : int
+        Tile grid offset (``XTOsiz``, ``YTOsiz``), pixels.
+    n_components : int
+        The stated component count (``Csiz``).
+    components : tuple[tuple[int, int, int], ...]
+        ``(Ssiz, XRsiz, YRsiz)`` of each component whose bytes the stream holds (fewer than
+        ``n_components`` in a cut stream).
+    end : int
+        Offset of the byte after the component list (where the next marker segment starts
+        in an intact stream).
+    """
+
+    width: int
+    height: int
+    x_offset: int
+    y_offset: int
+    tile_width: int
+    tile_height: int
+    tile_x_offset: int
+    tile_y_offset: int
+    n_components: int
+    components: tuple[tuple[int, int, int], ...]
+    end: int
+
+
+def read_j2k_siz(frame: bytes) -> J2kSiz | None:
+    """The SIZ marker of a JPEG 2000 code stream, or None when ``frame`` does not start
+    with the SOC and SIZ markers or is cut before the component list.
+
+    Parameters
+    ----------
+    frame
+        The frame's bytes.
+
+    Returns
+    -------
+    J2kSiz or None
+        The marker's fields.
+    """
+    if frame[:4] != _J2K_SOC_SIZ or len(frame) < 42:
+        return None
+    xsiz, ysiz, xo, yo, xt, yt, xto, yto = struct.unpack(">8I", frame[8:40])
+    csiz = struct.unpack(">H", frame[40:42])[0]
+    n_held = min(csiz, (len(frame) - 42) // 3)
+    components = tuple(
+        (frame[42 + 3 * c], frame[43 + 3 * c], frame[44 + 3 * c]) for c in range(n_held)
+    )
+    return J2kSiz(xsiz, ysiz, xo, yo, xt, yt, xto, yto, csiz, components, 42 + 3 * csiz)
+
+
 def j2k_frame_problem(
-    frame: bytes, rows: int, cols: int, samples: int, bits_allocated: int, lossless: bool
+    frame: bytes,
+    rows: int,
+    cols: int,
+    samples: int,
+    bits_allocated: int,
+    lossless: bool,
+    siz: J2kSiz | None = None,
 ) -> str | None:
     """What is structurally wrong with one JPEG 2000 code stream, or None.
 
@@ -215,33 +308,35 @@ def j2k_frame_problem(
     lossless
         The transfer syntax is JPEG 2000 Lossless Only: the wavelet must be the reversible
         5-3 one and the coefficients unquantized.
+    siz
+        ``frame``'s SIZ marker as :func:`read_j2k_siz` read it (None: read here).
 
     Returns
     -------
     str or None
         The first problem found, in words; None for a consistent code stream.
     """
-    if frame[:4] != b"\xff\x4f\xff\x51":
+    if frame[:4] != _J2K_SOC_SIZ:
         return None if frame[4:8] == b"jP  " else "no JPEG 2000 SOC and SIZ markers"
-    if len(frame) < 42:
+    siz = siz or read_j2k_siz(frame)
+    if siz is None:
         return "the JPEG 2000 SIZ marker is cut"
-    xsiz, ysiz, xo, yo = struct.unpack(">4I", frame[8:24])
-    csiz = struct.unpack(">H", frame[40:42])[0]
-    if (xsiz - xo, ysiz - yo) != (cols, rows):
-        return f"the JPEG 2000 image is {xsiz - xo} x {ysiz - yo}, the header says {cols} x {rows}"
-    if csiz != samples or len(frame) < 42 + 3 * csiz:
-        return f"the JPEG 2000 stream has {csiz} components, the header says {samples}"
-    for c in range(csiz):
-        ssiz, xr, yr = frame[42 + 3 * c : 45 + 3 * c]
+    width, height = siz.width - siz.x_offset, siz.height - siz.y_offset
+    if (width, height) != (cols, rows):
+        return f"the JPEG 2000 image is {width} x {height}, the header says {cols} x {rows}"
+    if siz.n_components != samples or len(siz.components) < siz.n_components:
+        return f"the JPEG 2000 stream has {siz.n_components} components, the header says {samples}"
+    for ssiz, xr, yr in siz.components:
         if (ssiz & 0x7F) + 1 > bits_allocated:
             return f"JPEG 2000 component precision {(ssiz & 0x7F) + 1} > {bits_allocated} bits"
         if (xr, yr) != (1, 1):
             return f"JPEG 2000 component sub-sampled ({xr} x {yr}): not a DICOM image"
-    xt, yt, xto, yto = struct.unpack(">4I", frame[24:40])
-    if xt == 0 or yt == 0:
+    if siz.tile_width == 0 or siz.tile_height == 0:
         return "a JPEG 2000 tile of size 0"
-    n_tiles = -(-(xsiz - xto) // xt) * -(-(ysiz - yto) // yt)
-    problem = _j2k_coding_problem(frame, 42 + 3 * csiz, lossless)
+    n_tiles = -(-(siz.width - siz.tile_x_offset) // siz.tile_width) * -(
+        -(siz.height - siz.tile_y_offset) // siz.tile_height
+    )
+    problem = _j2k_coding_problem(frame, siz.end, lossless)
     return problem or _j2k_tiles_problem(frame, n_tiles)
 
 
@@ -356,7 +451,9 @@ def _lift53(a: np.ndarray, axis: int) -> np.ndarray:
     return np.moveaxis(even + np.floor_divide(d_prev + d_cur + 2, 4), 0, axis)
 
 
-def j2k_lossless_problem(frame: bytes, decoded: np.ndarray) -> str | None:
+def j2k_lossless_problem(
+    frame: bytes, decoded: np.ndarray, siz: J2kSiz | None = None
+) -> str | None:
     """Whether a lossless JPEG 2000 frame's decoded pixels agree with the stream's own
     half-resolution image, or None (also where it cannot be checked).
 
@@ -374,20 +471,26 @@ def j2k_lossless_problem(frame: bytes, decoded: np.ndarray) -> str | None:
         The JPEG 2000 code stream (``FF 4F FF 51`` ...).
     decoded
         The frame as the decoder returned it, ``(rows, cols)``.
+    siz
+        ``frame``'s SIZ marker as :func:`read_j2k_siz` read it (None: read here).
 
     Returns
     -------
     str or None
         The disagreement in words; None when they agree or it cannot be checked.
     """
-    if frame[:4] != b"\xff\x4f\xff\x51" or len(frame) < 45 or decoded.ndim != 2:
+    siz = siz or read_j2k_siz(frame)
+    if siz is None or not siz.components or decoded.ndim != 2:
         return None
-    xsiz, ysiz, xo, yo, xt, yt, xto, yto = struct.unpack(">8I", frame[8:40])
-    csiz, ssiz = struct.unpack(">H", frame[40:42])[0], frame[42]
+    ssiz = siz.components[0][0]
     precision = (ssiz & 0x7F) + 1
-    if csiz != 1 or ssiz & 0x80 or precision > 16 or xo or yo or xto or yto:
+    offsets = (siz.x_offset, siz.y_offset, siz.tile_x_offset, siz.tile_y_offset)
+    if siz.n_components != 1 or ssiz & 0x80 or precision > 16 or any(offsets):
         return None
-    if xt < xsiz or yt < ysiz or decoded.shape != (ysiz, xsiz) or min(xsiz, ysiz) < 4:
+    xsiz, ysiz = siz.width, siz.height
+    if siz.tile_width < xsiz or siz.tile_height < ysiz or decoded.shape != (ysiz, xsiz):
+        return None
+    if min(xsiz, ysiz) < 4:
         return None
     cod = frame.find(b"\xff\x52", 42)
     if cod < 0 or len(frame) < cod + 10 or frame[cod + 9] < 1:  # decomposition levels

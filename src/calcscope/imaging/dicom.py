@@ -10,14 +10,15 @@ import math
 import re
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
-from pydicom.multival import MultiValue
 from pydicom.pixels import apply_modality_lut, apply_voi_lut
 from pydicom.uid import (
+    JPEG2000,
     UID,
     DigitalMammographyXRayImageStorageForPresentation,
     DigitalMammographyXRayImageStorageForProcessing,
@@ -47,7 +48,13 @@ from calcscope.imaging._common import (
     str_or_none,
     uid_name,
 )
-from calcscope.imaging.codec_checks import frame_problem, j2k_lossless_problem
+from calcscope.imaging.codec_checks import (
+    J2kSiz,
+    frame_problem,
+    j2k_lossless_problem,
+    read_j2k_siz,
+)
+from calcscope.imaging.tags import header_number
 from calcscope.model import Laterality, Mammogram, Source, View
 
 __all__ = [
@@ -153,12 +160,13 @@ def read_dicom(p: Path, config: IOConfig, user_spacing: tuple[float, float] | No
         check_spacing(spacing, config, name, origin)
 
     _check_native_length(ds, rows, cols, name)
-    raw = _decode(ds, name)
+    frames = _split_frames(ds)
+    raw = _decode(ds, name, frames)
     if raw.shape[:2] != (rows, cols):
         raise UnreadableFileError(
             f"decoded pixels have shape {raw.shape}, header says {rows} x {cols}", name
         )
-    _check_decoded(raw, ds, name)
+    _check_decoded(raw, ds, name, frames)
     if raw.ndim == 3:
         pixels = finish(grey_from_channels(normalise_array(raw, name), name), name)
     else:
@@ -227,7 +235,43 @@ def _transfer_syntax_text(ds: Dataset) -> str:
     return f"{ts.name} ({ts})" if ts is not None else "unknown transfer syntax"
 
 
-def _decode(ds: Dataset, name: str) -> np.ndarray:
+@dataclass(frozen=True)
+class _Frames:
+    """Encapsulated pixel data split into frames once, for every check that reads them.
+
+    Attributes
+    ----------
+    frames : tuple[bytes, ...] or None
+        The frames; None where the data are not encapsulated or cannot be split.
+    error : Exception or None
+        Why they cannot be split.
+    j2k_sizes : tuple[J2kSiz or None, ...]
+        For a JPEG 2000 syntax, each frame's SIZ marker; empty otherwise.
+    """
+
+    frames: tuple[bytes, ...] | None = None
+    error: Exception | None = None
+    j2k_sizes: tuple[J2kSiz | None, ...] = ()
+
+
+def _split_frames(ds: Dataset) -> _Frames:
+    """Split ``ds``'s encapsulated pixel data into frames (``NumberOfFrames``, at least 1)
+    and read each JPEG 2000 frame's SIZ marker, once."""
+    ts = _transfer_syntax(ds)
+    if ts is None or not ts.is_compressed or "PixelData" not in ds:
+        return _Frames()
+    from pydicom.encaps import generate_frames
+
+    n = int(ds.get("NumberOfFrames", 1) or 1)
+    try:
+        frames = tuple(bytes(f) for f in generate_frames(ds.PixelData, number_of_frames=max(n, 1)))
+    except Exception as exc:  # noqa: BLE001 - a corrupt encapsulation: reported by the checks
+        return _Frames(error=exc)
+    sizes = tuple(read_j2k_siz(f) for f in frames) if ts in (JPEG2000, JPEG2000Lossless) else ()
+    return _Frames(frames, None, sizes)
+
+
+def _decode(ds: Dataset, name: str, frames: _Frames) -> np.ndarray:
     """The stored pixel values (before any LUT), or UnreadableFileError.
 
     The decoder call is isolated: whatever it raises, including ``BaseException``
@@ -235,8 +279,8 @@ def _decode(ds: Dataset, name: str) -> np.ndarray:
     pylibjpeg-rle on corrupt RLE segments), becomes an UnreadableFileError that names the
     file and the transfer syntax. Only an interrupt or an exit goes through.
     """
-    _check_end_markers(ds, name)
-    problem = frame_problem(ds)
+    _check_end_markers(ds, name, frames)
+    problem = frame_problem(ds, frames.frames, frames.j2k_sizes or None)
     if problem is not None:
         raise UnreadableFileError(
             f"the {_transfer_syntax_text(ds)} pixel data are corrupt ({problem}); not analysed",
@@ -272,7 +316,7 @@ def _view_is_exact(ds: Dataset) -> bool:
     )
 
 
-def _check_end_markers(ds: Dataset, name: str) -> None:
+def _check_end_markers(ds: Dataset, name: str, frames: _Frames) -> None:
     """Refuse a JPEG-family or JPEG 2000 frame that does not end with its end marker
     (EOI / EOC, both ``FF D9``, padding zeros allowed): a cut stream is decoded by some
     decoders without an error, the missing rows filled with whatever they hold."""
@@ -281,18 +325,13 @@ def _check_end_markers(ds: Dataset, name: str) -> None:
         return
     if "PixelData" not in ds:
         return
-    from pydicom.encaps import generate_frames
-
-    n = int(ds.get("NumberOfFrames", 1) or 1)
-    try:
-        frames = list(generate_frames(ds.PixelData, number_of_frames=max(n, 1)))
-    except Exception as exc:  # noqa: BLE001 - a corrupt encapsulation: the decoder says more
-        detail = one_line(exc, MAX_QUOTED_CHARS)
+    if frames.error is not None:  # a corrupt encapsulation: the decoder would say more
+        detail = one_line(frames.error, MAX_QUOTED_CHARS)
         raise UnreadableFileError(
             f"the encapsulated pixel data cannot be split into frames: {detail}", name
-        ) from exc
-    for k, frame in enumerate(frames):
-        if not bytes(frame).rstrip(b"\x00").endswith(b"\xff\xd9"):
+        ) from frames.error
+    for k, frame in enumerate(frames.frames or ()):
+        if not frame.rstrip(b"\x00").endswith(b"\xff\xd9"):
             raise UnreadableFileError(
                 f"frame {k + 1} of the {_transfer_syntax_text(ds)} pixel data does not end "
                 "with its end marker (FF D9): the compressed data are cut or corrupt; "
@@ -342,7 +381,7 @@ def _check_native_length(ds: Dataset, rows: int, cols: int, name: str) -> None:
         )
 
 
-def _check_decoded(raw: np.ndarray, ds: Dataset, name: str) -> None:
+def _check_decoded(raw: np.ndarray, ds: Dataset, name: str, frames: _Frames) -> None:
     """Refuse decoded compressed pixels that are garbled (see :data:`MAX_STEP_FRACTION`).
 
     Only compressed transfer syntaxes are checked: a decoder that loses its place in a
@@ -355,7 +394,7 @@ def _check_decoded(raw: np.ndarray, ds: Dataset, name: str) -> None:
     if ts is None or not ts.is_compressed or raw.ndim != 2 or raw.dtype.kind not in "iu":
         return
     if ts == JPEG2000Lossless and int(ds.get("NumberOfFrames", 1) or 1) == 1:
-        _check_j2k_lossless(raw, ds, name)
+        _check_j2k_lossless(raw, ds, name, frames)
     overall, band = step_fractions(raw)
     if overall > MAX_STEP_FRACTION or band > MAX_BAND_STEP_FRACTION:
         raise ImplausibleValueError(
@@ -394,17 +433,14 @@ def _check_stored_bits(ds: Dataset, name: str) -> None:
         )
 
 
-def _check_j2k_lossless(raw: np.ndarray, ds: Dataset, name: str) -> None:
+def _check_j2k_lossless(raw: np.ndarray, ds: Dataset, name: str, frames: _Frames) -> None:
     """Refuse a lossless JPEG 2000 frame whose decoded pixels disagree with the stream's
     own half-resolution image (:func:`~calcscope.imaging.codec_checks.j2k_lossless_problem`:
     flipped bits in the entropy-coded data, which no header check sees)."""
-    from pydicom.encaps import generate_frames
-
-    try:
-        frame = next(generate_frames(ds.PixelData, number_of_frames=1))
-    except Exception:  # noqa: BLE001 - the decoder read it; nothing more to check here
+    if not frames.frames:  # the decoder read it; nothing more to check here
         return
-    problem = j2k_lossless_problem(bytes(frame), raw)
+    siz = frames.j2k_sizes[0] if frames.j2k_sizes else None
+    problem = j2k_lossless_problem(frames.frames[0], raw, siz)
     if problem is not None:
         raise UnreadableFileError(
             f"the {_transfer_syntax_text(ds)} pixel data are corrupt ({problem}); not analysed",
@@ -454,18 +490,6 @@ def step_fractions(raw: np.ndarray) -> tuple[float, float]:
     return float(per_row.mean()), float(bands.max())
 
 
-def _header_number(ds: Dataset, keyword: str, default: float) -> tuple[float, str]:
-    """A numeric attribute (first value) as float and as written, ``default`` if absent."""
-    value = ds.get(keyword)
-    if value is None or value == "":
-        return default, f"{default:g}"
-    first = value[0] if isinstance(value, MultiValue | list | tuple) else value
-    try:
-        return float(first), str(first)
-    except (TypeError, ValueError):
-        return math.nan, str(first)
-
-
 def _modality_lut(raw: np.ndarray, ds: Dataset, name: str) -> tuple[np.ndarray, bool]:
     """Stored values through the Modality LUT, and whether one was applied.
 
@@ -481,8 +505,8 @@ def _modality_lut(raw: np.ndarray, ds: Dataset, name: str) -> tuple[np.ndarray, 
                 "the Modality LUT Sequence gives pixel values that are not finite", name
             )
         return values, True
-    slope, slope_text = _header_number(ds, "RescaleSlope", 1.0)
-    intercept, intercept_text = _header_number(ds, "RescaleIntercept", 0.0)
+    slope, slope_text = header_number(ds, "RescaleSlope", 1.0)
+    intercept, intercept_text = header_number(ds, "RescaleIntercept", 0.0)
     if slope == 1.0 and intercept == 0.0:
         return raw, False
     for keyword, value, text in (
@@ -534,7 +558,7 @@ def _voi_function(ds: Dataset, name: str) -> Callable[[np.ndarray], np.ndarray] 
         return None
     if not ds.get("VOILUTSequence"):
         for keyword in ("WindowCenter", "WindowWidth"):
-            value, text = _header_number(ds, keyword, 0.0)
+            value, text = header_number(ds, keyword, 0.0)
             if not math.isfinite(value):
                 raise ImplausibleValueError(
                     f"{keyword} is {text}: a display window needs finite numbers; "

@@ -16,6 +16,11 @@ from calcscope.phantom.mammogram import (
     phantom_summary,
     truth_to_dict,
 )
+from calcscope.phantom.real_film import (
+    BENCHMARK_PIECE_MM,
+    CALC_FREE_FILMS,
+    insert_benchmark_clusters,
+)
 
 __all__ = [
     "TrueCalcification",
@@ -28,6 +33,9 @@ __all__ = [
     "MACRO_PATTERNS",
     "make_phantom",
     "insert_clusters",
+    "insert_benchmark_clusters",
+    "CALC_FREE_FILMS",
+    "BENCHMARK_PIECE_MM",
     "truth_to_dict",
     "full_field_shape",
     "phantom_summary",
