@@ -24,14 +24,26 @@ only.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from calcscope.config import DetectConfig
 from calcscope.detection.bands import blur
+from calcscope.detection.candidates import TopHat
 from calcscope.detection.classifier import too_sharp
-from calcscope.detection.features import Candidates
+from calcscope.detection.features import Candidates, subset_candidates
+from calcscope.detection.labels import SparseLabels
+from calcscope.detection.outline import outline_calcifications
+from calcscope.model import Calcification, Mammogram
 
-__all__ = ["SCALE_SIGMAS_MM", "scale_cnr_active", "scale_matched_cnr", "scale_sure"]
+__all__ = [
+    "SCALE_SIGMAS_MM",
+    "scale_cnr_active",
+    "scale_matched_cnr",
+    "scale_sure",
+    "with_scale_cnr",
+]
 
 SCALE_SIGMAS_MM = (0.10, 0.30)
 """Gaussian sigmas (mm) of the difference of Gaussians matched to a 0.15-0.6 mm speck."""
@@ -156,3 +168,53 @@ def scale_sure(cands: Candidates, scale_cnr: np.ndarray, config: DetectConfig) -
         & (cands.diameter_mm <= config.scale_cnr_max_diameter_mm)
         & ~too_sharp(cands, config)
     )
+
+
+def with_scale_cnr(
+    mammogram: Mammogram,
+    img: np.ndarray,
+    mask: np.ndarray,
+    labels: np.ndarray | SparseLabels,
+    cands: Candidates,
+    calcs: tuple[Calcification, ...],
+    tophat: TopHat,
+    cfg: DetectConfig,
+) -> tuple[Calcification, ...]:
+    """``calcs`` with their scale-matched CNR (:func:`scale_matched_cnr`), and
+    the candidates it makes sure cluster members that score under ``min_score`` added as
+    possible calcifications (after the others, ids following theirs; scores unchanged).
+
+    The CNR is measured only at the candidates it could make sure (not too sharp, small
+    enough); the others get None.
+    """
+    eligible = np.flatnonzero(scale_sure(cands, np.full(len(cands), np.inf), cfg))
+    cnr = np.full(len(cands), np.nan)
+    cnr[eligible] = scale_matched_cnr(
+        img, mask, cands.center_rc[eligible], mammogram.pixel_mm, cfg.scale_cnr_window_mm
+    )
+    sure = scale_sure(cands, np.nan_to_num(cnr, nan=-np.inf), cfg)
+    min_score = min(cfg.min_score, cfg.operating_score)
+    extra = sure & (cands.score < min_score)
+    added: tuple[Calcification, ...] = ()
+    if extra.any():
+        added = outline_calcifications(
+            mammogram,
+            labels,
+            subset_candidates(cands, extra),
+            0.0,
+            tophat.residual,
+            tophat.sigma,
+        )
+    by_centre = {
+        (float(r), float(c)): k for k, (r, c) in enumerate(cands.center_rc) if not np.isnan(cnr[k])
+    }
+
+    def measured(calc: Calcification, new_id: int) -> Calcification:
+        k = by_centre.get(calc.center_rc)
+        if k is None:
+            return dataclasses.replace(calc, id=new_id)
+        return dataclasses.replace(
+            calc, id=new_id, scale_cnr=float(cnr[k]), scale_sure=bool(sure[k])
+        )
+
+    return tuple(measured(c, i) for i, c in enumerate((*calcs, *added), start=1))
