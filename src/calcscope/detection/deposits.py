@@ -28,6 +28,7 @@ from calcscope.detection.candidates import (
 from calcscope.detection.features import Candidates
 from calcscope.detection.labels import SparseLabels
 from calcscope.detection.outline import outline_calcifications
+from calcscope.detection.parallel import map_strips
 from calcscope.model import Calcification, Mammogram
 
 __all__ = ["SharpDeposit", "add_coarse_deposits", "sharp_deposits"]
@@ -152,6 +153,29 @@ def _outline_pixels(obj: np.ndarray, pixels: np.ndarray) -> np.ndarray:
     return p[~interior]
 
 
+def _objects(
+    residual: np.ndarray, peak: np.ndarray, mask: np.ndarray, sigma: float, grow_z: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """The bool image of the pixels inside ``mask`` whose ``residual`` reaches ``grow_z``
+    noise levels (``sigma``) and a quarter of the local ``peak``, and their flat indices
+    (ascending): made in strips of rows (no full-image temporaries) on the thread pool,
+    each strip writing its own rows."""
+    obj = np.empty(mask.shape, dtype=bool)
+    z_scale = np.float32(1.0 / sigma)
+    cols = int(mask.shape[1])
+
+    def strip(r0: int, r1: int) -> np.ndarray:
+        rows = slice(r0, r1)
+        obj[rows] = (
+            (residual[rows] * z_scale >= grow_z)
+            & (residual[rows] >= 0.25 * peak[rows])
+            & mask[rows]
+        )
+        return np.flatnonzero(obj[rows]) + r0 * cols
+
+    return obj, np.concatenate(map_strips(strip, int(mask.shape[0]), 128))
+
+
 def sharp_deposits(
     img: np.ndarray, tophat: TopHat, mask: np.ndarray, pixel_mm: float, cfg: DetectConfig
 ) -> tuple[SharpDeposit, ...]:
@@ -169,16 +193,7 @@ def sharp_deposits(
     """
     residual = tophat.residual
     peak = _local_peak(residual, pixel_mm, cfg.coarse_peak_mm)
-    z_scale = np.float32(1.0 / tophat.sigma)
-    obj = np.empty(mask.shape, dtype=bool)
-    for r0 in range(0, int(mask.shape[0]), 128):  # strips: no full-image temporaries
-        rows = slice(r0, r0 + 128)
-        obj[rows] = (
-            (residual[rows] * z_scale >= cfg.macro_grow_z)
-            & (residual[rows] >= 0.25 * peak[rows])
-            & mask[rows]
-        )
-    pixels = np.flatnonzero(obj)
+    obj, pixels = _objects(residual, peak, mask, tophat.sigma, cfg.macro_grow_z)
     # the local peak is read at the objects' pixels only from here on
     peak_at = peak.ravel()[pixels]
     del peak
