@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from calcscope.config import DetectConfig
+from calcscope.detection.bands import enlarge_rows
 from calcscope.detection.candidates import top_hat
 from calcscope.detection.deposits import sharp_deposits
 from calcscope.detection.detect import detect
@@ -132,3 +133,19 @@ def test_scale_matched_cnr_pooled_equal_serial(
     )
     assert np.all(serial > 0)
     assert np.array_equal(serial, pooled)
+
+
+@pytest.mark.parametrize("factor", [2, 3, 4, 5])
+def test_enlarged_rows_are_those_of_the_whole_enlargement(factor: int) -> None:
+    rng = np.random.default_rng(factor)
+    small = rng.uniform(0, 1000, (97, 61)).astype(np.float32)
+    shape = (97 * factor, 61 * factor)
+    whole = cv2.resize(small, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
+    for rows in (1, 5, 64, 128):
+        for r0 in range(0, shape[0], rows):
+            r1 = min(r0 + rows, shape[0])
+            part = enlarge_rows(small, shape, r0, r1)
+            assert part is not None
+            assert np.array_equal(part, whole[r0:r1]), (rows, r0)
+    # not an integer multiple (a film's reduced grid): the weights would differ
+    assert enlarge_rows(small, (97 * factor + 3, 61 * factor), 0, 10) is None
