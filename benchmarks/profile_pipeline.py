@@ -272,7 +272,15 @@ def pool_share(mammo: Any, cfg: Any, repeat: int) -> None:
     in the strips that the detector's thread pool runs (``map_strips``): on an idle
     machine with two cores the pool saves at most half of it (Amdahl), whatever the load
     of a shared machine does to the wall times measured here."""
-    from calcscope.detection import bands, candidates, impulses, parallel
+    from calcscope.detection import (
+        bands,
+        candidates,
+        deposits,
+        impulses,
+        outline,
+        parallel,
+        scale_cnr,
+    )
     from calcscope.detection.detect import detect
     from calcscope.imaging.preprocess import preprocess
 
@@ -285,7 +293,7 @@ def pool_share(mammo: Any, cfg: Any, repeat: int) -> None:
         inside[0] += time.thread_time() - c
         return out
 
-    mods = (bands, candidates, impulses)
+    mods = (bands, candidates, deposits, impulses, outline, scale_cnr)
     set_mode("serial")
     totals, pooled = [], []
     try:
