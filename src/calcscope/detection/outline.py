@@ -28,10 +28,10 @@ the size is measured where the calcification meets the tissue: at 20 % of its he
 the top-hat residual, and never below 2 noise sigmas."""
 
 LONG_MM = 3.0
+"""Deposits at least this long are measured across by their widest inscribed disc."""
 
 _CHUNK = 4
 """Calcifications per chunk that :func:`outline_calcifications` hands to the thread pool."""
-"""Deposits at least this long are measured across by their widest inscribed disc."""
 
 
 @dataclass(frozen=True)
