@@ -21,7 +21,9 @@ For the 4096 x 3328 full-field phantom at 0.07 mm (written as DICOM and read bac
 - the reports: the report model, the SR, the GSPS and the overlay PNG (time and size).
 
 The detect steps repeat :func:`calcscope.detection.detect.detect`'s sequence with its
-public step functions (see that module); the total is checked against ``detect`` itself.
+public step functions (see that module), the scale-matched CNR (``d.scale_cnr``) where detect
+runs it (pixels up to 0.06 mm: the film); the replay's calcifications are checked against
+``detect``'s before the table is made.
 """
 
 from __future__ import annotations
@@ -81,6 +83,7 @@ def detect_steps(mammo: Any, prep: Any, cfg: Any, s: Steps) -> Any:
     )
     from calcscope.detection.impulses import remove_impulses
     from calcscope.detection.outline import outline_calcifications
+    from calcscope.detection.scale_cnr import scale_cnr_active, with_scale_cnr
 
     c = cfg.detect
     img = s.run("d.float32", lambda: mammo.pixels.astype(np.float32, copy=False))
@@ -120,7 +123,32 @@ def detect_steps(mammo: Any, prep: Any, cfg: Any, s: Steps) -> Any:
         tophat.residual,
         tophat.sigma,
     )
+    if scale_cnr_active(px, c):  # as detect does (film at 0.05 mm)
+        calcs = s.run(
+            "d.scale_cnr", with_scale_cnr, mammo, img, mask, objects.labels, cands, calcs, tophat, c
+        )
     return s.run("d.coarse_deposits", add_coarse_deposits, mammo, calcs, deps, tophat, c)
+
+
+def check_replay(mammo: Any, cfg: Any) -> None:
+    """Check that :func:`detect_steps` gives :func:`~calcscope.detection.detect.detect`'s
+    calcifications (so that the per-step table times the steps detect runs)."""
+    from calcscope.detection.detect import detect
+    from calcscope.imaging.preprocess import preprocess
+
+    prep = preprocess(mammo, cfg.preprocess)
+    replay = detect_steps(mammo, prep, cfg, Steps(trace=False))
+    real = detect(mammo, prep, cfg.detect).calcifications
+    same = len(replay) == len(real) and all(
+        a.id == b.id
+        and a.center_rc == b.center_rc
+        and a.score == b.score
+        and a.scale_cnr == b.scale_cnr
+        and a.diameter_mm == b.diameter_mm
+        for a, b in zip(replay, real, strict=True)
+    )
+    if not same:
+        raise SystemExit("the per-step replay of detect differs from detect: update detect_steps")
 
 
 def gaussian_reference(img: np.ndarray) -> tuple[float, float]:
@@ -244,7 +272,15 @@ def pool_share(mammo: Any, cfg: Any, repeat: int) -> None:
     in the strips that the detector's thread pool runs (``map_strips``): on an idle
     machine with two cores the pool saves at most half of it (Amdahl), whatever the load
     of a shared machine does to the wall times measured here."""
-    from calcscope.detection import bands, candidates, impulses, parallel
+    from calcscope.detection import (
+        bands,
+        candidates,
+        deposits,
+        impulses,
+        outline,
+        parallel,
+        scale_cnr,
+    )
     from calcscope.detection.detect import detect
     from calcscope.imaging.preprocess import preprocess
 
@@ -257,7 +293,7 @@ def pool_share(mammo: Any, cfg: Any, repeat: int) -> None:
         inside[0] += time.thread_time() - c
         return out
 
-    mods = (bands, candidates, impulses)
+    mods = (bands, candidates, deposits, impulses, outline, scale_cnr)
     set_mode("serial")
     totals, pooled = [], []
     try:
@@ -292,6 +328,7 @@ def profile(path: Path, spacing_mm: float | None, repeat: int, modes: list[str])
     print(f"\n== {path.name}: {cols} x {rows} px at {mammo.pixel_mm:.3f} mm")
     analyze(path, spacing_mm=spacing_mm)  # warm-up
     a = analysis_ratio(path, spacing_mm, mammo.pixels, repeat, modes)
+    check_replay(mammo, cfg)
     step_profile(mammo, cfg, repeat, modes)
     pool_share(mammo, cfg, repeat)
     reports(analyze_mammogram(mammo, cfg) if spacing_mm is None else a, repeat)

@@ -27,6 +27,7 @@ __all__ = [
     "PendingBand",
     "band_pass_stack",
     "blur",
+    "enlarge_rows",
     "robust_sigma",
     "strips",
 ]
@@ -202,6 +203,23 @@ def _reduced_blur(img: np.ndarray, sigma_px: float) -> np.ndarray:
 def _enlarge(small: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """``small`` enlarged to ``shape`` (rows, cols) by bilinear interpolation."""
     return cv2.resize(small, (int(shape[1]), int(shape[0])), interpolation=cv2.INTER_LINEAR)
+
+
+def enlarge_rows(small: np.ndarray, shape: tuple[int, ...], r0: int, r1: int) -> np.ndarray | None:
+    """Rows ``r0:r1`` of ``small`` enlarged to ``shape`` (rows, cols) by bilinear
+    interpolation (:func:`_enlarge`), made from the rows of ``small`` they read and one
+    more on each side: the same values as the whole enlargement when ``shape`` is an
+    integer multiple of ``small``'s shape (each output row is interpolated from the same
+    two rows with the same weights, every column as on the whole image); ``None`` when it
+    is not (the weights would differ)."""
+    n, m = (int(v) for v in small.shape[:2])
+    rows, cols = int(shape[0]), int(shape[1])
+    if n == 0 or m == 0 or rows % n or cols % m:
+        return None
+    f = rows // n
+    s0, s1 = max(r0 // f - 1, 0), min((r1 - 1) // f + 2, n)
+    part = cv2.resize(small[s0:s1], (cols, (s1 - s0) * f), interpolation=cv2.INTER_LINEAR)
+    return part[r0 - s0 * f : r1 - s0 * f]
 
 
 def robust_sigma(values: np.ndarray) -> float:

@@ -28,6 +28,7 @@ from calcscope.detection.bands import (
     _enlarge,
     band_pass_stack,
     blur,
+    enlarge_rows,
     robust_sigma,
 )
 from calcscope.detection.bands import strips as _strips
@@ -61,6 +62,8 @@ __all__ = [
 
 _TILE = 256
 """Side (pixels) of the tiles of :func:`local_max_at`."""
+_ENLARGE_ROWS = 128
+"""Rows per strip of a reduced map enlarged strip by strip (:func:`_minus_enlarged`)."""
 
 
 @dataclass(frozen=True)
@@ -115,6 +118,8 @@ class TopHatMarks:
     def residual_into(self, img: np.ndarray, out: np.ndarray) -> np.ndarray:
         """Write the residual of ``img`` (the image :func:`top_hat` was given) into ``out``
         (float32, ``img``'s shape): the same values, from the reduced background."""
+        if enlarge_rows(self.background_small, out.shape, 0, 1) is not None:
+            return _minus_enlarged(img, self.background_small, out)
         background = _enlarge_into(self.background_small, out)
         map_strips(  # in strips on the thread pool
             lambda r0, r1: np.subtract(img[r0:r1], background[r0:r1], out=out[r0:r1]),
@@ -244,6 +249,17 @@ def top_hat(img: np.ndarray, pixel_mm: float, mask: np.ndarray, background_mm: f
     """The top-hat residual of ``img`` over its tissue background (a grey opening with a
     disc of ``background_mm``), which shows whole coarse deposits up to that size."""
     small, factor = _tissue_background_small(img, pixel_mm, background_mm)
+    shape = (int(img.shape[0]), int(img.shape[1]))
+    if (
+        factor > 1
+        and img.dtype == np.float32
+        and small.dtype == np.float32
+        and enlarge_rows(small, shape, 0, 1) is not None
+    ):
+        # the background enlarged strip by strip: one full-size image, one pass
+        residual = _minus_enlarged(img, small, np.empty(shape, dtype=np.float32))
+        sigma = robust_sigma(residual[_NOISE_SUBSAMPLE][mask[_NOISE_SUBSAMPLE]])
+        return TopHat(residual, sigma, small)
     background = _enlarge(small, img.shape) if factor > 1 else small
     # in place when the types allow: no second full-size image
     if background.dtype == np.result_type(img, background) and background is not img:
@@ -498,9 +514,9 @@ def object_values(
     if bands.background.shape == shape:
         background_at = bands.background.ravel()[pixels]
     else:  # the same values as BandStack.background_level
-        background_at = _enlarge_into(bands.background, scratch).ravel()[pixels]
+        background_at = _enlarged_at(bands.background, pixels, scratch)
     if bands.pending is not None:
-        finer_at = _enlarge_into(bands.pending.finer_small, scratch).ravel()[pixels]
+        finer_at = _enlarged_at(bands.pending.finer_small, pixels, scratch)
         bands = bands.with_pending_at(finer_at, background_at)
     if isinstance(tophat, TopHatMarks):
         tophat = TopHat(tophat.residual_into(img, scratch), tophat.sigma, tophat.background_small)
@@ -518,6 +534,39 @@ def _enlarge_into(small: np.ndarray, out: np.ndarray) -> np.ndarray:
     rows, cols = out.shape
     cv2.resize(small, (int(cols), int(rows)), dst=out, interpolation=cv2.INTER_LINEAR)
     return out
+
+
+def _minus_enlarged(img: np.ndarray, small: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """Write ``img`` minus ``small`` enlarged to its size into ``out`` (float32, ``img``'s
+    shape, an integer multiple of ``small``'s), strip by strip on the thread pool
+    (:func:`~calcscope.detection.bands.enlarge_rows`: the whole enlargement's values)."""
+
+    def rows(r0: int, r1: int) -> None:
+        np.subtract(img[r0:r1], enlarge_rows(small, out.shape, r0, r1), out=out[r0:r1])
+
+    map_strips(rows, int(out.shape[0]), _ENLARGE_ROWS)
+    return out
+
+
+def _enlarged_at(small: np.ndarray, pixels: np.ndarray, scratch: np.ndarray) -> np.ndarray:
+    """``small`` enlarged to ``scratch``'s size, read at ``pixels`` (flat indices,
+    ascending): made only in the strips of rows that hold them (on the thread pool) when
+    the size is an integer multiple of ``small``'s, else written into ``scratch``."""
+    shape = (int(scratch.shape[0]), int(scratch.shape[1]))
+    if enlarge_rows(small, shape, 0, 1) is None:
+        return _enlarge_into(small, scratch).ravel()[pixels]
+    cols = shape[1]
+    bounds = np.searchsorted(pixels, np.arange(0, shape[0] + _ENLARGE_ROWS, _ENLARGE_ROWS) * cols)
+
+    def rows(r0: int, r1: int) -> np.ndarray:
+        lo, hi = int(bounds[r0 // _ENLARGE_ROWS]), int(bounds[r0 // _ENLARGE_ROWS + 1])
+        if lo == hi:
+            return np.zeros(0, dtype=np.float32)
+        part = enlarge_rows(small, shape, r0, r1)
+        assert part is not None
+        return part.ravel()[pixels[lo:hi] - r0 * cols]
+
+    return np.concatenate(map_strips(rows, shape[0], _ENLARGE_ROWS))
 
 
 def _members(pixels: np.ndarray, sorted_set: np.ndarray) -> np.ndarray:

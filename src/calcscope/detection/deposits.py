@@ -17,17 +17,19 @@ import cv2
 import numpy as np
 
 from calcscope.config import DetectConfig
+from calcscope.detection.bands import _enlarge, enlarge_rows
 from calcscope.detection.candidates import (
     BAND_SIGMAS_MM,
     TopHat,
+    _on_quarter_mm_small,
     blur,
     component_stats,
-    on_quarter_mm_grid,
     sparse_components,
 )
 from calcscope.detection.features import Candidates
 from calcscope.detection.labels import SparseLabels
 from calcscope.detection.outline import outline_calcifications
+from calcscope.detection.parallel import map_strips
 from calcscope.model import Calcification, Mammogram
 
 __all__ = ["SharpDeposit", "add_coarse_deposits", "sharp_deposits"]
@@ -49,14 +51,39 @@ class SharpDeposit:
     mask: np.ndarray
 
 
-def _local_peak(residual: np.ndarray, pixel_mm: float, peak_mm: float) -> np.ndarray:
-    """Highest ``residual`` within ``peak_mm`` (mm) of each pixel, at about 0.25 mm/pixel."""
+@dataclass(frozen=True)
+class _LocalPeak:
+    """The local peak map (:func:`_local_peak`): ``small`` on a grid reduced by ``factor``
+    (1: the map itself), whose enlargement to ``shape`` is made strip by strip."""
+
+    small: np.ndarray
+    factor: int
+    shape: tuple[int, int]
+
+    def rows(self, r0: int, r1: int) -> np.ndarray:
+        """Rows ``r0:r1`` of the map at the image's size (those of the whole
+        enlargement, :func:`~calcscope.detection.bands.enlarge_rows`)."""
+        if self.factor == 1:
+            return self.small[r0:r1]
+        out = enlarge_rows(self.small, self.shape, r0, r1)
+        assert out is not None  # checked by _local_peak
+        return out
+
+
+def _local_peak(residual: np.ndarray, pixel_mm: float, peak_mm: float) -> _LocalPeak:
+    """Highest ``residual`` within ``peak_mm`` (mm) of each pixel, at about 0.25 mm/pixel
+    (:func:`~calcscope.detection.candidates.on_quarter_mm_grid`), brought back to the
+    image's grid in strips of rows when asked for them (:class:`_LocalPeak`)."""
 
     def dilate(small: np.ndarray, small_mm: float) -> np.ndarray:
         k = 2 * max(1, int(round(peak_mm / small_mm))) + 1
         return cv2.dilate(small, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
 
-    return on_quarter_mm_grid(residual, pixel_mm, dilate)
+    small, factor = _on_quarter_mm_small(residual, pixel_mm, dilate)
+    shape = (int(residual.shape[0]), int(residual.shape[1]))
+    if factor > 1 and enlarge_rows(small, shape, 0, 1) is None:
+        return _LocalPeak(_enlarge(small, shape), 1, shape)  # the whole map, made once
+    return _LocalPeak(small, factor, shape)
 
 
 def _fine_near(
@@ -152,6 +179,30 @@ def _outline_pixels(obj: np.ndarray, pixels: np.ndarray) -> np.ndarray:
     return p[~interior]
 
 
+def _objects(
+    residual: np.ndarray, peak: _LocalPeak, mask: np.ndarray, sigma: float, grow_z: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The bool image of the pixels inside ``mask`` whose ``residual`` reaches ``grow_z``
+    noise levels (``sigma``) and a quarter of the local ``peak``, their flat indices
+    (ascending) and the local peak there (float32): made in strips of rows (no full-image
+    temporaries, the peak map enlarged strip by strip) on the thread pool, each strip
+    writing its own rows."""
+    obj = np.empty(mask.shape, dtype=bool)
+    z_scale = np.float32(1.0 / sigma)
+    cols = int(mask.shape[1])
+
+    def strip(r0: int, r1: int) -> tuple[np.ndarray, np.ndarray]:
+        rows, peak_rows = slice(r0, r1), peak.rows(r0, r1)
+        obj[rows] = (
+            (residual[rows] * z_scale >= grow_z) & (residual[rows] >= 0.25 * peak_rows) & mask[rows]
+        )
+        at = np.flatnonzero(obj[rows])
+        return at + r0 * cols, peak_rows.ravel()[at]
+
+    parts = map_strips(strip, int(mask.shape[0]), 128)
+    return obj, np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
 def sharp_deposits(
     img: np.ndarray, tophat: TopHat, mask: np.ndarray, pixel_mm: float, cfg: DetectConfig
 ) -> tuple[SharpDeposit, ...]:
@@ -169,18 +220,8 @@ def sharp_deposits(
     """
     residual = tophat.residual
     peak = _local_peak(residual, pixel_mm, cfg.coarse_peak_mm)
-    z_scale = np.float32(1.0 / tophat.sigma)
-    obj = np.empty(mask.shape, dtype=bool)
-    for r0 in range(0, int(mask.shape[0]), 128):  # strips: no full-image temporaries
-        rows = slice(r0, r0 + 128)
-        obj[rows] = (
-            (residual[rows] * z_scale >= cfg.macro_grow_z)
-            & (residual[rows] >= 0.25 * peak[rows])
-            & mask[rows]
-        )
-    pixels = np.flatnonzero(obj)
-    # the local peak is read at the objects' pixels only from here on
-    peak_at = peak.ravel()[pixels]
+    # the local peak is read at the objects' pixels only
+    obj, pixels, peak_at = _objects(residual, peak, mask, tophat.sigma, cfg.macro_grow_z)
     del peak
     n, lab = sparse_components(obj, pixels)
     lab_p = lab.ravel()[pixels]

@@ -54,7 +54,6 @@ outlines.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -89,9 +88,8 @@ from calcscope.detection.features import (
     subset_candidates,
 )
 from calcscope.detection.impulses import remove_impulses
-from calcscope.detection.labels import SparseLabels
 from calcscope.detection.outline import outline_calcifications
-from calcscope.detection.scale_cnr import scale_cnr_active, scale_matched_cnr, scale_sure
+from calcscope.detection.scale_cnr import scale_cnr_active, with_scale_cnr
 from calcscope.imaging.preprocess import Preprocessed
 from calcscope.model import Calcification, Mammogram
 
@@ -187,56 +185,6 @@ def detect(
         mammogram, objects.labels, cands, min_score, tophat.residual, tophat.sigma
     )
     if scale_cnr_active(pixel_mm, cfg):
-        calcs = _with_scale_cnr(mammogram, img, mask, objects.labels, cands, calcs, tophat, cfg)
+        calcs = with_scale_cnr(mammogram, img, mask, objects.labels, cands, calcs, tophat, cfg)
     calcs = add_coarse_deposits(mammogram, calcs, deposits, tophat, cfg)
     return Detection(calcs, cands, noise, tophat.sigma, impulses.count)
-
-
-def _with_scale_cnr(
-    mammogram: Mammogram,
-    img: np.ndarray,
-    mask: np.ndarray,
-    labels: np.ndarray | SparseLabels,
-    cands: Candidates,
-    calcs: tuple[Calcification, ...],
-    tophat: TopHat,
-    cfg: DetectConfig,
-) -> tuple[Calcification, ...]:
-    """``calcs`` with their scale-matched CNR (:mod:`~calcscope.detection.scale_cnr`), and
-    the candidates it makes sure cluster members that score under ``min_score`` added as
-    possible calcifications (after the others, ids following theirs; scores unchanged).
-
-    The CNR is measured only at the candidates it could make sure (not too sharp, small
-    enough); the others get None.
-    """
-    eligible = np.flatnonzero(scale_sure(cands, np.full(len(cands), np.inf), cfg))
-    cnr = np.full(len(cands), np.nan)
-    cnr[eligible] = scale_matched_cnr(
-        img, mask, cands.center_rc[eligible], mammogram.pixel_mm, cfg.scale_cnr_window_mm
-    )
-    sure = scale_sure(cands, np.nan_to_num(cnr, nan=-np.inf), cfg)
-    min_score = min(cfg.min_score, cfg.operating_score)
-    extra = sure & (cands.score < min_score)
-    added: tuple[Calcification, ...] = ()
-    if extra.any():
-        added = outline_calcifications(
-            mammogram,
-            labels,
-            subset_candidates(cands, extra),
-            0.0,
-            tophat.residual,
-            tophat.sigma,
-        )
-    by_centre = {
-        (float(r), float(c)): k for k, (r, c) in enumerate(cands.center_rc) if not np.isnan(cnr[k])
-    }
-
-    def measured(calc: Calcification, new_id: int) -> Calcification:
-        k = by_centre.get(calc.center_rc)
-        if k is None:
-            return dataclasses.replace(calc, id=new_id)
-        return dataclasses.replace(
-            calc, id=new_id, scale_cnr=float(cnr[k]), scale_sure=bool(sure[k])
-        )
-
-    return tuple(measured(c, i) for i, c in enumerate((*calcs, *added), start=1))

@@ -1,8 +1,10 @@
 """Outlines, sizes and shape descriptors of the calcifications kept at the operating point
-(the only Python loop of the detector: one pass per kept calcification)."""
+(the only Python loop of the detector: one pass per kept calcification, in chunks on the
+detector's thread pool, :func:`~calcscope.detection.parallel.map_strips`)."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import cv2
@@ -11,6 +13,7 @@ import numpy as np
 from calcscope.detection.contours import DEPOSIT_MIN_MM, contour_circularity, deposit_outline
 from calcscope.detection.features import Candidates
 from calcscope.detection.labels import SparseLabels
+from calcscope.detection.parallel import map_strips
 from calcscope.model import Calcification, Mammogram
 
 __all__ = ["EXTENT_FRACTION", "LONG_MM", "calcification_extent", "outline_calcifications"]
@@ -26,6 +29,9 @@ the top-hat residual, and never below 2 noise sigmas."""
 
 LONG_MM = 3.0
 """Deposits at least this long are measured across by their widest inscribed disc."""
+
+_CHUNK = 4
+"""Calcifications per chunk that :func:`outline_calcifications` hands to the thread pool."""
 
 
 @dataclass(frozen=True)
@@ -250,11 +256,19 @@ def outline_calcifications(
     :func:`calcification_extent`), whose noise level is ``r_sigma``.
     """
     order = np.argsort(-cands.score, kind="stable")
-    out: list[Calcification] = []
+    chosen: list[int] = []
     for i in order:
         if cands.score[i] < operating_score or cands.score[i] <= 0.0:
             break
-        calc = _calcification(mammogram, labels, cands, int(i), len(out) + 1, residual, r_sigma)
-        if calc is not None:
-            out.append(calc)
-    return tuple(out)
+        chosen.append(int(i))
+
+    def chunk(k0: int, k1: int) -> list[Calcification | None]:
+        return [
+            _calcification(mammogram, labels, cands, i, 0, residual, r_sigma) for i in chosen[k0:k1]
+        ]
+
+    # chunks of calcifications on the thread pool (in order; each is computed alone, only
+    # reading the shared maps), numbered afterwards: those without an outline are skipped
+    made = [c for part in map_strips(chunk, len(chosen), _CHUNK) for c in part]
+    found = [c for c in made if c is not None]
+    return tuple(dataclasses.replace(c, id=k) for k, c in enumerate(found, start=1))

@@ -24,14 +24,27 @@ only.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from calcscope.config import DetectConfig
 from calcscope.detection.bands import blur
+from calcscope.detection.candidates import TopHat
 from calcscope.detection.classifier import too_sharp
-from calcscope.detection.features import Candidates
+from calcscope.detection.features import Candidates, subset_candidates
+from calcscope.detection.labels import SparseLabels
+from calcscope.detection.outline import outline_calcifications
+from calcscope.detection.parallel import map_strips
+from calcscope.model import Calcification, Mammogram
 
-__all__ = ["SCALE_SIGMAS_MM", "scale_cnr_active", "scale_matched_cnr", "scale_sure"]
+__all__ = [
+    "SCALE_SIGMAS_MM",
+    "scale_cnr_active",
+    "scale_matched_cnr",
+    "scale_sure",
+    "with_scale_cnr",
+]
 
 SCALE_SIGMAS_MM = (0.10, 0.30)
 """Gaussian sigmas (mm) of the difference of Gaussians matched to a 0.15-0.6 mm speck."""
@@ -65,19 +78,22 @@ def _strip_band(
 
 def _global_sigma(img: np.ndarray, mask: np.ndarray, margin: int, pixel_mm: float) -> float:
     """Robust sigma (1.4826 x median absolute value) of the band inside ``mask``, on every
-    third row and column, made strip by strip over the mask's columns."""
-    values = []
-    for r0 in range(0, img.shape[0], _STRIP_ROWS):
-        r1 = min(r0 + _STRIP_ROWS, img.shape[0])
+    third row and column, made strip by strip over the mask's columns (the strips on the
+    thread pool, :func:`~calcscope.detection.parallel.map_strips`; the values joined in
+    row order, so the median is the serial loop's)."""
+
+    def strip(r0: int, r1: int) -> np.ndarray:
         first = r0 + (-r0) % 3
         inside = np.flatnonzero(mask[first:r1:3].any(axis=0))
         if inside.size == 0:
-            continue
+            return np.zeros(0, np.float32)
         c0, c1 = int(inside[0]), int(inside[-1]) + 1
         band, top, left = _strip_band(img, (r0, r1), (c0, c1), margin, pixel_mm)
         c_first = c0 + (-c0) % 3
         sub = band[first - top : r1 - top : 3, c_first - left : c1 - left : 3]
-        values.append(np.abs(sub[mask[first:r1:3, c_first:c1:3]]))
+        return np.abs(sub[mask[first:r1:3, c_first:c1:3]])
+
+    values = map_strips(strip, int(img.shape[0]), _STRIP_ROWS)
     inside_values = np.concatenate(values) if values else np.zeros(0, np.float32)
     return 1.4826 * float(np.median(inside_values)) if inside_values.size else 0.0
 
@@ -92,7 +108,8 @@ def scale_matched_cnr(
     """Scale-matched CNR at each of ``centres_rc`` ((n, 2) pixel rows and columns).
 
     The band is made in strips of rows (twice: its global robust sigma first), so that
-    only a strip of it is held at a time.
+    only a strip of it is held at a time per thread of the pool
+    (:func:`~calcscope.detection.parallel.map_strips`: the values are the serial loop's).
 
     Parameters
     ----------
@@ -125,11 +142,11 @@ def scale_matched_cnr(
     rows = np.clip(np.rint(centres_rc[:, 0]).astype(int), 0, rows_n - 1)
     cols = np.clip(np.rint(centres_rc[:, 1]).astype(int), 0, cols_n - 1)
     out = np.zeros(n)
-    for r0 in range(0, rows_n, _STRIP_ROWS):
-        r1 = min(r0 + _STRIP_ROWS, rows_n)
+
+    def strip(r0: int, r1: int) -> None:  # writes only its own candidates' entries
         here = np.flatnonzero((rows >= r0) & (rows < r1))
         if here.size == 0:
-            continue
+            return
         c_span = (int(cols[here].min()) - half - p, int(cols[here].max()) + half + p + 1)
         band, top, left = _strip_band(img, (r0, r1), c_span, margin, pixel_mm)
         for k in here:
@@ -138,6 +155,9 @@ def scale_matched_cnr(
             w = band[max(r - half, 0) : r + half + 1, max(c - half, 0) : c + half + 1]
             noise = float(np.sqrt(np.minimum(w * w, cap).mean()))
             out[k] = peak / noise if noise > 0 else 0.0
+
+    # strips without candidates cost nothing; the others on the thread pool
+    map_strips(strip, rows_n, _STRIP_ROWS)
     return out
 
 
@@ -156,3 +176,53 @@ def scale_sure(cands: Candidates, scale_cnr: np.ndarray, config: DetectConfig) -
         & (cands.diameter_mm <= config.scale_cnr_max_diameter_mm)
         & ~too_sharp(cands, config)
     )
+
+
+def with_scale_cnr(
+    mammogram: Mammogram,
+    img: np.ndarray,
+    mask: np.ndarray,
+    labels: np.ndarray | SparseLabels,
+    cands: Candidates,
+    calcs: tuple[Calcification, ...],
+    tophat: TopHat,
+    cfg: DetectConfig,
+) -> tuple[Calcification, ...]:
+    """``calcs`` with their scale-matched CNR (:func:`scale_matched_cnr`), and
+    the candidates it makes sure cluster members that score under ``min_score`` added as
+    possible calcifications (after the others, ids following theirs; scores unchanged).
+
+    The CNR is measured only at the candidates it could make sure (not too sharp, small
+    enough); the others get None.
+    """
+    eligible = np.flatnonzero(scale_sure(cands, np.full(len(cands), np.inf), cfg))
+    cnr = np.full(len(cands), np.nan)
+    cnr[eligible] = scale_matched_cnr(
+        img, mask, cands.center_rc[eligible], mammogram.pixel_mm, cfg.scale_cnr_window_mm
+    )
+    sure = scale_sure(cands, np.nan_to_num(cnr, nan=-np.inf), cfg)
+    min_score = min(cfg.min_score, cfg.operating_score)
+    extra = sure & (cands.score < min_score)
+    added: tuple[Calcification, ...] = ()
+    if extra.any():
+        added = outline_calcifications(
+            mammogram,
+            labels,
+            subset_candidates(cands, extra),
+            0.0,
+            tophat.residual,
+            tophat.sigma,
+        )
+    by_centre = {
+        (float(r), float(c)): k for k, (r, c) in enumerate(cands.center_rc) if not np.isnan(cnr[k])
+    }
+
+    def measured(calc: Calcification, new_id: int) -> Calcification:
+        k = by_centre.get(calc.center_rc)
+        if k is None:
+            return dataclasses.replace(calc, id=new_id)
+        return dataclasses.replace(
+            calc, id=new_id, scale_cnr=float(cnr[k]), scale_sure=bool(sure[k])
+        )
+
+    return tuple(measured(c, i) for i, c in enumerate((*calcs, *added), start=1))
