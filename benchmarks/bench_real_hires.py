@@ -241,6 +241,12 @@ def main(argv: list[str] | None = None) -> int:
         help="without the scale-matched CNR rule for sure members (DetectConfig.scale_cnr_sure)",
     )
     ap.add_argument(
+        "--faint-clusters",
+        action="store_true",
+        help="with the cluster-level test of faint specks (DetectConfig.faint_cluster_sure, "
+        "calcscope.detection.faint_clusters; off by default)",
+    )
+    ap.add_argument(
         "--sure-min-score",
         type=float,
         default=None,
@@ -264,6 +270,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.scale_cnr_off:
         config = config.model_copy(
             update={"detect": config.detect.model_copy(update={"scale_cnr_sure": False})}
+        )
+    if args.faint_clusters:
+        config = config.model_copy(
+            update={"detect": config.detect.model_copy(update={"faint_cluster_sure": True})}
         )
     if args.sure_min_score is not None:
         config = config.model_copy(

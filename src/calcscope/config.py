@@ -215,6 +215,29 @@ class DetectConfig(_Frozen):
         description="The scale-matched CNR is measured only at pixels up to this size (mm): "
         "film scanned at 0.042-0.05 mm, where grain fills the detector's finest band.",
     )
+    faint_cluster_sure: bool = Field(
+        False,
+        description="Where the scale-matched CNR is measured, faint specks (scale-matched CNR "
+        "of faint_cnr_min or more, under scale_cnr_min) in a group denser than the image's own "
+        "rate of such specks (calcscope.detection.faint_clusters: Poisson tail over "
+        "faint_radius_mm, corrected for the places tested, under faint_alpha) count as sure "
+        "cluster members. Off: measured on CBIS-DDSM film, see docs/accuracy.md.",
+    )
+    faint_cnr_min: float = Field(
+        3.0, ge=0.0, description="Scale-matched CNR from which a speck counts as faint."
+    )
+    faint_radius_mm: float = Field(
+        4.0, gt=0.0, description="Radius (mm) of the disc in which faint specks are counted."
+    )
+    faint_alpha: float = Field(
+        1.0,
+        gt=0.0,
+        description="Largest Poisson tail probability of a disc's count, times the number of "
+        "discs the breast holds, for its faint specks to count as sure.",
+    )
+    faint_min_count: int = Field(
+        4, ge=1, description="Fewest specks (faint or sure) a dense disc holds."
+    )
     min_diameter_mm: float = Field(0.05, description="Smallest equivalent diameter kept.")
     max_diameter_mm: float = Field(12.0, description="Largest equivalent diameter kept.")
     operating_score: float = Field(

@@ -542,7 +542,10 @@ def _minus_enlarged(img: np.ndarray, small: np.ndarray, out: np.ndarray) -> np.n
     (:func:`~calcscope.detection.bands.enlarge_rows`: the whole enlargement's values)."""
 
     def rows(r0: int, r1: int) -> None:
-        np.subtract(img[r0:r1], enlarge_rows(small, out.shape, r0, r1), out=out[r0:r1])
+        strip = enlarge_rows(small, out.shape, r0, r1)
+        if strip is None:  # the callers take this path only on an integer multiple
+            raise ValueError(f"{out.shape} is not an integer multiple of {small.shape}")
+        np.subtract(img[r0:r1], strip, out=out[r0:r1])
 
     map_strips(rows, int(out.shape[0]), _ENLARGE_ROWS)
     return out
