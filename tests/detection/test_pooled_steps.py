@@ -1,5 +1,5 @@
 """Steps that run on the detector's thread pool give exactly their serial results: the
-sharp deposits' object mask (strips of rows), the outlines (chunks of calcifications) and
+sharp deposits' object mask (strips of rows), detect's calcifications as a whole and
 the scale-matched CNR (strips of rows), on synthetic images whose objects straddle the
 strips' edges."""
 
@@ -108,7 +108,7 @@ def test_detect_outlines_pooled_equal_serial(
     serial, pooled = _serial_and_threaded(
         lambda: detect(mammo, prep, DetectConfig()).calcifications, monkeypatch
     )
-    assert len(serial) > 8  # more than two chunks of outlines
+    assert len(serial) > 8  # many outlined calcifications
     assert [c.id for c in pooled] == list(range(1, len(pooled) + 1))
     scores = [c.score for c in pooled]
     assert scores == sorted(scores, reverse=True)  # numbered in descending score order

@@ -1,6 +1,8 @@
 """Outlines, sizes and shape descriptors of the calcifications kept at the operating point
-(the only Python loop of the detector: one pass per kept calcification, in chunks on the
-detector's thread pool, :func:`~calcscope.detection.parallel.map_strips`)."""
+(the only Python loop of the detector: one pass per kept calcification). It runs on one
+thread: its time is mostly scikit-image's contour assembly, which holds the interpreter
+lock, so chunks on the thread pool were slower (0.051 -> 0.068 s on the full-field
+phantom, 0.097 -> 0.120 s on the film; benchmarks/results/profile-stop18-load2.txt)."""
 
 from __future__ import annotations
 
@@ -13,7 +15,6 @@ import numpy as np
 from calcscope.detection.contours import DEPOSIT_MIN_MM, contour_circularity, deposit_outline
 from calcscope.detection.features import Candidates
 from calcscope.detection.labels import SparseLabels
-from calcscope.detection.parallel import map_strips
 from calcscope.model import Calcification, Mammogram
 
 __all__ = ["EXTENT_FRACTION", "LONG_MM", "calcification_extent", "outline_calcifications"]
@@ -29,9 +30,6 @@ the top-hat residual, and never below 2 noise sigmas."""
 
 LONG_MM = 3.0
 """Deposits at least this long are measured across by their widest inscribed disc."""
-
-_CHUNK = 4
-"""Calcifications per chunk that :func:`outline_calcifications` hands to the thread pool."""
 
 
 @dataclass(frozen=True)
@@ -262,13 +260,6 @@ def outline_calcifications(
             break
         chosen.append(int(i))
 
-    def chunk(k0: int, k1: int) -> list[Calcification | None]:
-        return [
-            _calcification(mammogram, labels, cands, i, 0, residual, r_sigma) for i in chosen[k0:k1]
-        ]
-
-    # chunks of calcifications on the thread pool (in order; each is computed alone, only
-    # reading the shared maps), numbered afterwards: those without an outline are skipped
-    made = [c for part in map_strips(chunk, len(chosen), _CHUNK) for c in part]
+    made = [_calcification(mammogram, labels, cands, i, 0, residual, r_sigma) for i in chosen]
     found = [c for c in made if c is not None]
     return tuple(dataclasses.replace(c, id=k) for k, c in enumerate(found, start=1))
