@@ -24,7 +24,9 @@ margin is 16), the two corrupt pairs of the fuzz benchmark 34 and 68 (docs/accur
 
 The noise is the robust standard deviation (1.4826 x MAD) of ``image - median3x3(image)``
 inside the breast, sampled on every third pixel: the finest detail the image holds, which
-is what an impulse is measured against. The work runs in row strips, so no full-size
+is what an impulse is measured against. The work runs in row strips, each cut to the
+columns of its breast pixels and the filters' reach (the rows and columns outside the
+breast are never filtered: about half the image of a full-field view), so no full-size
 temporary is allocated besides the output copy (made only when something is replaced).
 """
 
@@ -86,20 +88,37 @@ def _median3(block: np.ndarray) -> np.ndarray:
     return cv2.medianBlur(np.ascontiguousarray(block), 3)
 
 
+def _mask_cols(mask_rows: np.ndarray, n_cols: int, margin: int) -> slice | None:
+    """The columns of the pixels of ``mask_rows`` (bool, rows of the mask) with
+    ``margin`` columns more on each side (clipped to the image), or ``None`` when it
+    holds none. A filter of reach up to ``margin`` then gives, at the mask's pixels, the
+    values it gives on the whole rows."""
+    cols = np.flatnonzero(mask_rows.any(axis=0))
+    if cols.size == 0:
+        return None
+    return slice(max(int(cols[0]) - margin, 0), min(int(cols[-1]) + 1 + margin, n_cols))
+
+
 def impulse_noise(img: np.ndarray, mask: np.ndarray) -> float:
     """Robust noise of ``img`` (float32) inside ``mask``: 1.4826 x the MAD of
     ``img - median3x3(img)`` on every third pixel in each direction (image units; at
     least 1e-6, 1.0 when ``mask`` is empty)."""
-    n_rows = int(img.shape[0])
+    n_rows, n_cols = (int(v) for v in img.shape)
 
     def strip(r0: int, r1: int) -> np.ndarray:
+        first = (-r0) % 3  # the strip's rows of the every-third-row subsample
+        sub_mask = mask[r0 + first : r1 : 3]
+        cols = _mask_cols(sub_mask[:, ::3], n_cols, 0)
+        if cols is None:  # no sampled pixel of the breast in these rows
+            return np.empty(0, np.float32)
+        # the median's columns: those of the sampled mask pixels, one more each side
+        c_lo, c_hi = cols.start * 3, (cols.stop - 1) * 3 + 1
+        a, b = max(c_lo - 1, 0), min(c_hi + 1, n_cols)
         a0, a1 = max(r0 - 1, 0), min(r1 + 1, n_rows)
-        block = img[a0:a1]
-        resid = (block - _median3(block))[r0 - a0 : r1 - a0]
-        rows = np.arange(r0, r1)
-        keep = rows % 3 == 0
-        sub_mask = mask[r0:r1][keep, ::3]
-        return resid[keep, ::3][sub_mask]
+        block = np.ascontiguousarray(img[a0:a1, a:b])
+        at = (slice(r0 - a0 + first, r1 - a0, 3), slice(c_lo - a, c_hi - a, 3))
+        resid = block[at] - _median3(block)[at]
+        return resid[sub_mask[:, c_lo:c_hi:3]]
 
     samples = map_strips(strip, n_rows, _STRIP_ROWS)  # in row order
     values = np.concatenate(samples) if samples else np.empty(0, np.float32)
@@ -113,13 +132,18 @@ def _run_hits(block: np.ndarray, inner: slice, mask: np.ndarray, margin: np.floa
     """The pixels of the rows ``inner`` of ``block`` that belong to a one-row run of 2 to
     :data:`_MAX_RUN` pixels standing more than ``margin`` above the highest pixel of its
     ring (the rows above and below, one column wider each side, and the two pixels that
-    end it), or below the lowest (bool, shape of ``block[inner]``; ``mask`` limits it)."""
+    end it), or below the lowest (bool, shape of ``block[inner]``; ``mask`` limits it).
+    ``block``'s first and last columns are those of the image, or outside ``mask``."""
     hits = np.zeros(mask.shape, dtype=bool)
-    for sign in (np.float32(1.0), np.float32(-1.0)):
-        b = block * sign
-        ring = cv2.dilate(b, _ABOVE_BELOW, borderType=cv2.BORDER_REPLICATE)[inner]
-        b = b[inner]
-        cand = (b - ring > margin) & mask
+    b = block[inner]
+    # above: ring = the highest of the rows above and below; below: the same with the
+    # signs turned (max(-x) = -min(x) and -x - -y = y - x exactly, in float32 as in
+    # float64), without a negated copy of the block
+    for above in (True, False):
+        morph = cv2.dilate if above else cv2.erode
+        ring = morph(block, _ABOVE_BELOW, borderType=cv2.BORDER_REPLICATE)[inner]
+        cand = ((b - ring) if above else (ring - b)) > margin
+        cand &= mask
         cand[:, 0] = cand[:, -1] = False  # a run needs a pixel on each side
         some = np.flatnonzero(cand.any(axis=1))  # the few rows with a candidate
         if some.size == 0:
@@ -133,8 +157,13 @@ def _run_hits(block: np.ndarray, inner: slice, mask: np.ndarray, margin: np.floa
         for r, c0, c1 in zip(rows, starts, ends, strict=True):
             if not 2 <= c1 - c0 <= _MAX_RUN:
                 continue
-            top = max(float(ring[r, c0:c1].max()), float(b[r, c0 - 1]), float(b[r, c1]))
-            if float(b[r, c0:c1].min()) - top > margin:
+            if above:
+                top = max(float(ring[r, c0:c1].max()), float(b[r, c0 - 1]), float(b[r, c1]))
+                stands = float(b[r, c0:c1].min()) - top
+            else:
+                low = min(float(ring[r, c0:c1].min()), float(b[r, c0 - 1]), float(b[r, c1]))
+                stands = low - float(b[r, c0:c1].max())
+            if stands > margin:
                 hits[r, c0:c1] = True
     return hits
 
@@ -183,21 +212,28 @@ def remove_impulses(
         return Impulses(img, none, none, 0.0)
     noise = impulse_noise(img, mask)
     margin = np.float32(cfg.impulse_noise_multiple * noise)
-    n_rows = int(img.shape[0])
+    n_rows, n_cols = (int(v) for v in img.shape)
 
     def strip(r0: int, r1: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        # the columns of the strip's breast pixels and two more each side (the reach of
+        # the filters and of a run's ends): at the breast's pixels every filter gives the
+        # values of the whole rows, and no candidate lies outside it
+        cols = _mask_cols(mask[r0:r1], n_cols, 2)
+        if cols is None:
+            return None
+        m = mask[r0:r1, cols]
         a0, a1 = max(r0 - 1, 0), min(r1 + 1, n_rows)  # one row of margin
-        block = np.ascontiguousarray(img[a0:a1])
+        block = np.ascontiguousarray(img[a0:a1, cols])
         hi = cv2.dilate(block, _RING, borderType=cv2.BORDER_REPLICATE)
         lo = cv2.erode(block, _RING, borderType=cv2.BORDER_REPLICATE)
         inner = slice(r0 - a0, r1 - a0)
         b = block[inner]
-        hit = ((b - hi[inner] > margin) | (lo[inner] - b > margin)) & mask[r0:r1]
-        hit |= _run_hits(block, inner, mask[r0:r1], margin)
+        hit = ((b - hi[inner] > margin) | (lo[inner] - b > margin)) & m
+        hit |= _run_hits(block, inner, m, margin)
         if not hit.any():
             return None
         rr, cc = np.nonzero(hit)
-        return (rr + r0, cc, _median3(block)[inner][rr, cc]) if rr.size else None
+        return (rr + r0, cc + cols.start, _median3(block)[inner][rr, cc]) if rr.size else None
 
     # the strips by the detector's thread pool, in row order
     found = [f for f in map_strips(strip, n_rows, _STRIP_ROWS) if f is not None]
