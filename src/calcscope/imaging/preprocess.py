@@ -62,11 +62,16 @@ def _reduce(pixels: np.ndarray, pixel_mm: float) -> tuple[np.ndarray, float]:
     return small, float(factor)
 
 
+def _as_u8(mask: np.ndarray) -> np.ndarray:
+    """A bool mask as 0/1 uint8 (a view, no copy, for a bool array)."""
+    return mask.view(np.uint8) if mask.dtype == bool else mask.astype(np.uint8)
+
+
 def _enlarge(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     if mask.shape == shape:
         return mask
-    big = cv2.resize(mask.astype(np.uint8), (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST)
-    return big.astype(bool)
+    big = cv2.resize(_as_u8(mask), (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST)
+    return big.view(bool)  # 0/1 values: a valid bool view, without a full-size copy
 
 
 def _fill_holes(mask: np.ndarray) -> np.ndarray:
@@ -273,16 +278,11 @@ def preprocess(mammogram: Mammogram, config: PreprocessConfig | None = None) -> 
     # for too, and only taken when its shape passes the checks in pectoral_mask
     if cfg.pectoral and (view is None or view.is_oblique_or_lateral):
         pect = pectoral_mask(mammogram.pixels, breast, pixel_mm, side)
-    mask = breast & ~pect
+    mask = breast & ~pect if pect.any() else breast.copy()
     erode_px = int(round(cfg.mask_erode_mm / pixel_mm))
     if erode_px > 0:
-        k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * erode_px + 1, 2 * erode_px + 1))
-        # erode on a reduced grid for speed when the kernel is large
-        mask = (
-            cv2.erode(mask.astype(np.uint8), k).astype(bool)
-            if erode_px <= 15
-            else _erode_fast(mask, erode_px)
-        )
+        # a distance transform for speed when the kernel is large
+        mask = _erode_near(mask, erode_px) if erode_px <= 15 else _erode_fast(mask, erode_px)
     border_px = int(round(cfg.border_mm / pixel_mm))
     if border_px > 0:  # film and detector edges: artefacts, not tissue
         mask[:border_px] = False
@@ -290,6 +290,33 @@ def preprocess(mammogram: Mammogram, config: PreprocessConfig | None = None) -> 
         mask[:, :border_px] = False
         mask[:, -border_px:] = False
     return Preprocessed(mask=mask, breast=breast, pectoral=pect, chest_wall=side)
+
+
+_ERODE_ROWS = 256
+"""Rows per strip of :func:`_erode_near`."""
+
+
+def _erode_near(mask: np.ndarray, erode_px: int) -> np.ndarray:
+    """``mask`` (bool) eroded by a disc of radius ``erode_px`` pixels (OpenCV's elliptic
+    element; the image's edges do not erode), in row strips each cut to the columns of
+    the strip's mask pixels and ``erode_px`` more each side: the same pixels as one
+    ``cv2.erode`` of the whole image, without filtering the rows and columns outside the
+    breast (about half a full-field image). A pixel whose element reaches past a cut is
+    outside the mask, and stays out."""
+    size = 2 * erode_px + 1
+    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
+    out = np.zeros(mask.shape, dtype=bool)
+    rows, cols = mask.shape
+    for r0 in range(0, rows, _ERODE_ROWS):
+        r1 = min(r0 + _ERODE_ROWS, rows)
+        a0, a1 = max(r0 - erode_px, 0), min(r1 + erode_px, rows)
+        has = np.flatnonzero(mask[r0:r1].any(axis=0))
+        if has.size == 0:
+            continue
+        c0, c1 = max(int(has[0]) - erode_px, 0), min(int(has[-1]) + 1 + erode_px, cols)
+        block = np.ascontiguousarray(_as_u8(mask[a0:a1, c0:c1]))
+        out[r0:r1, c0:c1] = cv2.erode(block, k)[r0 - a0 : r1 - a0].view(bool)
+    return out
 
 
 def _erode_fast(mask: np.ndarray, erode_px: int) -> np.ndarray:
