@@ -129,7 +129,12 @@ def breast_mask(pixels: np.ndarray, pixel_mm: float) -> np.ndarray:
     background. Film labels and markers are dropped by keeping the largest connected
     component.
     """
-    small, _ = _reduce(pixels, pixel_mm)
+    return _breast_mask_reduced(_reduce(pixels, pixel_mm)[0], pixels.shape)
+
+
+def _breast_mask_reduced(small: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """:func:`breast_mask` from the image reduced to the working grid (:func:`_reduce`),
+    enlarged to ``shape``."""
     small = cv2.GaussianBlur(small, (0, 0), 1.0)
     otsu = _otsu(small)
     background = small[small < otsu]
@@ -144,7 +149,7 @@ def breast_mask(pixels: np.ndarray, pixel_mm: float) -> np.ndarray:
     mask = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_OPEN, k).astype(bool)
     mask = _largest_component(mask)
     mask = _fill_holes(mask)
-    return _enlarge(mask, pixels.shape)
+    return _enlarge(mask, shape)
 
 
 def chest_wall_side(breast: np.ndarray) -> str:
@@ -203,10 +208,14 @@ def pectoral_mask(
     trimmed quadratic fit smooths the edge. A candidate covering less than 1 % or more
     than 40 % of the breast, or not touching the top edge, is rejected (no muscle).
     """
-    small, _ = _reduce(pixels, pixel_mm)
+    return _pectoral_mask_reduced(_reduce(pixels, pixel_mm)[0], breast, chest_wall)
+
+
+def _pectoral_mask_reduced(small: np.ndarray, breast: np.ndarray, chest_wall: str) -> np.ndarray:
+    """:func:`pectoral_mask` from the image reduced to the working grid (:func:`_reduce`)."""
     bsmall = cv2.resize(
-        breast.astype(np.uint8), (small.shape[1], small.shape[0]), interpolation=cv2.INTER_NEAREST
-    ).astype(bool)
+        _as_u8(breast), (small.shape[1], small.shape[0]), interpolation=cv2.INTER_NEAREST
+    ).view(bool)
     if chest_wall == "right":
         small, bsmall = small[:, ::-1], bsmall[:, ::-1]
     small = np.ascontiguousarray(small)
@@ -262,7 +271,7 @@ def pectoral_mask(
         return empty
     if chest_wall == "right":
         muscle = muscle[:, ::-1]
-    return _enlarge(np.ascontiguousarray(muscle), pixels.shape)
+    return _enlarge(np.ascontiguousarray(muscle), breast.shape)
 
 
 def preprocess(mammogram: Mammogram, config: PreprocessConfig | None = None) -> Preprocessed:
@@ -270,20 +279,23 @@ def preprocess(mammogram: Mammogram, config: PreprocessConfig | None = None) -> 
     margin along the image edges (``border_mm``)."""
     cfg = config or PreprocessConfig()
     pixel_mm = mammogram.pixel_mm
-    breast = breast_mask(mammogram.pixels, pixel_mm)
+    small, _ = _reduce(mammogram.pixels, pixel_mm)  # one reduced copy for both masks
+    breast = _breast_mask_reduced(small, mammogram.pixels.shape)
     side = chest_wall_side(breast)
     pect = np.zeros_like(breast)
     view = mammogram.view
     # MLO/ML/LM views show the muscle; with the view unknown (plain images) it is looked
     # for too, and only taken when its shape passes the checks in pectoral_mask
     if cfg.pectoral and (view is None or view.is_oblique_or_lateral):
-        pect = pectoral_mask(mammogram.pixels, breast, pixel_mm, side)
-    mask = breast & ~pect if pect.any() else breast.copy()
+        pect = _pectoral_mask_reduced(small, breast, side)
+    mask = breast & ~pect if pect.any() else breast  # copied below if not eroded
     erode_px = int(round(cfg.mask_erode_mm / pixel_mm))
     if erode_px > 0:
         # a distance transform for speed when the kernel is large
         mask = _erode_near(mask, erode_px) if erode_px <= 15 else _erode_fast(mask, erode_px)
     border_px = int(round(cfg.border_mm / pixel_mm))
+    if mask is breast:
+        mask = breast.copy()
     if border_px > 0:  # film and detector edges: artefacts, not tissue
         mask[:border_px] = False
         mask[-border_px:] = False
