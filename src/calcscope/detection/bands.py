@@ -222,13 +222,28 @@ def enlarge_rows(small: np.ndarray, shape: tuple[int, ...], r0: int, r1: int) ->
     return part[r0 - s0 * f : r1 - s0 * f]
 
 
+def _median(values: np.ndarray) -> np.floating:
+    """``np.median(values)`` (the same value and type), made with one selection and a
+    maximum: ``np.median`` selects the two middle values and the last one (its NaN check),
+    8 times the time on a band's 0.6 million noise samples."""
+    a = np.asarray(values).ravel()
+    if a.size == 0 or (a.dtype.kind in "fc" and np.isnan(a).any()):
+        return np.median(a)  # type: ignore[no-any-return]
+    k = a.size // 2
+    part = np.partition(a, k)
+    if a.size % 2:
+        return np.mean(part[k : k + 1])  # type: ignore[no-any-return]
+    part[k - 1] = part[:k].max()  # the lower middle value: the largest below k
+    return np.mean(part[k - 1 : k + 1])  # type: ignore[no-any-return]
+
+
 def robust_sigma(values: np.ndarray) -> float:
     """Robust standard deviation of ``values``: 1.4826 x their median absolute deviation
     (1.0 for no values, at least 1e-6)."""
     if values.size == 0:
         return 1.0
-    med = np.median(values)
-    mad = np.median(np.abs(values - med))
+    med = _median(values)
+    mad = _median(np.abs(values - med))
     return float(max(_MAD_TO_SIGMA * mad, 1e-6))
 
 

@@ -38,11 +38,11 @@ import cv2
 import numpy as np
 
 from calcscope.config import DetectConfig
+from calcscope.detection.bands import robust_sigma
 from calcscope.detection.parallel import map_strips
 
 __all__ = ["Impulses", "impulse_noise", "impulse_rule_applies", "remove_impulses"]
 
-_MAD_TO_SIGMA = 1.4826
 _STRIP_ROWS = 32
 """Rows per strip (each strip is read with one row of margin above and below). Small: the
 strips run on the detector's thread pool, and a worker thread's temporaries stay in its
@@ -121,11 +121,7 @@ def impulse_noise(img: np.ndarray, mask: np.ndarray) -> float:
         return resid[sub_mask[:, c_lo:c_hi:3]]
 
     samples = map_strips(strip, n_rows, _STRIP_ROWS)  # in row order
-    values = np.concatenate(samples) if samples else np.empty(0, np.float32)
-    if values.size == 0:
-        return 1.0
-    mad = np.median(np.abs(values - np.median(values)))
-    return float(max(_MAD_TO_SIGMA * mad, 1e-6))
+    return robust_sigma(np.concatenate(samples) if samples else np.empty(0, np.float32))
 
 
 def _run_hits(block: np.ndarray, inner: slice, mask: np.ndarray, margin: np.float32) -> np.ndarray:
