@@ -297,11 +297,10 @@ def band_pass_stack(
             scale = np.float32(1.0 / sigma)
             grow = map_strips(partial(_scale_rows, band, scale, mask, None), rows, _CHUNK_ROWS)
         else:  # the noise from the subsample, then the band made and scaled in one pass
-            sigma = robust_sigma(
-                np.subtract(finer[_NOISE_SUBSAMPLE], coarser[_NOISE_SUBSAMPLE], dtype=np.float32)[
-                    mask[_NOISE_SUBSAMPLE]
-                ]
-            )
+            inside = mask[_NOISE_SUBSAMPLE]  # the difference at these pixels only: half the time
+            at = finer[_NOISE_SUBSAMPLE][inside], coarser[_NOISE_SUBSAMPLE][inside]
+            sigma = robust_sigma(np.subtract(*at, dtype=np.float32))
+            del at
             scale = np.float32(1.0 / sigma)
             if finer_small is not None:  # pending: where it grows a region, in the mask
                 make = partial(_grow_rows, finer, coarser, scale, mask, grow_cnr)
