@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 import cv2
 import numpy as np
@@ -222,19 +223,19 @@ def enlarge_rows(small: np.ndarray, shape: tuple[int, ...], r0: int, r1: int) ->
     return part[r0 - s0 * f : r1 - s0 * f]
 
 
-def _median(values: np.ndarray) -> np.floating:
-    """``np.median(values)`` (the same value and type), made with one selection and a
+def _median(values: np.ndarray) -> Any:
+    """``np.median(values)`` (the same value and numpy scalar type), made with one selection and a
     maximum: ``np.median`` selects the two middle values and the last one (its NaN check),
     8 times the time on a band's 0.6 million noise samples."""
     a = np.asarray(values).ravel()
     if a.size == 0 or (a.dtype.kind in "fc" and np.isnan(a).any()):
-        return np.median(a)  # type: ignore[no-any-return]
+        return np.median(a)
     k = a.size // 2
     part = np.partition(a, k)
     if a.size % 2:
-        return np.mean(part[k : k + 1])  # type: ignore[no-any-return]
+        return np.mean(part[k : k + 1])
     part[k - 1] = part[:k].max()  # the lower middle value: the largest below k
-    return np.mean(part[k - 1 : k + 1])  # type: ignore[no-any-return]
+    return np.mean(part[k - 1 : k + 1])
 
 
 def robust_sigma(values: np.ndarray) -> float:
@@ -302,14 +303,17 @@ def band_pass_stack(
             sigma = robust_sigma(np.subtract(*at, dtype=np.float32))
             del at
             scale = np.float32(1.0 / sigma)
-            if finer_small is not None:  # pending: where it grows a region, in the mask
+            make: Callable[[int, int], np.ndarray | None]
+            if finer_small is not None and grow_cnr is not None:  # pending: where it grows
                 make = partial(_grow_rows, finer, coarser, scale, mask, grow_cnr)
             else:
                 make = partial(_band_rows, finer, coarser, band, scale)
             grow = map_strips(make, rows, _CHUNK_ROWS)
         noise.insert(0, sigma)
         if finer_small is not None:
-            pending = PendingBand(np.concatenate(grow), finer_small, scale)
+            pending = PendingBand(
+                np.concatenate([g for g in grow if g is not None]), finer_small, scale
+            )
         else:
             bands.insert(0, band)
         del band, grow  # a pending band's full-size map is freed here
