@@ -215,3 +215,44 @@ def test_flipped_rle_replicate_run_values_give_the_clean_answer(tmp_path):
         got = analyze(path)
         assert (got.assessment.category, len(got.clusters)) == expected
         assert got.detection.impulses >= 3  # the pair and at least one single pixel
+
+
+def _breast_like(rows: int = 300, cols: int = 260) -> tuple[np.ndarray, np.ndarray]:
+    """A noisy image and a half-disc mask against the left edge (its columns vary from
+    row to row), with hot and cold pixels and raised runs on and next to its edge."""
+    rng = np.random.default_rng(11)
+    img = (0.4 + 0.004 * rng.standard_normal((rows, cols))).astype(np.float32)
+    rr, cc = np.mgrid[:rows, :cols]
+    mask = np.hypot(rr - rows / 2, cc) < 0.45 * rows
+    edge = [(r, int(np.flatnonzero(mask[r])[-1])) for r in range(20, rows - 20, 23)]
+    for k, (r, c) in enumerate(edge):
+        for dc in (-1, 0, 1, 2):
+            img[r + (dc % 2), c + dc] += 0.2 if (k + dc) % 2 else -0.2
+        img[r + 7, max(c - 5, 0) : c + 1] += 0.3  # a run ending on the edge
+    img[40, 0] += 0.3  # on the image's first column
+    return img, mask
+
+
+def test_impulses_match_the_whole_image_filters_at_the_breast_edge():
+    """The strips' filters, cut to the breast's columns, give the whole-image filters'
+    noise and single-pixel impulses (a margin too small would change those at the edge)."""
+    import cv2
+
+    img, mask = _breast_like()
+    got = remove_impulses(img, mask, 0.07)
+    resid = img - cv2.medianBlur(img, 3)
+    values = resid[::3, ::3][mask[::3, ::3]]
+    noise = 1.4826 * np.median(np.abs(values - np.median(values)))
+    assert got.noise == pytest.approx(float(noise), rel=0, abs=0)
+    ring = np.array([[1, 1, 1], [1, 0, 1], [1, 1, 1]], dtype=np.uint8)
+    hi = cv2.dilate(img, ring, borderType=cv2.BORDER_REPLICATE)
+    lo = cv2.erode(img, ring, borderType=cv2.BORDER_REPLICATE)
+    margin = np.float32(DetectConfig().impulse_noise_multiple * got.noise)
+    single = ((img - hi > margin) | (lo - img > margin)) & mask
+    found = set(zip(got.rows.tolist(), got.cols.tolist(), strict=True))
+    expected = set(zip(*(v.tolist() for v in np.nonzero(single)), strict=True))
+    assert len(expected) >= 10 and expected <= found
+    runs = found - expected  # the rest are the raised runs' pixels, inside the breast
+    assert len(runs) >= 10 and all(mask[r, c] for r, c in runs)
+    med = cv2.medianBlur(img, 3)
+    assert np.array_equal(got.image[got.rows, got.cols], med[got.rows, got.cols])

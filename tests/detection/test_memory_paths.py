@@ -118,3 +118,21 @@ def test_top_hat_freed_and_made_again_is_the_same() -> None:
     np.testing.assert_array_equal(read.residual_at, tophat.residual.ravel()[pixels])
     # a background computed at full size cannot be made again: the residual is kept
     assert top_hat_marks(top_hat(img, 0.3, mask, cfg.background_mm), mask, 0.3, cfg) is None
+
+
+def test_pending_band_grows_at_the_full_bands_pixels_under_an_irregular_mask() -> None:
+    """The pending band is made only in the columns of each strip's mask pixels: its
+    growing pixels are still those of the full band, for a mask whose columns change from
+    strip to strip (a disc, a lone column at the right edge, rows without any)."""
+    rng = np.random.default_rng(9)
+    img = rng.normal(100.0, 5.0, size=(700, 420)).astype(np.float32)
+    rr, cc = np.mgrid[:700, :420]
+    mask = np.hypot(rr - 300, cc - 150) < 200
+    mask[520:600, 419] = True
+    full = band_pass_stack(img, 0.07, mask)
+    light = band_pass_stack(img, 0.07, mask, grow_cnr=1.5)
+    assert light.pending is not None
+    expected = np.flatnonzero((full.band_maps[2] >= 1.5) & mask)
+    assert expected.size > 100 and expected[-1] > 520 * 420
+    assert light.pending.grow.dtype == expected.dtype
+    np.testing.assert_array_equal(light.pending.grow, expected)

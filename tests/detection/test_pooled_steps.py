@@ -149,3 +149,25 @@ def test_enlarged_rows_are_those_of_the_whole_enlargement(factor: int) -> None:
             assert np.array_equal(part, whole[r0:r1]), (rows, r0)
     # not an integer multiple (a film's reduced grid): the weights would differ
     assert enlarge_rows(small, (97 * factor + 3, 61 * factor), 0, 10) is None
+
+
+def test_impulses_pooled_equal_serial(cv_threads: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Impulse removal in strips cut to the breast's columns: the pool's result is the
+    serial loop's (pixels, values and noise)."""
+    from calcscope.detection.impulses import remove_impulses
+
+    img, _ = _image()
+    rng = np.random.default_rng(3)
+    rr, cc = np.mgrid[: img.shape[0], : img.shape[1]]
+    mask = np.hypot(rr - 450, cc) < 420  # a half disc: its columns vary along the strips
+    hot = rng.integers(0, img.size, 400)
+    img.ravel()[hot] += rng.choice([-0.3, 0.3], hot.size).astype(np.float32)
+
+    def run() -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+        got = remove_impulses(img, mask, SPACING)
+        return got.rows, got.cols, got.image, got.noise
+
+    serial, pooled = _serial_and_threaded(run, monkeypatch)
+    assert serial[0].size > 50
+    for s, p in zip(serial, pooled, strict=True):
+        assert np.array_equal(s, p)

@@ -83,3 +83,23 @@ def test_image_edges_are_left_out_of_the_analysis(border_mm: float) -> None:
             assert not edge.any()
     col = b if prep.chest_wall == "left" else -1 - b
     assert prep.mask[:, col].any()  # just inside the margin the breast is analysed
+
+
+@pytest.mark.parametrize(("view", "erode_mm"), [(View.MLO, 0.5), (View.CC, 0.5), (View.CC, 0.25)])
+def test_mask_is_the_whole_image_erosion_of_breast_minus_muscle(view: View, erode_mm: float):
+    """The skin rim is cut by eroding the breast (less the muscle) with a disc, as one
+    erosion of the whole image would (the erosion is made in strips cut to the breast's
+    columns; a cut too close to the breast would keep pixels of the rim)."""
+    import cv2
+
+    from calcscope.config import PreprocessConfig
+
+    ph = make_phantom(seed=7, spacing_mm=0.07, view=view)
+    cfg = PreprocessConfig(mask_erode_mm=erode_mm, border_mm=0.0)
+    prep = preprocess(ph.mammogram, cfg)
+    r = int(round(erode_mm / 0.07))
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+    whole = cv2.erode((prep.breast & ~prep.pectoral).astype(np.uint8), disc).astype(bool)
+    assert prep.pectoral.any() == (view is View.MLO)
+    assert whole.sum() < (prep.breast & ~prep.pectoral).sum()  # the rim is cut
+    assert np.array_equal(prep.mask, whole)

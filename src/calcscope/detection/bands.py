@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 import cv2
 import numpy as np
@@ -222,13 +223,28 @@ def enlarge_rows(small: np.ndarray, shape: tuple[int, ...], r0: int, r1: int) ->
     return part[r0 - s0 * f : r1 - s0 * f]
 
 
+def _median(values: np.ndarray) -> Any:
+    """``np.median(values)`` (the same value and numpy scalar type), made with one selection and a
+    maximum: ``np.median`` selects the two middle values and the last one (its NaN check),
+    8 times the time on a band's 0.6 million noise samples."""
+    a = np.asarray(values).ravel()
+    if a.size == 0 or (a.dtype.kind in "fc" and np.isnan(a).any()):
+        return np.median(a)
+    k = a.size // 2
+    part = np.partition(a, k)
+    if a.size % 2:
+        return np.mean(part[k : k + 1])
+    part[k - 1] = part[:k].max()  # the lower middle value: the largest below k
+    return np.mean(part[k - 1 : k + 1])
+
+
 def robust_sigma(values: np.ndarray) -> float:
     """Robust standard deviation of ``values``: 1.4826 x their median absolute deviation
     (1.0 for no values, at least 1e-6)."""
     if values.size == 0:
         return 1.0
-    med = np.median(values)
-    mad = np.median(np.abs(values - med))
+    med = _median(values)
+    mad = _median(np.abs(values - med))
     return float(max(_MAD_TO_SIGMA * mad, 1e-6))
 
 
@@ -277,18 +293,22 @@ def band_pass_stack(
             finer = blur(img, sigmas_px[k])
         own = coarser is not img and coarser is not background and coarser.dtype == np.float32
         band = coarser if own else np.empty(img.shape, dtype=np.float32)
-        if finer is None:
-            sub = _fine_band_into(band, img, sigmas_px[0], coarser, mask)
-        else:
-            sub = np.subtract(finer[_NOISE_SUBSAMPLE], coarser[_NOISE_SUBSAMPLE], dtype=np.float32)[
-                mask[_NOISE_SUBSAMPLE]
-            ]
-            map_strips(partial(_subtract_rows, finer, coarser, band), rows, _CHUNK_ROWS)
-        sigma = robust_sigma(sub)
-        del sub
-        scale = np.float32(1.0 / sigma)
-        find = grow_cnr if finer_small is not None else None  # where it grows a region
-        grow = map_strips(partial(_scale_rows, band, scale, mask, find), rows, _CHUNK_ROWS)
+        if finer is None:  # the noise from the band's strips, then the band scaled
+            sigma = robust_sigma(_fine_band_into(band, img, sigmas_px[0], coarser, mask))
+            scale = np.float32(1.0 / sigma)
+            grow = map_strips(partial(_scale_rows, band, scale, mask, None), rows, _CHUNK_ROWS)
+        else:  # the noise from the subsample, then the band made and scaled in one pass
+            inside = mask[_NOISE_SUBSAMPLE]  # the difference at these pixels only: half the time
+            at = finer[_NOISE_SUBSAMPLE][inside], coarser[_NOISE_SUBSAMPLE][inside]
+            sigma = robust_sigma(np.subtract(*at, dtype=np.float32))
+            del at
+            scale = np.float32(1.0 / sigma)
+            make: Callable[[int, int], np.ndarray | None]
+            if finer_small is not None and grow_cnr is not None:  # pending: where it grows
+                make = partial(_grow_rows, finer, coarser, scale, mask, grow_cnr)
+            else:
+                make = partial(_band_rows, finer, coarser, band, scale)
+            grow = map_strips(make, rows, _CHUNK_ROWS)
         noise.insert(0, sigma)
         if finer_small is not None:
             pending = PendingBand(
@@ -301,11 +321,39 @@ def band_pass_stack(
     return BandStack(tuple(bands), tuple(noise), background, pending=pending)
 
 
-def _subtract_rows(
-    finer: np.ndarray, coarser: np.ndarray, out: np.ndarray, r0: int, r1: int
+def _band_rows(
+    finer: np.ndarray, coarser: np.ndarray, out: np.ndarray, scale: np.float32, r0: int, r1: int
 ) -> None:
-    """Write ``finer - coarser`` into the rows ``r0:r1`` of ``out``."""
-    np.subtract(finer[r0:r1], coarser[r0:r1], out=out[r0:r1])
+    """Write ``(finer - coarser) * scale`` into the rows ``r0:r1`` of ``out`` (which may be
+    ``coarser`` itself) while they are in the cache: the values of the difference and then
+    the scaling over the whole image."""
+    strip = np.subtract(finer[r0:r1], coarser[r0:r1], out=out[r0:r1])
+    strip *= scale
+
+
+def _grow_rows(
+    finer: np.ndarray,
+    coarser: np.ndarray,
+    scale: np.float32,
+    mask: np.ndarray,
+    grow_cnr: float,
+    r0: int,
+    r1: int,
+) -> np.ndarray:
+    """Flat indices (ascending) of the pixels of the rows ``r0:r1`` inside ``mask`` where
+    the band ``(finer - coarser) * scale`` reaches ``grow_cnr``, the band made only in the
+    columns of those rows' mask pixels (a pending band's map is not kept): the pixels
+    :func:`_band_rows` and :func:`_scale_rows` find on the whole rows."""
+    m = mask[r0:r1]
+    cols = np.flatnonzero(m.any(axis=0))
+    if cols.size == 0:
+        return np.empty(0, dtype=np.intp)
+    c0, c1 = int(cols[0]), int(cols[-1]) + 1
+    band = np.subtract(finer[r0:r1, c0:c1], coarser[r0:r1, c0:c1])
+    band *= scale
+    # flatnonzero and divmod: np.nonzero of a 2-D array costs 40 times as much
+    rr, cc = np.divmod(np.flatnonzero((band >= grow_cnr) & m[:, c0:c1]), c1 - c0)
+    return (rr + r0) * int(mask.shape[1]) + (cc + c0)
 
 
 def _scale_rows(

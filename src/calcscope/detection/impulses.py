@@ -24,7 +24,9 @@ margin is 16), the two corrupt pairs of the fuzz benchmark 34 and 68 (docs/accur
 
 The noise is the robust standard deviation (1.4826 x MAD) of ``image - median3x3(image)``
 inside the breast, sampled on every third pixel: the finest detail the image holds, which
-is what an impulse is measured against. The work runs in row strips, so no full-size
+is what an impulse is measured against. The work runs in row strips, each cut to the
+columns of its breast pixels and the filters' reach (the rows and columns outside the
+breast are never filtered: about half the image of a full-field view), so no full-size
 temporary is allocated besides the output copy (made only when something is replaced).
 """
 
@@ -36,18 +38,16 @@ import cv2
 import numpy as np
 
 from calcscope.config import DetectConfig
+from calcscope.detection.bands import robust_sigma
 from calcscope.detection.parallel import map_strips
 
 __all__ = ["Impulses", "impulse_noise", "impulse_rule_applies", "remove_impulses"]
 
-_MAD_TO_SIGMA = 1.4826
 _STRIP_ROWS = 32
 """Rows per strip (each strip is read with one row of margin above and below). Small: the
 strips run on the detector's thread pool, and a worker thread's temporaries stay in its
 own malloc arena (256 rows held 3.5 bytes per pixel more than the serial loop, 32 rows
 0.5; the CPU time is the same)."""
-_RING = np.array([[1, 1, 1], [1, 0, 1], [1, 1, 1]], dtype=np.uint8)
-"""The 8 neighbours of a pixel (the centre left out)."""
 _ABOVE_BELOW = np.array([[1, 1, 1], [0, 0, 0], [1, 1, 1]], dtype=np.uint8)
 """The 6 pixels of the rows above and below a pixel."""
 _MAX_RUN = 128
@@ -86,57 +86,113 @@ def _median3(block: np.ndarray) -> np.ndarray:
     return cv2.medianBlur(np.ascontiguousarray(block), 3)
 
 
+def _mask_cols(mask_rows: np.ndarray, n_cols: int, margin: int) -> slice | None:
+    """The columns of the pixels of ``mask_rows`` (bool, rows of the mask) with
+    ``margin`` columns more on each side (clipped to the image), or ``None`` when it
+    holds none. A filter of reach up to ``margin`` then gives, at the mask's pixels, the
+    values it gives on the whole rows."""
+    cols = np.flatnonzero(mask_rows.any(axis=0))
+    if cols.size == 0:
+        return None
+    return slice(max(int(cols[0]) - margin, 0), min(int(cols[-1]) + 1 + margin, n_cols))
+
+
 def impulse_noise(img: np.ndarray, mask: np.ndarray) -> float:
     """Robust noise of ``img`` (float32) inside ``mask``: 1.4826 x the MAD of
     ``img - median3x3(img)`` on every third pixel in each direction (image units; at
     least 1e-6, 1.0 when ``mask`` is empty)."""
-    n_rows = int(img.shape[0])
+    n_rows, n_cols = (int(v) for v in img.shape)
 
     def strip(r0: int, r1: int) -> np.ndarray:
+        first = (-r0) % 3  # the strip's rows of the every-third-row subsample
+        sub_mask = mask[r0 + first : r1 : 3]
+        cols = _mask_cols(sub_mask[:, ::3], n_cols, 0)
+        if cols is None:  # no sampled pixel of the breast in these rows
+            return np.empty(0, np.float32)
+        # the median's columns: those of the sampled mask pixels, one more each side
+        c_lo, c_hi = cols.start * 3, (cols.stop - 1) * 3 + 1
+        a, b = max(c_lo - 1, 0), min(c_hi + 1, n_cols)
         a0, a1 = max(r0 - 1, 0), min(r1 + 1, n_rows)
-        block = img[a0:a1]
-        resid = (block - _median3(block))[r0 - a0 : r1 - a0]
-        rows = np.arange(r0, r1)
-        keep = rows % 3 == 0
-        sub_mask = mask[r0:r1][keep, ::3]
-        return resid[keep, ::3][sub_mask]
+        block = np.ascontiguousarray(img[a0:a1, a:b])
+        at = (slice(r0 - a0 + first, r1 - a0, 3), slice(c_lo - a, c_hi - a, 3))
+        resid = block[at] - _median3(block)[at]
+        return resid[sub_mask[:, c_lo:c_hi:3]]
 
     samples = map_strips(strip, n_rows, _STRIP_ROWS)  # in row order
-    values = np.concatenate(samples) if samples else np.empty(0, np.float32)
-    if values.size == 0:
-        return 1.0
-    mad = np.median(np.abs(values - np.median(values)))
-    return float(max(_MAD_TO_SIGMA * mad, 1e-6))
+    return robust_sigma(np.concatenate(samples) if samples else np.empty(0, np.float32))
 
 
-def _run_hits(block: np.ndarray, inner: slice, mask: np.ndarray, margin: np.float32) -> np.ndarray:
-    """The pixels of the rows ``inner`` of ``block`` that belong to a one-row run of 2 to
-    :data:`_MAX_RUN` pixels standing more than ``margin`` above the highest pixel of its
-    ring (the rows above and below, one column wider each side, and the two pixels that
-    end it), or below the lowest (bool, shape of ``block[inner]``; ``mask`` limits it)."""
+def _hits(block: np.ndarray, inner: slice, mask: np.ndarray, margin: np.float32) -> np.ndarray:
+    """The impulses of the rows ``inner`` of ``block`` inside ``mask`` (bool, shape of
+    ``block[inner]``): the pixels standing more than ``margin`` above the highest of their 8
+    neighbours (or below the lowest), and those of a one-row run of 2 to :data:`_MAX_RUN`
+    pixels standing so out of its ring (the rows above and below, one column wider each
+    side, and the two pixels that end it). ``block``'s first and last columns are those of
+    the image (the border replicated), or outside ``mask``.
+
+    A pixel's 8 neighbours are the 6 above and below, which the runs are measured against
+    too, and the two beside it: as ``b - max(x, y)`` rounds to ``min(b - x, b - y)``, a
+    single pixel is a candidate of the rows above and below (one dilation or erosion for
+    both rules) that also stands out of the two beside it, compared at the candidates only.
+    """
     hits = np.zeros(mask.shape, dtype=bool)
-    for sign in (np.float32(1.0), np.float32(-1.0)):
-        b = block * sign
-        ring = cv2.dilate(b, _ABOVE_BELOW, borderType=cv2.BORDER_REPLICATE)[inner]
-        b = b[inner]
-        cand = (b - ring > margin) & mask
-        cand[:, 0] = cand[:, -1] = False  # a run needs a pixel on each side
-        some = np.flatnonzero(cand.any(axis=1))  # the few rows with a candidate
-        if some.size == 0:
+    b = block[inner]
+    last = b.shape[1] - 1
+    # above: ring = the highest of the rows above and below; below: the same with the
+    # signs turned (max(-x) = -min(x) and -x - -y = y - x exactly, in float32 as in
+    # float64), without a negated copy of the block
+    for above in (True, False):
+        morph = cv2.dilate if above else cv2.erode
+        ring = morph(block, _ABOVE_BELOW, borderType=cv2.BORDER_REPLICATE)[inner]
+        cand = ((b - ring) if above else (ring - b)) > margin
+        cand &= mask
+        rr, cc = np.divmod(np.flatnonzero(cand), cand.shape[1])  # few: 2-D nonzero is slow
+        if rr.size == 0:
             continue
-        padded = np.zeros((some.size, cand.shape[1] + 2), dtype=np.int8)
-        padded[:, 1:-1] = cand[some]
-        step = np.diff(padded, axis=1)
-        at, starts = np.nonzero(step == 1)
-        ends = np.nonzero(step == -1)[1]  # exclusive; same order (raster)
-        rows = some[at]
-        for r, c0, c1 in zip(rows, starts, ends, strict=True):
-            if not 2 <= c1 - c0 <= _MAX_RUN:
-                continue
-            top = max(float(ring[r, c0:c1].max()), float(b[r, c0 - 1]), float(b[r, c1]))
-            if float(b[r, c0:c1].min()) - top > margin:
-                hits[r, c0:c1] = True
+        left, right = b[rr, np.maximum(cc - 1, 0)], b[rr, np.minimum(cc + 1, last)]
+        if above:
+            stands = b[rr, cc] - np.maximum(left, right)
+        else:
+            stands = np.minimum(left, right) - b[rr, cc]
+        single = stands > margin
+        hits[rr[single], cc[single]] = True
+        _add_runs(hits, b, ring, cand, above, margin)
     return hits
+
+
+def _add_runs(
+    hits: np.ndarray,
+    b: np.ndarray,
+    ring: np.ndarray,
+    cand: np.ndarray,
+    above: bool,
+    margin: np.float32,
+) -> None:
+    """Mark in ``hits`` the runs of 2 to :data:`_MAX_RUN` pixels of ``cand`` (the pixels of
+    ``b`` standing more than ``margin`` above ``ring``, the highest of the rows above and
+    below; below the lowest when not ``above``) that stand so out of the two pixels that
+    end them too. ``cand`` is changed."""
+    cand[:, 0] = cand[:, -1] = False  # a run needs a pixel on each side
+    some = np.flatnonzero(cand.any(axis=1))  # the few rows with a candidate
+    if some.size == 0:
+        return
+    padded = np.zeros((some.size, cand.shape[1] + 2), dtype=np.int8)
+    padded[:, 1:-1] = cand[some]
+    step = np.diff(padded, axis=1)
+    at, starts = np.nonzero(step == 1)
+    ends = np.nonzero(step == -1)[1]  # exclusive; same order (raster)
+    rows = some[at]
+    for r, c0, c1 in zip(rows, starts, ends, strict=True):
+        if not 2 <= c1 - c0 <= _MAX_RUN:
+            continue
+        if above:
+            top = max(float(ring[r, c0:c1].max()), float(b[r, c0 - 1]), float(b[r, c1]))
+            stands = float(b[r, c0:c1].min()) - top
+        else:
+            low = min(float(ring[r, c0:c1].min()), float(b[r, c0 - 1]), float(b[r, c1]))
+            stands = low - float(b[r, c0:c1].max())
+        if stands > margin:
+            hits[r, c0:c1] = True
 
 
 def impulse_rule_applies(pixel_mm: float, cfg: DetectConfig | None = None) -> bool:
@@ -183,21 +239,24 @@ def remove_impulses(
         return Impulses(img, none, none, 0.0)
     noise = impulse_noise(img, mask)
     margin = np.float32(cfg.impulse_noise_multiple * noise)
-    n_rows = int(img.shape[0])
+    n_rows, n_cols = (int(v) for v in img.shape)
 
     def strip(r0: int, r1: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        # the columns of the strip's breast pixels and two more each side (the reach of
+        # the filters and of a run's ends): at the breast's pixels every filter gives the
+        # values of the whole rows, and no candidate lies outside it
+        cols = _mask_cols(mask[r0:r1], n_cols, 2)
+        if cols is None:
+            return None
+        m = mask[r0:r1, cols]
         a0, a1 = max(r0 - 1, 0), min(r1 + 1, n_rows)  # one row of margin
-        block = np.ascontiguousarray(img[a0:a1])
-        hi = cv2.dilate(block, _RING, borderType=cv2.BORDER_REPLICATE)
-        lo = cv2.erode(block, _RING, borderType=cv2.BORDER_REPLICATE)
+        block = np.ascontiguousarray(img[a0:a1, cols])
         inner = slice(r0 - a0, r1 - a0)
-        b = block[inner]
-        hit = ((b - hi[inner] > margin) | (lo[inner] - b > margin)) & mask[r0:r1]
-        hit |= _run_hits(block, inner, mask[r0:r1], margin)
+        hit = _hits(block, inner, m, margin)
         if not hit.any():
             return None
         rr, cc = np.nonzero(hit)
-        return (rr + r0, cc, _median3(block)[inner][rr, cc]) if rr.size else None
+        return (rr + r0, cc + cols.start, _median3(block)[inner][rr, cc]) if rr.size else None
 
     # the strips by the detector's thread pool, in row order
     found = [f for f in map_strips(strip, n_rows, _STRIP_ROWS) if f is not None]

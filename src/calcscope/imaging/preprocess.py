@@ -62,11 +62,16 @@ def _reduce(pixels: np.ndarray, pixel_mm: float) -> tuple[np.ndarray, float]:
     return small, float(factor)
 
 
+def _as_u8(mask: np.ndarray) -> np.ndarray:
+    """A bool mask as 0/1 uint8 (a view, no copy, for a bool array)."""
+    return mask.view(np.uint8) if mask.dtype == bool else mask.astype(np.uint8)
+
+
 def _enlarge(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     if mask.shape == shape:
         return mask
-    big = cv2.resize(mask.astype(np.uint8), (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST)
-    return big.astype(bool)
+    big = cv2.resize(_as_u8(mask), (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST)
+    return big.view(bool)  # 0/1 values: a valid bool view, without a full-size copy
 
 
 def _fill_holes(mask: np.ndarray) -> np.ndarray:
@@ -124,7 +129,12 @@ def breast_mask(pixels: np.ndarray, pixel_mm: float) -> np.ndarray:
     background. Film labels and markers are dropped by keeping the largest connected
     component.
     """
-    small, _ = _reduce(pixels, pixel_mm)
+    return _breast_mask_reduced(_reduce(pixels, pixel_mm)[0], pixels.shape)
+
+
+def _breast_mask_reduced(small: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """:func:`breast_mask` from the image reduced to the working grid (:func:`_reduce`),
+    enlarged to ``shape``."""
     small = cv2.GaussianBlur(small, (0, 0), 1.0)
     otsu = _otsu(small)
     background = small[small < otsu]
@@ -139,7 +149,7 @@ def breast_mask(pixels: np.ndarray, pixel_mm: float) -> np.ndarray:
     mask = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_OPEN, k).astype(bool)
     mask = _largest_component(mask)
     mask = _fill_holes(mask)
-    return _enlarge(mask, pixels.shape)
+    return _enlarge(mask, shape)
 
 
 def chest_wall_side(breast: np.ndarray) -> str:
@@ -198,10 +208,14 @@ def pectoral_mask(
     trimmed quadratic fit smooths the edge. A candidate covering less than 1 % or more
     than 40 % of the breast, or not touching the top edge, is rejected (no muscle).
     """
-    small, _ = _reduce(pixels, pixel_mm)
+    return _pectoral_mask_reduced(_reduce(pixels, pixel_mm)[0], breast, chest_wall)
+
+
+def _pectoral_mask_reduced(small: np.ndarray, breast: np.ndarray, chest_wall: str) -> np.ndarray:
+    """:func:`pectoral_mask` from the image reduced to the working grid (:func:`_reduce`)."""
     bsmall = cv2.resize(
-        breast.astype(np.uint8), (small.shape[1], small.shape[0]), interpolation=cv2.INTER_NEAREST
-    ).astype(bool)
+        _as_u8(breast), (small.shape[1], small.shape[0]), interpolation=cv2.INTER_NEAREST
+    ).view(bool)
     if chest_wall == "right":
         small, bsmall = small[:, ::-1], bsmall[:, ::-1]
     small = np.ascontiguousarray(small)
@@ -257,7 +271,7 @@ def pectoral_mask(
         return empty
     if chest_wall == "right":
         muscle = muscle[:, ::-1]
-    return _enlarge(np.ascontiguousarray(muscle), pixels.shape)
+    return _enlarge(np.ascontiguousarray(muscle), breast.shape)
 
 
 def preprocess(mammogram: Mammogram, config: PreprocessConfig | None = None) -> Preprocessed:
@@ -265,31 +279,56 @@ def preprocess(mammogram: Mammogram, config: PreprocessConfig | None = None) -> 
     margin along the image edges (``border_mm``)."""
     cfg = config or PreprocessConfig()
     pixel_mm = mammogram.pixel_mm
-    breast = breast_mask(mammogram.pixels, pixel_mm)
+    small, _ = _reduce(mammogram.pixels, pixel_mm)  # one reduced copy for both masks
+    breast = _breast_mask_reduced(small, mammogram.pixels.shape)
     side = chest_wall_side(breast)
     pect = np.zeros_like(breast)
     view = mammogram.view
     # MLO/ML/LM views show the muscle; with the view unknown (plain images) it is looked
     # for too, and only taken when its shape passes the checks in pectoral_mask
     if cfg.pectoral and (view is None or view.is_oblique_or_lateral):
-        pect = pectoral_mask(mammogram.pixels, breast, pixel_mm, side)
-    mask = breast & ~pect
+        pect = _pectoral_mask_reduced(small, breast, side)
+    mask = breast & ~pect if pect.any() else breast  # copied below if not eroded
     erode_px = int(round(cfg.mask_erode_mm / pixel_mm))
     if erode_px > 0:
-        k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * erode_px + 1, 2 * erode_px + 1))
-        # erode on a reduced grid for speed when the kernel is large
-        mask = (
-            cv2.erode(mask.astype(np.uint8), k).astype(bool)
-            if erode_px <= 15
-            else _erode_fast(mask, erode_px)
-        )
+        # a distance transform for speed when the kernel is large
+        mask = _erode_near(mask, erode_px) if erode_px <= 15 else _erode_fast(mask, erode_px)
     border_px = int(round(cfg.border_mm / pixel_mm))
+    if mask is breast:
+        mask = breast.copy()
     if border_px > 0:  # film and detector edges: artefacts, not tissue
         mask[:border_px] = False
         mask[-border_px:] = False
         mask[:, :border_px] = False
         mask[:, -border_px:] = False
     return Preprocessed(mask=mask, breast=breast, pectoral=pect, chest_wall=side)
+
+
+_ERODE_ROWS = 256
+"""Rows per strip of :func:`_erode_near`."""
+
+
+def _erode_near(mask: np.ndarray, erode_px: int) -> np.ndarray:
+    """``mask`` (bool) eroded by a disc of radius ``erode_px`` pixels (OpenCV's elliptic
+    element; the image's edges do not erode), in row strips each cut to the columns of
+    the strip's mask pixels and ``erode_px`` more each side: the same pixels as one
+    ``cv2.erode`` of the whole image, without filtering the rows and columns outside the
+    breast (about half a full-field image). A pixel whose element reaches past a cut is
+    outside the mask, and stays out."""
+    size = 2 * erode_px + 1
+    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
+    out = np.zeros(mask.shape, dtype=bool)
+    rows, cols = mask.shape
+    for r0 in range(0, rows, _ERODE_ROWS):
+        r1 = min(r0 + _ERODE_ROWS, rows)
+        a0, a1 = max(r0 - erode_px, 0), min(r1 + erode_px, rows)
+        has = np.flatnonzero(mask[r0:r1].any(axis=0))
+        if has.size == 0:
+            continue
+        c0, c1 = max(int(has[0]) - erode_px, 0), min(int(has[-1]) + 1 + erode_px, cols)
+        block = np.ascontiguousarray(_as_u8(mask[a0:a1, c0:c1]))
+        out[r0:r1, c0:c1] = cv2.erode(block, k)[r0 - a0 : r1 - a0].view(bool)
+    return out
 
 
 def _erode_fast(mask: np.ndarray, erode_px: int) -> np.ndarray:
