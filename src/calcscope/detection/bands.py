@@ -309,6 +309,7 @@ def band_pass_stack(
             else:
                 make = partial(_band_rows, finer, coarser, band, scale)
             grow = map_strips(make, rows, _CHUNK_ROWS)
+            del make  # it holds ``coarser``: a full-size map freed below
         noise.insert(0, sigma)
         if finer_small is not None:
             pending = PendingBand(
