@@ -11,12 +11,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import cv2
 import numpy as np
 import pydicom
 import pytest
 
+from calcscope.detection.parallel import THREADS_ENV, threads
 from calcscope.imaging.io import write_image
 from calcscope.model import Calcification, Morphology
 from calcscope.phantom.mammogram import ClusterSpec, make_phantom
@@ -208,3 +210,17 @@ def dicom_with_unknown_vr(path: Path, keyword: str, **attributes: str) -> Path:
     data[at + 4 : at + 6] = b"DY"
     path.write_bytes(bytes(data))
     return path
+
+
+T = TypeVar("T")
+
+
+def serial_and_threaded(fn: Callable[[], T], monkeypatch: pytest.MonkeyPatch) -> tuple[T, T]:
+    """``fn()`` with the detector's strips serial, then threaded (2 threads; OpenCV set to 2
+    threads too: use with the detection tests' ``cv_threads`` fixture, which restores it)."""
+    cv2.setNumThreads(2)
+    monkeypatch.setenv(THREADS_ENV, "1")
+    serial = fn()
+    monkeypatch.delenv(THREADS_ENV)
+    assert threads() == 2
+    return serial, fn()

@@ -5,8 +5,6 @@ node workers) or ``CALCSCOPE_THREADS=1`` the pool is not used."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
-from typing import TypeVar
 
 import cv2
 import numpy as np
@@ -16,16 +14,7 @@ from calcscope.config import DetectConfig
 from calcscope.detection.candidates import TopHatMarks, band_pass_stack, top_hat, top_hat_marks
 from calcscope.detection.impulses import remove_impulses
 from calcscope.detection.parallel import THREADS_ENV, map_strips, strip_bounds, threads
-
-T = TypeVar("T")
-
-
-@pytest.fixture
-def cv_threads() -> Iterator[None]:
-    """Restore OpenCV's thread count after the test."""
-    n = cv2.getNumThreads()
-    yield
-    cv2.setNumThreads(n)
+from helpers import serial_and_threaded
 
 
 def _image(seed: int, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
@@ -38,16 +27,6 @@ def _image(seed: int, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     rr, cc = np.mgrid[: shape[0], : shape[1]]
     mask = (cc < shape[1] * (0.7 + 0.2 * np.sin(rr / 37.0))) & (rr > 3)
     return img, mask
-
-
-def _serial_and_threaded(fn: Callable[[], T], monkeypatch: pytest.MonkeyPatch) -> tuple[T, T]:
-    """``fn()`` with the detector's strips serial, then threaded (2 threads)."""
-    cv2.setNumThreads(2)
-    monkeypatch.setenv(THREADS_ENV, "1")
-    serial = fn()
-    monkeypatch.delenv(THREADS_ENV)
-    assert threads() == 2
-    return serial, fn()
 
 
 def test_strip_bounds_cover_the_rows_and_start_on_the_grid() -> None:
@@ -107,7 +86,7 @@ def test_band_pass_stack_threaded_is_serial(
     # rows that are no multiple of the 64- and 256-row strips; 0.07 mm: the coarse band
     # pending (reduced grids), 0.1 mm: every band a full-size map
     img, mask = _image(0, shape)
-    a, b = _serial_and_threaded(
+    a, b = serial_and_threaded(
         lambda: band_pass_stack(img, pixel_mm, mask, grow_cnr=2.0), monkeypatch
     )
     assert a.noise == b.noise
@@ -135,7 +114,7 @@ def test_top_hat_marks_threaded_are_serial(
         assert marks is not None
         return th.residual.tobytes(), marks, marks.rebuilt(img).residual.tobytes()
 
-    (res_a, a, again_a), (res_b, b, again_b) = _serial_and_threaded(run, monkeypatch)
+    (res_a, a, again_a), (res_b, b, again_b) = serial_and_threaded(run, monkeypatch)
     assert res_a == res_b == again_a == again_b
     assert a.grow.size > 0
     np.testing.assert_array_equal(a.grow, b.grow)
@@ -147,7 +126,7 @@ def test_remove_impulses_threaded_is_serial(
     cv_threads: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     img, mask = _image(2, (1100, 350))  # impulses in several 256-row strips
-    a, b = _serial_and_threaded(lambda: remove_impulses(img, mask, 0.07), monkeypatch)
+    a, b = serial_and_threaded(lambda: remove_impulses(img, mask, 0.07), monkeypatch)
     assert a.count > 10
     assert a.noise == b.noise
     np.testing.assert_array_equal(a.rows, b.rows)

@@ -6,8 +6,6 @@ strips' edges."""
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
-from typing import TypeVar
 
 import cv2
 import numpy as np
@@ -18,31 +16,12 @@ from calcscope.detection.bands import enlarge_rows
 from calcscope.detection.candidates import top_hat
 from calcscope.detection.deposits import sharp_deposits
 from calcscope.detection.detect import detect
-from calcscope.detection.parallel import THREADS_ENV, threads
 from calcscope.detection.scale_cnr import scale_matched_cnr
 from calcscope.imaging.preprocess import Preprocessed
 from calcscope.model import Mammogram
+from helpers import serial_and_threaded
 
-T = TypeVar("T")
 SPACING = 0.07
-
-
-@pytest.fixture
-def cv_threads() -> Iterator[None]:
-    """Restore OpenCV's thread count after the test."""
-    n = cv2.getNumThreads()
-    yield
-    cv2.setNumThreads(n)
-
-
-def _serial_and_threaded(fn: Callable[[], T], monkeypatch: pytest.MonkeyPatch) -> tuple[T, T]:
-    """``fn()`` with the detector's strips serial, then threaded (2 threads)."""
-    cv2.setNumThreads(2)
-    monkeypatch.setenv(THREADS_ENV, "1")
-    serial = fn()
-    monkeypatch.delenv(THREADS_ENV)
-    assert threads() == 2
-    return serial, fn()
 
 
 def _image(rows: int = 900, cols: int = 700) -> tuple[np.ndarray, list[tuple[int, int]]]:
@@ -83,7 +62,7 @@ def test_sharp_deposits_pooled_equal_serial(
         found = sharp_deposits(img, tophat, mask, SPACING, DetectConfig())
         return [(d.box, d.mask) for d in found]
 
-    serial, pooled = _serial_and_threaded(run, monkeypatch)
+    serial, pooled = serial_and_threaded(run, monkeypatch)
     # every disc across a strip edge is found whole, by both
     for r, c in discs:
         hits = [
@@ -105,7 +84,7 @@ def test_detect_outlines_pooled_equal_serial(
     mammo = Mammogram(img, (SPACING, SPACING))
     mask = np.ones(img.shape, dtype=bool)
     prep = Preprocessed(mask=mask, breast=mask, pectoral=~mask, chest_wall="left")
-    serial, pooled = _serial_and_threaded(
+    serial, pooled = serial_and_threaded(
         lambda: detect(mammo, prep, DetectConfig()).calcifications, monkeypatch
     )
     assert len(serial) > 8  # many outlined calcifications
@@ -128,7 +107,7 @@ def test_scale_matched_cnr_pooled_equal_serial(
     for r, c in centres.astype(int):
         img[max(r - 2, 0) : r + 3, max(c - 2, 0) : c + 3] += 3.0
 
-    serial, pooled = _serial_and_threaded(
+    serial, pooled = serial_and_threaded(
         lambda: scale_matched_cnr(img, mask, centres, 0.05, 2.0), monkeypatch
     )
     assert np.all(serial > 0)
@@ -167,7 +146,7 @@ def test_impulses_pooled_equal_serial(cv_threads: None, monkeypatch: pytest.Monk
         got = remove_impulses(img, mask, SPACING)
         return got.rows, got.cols, got.image, got.noise
 
-    serial, pooled = _serial_and_threaded(run, monkeypatch)
+    serial, pooled = serial_and_threaded(run, monkeypatch)
     assert serial[0].size > 50
     for s, p in zip(serial, pooled, strict=True):
         assert np.array_equal(s, p)
