@@ -190,7 +190,8 @@ def measure_image(
     )
 
 
-def _seeds(text: str) -> list[int]:
+def seed_range(text: str) -> list[int]:
+    """The seeds of ``"A-B"`` (A to B, both included) or ``"A"``."""
     lo, _, hi = text.partition("-")
     return list(range(int(lo), int(hi or lo) + 1))
 
@@ -291,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{rel}: absent, skipped")
             continue
         mammo = read_image(path, spacing_mm=SPACING_MM, config=config.io)
-        seeds = [s + 1000 * index for s in _seeds(args.seeds)]
+        seeds = [s + 1000 * index for s in seed_range(args.seeds)]
         piece = None if args.any_size else PIECE_MM
         row = measure_image(mammo, path.name, calc_free, seeds, config, piece)
         rows.append(row)

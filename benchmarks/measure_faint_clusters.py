@@ -38,7 +38,7 @@ from calcscope.imaging.io import read_image
 from calcscope.imaging.preprocess import preprocess
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_real_hires import CALC_FREE, SPACING_MM, WITH_CALCS  # noqa: E402
+from bench_real_hires import CALC_FREE, SPACING_MM, WITH_CALCS, seed_range  # noqa: E402
 from measure_scale_cnr import _calcs, tally  # noqa: E402
 
 SCALE_COLUMN = 2
@@ -160,8 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         help="with the faint test, a cluster also needs this many members scoring 0.5 or more",
     )
     args = ap.parse_args(argv)
-    lo, _, hi = args.seeds.partition("-")
-    wanted = {"plain", *map(str, range(int(lo), int(hi or lo) + 1))}
+    wanted = {"plain", *map(str, seed_range(args.seeds))}
     runs = {
         p.name: dict(np.load(p))
         for p in sorted(args.cache.glob("*.npz"))

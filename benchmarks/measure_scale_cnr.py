@@ -56,6 +56,7 @@ from bench_real_hires import (  # noqa: E402
     INSERT_CONTRAST,
     SPACING_MM,
     WITH_CALCS,
+    seed_range,
 )
 
 BANDS_MM = ((0.10, 0.30), (0.15, 0.45), (0.45, 1.35))
@@ -342,8 +343,7 @@ def main(argv: list[str] | None = None) -> int:
         help="evaluate: a cluster also needs this many members scoring 0.5 or more",
     )
     args = ap.parse_args(argv)
-    lo, _, hi = args.seeds.partition("-")
-    seeds = list(range(int(lo), int(hi or lo) + 1))
+    seeds = seed_range(args.seeds)
     if args.action == "collect":
         collect(args.data, args.cache, seeds)
     else:
