@@ -27,8 +27,10 @@ from scipy.spatial import cKDTree
 from scipy.stats import poisson
 
 from calcscope.config import DetectConfig
+from calcscope.detection.features import Candidates
+from calcscope.model import Mammogram
 
-__all__ = ["dense_faint"]
+__all__ = ["dense_faint", "faint_sure"]
 
 
 def dense_faint(
@@ -78,3 +80,25 @@ def dense_faint(
     for j in np.flatnonzero(dense):
         out[counted[groups[j]]] = True
     return out & np.asarray(faint, dtype=bool)
+
+
+def faint_sure(
+    mammogram: Mammogram,
+    mask: np.ndarray,
+    cands: Candidates,
+    cnr: np.ndarray,
+    sure: np.ndarray,
+    cfg: DetectConfig,
+) -> np.ndarray:
+    """The candidates the faint test makes sure cluster members (bool, one per candidate):
+    the faint ones (scale-matched CNR ``cnr`` of ``faint_cnr_min`` or more; NaN where not
+    measured) that :func:`dense_faint` finds in a group denser than the image's rate, the
+    rate counted over ``mask``'s area; sure specks are ``sure`` and the small ones scoring
+    the operating score."""
+    small = cands.diameter_mm <= cfg.scale_cnr_max_diameter_mm
+    faint = np.nan_to_num(cnr, nan=-np.inf) >= cfg.faint_cnr_min
+    counted_sure = sure | (small & (cands.score >= cfg.operating_score))
+    sr, sc = mammogram.spacing_mm
+    area_mm2 = float(np.count_nonzero(mask)) * sr * sc
+    centres_mm = np.asarray(cands.center_rc, dtype=np.float64) * np.array([sr, sc])
+    return dense_faint(centres_mm, faint & ~counted_sure, counted_sure, area_mm2, cfg)

@@ -32,7 +32,7 @@ from calcscope.config import DetectConfig
 from calcscope.detection.bands import blur
 from calcscope.detection.candidates import TopHat
 from calcscope.detection.classifier import too_sharp
-from calcscope.detection.faint_clusters import dense_faint
+from calcscope.detection.faint_clusters import faint_sure
 from calcscope.detection.features import Candidates, subset_candidates
 from calcscope.detection.labels import SparseLabels
 from calcscope.detection.outline import outline_calcifications
@@ -203,7 +203,7 @@ def with_scale_cnr(
     )
     sure = scale_sure(cands, np.nan_to_num(cnr, nan=-np.inf), cfg)
     if cfg.faint_cluster_sure:
-        sure |= _dense_faint(mammogram, mask, cands, cnr, sure, cfg)
+        sure |= faint_sure(mammogram, mask, cands, cnr, sure, cfg)
     min_score = min(cfg.min_score, cfg.operating_score)
     extra = sure & (cands.score < min_score)
     added: tuple[Calcification, ...] = ()
@@ -229,24 +229,3 @@ def with_scale_cnr(
         )
 
     return tuple(measured(c, i) for i, c in enumerate((*calcs, *added), start=1))
-
-
-def _dense_faint(
-    mammogram: Mammogram,
-    mask: np.ndarray,
-    cands: Candidates,
-    cnr: np.ndarray,
-    sure: np.ndarray,
-    cfg: DetectConfig,
-) -> np.ndarray:
-    """The faint candidates (scale-matched CNR ``cnr`` of ``faint_cnr_min`` or more; NaN where
-    not measured) that :func:`~calcscope.detection.faint_clusters.dense_faint` finds in a
-    group denser than the image's rate; sure specks are ``sure`` and the small ones scoring
-    the operating score."""
-    small = cands.diameter_mm <= cfg.scale_cnr_max_diameter_mm
-    faint = np.nan_to_num(cnr, nan=-np.inf) >= cfg.faint_cnr_min
-    counted_sure = sure | (small & (cands.score >= cfg.operating_score))
-    sr, sc = mammogram.spacing_mm
-    area_mm2 = float(np.count_nonzero(mask)) * sr * sc
-    centres_mm = np.asarray(cands.center_rc, dtype=np.float64) * np.array([sr, sc])
-    return dense_faint(centres_mm, faint & ~counted_sure, counted_sure, area_mm2, cfg)
