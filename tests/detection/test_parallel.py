@@ -13,7 +13,13 @@ import pytest
 from calcscope.config import DetectConfig
 from calcscope.detection.candidates import TopHatMarks, band_pass_stack, top_hat, top_hat_marks
 from calcscope.detection.impulses import remove_impulses
-from calcscope.detection.parallel import THREADS_ENV, map_strips, strip_bounds, threads
+from calcscope.detection.parallel import (
+    THREADS_ENV,
+    map_strips,
+    mask_columns,
+    strip_bounds,
+    threads,
+)
 from helpers import serial_and_threaded
 
 
@@ -132,3 +138,13 @@ def test_remove_impulses_threaded_is_serial(
     np.testing.assert_array_equal(a.rows, b.rows)
     np.testing.assert_array_equal(a.cols, b.cols)
     assert a.image.tobytes() == b.image.tobytes()
+
+
+def test_mask_columns_spans_the_mask_pixels_and_the_margin_clipped_to_the_width() -> None:
+    rows = np.zeros((3, 20), dtype=bool)
+    assert mask_columns(rows, 2) is None
+    rows[1, 5] = rows[2, 9] = True
+    assert mask_columns(rows) == slice(5, 10)
+    assert mask_columns(rows, 2) == slice(3, 12)
+    rows[0, 0] = rows[0, 19] = True
+    assert mask_columns(rows, 4) == slice(0, 20)

@@ -20,7 +20,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from calcscope.detection.parallel import map_strips
+from calcscope.detection.parallel import map_strips, mask_columns
 
 __all__ = [
     "BAND_SIGMAS_MM",
@@ -346,10 +346,10 @@ def _grow_rows(
     columns of those rows' mask pixels (a pending band's map is not kept): the pixels
     :func:`_band_rows` and :func:`_scale_rows` find on the whole rows."""
     m = mask[r0:r1]
-    cols = np.flatnonzero(m.any(axis=0))
-    if cols.size == 0:
+    cols = mask_columns(m)
+    if cols is None:
         return np.empty(0, dtype=np.intp)
-    c0, c1 = int(cols[0]), int(cols[-1]) + 1
+    c0, c1 = int(cols.start), int(cols.stop)
     band = np.subtract(finer[r0:r1, c0:c1], coarser[r0:r1, c0:c1])
     band *= scale
     # flatnonzero and divmod: np.nonzero of a 2-D array costs 40 times as much

@@ -39,7 +39,7 @@ import numpy as np
 
 from calcscope.config import DetectConfig
 from calcscope.detection.bands import robust_sigma
-from calcscope.detection.parallel import map_strips
+from calcscope.detection.parallel import map_strips, mask_columns
 
 __all__ = ["Impulses", "impulse_noise", "impulse_rule_applies", "remove_impulses"]
 
@@ -86,17 +86,6 @@ def _median3(block: np.ndarray) -> np.ndarray:
     return cv2.medianBlur(np.ascontiguousarray(block), 3)
 
 
-def _mask_cols(mask_rows: np.ndarray, n_cols: int, margin: int) -> slice | None:
-    """The columns of the pixels of ``mask_rows`` (bool, rows of the mask) with
-    ``margin`` columns more on each side (clipped to the image), or ``None`` when it
-    holds none. A filter of reach up to ``margin`` then gives, at the mask's pixels, the
-    values it gives on the whole rows."""
-    cols = np.flatnonzero(mask_rows.any(axis=0))
-    if cols.size == 0:
-        return None
-    return slice(max(int(cols[0]) - margin, 0), min(int(cols[-1]) + 1 + margin, n_cols))
-
-
 def impulse_noise(img: np.ndarray, mask: np.ndarray) -> float:
     """Robust noise of ``img`` (float32) inside ``mask``: 1.4826 x the MAD of
     ``img - median3x3(img)`` on every third pixel in each direction (image units; at
@@ -106,7 +95,7 @@ def impulse_noise(img: np.ndarray, mask: np.ndarray) -> float:
     def strip(r0: int, r1: int) -> np.ndarray:
         first = (-r0) % 3  # the strip's rows of the every-third-row subsample
         sub_mask = mask[r0 + first : r1 : 3]
-        cols = _mask_cols(sub_mask[:, ::3], n_cols, 0)
+        cols = mask_columns(sub_mask[:, ::3])
         if cols is None:  # no sampled pixel of the breast in these rows
             return np.empty(0, np.float32)
         # the median's columns: those of the sampled mask pixels, one more each side
@@ -239,13 +228,13 @@ def remove_impulses(
         return Impulses(img, none, none, 0.0)
     noise = impulse_noise(img, mask)
     margin = np.float32(cfg.impulse_noise_multiple * noise)
-    n_rows, n_cols = (int(v) for v in img.shape)
+    n_rows = int(img.shape[0])
 
     def strip(r0: int, r1: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
         # the columns of the strip's breast pixels and two more each side (the reach of
         # the filters and of a run's ends): at the breast's pixels every filter gives the
         # values of the whole rows, and no candidate lies outside it
-        cols = _mask_cols(mask[r0:r1], n_cols, 2)
+        cols = mask_columns(mask[r0:r1], 2)
         if cols is None:
             return None
         m = mask[r0:r1, cols]

@@ -21,8 +21,9 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 import cv2
+import numpy as np
 
-__all__ = ["THREADS_ENV", "map_strips", "strip_bounds", "threads"]
+__all__ = ["THREADS_ENV", "map_strips", "mask_columns", "strip_bounds", "threads"]
 
 THREADS_ENV = "CALCSCOPE_THREADS"
 """Environment variable: the most threads the detector's strips use (``1``: serial)."""
@@ -64,6 +65,18 @@ def strip_bounds(n_rows: int, rows: int, align: int = 1) -> list[tuple[int, int]
     cover ``n_rows`` rows; the last strip may be shorter."""
     step = max(align, -(-max(1, rows) // align) * align)
     return [(r0, min(r0 + step, n_rows)) for r0 in range(0, n_rows, step)]
+
+
+def mask_columns(mask_rows: np.ndarray, margin: int = 0) -> slice | None:
+    """The columns of the pixels of ``mask_rows`` (bool, rows of a mask) with ``margin``
+    columns more on each side (clipped to its width), or None when it holds none: the part
+    of a strip a filter of reach up to ``margin`` needs to give, at the mask's pixels, the
+    values it gives on the whole rows."""
+    cols = np.flatnonzero(mask_rows.any(axis=0))
+    if cols.size == 0:
+        return None
+    n_cols = int(mask_rows.shape[1])
+    return slice(max(int(cols[0]) - margin, 0), min(int(cols[-1]) + 1 + margin, n_cols))
 
 
 def map_strips(fn: Callable[[int, int], T], n_rows: int, rows: int, align: int = 1) -> list[T]:

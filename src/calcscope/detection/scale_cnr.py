@@ -36,7 +36,7 @@ from calcscope.detection.faint_clusters import faint_sure
 from calcscope.detection.features import Candidates, subset_candidates
 from calcscope.detection.labels import SparseLabels
 from calcscope.detection.outline import outline_calcifications
-from calcscope.detection.parallel import map_strips
+from calcscope.detection.parallel import map_strips, mask_columns
 from calcscope.model import Calcification, Mammogram
 
 __all__ = [
@@ -85,10 +85,10 @@ def _global_sigma(img: np.ndarray, mask: np.ndarray, margin: int, pixel_mm: floa
 
     def strip(r0: int, r1: int) -> np.ndarray:
         first = r0 + (-r0) % 3
-        inside = np.flatnonzero(mask[first:r1:3].any(axis=0))
-        if inside.size == 0:
+        inside = mask_columns(mask[first:r1:3])
+        if inside is None:
             return np.zeros(0, np.float32)
-        c0, c1 = int(inside[0]), int(inside[-1]) + 1
+        c0, c1 = int(inside.start), int(inside.stop)
         band, top, left = _strip_band(img, (r0, r1), (c0, c1), margin, pixel_mm)
         c_first = c0 + (-c0) % 3
         sub = band[first - top : r1 - top : 3, c_first - left : c1 - left : 3]
