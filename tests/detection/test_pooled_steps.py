@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from calcscope.config import DetectConfig
-from calcscope.detection.bands import enlarge_rows
+from calcscope.detection.bands import enlarge_rows, enlarges_by_rows
 from calcscope.detection.candidates import top_hat
 from calcscope.detection.deposits import sharp_deposits
 from calcscope.detection.detect import detect
@@ -128,6 +128,9 @@ def test_enlarged_rows_are_those_of_the_whole_enlargement(factor: int) -> None:
             assert np.array_equal(part, whole[r0:r1]), (rows, r0)
     # not an integer multiple (a film's reduced grid): the weights would differ
     assert enlarge_rows(small, (97 * factor + 3, 61 * factor), 0, 10) is None
+    assert enlarges_by_rows(small.shape, shape)
+    assert not enlarges_by_rows(small.shape, (97 * factor, 61 * factor + 1))
+    assert not enlarges_by_rows((0, 61), shape)
 
 
 def test_impulses_pooled_equal_serial(cv_threads: None, monkeypatch: pytest.MonkeyPatch) -> None:

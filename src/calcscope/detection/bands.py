@@ -29,6 +29,7 @@ __all__ = [
     "band_pass_stack",
     "blur",
     "enlarge_rows",
+    "enlarges_by_rows",
     "robust_sigma",
     "strips",
 ]
@@ -206,17 +207,24 @@ def _enlarge(small: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return cv2.resize(small, (int(shape[1]), int(shape[0])), interpolation=cv2.INTER_LINEAR)
 
 
+def enlarges_by_rows(small_shape: tuple[int, ...], shape: tuple[int, ...]) -> bool:
+    """Whether :func:`enlarge_rows` can enlarge a map of ``small_shape`` to ``shape`` strip
+    by strip: ``shape`` (rows, cols) is an integer multiple of it (and it is not empty)."""
+    n, m = (int(v) for v in small_shape[:2])
+    return n > 0 and m > 0 and int(shape[0]) % n == 0 and int(shape[1]) % m == 0
+
+
 def enlarge_rows(small: np.ndarray, shape: tuple[int, ...], r0: int, r1: int) -> np.ndarray | None:
     """Rows ``r0:r1`` of ``small`` enlarged to ``shape`` (rows, cols) by bilinear
     interpolation (:func:`_enlarge`), made from the rows of ``small`` they read and one
     more on each side: the same values as the whole enlargement when ``shape`` is an
     integer multiple of ``small``'s shape (each output row is interpolated from the same
     two rows with the same weights, every column as on the whole image); ``None`` when it
-    is not (the weights would differ)."""
-    n, m = (int(v) for v in small.shape[:2])
-    rows, cols = int(shape[0]), int(shape[1])
-    if n == 0 or m == 0 or rows % n or cols % m:
+    is not (:func:`enlarges_by_rows`; the weights would differ)."""
+    if not enlarges_by_rows(small.shape, shape):
         return None
+    n = int(small.shape[0])
+    rows, cols = int(shape[0]), int(shape[1])
     f = rows // n
     s0, s1 = max(r0 // f - 1, 0), min((r1 - 1) // f + 2, n)
     part = cv2.resize(small[s0:s1], (cols, (s1 - s0) * f), interpolation=cv2.INTER_LINEAR)

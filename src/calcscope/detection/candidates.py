@@ -29,6 +29,7 @@ from calcscope.detection.bands import (
     band_pass_stack,
     blur,
     enlarge_rows,
+    enlarges_by_rows,
     robust_sigma,
 )
 from calcscope.detection.bands import strips as _strips
@@ -118,7 +119,7 @@ class TopHatMarks:
     def residual_into(self, img: np.ndarray, out: np.ndarray) -> np.ndarray:
         """Write the residual of ``img`` (the image :func:`top_hat` was given) into ``out``
         (float32, ``img``'s shape): the same values, from the reduced background."""
-        if enlarge_rows(self.background_small, out.shape, 0, 1) is not None:
+        if enlarges_by_rows(self.background_small.shape, out.shape):
             return _minus_enlarged(img, self.background_small, out)
         background = _enlarge_into(self.background_small, out)
         map_strips(  # in strips on the thread pool
@@ -254,7 +255,7 @@ def top_hat(img: np.ndarray, pixel_mm: float, mask: np.ndarray, background_mm: f
         factor > 1
         and img.dtype == np.float32
         and small.dtype == np.float32
-        and enlarge_rows(small, shape, 0, 1) is not None
+        and enlarges_by_rows(small.shape, shape)
     ):
         # the background enlarged strip by strip: one full-size image, one pass
         residual = _minus_enlarged(img, small, np.empty(shape, dtype=np.float32))
@@ -556,7 +557,7 @@ def _enlarged_at(small: np.ndarray, pixels: np.ndarray, scratch: np.ndarray) -> 
     ascending): made only in the strips of rows that hold them (on the thread pool) when
     the size is an integer multiple of ``small``'s, else written into ``scratch``."""
     shape = (int(scratch.shape[0]), int(scratch.shape[1]))
-    if enlarge_rows(small, shape, 0, 1) is None:
+    if not enlarges_by_rows(small.shape, shape):
         return _enlarge_into(small, scratch).ravel()[pixels]
     cols = shape[1]
     bounds = np.searchsorted(pixels, np.arange(0, shape[0] + _ENLARGE_ROWS, _ENLARGE_ROWS) * cols)

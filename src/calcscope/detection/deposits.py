@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from calcscope.config import DetectConfig
-from calcscope.detection.bands import _enlarge, enlarge_rows
+from calcscope.detection.bands import _enlarge, enlarge_rows, enlarges_by_rows
 from calcscope.detection.candidates import (
     BAND_SIGMAS_MM,
     TopHat,
@@ -81,7 +81,7 @@ def _local_peak(residual: np.ndarray, pixel_mm: float, peak_mm: float) -> _Local
 
     small, factor = _on_quarter_mm_small(residual, pixel_mm, dilate)
     shape = (int(residual.shape[0]), int(residual.shape[1]))
-    if factor > 1 and enlarge_rows(small, shape, 0, 1) is None:
+    if factor > 1 and not enlarges_by_rows(small.shape, shape):
         return _LocalPeak(_enlarge(small, shape), 1, shape)  # the whole map, made once
     return _LocalPeak(small, factor, shape)
 
