@@ -42,6 +42,7 @@ from calcscope.phantom import (
     CALC_FREE_FILMS,
     Phantom,
     insert_benchmark_clusters,
+    insert_dome_clusters,
 )
 from calcscope.pipeline import Analysis, analyze_mammogram
 
@@ -159,18 +160,26 @@ def measure_image(
     seeds: list[int],
     config: Config,
     piece_mm: tuple[float, float] | None = PIECE_MM,
+    renderer: str = "library",
 ) -> ImageRow:
     """Analyse ``mammo`` as it is and with two clusters inserted per seed (``seeds`` are
-    the insertion seeds already offset for this image)."""
+    the insertion seeds already offset for this image), drawn by ``renderer``: ``library``
+    (:func:`calcscope.phantom.insert_benchmark_clusters`, the shape library) or ``domes``
+    (:func:`calcscope.phantom.insert_dome_clusters`, ellipsoidal domes, the same recipe)."""
     t0 = time.perf_counter()
     plain = analyze_mammogram(mammo, config)
     seconds = [time.perf_counter() - t0]
     region = preprocess(mammo, config.preprocess).mask
     tally = _Tally([0] * len(CONTRAST_BANDS), [0] * len(CONTRAST_BANDS))
     for seed in seeds:
-        ph = insert_benchmark_clusters(
-            mammo, region, seed=seed, contrast=INSERT_CONTRAST, piece_mm=piece_mm
-        )
+        if renderer == "domes":
+            ph = insert_dome_clusters(
+                mammo, region, seed=seed, contrast=INSERT_CONTRAST, piece_mm=piece_mm or PIECE_MM
+            )
+        else:
+            ph = insert_benchmark_clusters(
+                mammo, region, seed=seed, contrast=INSERT_CONTRAST, piece_mm=piece_mm
+            )
         t0 = time.perf_counter()
         a = analyze_mammogram(ph.mammogram, config)
         seconds.append(time.perf_counter() - t0)
@@ -253,6 +262,13 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="score a cluster member needs to count as sure (default: the configuration's)",
     )
+    ap.add_argument(
+        "--renderer",
+        choices=("library", "domes"),
+        default="library",
+        help="how inserted clusters are drawn: the shape library (insert_clusters) or "
+        "ellipsoidal domes (insert_dome_clusters), a renderer that shares nothing with it",
+    )
     args = ap.parse_args(argv)
     config = Config()
     if args.rules_off:
@@ -294,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
         mammo = read_image(path, spacing_mm=SPACING_MM, config=config.io)
         seeds = [s + 1000 * index for s in seed_range(args.seeds)]
         piece = None if args.any_size else PIECE_MM
-        row = measure_image(mammo, path.name, calc_free, seeds, config, piece)
+        row = measure_image(mammo, path.name, calc_free, seeds, config, piece, args.renderer)
         rows.append(row)
         flag = "" if calc_free else " (has real calcifications)"
         print(

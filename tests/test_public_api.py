@@ -87,6 +87,7 @@ EXPORTED: dict[str, set[str]] = {
         "make_phantom",
         "insert_clusters",
         "insert_benchmark_clusters",
+        "insert_dome_clusters",
         "CALC_FREE_FILMS",
         "BENCHMARK_PIECE_MM",
         "truth_to_dict",

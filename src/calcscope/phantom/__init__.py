@@ -1,6 +1,7 @@
 """Synthetic mammograms with known truth: the demo image, the tests' phantoms, and real
 tissue with clusters inserted (:func:`insert_clusters`)."""
 
+from calcscope.phantom.dome_specks import insert_dome_clusters
 from calcscope.phantom.mammogram import (
     CLUSTER_MORPHOLOGIES,
     MACRO_PATTERNS,
@@ -34,6 +35,7 @@ __all__ = [
     "make_phantom",
     "insert_clusters",
     "insert_benchmark_clusters",
+    "insert_dome_clusters",
     "CALC_FREE_FILMS",
     "BENCHMARK_PIECE_MM",
     "truth_to_dict",
