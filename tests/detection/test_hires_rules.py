@@ -78,6 +78,27 @@ def test_at_fine_pixels_a_cluster_needs_sure_members():
     )
 
 
+def test_at_fine_pixels_the_sure_members_must_group():
+    # four sure specks 9 mm apart in a row, linked into one cluster by faint specks between
+    # them: dust's pattern; the same four within 3 mm: a cluster
+    def row(gap_mm: float) -> list[Calcification]:
+        step = gap_mm / 0.05
+        calcs = [_calc(i + 1, 500.0, 500 + i * step, 0.95) for i in range(4)]
+        faint = [_calc(5 + i, 520.0, 500 + (i + 0.5) * step, 0.3) for i in range(3)]
+        return calcs + faint
+
+    assert cluster_calcifications(row(9.0), (0.05, 0.05)) == ()
+    assert len(cluster_calcifications(row(3.0), (0.05, 0.05))) == 1
+    anywhere = ClusterConfig(sure_within_mm=0.0)
+    assert len(cluster_calcifications(row(9.0), (0.05, 0.05), anywhere)) == 1
+    # at coarse pixels (mini-MIAS) neither sure rule applies
+    spread = [
+        dataclasses.replace(c, center_rc=(c.center_rc[0] / 4, c.center_rc[1] / 4))
+        for c in row(9.0)
+    ]
+    assert len(cluster_calcifications(spread, (0.2, 0.2))) == 1
+
+
 def test_image_domain_warns_outside_what_was_measured():
     pixels = np.zeros((64, 64), dtype=np.float32)
     film = Source(sop_class_uid="1.2.840.10008.5.1.4.1.1.7", modality="MG")

@@ -7,9 +7,12 @@ Data: CBIS-DDSM (Sawyer-Lee R et al., The Cancer Imaging Archive 2016; CC BY 3.0
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 
 from calcscope.config import Config
@@ -36,6 +39,21 @@ def test_calcification_free_films_have_at_most_a_quarter_false_cluster_per_image
         if a.mammogram.view is View.MLO:  # view from the PatientID text
             assert a.prep.pectoral.any(), f"{rel}: no pectoral muscle excluded"
     assert n_false / len(CALC_FREE) <= 0.25, f"{n_false} false clusters on {len(CALC_FREE)} films"
+
+
+def test_scanner_like_changes_make_no_false_cluster(shared_data):
+    """The dustiest calcification-free film, as a softer scanner (blur of 0.025 mm) or a
+    12-bit scan would give it: still no cluster (each gave one before the sure members had
+    to group, ClusterConfig.sure_within_mm; the full set: bench_real_hires.py --perturb)."""
+    mammo = _read(shared_data, CALC_FREE[0])
+    p = mammo.pixels.astype(np.float32)
+    for name, pixels in (
+        ("blur 0.025 mm", cv2.GaussianBlur(p, (0, 0), 0.5)),
+        ("12-bit", np.round(p * 4095) / 4095),
+    ):
+        changed = dataclasses.replace(mammo, pixels=np.ascontiguousarray(pixels, np.float32))
+        clusters = analyze_mammogram(changed).clusters
+        assert clusters == (), f"{name}: {len(clusters)} false clusters"
 
 
 def _found_share(

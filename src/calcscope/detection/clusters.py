@@ -195,6 +195,17 @@ def _cluster(
     )
 
 
+def _sure_enough(sure_mm: np.ndarray, need: int, within_mm: float) -> bool:
+    """Whether the sure members (centres in mm) are ``need`` or more, and with
+    ``within_mm`` > 0, ``need`` of them lie within ``within_mm`` of one of them."""
+    if len(sure_mm) < need:
+        return False
+    if need <= 1 or within_mm <= 0:
+        return True
+    d = np.hypot(*(sure_mm[:, None, :] - sure_mm[None, :, :]).transpose(2, 0, 1))
+    return int((d <= within_mm).sum(axis=1).max()) >= need
+
+
 def cluster_calcifications(
     calcs: Sequence[Calcification],
     spacing_mm: tuple[float, float],
@@ -223,7 +234,9 @@ def cluster_calcifications(
     sure = scores >= sure_score
     for k in range(comps.count):
         members = np.flatnonzero(comps.assign == k)
-        if members.size >= cfg.min_members and int(sure[members].sum()) >= need_sure:
+        if members.size >= cfg.min_members and _sure_enough(
+            centres_mm[members[sure[members]]], need_sure, cfg.sure_within_mm
+        ):
             clusters.append(
                 _cluster(calcs, members, centres_mm, scores, comps.core, spacing_mm, cfg)
             )
