@@ -300,13 +300,14 @@ class ClusterConfig(_Frozen):
         "48 more, see docs/accuracy.md).",
     )
     sure_within_mm: float = Field(
-        8.0,
+        5.0,
         ge=0.0,
-        description="Where sure_members applies, that many sure members must also lie within "
-        "this distance (mm) of one of them, not scattered along the cluster's links: dust and "
-        "grain make sure specks 5-15 mm apart, calcifications group (on CBIS-DDSM film under "
-        "scanner-like changes, benchmarks/bench_real_hires.py --perturb, it took false clusters "
-        "from 27 to 4 in 70 films; docs/accuracy.md). 0: anywhere in the cluster.",
+        description="Where sure_members applies, that many sure members must also fit in one "
+        "disc of this radius (mm; 5: within 1 cm, the CAD cluster convention), not lie "
+        "scattered along the cluster's links: dust and grain make sure specks 5-15 mm apart, "
+        "calcifications group. On the calcification-free CBIS-DDSM films under scanner-like "
+        "changes (benchmarks/bench_real_hires.py --perturb) it took false clusters from 30 to 5 "
+        "in 70 films (docs/accuracy.md). 0: anywhere in the cluster.",
     )
     sure_max_pixel_mm: float = Field(
         0.06,
