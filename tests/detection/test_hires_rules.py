@@ -80,7 +80,7 @@ def test_at_fine_pixels_a_cluster_needs_sure_members():
 
 def test_at_fine_pixels_the_sure_members_must_group():
     # four sure specks 9 mm apart in a row, linked into one cluster by faint specks between
-    # them: dust's pattern; the same four 3 mm apart (9 mm end to end, in a 5 mm disc): a
+    # them: dust's pattern; the same four 3 mm apart (9 mm end to end, in a 6 mm disc): a
     # cluster
     def row(gap_mm: float) -> list[Calcification]:
         step = gap_mm / 0.05
@@ -98,16 +98,16 @@ def test_at_fine_pixels_the_sure_members_must_group():
     ]
     assert len(cluster_calcifications(spread, (0.2, 0.2))) == 1
 
-    # the disc need not be centred on a member: four sure specks on the rim of a 4.9 mm
-    # circle (each 6.9 mm or more from the others) fit in one 5 mm disc; on a 5.1 mm one not
+    # the disc need not be centred on a member: four sure specks on the rim of a 5.9 mm
+    # circle (each 8.3 mm or more from the others) fit in one 6 mm disc; on a 6.1 mm one not
     def rim(radius_mm: float) -> list[Calcification]:
         step = radius_mm / 0.05
         at = ((0, 1), (1, 0), (0, -1), (-1, 0))
         calcs = [_calc(i + 1, 800 + r * step, 800 + c * step, 0.95) for i, (r, c) in enumerate(at)]
         return [*calcs, _calc(5, 800.0, 800.0, 0.3)]
 
-    assert len(cluster_calcifications(rim(4.9), (0.05, 0.05))) == 1
-    assert cluster_calcifications(rim(5.1), (0.05, 0.05)) == ()
+    assert len(cluster_calcifications(rim(5.9), (0.05, 0.05))) == 1
+    assert cluster_calcifications(rim(6.1), (0.05, 0.05)) == ()
 
 
 def test_image_domain_warns_outside_what_was_measured():

@@ -11,9 +11,9 @@ to ``sure_max_pixel_mm``) a cluster also needs ``sure_members`` members scoring
 seen on its own, while film grain, dust and noise make one or two sure specks with faint
 ones scattered around them (on six real CBIS-DDSM films at 0.05 mm this removed every false
 cluster left by the sharp-speck rule of :func:`calcscope.detection.classifier.too_sharp`),
-and those sure members must fit in one disc of ``sure_within_mm`` (5 mm: within 1 cm), not lie
-scattered along the cluster's links as dust specks 5-15 mm apart do (on the same films under
-scanner-like changes, false clusters went from 30 to 5 in 70).
+and those sure members must fit in one disc of ``sure_within_mm`` (6 mm), not lie scattered
+along the cluster's links as dust specks 5-15 mm apart do (on the same films under
+scanner-like changes, false clusters went from 30 to 8 in 70).
 The centre is where the cluster is densest: the highest mode of the score-weighted density
 of the members scoring at least ``core_min_score``, smoothed over ``centre_bandwidth_mm``
 (mean shift). The faint possible members, mostly film grain or noise around a real cluster,
