@@ -342,6 +342,13 @@ def main(argv: list[str] | None = None) -> int:
         "this distance of one of them (default: the configuration's)",
     )
     ap.add_argument(
+        "--cluster",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a ClusterConfig field (repeatable), e.g. sure_tight_members=0",
+    )
+    ap.add_argument(
         "--perturb",
         action="store_true",
         help="instead: false clusters on the calcification-free films under scanner-like "
@@ -353,6 +360,13 @@ def main(argv: list[str] | None = None) -> int:
         config = config.model_copy(
             update={
                 "cluster": config.cluster.model_copy(update={"sure_within_mm": args.sure_within_mm})
+            }
+        )
+    if args.cluster:
+        fields = dict(item.split("=", 1) for item in args.cluster)
+        config = config.model_copy(
+            update={
+                "cluster": config.cluster.model_validate({**config.cluster.model_dump(), **fields})
             }
         )
     if args.rules_off:

@@ -310,6 +310,19 @@ class ClusterConfig(_Frozen):
         "in 70 films; 5 mm (5) lost a linear phantom cluster (docs/accuracy.md). 0: anywhere "
         "in the cluster.",
     )
+    sure_tight_members: int = Field(
+        3,
+        ge=0,
+        description="Where sure_members applies, a cluster with fewer sure members than that "
+        "(or whose sure members do not fit in the disc of sure_within_mm) is still kept when "
+        "this many sure members fit in one disc of sure_tight_mm: a tight group, which "
+        "scattered dust and grain do not make (0 turns it off).",
+    )
+    sure_tight_mm: float = Field(
+        2.5,
+        ge=0.0,
+        description="Radius (mm) of the disc of sure_tight_members (2.5: within 5 mm).",
+    )
     sure_max_pixel_mm: float = Field(
         0.06,
         ge=0.0,

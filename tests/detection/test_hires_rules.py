@@ -110,6 +110,20 @@ def test_at_fine_pixels_the_sure_members_must_group():
     assert cluster_calcifications(rim(6.1), (0.05, 0.05)) == ()
 
 
+def test_at_fine_pixels_three_sure_members_in_a_tight_group_make_a_cluster():
+    # three sure specks within 2 mm and two faint ones: a tight group dust does not make
+    def group(gap_mm: float) -> list[Calcification]:
+        step = gap_mm / 0.05
+        sure = [_calc(i + 1, 600.0, 600 + i * step, 0.95) for i in range(3)]
+        return [*sure, _calc(4, 630.0, 600.0, 0.3), _calc(5, 630.0, 600 + step, 0.3)]
+
+    assert len(cluster_calcifications(group(1.5), (0.05, 0.05))) == 1
+    # the same three 4 mm apart (8 mm end to end) do not fit in the 2.5 mm disc
+    assert cluster_calcifications(group(4.0), (0.05, 0.05)) == ()
+    off = ClusterConfig(sure_tight_members=0)
+    assert cluster_calcifications(group(1.5), (0.05, 0.05), off) == ()
+
+
 def test_image_domain_warns_outside_what_was_measured():
     pixels = np.zeros((64, 64), dtype=np.float32)
     film = Source(sop_class_uid="1.2.840.10008.5.1.4.1.1.7", modality="MG")

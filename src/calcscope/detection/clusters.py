@@ -223,14 +223,18 @@ def _most_in_a_disc(points_mm: np.ndarray, radius_mm: float) -> int:
     return int((d2 <= (radius_mm + eps) ** 2).sum(axis=1).max())
 
 
-def _sure_enough(sure_mm: np.ndarray, need: int, within_mm: float) -> bool:
-    """Whether the sure members (centres in mm) are ``need`` or more, and with
-    ``within_mm`` > 0, ``need`` of them fit in one disc of radius ``within_mm``."""
-    if len(sure_mm) < need:
-        return False
-    if need <= 1 or within_mm <= 0:
+def _sure_enough(sure_mm: np.ndarray, need: int, cfg: ClusterConfig) -> bool:
+    """Whether the sure members (centres in mm) make a cluster at fine pixels: ``need`` of
+    them, fitting in one disc of ``cfg.sure_within_mm`` when that is > 0, or else
+    ``cfg.sure_tight_members`` of them in one disc of ``cfg.sure_tight_mm``."""
+    if need <= 0:
         return True
-    return _most_in_a_disc(sure_mm, within_mm) >= need
+    if len(sure_mm) >= need and (
+        need == 1 or cfg.sure_within_mm <= 0 or _most_in_a_disc(sure_mm, cfg.sure_within_mm) >= need
+    ):
+        return True
+    tight = cfg.sure_tight_members
+    return 0 < tight <= len(sure_mm) and _most_in_a_disc(sure_mm, cfg.sure_tight_mm) >= tight
 
 
 def cluster_calcifications(
@@ -262,7 +266,7 @@ def cluster_calcifications(
     for k in range(comps.count):
         members = np.flatnonzero(comps.assign == k)
         if members.size >= cfg.min_members and _sure_enough(
-            centres_mm[members[sure[members]]], need_sure, cfg.sure_within_mm
+            centres_mm[members[sure[members]]], need_sure, cfg
         ):
             clusters.append(
                 _cluster(calcs, members, centres_mm, scores, comps.core, spacing_mm, cfg)
