@@ -155,6 +155,15 @@ class DetectConfig(_Frozen):
         "speck_min_mm): it stays a possible calcification that may join a cluster others "
         "make, but never makes one.",
     )
+    stripe_noise_multiple: float = Field(
+        1.5,
+        gt=0.0,
+        description="At pixels up to speck_max_pixel_mm, a column (row) whose pixels exceed "
+        "their neighbours two pixels away by this many robust noise sigmas, as the clipped "
+        "mean over the breast, is a scanner stripe, and candidates centred on it are dropped "
+        "(calcscope.detection.stripes; other columns and rows reach 0.64 on the CBIS-DDSM "
+        "films, their stripes 1.8-2.6).",
+    )
     speck_max_pixel_mm: float = Field(
         0.06,
         ge=0.0,
