@@ -84,6 +84,7 @@ def detect_steps(mammo: Any, prep: Any, cfg: Any, s: Steps) -> Any:
     from calcscope.detection.impulses import remove_impulses
     from calcscope.detection.outline import outline_calcifications
     from calcscope.detection.scale_cnr import scale_cnr_active, with_scale_cnr
+    from calcscope.detection.stripes import drop_stripe_candidates
 
     c = cfg.detect
     img = s.run("d.float32", lambda: mammo.pixels.astype(np.float32, copy=False))
@@ -112,6 +113,7 @@ def detect_steps(mammo: Any, prep: Any, cfg: Any, s: Steps) -> Any:
     cands = s.run("d.context", context_features, cands, bands.band_maps[0], px, sp)
     del bands  # as detect does
     cands = s.run("d.score", scored_candidates, cands, c)
+    cands = s.run("d.stripes", drop_stripe_candidates, img, mask, cands, c)
     thr = min(c.min_score, c.operating_score)
     calcs = s.run(
         "d.outline",

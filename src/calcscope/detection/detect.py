@@ -90,7 +90,7 @@ from calcscope.detection.features import (
 from calcscope.detection.impulses import remove_impulses
 from calcscope.detection.outline import outline_calcifications
 from calcscope.detection.scale_cnr import scale_cnr_active, with_scale_cnr
-from calcscope.detection.stripes import find_stripes, on_stripes
+from calcscope.detection.stripes import drop_stripe_candidates
 from calcscope.imaging.preprocess import Preprocessed
 from calcscope.model import Calcification, Mammogram
 
@@ -180,11 +180,7 @@ def detect(
     cands = context_features(cands, bands.band_maps[0], pixel_mm, spacing_mm)
     noise = bands.noise
     del bands  # the finest band is not read any more
-    cands = scored_candidates(cands, cfg)
-    if 0.0 < pixel_mm <= cfg.speck_max_pixel_mm and len(cands):
-        stripes = find_stripes(img, mask, cfg)
-        if stripes.count:
-            cands = subset_candidates(cands, ~on_stripes(cands.center_rc, stripes))
+    cands = drop_stripe_candidates(img, mask, scored_candidates(cands, cfg), cfg)
     min_score = min(cfg.min_score, cfg.operating_score)
     calcs = outline_calcifications(
         mammogram, objects.labels, cands, min_score, tophat.residual, tophat.sigma

@@ -23,13 +23,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from calcscope.config import DetectConfig
+from calcscope.detection.features import Candidates, subset_candidates
 
-__all__ = ["Stripes", "find_stripes", "on_stripes"]
+__all__ = ["Stripes", "drop_stripe_candidates", "find_stripes", "on_stripes"]
 
 _STEP = 8
 """Every this many rows (columns) is read for a column's (row's) mean."""
 _MIN_SAMPLES = 100
-"""A column (row) needs this many breast pixels among those read to be judged."""
+"""A column (row) needs this many breast pixels among those read to be judged (800 pixels
+of breast along it: 40 mm at 0.05 mm)."""
 _REACH_PX = 2
 """A candidate whose centre lies this close to a stripe (pixels) is on it."""
 _CLIP = 3.0
@@ -100,3 +102,16 @@ def on_stripes(centres_rc: np.ndarray, stripes: Stripes) -> np.ndarray:
         nearest = np.abs(at[:, None] - where[None, :]).min(axis=1)
         out |= nearest <= _REACH_PX
     return out
+
+
+def drop_stripe_candidates(
+    image: np.ndarray, mask: np.ndarray, cands: Candidates, config: DetectConfig
+) -> Candidates:
+    """``cands`` without those centred on a scanner stripe of ``image`` (see the module's
+    text); all of them at pixels over ``config.speck_max_pixel_mm`` or without a stripe."""
+    if len(cands) == 0 or not 0.0 < cands.pixel_mm <= config.speck_max_pixel_mm:
+        return cands
+    stripes = find_stripes(image, mask, config)
+    if stripes.count == 0:
+        return cands
+    return subset_candidates(cands, ~on_stripes(cands.center_rc, stripes))
