@@ -124,6 +124,29 @@ def test_at_fine_pixels_three_sure_members_in_a_tight_group_make_a_cluster():
     assert cluster_calcifications(group(1.5), (0.05, 0.05), off) == ()
 
 
+def test_a_scan_softer_than_any_measured_is_outside_the_domain():
+    import cv2
+
+    from calcscope.detection.domain import SOFTEST_SCAN, scan_sharpness
+
+    rng = np.random.default_rng(0)
+    grain = (0.4 + 0.01 * rng.standard_normal((800, 600))).astype(np.float32)
+    mask = np.ones(grain.shape, bool)
+    white = scan_sharpness(grain, mask)
+    soft = scan_sharpness(cv2.GaussianBlur(grain, (0, 0), 1.0), mask)
+    assert white is not None and 0.9 < white < 1.1  # uncorrelated noise
+    assert soft is not None and soft < SOFTEST_SCAN
+    assert scan_sharpness(grain, np.zeros(grain.shape, bool)) is None
+    film = Source(sop_class_uid="1.2.840.10008.5.1.4.1.1.7", modality="MG")
+    pixels = np.zeros((64, 64), dtype=np.float32)
+    mammo = Mammogram(pixels, (0.05, 0.05), source=film)
+    assert image_domain(mammo, sharpness=0.5).familiar
+    assert image_domain(mammo, sharpness=None).familiar
+    d = image_domain(mammo, sharpness=0.3)
+    assert not d.familiar
+    assert "softer scan" in (d.warning or "") and "0.30" in (d.warning or "")
+
+
 def test_image_domain_warns_outside_what_was_measured():
     pixels = np.zeros((64, 64), dtype=np.float32)
     film = Source(sop_class_uid="1.2.840.10008.5.1.4.1.1.7", modality="MG")

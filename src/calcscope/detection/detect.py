@@ -80,6 +80,7 @@ from calcscope.detection.classifier import (
     scored_candidates,
 )
 from calcscope.detection.deposits import SharpDeposit, add_coarse_deposits, sharp_deposits
+from calcscope.detection.domain import scan_sharpness
 from calcscope.detection.features import (
     Candidates,
     context_features,
@@ -117,12 +118,23 @@ class Detection:
     impulses: int = 0
     """Single-pixel impulses replaced before detection (see
     :func:`~calcscope.detection.impulses.remove_impulses`)."""
+    scan_sharpness: float | None = None
+    """How sharply the scanner drew the film's grain
+    (:func:`~calcscope.detection.domain.scan_sharpness`), at pixels up to
+    ``DetectConfig.speck_max_pixel_mm``; None elsewhere."""
 
 
-def _nothing_found(bands: BandStack, tophat: TopHat | TopHatMarks, impulses: int) -> Detection:
+def _nothing_found(
+    bands: BandStack, tophat: TopHat | TopHatMarks, impulses: int, sharpness: float | None
+) -> Detection:
     """The detection of an image without candidates."""
     return Detection(
-        (), empty_candidates(len(BAND_SIGMAS_MM) - 1), bands.noise, tophat.sigma, impulses
+        (),
+        empty_candidates(len(BAND_SIGMAS_MM) - 1),
+        bands.noise,
+        tophat.sigma,
+        impulses,
+        sharpness,
     )
 
 
@@ -139,6 +151,7 @@ def detect(
     pixel_mm, spacing_mm, mask = mammogram.pixel_mm, mammogram.spacing_mm, prep.mask
     impulses = remove_impulses(mammogram.pixels.astype(np.float32, copy=False), mask, pixel_mm, cfg)
     img = impulses.image
+    sharpness = scan_sharpness(img, mask) if 0.0 < pixel_mm <= cfg.speck_max_pixel_mm else None
 
     # the top-hat and the sharp deposits first: their full-size temporaries are freed
     # before the band-pass stack is made (a lower peak; the steps are independent)
@@ -163,11 +176,11 @@ def detect(
     regions = seeded_regions(bands, th, mask, spacing_mm, cfg, grown)
     del grown
     if regions.count == 0:
-        return _nothing_found(bands, th, impulses.count)
+        return _nothing_found(bands, th, impulses.count, sharpness)
     objects = split_regions(regions, bands, th, mask, pixel_mm, cfg)
     del regions  # its pixel lists are no longer needed
     if objects.count <= 0:
-        return _nothing_found(bands, th, impulses.count)
+        return _nothing_found(bands, th, impulses.count, sharpness)
 
     # only the finest band is read as an image from here on (the context features);
     # the others, the tissue level and the residual are read at the objects' pixels
@@ -188,4 +201,4 @@ def detect(
     if scale_cnr_active(pixel_mm, cfg):
         calcs = with_scale_cnr(mammogram, img, mask, objects.labels, cands, calcs, tophat, cfg)
     calcs = add_coarse_deposits(mammogram, calcs, deposits, tophat, cfg)
-    return Detection(calcs, cands, noise, tophat.sigma, impulses.count)
+    return Detection(calcs, cands, noise, tophat.sigma, impulses.count, sharpness)

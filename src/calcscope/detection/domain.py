@@ -15,9 +15,11 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+import numpy as np
+
 from calcscope.model import Mammogram
 
-__all__ = ["Acquisition", "ImageDomain", "image_domain"]
+__all__ = ["Acquisition", "ImageDomain", "SOFTEST_SCAN", "image_domain", "scan_sharpness"]
 
 _DIGITAL_SOP_CLASSES = frozenset(
     {
@@ -33,6 +35,10 @@ _FILM_MM = ((0.19, 0.21), (0.04, 0.056))
 DDSM scans at 0.042-0.05 mm."""
 _PHANTOM_MM = (0.04, 0.21)
 """Pixel sizes (mm) of the phantoms the detector was measured on."""
+SOFTEST_SCAN = 0.40
+"""Lowest :func:`scan_sharpness` of the scans the detector was measured on: the six DDSM films
+read 0.49-0.56, and the five calcification-free ones blurred by 0.025 mm 0.42-0.44, where
+false clusters stayed as rare; blurred by 0.05 mm (0.29) they were not (docs/accuracy.md)."""
 
 
 class Acquisition(enum.Enum):
@@ -80,13 +86,36 @@ def _acquisition(mammogram: Mammogram) -> Acquisition:
     return Acquisition.UNKNOWN
 
 
-def image_domain(mammogram: Mammogram) -> ImageDomain:
+def scan_sharpness(pixels: np.ndarray, mask: np.ndarray, step: int = 8) -> float | None:
+    """How sharply the scanner drew the film's grain: ``(s1 / s2)^2``, with ``s1`` and ``s2``
+    the mean absolute differences between pixels one and two columns apart inside ``mask``
+    (every ``step``-th row). Uncorrelated noise gives 1; a scanner's blur correlates
+    neighbours and gives less (values measured: :data:`SOFTEST_SCAN`). None with too few
+    pixels."""
+    sub = np.asarray(pixels)[::step].astype(np.float32, copy=False)
+    m = np.asarray(mask, dtype=bool)[::step]
+    if sub.ndim != 2 or sub.shape[1] < 3:
+        return None
+    both1 = m[:, 1:-1] & m[:, :-2]
+    both2 = m[:, 2:] & m[:, :-2]
+    if int(both2.sum()) < 1000:
+        return None
+    d1 = np.abs(sub[:, 1:-1] - sub[:, :-2])[both1]
+    d2 = np.abs(sub[:, 2:] - sub[:, :-2])[both2]
+    s2 = float(d2.mean())
+    return float((float(d1.mean()) / s2) ** 2) if s2 > 0 else None
+
+
+def image_domain(mammogram: Mammogram, sharpness: float | None = None) -> ImageDomain:
     """Where ``mammogram`` lies relative to the detector's training and measurements.
 
     Parameters
     ----------
     mammogram
         The image as read (its :class:`~calcscope.model.Source` header and spacing).
+    sharpness
+        Its :func:`scan_sharpness`, where measured (scanned film at fine pixels); under
+        :data:`SOFTEST_SCAN` the image is outside the measured domain.
 
     Returns
     -------
@@ -114,6 +143,11 @@ def image_domain(mammogram: Mammogram) -> ImageDomain:
                 f"scanned film at {px:.3f} mm: real film was measured at 0.2 mm and "
                 "0.042-0.05 mm only"
             )
+    if sharpness is not None and acq is not Acquisition.DIGITAL and sharpness < SOFTEST_SCAN:
+        reasons.append(
+            f"a softer scan than any measured (grain sharpness {sharpness:.2f}, measured "
+            f"{SOFTEST_SCAN:.2f} or more): dust and grain may pass for calcifications more often"
+        )
     if processing and processing.upper() == "FOR PROCESSING":
         reasons.append("a raw (FOR PROCESSING) image: its contrast differs from what was learnt")
     warning = None

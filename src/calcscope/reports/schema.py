@@ -476,7 +476,7 @@ def _nipple_line(analysis: Analysis) -> NippleLineModel | None:
 
 
 def _domain(analysis: Analysis) -> DomainModel:
-    d = image_domain(analysis.mammogram)
+    d = image_domain(analysis.mammogram, analysis.detection.scan_sharpness)
     return DomainModel(
         pixel_mm=round(d.pixel_mm, 4),
         acquisition=d.acquisition.value,
