@@ -110,6 +110,17 @@ def test_at_fine_pixels_the_sure_members_must_group():
     assert cluster_calcifications(rim(6.1), (0.05, 0.05)) == ()
 
 
+def test_the_grouping_test_stays_cheap_on_many_sure_specks():
+    # 3000 sure specks 9 mm apart along a line, one linked group: no four fit in a 6 mm
+    # disc, no three in 2.5 mm
+    calcs = [_calc(i + 1, 500.0 + (i % 2), 500.0 + i * 180.0, 0.95) for i in range(3000)]
+    assert cluster_calcifications(calcs, (0.05, 0.05)) == ()
+    # 600 packed 1 mm apart: one cluster, answered from a k-d tree of the members (a table
+    # of every disc through every pair would hold about 1.5e8 entries here)
+    packed = [_calc(i + 1, 500.0 + 20 * (i // 25), 500.0 + 20 * (i % 25), 0.95) for i in range(600)]
+    assert len(cluster_calcifications(packed, (0.05, 0.05))) == 1
+
+
 def test_at_fine_pixels_three_sure_members_in_a_tight_group_make_a_cluster():
     # three sure specks within 2 mm and two faint ones: a tight group dust does not make
     def group(gap_mm: float) -> list[Calcification]:

@@ -198,29 +198,38 @@ def _cluster(
     )
 
 
-def _most_in_a_disc(points_mm: np.ndarray, radius_mm: float) -> int:
-    """The most of ``points_mm`` ((n, 2), mm) that one disc of ``radius_mm`` can hold.
+def _fits_in_a_disc(points_mm: np.ndarray, radius_mm: float, k: int) -> bool:
+    """Whether ``k`` of ``points_mm`` ((n, 2), mm) fit in one disc of ``radius_mm``.
 
-    Exact: some best disc has two of the points on its rim (or is centred on one), so the
-    discs tried are those centred on each point and the two through each pair closer than
-    its diameter (O(n^3) on the few sure members of a cluster)."""
+    Exact: if some disc holds ``k`` points, one centred on a point or one with two points on
+    its rim does. The discs centred on the points are counted first (a k-d tree; most groups
+    answer there), then the two through each pair closer than the diameter, so that memory
+    stays linear in the pairs whatever the number of points."""
     n = len(points_mm)
-    if n <= 1:
-        return n
-    eps = 1e-9 * max(radius_mm, 1.0)
-    centres = [points_mm]
-    i, j = np.triu_indices(n, k=1)
-    half = (points_mm[j] - points_mm[i]) / 2.0
+    if k <= 1:
+        return n >= k
+    if n < k:
+        return False
+    reach = radius_mm * (1.0 + 1e-9) + 1e-12
+    tree = cKDTree(points_mm)
+    if int(np.max(tree.query_ball_point(points_mm, reach, return_length=True))) >= k:
+        return True
+    pairs = tree.query_pairs(2.0 * radius_mm, output_type="ndarray")
+    if len(pairs) == 0:
+        return False
+    half = (points_mm[pairs[:, 1]] - points_mm[pairs[:, 0]]) / 2.0
     gap = np.hypot(half[:, 0], half[:, 1])
-    close = (gap > 0) & (gap <= radius_mm)
-    if close.any():
-        mid = points_mm[i[close]] + half[close]
-        normal = np.column_stack((-half[close, 1], half[close, 0])) / gap[close, None]
-        reach = np.sqrt(np.maximum(radius_mm**2 - gap[close] ** 2, 0.0))[:, None]
-        centres += [mid + normal * reach, mid - normal * reach]
-    c = np.concatenate(centres)
-    d2 = ((c[:, None, :] - points_mm[None, :, :]) ** 2).sum(axis=2)
-    return int((d2 <= (radius_mm + eps) ** 2).sum(axis=1).max())
+    ok = gap > 0
+    mid = points_mm[pairs[ok, 0]] + half[ok]
+    normal = np.column_stack((-half[ok, 1], half[ok, 0])) / gap[ok, None]
+    rise = np.sqrt(np.maximum(radius_mm**2 - gap[ok] ** 2, 0.0))[:, None]
+    for centres in (mid + normal * rise, mid - normal * rise):
+        if (
+            len(centres)
+            and int(np.max(tree.query_ball_point(centres, reach, return_length=True))) >= k
+        ):
+            return True
+    return False
 
 
 def _sure_enough(sure_mm: np.ndarray, need: int, cfg: ClusterConfig) -> bool:
@@ -230,11 +239,11 @@ def _sure_enough(sure_mm: np.ndarray, need: int, cfg: ClusterConfig) -> bool:
     if need <= 0:
         return True
     if len(sure_mm) >= need and (
-        need == 1 or cfg.sure_within_mm <= 0 or _most_in_a_disc(sure_mm, cfg.sure_within_mm) >= need
+        cfg.sure_within_mm <= 0 or _fits_in_a_disc(sure_mm, cfg.sure_within_mm, need)
     ):
         return True
     tight = cfg.sure_tight_members
-    return 0 < tight <= len(sure_mm) and _most_in_a_disc(sure_mm, cfg.sure_tight_mm) >= tight
+    return tight > 0 and _fits_in_a_disc(sure_mm, cfg.sure_tight_mm, tight)
 
 
 def cluster_calcifications(
