@@ -22,7 +22,13 @@ import cv2
 import numpy as np
 
 from calcscope.model import Distribution, Mammogram, Morphology
-from calcscope.phantom.truth import Phantom, PhantomTruth, TrueCalcification, TrueCluster
+from calcscope.phantom.placement import free_centre, inserted_phantom, inside_region_mm
+from calcscope.phantom.truth import (
+    Phantom,
+    TrueCalcification,
+    TrueCluster,
+    true_cluster,
+)
 
 __all__ = ["insert_dome_clusters"]
 
@@ -46,14 +52,6 @@ def _dome(d_mm: float, ratio: float, angle: float, pixel_mm: float, psf_px: floa
         coarse = cv2.GaussianBlur(coarse, (0, 0), psf_px, borderType=cv2.BORDER_CONSTANT)
     peak = float(coarse.max())
     return coarse / peak if peak > 0 else coarse
-
-
-def _centre(rng: np.random.Generator, ok: np.ndarray) -> tuple[int, int]:
-    where = np.flatnonzero(ok.ravel())
-    if where.size == 0:
-        raise ValueError("no room in the region for an inserted cluster")
-    r, c = np.unravel_index(where[int(rng.integers(where.size))], ok.shape)
-    return int(r), int(c)
 
 
 def insert_dome_clusters(
@@ -97,23 +95,20 @@ def insert_dome_clusters(
     rng = np.random.default_rng(seed)
     img = mammogram.pixels
     region = np.asarray(region, dtype=bool)
-    if region.shape != img.shape:
-        raise ValueError(f"region shape {region.shape} differs from the image's {img.shape}")
     pixel = mammogram.pixel_mm
-    padded = np.pad(region, 1).view(np.uint8)
-    inside_mm = cv2.distanceTransform(padded, cv2.DIST_L2, 5)[1:-1, 1:-1] * pixel
-    rows = np.arange(img.shape[0])[:, None]
-    cols = np.arange(img.shape[1])[None, :]
+    inside_mm = inside_region_mm(region, img.shape, pixel)
     layer = np.zeros(img.shape, dtype=np.float32)
     calcs: list[TrueCalcification] = []
     clusters: list[TrueCluster] = []
-    taken = np.zeros(img.shape, dtype=bool)
+    # two clusters' centres lie at least this far apart: their discs 7 mm clear of each other
+    apart_px = (2.0 * radius_mm[1] + 7.0) / pixel
+    blocked: list[tuple[float, float, float]] = []
     for k in range(n_clusters):
         n = int(rng.integers(members[0], members[1] + 1))
         radius = float(rng.uniform(*radius_mm))
         level = float(np.exp(rng.uniform(*np.log(contrast))))
         psf_px = float(rng.uniform(*psf_mm)) / pixel
-        cr, cc = _centre(rng, (inside_mm > radius + 2.0) & ~taken)
+        cr, cc = free_centre(rng, inside_mm, radius + 2.0, blocked, 0.0)
         placed: list[tuple[float, float, float]] = []
         ids: list[int] = []
         for _ in range(200 * n):
@@ -149,31 +144,8 @@ def insert_dome_clusters(
                 )
             )
             ids.append(len(calcs))
-        centres = np.array([calcs[i - 1].center_rc for i in ids])
-        mean = centres.mean(axis=0)
-        reach = max(
-            float(np.hypot(*(centres[j] - mean))) * pixel + calcs[i - 1].length_mm / 2
-            for j, i in enumerate(ids)
-        )
         clusters.append(
-            TrueCluster(
-                k + 1,
-                (float(mean[0]), float(mean[1])),
-                tuple(ids),
-                Morphology.ROUND,
-                Distribution.GROUPED,
-                reach,
-            )
+            true_cluster(k + 1, calcs, tuple(ids), Morphology.ROUND, Distribution.GROUPED, pixel)
         )
-        # the next cluster's disc stays 5 mm clear of this one's (both radii at most 6 mm + 2)
-        taken |= (rows - cr) ** 2 + (cols - cc) ** 2 <= ((2.0 * radius_mm[1] + 7.0) / pixel) ** 2
-    out = np.clip(img + layer, 0.0, 1.0).astype(np.float32)
-    inserted = Mammogram(
-        pixels=np.ascontiguousarray(out),
-        spacing_mm=mammogram.spacing_mm,
-        laterality=mammogram.laterality,
-        view=mammogram.view,
-        source=mammogram.source,
-    )
-    truth = PhantomTruth(tuple(calcs), tuple(clusters), (), region.copy(), None)
-    return Phantom(inserted, truth)
+        blocked.append((float(cr), float(cc), apart_px))
+    return inserted_phantom(mammogram, layer, calcs, clusters, region)

@@ -47,7 +47,6 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
 from calcscope.model import Distribution, Laterality, Mammogram, Morphology, Source, View
@@ -64,6 +63,9 @@ from calcscope.phantom.anatomy import (
 from calcscope.phantom.placement import (
     Piece,
     Placer,
+    free_centre,
+    inserted_phantom,
+    inside_region_mm,
     place_cluster,
     place_macro,
     place_single,
@@ -336,28 +338,6 @@ _INSERT_MORPHOLOGIES = (
 )
 
 
-def _free_centre(
-    rng: np.random.Generator,
-    inside_mm: np.ndarray,
-    margin_mm: float,
-    blocked: Sequence[tuple[float, float, float]],
-    reach_px: float,
-) -> tuple[int, int]:
-    """A random pixel ``(row, col)`` more than ``margin_mm`` inside the region (``inside_mm``:
-    distance to its edge) whose disc of ``reach_px`` clears every ``blocked`` disc
-    ``(row, col, radius_px)``."""
-    height, width = inside_mm.shape
-    rows, cols = np.indices((height, width), sparse=True)
-    ok_map = inside_mm > margin_mm
-    for r, c, rad in blocked:
-        ok_map &= (rows - r) ** 2 + (cols - c) ** 2 > (rad + reach_px) ** 2
-    ok = np.flatnonzero(ok_map.ravel())
-    if ok.size == 0:
-        raise ValueError("no room in the region for an inserted cluster")
-    cr, cc = np.unravel_index(ok[int(rng.integers(ok.size))], inside_mm.shape)
-    return int(cr), int(cc)
-
-
 def _sized_shape(
     rng: np.random.Generator, morph: Morphology, piece_mm: tuple[float, float]
 ) -> Shape:
@@ -457,12 +437,8 @@ def insert_clusters(
     rng = np.random.default_rng(seed)
     img = mammogram.pixels
     region = np.asarray(region, dtype=bool)
-    if region.shape != img.shape:
-        raise ValueError(f"region shape {region.shape} differs from the image's {img.shape}")
     spacing = mammogram.pixel_mm
-    # distance to the region's edge, the image border counting as an edge
-    padded = np.pad(region, 1).view(np.uint8)
-    inside_mm = cv2.distanceTransform(padded, cv2.DIST_L2, 5)[1:-1, 1:-1] * spacing
+    inside_mm = inside_region_mm(region, img.shape, spacing)
     ss = max(4, math.ceil(spacing / MAX_SUBPIXEL_MM))
     blocked = [(float(r), float(c), float(rad)) for r, c, rad in avoid_rc]
     layer = np.zeros(img.shape, dtype=np.float32)
@@ -475,7 +451,7 @@ def insert_clusters(
         level = float(np.exp(rng.uniform(*np.log(contrast))))
         psf_px = float(rng.uniform(*psf_mm)) / spacing
         reach_px = (radius + 2.0) / spacing  # members and their blur stay within this
-        cr, cc = _free_centre(rng, inside_mm, radius + 2.0, blocked, reach_px)
+        cr, cc = free_centre(rng, inside_mm, radius + 2.0, blocked, reach_px)
         ids = []
         for piece in _members_in_disc(rng, n, morph, (cr, cc), radius, spacing, piece_mm):
             target = level * float(rng.uniform(0.6, 1.4))
@@ -488,15 +464,4 @@ def insert_clusters(
             true_cluster(k + 1, calcs, tuple(ids), morph, Distribution.GROUPED, spacing)
         )
         blocked.append((float(cr), float(cc), reach_px + 5.0 / spacing))
-    out: np.ndarray = np.clip(img + layer, 0.0, 1.0)
-    if levels:
-        out = np.round(out * levels) / levels
-    inserted = Mammogram(
-        pixels=np.ascontiguousarray(out, dtype=np.float32),
-        spacing_mm=mammogram.spacing_mm,
-        laterality=mammogram.laterality,
-        view=mammogram.view,
-        source=mammogram.source,
-    )
-    truth = PhantomTruth(tuple(calcs), tuple(clusters), (), region.copy(), None)
-    return Phantom(inserted, truth)
+    return inserted_phantom(mammogram, layer, calcs, clusters, region, levels)

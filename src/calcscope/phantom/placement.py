@@ -16,12 +16,87 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from calcscope.model import Distribution, Morphology
+from calcscope.model import Distribution, Mammogram, Morphology
 from calcscope.phantom.anatomy import EDGE_MARGIN_MM, Anatomy, random_inside, random_near_skin
 from calcscope.phantom.shapes import Shape, disc, macro_layout, member_shape, micro_amp
-from calcscope.phantom.truth import ClusterSpec
+from calcscope.phantom.truth import (
+    ClusterSpec,
+    Phantom,
+    PhantomTruth,
+    TrueCalcification,
+    TrueCluster,
+)
 
-__all__ = ["Piece", "Placer", "place_cluster", "place_macro", "place_single", "render_piece"]
+__all__ = [
+    "Piece",
+    "Placer",
+    "free_centre",
+    "inside_region_mm",
+    "inserted_phantom",
+    "place_cluster",
+    "place_macro",
+    "place_single",
+    "render_piece",
+]
+
+
+def inside_region_mm(
+    region: np.ndarray, image_shape: tuple[int, ...], pixel_mm: float
+) -> np.ndarray:
+    """Distance (mm) of every pixel to the edge of ``region`` (bool, the image's shape; the
+    image border counts as an edge), for clusters inserted into a real image."""
+    region = np.asarray(region, dtype=bool)
+    if region.shape != tuple(image_shape):
+        raise ValueError(f"region shape {region.shape} differs from the image's {image_shape}")
+    padded = np.pad(region, 1).view(np.uint8)
+    return cv2.distanceTransform(padded, cv2.DIST_L2, 5)[1:-1, 1:-1] * pixel_mm
+
+
+def free_centre(
+    rng: np.random.Generator,
+    inside_mm: np.ndarray,
+    margin_mm: float,
+    blocked: Sequence[tuple[float, float, float]],
+    reach_px: float,
+) -> tuple[int, int]:
+    """A random pixel ``(row, col)`` more than ``margin_mm`` inside the region (``inside_mm``:
+    distance to its edge, :func:`inside_region_mm`) whose disc of ``reach_px`` clears every
+    ``blocked`` disc ``(row, col, radius_px)``."""
+    height, width = inside_mm.shape
+    rows, cols = np.indices((height, width), sparse=True)
+    ok_map = inside_mm > margin_mm
+    for r, c, rad in blocked:
+        ok_map &= (rows - r) ** 2 + (cols - c) ** 2 > (rad + reach_px) ** 2
+    ok = np.flatnonzero(ok_map.ravel())
+    if ok.size == 0:
+        raise ValueError("no room in the region for an inserted cluster")
+    cr, cc = np.unravel_index(ok[int(rng.integers(ok.size))], inside_mm.shape)
+    return int(cr), int(cc)
+
+
+def inserted_phantom(
+    mammogram: Mammogram,
+    layer: np.ndarray,
+    calcs: Sequence[TrueCalcification],
+    clusters: Sequence[TrueCluster],
+    region: np.ndarray,
+    levels: int | None = None,
+) -> Phantom:
+    """``mammogram`` with ``layer`` added (clipped to ``[0, 1]``, quantised to ``levels``
+    grey levels if given) and the truth of the clusters inserted into it (``breast_mask``
+    the ``region``, no pectoral mask)."""
+    out: np.ndarray = np.clip(mammogram.pixels + layer, 0.0, 1.0)
+    if levels:
+        out = np.round(out * levels) / levels
+    inserted = Mammogram(
+        pixels=np.ascontiguousarray(out, dtype=np.float32),
+        spacing_mm=mammogram.spacing_mm,
+        laterality=mammogram.laterality,
+        view=mammogram.view,
+        source=mammogram.source,
+    )
+    truth = PhantomTruth(tuple(calcs), tuple(clusters), (), np.array(region, dtype=bool), None)
+    return Phantom(inserted, truth)
 
 
 @dataclass(frozen=True)
