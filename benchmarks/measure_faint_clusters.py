@@ -39,7 +39,7 @@ from calcscope.imaging.preprocess import preprocess
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_real_hires import CALC_FREE, SPACING_MM, WITH_CALCS, seed_range  # noqa: E402
-from measure_scale_cnr import _calcs, tally  # noqa: E402
+from measure_scale_cnr import _calcs, load_runs, tally  # noqa: E402
 
 SCALE_COLUMN = 2
 """Column of the stored scale-matched CNRs: 0.10-0.30 mm band, 2 mm window (the rule's)."""
@@ -160,12 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         help="with the faint test, a cluster also needs this many members scoring 0.5 or more",
     )
     args = ap.parse_args(argv)
-    wanted = {"plain", *map(str, seed_range(args.seeds))}
-    runs = {
-        p.name: dict(np.load(p))
-        for p in sorted(args.cache.glob("*.npz"))
-        if p.name.split(".")[-2] in wanted
-    }
+    runs = load_runs(args.cache, seed_range(args.seeds))
     areas = breast_areas(args.data, args.cache)
     if args.setting:
         settings: list = [None, tuple(float(x) for x in args.setting.split(","))]

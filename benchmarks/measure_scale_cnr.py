@@ -317,15 +317,21 @@ def sweep(runs: dict[str, dict[str, np.ndarray]], need_scored: int) -> None:
         print(line, flush=True)
 
 
-def evaluate(cache: Path, need_scored: int, seeds: list[int]) -> None:
-    """Separability table, then the sweep of the rule, on the plain films and the copies
-    with clusters inserted by ``seeds``."""
+def load_runs(cache: Path, seeds: list[int]) -> dict[str, dict[str, np.ndarray]]:
+    """The runs ``collect`` stored under ``cache`` (by file name): every film as it is and
+    its copies with clusters inserted by ``seeds``."""
     wanted = {"plain", *map(str, seeds)}
-    runs = {
+    return {
         p.name: dict(np.load(p))
         for p in sorted(cache.glob("*.npz"))
         if p.name.split(".")[-2] in wanted
     }
+
+
+def evaluate(cache: Path, need_scored: int, seeds: list[int]) -> None:
+    """Separability table, then the sweep of the rule, on the plain films and the copies
+    with clusters inserted by ``seeds``."""
+    runs = load_runs(cache, seeds)
     separability(runs)
     sweep(runs, need_scored)
 
