@@ -334,20 +334,15 @@ def main(argv: list[str] | None = None) -> int:
         help="how inserted clusters are drawn: the shape library (insert_clusters) or "
         "ellipsoidal domes (insert_dome_clusters), a renderer that shares nothing with it",
     )
-    ap.add_argument(
-        "--sure-within-mm",
-        type=float,
-        default=None,
-        help="ClusterConfig.sure_within_mm: the sure members a cluster needs must lie within "
-        "this distance of one of them (default: the configuration's)",
-    )
-    ap.add_argument(
-        "--cluster",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a ClusterConfig field (repeatable), e.g. sure_tight_members=0",
-    )
+    for section in ("cluster", "detect"):
+        ap.add_argument(
+            f"--{section}",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help=f"override a {section.capitalize()}Config field (repeatable), e.g. "
+            + ("sure_within_mm=0" if section == "cluster" else "stripe_noise_multiple=1e9"),
+        )
     ap.add_argument(
         "--perturb",
         action="store_true",
@@ -356,19 +351,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = ap.parse_args(argv)
     config = Config()
-    if args.sure_within_mm is not None:
-        config = config.model_copy(
-            update={
-                "cluster": config.cluster.model_copy(update={"sure_within_mm": args.sure_within_mm})
-            }
-        )
-    if args.cluster:
-        fields = dict(item.split("=", 1) for item in args.cluster)
-        config = config.model_copy(
-            update={
-                "cluster": config.cluster.model_validate({**config.cluster.model_dump(), **fields})
-            }
-        )
+    for section in ("cluster", "detect"):
+        if items := getattr(args, section):
+            part = getattr(config, section)
+            fields = dict(item.split("=", 1) for item in items)
+            config = config.model_copy(
+                update={section: part.model_validate({**part.model_dump(), **fields})}
+            )
     if args.rules_off:
         config = config.model_copy(
             update={
