@@ -51,29 +51,31 @@ class Stripes:
         return int(self.cols.sum() + self.rows.sum())
 
 
-def _excess_mean(img: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, float]:
-    """Mean per column of each pixel's excess over its neighbours two columns away (the
-    smaller of the two: a line stands above both sides, an edge above one only), clipped
-    at ``_CLIP`` robust sigmas (so that a bright speck does not move it), on every
-    ``_STEP``-th row and breast pixels only (0 where too few); and that robust sigma."""
+def _stripe_columns(img: np.ndarray, mask: np.ndarray, multiple: float) -> np.ndarray:
+    """Which columns of ``img`` are stripes (bool, one per column): the mean of each pixel's
+    excess over its neighbours two columns away (the smaller of the two: a line stands above
+    both sides, an edge above one only), clipped at ``_CLIP`` robust sigmas (so that a bright
+    speck does not move it), on every ``_STEP``-th row and breast pixels only, reaches
+    ``multiple`` robust sigmas; none with too few breast pixels or no noise."""
+    none = np.zeros(img.shape[1], dtype=bool)
     sub = img[::_STEP].astype(np.float32, copy=False)
     inside = mask[::_STEP, 2:-2]
     centre_px = sub[:, 2:-2]
     excess = np.minimum(centre_px - sub[:, :-4], centre_px - sub[:, 4:])
     sample = excess[::4][inside[::4]]
     if sample.size < _MIN_SAMPLES:
-        return np.zeros(img.shape[1]), 0.0
+        return none
     centre = float(np.median(sample))
     sigma = 1.4826 * float(np.median(np.abs(sample - centre)))
     if sigma <= 0:
-        return np.zeros(img.shape[1]), 0.0
+        return none
     clipped = np.clip(excess - np.float32(centre), -_CLIP * sigma, _CLIP * sigma)
     counts = inside.sum(axis=0)
     sums = np.where(inside, clipped, 0.0).sum(axis=0)
-    out = np.zeros(img.shape[1])
     judged = counts >= _MIN_SAMPLES
-    out[2:-2][judged] = sums[judged] / counts[judged]
-    return out, sigma
+    mean = np.zeros(img.shape[1])
+    mean[2:-2][judged] = sums[judged] / counts[judged]
+    return mean >= multiple * sigma
 
 
 def find_stripes(image: np.ndarray, mask: np.ndarray, config: DetectConfig) -> Stripes:
@@ -81,11 +83,9 @@ def find_stripes(image: np.ndarray, mask: np.ndarray, config: DetectConfig) -> S
     img = np.asarray(image)
     m = np.asarray(mask, dtype=bool)
     multiple = config.stripe_noise_multiple
-    cols_excess, sigma_c = _excess_mean(img, m)
-    rows_excess, sigma_r = _excess_mean(img.T, m.T)
-    cols = (cols_excess >= multiple * sigma_c) if sigma_c > 0 else np.zeros(img.shape[1], bool)
-    rows = (rows_excess >= multiple * sigma_r) if sigma_r > 0 else np.zeros(img.shape[0], bool)
-    return Stripes(cols=cols, rows=rows)
+    return Stripes(
+        cols=_stripe_columns(img, m, multiple), rows=_stripe_columns(img.T, m.T, multiple)
+    )
 
 
 def on_stripes(centres_rc: np.ndarray, stripes: Stripes) -> np.ndarray:
