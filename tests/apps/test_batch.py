@@ -87,6 +87,11 @@ def test_layout_summary_and_error_record(clean_run: Path, archive: Path) -> None
                 c["assessment"]["category"] for c in report["clusters"]
             ]
             assert (folder / "views.json").exists()  # what the view pairing reads
+            # whether the figures cover the image (0.2 mm: no grain sharpness measured)
+            assert img["familiar"] == str(report["domain"]["familiar"])
+            assert img["scan_sharpness"] == "" and report["domain"]["scan_sharpness"] is None
+        else:
+            assert img["familiar"] == img["scan_sharpness"] == ""
             # with where each cluster lies
             assert [(r["half"], r["depth"]) for r in mine] == [
                 (c["location"]["half"] or "", c["location"]["depth"] or "")

@@ -36,7 +36,7 @@ def test_analyze_writes_json_named_after_stem(small_phantom_dcm, tmp_path):
     assert main(["analyze", str(path), "--out", str(out)]) == 0
     report = json.loads((out / "case1.json").read_text())
     assert (out / "case1.overlay.png").stat().st_size > 1000
-    assert report["schema_version"] == "1.5"
+    assert report["schema_version"] == "1.6"
     assert "not a medical device" in report["disclaimer"]
     src = report["source"]
     assert src["path"].endswith("case1.dcm")

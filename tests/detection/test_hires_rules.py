@@ -194,3 +194,28 @@ def test_the_report_carries_the_domain_and_the_html_shows_its_warning():
     assert not rep.domain.familiar and "digital mammogram" in (rep.domain.warning or "")
     html = render_html(rep)
     assert 'id="domain-warning"' in html and "digital mammogram" in html
+
+
+def test_the_report_carries_the_scan_sharpness_at_fine_pixels_only():
+    from calcscope.phantom import make_phantom
+    from calcscope.pipeline import analyze_mammogram
+    from calcscope.reports.html import render_html
+    from calcscope.reports.schema import AnalysisReport, to_report
+
+    coarse = to_report(analyze_mammogram(make_phantom(seed=3, spacing_mm=0.1).mammogram))
+    assert coarse.domain is not None and coarse.domain.scan_sharpness is None
+    assert "grain sharpness" not in render_html(coarse)
+    ph = make_phantom(seed=3, spacing_mm=0.05, shape=(1600, 1200), clusters=[], macros=[])
+    analysis = analyze_mammogram(ph.mammogram)
+    fine = to_report(analysis)
+    measured = analysis.detection.scan_sharpness
+    assert measured is not None and fine.domain is not None
+    assert fine.domain.scan_sharpness == round(measured, 3)
+    assert 0.0 < fine.domain.scan_sharpness <= 1.5
+    assert f"{measured:.2f}" in render_html(fine).split("grain sharpness", 1)[1][:200]
+    # a report written before schema 1.6 has no such field and still loads
+    old = fine.model_dump(mode="json")
+    old["schema_version"] = "1.5"
+    del old["domain"]["scan_sharpness"]
+    again = AnalysisReport.model_validate(old)
+    assert again.domain is not None and again.domain.scan_sharpness is None

@@ -403,7 +403,7 @@ def test_a_report_written_by_schema_1_3_renders_the_same(outputs, tmp_path):
     assert then.source.pixel_sha256 is None
     assert letter_html(then) == letter_html(now)
     assert (outputs["out"] / f"{outputs['stem']}.letter.html").read_text() == letter_html(now)
-    assert render_html(then).replace("1.3", "1.5") == render_html(now)
+    assert render_html(then).replace("1.3", "1.6") == render_html(now)
 
 
 def test_load_report_names_the_file_it_cannot_read(tmp_path):

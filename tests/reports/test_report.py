@@ -52,7 +52,7 @@ def test_json_round_trips_through_the_schema(analysis, tmp_path):
     path = write_json(analysis, tmp_path / "x.json")
     data = json.loads(path.read_text())
     again = AnalysisReport.model_validate(data)
-    assert again.schema_version == "1.5"
+    assert again.schema_version == "1.6"
     assert load_report(path) == again
     assert again.source.pixel_sha256 is not None and len(again.source.pixel_sha256) == 64
     assert data["n_calcifications"] == sum(c["detected"] for c in data["calcifications"])

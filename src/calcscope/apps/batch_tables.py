@@ -81,8 +81,13 @@ IMAGE_COLUMNS = (
     "n_macro_findings",
     "category",
     "follow_up",
+    "familiar",
+    "scan_sharpness",
     "error",
 )
+"""``familiar``: whether the detector's measured figures cover the image (the report's
+``domain``; blank for images analysed by versions without it); ``scan_sharpness``: the
+scan's grain sharpness where measured (scanned film at fine pixels)."""
 BREAST_COLUMNS = (
     "study",
     "laterality",
@@ -148,6 +153,8 @@ class ImageRecord:
     n_macro_findings: int | None = None
     category: str | None = None
     follow_up: str | None = None
+    familiar: bool | None = None
+    scan_sharpness: float | None = None
     error: str = ""
 
     @property
@@ -167,6 +174,8 @@ class ImageRecord:
             n_macro_findings=len(report.macro_findings),
             category=report.assessment.category,
             follow_up=report.assessment.follow_up,
+            familiar=report.domain.familiar if report.domain is not None else None,
+            scan_sharpness=report.domain.scan_sharpness if report.domain is not None else None,
         )
 
     @classmethod

@@ -65,6 +65,9 @@ class ImageDomain:
         Whether the detector's figures cover such an image.
     warning : str or None
         Why they do not (None when ``familiar``).
+    scan_sharpness : float or None
+        The scan's grain sharpness (:func:`scan_sharpness`) where it was measured (scanned
+        film at fine pixels), else None.
     """
 
     pixel_mm: float
@@ -72,6 +75,7 @@ class ImageDomain:
     processing: str | None
     familiar: bool
     warning: str | None
+    scan_sharpness: float | None = None
 
 
 def _acquisition(mammogram: Mammogram) -> Acquisition:
@@ -157,4 +161,4 @@ def image_domain(mammogram: Mammogram, sharpness: float | None = None) -> ImageD
             + "; ".join(reasons)
             + ". Findings on this image are less certain than the published figures."
         )
-    return ImageDomain(px, acq, processing, not reasons, warning)
+    return ImageDomain(px, acq, processing, not reasons, warning, sharpness)

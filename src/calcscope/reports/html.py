@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from calcscope.about import DISCLAIMER, __version__
+from calcscope.detection.domain import SOFTEST_SCAN
 from calcscope.reports.schema import AnalysisReport, AssessmentModel
 from calcscope.reports.templating import render_template
 
@@ -93,6 +94,15 @@ def _header(rep: AnalysisReport) -> list[tuple[str, str]]:
         ),
         ("clusters", str(len(rep.clusters))),
     ]
+    sharpness = rep.domain.scan_sharpness if rep.domain is not None else None
+    if sharpness is not None:
+        header.append(
+            (
+                "grain sharpness",
+                f"{sharpness:.2f} (scanned DDSM films measured 0.49-0.56; under "
+                f"{SOFTEST_SCAN:.2f}: a softer scan than any measured)",
+            )
+        )
     if rep.nipple_line is not None:
         header.append(
             (
