@@ -53,6 +53,7 @@ from scipy.spatial import cKDTree
 
 from calcscope.config import Config
 from calcscope.detection.clusters import cluster_calcifications
+from calcscope.detection.stripes import Stripes, find_stripes, on_stripes
 from calcscope.imaging.io import read_image
 from calcscope.imaging.preprocess import preprocess
 from calcscope.phantom import CALC_FREE_FILMS, insert_benchmark_clusters, insert_dome_clusters
@@ -178,21 +179,38 @@ def collect(data: Path, cache: Path, seeds: list[int], dome_seeds: list[int]) ->
             if out.is_file():
                 continue
             pts, feats = maxima_features(pixels, reg)
-            np.savez(out, pts=pts, F=feats, members=members, clusters=clusters)
+            stripes = find_stripes(pixels, reg, config.detect)
+            np.savez(
+                out,
+                pts=pts,
+                F=feats,
+                members=members,
+                clusters=clusters,
+                stripe_cols=stripes.cols,
+                stripe_rows=stripes.rows,
+            )
         print(f"{stem}: {len(runs)} runs", flush=True)
 
 
 Run = dict[str, np.ndarray]
 
 
+def _stripes(run: Run) -> Stripes:
+    return Stripes(cols=run["stripe_cols"], rows=run["stripe_rows"])
+
+
+def _load(path: Path) -> Run:
+    """A stored run without its maxima on a scanner stripe (the detector drops the
+    candidates there, :mod:`calcscope.detection.stripes`)."""
+    run = dict(np.load(path))
+    keep = ~on_stripes(run["pts"], _stripes(run))
+    return {**run, "pts": run["pts"][keep], "F": run["F"][keep]}
+
+
 def _runs(cache: Path, films: list[str], kind: str) -> list[tuple[str, Run]]:
     """The stored runs of ``films`` whose tag starts with ``kind`` (plain, changed, library,
     domes)."""
-    return [
-        (p.name, dict(np.load(p)))
-        for film in films
-        for p in sorted(cache.glob(f"{film}.{kind}*.npz"))
-    ]
+    return [(p.name, _load(p)) for film in films for p in sorted(cache.glob(f"{film}.{kind}*.npz"))]
 
 
 def _positives(run: Run) -> tuple[np.ndarray, np.ndarray]:
@@ -324,15 +342,13 @@ def joined_clusters(
         if not any(f in name for f in films):
             continue
         tag = name.split(".")[1]
-        mine = dict(
-            np.load(
-                cache
-                / f"{name.split('.')[0]}.{'plain' if tag == 'plain' else 'library.' + tag}.npz"
-            )
+        mine = _load(
+            cache / f"{name.split('.')[0]}.{'plain' if tag == 'plain' else 'library.' + tag}.npz"
         )
         small = run["diameter"] <= 1.0
         sure = (run["smcnr"][:, 2] >= 4.25) & ~run["sharp"] & small
         keep = ((run["score"] >= 0.03) & small) | sure
+        keep &= ~on_stripes(run["center"], _stripes(mine))
         centres, scores = run["center"][keep], np.where(sure, 0.5, 0.0)[keep]
         scores = np.maximum(scores, run["score"][keep])
         diameters = run["diameter"][keep]
