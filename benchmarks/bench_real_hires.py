@@ -165,11 +165,13 @@ def measure_image(
     config: Config,
     piece_mm: tuple[float, float] | None = PIECE_MM,
     renderer: str = "library",
+    contrast: tuple[float, float] = INSERT_CONTRAST,
 ) -> ImageRow:
     """Analyse ``mammo`` as it is and with two clusters inserted per seed (``seeds`` are
     the insertion seeds already offset for this image), drawn by ``renderer``: ``library``
     (:func:`calcscope.phantom.insert_benchmark_clusters`, the shape library) or ``domes``
-    (:func:`calcscope.phantom.insert_dome_clusters`, ellipsoidal domes, the same recipe)."""
+    (:func:`calcscope.phantom.insert_dome_clusters`, ellipsoidal domes, the same recipe), each
+    cluster's level drawn in ``contrast``."""
     t0 = time.perf_counter()
     plain = analyze_mammogram(mammo, config)
     seconds = [time.perf_counter() - t0]
@@ -178,11 +180,11 @@ def measure_image(
     for seed in seeds:
         if renderer == "domes":
             ph = insert_dome_clusters(
-                mammo, region, seed=seed, contrast=INSERT_CONTRAST, piece_mm=piece_mm or PIECE_MM
+                mammo, region, seed=seed, contrast=contrast, piece_mm=piece_mm or PIECE_MM
             )
         else:
             ph = insert_benchmark_clusters(
-                mammo, region, seed=seed, contrast=INSERT_CONTRAST, piece_mm=piece_mm
+                mammo, region, seed=seed, contrast=contrast, piece_mm=piece_mm
             )
         t0 = time.perf_counter()
         a = analyze_mammogram(ph.mammogram, config)
@@ -328,6 +330,13 @@ def main(argv: list[str] | None = None) -> int:
         help="score a cluster member needs to count as sure (default: the configuration's)",
     )
     ap.add_argument(
+        "--contrast",
+        default="-".join(f"{v:g}" for v in INSERT_CONTRAST),
+        metavar="LO-HI",
+        help="range of the inserted clusters' level (peak contrast, image units), drawn "
+        "log-uniformly per cluster",
+    )
+    ap.add_argument(
         "--renderer",
         choices=("library", "domes"),
         default="library",
@@ -388,6 +397,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.perturb:
         perturbed_false_clusters(args.data, config)
         return 0
+    lo, _, hi = args.contrast.partition("-")
+    contrast = (float(lo), float(hi))
+    if not 0.0 < contrast[0] <= contrast[1]:
+        ap.error(f"--contrast {args.contrast}: give LO-HI with 0 < LO <= HI")
     rows: list[ImageRow] = []
     paths = [(p, True) for p in CALC_FREE] + [(p, False) for p in WITH_CALCS]
     bands = " ".join(f"{lo:g}+" for lo, _ in CONTRAST_BANDS)
@@ -400,7 +413,9 @@ def main(argv: list[str] | None = None) -> int:
         mammo = read_image(path, spacing_mm=SPACING_MM, config=config.io)
         seeds = [s + 1000 * index for s in seed_range(args.seeds)]
         piece = None if args.any_size else PIECE_MM
-        row = measure_image(mammo, path.name, calc_free, seeds, config, piece, args.renderer)
+        row = measure_image(
+            mammo, path.name, calc_free, seeds, config, piece, args.renderer, contrast
+        )
         rows.append(row)
         flag = "" if calc_free else " (has real calcifications)"
         print(
