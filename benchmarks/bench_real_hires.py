@@ -68,6 +68,11 @@ calcifications that the detector scores 0.5 or more on MG1 (a DDSM film with the
 median contrast of 0.053 (10th-90th percentile 0.028-0.12)."""
 
 
+def level_band(level: float) -> int:
+    """Index in :data:`CONTRAST_BANDS` of a cluster of ``level`` (the first band below it)."""
+    return max((k for k, (lo, _) in enumerate(CONTRAST_BANDS) if level >= lo), default=0)
+
+
 @dataclass(frozen=True)
 class ImageRow:
     """One real image's figures.
@@ -143,7 +148,7 @@ class _Tally:
             matched.update(hits)
             members = [ph.truth.calcifications[i - 1] for i in tc.member_ids]
             level = sum(m.contrast for m in members) / len(members)
-            band = max((k for k, (lo, _) in enumerate(CONTRAST_BANDS) if level >= lo), default=0)
+            band = level_band(level)
             self.inserted[band] += 1
             self.found[band] += bool(hits)
             n_sure = 0

@@ -222,10 +222,6 @@ def _positives(run: Run) -> tuple[np.ndarray, np.ndarray]:
     return on, members[i, 3]
 
 
-def _level_band(level: float) -> int:
-    return max((k for k, (lo, _) in enumerate(CONTRAST_BANDS) if level >= lo), default=0)
-
-
 def train(cache: Path, films: list[str], columns: list[int]) -> Callable[[np.ndarray], np.ndarray]:
     """A LightGBM model of one woman's maxima (negatives: plain and changed films; positives:
     the shape-library copies' members); returns its probability as a function of features."""
@@ -287,16 +283,18 @@ def _cluster_centres(centres: np.ndarray, scores: np.ndarray, diameters: np.ndar
 
 
 def _found(run: Run, centres: np.ndarray, ins: np.ndarray, fnd: np.ndarray) -> int:
-    """Add the inserted clusters (by level band) and those found; returns the false ones."""
-    matched: set[int] = set()
-    for r, c, radius, cid in run["clusters"]:
-        level = float(np.mean(run["members"][run["members"][:, 4] == cid, 3]))
-        d = np.hypot(centres[:, 0] - r, centres[:, 1] - c) * SPACING_MM
-        hits = np.flatnonzero(d <= max(radius, 2.0) + 1.0)
-        matched.update(hits.tolist())
-        ins[_level_band(level)] += 1
-        fnd[_level_band(level)] += int(hits.size > 0)
-    return len(centres) - len(matched)
+    """Add the inserted clusters (by level band) and those found
+    (:func:`measure_scale_cnr.tally`, their level the mean of their members' contrast);
+    returns the false ones."""
+    members = run["members"]
+    truth = [
+        (r, c, radius, float(np.mean(members[members[:, 4] == cid, 3])))
+        for r, c, radius, cid in run["clusters"]
+    ]
+    false, inserted, found = tally({"truth_c": np.array(truth).reshape(-1, 4)}, centres)
+    ins += inserted
+    fnd += found
+    return false
 
 
 def maxima_clusters(
@@ -357,7 +355,8 @@ def joined_clusters(
             if len(pts) and len(centres):
                 d, i = cKDTree(centres).query(pts)
                 near = d <= 0.3 / SPACING_MM
-                scores[np.unique(i[near])] = np.maximum(scores[np.unique(i[near])], 0.5)
+                lifted = np.unique(i[near])
+                scores[lifted] = np.maximum(scores[lifted], 0.5)
                 pts = pts[~near]
             centres = np.concatenate([centres, pts])
             scores = np.concatenate([scores, np.full(len(pts), 0.5)])

@@ -56,6 +56,7 @@ from bench_real_hires import (  # noqa: E402
     INSERT_CONTRAST,
     SPACING_MM,
     WITH_CALCS,
+    level_band,
     seed_range,
 )
 
@@ -228,7 +229,7 @@ def tally(run: dict[str, np.ndarray], centres: np.ndarray) -> tuple[int, list[in
         d = np.hypot(centres[:, 0] - r, centres[:, 1] - c) * SPACING_MM
         hits = np.flatnonzero(d <= max(radius, 2.0) + 1.0)
         matched.update(hits.tolist())
-        band = max((k for k, (lo, _) in enumerate(CONTRAST_BANDS) if level >= lo), default=0)
+        band = level_band(level)
         ins[band] += 1
         fnd[band] += int(hits.size > 0)
     return len(centres) - len(matched), ins, fnd
