@@ -19,7 +19,14 @@ import numpy as np
 
 from calcscope.model import Mammogram
 
-__all__ = ["Acquisition", "ImageDomain", "SOFTEST_SCAN", "image_domain", "scan_sharpness"]
+__all__ = [
+    "Acquisition",
+    "ImageDomain",
+    "MEASURED_SHARPNESS",
+    "SOFTEST_SCAN",
+    "image_domain",
+    "scan_sharpness",
+]
 
 _DIGITAL_SOP_CLASSES = frozenset(
     {
@@ -35,10 +42,13 @@ _FILM_MM = ((0.19, 0.21), (0.04, 0.056))
 DDSM scans at 0.042-0.05 mm."""
 _PHANTOM_MM = (0.04, 0.21)
 """Pixel sizes (mm) of the phantoms the detector was measured on."""
+MEASURED_SHARPNESS = (0.49, 0.56)
+"""Range of :func:`scan_sharpness` on the six DDSM films the detector was measured on."""
 SOFTEST_SCAN = 0.40
 """Lowest :func:`scan_sharpness` of the scans the detector was measured on: the six DDSM films
-read 0.49-0.56, and the five calcification-free ones blurred by 0.025 mm 0.42-0.44, where
-false clusters stayed as rare; blurred by 0.05 mm (0.29) they were not (docs/accuracy.md)."""
+read 0.49-0.56 (:data:`MEASURED_SHARPNESS`), and the five calcification-free ones blurred by
+0.025 mm 0.42-0.44, where false clusters stayed as rare; blurred by 0.05 mm (0.29) they were
+not (docs/accuracy.md)."""
 
 
 class Acquisition(enum.Enum):

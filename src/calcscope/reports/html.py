@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from calcscope.about import DISCLAIMER, __version__
-from calcscope.detection.domain import SOFTEST_SCAN
+from calcscope.detection.domain import MEASURED_SHARPNESS, SOFTEST_SCAN
 from calcscope.reports.schema import AnalysisReport, AssessmentModel
 from calcscope.reports.templating import render_template
 
@@ -99,8 +99,9 @@ def _header(rep: AnalysisReport) -> list[tuple[str, str]]:
         header.append(
             (
                 "grain sharpness",
-                f"{sharpness:.2f} (scanned DDSM films measured 0.49-0.56; under "
-                f"{SOFTEST_SCAN:.2f}: a softer scan than any measured)",
+                f"{sharpness:.2f} (scanned DDSM films measured {MEASURED_SHARPNESS[0]:.2f}-"
+                f"{MEASURED_SHARPNESS[1]:.2f}; under {SOFTEST_SCAN:.2f}: a softer scan than any "
+                "measured)",
             )
         )
     if rep.nipple_line is not None:

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from calcscope.about import DISCLAIMER, __version__
 from calcscope.config import Config
-from calcscope.detection.domain import image_domain
+from calcscope.detection.domain import MEASURED_SHARPNESS, SOFTEST_SCAN, image_domain
 from calcscope.errors import ReportError
 from calcscope.files import write_atomic
 from calcscope.model import Calcification
@@ -236,9 +236,9 @@ class DomainModel(_Model):
         None,
         description="how sharply the scanner drew the film's grain (calcscope.detection.domain."
         "scan_sharpness; 1 for uncorrelated grain, lower when blurred; measured DDSM films "
-        "0.49-0.56, under 0.40 outside the measured domain of film; not judged on digital "
-        "images); null where not measured (pixels over 0.06 mm) and in reports before schema "
-        "1.6",
+        f"{MEASURED_SHARPNESS[0]:.2f}-{MEASURED_SHARPNESS[1]:.2f}, under {SOFTEST_SCAN:.2f} "
+        "outside the measured domain of film; not judged on digital images); null where not "
+        "measured (pixels over 0.06 mm) and in reports before schema 1.6",
     )
 
 
